@@ -1,0 +1,82 @@
+//! The `embedkit` command: a thin shell over the library's public API.
+
+mod embed;
+mod input;
+mod models;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "embedkit",
+    version,
+    about = "Embeddings with fastembed's models and vectors, from Rust"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Embed documents (one per line, or as arguments) into JSON Lines of vectors.
+    Embed(embed::EmbedArgs),
+    /// List the supported models.
+    Models(models::ModelsArgs),
+}
+
+/// Options every model-loading command shares.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model name from the registry (`embedkit models`).
+    #[arg(long, short, default_value = "BAAI/bge-small-en-v1.5")]
+    pub model: String,
+    /// Load the model files from this folder; the description comes from --model.
+    #[arg(long, value_name = "DIR")]
+    pub model_path: Option<PathBuf>,
+    /// Model cache folder (default: $FASTEMBED_CACHE_PATH or <tmp>/fastembed_cache).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Use cached files only, never the network.
+    #[arg(long)]
+    pub local_files_only: bool,
+    /// ONNX Runtime threads.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// auto, cpu or cuda.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Execution providers, comma-separated (e.g. CUDAExecutionProvider,CPUExecutionProvider);
+    /// overrides --device.
+    #[arg(long, value_delimiter = ',')]
+    pub providers: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Embed(args) => embed::run(args),
+        Command::Models(args) => models::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("embedkit: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EMBEDKIT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,141 @@
+//! Forming batches: sequences are sorted by length within a window, cut into batches
+//! bounded by a count and by a budget of padded tokens, and padded as the tokenizer
+//! would. Results go back to input order in the caller.
+//!
+//! Sorting keeps padding small (a batch of similar lengths), and the token budget keeps
+//! the activations of a batch of long documents bounded, whatever `batch_size` says.
+
+use ndarray::Array2;
+
+use crate::tokenize::{PadSide, Padding};
+
+/// Default cap on `batch rows × padded length` per batch.
+pub const DEFAULT_MAX_BATCH_TOKENS: usize = 16_384;
+
+/// Groups item indices into batches. Items are taken longest first (stable for equal
+/// lengths); a batch grows while it has fewer than `max_items` items and its padded size
+/// stays within `max_tokens`. Every batch has at least one item.
+pub fn plan(lengths: &[usize], max_items: usize, max_tokens: usize) -> Vec<Vec<usize>> {
+    let max_items = max_items.max(1);
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by(|&a, &b| lengths[b].cmp(&lengths[a]));
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    let mut longest = 0usize;
+    for idx in order {
+        let len = lengths[idx].max(1);
+        let next_longest = longest.max(len);
+        let fits = current.len() < max_items && (current.len() + 1) * next_longest <= max_tokens;
+        if !current.is_empty() && !fits {
+            batches.push(std::mem::take(&mut current));
+            longest = 0;
+        }
+        longest = longest.max(len);
+        current.push(idx);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
+/// The model inputs of one batch: padded ids and attention mask, rows in batch order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaddedBatch {
+    pub input_ids: Array2<i64>,
+    pub attention_mask: Array2<i64>,
+}
+
+impl PaddedBatch {
+    /// Pads `sequences` to the batch's longest (or the fixed length), on the padding side.
+    pub fn new(sequences: &[&[u32]], padding: &Padding) -> Self {
+        let longest = sequences.iter().map(|s| s.len()).max().unwrap_or(0);
+        let mut width = padding.fixed_length.unwrap_or(0).max(longest);
+        if let Some(m) = padding.pad_to_multiple_of.filter(|m| *m > 0) {
+            width = width.div_ceil(m) * m;
+        }
+        let rows = sequences.len();
+        let mut input_ids = Array2::from_elem((rows, width), i64::from(padding.pad_id));
+        let mut attention_mask = Array2::zeros((rows, width));
+        for (r, seq) in sequences.iter().enumerate() {
+            let start = match padding.side {
+                PadSide::Right => 0,
+                PadSide::Left => width - seq.len(),
+            };
+            for (c, &id) in seq.iter().enumerate() {
+                input_ids[[r, start + c]] = i64::from(id);
+                attention_mask[[r, start + c]] = 1;
+            }
+        }
+        PaddedBatch {
+            input_ids,
+            attention_mask,
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.input_ids.nrows()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn padding(side: PadSide) -> Padding {
+        Padding {
+            side,
+            pad_id: 9,
+            pad_token: "[PAD]".into(),
+            pad_to_multiple_of: None,
+            fixed_length: None,
+        }
+    }
+
+    #[test]
+    fn plan_covers_every_item_once_and_respects_limits() {
+        let lengths = [5, 100, 3, 100, 7, 1, 0, 50];
+        let batches = plan(&lengths, 3, 200);
+        let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+        seen.sort();
+        assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
+        for b in &batches {
+            assert!(b.len() <= 3);
+            let longest = b.iter().map(|&i| lengths[i].max(1)).max().unwrap();
+            assert!(b.len() == 1 || b.len() * longest <= 200, "{b:?}");
+        }
+        // Longest first, so the two 100-token items share the first batch.
+        assert_eq!(batches[0], vec![1, 3]);
+    }
+
+    #[test]
+    fn an_item_over_budget_gets_a_batch_of_its_own() {
+        let batches = plan(&[1000, 1000], 8, 10);
+        assert_eq!(batches, vec![vec![0], vec![1]]);
+        assert!(plan(&[], 8, 10).is_empty());
+    }
+
+    #[test]
+    fn pads_right_and_left() {
+        let a: &[u32] = &[1, 2, 3];
+        let b: &[u32] = &[4];
+        let right = PaddedBatch::new(&[a, b], &padding(PadSide::Right));
+        assert_eq!(right.input_ids.row(1).to_vec(), vec![4, 9, 9]);
+        assert_eq!(right.attention_mask.row(1).to_vec(), vec![1, 0, 0]);
+        let left = PaddedBatch::new(&[a, b], &padding(PadSide::Left));
+        assert_eq!(left.input_ids.row(1).to_vec(), vec![9, 9, 4]);
+        assert_eq!(left.attention_mask.row(1).to_vec(), vec![0, 0, 1]);
+        assert_eq!(left.input_ids.row(0).to_vec(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn fixed_length_and_multiple_of() {
+        let a: &[u32] = &[1, 2, 3];
+        let mut p = padding(PadSide::Right);
+        p.fixed_length = Some(6);
+        assert_eq!(PaddedBatch::new(&[a], &p).input_ids.ncols(), 6);
+        p.fixed_length = None;
+        p.pad_to_multiple_of = Some(4);
+        assert_eq!(PaddedBatch::new(&[a], &p).input_ids.ncols(), 4);
+    }
+}

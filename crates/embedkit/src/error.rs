@@ -1,0 +1,93 @@
+//! The one error type of the library: every failure a user can cause or meet, with a
+//! message that says what went wrong and, where there is one, what to do next.
+
+use std::path::PathBuf;
+
+/// Result alias used across embedkit.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No ONNX Runtime shared library could be found or loaded.
+    #[error("{0}")]
+    RuntimeNotFound(String),
+
+    /// ONNX Runtime failed (loading a model, running it).
+    #[error("ONNX Runtime error: {0}")]
+    Ort(String),
+
+    /// The requested execution provider or device cannot be used here.
+    #[error("{0}")]
+    Device(String),
+
+    /// The model name is not in the registry.
+    #[error("model {name:?} is not supported{}", suggestion(.close))]
+    UnknownModel { name: String, close: Vec<String> },
+
+    /// A model with that name is already registered.
+    #[error("model {0:?} is already registered; choose another name for the custom model")]
+    DuplicateModel(String),
+
+    /// A model file the description needs is missing.
+    #[error("model file {file:?} not found in {dir}")]
+    MissingFile { file: String, dir: PathBuf },
+
+    /// The model files are not in the cache and nothing may fetch them.
+    #[error("{0}")]
+    NotCached(String),
+
+    /// A model file or config exists but cannot be used.
+    #[error("invalid model file {path}: {reason}")]
+    InvalidModel { path: PathBuf, reason: String },
+
+    /// The ONNX graph does not have the inputs or outputs the pipeline needs.
+    #[error("model {model:?}: {reason}")]
+    ModelMismatch { model: String, reason: String },
+
+    /// Tokenizer construction or encoding failed.
+    #[error("tokenizer error: {0}")]
+    Tokenizer(String),
+
+    /// An argument is out of range or inconsistent.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// Input text could not be read.
+    #[error("input line {line}: {reason}")]
+    Input { line: usize, reason: String },
+
+    /// The operation is known but not implemented for this model family yet.
+    #[error("{0}")]
+    Unsupported(String),
+
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn suggestion(close: &[String]) -> String {
+    if close.is_empty() {
+        "; run `embedkit models` to list the supported models".to_string()
+    } else {
+        format!("; did you mean: {}?", close.join(", "))
+    }
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl From<ort::Error> for Error {
+    fn from(e: ort::Error) -> Self {
+        Error::Ort(e.to_string())
+    }
+}

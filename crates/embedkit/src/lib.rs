@@ -1,0 +1,21 @@
+//! embedkit: fastembed's embeddings, in Rust, on ONNX Runtime.
+//!
+//! The modules follow the pipeline: [`runtime`] loads ONNX Runtime and builds sessions,
+//! [`registry`] describes models as data, [`hub`] finds their files, [`tokenize`] and
+//! [`batching`] turn texts into padded batches, and each family module ([`text`]) turns
+//! model outputs into embeddings.
+
+pub mod batching;
+pub mod error;
+pub mod hub;
+pub mod registry;
+pub mod runtime;
+pub mod text;
+pub mod tokenize;
+
+pub use error::{Error, Result};
+pub use registry::{DenseModelDescription, ModelSource, Pooling};
+pub use runtime::{Device, Provider};
+pub use text::{
+    CustomTextModel, EmbedIter, EmbedPurpose, Embedding, TextEmbedding, TextEmbeddingBuilder,
+};

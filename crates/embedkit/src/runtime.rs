@@ -1,0 +1,576 @@
+//! ONNX Runtime: finding the shared library, the process-wide environment, execution
+//! providers and device selection, and building sessions. Knows nothing of model families.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+use ort::environment::Environment;
+use ort::ep::{ExecutionProvider as _, ExecutionProviderDispatch};
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+
+use crate::error::{Error, Result};
+
+/// The ONNX Runtime version `make setup` fetches and the docs name.
+pub const ORT_VERSION: &str = "1.32.0";
+
+#[cfg(target_os = "windows")]
+const LIB_PREFIX: &str = "onnxruntime";
+#[cfg(not(target_os = "windows"))]
+const LIB_PREFIX: &str = "libonnxruntime";
+#[cfg(target_os = "windows")]
+const LIB_EXT: &str = "dll";
+#[cfg(target_os = "macos")]
+const LIB_EXT: &str = "dylib";
+#[cfg(all(not(target_os = "windows"), not(target_os = "macos")))]
+const LIB_EXT: &str = "so";
+
+/// Where the runtime library was found; logged and shown by `embedkit info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LibrarySource {
+    Explicit,
+    EnvVar,
+    BesideExecutable,
+    Cache,
+    PythonPackage,
+}
+
+/// embedkit's own cache folder (runtime library, demo models): `$EMBEDKIT_HOME`, else
+/// `$XDG_CACHE_HOME/embedkit`, else `~/.cache/embedkit`.
+pub fn embedkit_home() -> PathBuf {
+    if let Some(p) = non_empty_env("EMBEDKIT_HOME") {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = non_empty_env("XDG_CACHE_HOME") {
+        return PathBuf::from(p).join("embedkit");
+    }
+    if let Some(home) = non_empty_env("HOME").or_else(|| non_empty_env("USERPROFILE")) {
+        return PathBuf::from(home).join(".cache").join("embedkit");
+    }
+    std::env::temp_dir().join("embedkit")
+}
+
+pub(crate) fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Finds the ONNX Runtime shared library, in this order: `explicit`; `ORT_DYLIB_PATH`;
+/// a `lib/` folder beside the executable; `<embedkit home>/runtime/`; the `onnxruntime`
+/// Python package of the system's (or the active virtualenv's) Python.
+pub fn find_library(explicit: Option<&Path>) -> Result<(PathBuf, LibrarySource)> {
+    let mut tried: Vec<String> = Vec::new();
+    if let Some(p) = explicit {
+        return existing_file(p, "the explicit runtime library option")
+            .map(|p| (p, LibrarySource::Explicit));
+    }
+    if let Some(p) = non_empty_env("ORT_DYLIB_PATH") {
+        return existing_file(Path::new(&p), "ORT_DYLIB_PATH").map(|p| (p, LibrarySource::EnvVar));
+    }
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("lib")))
+    {
+        if let Some(p) = library_in_dir(&dir) {
+            return Ok((p, LibrarySource::BesideExecutable));
+        }
+        tried.push(dir.display().to_string());
+    }
+    let cache = embedkit_home().join("runtime");
+    if let Some(p) = library_in_dir(&cache) {
+        return Ok((p, LibrarySource::Cache));
+    }
+    tried.push(cache.display().to_string());
+    match python_package_dir() {
+        Some(dir) => {
+            let capi = dir.join("capi");
+            if let Some(p) = library_in_dir(&capi) {
+                return Ok((p, LibrarySource::PythonPackage));
+            }
+            tried.push(capi.display().to_string());
+        }
+        None => tried.push("the onnxruntime Python package (not installed)".into()),
+    }
+    Err(Error::RuntimeNotFound(format!(
+        "ONNX Runtime shared library ({LIB_PREFIX}.{LIB_EXT}) not found; looked in: {}.\n\
+         Get one with `make setup` (fetches onnxruntime=={ORT_VERSION} from PyPI into {}), \
+         or `pip install onnxruntime`, or point ORT_DYLIB_PATH at the library file.",
+        tried.join(", "),
+        cache.display()
+    )))
+}
+
+fn existing_file(p: &Path, what: &str) -> Result<PathBuf> {
+    if p.is_file() {
+        Ok(p.to_path_buf())
+    } else if p.is_dir() {
+        library_in_dir(p).ok_or_else(|| {
+            Error::RuntimeNotFound(format!(
+                "{what} points to the folder {} which holds no {LIB_PREFIX}.{LIB_EXT}",
+                p.display()
+            ))
+        })
+    } else {
+        Err(Error::RuntimeNotFound(format!(
+            "{what} points to {}, which does not exist",
+            p.display()
+        )))
+    }
+}
+
+/// The library file in `dir`: the unversioned name if present, else the highest
+/// versioned one (wheels ship only `libonnxruntime.so.1.x.y`).
+fn library_in_dir(dir: &Path) -> Option<PathBuf> {
+    let plain = dir.join(format!("{LIB_PREFIX}.{LIB_EXT}"));
+    if plain.is_file() {
+        return Some(plain);
+    }
+    let prefix = format!("{LIB_PREFIX}.{LIB_EXT}.");
+    let mut versioned: Vec<(Vec<u64>, PathBuf)> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let version = name.strip_prefix(&prefix)?;
+            let parts: Option<Vec<u64>> = version.split('.').map(|s| s.parse().ok()).collect();
+            Some((parts?, e.path()))
+        })
+        .filter(|(_, p)| p.is_file())
+        .collect();
+    versioned.sort();
+    versioned.pop().map(|(_, p)| p)
+}
+
+/// The folder of an installed `onnxruntime` Python package, if any Python has one.
+fn python_package_dir() -> Option<PathBuf> {
+    let mut pythons: Vec<PathBuf> = Vec::new();
+    if let Some(venv) = non_empty_env("VIRTUAL_ENV") {
+        pythons.push(PathBuf::from(venv).join("bin").join("python"));
+    }
+    pythons.push("python3".into());
+    pythons.push("python".into());
+    for py in pythons {
+        let out = Command::new(&py)
+            .args([
+                "-c",
+                "import importlib.util as u, os; s = u.find_spec('onnxruntime'); \
+                 print(os.path.dirname(s.origin) if s and s.origin else '')",
+            ])
+            .stderr(std::process::Stdio::null())
+            .output();
+        if let Ok(out) = out {
+            let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if out.status.success() && !dir.is_empty() {
+                return Some(PathBuf::from(dir));
+            }
+        }
+    }
+    None
+}
+
+struct LoadedRuntime {
+    env: Environment,
+    path: PathBuf,
+}
+
+static RUNTIME: OnceLock<LoadedRuntime> = OnceLock::new();
+static INIT_LOCK: Mutex<()> = Mutex::new(());
+
+/// The process-wide ONNX Runtime environment, loading the library on first use.
+/// ONNX Runtime allows one environment per process, so the first caller's library wins.
+pub fn environment(explicit_library: Option<&Path>) -> Result<&'static Environment> {
+    if let Some(rt) = RUNTIME.get() {
+        if let Some(p) = explicit_library {
+            if p != rt.path {
+                tracing::warn!(
+                    requested = %p.display(),
+                    loaded = %rt.path.display(),
+                    "ONNX Runtime is already loaded from another file; keeping it"
+                );
+            }
+        }
+        return Ok(&rt.env);
+    }
+    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(&rt.env);
+    }
+    let (path, source) = find_library(explicit_library)?;
+    tracing::info!(path = %path.display(), ?source, "loading ONNX Runtime");
+    let builder = ort::init_from(&path).map_err(|e| {
+        Error::RuntimeNotFound(format!(
+            "could not load ONNX Runtime from {}: {e}. It needs ONNX Runtime >= 1.17 built for \
+             this platform (glibc >= 2.28 on Linux); `make setup` fetches a known-good one.",
+            path.display()
+        ))
+    })?;
+    let env = builder
+        .with_name("embedkit")
+        .build()
+        .map_err(|e| Error::Ort(e.to_string()))?;
+    let _ = RUNTIME.set(LoadedRuntime { env, path });
+    RUNTIME
+        .get()
+        .map(|rt| &rt.env)
+        .ok_or_else(|| Error::Ort("runtime initialisation raced".into()))
+}
+
+/// The path of the loaded runtime library, if it has been loaded.
+pub fn loaded_library() -> Option<PathBuf> {
+    RUNTIME.get().map(|rt| rt.path.clone())
+}
+
+/// Which hardware to run on, as fastembed's `cuda` argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    /// CUDA when ONNX Runtime has its provider and an NVIDIA GPU is present, else CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+impl std::str::FromStr for Device {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Device::Auto),
+            "cpu" => Ok(Device::Cpu),
+            "cuda" | "gpu" => Ok(Device::Cuda),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown device {other:?}; expected auto, cpu or cuda"
+            ))),
+        }
+    }
+}
+
+/// An execution provider, as named in fastembed's `providers` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provider {
+    Cpu,
+    Cuda { device_id: Option<i32> },
+}
+
+impl Provider {
+    pub fn ort_name(&self) -> &'static str {
+        match self {
+            Provider::Cpu => "CPUExecutionProvider",
+            Provider::Cuda { .. } => "CUDAExecutionProvider",
+        }
+    }
+}
+
+impl std::str::FromStr for Provider {
+    type Err = Error;
+    /// Accepts ONNX Runtime's names (`CPUExecutionProvider`, `CUDAExecutionProvider`) and
+    /// the short forms `cpu`, `cuda`, `cuda:N`.
+    fn from_str(s: &str) -> Result<Self> {
+        let lower = s.trim().to_ascii_lowercase();
+        match lower.as_str() {
+            "cpu" | "cpuexecutionprovider" => Ok(Provider::Cpu),
+            "cuda" | "cudaexecutionprovider" => Ok(Provider::Cuda { device_id: None }),
+            _ => {
+                if let Some(id) = lower.strip_prefix("cuda:") {
+                    let device_id = id.parse().map_err(|_| {
+                        Error::InvalidArgument(format!("bad CUDA device id in {s:?}"))
+                    })?;
+                    return Ok(Provider::Cuda {
+                        device_id: Some(device_id),
+                    });
+                }
+                Err(Error::InvalidArgument(format!(
+                    "unsupported execution provider {s:?}; supported: CPUExecutionProvider, \
+                     CUDAExecutionProvider (or cpu, cuda, cuda:N)"
+                )))
+            }
+        }
+    }
+}
+
+/// How to build sessions: the options every model family shares.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    /// Intra-op (and inter-op) threads; `None` lets ONNX Runtime decide.
+    pub threads: Option<usize>,
+    pub device: Device,
+    /// An explicit provider list; overrides `device` (like fastembed's `providers`).
+    pub providers: Option<Vec<Provider>>,
+    /// GPU ids; the first one is used by this process (fastembed's `device_ids`).
+    pub device_ids: Option<Vec<i32>>,
+    /// ONNX Runtime library to load, before the other places are searched.
+    pub library_path: Option<PathBuf>,
+}
+
+/// Whether an NVIDIA GPU is visible to this process.
+pub fn gpu_present() -> bool {
+    Path::new("/dev/nvidia0").exists()
+        || Path::new("/proc/driver/nvidia/gpus")
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+}
+
+fn cuda_provider_available() -> bool {
+    ort::ep::CUDA::is_available().unwrap_or(false)
+}
+
+/// Resolves `device` / `providers` into the list of providers to register, fastembed's
+/// rule: explicit providers win; `cuda` demands CUDA; `auto` picks CUDA only when both
+/// its provider and a GPU are there.
+pub fn resolve_providers(opts: &RuntimeOptions) -> Result<Vec<Provider>> {
+    let first_id = opts
+        .device_ids
+        .as_ref()
+        .and_then(|ids| ids.first().copied());
+    if let Some(list) = &opts.providers {
+        if opts.device == Device::Cuda {
+            tracing::warn!("`device = cuda` and an explicit providers list were both given; using the providers list");
+        }
+        if list.is_empty() {
+            return Err(Error::InvalidArgument("the providers list is empty".into()));
+        }
+        for p in list {
+            if let Provider::Cuda { .. } = p {
+                check_cuda_usable()?;
+            }
+        }
+        return Ok(list.clone());
+    }
+    let cuda = Provider::Cuda {
+        device_id: first_id,
+    };
+    match opts.device {
+        Device::Cpu => Ok(vec![Provider::Cpu]),
+        Device::Cuda => {
+            check_cuda_usable()?;
+            Ok(vec![cuda, Provider::Cpu])
+        }
+        Device::Auto => {
+            let provider = cuda_provider_available();
+            let gpu = gpu_present();
+            if provider && gpu {
+                tracing::info!("device auto: using CUDA");
+                Ok(vec![cuda, Provider::Cpu])
+            } else {
+                tracing::info!(
+                    cuda_provider = provider,
+                    gpu = gpu,
+                    "device auto: using CPU"
+                );
+                Ok(vec![Provider::Cpu])
+            }
+        }
+    }
+}
+
+fn check_cuda_usable() -> Result<()> {
+    if !cuda_provider_available() {
+        let lib = loaded_library()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the loaded library".into());
+        return Err(Error::Device(format!(
+            "CUDA requested, but the ONNX Runtime library {lib} has no CUDA execution provider; \
+             use the library from the `onnxruntime-gpu` wheel (ORT_DYLIB_PATH) or choose device cpu"
+        )));
+    }
+    if !gpu_present() {
+        return Err(Error::Device(
+            "CUDA requested, but no NVIDIA GPU is visible (/dev/nvidia0 is missing); choose device cpu or auto"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+fn dispatch(p: &Provider) -> ExecutionProviderDispatch {
+    match p {
+        Provider::Cpu => ort::ep::CPU::default().build().error_on_failure(),
+        Provider::Cuda { device_id } => {
+            let mut cuda = ort::ep::CUDA::default();
+            if let Some(id) = device_id {
+                cuda = cuda.with_device_id(*id);
+            }
+            cuda.build().error_on_failure()
+        }
+    }
+}
+
+/// Opens `model_path` as an ONNX Runtime session with the given options.
+pub fn build_session(model_path: &Path, opts: &RuntimeOptions) -> Result<Session> {
+    let env = environment(opts.library_path.as_deref())?;
+    if !model_path.is_file() {
+        let dir = model_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let file = model_path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        return Err(Error::MissingFile { file, dir });
+    }
+    let providers = resolve_providers(opts)?;
+    let eps: Vec<ExecutionProviderDispatch> = providers.iter().map(dispatch).collect();
+    let ort_err = |e: ort::Error<ort::session::builder::SessionBuilder>| Error::Ort(e.to_string());
+    let mut builder = Session::builder(env)?
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(ort_err)?
+        .with_execution_providers(eps)
+        .map_err(ort_err)?;
+    if let Some(n) = opts.threads {
+        if n == 0 {
+            return Err(Error::InvalidArgument("threads must be at least 1".into()));
+        }
+        builder = builder
+            .with_intra_threads(n)
+            .map_err(ort_err)?
+            .with_inter_threads(n)
+            .map_err(ort_err)?;
+    }
+    builder
+        .commit_from_file(model_path)
+        .map_err(|e| Error::InvalidModel {
+            path: model_path.to_path_buf(),
+            reason: format!("ONNX Runtime could not load it: {e}"),
+        })
+}
+
+/// One ONNX graph ready to run: the session (behind a lock, since running needs
+/// exclusive access) and the names of its inputs and outputs.
+pub struct OnnxModel {
+    session: Mutex<Session>,
+    path: PathBuf,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+}
+
+impl std::fmt::Debug for OnnxModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnnxModel")
+            .field("path", &self.path)
+            .field("inputs", &self.inputs)
+            .field("outputs", &self.outputs)
+            .finish()
+    }
+}
+
+impl OnnxModel {
+    pub fn load(path: &Path, opts: &RuntimeOptions) -> Result<Self> {
+        let session = build_session(path, opts)?;
+        let inputs = session
+            .inputs()
+            .iter()
+            .map(|i| i.name().to_string())
+            .collect();
+        let outputs = session
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
+        Ok(OnnxModel {
+            session: Mutex::new(session),
+            path: path.to_path_buf(),
+            inputs,
+            outputs,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn input_names(&self) -> &[String] {
+        &self.inputs
+    }
+
+    pub fn output_names(&self) -> &[String] {
+        &self.outputs
+    }
+
+    pub fn has_input(&self, name: &str) -> bool {
+        self.inputs.iter().any(|i| i == name)
+    }
+
+    /// Runs the graph on named inputs and returns one float output, computing only what
+    /// that output needs.
+    pub fn run_f32(
+        &self,
+        inputs: Vec<(String, ort::value::DynValue)>,
+        output: &str,
+    ) -> Result<ndarray::ArrayD<f32>> {
+        let run_options = ort::session::RunOptions::new()?
+            .with_outputs(ort::session::OutputSelector::no_default().with(output));
+        let inputs: Vec<(
+            std::borrow::Cow<'_, str>,
+            ort::session::SessionInputValue<'_>,
+        )> = inputs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let outputs = session.run_with_options(inputs, &run_options)?;
+        let value = outputs
+            .get(output)
+            .ok_or_else(|| Error::Ort(format!("the model produced no output named {output:?}")))?;
+        let array = value.try_extract_array::<f32>().map_err(|e| {
+            Error::Unsupported(format!(
+                "output {output:?} of {} is not a float32 tensor ({e}); only float32 outputs are supported",
+                self.path.display()
+            ))
+        })?;
+        Ok(array.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_names_parse() {
+        assert_eq!(
+            "CPUExecutionProvider".parse::<Provider>().unwrap(),
+            Provider::Cpu
+        );
+        assert_eq!(
+            "cuda:1".parse::<Provider>().unwrap(),
+            Provider::Cuda { device_id: Some(1) }
+        );
+        assert!("TensorrtExecutionProvider".parse::<Provider>().is_err());
+        assert!("cuda:x".parse::<Provider>().is_err());
+    }
+
+    #[test]
+    fn device_parses() {
+        assert_eq!("AUTO".parse::<Device>().unwrap(), Device::Auto);
+        assert!("tpu".parse::<Device>().is_err());
+    }
+
+    #[test]
+    fn versioned_library_is_found_in_a_folder() {
+        let dir = tempdir();
+        std::fs::write(dir.join(format!("{LIB_PREFIX}.{LIB_EXT}.1.9.0")), b"x").unwrap();
+        std::fs::write(dir.join(format!("{LIB_PREFIX}.{LIB_EXT}.1.32.0")), b"x").unwrap();
+        let found = library_in_dir(&dir).unwrap();
+        assert!(found.to_string_lossy().ends_with("1.32.0"));
+        std::fs::write(dir.join(format!("{LIB_PREFIX}.{LIB_EXT}")), b"x").unwrap();
+        assert!(library_in_dir(&dir)
+            .unwrap()
+            .to_string_lossy()
+            .ends_with(LIB_EXT));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn explicit_missing_library_is_a_clear_error() {
+        let err = find_library(Some(Path::new("/nonexistent/libonnxruntime.so"))).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+
+    fn tempdir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "embedkit-rt-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}
