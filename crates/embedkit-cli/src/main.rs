@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Embed documents (one per line, or as arguments) into JSON Lines of vectors.
-    Embed(embed::EmbedArgs),
+    Embed(Box<embed::EmbedArgs>),
     /// List the supported models.
     Models(models::ModelsArgs),
 }
@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Command::Embed(args) => embed::run(args),
+        Command::Embed(args) => embed::run(*args),
         Command::Models(args) => models::run(args),
     };
     match result {

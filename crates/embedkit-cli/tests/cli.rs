@@ -1,0 +1,314 @@
+//! The `embedkit` binary, run as a user would, on the real all-MiniLM-L6-v2 fp32 model.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn minilm_dir() -> PathBuf {
+    let dir = std::env::var("EMBEDKIT_SHARED_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("../shared/models"))
+        .join("all-MiniLM-L6-v2-fp32");
+    assert!(
+        dir.join("model.onnx").is_file(),
+        "the real model folder {} is missing; these tests need ../shared/models",
+        dir.display()
+    );
+    dir
+}
+
+fn embedkit(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_embedkit"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("embedkit-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn vectors(stdout: &[u8]) -> Vec<Vec<f32>> {
+    std::str::from_utf8(stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            serde_json::from_value(v["embedding"].clone()).unwrap()
+        })
+        .collect()
+}
+
+/// The oracle's vectors for the edge inputs (tests/expected, written by fastembed 0.9.1).
+fn oracle_edge() -> (Vec<String>, Vec<Vec<f32>>) {
+    let root = repo_root();
+    let texts: Vec<String> = serde_json::from_str(
+        &std::fs::read_to_string(root.join("tests/data/edge_inputs.json")).unwrap(),
+    )
+    .unwrap();
+    let bytes = std::fs::read(root.join("tests/expected/minilm-fp32-edge.f32")).unwrap();
+    let floats: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    (texts, floats.chunks(384).map(<[f32]>::to_vec).collect())
+}
+
+#[test]
+fn embeds_stdin_lines_like_fastembed() {
+    let dir = minilm_dir();
+    let (texts, want) = oracle_edge();
+    // One document per line: the inputs without line breaks inside them.
+    let picked: Vec<usize> = (0..texts.len())
+        .filter(|&i| !texts[i].contains('\n') && !texts[i].contains('\r'))
+        .collect();
+    let input: String = picked.iter().map(|&i| format!("{}\n", texts[i])).collect();
+    let out = embedkit(
+        &[
+            "embed",
+            "--model",
+            MINILM,
+            "--model-path",
+            dir.to_str().unwrap(),
+            "--batch-size",
+            "4",
+        ],
+        input.as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = vectors(&out.stdout);
+    assert_eq!(got.len(), picked.len());
+    for (g, &i) in got.iter().zip(&picked) {
+        for (a, b) in g.iter().zip(&want[i]) {
+            assert!((a - b).abs() <= 1e-5, "input {i}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn arguments_and_output_file() {
+    let dir = minilm_dir();
+    let tmp = tmpdir("outfile");
+    let dest = tmp.join("out.jsonl");
+    let out = embedkit(
+        &[
+            "embed",
+            "--model",
+            MINILM,
+            "--model-path",
+            dir.to_str().unwrap(),
+            "--output",
+            dest.to_str().unwrap(),
+            "hello world",
+            "second document",
+        ],
+        b"",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = vectors(&std::fs::read(&dest).unwrap());
+    assert_eq!(got.len(), 2);
+    // fastembed's canonical vector for "hello world" with this model.
+    let canonical = [-0.034477, 0.031023, 0.006735, 0.026109, -0.039362];
+    for (a, b) in got[0].iter().zip(canonical) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        1,
+        "a temporary file was left"
+    );
+}
+
+#[test]
+fn invalid_utf8_names_the_line_and_leaves_no_output_file() {
+    let dir = minilm_dir();
+    let tmp = tmpdir("badutf8");
+    let dest = tmp.join("out.jsonl");
+    let out = embedkit(
+        &[
+            "embed",
+            "--model",
+            MINILM,
+            "--model-path",
+            dir.to_str().unwrap(),
+            "--output",
+            dest.to_str().unwrap(),
+        ],
+        b"fine\nalso fine\nbroken \xff\xfe here\n",
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3") && err.contains("UTF-8"), "{err}");
+    assert!(!dest.exists(), "a partial output file was written");
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "a temporary file was left"
+    );
+}
+
+#[test]
+fn empty_input_gives_empty_output() {
+    let dir = minilm_dir();
+    let out = embedkit(
+        &[
+            "embed",
+            "--model",
+            MINILM,
+            "--model-path",
+            dir.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn unknown_model_lists_close_names() {
+    let out = embedkit(&["embed", "--model", "BAAI/bge-smal-en", "x"], b"");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("BAAI/bge-small-en"), "{err}");
+    assert!(err.contains("did you mean"), "{err}");
+}
+
+#[test]
+fn missing_model_file_names_file_and_folder() {
+    let tmp = tmpdir("missing");
+    let out = embedkit(
+        &[
+            "embed",
+            "--model",
+            MINILM,
+            "--model-path",
+            tmp.to_str().unwrap(),
+            "x",
+        ],
+        b"",
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("model.onnx"), "{err}");
+    assert!(err.contains(tmp.to_str().unwrap()), "{err}");
+}
+
+#[test]
+fn corrupt_onnx_is_an_error_not_a_crash() {
+    let src = minilm_dir();
+    let tmp = tmpdir("corrupt");
+    for f in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "config.json",
+        "special_tokens_map.json",
+    ] {
+        std::fs::copy(src.join(f), tmp.join(f)).unwrap();
+    }
+    // A truncated copy of the real file, then plain garbage.
+    let bytes = std::fs::read(src.join("model.onnx")).unwrap();
+    for content in [&bytes[..bytes.len() / 3], &b"this is not an onnx file"[..]] {
+        std::fs::write(tmp.join("model.onnx"), content).unwrap();
+        let out = embedkit(
+            &[
+                "embed",
+                "--model",
+                MINILM,
+                "--model-path",
+                tmp.to_str().unwrap(),
+                "x",
+            ],
+            b"",
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("model.onnx") && err.contains("could not load"),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn models_lists_the_registry() {
+    let out = embedkit(&["models", "--json"], b"");
+    assert!(out.status.success());
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.len(), 41);
+    let table = embedkit(&["models"], b"");
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(text.contains("BAAI/bge-small-en-v1.5"));
+    assert_eq!(text.lines().count(), 42);
+}
+
+#[test]
+fn query_and_add_prefix_flags() {
+    let dir = minilm_dir();
+    let d = dir.to_str().unwrap();
+    let plain = embedkit(
+        &["embed", "--model", MINILM, "--model-path", d, "a query"],
+        b"",
+    );
+    let query = embedkit(
+        &[
+            "embed",
+            "--model",
+            MINILM,
+            "--model-path",
+            d,
+            "--query",
+            "a query",
+        ],
+        b"",
+    );
+    // fastembed's dense models add no prefix in query_embed: the vectors are the same.
+    assert_eq!(vectors(&plain.stdout), vectors(&query.stdout));
+    let bad = embedkit(
+        &[
+            "embed",
+            "--model",
+            MINILM,
+            "--model-path",
+            d,
+            "--add-prefix",
+            "x",
+        ],
+        b"",
+    );
+    assert!(!bad.status.success());
+}

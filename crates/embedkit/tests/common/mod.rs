@@ -1,0 +1,99 @@
+//! Shared by the integration tests: where the test models and oracle outputs live.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A model folder named as in cases.json (`shared:`, `setup:`, `tiny:`). A missing folder
+/// fails the test with what to run: these tests never pass by skipping.
+pub fn model_dir(symbolic: &str) -> PathBuf {
+    let (kind, name) = symbolic.split_once(':').expect("kind:name");
+    let root = match kind {
+        "shared" => std::env::var("EMBEDKIT_SHARED_MODELS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| repo_root().join("../shared/models")),
+        "setup" => embedkit::runtime::embedkit_home().join("models"),
+        "tiny" => std::env::var("EMBEDKIT_TEST_MODELS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| repo_root().join("target/test-models")),
+        other => panic!("unknown model root {other}"),
+    };
+    let dir = root.join(name);
+    if !dir.is_dir() {
+        let how = match kind {
+            "shared" => "the shared models folder (../shared/models) must be present",
+            "setup" => "run `make setup` (scripts/setup.sh) first",
+            _ => "run `make test-models` (scripts/oracle/make_models.py) first",
+        };
+        panic!("test model folder {} is missing: {how}", dir.display());
+    }
+    dir
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+pub fn cases() -> Value {
+    let p = repo_root().join("tests/expected/cases.json");
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+pub fn inputs(kind: &str) -> Vec<String> {
+    let data = repo_root().join("tests/data");
+    match kind {
+        "edge" => {
+            serde_json::from_str(&std::fs::read_to_string(data.join("edge_inputs.json")).unwrap())
+                .unwrap()
+        }
+        "corpus" => {
+            let text = std::fs::read_to_string(data.join("corpus.txt")).unwrap();
+            text.lines().map(str::to_string).collect()
+        }
+        other => panic!("unknown input set {other}"),
+    }
+}
+
+/// The oracle's vectors of a case.
+pub fn expected(case: &Value) -> Vec<Vec<f32>> {
+    let path = repo_root()
+        .join("tests/expected")
+        .join(case["data_file"].as_str().unwrap());
+    let bytes = std::fs::read(&path).unwrap();
+    let dim = case["shape"][1].as_u64().unwrap() as usize;
+    let floats: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(
+        floats.len(),
+        case["shape"][0].as_u64().unwrap() as usize * dim
+    );
+    floats.chunks(dim).map(<[f32]>::to_vec).collect()
+}
+
+/// The largest absolute difference, and where it is.
+pub fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> (f32, usize, usize) {
+    assert_eq!(a.len(), b.len(), "different numbers of vectors");
+    let mut worst = (0f32, 0, 0);
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert_eq!(x.len(), y.len(), "vector {i} has a different dimension");
+        for (j, (p, q)) in x.iter().zip(y).enumerate() {
+            let d = (p - q).abs();
+            if d > worst.0 || d.is_nan() {
+                worst = (if d.is_nan() { f32::INFINITY } else { d }, i, j);
+            }
+        }
+    }
+    worst
+}

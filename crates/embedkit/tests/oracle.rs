@@ -1,0 +1,194 @@
+//! Parity with fastembed 0.9.1: every case of tests/expected/cases.json (written by
+//! scripts/oracle/gen_expected.py) is embedded here and compared within the stated
+//! tolerance, per component.
+
+mod common;
+
+use embedkit::{CustomTextModel, EmbedPurpose, Error, ModelSource, TextEmbedding};
+use serde_json::Value;
+
+use common::*;
+
+fn build(case: &Value, batch_size: usize) -> TextEmbedding {
+    let name = case["model"].as_str().unwrap();
+    if let Some(custom) = case.get("custom") {
+        let mut m = CustomTextModel::new(
+            name,
+            custom["pooling"].as_str().unwrap().parse().unwrap(),
+            custom["normalization"].as_bool().unwrap(),
+            ModelSource::hf(name),
+            custom["dim"].as_u64().unwrap() as usize,
+        );
+        m.model_file = custom["model_file"].as_str().unwrap().to_string();
+        if let Some(files) = custom.get("additional_files").and_then(Value::as_array) {
+            m.additional_files = files
+                .iter()
+                .map(|f| f.as_str().unwrap().to_string())
+                .collect();
+        }
+        m.output_name = custom
+            .get("output_name")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        match TextEmbedding::add_custom_model(m) {
+            Ok(()) | Err(Error::DuplicateModel(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let dir = model_dir(case["dir"].as_str().unwrap());
+    let model_file = dir.join(case["model_file"].as_str().unwrap());
+    assert_eq!(
+        sha256_file(&model_file),
+        case["model_file_sha256"].as_str().unwrap(),
+        "{} is not the file the oracle ran; regenerate the test models or the expected outputs",
+        model_file.display()
+    );
+    let mut b = TextEmbedding::builder(name)
+        .specific_model_path(dir)
+        .threads(2)
+        .batch_size(batch_size);
+    if let Some(task) = case.get("task_id").and_then(Value::as_i64) {
+        b = b.task_id(task);
+    }
+    b.build()
+        .unwrap_or_else(|e| panic!("{}: {e}", case["name"]))
+}
+
+fn embed(model: &TextEmbedding, case: &Value, texts: &[String]) -> Vec<Vec<f32>> {
+    let purpose = match case["method"].as_str().unwrap() {
+        "embed" => EmbedPurpose::Document,
+        "query_embed" => EmbedPurpose::Query,
+        "passage_embed" => EmbedPurpose::Passage,
+        other => panic!("unknown method {other}"),
+    };
+    model
+        .try_embed_iter(texts.iter().map(|t| Ok(t.as_str())), None, purpose)
+        .collect::<embedkit::Result<Vec<_>>>()
+        .unwrap_or_else(|e| panic!("{}: {e}", case["name"]))
+}
+
+/// Runs the cases selected by `filter` with each batch size, fails listing every case
+/// outside the tolerance, and returns the vectors of each case and batch size.
+fn check(filter: impl Fn(&Value) -> bool, batch_sizes: &[usize]) -> Vec<Vec<Vec<Vec<f32>>>> {
+    let all = cases();
+    let tolerance = all["tolerance"].as_f64().unwrap() as f32;
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    let mut runs = Vec::new();
+    for case in all["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| filter(c))
+    {
+        let texts = inputs(case["inputs"].as_str().unwrap());
+        let want = expected(case);
+        let mut case_runs = Vec::new();
+        for &bs in batch_sizes {
+            let model = build(case, bs);
+            let got = embed(&model, case, &texts);
+            let (diff, row, col) = max_abs_diff(&got, &want);
+            eprintln!(
+                "{:<28} batch {bs:>3}: max |diff| {diff:.2e}",
+                case["name"].as_str().unwrap()
+            );
+            if diff > tolerance {
+                failures.push(format!(
+                    "{} (batch {bs}): |diff| {diff:e} at input {row} component {col}: ours {} oracle {}",
+                    case["name"], got[row][col], want[row][col]
+                ));
+            }
+            let count = model.token_count(&texts).unwrap();
+            if count as u64 != case["token_count"].as_u64().unwrap() {
+                failures.push(format!(
+                    "{}: token_count {count}, oracle {}",
+                    case["name"], case["token_count"]
+                ));
+            }
+            ran += 1;
+            case_runs.push(got);
+        }
+        runs.push(case_runs);
+    }
+    assert!(ran > 0, "no oracle case matched");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    runs
+}
+
+fn dir_kind(c: &Value) -> &str {
+    c["dir"].as_str().unwrap().split(':').next().unwrap()
+}
+
+#[test]
+fn real_minilm_models_match_fastembed() {
+    check(
+        |c| dir_kind(c) != "tiny" && c["inputs"] == "edge",
+        &[256, 1],
+    );
+}
+
+#[test]
+fn seeded_models_match_fastembed_on_every_pipeline() {
+    check(
+        |c| dir_kind(c) == "tiny" && c["inputs"] == "edge",
+        &[256, 3],
+    );
+}
+
+#[test]
+fn corpus_matches_fastembed_and_itself_at_batch_sizes_1_7_256() {
+    // Batches differ in composition and padding between batch sizes; the vectors of a
+    // document must not, beyond float noise.
+    for case_runs in check(|c| c["inputs"] == "corpus", &[1, 7, 256]) {
+        for other in &case_runs[1..] {
+            let (diff, row, col) = max_abs_diff(&case_runs[0], other);
+            assert!(
+                diff <= 1e-6,
+                "batch sizes disagree: |diff| {diff:e} at {row},{col}"
+            );
+        }
+    }
+}
+
+#[test]
+fn registry_matches_fastembeds_listing() {
+    let path = repo_root().join("tests/expected/dense_models.json");
+    let oracle: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let ours: Vec<embedkit::DenseModelDescription> = TextEmbedding::list_supported_models()
+        .into_iter()
+        .filter(|d| !d.custom)
+        .collect();
+    assert_eq!(ours.len(), oracle.len());
+    assert_eq!(ours.len(), 41);
+    for (o, d) in oracle.iter().zip(&ours) {
+        assert_eq!(o["model"], d.model.as_str());
+        assert_eq!(o["dim"].as_u64().unwrap() as usize, d.dim, "{}", d.model);
+        assert_eq!(o["description"], d.description.as_str(), "{}", d.model);
+        assert_eq!(o["license"], d.license.as_str(), "{}", d.model);
+        assert_eq!(
+            o["size_in_GB"].as_f64().unwrap(),
+            d.size_in_gb,
+            "{}",
+            d.model
+        );
+        assert_eq!(o["model_file"], d.model_file.as_str(), "{}", d.model);
+        assert_eq!(o["sources"]["hf"].as_str(), d.sources.hf.as_deref());
+        assert_eq!(o["sources"]["url"].as_str(), d.sources.url.as_deref());
+        assert_eq!(
+            o["sources"]["_deprecated_tar_struct"].as_bool().unwrap(),
+            d.sources.deprecated_tar_struct,
+            "{}",
+            d.model
+        );
+        let files: Vec<&str> = o["additional_files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(files, d.additional_files, "{}", d.model);
+        let tasks: std::collections::BTreeMap<String, i64> =
+            serde_json::from_value(o["tasks"].clone()).unwrap();
+        assert_eq!(tasks, d.tasks, "{}", d.model);
+    }
+}

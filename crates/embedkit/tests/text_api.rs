@@ -1,0 +1,184 @@
+//! TextEmbedding's behaviour beyond raw parity: streaming, lazy loading, prefixes,
+//! devices, and errors on bad models.
+
+mod common;
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use embedkit::{Device, Error, Provider, TextEmbedding};
+
+use common::*;
+
+fn tiny(name: &str, dir: &str) -> TextEmbedding {
+    TextEmbedding::builder(name)
+        .specific_model_path(model_dir(dir))
+        .threads(1)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn streaming_pulls_input_lazily() {
+    let model = tiny("BAAI/bge-small-en-v1.5", "tiny:cls-384");
+    let pulled = Rc::new(Cell::new(0usize));
+    let counter = pulled.clone();
+    // An endless source: only a bounded window may ever be read ahead.
+    let source = (0..).map(move |i| {
+        counter.set(counter.get() + 1);
+        format!("document number {i}")
+    });
+    let first: Vec<_> = model
+        .embed_iter(source, Some(8))
+        .take(5)
+        .collect::<embedkit::Result<_>>()
+        .unwrap();
+    assert_eq!(first.len(), 5);
+    assert!(pulled.get() <= 8192, "read {} inputs ahead", pulled.get());
+}
+
+#[test]
+fn streaming_reports_an_input_error_after_the_good_vectors() {
+    let model = tiny("BAAI/bge-small-en-v1.5", "tiny:cls-384");
+    let items: Vec<embedkit::Result<String>> = vec![
+        Ok("one".into()),
+        Ok("two".into()),
+        Err(Error::Input {
+            line: 3,
+            reason: "bad".into(),
+        }),
+        Ok("never".into()),
+    ];
+    let out: Vec<_> = model
+        .try_embed_iter(items, None, embedkit::EmbedPurpose::Document)
+        .collect();
+    assert_eq!(out.len(), 3);
+    assert!(out[0].is_ok() && out[1].is_ok());
+    assert!(matches!(out[2], Err(Error::Input { line: 3, .. })));
+}
+
+#[test]
+fn embed_iter_equals_embed() {
+    let model = tiny("nomic-ai/nomic-embed-text-v1.5", "tiny:mean-768");
+    let texts = inputs("edge");
+    let a = model.embed(&texts, Some(5)).unwrap();
+    let b: Vec<_> = model
+        .embed_iter(texts.clone(), Some(2))
+        .collect::<embedkit::Result<_>>()
+        .unwrap();
+    assert!(max_abs_diff(&a, &b).0 <= 1e-6);
+    assert!(model.embed(&Vec::<String>::new(), None).unwrap().is_empty());
+}
+
+#[test]
+fn prefixes_apply_only_on_request() {
+    let plain = tiny("nomic-ai/nomic-embed-text-v1.5", "tiny:mean-768");
+    let prefixed = TextEmbedding::builder("nomic-ai/nomic-embed-text-v1.5")
+        .specific_model_path(model_dir("tiny:mean-768"))
+        .add_prefixes(true)
+        .build()
+        .unwrap();
+    let q = "what is a vector database";
+    let want_q = plain.embed(&[format!("search_query: {q}")], None).unwrap();
+    let want_p = plain
+        .embed(&[format!("search_document: {q}")], None)
+        .unwrap();
+    assert_eq!(prefixed.query_embed(&[q], None).unwrap(), want_q);
+    assert_eq!(prefixed.passage_embed(&[q], None).unwrap(), want_p);
+    // Without the opt-in, as fastembed: no prefix.
+    assert_eq!(
+        plain.query_embed(&[q], None).unwrap(),
+        plain.embed(&[q], None).unwrap()
+    );
+}
+
+#[test]
+fn lazy_load_defers_loading_the_graph() {
+    let src = model_dir("tiny:cls-384");
+    let tmp = std::env::temp_dir().join(format!("embedkit-lazy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    for f in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "config.json",
+        "special_tokens_map.json",
+    ] {
+        std::fs::copy(src.join(f), tmp.join(f)).unwrap();
+    }
+    std::fs::write(tmp.join("model_optimized.onnx"), b"not a model").unwrap();
+    let build = |lazy| {
+        TextEmbedding::builder("BAAI/bge-small-en-v1.5")
+            .specific_model_path(&tmp)
+            .lazy_load(lazy)
+            .build()
+    };
+    assert!(matches!(build(false), Err(Error::InvalidModel { .. })));
+    let model = build(true).expect("lazy build does not open the graph");
+    let err = model.embed(&["x"], None).unwrap_err();
+    assert!(matches!(err, Error::InvalidModel { .. }), "{err}");
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+#[test]
+fn cuda_without_a_gpu_is_a_clear_error_and_cpu_providers_work() {
+    let dir = model_dir("tiny:cls-384");
+    if !embedkit::runtime::gpu_present() {
+        let err = TextEmbedding::builder("BAAI/bge-small-en-v1.5")
+            .specific_model_path(&dir)
+            .device(Device::Cuda)
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, Error::Device(_)), "{err}");
+        assert!(err.to_string().contains("CUDA"), "{err}");
+    }
+    let cpu = TextEmbedding::builder("BAAI/bge-small-en-v1.5")
+        .specific_model_path(&dir)
+        .providers(vec![Provider::Cpu])
+        .build()
+        .unwrap();
+    assert_eq!(cpu.embed(&["x"], None).unwrap()[0].len(), 384);
+}
+
+#[test]
+fn a_graph_without_the_expected_output_is_refused_before_inference() {
+    let mut m = embedkit::CustomTextModel::new(
+        "embedkit-test/wrong-output",
+        embedkit::Pooling::Disabled,
+        false,
+        embedkit::ModelSource::hf("embedkit-test/wrong-output"),
+        384,
+    );
+    m.model_file = "model_optimized.onnx".into();
+    m.output_name = Some("sentence_embedding".into());
+    let _ = TextEmbedding::add_custom_model(m);
+    let err = TextEmbedding::builder("embedkit-test/wrong-output")
+        .specific_model_path(model_dir("tiny:cls-384"))
+        .build()
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("sentence_embedding") && msg.contains("last_hidden_state"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_dimension_other_than_the_registrys_is_an_error() {
+    // The 768-dimension model folder under a 384-dimension registry name.
+    let model = TextEmbedding::builder("BAAI/bge-small-en-v1.5")
+        .specific_model_path(model_dir("tiny:pooled2d-768"))
+        .lazy_load(true)
+        .build();
+    // pooled2d-768 stores its graph under another file name: a missing-file error.
+    assert!(matches!(model, Err(Error::MissingFile { .. })));
+    let model = TextEmbedding::builder("BAAI/bge-small-en-v1.5")
+        .specific_model_path(model_dir("tiny:cls-768-trunc16-notype"))
+        .build()
+        .unwrap();
+    let err = model.embed(&["x"], None).unwrap_err();
+    assert!(
+        err.to_string().contains("768") && err.to_string().contains("384"),
+        "{err}"
+    );
+}

@@ -1,0 +1,140 @@
+"""Runs the reference implementation, fastembed 0.9.1, on the test inputs and writes what
+it outputs: tests/expected/cases.json (one entry per case) and one raw little-endian
+float32 file per case ([n_inputs, dim], row-major). The Rust tests read both.
+
+Model folders are named symbolically in cases.json so that the tests can find them on any
+machine: `shared:NAME` (../shared/models/NAME), `setup:NAME` (<embedkit home>/models/NAME,
+filled by `make setup`) and `tiny:NAME` (the seeded models of make_models.py).
+
+usage: gen_expected.py --shared DIR --setup DIR --tiny DIR --data tests/data --out tests/expected
+"""
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import fastembed
+from fastembed import TextEmbedding
+from fastembed.common.model_description import ModelSource, PoolingType
+
+CASES = [
+    # real models
+    dict(name="minilm-fp32-edge", model="sentence-transformers/all-MiniLM-L6-v2",
+         dir="shared:all-MiniLM-L6-v2-fp32", inputs="edge"),
+    dict(name="minilm-fp32-query", model="sentence-transformers/all-MiniLM-L6-v2",
+         dir="shared:all-MiniLM-L6-v2-fp32", inputs="edge", method="query_embed"),
+    dict(name="minilm-fp32-corpus", model="sentence-transformers/all-MiniLM-L6-v2",
+         dir="shared:all-MiniLM-L6-v2-fp32", inputs="corpus", batch_size=16),
+    dict(name="minilm-int8-edge", model="sentence-transformers/all-MiniLM-L6-v2",
+         dir="setup:all-MiniLM-L6-v2-int8", inputs="edge"),
+    dict(name="minilm-int8-passage", model="sentence-transformers/all-MiniLM-L6-v2",
+         dir="setup:all-MiniLM-L6-v2-int8", inputs="edge", method="passage_embed"),
+    # seeded models, one per pipeline of the registry
+    dict(name="cls-bge-small", model="BAAI/bge-small-en-v1.5", dir="tiny:cls-384", inputs="edge"),
+    dict(name="cls-bge-base-trunc16", model="BAAI/bge-base-en-v1.5",
+         dir="tiny:cls-768-trunc16-notype", inputs="edge"),
+    dict(name="mean-nomic", model="nomic-ai/nomic-embed-text-v1.5", dir="tiny:mean-768", inputs="edge"),
+    dict(name="mean-nomic-query", model="nomic-ai/nomic-embed-text-v1.5", dir="tiny:mean-768",
+         inputs="edge", method="query_embed"),
+    dict(name="mean-paraphrase-trunc128", model="sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2",
+         dir="tiny:mean-384-trunc128", inputs="edge"),
+    dict(name="meannorm-jina2-small", model="jinaai/jina-embeddings-v2-small-en",
+         dir="tiny:meannorm-512-notype", inputs="edge"),
+    dict(name="lasttoken-qwen3", model="Qwen/Qwen3-Embedding-0.6B-Q", dir="tiny:lasttoken-1024-left",
+         inputs="edge"),
+    dict(name="builtin-granite", model="ibm-granite/granite-embedding-small-english-r2",
+         dir="tiny:builtin-384", inputs="edge"),
+    dict(name="clip-text", model="Qdrant/clip-ViT-B-32-text", dir="tiny:clip-512", inputs="edge"),
+    dict(name="pooled2d-jina-clip", model="jinaai/jina-clip-v1", dir="tiny:pooled2d-768", inputs="edge"),
+    dict(name="siglip2-text", model="google/siglip2-base-patch16-224", dir="tiny:siglip-768", inputs="edge"),
+    dict(name="jina3-embed", model="jinaai/jina-embeddings-v3", dir="tiny:jina3-1024", inputs="edge"),
+    dict(name="jina3-query", model="jinaai/jina-embeddings-v3", dir="tiny:jina3-1024", inputs="edge",
+         method="query_embed"),
+    dict(name="jina3-passage", model="jinaai/jina-embeddings-v3", dir="tiny:jina3-1024", inputs="edge",
+         method="passage_embed"),
+    dict(name="jina3-task3", model="jinaai/jina-embeddings-v3", dir="tiny:jina3-1024", inputs="edge",
+         task_id=3),
+    dict(name="static-potion", model="minishlab/potion-base-8M", dir="tiny:static-256", inputs="edge"),
+    dict(name="static-potion-corpus", model="minishlab/potion-base-8M", dir="tiny:static-256",
+         inputs="corpus", batch_size=64),
+    dict(name="static-mapped", model="minishlab/potion-retrieval-32M", dir="tiny:static-512-mapped",
+         inputs="edge"),
+    # add_custom_model, one per pooling type
+    dict(name="custom-cls", model="embedkit-test/custom-cls", dir="tiny:cls-384", inputs="edge",
+         custom=dict(pooling="CLS", normalization=True, dim=384, model_file="model_optimized.onnx")),
+    dict(name="custom-mean-raw", model="embedkit-test/custom-mean", dir="tiny:mean-768", inputs="edge",
+         custom=dict(pooling="MEAN", normalization=False, dim=768, model_file="onnx/model.onnx")),
+    dict(name="custom-lasttoken", model="embedkit-test/custom-last", dir="tiny:lasttoken-1024-left",
+         inputs="edge",
+         custom=dict(pooling="LAST_TOKEN", normalization=True, dim=1024,
+                     model_file="onnx/model_quantized.onnx")),
+    dict(name="custom-disabled-output", model="embedkit-test/custom-disabled", dir="tiny:builtin-384",
+         inputs="edge",
+         custom=dict(pooling="DISABLED", normalization=False, dim=384, model_file="onnx/model.onnx",
+                     additional_files=["onnx/model.onnx_data"], output_name="sentence_embedding")),
+]
+
+
+def resolve(symbolic: str, roots: dict) -> Path:
+    kind, name = symbolic.split(":", 1)
+    return roots[kind] / name
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shared", required=True, type=Path)
+    ap.add_argument("--setup", required=True, type=Path)
+    ap.add_argument("--tiny", required=True, type=Path)
+    ap.add_argument("--data", required=True, type=Path)
+    ap.add_argument("--out", required=True, type=Path)
+    args = ap.parse_args()
+    roots = {"shared": args.shared, "setup": args.setup, "tiny": args.tiny}
+    inputs = {
+        "edge": json.loads((args.data / "edge_inputs.json").read_text()),
+        "corpus": (args.data / "corpus.txt").read_text().split("\n")[:-1],
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for case in CASES:
+        model_dir = resolve(case["dir"], roots)
+        custom = case.get("custom")
+        if custom:
+            TextEmbedding.add_custom_model(
+                model=case["model"], pooling=PoolingType(custom["pooling"]),
+                normalization=custom["normalization"], sources=ModelSource(hf=case["model"]),
+                dim=custom["dim"], model_file=custom["model_file"],
+                additional_files=custom.get("additional_files"), output_name=custom.get("output_name"),
+            )
+        kwargs = {"task_id": case["task_id"]} if "task_id" in case else {}
+        model = TextEmbedding(case["model"], specific_model_path=str(model_dir), threads=2, **kwargs)
+        texts = inputs[case["inputs"]]
+        method = case.get("method", "embed")
+        batch_size = case.get("batch_size", 256)
+        vectors = np.stack(list(getattr(model, method)(texts, batch_size=batch_size))).astype("<f4")
+        data_file = f"{case['name']}.f32"
+        (args.out / data_file).write_bytes(vectors.tobytes())
+        desc = next(d for d in TextEmbedding._list_supported_models() if d.model == case["model"])
+        model_file = model_dir / desc.model_file
+        entries.append({
+            **{k: v for k, v in case.items() if k in ("name", "model", "dir", "inputs", "custom", "task_id")},
+            "method": method,
+            "oracle_batch_size": batch_size,
+            "shape": list(vectors.shape),
+            "data_file": data_file,
+            "token_count": model.token_count(texts),
+            "model_file": desc.model_file,
+            "model_file_sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
+        })
+        print(f"{case['name']}: {vectors.shape}")
+    listing = TextEmbedding.list_supported_models()
+    builtin = [m for m in listing if not m["model"].startswith("embedkit-test/")]
+    (args.out / "dense_models.json").write_text(json.dumps(builtin, indent=1, ensure_ascii=False) + "\n")
+    (args.out / "cases.json").write_text(json.dumps(
+        {"fastembed": fastembed.__version__, "tolerance": 1e-5, "cases": entries},
+        indent=1, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+"""Builds small seeded ONNX text models, one per pipeline embedkit and fastembed share.
+
+Each model has a real architecture shape (token, position and type embeddings, layer norm,
+one self-attention block with the attention mask, a feed-forward block) and the input and
+output names of the real exports it stands for, with weights drawn from a fixed seed. The
+tokenizer files are those of all-MiniLM-L6-v2 (`--tokenizer-dir`), with the configs each
+variant needs. The same seed gives the same files, so tests can check their sha256.
+
+usage: make_models.py --tokenizer-dir DIR --out DIR
+"""
+
+import argparse
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+VOCAB = 30522
+HIDDEN = 32
+FFN = 64
+MAX_POS = 4096
+OPSET = 17
+
+
+class Graph:
+    """Accumulates nodes and seeded initializers of one model."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.RandomState(seed)
+        self.nodes = []
+        self.inits = []
+        self.count = 0
+
+    def weight(self, name, shape, scale=0.2):
+        arr = (self.rng.standard_normal(shape) * scale).astype(np.float32)
+        self.inits.append(numpy_helper.from_array(arr, name))
+        return name
+
+    def const(self, name, arr):
+        self.inits.append(numpy_helper.from_array(np.asarray(arr), name))
+        return name
+
+    def op(self, op_type, inputs, **attrs):
+        self.count += 1
+        out = f"{op_type.lower()}_{self.count}"
+        self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
+        return out
+
+    def named(self, op_type, inputs, name, **attrs):
+        self.nodes.append(helper.make_node(op_type, inputs, [name], **attrs))
+        return name
+
+    def layer_norm(self, x, prefix):
+        g = self.const(f"{prefix}.gamma", (1.0 + self.rng.standard_normal(HIDDEN) * 0.1).astype(np.float32))
+        b = self.const(f"{prefix}.beta", (self.rng.standard_normal(HIDDEN) * 0.1).astype(np.float32))
+        return self.op("LayerNormalization", [x, g, b], axis=-1, epsilon=1e-12)
+
+
+def build(variant: dict, seed: int) -> onnx.ModelProto:
+    g = Graph(seed)
+    dim = variant["dim"]
+    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"])]
+    if variant.get("attention_mask", True):
+        inputs.append(helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"]))
+    if variant.get("token_type_ids", True):
+        inputs.append(helper.make_tensor_value_info("token_type_ids", TensorProto.INT64, ["batch", "seq"]))
+    if variant.get("task_id"):
+        inputs.append(helper.make_tensor_value_info("task_id", TensorProto.INT64, []))
+
+    x = g.op("Gather", [g.weight("word_embeddings", (VOCAB, HIDDEN)), "input_ids"])
+    # position embeddings for positions 0..seq-1
+    shape = g.op("Shape", ["input_ids"])
+    seq = g.op("Gather", [shape, g.const("one_idx", np.array([1], dtype=np.int64))], axis=0)
+    zero = g.const("zero_1d", np.array([0], dtype=np.int64))
+    table = g.weight("position_embeddings", (MAX_POS, HIDDEN))
+    if variant.get("positions_from_mask"):
+        # positions count real tokens only (cumsum of the mask - 1), as decoders do for
+        # left-padded batches, so that a sequence's vectors do not depend on its padding
+        ids = g.op("Sub", [g.op("CumSum", ["attention_mask", g.const("cum_axis", np.array(1, dtype=np.int64))]),
+                           g.const("one_i", np.array(1, dtype=np.int64))])
+        ids = g.op("Max", [ids, g.const("zero_i", np.array(0, dtype=np.int64))])
+        pos = g.op("Gather", [table, ids])
+    else:
+        pos = g.op("Slice", [table, zero, seq, zero])
+    x = g.op("Add", [x, pos])
+    if variant.get("token_type_ids", True):
+        tt = g.op("Gather", [g.weight("token_type_embeddings", (2, HIDDEN), scale=1.0), "token_type_ids"])
+        x = g.op("Add", [x, tt])
+    if variant.get("task_id"):
+        task = g.op("Gather", [g.weight("task_embeddings", (5, HIDDEN), scale=1.0), "task_id"])
+        x = g.op("Add", [x, task])
+    x = g.layer_norm(x, "emb_ln")
+
+    # single-head self-attention, padding masked out with a large negative bias
+    q = g.op("MatMul", [x, g.weight("wq", (HIDDEN, HIDDEN))])
+    k = g.op("MatMul", [x, g.weight("wk", (HIDDEN, HIDDEN))])
+    v = g.op("MatMul", [x, g.weight("wv", (HIDDEN, HIDDEN))])
+    kt = g.op("Transpose", [k], perm=[0, 2, 1])
+    scores = g.op("Div", [g.op("MatMul", [q, kt]), g.const("sqrt_h", np.array(np.sqrt(HIDDEN), dtype=np.float32))])
+    if variant.get("attention_mask", True):
+        m = g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
+        m = g.op("Unsqueeze", [m, g.const("axis1", np.array([1], dtype=np.int64))])
+        bias = g.op("Mul", [g.op("Sub", [g.const("one_f", np.array(1.0, dtype=np.float32)), m]),
+                            g.const("neg_big", np.array(-10000.0, dtype=np.float32))])
+        scores = g.op("Add", [scores, bias])
+    probs = g.op("Softmax", [scores], axis=-1)
+    ctx = g.op("MatMul", [g.op("MatMul", [probs, v]), g.weight("wo", (HIDDEN, HIDDEN))])
+    x = g.layer_norm(g.op("Add", [x, ctx]), "attn_ln")
+    h = g.op("Relu", [g.op("Add", [g.op("MatMul", [x, g.weight("w1", (HIDDEN, FFN))]), g.weight("b1", (FFN,))])])
+    x = g.layer_norm(g.op("Add", [x, g.op("MatMul", [h, g.weight("w2", (FFN, HIDDEN))])]), "ffn_ln")
+    hidden = g.op("MatMul", [x, g.weight("proj", (HIDDEN, dim))])
+
+    outputs = []
+    for out in variant["outputs"]:
+        if out == "last_hidden_state":
+            g.named("Identity", [hidden], "last_hidden_state")
+            outputs.append(helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "seq", dim]))
+        elif out in ("text_embeds", "pooler_output", "pooled_first"):
+            # a pooled 2-D output: tanh of the first token, or the last position (siglip)
+            index = -1 if out == "pooler_output" else 0
+            token = g.op("Gather", [hidden, g.const(f"pos_{out}", np.array(index, dtype=np.int64))], axis=1)
+            g.named("Tanh", [g.op("MatMul", [token, g.weight(f"w_{out}", (dim, dim), scale=0.1)])], out)
+            outputs.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, ["batch", dim]))
+        elif out == "sentence_embedding":
+            # mean over real tokens, normalized in the graph (sentence-transformers exports)
+            m = g.op("Unsqueeze", [g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT),
+                                   g.const("axis2", np.array([2], dtype=np.int64))])
+            summed = g.op("ReduceSum", [g.op("Mul", [hidden, m]), g.const("axes1", np.array([1], dtype=np.int64))], keepdims=0)
+            count = g.op("ReduceSum", [m, g.const("axes1b", np.array([1], dtype=np.int64))], keepdims=0)
+            mean = g.op("Div", [summed, count])
+            g.named("LpNormalization", [mean], "sentence_embedding", axis=-1, p=2)
+            outputs.append(helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", dim]))
+        else:
+            raise ValueError(out)
+
+    graph = helper.make_graph(g.nodes, f"tiny_{variant['name']}", inputs, outputs, g.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="embedkit-tests")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+# name -> architecture and files. `files` maps the registry's model_file (and its external
+# data, if the registry lists one) to where the variant is saved.
+VARIANTS = [
+    dict(name="cls-384", dim=384, outputs=["last_hidden_state"], model_file="model_optimized.onnx"),
+    dict(name="cls-768-trunc16-notype", dim=768, outputs=["last_hidden_state"], token_type_ids=False,
+         model_file="model_optimized.onnx", tokenizer_config={"model_max_length": 16}),
+    dict(name="mean-768", dim=768, outputs=["last_hidden_state"], model_file="onnx/model.onnx"),
+    dict(name="mean-384-trunc128", dim=384, outputs=["last_hidden_state"], model_file="model_optimized.onnx",
+         tokenizer_config={"model_max_length": 128}),
+    dict(name="meannorm-512-notype", dim=512, outputs=["last_hidden_state"], token_type_ids=False,
+         model_file="onnx/model.onnx"),
+    dict(name="lasttoken-1024-left", dim=1024, outputs=["last_hidden_state"], token_type_ids=False,
+         model_file="onnx/model_quantized.onnx", tokenizer_config={"padding_side": "left"},
+         positions_from_mask=True),
+    dict(name="builtin-384", dim=384, outputs=["last_hidden_state", "sentence_embedding"],
+         model_file="onnx/model.onnx", external_data="model.onnx_data"),
+    dict(name="clip-512", dim=512, outputs=["text_embeds", "last_hidden_state"], model_file="model.onnx",
+         token_type_ids=False),
+    dict(name="pooled2d-768", dim=768, outputs=["text_embeds", "last_hidden_state"],
+         model_file="onnx/text_model.onnx", token_type_ids=False),
+    dict(name="siglip-768", dim=768, outputs=["last_hidden_state", "pooler_output"],
+         model_file="onnx/text_model.onnx", token_type_ids=False, attention_mask=False,
+         tokenizer_config={"model_max_length": 64}),
+    dict(name="jina3-1024", dim=1024, outputs=["last_hidden_state"], task_id=True, token_type_ids=False,
+         model_file="onnx/model.onnx", external_data="model.onnx_data"),
+]
+
+STATIC_VARIANTS = [
+    dict(name="static-256", dim=256, rows=VOCAB),
+    dict(name="static-512-mapped", dim=512, rows=997, mapping=True),
+]
+
+
+def write_static(variant: dict, seed: int, out: Path) -> None:
+    """A model2vec safetensors file: embeddings, and for vocabulary-quantized models a
+    token -> row mapping and per-token weights. Written by hand (the format is a length,
+    a JSON header and raw little-endian data) to keep the script's dependencies small."""
+    rng = np.random.RandomState(seed)
+    tensors = {"embeddings": (rng.standard_normal((variant["rows"], variant["dim"])) * 0.3).astype(np.float32)}
+    if variant.get("mapping"):
+        tensors["mapping"] = rng.randint(0, variant["rows"], size=VOCAB).astype(np.int64)
+        tensors["weights"] = rng.uniform(0.1, 2.0, size=VOCAB).astype(np.float32)
+    header, blobs, offset = {}, [], 0
+    for name, arr in tensors.items():
+        data = arr.tobytes()
+        dtype = {np.float32: "F32", np.int64: "I64"}[arr.dtype.type]
+        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    with open(out / "model.safetensors", "wb") as f:
+        f.write(len(head).to_bytes(8, "little"))
+        f.write(head)
+        for b in blobs:
+            f.write(b)
+
+
+def copy_tokenizer(src: Path, dst: Path, overrides: dict) -> None:
+    for name in ("tokenizer.json", "config.json", "special_tokens_map.json"):
+        shutil.copyfile(src / name, dst / name)
+    config = json.loads((src / "tokenizer_config.json").read_text())
+    config.update(overrides)
+    (dst / "tokenizer_config.json").write_text(json.dumps(config, indent=1))
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tokenizer-dir", required=True, type=Path)
+    ap.add_argument("--out", required=True, type=Path)
+    args = ap.parse_args()
+    manifest = {}
+    for seed, variant in enumerate(VARIANTS, start=1):
+        d = args.out / variant["name"]
+        shutil.rmtree(d, ignore_errors=True)
+        (d / variant["model_file"]).parent.mkdir(parents=True, exist_ok=True)
+        copy_tokenizer(args.tokenizer_dir, d, variant.get("tokenizer_config", {}))
+        model = build(variant, seed)
+        path = d / variant["model_file"]
+        if variant.get("external_data"):
+            onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=variant["external_data"], size_threshold=1024)
+        else:
+            onnx.save_model(model, str(path))
+        manifest[variant["name"]] = {str(p.relative_to(d)): sha256(p) for p in sorted(d.rglob("*")) if p.is_file()}
+    for seed, variant in enumerate(STATIC_VARIANTS, start=100):
+        d = args.out / variant["name"]
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+        shutil.copyfile(args.tokenizer_dir / "tokenizer.json", d / "tokenizer.json")
+        write_static(variant, seed, d)
+        manifest[variant["name"]] = {str(p.relative_to(d)): sha256(p) for p in sorted(d.rglob("*")) if p.is_file()}
+    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    print(f"wrote {len(manifest)} models to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
