@@ -126,7 +126,7 @@ fn progress_bar(streamed: bool) -> ProgressBar {
     }
     let bar = ProgressBar::new_spinner();
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {pos} documents embedded ({per_sec}) {elapsed}")
+        ProgressStyle::with_template("{spinner} {human_pos} documents embedded in {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));

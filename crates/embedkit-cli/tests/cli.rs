@@ -38,6 +38,13 @@ fn embedkit(args: &[&str], stdin: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `embedkit embed --model all-MiniLM-L6-v2 --model-path DIR ARGS...`
+fn embed_minilm(dir: &str, args: &[&str], stdin: &[u8]) -> Output {
+    let mut all = vec!["embed", "--model", MINILM, "--model-path", dir];
+    all.extend_from_slice(args);
+    embedkit(&all, stdin)
+}
+
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("embedkit-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -80,16 +87,9 @@ fn embeds_stdin_lines_like_fastembed() {
         .filter(|&i| !texts[i].contains('\n') && !texts[i].contains('\r'))
         .collect();
     let input: String = picked.iter().map(|&i| format!("{}\n", texts[i])).collect();
-    let out = embedkit(
-        &[
-            "embed",
-            "--model",
-            MINILM,
-            "--model-path",
-            dir.to_str().unwrap(),
-            "--batch-size",
-            "4",
-        ],
+    let out = embed_minilm(
+        dir.to_str().unwrap(),
+        &["--batch-size", "4"],
         input.as_bytes(),
     );
     assert!(
@@ -111,13 +111,9 @@ fn arguments_and_output_file() {
     let dir = minilm_dir();
     let tmp = tmpdir("outfile");
     let dest = tmp.join("out.jsonl");
-    let out = embedkit(
+    let out = embed_minilm(
+        dir.to_str().unwrap(),
         &[
-            "embed",
-            "--model",
-            MINILM,
-            "--model-path",
-            dir.to_str().unwrap(),
             "--output",
             dest.to_str().unwrap(),
             "hello world",
@@ -149,16 +145,9 @@ fn invalid_utf8_names_the_line_and_leaves_no_output_file() {
     let dir = minilm_dir();
     let tmp = tmpdir("badutf8");
     let dest = tmp.join("out.jsonl");
-    let out = embedkit(
-        &[
-            "embed",
-            "--model",
-            MINILM,
-            "--model-path",
-            dir.to_str().unwrap(),
-            "--output",
-            dest.to_str().unwrap(),
-        ],
+    let out = embed_minilm(
+        dir.to_str().unwrap(),
+        &["--output", dest.to_str().unwrap()],
         b"fine\nalso fine\nbroken \xff\xfe here\n",
     );
     assert!(!out.status.success());
@@ -175,16 +164,7 @@ fn invalid_utf8_names_the_line_and_leaves_no_output_file() {
 #[test]
 fn empty_input_gives_empty_output() {
     let dir = minilm_dir();
-    let out = embedkit(
-        &[
-            "embed",
-            "--model",
-            MINILM,
-            "--model-path",
-            dir.to_str().unwrap(),
-        ],
-        b"",
-    );
+    let out = embed_minilm(dir.to_str().unwrap(), &[], b"");
     assert!(
         out.status.success(),
         "{}",
@@ -205,17 +185,7 @@ fn unknown_model_lists_close_names() {
 #[test]
 fn missing_model_file_names_file_and_folder() {
     let tmp = tmpdir("missing");
-    let out = embedkit(
-        &[
-            "embed",
-            "--model",
-            MINILM,
-            "--model-path",
-            tmp.to_str().unwrap(),
-            "x",
-        ],
-        b"",
-    );
+    let out = embed_minilm(tmp.to_str().unwrap(), &["x"], b"");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("model.onnx"), "{err}");
@@ -238,17 +208,7 @@ fn corrupt_onnx_is_an_error_not_a_crash() {
     let bytes = std::fs::read(src.join("model.onnx")).unwrap();
     for content in [&bytes[..bytes.len() / 3], &b"this is not an onnx file"[..]] {
         std::fs::write(tmp.join("model.onnx"), content).unwrap();
-        let out = embedkit(
-            &[
-                "embed",
-                "--model",
-                MINILM,
-                "--model-path",
-                tmp.to_str().unwrap(),
-                "x",
-            ],
-            b"",
-        );
+        let out = embed_minilm(tmp.to_str().unwrap(), &["x"], b"");
         assert_eq!(
             out.status.code(),
             Some(1),
@@ -280,35 +240,10 @@ fn models_lists_the_registry() {
 fn query_and_add_prefix_flags() {
     let dir = minilm_dir();
     let d = dir.to_str().unwrap();
-    let plain = embedkit(
-        &["embed", "--model", MINILM, "--model-path", d, "a query"],
-        b"",
-    );
-    let query = embedkit(
-        &[
-            "embed",
-            "--model",
-            MINILM,
-            "--model-path",
-            d,
-            "--query",
-            "a query",
-        ],
-        b"",
-    );
+    let plain = embed_minilm(d, &["a query"], b"");
+    let query = embed_minilm(d, &["--query", "a query"], b"");
     // fastembed's dense models add no prefix in query_embed: the vectors are the same.
     assert_eq!(vectors(&plain.stdout), vectors(&query.stdout));
-    let bad = embedkit(
-        &[
-            "embed",
-            "--model",
-            MINILM,
-            "--model-path",
-            d,
-            "--add-prefix",
-            "x",
-        ],
-        b"",
-    );
+    let bad = embed_minilm(d, &["--add-prefix", "x"], b"");
     assert!(!bad.status.success());
 }
