@@ -1,5 +1,6 @@
 //! The `embedkit` command: a thin shell over the library's public API.
 
+mod cache;
 mod embed;
 mod input;
 mod models;
@@ -27,6 +28,10 @@ enum Command {
     Embed(Box<embed::EmbedArgs>),
     /// List the supported models.
     Models(models::ModelsArgs),
+    /// Download a model into the cache.
+    Download(cache::DownloadArgs),
+    /// Inspect or clean the model cache.
+    Cache(cache::CacheArgs),
 }
 
 /// Options every model-loading command shares.
@@ -62,6 +67,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Embed(args) => embed::run(*args),
         Command::Models(args) => models::run(args),
+        Command::Download(args) => cache::download(args),
+        Command::Cache(args) => cache::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

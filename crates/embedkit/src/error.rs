@@ -37,6 +37,14 @@ pub enum Error {
     #[error("{0}")]
     NotCached(String),
 
+    /// Fetching model files failed.
+    #[error("download failed: {0}")]
+    Download(String),
+
+    /// An archive tried to write outside its folder, or was too large.
+    #[error("refused to extract {path}: {reason}")]
+    UnsafeArchive { path: PathBuf, reason: String },
+
     /// A model file or config exists but cannot be used.
     #[error("invalid model file {path}: {reason}")]
     InvalidModel { path: PathBuf, reason: String },

@@ -1,12 +1,19 @@
-//! Where model files live: a user's own folder (`specific_model_path`), or the cache in
-//! fastembed's layout (huggingface_hub snapshots `models--org--name/snapshots/<rev>/`, and
-//! the legacy `fast-<name>/` folders of tar.gz models).
-//!
-//! Downloading is a separate concern: a [`Fetcher`] is called only when the cache does not
-//! hold the files, and none is installed yet, so a miss is a clear error.
+//! Where model files live and how they get there: a user's own folder
+//! (`specific_model_path`), the cache in fastembed's layout (huggingface_hub snapshots
+//! `models--org--name/snapshots/<rev>/`, legacy `fast-<name>/` folders of tar.gz models),
+//! a huggingface_hub cache (`HF_HUB_CACHE`), and downloads into the cache when allowed.
+
+mod archive;
+mod download;
+mod http;
 
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
+use std::time::Duration;
+
+pub use archive::{check as check_archive, extract as extract_archive};
+pub use download::HubFetcher;
+pub use http::sha256_file;
 
 use crate::error::{Error, Result};
 use crate::registry::ModelSource;
@@ -20,6 +27,93 @@ pub struct ModelFiles<'a> {
     pub sources: &'a ModelSource,
     /// Files the model cannot run without, relative to its folder (the ONNX file first).
     pub required: Vec<String>,
+    /// Files fetched when the repo has them (configs some models lack).
+    pub optional: Vec<String>,
+}
+
+/// The config files fastembed fetches when a repo has them.
+pub const OPTIONAL_CONFIGS: [&str; 4] = [
+    "config.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "preprocessor_config.json",
+];
+
+/// How to reach the hub, as huggingface_hub's environment sets it.
+#[derive(Debug, Clone)]
+pub struct HubOptions {
+    /// `HF_ENDPOINT`, default `https://huggingface.co` (a mirror works the same).
+    pub endpoint: String,
+    /// `HF_TOKEN`, or the token file huggingface_hub's login writes.
+    pub token: Option<String>,
+    /// Time to connect (`HF_HUB_ETAG_TIMEOUT`, default 10 s).
+    pub connect_timeout: Duration,
+    /// Longest silence while waiting for or reading a response
+    /// (`HF_HUB_DOWNLOAD_TIMEOUT`, default 10 s): a stalled server fails, never hangs.
+    pub read_timeout: Duration,
+    /// Attempts per file; each retry resumes the partial file.
+    pub attempts: u32,
+    /// First wait between attempts; doubled each time, at most 30 s.
+    pub backoff: Duration,
+    /// Largest unpacked size of a `.tar.gz` model archive.
+    pub max_archive_bytes: u64,
+    /// Show bytes and rate on stderr (default: when it is a terminal).
+    pub progress: bool,
+}
+
+fn env_seconds(name: &str, default: f64) -> Duration {
+    let secs = non_empty_env(name)
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .unwrap_or(default);
+    Duration::from_secs_f64(secs)
+}
+
+/// huggingface_hub's home: `$HF_HOME`, else `~/.cache/huggingface`.
+fn hf_home() -> Option<PathBuf> {
+    non_empty_env("HF_HOME").map(PathBuf::from).or_else(|| {
+        non_empty_env("XDG_CACHE_HOME")
+            .map(|x| PathBuf::from(x).join("huggingface"))
+            .or_else(|| non_empty_env("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface")))
+    })
+}
+
+/// huggingface_hub's own cache: `$HF_HUB_CACHE`, else `<HF_HOME>/hub`.
+pub fn hf_hub_cache() -> Option<PathBuf> {
+    non_empty_env("HF_HUB_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| hf_home().map(|h| h.join("hub")))
+}
+
+impl HubOptions {
+    /// Options from the environment, as huggingface_hub reads it.
+    pub fn from_env() -> Self {
+        let token = non_empty_env("HF_TOKEN")
+            .or_else(|| non_empty_env("HUGGING_FACE_HUB_TOKEN"))
+            .or_else(|| {
+                let path = non_empty_env("HF_TOKEN_PATH")
+                    .map(PathBuf::from)
+                    .or_else(|| hf_home().map(|h| h.join("token")))?;
+                std::fs::read_to_string(path)
+                    .ok()
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty())
+            });
+        let progress_off = non_empty_env("HF_HUB_DISABLE_PROGRESS_BARS").is_some();
+        HubOptions {
+            endpoint: non_empty_env("HF_ENDPOINT")
+                .unwrap_or_else(|| "https://huggingface.co".into())
+                .trim_end_matches('/')
+                .to_string(),
+            token,
+            connect_timeout: env_seconds("HF_HUB_ETAG_TIMEOUT", 10.0),
+            read_timeout: env_seconds("HF_HUB_DOWNLOAD_TIMEOUT", 10.0),
+            attempts: 5,
+            backoff: Duration::from_millis(500),
+            max_archive_bytes: 64 << 30,
+            progress: !progress_off && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        }
+    }
 }
 
 /// Where to look, as fastembed's `cache_dir`, `specific_model_path`, `local_files_only`.
@@ -27,10 +121,13 @@ pub struct ModelFiles<'a> {
 pub struct CacheOptions {
     pub cache_dir: Option<PathBuf>,
     pub specific_model_path: Option<PathBuf>,
+    /// Never touch the network (also set by `HF_HUB_OFFLINE=1`).
     pub local_files_only: bool,
+    /// How to download; `None` reads the environment.
+    pub hub: Option<HubOptions>,
 }
 
-/// Fetches a model into the cache; the seam for the hub download code.
+/// Fetches a model into the cache when it is not there.
 pub trait Fetcher: Send + Sync {
     /// Downloads the files of `files` into `cache_dir` and returns the model folder.
     fn fetch(&self, files: &ModelFiles<'_>, cache_dir: &Path) -> Result<PathBuf>;
@@ -38,7 +135,7 @@ pub trait Fetcher: Send + Sync {
 
 static FETCHER: RwLock<Option<Box<dyn Fetcher>>> = RwLock::new(None);
 
-/// Installs the fetcher used when a model is not in the cache.
+/// Replaces the hub downloader for this process (e.g. an in-house model store).
 pub fn set_fetcher(fetcher: Box<dyn Fetcher>) {
     *FETCHER.write().unwrap_or_else(|e| e.into_inner()) = Some(fetcher);
 }
@@ -60,8 +157,18 @@ pub fn hub_offline() -> bool {
     )
 }
 
+/// The folder of a legacy archive model: `fast-<name>` or `<name>`, as fastembed names it.
+pub(crate) fn legacy_folder(files: &ModelFiles<'_>) -> String {
+    let tail = files.model.rsplit('/').next().unwrap_or(files.model);
+    if files.sources.deprecated_tar_struct {
+        format!("fast-{tail}")
+    } else {
+        tail.to_string()
+    }
+}
+
 /// The folder with the model's files: `specific_model_path` if given, else the cache,
-/// else whatever the installed [`Fetcher`] downloads. Every required file is checked.
+/// else a download into the cache (unless offline). Every required file is checked.
 pub fn resolve_model_dir(files: &ModelFiles<'_>, opts: &CacheOptions) -> Result<PathBuf> {
     if let Some(dir) = &opts.specific_model_path {
         if !dir.is_dir() {
@@ -77,69 +184,75 @@ pub fn resolve_model_dir(files: &ModelFiles<'_>, opts: &CacheOptions) -> Result<
     let mut looked: Vec<PathBuf> = Vec::new();
     for dir in cached_candidates(files, &cache_dir) {
         if dir.is_dir() && missing(&dir, &files.required).is_none() {
+            tracing::debug!(dir = %dir.display(), "model found in the cache");
             return Ok(dir);
         }
         looked.push(dir);
     }
     let offline = opts.local_files_only || hub_offline();
-    if !offline {
-        if let Some(fetcher) = FETCHER.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            let dir = fetcher.fetch(files, &cache_dir)?;
-            check_required(&dir, &files.required)?;
-            return Ok(dir);
-        }
+    if offline {
+        let looked = looked
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(Error::NotCached(format!(
+            "model {} is not in the cache {} (looked in: {}) and offline mode is on              (local_files_only or HF_HUB_OFFLINE) so it was not downloaded. Download it once              with `embedkit download {}` while online, or pass a folder with its files ({})              as --model-path / specific_model_path.",
+            files.model,
+            cache_dir.display(),
+            if looked.is_empty() { "nothing".into() } else { looked },
+            files.model,
+            files.required.join(", ")
+        )));
     }
-    let looked = looked
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let why = if offline {
-        "offline mode is on (local_files_only or HF_HUB_OFFLINE)"
-    } else {
-        "this build cannot download models yet"
+    let dir = {
+        let custom = FETCHER.read().unwrap_or_else(|e| e.into_inner());
+        match custom.as_ref() {
+            Some(fetcher) => fetcher.fetch(files, &cache_dir)?,
+            None => {
+                let hub = opts.hub.clone().unwrap_or_else(HubOptions::from_env);
+                HubFetcher::new(hub).fetch(files, &cache_dir)?
+            }
+        }
     };
-    Err(Error::NotCached(format!(
-        "model {} is not in the cache {} (looked in: {}) and {why}. Put its files ({}) in a \
-         folder and pass it as --model-path / specific_model_path, or fill the cache with \
-         fastembed or huggingface_hub.",
-        files.model,
-        cache_dir.display(),
-        if looked.is_empty() {
-            "nothing"
-        } else {
-            &looked
-        },
-        files.required.join(", ")
-    )))
+    check_required(&dir, &files.required)?;
+    Ok(dir)
 }
 
-/// Cache folders that may hold the model, in the order fastembed tries them.
+/// Cache folders that may hold the model, in the order fastembed tries them, then
+/// huggingface_hub's own cache.
 fn cached_candidates(files: &ModelFiles<'_>, cache_dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
+    let revision = files.sources.revision.as_deref().unwrap_or("main");
     if let Some(repo) = &files.sources.hf {
-        let mut repos = vec![repo_folder_name(repo)];
-        // A copy cached under another casing of the same repo id (older fastembed sources).
-        if let Ok(entries) = std::fs::read_dir(cache_dir) {
-            let expected = repos[0].to_lowercase();
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name != repos[0] && name.to_lowercase() == expected {
-                    repos.push(name);
+        let mut roots = vec![cache_dir.to_path_buf()];
+        if let Some(hf) = hf_hub_cache().filter(|h| h != cache_dir) {
+            roots.push(hf);
+        }
+        for (i, root) in roots.iter().enumerate() {
+            let mut repos = vec![repo_folder_name(repo)];
+            // A copy cached under another casing of the same repo id (older fastembed
+            // sources), in fastembed's own cache only.
+            if i == 0 {
+                if let Ok(entries) = std::fs::read_dir(root) {
+                    let expected = repos[0].to_lowercase();
+                    for e in entries.flatten() {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        if name != repos[0] && name.to_lowercase() == expected {
+                            repos.push(name);
+                        }
+                    }
+                }
+            }
+            for repo_dir in repos {
+                if let Some(snapshot) = snapshot_dir(&root.join(repo_dir), revision) {
+                    out.push(snapshot);
                 }
             }
         }
-        for repo_dir in repos {
-            if let Some(snapshot) = snapshot_dir(&cache_dir.join(repo_dir)) {
-                out.push(snapshot);
-            }
-        }
     }
-    let tail = files.model.rsplit('/').next().unwrap_or(files.model);
-    if files.sources.deprecated_tar_struct {
-        out.push(cache_dir.join(format!("fast-{tail}")));
-    } else if files.sources.url.is_some() {
-        out.push(cache_dir.join(tail));
+    if files.sources.deprecated_tar_struct || files.sources.url.is_some() {
+        out.push(cache_dir.join(legacy_folder(files)));
     }
     out
 }
@@ -149,15 +262,19 @@ pub fn repo_folder_name(repo: &str) -> String {
     format!("models--{}", repo.replace('/', "--"))
 }
 
-/// The snapshot `refs/main` points to, as huggingface_hub resolves revision `main` offline.
-fn snapshot_dir(repo_dir: &Path) -> Option<PathBuf> {
-    let rev = std::fs::read_to_string(repo_dir.join("refs").join("main")).ok()?;
-    let rev = rev.trim();
+/// The snapshot a revision points to, as huggingface_hub resolves it offline: the commit
+/// in `refs/<revision>`, or the revision itself when it is a commit hash.
+fn snapshot_dir(repo_dir: &Path, revision: &str) -> Option<PathBuf> {
+    let commit = match std::fs::read_to_string(repo_dir.join("refs").join(revision)) {
+        Ok(rev) => rev.trim().to_string(),
+        Err(_) if revision.len() == 40 => revision.to_string(),
+        Err(_) => return None,
+    };
     // A revision is a commit hash; anything else could climb out of the cache.
-    if rev.is_empty() || !rev.chars().all(|c| c.is_ascii_alphanumeric()) {
+    if commit.is_empty() || !commit.chars().all(|c| c.is_ascii_alphanumeric()) {
         return None;
     }
-    Some(repo_dir.join("snapshots").join(rev))
+    Some(repo_dir.join("snapshots").join(commit))
 }
 
 fn missing<'a>(dir: &Path, required: &'a [String]) -> Option<&'a String> {
@@ -172,6 +289,95 @@ fn check_required(dir: &Path, required: &[String]) -> Result<()> {
         }),
         None => Ok(()),
     }
+}
+
+/// A model folder found in a cache, for `embedkit cache list`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CachedModel {
+    /// The repo id (`org/name`) or, for legacy archives, the folder name.
+    pub name: String,
+    pub path: PathBuf,
+    /// Bytes on disk (blobs, or the folder's files).
+    pub size: u64,
+    /// Commits with a snapshot.
+    pub snapshots: Vec<String>,
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// The models in a cache folder: huggingface_hub repos and legacy archive folders.
+pub fn list_cache(cache_dir: &Path) -> Result<Vec<CachedModel>> {
+    let rd = match std::fs::read_dir(cache_dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(cache_dir, e)),
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !path.is_dir() || name.starts_with('.') || name == "tmp" {
+            continue;
+        }
+        if let Some(repo) = name.strip_prefix("models--") {
+            let mut snapshots: Vec<String> = std::fs::read_dir(path.join("snapshots"))
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|s| s.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            snapshots.sort();
+            out.push(CachedModel {
+                name: repo.replacen("--", "/", 1),
+                size: dir_size(&path.join("blobs")),
+                path,
+                snapshots,
+            });
+        } else {
+            out.push(CachedModel {
+                name,
+                size: dir_size(&path),
+                path,
+                snapshots: Vec::new(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Removes a model's files from the cache (its repo folder, its legacy folder and its
+/// locks); returns what was removed.
+pub fn remove_cached(files: &ModelFiles<'_>, cache_dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut targets = Vec::new();
+    if let Some(repo) = &files.sources.hf {
+        let folder = repo_folder_name(repo);
+        targets.push(cache_dir.join(&folder));
+        targets.push(cache_dir.join(".locks").join(&folder));
+    }
+    if files.sources.deprecated_tar_struct || files.sources.url.is_some() {
+        targets.push(cache_dir.join(legacy_folder(files)));
+    }
+    let mut removed = Vec::new();
+    for t in targets {
+        if t.exists() {
+            std::fs::remove_dir_all(&t).map_err(|e| Error::io(&t, e))?;
+            removed.push(t);
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -203,6 +409,7 @@ mod tests {
             model: "BAAI/bge-small-en-v1.5",
             sources: &src,
             required: vec!["model_optimized.onnx".into(), "tokenizer.json".into()],
+            optional: vec![],
         };
         let opts = CacheOptions {
             cache_dir: Some(cache.clone()),
@@ -226,9 +433,11 @@ mod tests {
             model: "sentence-transformers/all-MiniLM-L6-v2",
             sources: &src,
             required: vec!["model.onnx".into()],
+            optional: vec![],
         };
         let opts = CacheOptions {
             cache_dir: Some(cache.clone()),
+            local_files_only: true,
             ..Default::default()
         };
         let err = resolve_model_dir(&files, &opts).unwrap_err().to_string();
@@ -248,7 +457,7 @@ mod tests {
         let repo = cache.join("models--a--b");
         touch(&repo.join("refs/main"));
         std::fs::write(repo.join("refs/main"), "../../..").unwrap();
-        assert!(snapshot_dir(&repo).is_none());
+        assert!(snapshot_dir(&repo, "main").is_none());
         std::fs::remove_dir_all(cache).unwrap();
     }
 
@@ -260,6 +469,7 @@ mod tests {
             model: "x/y",
             sources: &src,
             required: vec!["onnx/model.onnx".into()],
+            optional: vec![],
         };
         let opts = CacheOptions {
             specific_model_path: Some(dir.clone()),

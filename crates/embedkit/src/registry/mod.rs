@@ -21,6 +21,9 @@ pub struct ModelSource {
     /// A URL of a `.tar.gz` archive (legacy fastembed models).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The revision of the repo to use (a branch, tag or commit); `main` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
     /// The archive unpacks to `fast-<name>/` (fastembed's legacy layout).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deprecated_tar_struct: bool,

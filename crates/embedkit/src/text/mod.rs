@@ -42,6 +42,26 @@ pub(crate) trait DenseBackend: Send + Sync {
     fn embed_batch(&self, sequences: &[&[u32]], task: Option<i64>) -> Result<Vec<Embedding>>;
 }
 
+/// The files a dense model needs, for finding, downloading or removing it.
+pub fn model_files(desc: &DenseModelDescription) -> ModelFiles<'_> {
+    let mut required = vec![desc.model_file.clone()];
+    required.extend(desc.additional_files.iter().cloned());
+    required.push("tokenizer.json".into());
+    if desc.pipeline.kind == DenseKind::Onnx {
+        required.push("tokenizer_config.json".into());
+    }
+    ModelFiles {
+        model: &desc.model,
+        sources: &desc.sources,
+        optional: hub::OPTIONAL_CONFIGS
+            .iter()
+            .filter(|f| !required.iter().any(|r| r == *f))
+            .map(|f| f.to_string())
+            .collect(),
+        required,
+    }
+}
+
 /// Builder for [`TextEmbedding`], with fastembed's constructor arguments.
 #[derive(Debug, Clone)]
 pub struct TextEmbeddingBuilder {
@@ -69,6 +89,12 @@ impl TextEmbeddingBuilder {
     /// Never download; use the cache only (`local_files_only`).
     pub fn local_files_only(mut self, yes: bool) -> Self {
         self.cache.local_files_only = yes;
+        self
+    }
+    /// How to reach the hub when the model must be downloaded (default: from the
+    /// environment, `HF_ENDPOINT`, `HF_TOKEN`, ...).
+    pub fn hub_options(mut self, hub: hub::HubOptions) -> Self {
+        self.cache.hub = Some(hub);
         self
     }
     /// ONNX Runtime intra-op threads.
@@ -131,20 +157,7 @@ impl TextEmbeddingBuilder {
             return Err(Error::InvalidArgument("threads must be >= 1".into()));
         }
         let desc = registry::dense_model(&self.model_name)?;
-        let mut required = vec![desc.model_file.clone()];
-        required.extend(desc.additional_files.iter().cloned());
-        required.push("tokenizer.json".into());
-        if desc.pipeline.kind == DenseKind::Onnx {
-            required.push("tokenizer_config.json".into());
-        }
-        let model_dir = hub::resolve_model_dir(
-            &ModelFiles {
-                model: &desc.model,
-                sources: &desc.sources,
-                required,
-            },
-            &self.cache,
-        )?;
+        let model_dir = hub::resolve_model_dir(&model_files(&desc), &self.cache)?;
         let model = TextEmbedding {
             desc,
             model_dir,

@@ -1,6 +1,8 @@
 //! Shared by the integration tests: where the test models and oracle outputs live.
 #![allow(dead_code)]
 
+pub mod hub_server;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
