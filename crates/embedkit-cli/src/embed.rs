@@ -25,6 +25,10 @@ pub struct EmbedArgs {
     /// Texts per batch (batches are also capped by tokens).
     #[arg(long, default_value_t = embedkit::text::DEFAULT_BATCH_SIZE)]
     pub batch_size: usize,
+    /// Cap on texts × padded tokens per batch (bounds memory; small batches are fastest
+    /// on CPUs).
+    #[arg(long, default_value_t = embedkit::batching::DEFAULT_MAX_BATCH_TOKENS)]
+    pub max_batch_tokens: usize,
     /// Embed as queries (`query_embed`).
     #[arg(long, conflicts_with = "passage")]
     pub query: bool,
@@ -80,6 +84,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     let docs = input::documents(args.texts, args.input.as_deref())?;
     let model = builder(&args.model)?
         .batch_size(args.batch_size)
+        .max_batch_tokens(args.max_batch_tokens)
         .add_prefixes(args.add_prefix)
         .build()
         .with_context(|| format!("loading model {}", args.model.model))?;

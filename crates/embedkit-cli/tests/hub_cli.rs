@@ -4,11 +4,10 @@
 #[path = "../../embedkit/tests/common/hub_server.rs"]
 mod hub_server;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use hub_server::{Fault, HubServer, Repo, ServedFile};
+use hub_server::{bge_small_repo, Fault, HubServer};
 
 const MODEL: &str = "BAAI/bge-small-en-v1.5";
 const REPO: &str = "Qdrant/bge-small-en-v1.5-onnx-Q";
@@ -29,30 +28,9 @@ fn tiny_dir() -> PathBuf {
 fn serve(fault: Fault) -> HubServer {
     let dir = tiny_dir();
     let server = HubServer::start();
-    let mut files = HashMap::new();
-    for (name, lfs) in [
-        ("model_optimized.onnx", true),
-        ("tokenizer.json", true),
-        ("tokenizer_config.json", false),
-        ("config.json", false),
-        ("special_tokens_map.json", false),
-    ] {
-        files.insert(
-            name.to_string(),
-            ServedFile {
-                content: std::fs::read(dir.join(name)).unwrap(),
-                lfs,
-                fault,
-            },
-        );
-    }
     server.add_repo(
         REPO,
-        Repo {
-            commit: "89abcdef0123456789abcdef0123456789abcdef".into(),
-            files,
-            token: None,
-        },
+        bge_small_repo(&dir, "89abcdef0123456789abcdef0123456789abcdef", fault),
     );
     server
 }

@@ -9,8 +9,12 @@ use ndarray::Array2;
 
 use crate::tokenize::{PadSide, Padding};
 
-/// Default cap on `batch rows × padded length` per batch.
-pub const DEFAULT_MAX_BATCH_TOKENS: usize = 16_384;
+/// Default cap on `batch rows × padded length` per batch. Measured on a 2-core x86 CPU
+/// with all-MiniLM-L6-v2 (fp32 and int8), 1000 paragraphs of mixed length: 512 was as
+/// fast as any budget and 1.4× faster than batches of one text; 2048 was 1.7× slower on
+/// paragraphs (large activations fall out of cache), and 3000 short queries ran 2.3×
+/// faster than one at a time. Larger budgets pay off on GPUs; set it there.
+pub const DEFAULT_MAX_BATCH_TOKENS: usize = 512;
 
 /// Groups item indices into batches. Items are taken longest first (stable for equal
 /// lengths); a batch grows while it has fewer than `max_items` items and its padded size

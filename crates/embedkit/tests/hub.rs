@@ -3,14 +3,13 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use embedkit::hub::HubOptions;
 use embedkit::{CustomTextModel, Error, ModelSource, Pooling, TextEmbedding};
 
-use common::hub_server::{sha256_hex, Fault, HubServer, Repo, ServedFile};
+use common::hub_server::{bge_small_repo, sha256_hex, Fault, HubServer, Repo};
 use common::*;
 
 const MODEL: &str = "BAAI/bge-small-en-v1.5";
@@ -39,33 +38,7 @@ fn options(server: &HubServer) -> HubOptions {
 
 /// The seeded bge-small stand-in, served as the registry's repo.
 fn repo_with(fault: Fault) -> Repo {
-    let dir = model_dir("tiny:cls-384");
-    let mut files = HashMap::new();
-    for (name, lfs) in [
-        ("model_optimized.onnx", true),
-        ("tokenizer.json", true),
-        ("tokenizer_config.json", false),
-        ("config.json", false),
-        ("special_tokens_map.json", false),
-    ] {
-        files.insert(
-            name.to_string(),
-            ServedFile {
-                content: std::fs::read(dir.join(name)).unwrap(),
-                lfs,
-                fault: if name == "model_optimized.onnx" {
-                    fault
-                } else {
-                    Fault::None
-                },
-            },
-        );
-    }
-    Repo {
-        commit: COMMIT.into(),
-        files,
-        token: None,
-    }
+    bge_small_repo(&model_dir("tiny:cls-384"), COMMIT, fault)
 }
 
 fn build(cache: &Path, hub: HubOptions) -> embedkit::Result<TextEmbedding> {
@@ -178,34 +151,28 @@ fn a_stalled_server_times_out_instead_of_hanging() {
     assert!(!repo_dir(&cache).join("refs/main").exists());
 }
 
-#[test]
-fn a_body_that_stalls_times_out_and_the_retry_resumes_it() {
+/// The model file's first transfer fails after `at` bytes; the retry must resume there.
+fn resumes_after(fault: Fault, at: usize, name: &str) {
     let server = HubServer::start();
-    server.add_repo(REPO, repo_with(Fault::StallBodyOnce(100_000)));
-    let cache = tmp("stallbody");
-    let model = build(&cache, options(&server)).unwrap();
+    server.add_repo(REPO, repo_with(fault));
+    let model = build(&tmp(name), options(&server)).unwrap();
     assert_eq!(
         model.embed(&["hello hub"], None).unwrap()[0],
         reference_vector()
     );
     let gets = server.gets_of("model_optimized.onnx");
     assert_eq!(gets.len(), 2, "{gets:?}");
-    assert!(gets[1].ends_with("bytes=100000-"), "{gets:?}");
+    assert!(gets[1].ends_with(&format!("bytes={at}-")), "{gets:?}");
+}
+
+#[test]
+fn a_body_that_stalls_times_out_and_the_retry_resumes_it() {
+    resumes_after(Fault::StallBodyOnce(100_000), 100_000, "stallbody");
 }
 
 #[test]
 fn a_cut_connection_is_resumed_with_a_range_request() {
-    let server = HubServer::start();
-    server.add_repo(REPO, repo_with(Fault::CutOnce(250_000)));
-    let cache = tmp("cut");
-    let model = build(&cache, options(&server)).unwrap();
-    assert_eq!(
-        model.embed(&["hello hub"], None).unwrap()[0],
-        reference_vector()
-    );
-    let gets = server.gets_of("model_optimized.onnx");
-    assert_eq!(gets.len(), 2, "{gets:?}");
-    assert!(gets[1].ends_with("bytes=250000-"), "{gets:?}");
+    resumes_after(Fault::CutOnce(250_000), 250_000, "cut");
 }
 
 #[test]

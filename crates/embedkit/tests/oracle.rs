@@ -43,10 +43,14 @@ fn build(case: &Value, batch_size: usize) -> TextEmbedding {
         "{} is not the file the oracle ran; regenerate the test models or the expected outputs",
         model_file.display()
     );
+    // Large batch sizes also get a large token budget, so that long padded batches are
+    // exercised too, not only the small ones the default budget forms.
+    let budget = if batch_size >= 256 { 16_384 } else { 512 };
     let mut b = TextEmbedding::builder(name)
         .specific_model_path(dir)
         .threads(2)
-        .batch_size(batch_size);
+        .batch_size(batch_size)
+        .max_batch_tokens(budget);
     if let Some(task) = case.get("task_id").and_then(Value::as_i64) {
         b = b.task_id(task);
     }

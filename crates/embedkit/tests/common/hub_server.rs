@@ -2,8 +2,10 @@
 //! on demand. Tests start it on 127.0.0.1 and point the hub client at it.
 //!
 //! Routes: `HEAD|GET /{org}/{name}/resolve/{revision}/{file}` (ETag, X-Repo-Commit,
-//! X-Linked-Etag and X-Linked-Size for LFS files, Content-Length, Range / 206), and
-//! `GET /files/{name}` for plain files such as legacy `.tar.gz` archives.
+//! X-Linked-Etag and X-Linked-Size for LFS files, Content-Length, Range / 206);
+//! `GET /api/models/{org}/{name}[/revision/{rev}]` and `.../tree/{rev}` (the model-info and
+//! file-list APIs huggingface_hub and fastembed call, so the Python reference can download
+//! from this server too); `GET /files/{name}` for plain files such as `.tar.gz` archives.
 //! Hand-written on std's TcpListener: fault injection (a stall after N bytes, a cut
 //! connection) needs control of the bytes on the wire that a server framework hides.
 #![allow(dead_code)]
@@ -65,6 +67,39 @@ pub struct HubServer {
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
+}
+
+/// The seeded model folder `dir` served as a repo in the layout of
+/// `Qdrant/bge-small-en-v1.5-onnx-Q`; `model_fault` applies to its ONNX file.
+pub fn bge_small_repo(dir: &std::path::Path, commit: &str, model_fault: Fault) -> Repo {
+    let mut files = HashMap::new();
+    for (name, lfs) in [
+        ("model_optimized.onnx", true),
+        ("tokenizer.json", true),
+        ("tokenizer_config.json", false),
+        ("config.json", false),
+        ("special_tokens_map.json", false),
+    ] {
+        let fault = if name == "model_optimized.onnx" {
+            model_fault
+        } else {
+            Fault::None
+        };
+        let content = std::fs::read(dir.join(name)).unwrap();
+        files.insert(
+            name.to_string(),
+            ServedFile {
+                content,
+                lfs,
+                fault,
+            },
+        );
+    }
+    Repo {
+        commit: commit.into(),
+        files,
+        token: None,
+    }
 }
 
 impl HubServer {
@@ -172,6 +207,64 @@ fn handle(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::io
         Some(r) => format!("{method} {path} {r}"),
         None => format!("{method} {path}"),
     });
+    let path = path.split('?').next().unwrap_or("").to_string();
+    if let Some(api) = path.strip_prefix("/api/models/") {
+        let segs: Vec<&str> = api.splitn(4, '/').collect();
+        let repo_id = segs[..segs.len().min(2)].join("/");
+        let Some(repo) = st.repos.get(&repo_id).cloned() else {
+            drop(st);
+            return respond(
+                &mut out,
+                401,
+                &[("X-Error-Code", "RepoNotFound")],
+                b"",
+                true,
+            );
+        };
+        drop(st);
+        let body = if segs.get(2) == Some(&"tree") {
+            let mut entries: Vec<String> = repo
+                .files
+                .iter()
+                .map(|(name, f)| {
+                    let sha = sha256_hex(&f.content);
+                    let lfs = if f.lfs {
+                        format!(
+                            r#","lfs":{{"oid":"{sha}","size":{},"pointerSize":134}}"#,
+                            f.content.len()
+                        )
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        r#"{{"type":"file","path":"{name}","size":{},"oid":"{}"{lfs}}}"#,
+                        f.content.len(),
+                        &sha[..40]
+                    )
+                })
+                .collect();
+            entries.sort();
+            format!("[{}]", entries.join(","))
+        } else {
+            let siblings: Vec<String> = repo
+                .files
+                .keys()
+                .map(|k| format!(r#"{{"rfilename":"{k}"}}"#))
+                .collect();
+            format!(
+                r#"{{"id":"{repo_id}","modelId":"{repo_id}","sha":"{}","private":false,"siblings":[{}]}}"#,
+                repo.commit,
+                siblings.join(",")
+            )
+        };
+        return respond(
+            &mut out,
+            200,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+            method != "HEAD",
+        );
+    }
     if let Some(name) = path.strip_prefix("/files/") {
         let Some(bytes) = st.plain.get(name).cloned() else {
             drop(st);
@@ -293,16 +386,26 @@ fn respond(
         416 => "Range Not Satisfiable",
         _ => "Status",
     };
-    let mut head = format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    out.write_all(head.as_bytes())?;
+    write_head(out, status, reason, headers, body.len())?;
     if with_body {
         out.write_all(body)?;
     }
     out.flush()
+}
+
+fn write_head(
+    out: &mut TcpStream,
+    status: u16,
+    reason: &str,
+    headers: &[(&str, &str)],
+    length: usize,
+) -> std::io::Result<()> {
+    let mut head = format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {length}\r\n\r\n"));
+    out.write_all(head.as_bytes())
 }
 
 fn send_body(
@@ -339,22 +442,12 @@ fn send_body(
     };
     if head_only {
         // HEAD announces the full length without sending it.
-        let mut head = format!("HTTP/1.1 {status} OK\r\nConnection: close\r\n");
-        for (k, v) in &h {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", content.len()));
-        out.write_all(head.as_bytes())?;
+        write_head(out, status, "OK", &h, content.len())?;
         return out.flush();
     }
     match fault {
         Fault::StallBodyOnce(n) | Fault::CutOnce(n) => {
-            let mut head = format!("HTTP/1.1 {status} OK\r\nConnection: close\r\n");
-            for (k, v) in &h {
-                head.push_str(&format!("{k}: {v}\r\n"));
-            }
-            head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-            out.write_all(head.as_bytes())?;
+            write_head(out, status, "OK", &h, body.len())?;
             out.write_all(&body[..n.min(body.len())])?;
             out.flush()?;
             if matches!(fault, Fault::StallBodyOnce(_)) {
@@ -364,12 +457,7 @@ fn send_body(
             Ok(())
         }
         Fault::Slow => {
-            let mut head = format!("HTTP/1.1 {status} OK\r\nConnection: close\r\n");
-            for (k, v) in &h {
-                head.push_str(&format!("{k}: {v}\r\n"));
-            }
-            head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-            out.write_all(head.as_bytes())?;
+            write_head(out, status, "OK", &h, body.len())?;
             for chunk in body.chunks(64 << 10) {
                 out.write_all(chunk)?;
                 std::thread::sleep(Duration::from_millis(10));
