@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import fastembed
-from fastembed import TextEmbedding
+from fastembed import SparseTextEmbedding, TextEmbedding
 from fastembed.common.model_description import ModelSource, PoolingType
 
 CASES = [
@@ -77,6 +77,45 @@ CASES = [
 ]
 
 
+SPARSE_CASES = [
+    dict(name="splade-tiny-edge", model="prithivida/Splade_PP_en_v1", dir="shared:splade-tiny", inputs="edge"),
+    dict(name="splade-tiny-query", model="prithivida/Splade_PP_en_v1", dir="shared:splade-tiny", inputs="edge",
+         method="query_embed"),
+    dict(name="splade-seeded", model="prithvida/Splade_PP_en_v1", dir="tiny:mlm-30522", inputs="edge"),
+    dict(name="if-splade-doc", model="opensearch-project/opensearch-neural-sparse-encoding-doc-v3-gte",
+         dir="tiny:mlm-30522", inputs="edge"),
+    dict(name="if-splade-query", model="opensearch-project/opensearch-neural-sparse-encoding-doc-v3-gte",
+         dir="tiny:mlm-30522", inputs="edge", method="query_embed"),
+]
+
+
+def run_sparse(roots: dict, inputs: dict, args) -> None:
+    entries = []
+    for case in SPARSE_CASES:
+        model_dir = resolve(case["dir"], roots)
+        model = SparseTextEmbedding(case["model"], specific_model_path=str(model_dir), threads=2)
+        texts = inputs[case["inputs"]]
+        method = case.get("method", "embed")
+        results = [
+            {"indices": [int(i) for i in e.indices], "values": [float(v) for v in e.values]}
+            for e in getattr(model, method)(texts)
+        ]
+        desc = next(d for d in SparseTextEmbedding._list_supported_models() if d.model == case["model"])
+        entries.append({
+            **case,
+            "method": method,
+            "results": results,
+            "token_count": model.token_count(texts),
+            "model_file": desc.model_file,
+            "model_file_sha256": hashlib.sha256((model_dir / desc.model_file).read_bytes()).hexdigest(),
+        })
+        print(f"{case['name']}: {sum(len(r['indices']) for r in results)} weights")
+    (args.out / "sparse_cases.json").write_text(json.dumps(
+        {"fastembed": fastembed.__version__, "tolerance": 1e-5, "cases": entries}, ensure_ascii=False) + "\n")
+    listing = SparseTextEmbedding.list_supported_models()
+    (args.out / "sparse_models.json").write_text(json.dumps(listing, indent=1, ensure_ascii=False) + "\n")
+
+
 def resolve(symbolic: str, roots: dict) -> Path:
     kind, name = symbolic.split(":", 1)
     return roots[kind] / name
@@ -131,6 +170,7 @@ def main() -> None:
     listing = TextEmbedding.list_supported_models()
     builtin = [m for m in listing if not m["model"].startswith("embedkit-test/")]
     (args.out / "dense_models.json").write_text(json.dumps(builtin, indent=1, ensure_ascii=False) + "\n")
+    run_sparse(roots, inputs, args)
     (args.out / "cases.json").write_text(json.dumps(
         {"fastembed": fastembed.__version__, "tolerance": 1e-5, "cases": entries},
         indent=1, ensure_ascii=False) + "\n")

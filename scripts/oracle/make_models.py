@@ -113,12 +113,15 @@ def build(variant: dict, seed: int) -> onnx.ModelProto:
     h = g.op("Relu", [g.op("Add", [g.op("MatMul", [x, g.weight("w1", (HIDDEN, FFN))]), g.weight("b1", (FFN,))])])
     x = g.layer_norm(g.op("Add", [x, g.op("MatMul", [h, g.weight("w2", (FFN, HIDDEN))])]), "ffn_ln")
     hidden = g.op("MatMul", [x, g.weight("proj", (HIDDEN, dim))])
+    if "logit_bias" in variant:
+        # most vocabulary logits negative, so SPLADE vectors stay sparse like real ones
+        hidden = g.op("Add", [hidden, g.const("logit_bias", np.array(variant["logit_bias"], dtype=np.float32))])
 
     outputs = []
     for out in variant["outputs"]:
-        if out == "last_hidden_state":
-            g.named("Identity", [hidden], "last_hidden_state")
-            outputs.append(helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "seq", dim]))
+        if out in ("last_hidden_state", "logits"):
+            g.named("Identity", [hidden], out)
+            outputs.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, ["batch", "seq", dim]))
         elif out in ("text_embeds", "pooler_output", "pooled_first"):
             # a pooled 2-D output: tanh of the first token, or the last position (siglip)
             index = -1 if out == "pooler_output" else 0
@@ -169,6 +172,10 @@ VARIANTS = [
          tokenizer_config={"model_max_length": 64}),
     dict(name="jina3-1024", dim=1024, outputs=["last_hidden_state"], task_id=True, token_type_ids=False,
          model_file="onnx/model.onnx", external_data="model.onnx_data"),
+    # a masked-LM head over the whole vocabulary (SPLADE), with an IDF table for the
+    # inference-free opensearch models
+    dict(name="mlm-30522", dim=VOCAB, outputs=["logits"], model_file="model.onnx", idf=True, logit_bias=-4.0,
+         tokenizer_config={"model_max_length": 128}),
 ]
 
 STATIC_VARIANTS = [
@@ -202,6 +209,16 @@ def write_static(variant: dict, seed: int, out: Path) -> None:
             f.write(b)
 
 
+def write_idf(d: Path, seed: int) -> None:
+    """idf.json of an inference-free SPLADE model: a weight for most vocabulary tokens,
+    plus a few tokens the vocabulary lacks (which loading must skip)."""
+    vocab = json.loads((d / "tokenizer.json").read_text())["model"]["vocab"]
+    rng = np.random.RandomState(seed)
+    idf = {tok: round(float(rng.uniform(0.1, 8.0)), 6) for tok in sorted(vocab) if rng.rand() < 0.7}
+    idf["zz-not-in-vocab"] = 3.0
+    (d / "idf.json").write_text(json.dumps(idf, ensure_ascii=False))
+
+
 def copy_tokenizer(src: Path, dst: Path, overrides: dict) -> None:
     for name in ("tokenizer.json", "config.json", "special_tokens_map.json"):
         shutil.copyfile(src / name, dst / name)
@@ -232,6 +249,8 @@ def main() -> None:
                             location=variant["external_data"], size_threshold=1024)
         else:
             onnx.save_model(model, str(path))
+        if variant.get("idf"):
+            write_idf(d, seed)
         manifest[variant["name"]] = {str(p.relative_to(d)): sha256(p) for p in sorted(d.rglob("*")) if p.is_file()}
     for seed, variant in enumerate(STATIC_VARIANTS, start=100):
         d = args.out / variant["name"]

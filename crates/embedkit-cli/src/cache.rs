@@ -39,17 +39,49 @@ pub enum CacheCommand {
     },
 }
 
+/// A registry entry of any family.
+enum Described {
+    Dense(registry::DenseModelDescription),
+    Sparse(registry::SparseModelDescription),
+}
+
+impl Described {
+    fn find(name: &str) -> anyhow::Result<Described> {
+        match registry::dense_model(name) {
+            Ok(d) => Ok(Described::Dense(d)),
+            Err(dense_err) => registry::sparse_model(name)
+                .map(Described::Sparse)
+                .map_err(|_| dense_err.into()),
+        }
+    }
+
+    fn files(&self) -> hub::ModelFiles<'_> {
+        match self {
+            Described::Dense(d) => text::model_files(d),
+            Described::Sparse(d) => embedkit::sparse::model_files(d),
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Described::Dense(d) => &d.model,
+            Described::Sparse(d) => &d.model,
+        }
+    }
+}
+
 fn cache_dir(arg: Option<PathBuf>) -> PathBuf {
     arg.unwrap_or_else(hub::default_cache_dir)
 }
 
 pub fn download(args: DownloadArgs) -> anyhow::Result<()> {
-    let mut builder = embedkit::TextEmbedding::builder(&args.model).lazy_load(true);
-    if let Some(dir) = &args.cache_dir {
-        builder = builder.cache_dir(dir);
-    }
-    let model = builder.build()?;
-    println!("{}", model.model_dir().display());
+    let described = Described::find(&args.model)?;
+    let cache = hub::CacheOptions {
+        cache_dir: args.cache_dir,
+        ..Default::default()
+    };
+    let dir = hub::resolve_model_dir(&described.files(), &cache)?;
+    println!("{}", dir.display());
     Ok(())
 }
 
@@ -80,10 +112,10 @@ pub fn run(args: CacheArgs) -> anyhow::Result<()> {
             Ok(())
         }
         CacheCommand::Remove { model } => {
-            let desc = registry::dense_model(&model)?;
-            let removed = hub::remove_cached(&text::model_files(&desc), &dir)?;
+            let described = Described::find(&model)?;
+            let removed = hub::remove_cached(&described.files(), &dir)?;
             if removed.is_empty() {
-                anyhow::bail!("{} is not in the cache {}", desc.model, dir.display());
+                anyhow::bail!("{} is not in the cache {}", described.name(), dir.display());
             }
             for p in removed {
                 eprintln!("removed {}", p.display());

@@ -1,15 +1,14 @@
 //! `embedkit embed`: documents in, JSON Lines of vectors out, in input order.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use embedkit::{Device, EmbedPurpose, Provider, TextEmbedding, TextEmbeddingBuilder};
-use indicatif::{ProgressBar, ProgressStyle};
+use embedkit::options::LoadOptions;
+use embedkit::{Device, EmbedPurpose, Provider, TextEmbedding};
 
 use crate::input;
-use crate::output::Sink;
+use crate::output;
 use crate::ModelArgs;
 
 #[derive(Args, Debug)]
@@ -42,34 +41,35 @@ pub struct EmbedArgs {
     pub texts: Vec<String>,
 }
 
-/// A builder from the shared model options.
-pub fn builder(m: &ModelArgs) -> anyhow::Result<TextEmbeddingBuilder> {
-    let mut b = TextEmbedding::builder(&m.model).local_files_only(m.local_files_only);
-    if let Some(dir) = &m.model_path {
-        b = b.specific_model_path(dir);
-    }
-    if let Some(dir) = &m.cache_dir {
-        b = b.cache_dir(dir);
-    }
-    if let Some(n) = m.threads {
-        b = b.threads(n);
-    }
-    b = b.device(m.device.parse::<Device>()?);
+/// The library's loading options from the shared command-line options.
+pub fn load_options(
+    m: &ModelArgs,
+    batch_size: usize,
+    max_batch_tokens: usize,
+) -> anyhow::Result<LoadOptions> {
+    let mut load = LoadOptions::default();
+    load.cache.specific_model_path = m.model_path.clone();
+    load.cache.cache_dir = m.cache_dir.clone();
+    load.cache.local_files_only = m.local_files_only;
+    load.runtime.threads = m.threads;
+    load.runtime.device = m.device.parse::<Device>()?;
     if !m.providers.is_empty() {
-        let providers = m
-            .providers
-            .iter()
-            .map(|p| p.parse::<Provider>())
-            .collect::<Result<Vec<_>, _>>()?;
-        b = b.providers(providers);
+        load.runtime.providers = Some(
+            m.providers
+                .iter()
+                .map(|p| p.parse::<Provider>())
+                .collect::<Result<Vec<_>, _>>()?,
+        );
     }
-    Ok(b)
+    if batch_size == 0 {
+        anyhow::bail!("--batch-size must be at least 1");
+    }
+    load.batch_size = batch_size;
+    load.max_batch_tokens = max_batch_tokens.max(1);
+    Ok(load)
 }
 
 pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
-    if args.batch_size == 0 {
-        anyhow::bail!("--batch-size must be at least 1");
-    }
     if args.add_prefix && !(args.query || args.passage) {
         anyhow::bail!("--add-prefix applies to --query or --passage");
     }
@@ -82,58 +82,20 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     };
     let from_stream = args.texts.is_empty();
     let docs = input::documents(args.texts, args.input.as_deref())?;
-    let model = builder(&args.model)?
-        .batch_size(args.batch_size)
-        .max_batch_tokens(args.max_batch_tokens)
+    let name = args
+        .model
+        .model
+        .as_deref()
+        .unwrap_or("BAAI/bge-small-en-v1.5");
+    let load = load_options(&args.model, args.batch_size, args.max_batch_tokens)?;
+    let model = TextEmbedding::builder(name)
+        .load_options(load)
         .add_prefixes(args.add_prefix)
         .build()
-        .with_context(|| format!("loading model {}", args.model.model))?;
+        .with_context(|| format!("loading model {}", name))?;
 
-    let progress = progress_bar(from_stream);
-    let mut sink = Sink::open(args.output.as_deref())?;
-    let result = write_all(&model, docs, args.batch_size, purpose, &mut sink, &progress);
-    progress.finish_and_clear();
-    match result {
-        Ok(()) => sink.commit(),
-        Err(e) => {
-            sink.abandon();
-            Err(e)
-        }
-    }
-}
-
-fn write_all(
-    model: &TextEmbedding,
-    docs: Box<dyn Iterator<Item = embedkit::Result<String>>>,
-    batch_size: usize,
-    purpose: EmbedPurpose,
-    sink: &mut Sink,
-    progress: &ProgressBar,
-) -> anyhow::Result<()> {
-    let out = sink.writer();
-    let mut line = String::new();
-    for vector in model.try_embed_iter(docs, Some(batch_size), purpose) {
-        let vector = vector?;
-        line.clear();
-        line.push_str("{\"embedding\":");
-        line.push_str(&serde_json::to_string(&vector)?);
-        line.push_str("}\n");
-        out.write_all(line.as_bytes())?;
-        progress.inc(1);
-    }
-    Ok(())
-}
-
-/// A document counter on stderr, only when stderr is a terminal and input is streamed.
-fn progress_bar(streamed: bool) -> ProgressBar {
-    if !streamed || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {human_pos} documents embedded in {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    bar
+    let vectors = model.try_embed_iter(docs, Some(args.batch_size), purpose);
+    output::write_jsonl(args.output.as_deref(), from_stream, vectors, |v| {
+        serde_json::to_string(&serde_json::json!({ "embedding": v }))
+    })
 }

@@ -5,6 +5,7 @@ mod embed;
 mod input;
 mod models;
 mod output;
+mod sparse;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Embed documents (one per line, or as arguments) into JSON Lines of vectors.
     Embed(Box<embed::EmbedArgs>),
+    /// Sparse vectors (SPLADE) of documents, as JSON Lines of indices and values.
+    Sparse(Box<sparse::SparseArgs>),
     /// List the supported models.
     Models(models::ModelsArgs),
     /// Download a model into the cache.
@@ -37,9 +40,10 @@ enum Command {
 /// Options every model-loading command shares.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Model name from the registry (`embedkit models`).
-    #[arg(long, short, default_value = "BAAI/bge-small-en-v1.5")]
-    pub model: String,
+    /// Model name from the registry (`embedkit models`); default BAAI/bge-small-en-v1.5
+    /// for `embed` (as fastembed), prithivida/Splade_PP_en_v1 for `sparse`.
+    #[arg(long, short)]
+    pub model: Option<String>,
     /// Load the model files from this folder; the description comes from --model.
     #[arg(long, value_name = "DIR")]
     pub model_path: Option<PathBuf>,
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Embed(args) => embed::run(*args),
+        Command::Sparse(args) => sparse::run(*args),
         Command::Models(args) => models::run(args),
         Command::Download(args) => cache::download(args),
         Command::Cache(args) => cache::run(args),

@@ -3,35 +3,39 @@
 use std::io::Write;
 
 use clap::Args;
-use embedkit::TextEmbedding;
+use embedkit::{SparseTextEmbedding, TextEmbedding};
 
 #[derive(Args, Debug)]
 pub struct ModelsArgs {
-    /// Print the full descriptions as JSON.
+    /// Print the full descriptions as JSON: {"dense": [...], "sparse": [...]}.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
-    let models = TextEmbedding::list_supported_models();
+    let dense = TextEmbedding::list_supported_models();
+    let sparse = SparseTextEmbedding::list_supported_models();
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &models)?;
+        serde_json::to_writer_pretty(
+            &mut out,
+            &serde_json::json!({ "dense": dense, "sparse": sparse }),
+        )?;
         writeln!(out)?;
         return Ok(());
     }
-    let width = models
+    let width = dense
         .iter()
         .map(|m| m.model.len())
+        .chain(sparse.iter().map(|m| m.model.len()))
         .max()
-        .unwrap_or(5)
-        .max(5);
+        .unwrap_or(5);
     writeln!(
         out,
         "{:<width$}  {:>5}  {:>7}  {:<10}  {:<4}  LICENSE",
-        "MODEL", "DIM", "SIZE GB", "POOLING", "NORM"
+        "DENSE MODEL", "DIM", "SIZE GB", "POOLING", "NORM"
     )?;
-    for m in &models {
+    for m in &dense {
         let pooling = format!("{:?}", m.pipeline.pooling).to_lowercase();
         writeln!(
             out,
@@ -41,6 +45,23 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
             m.size_in_gb,
             pooling,
             if m.pipeline.normalize { "yes" } else { "no" },
+            m.license
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:<width$}  {:>5}  {:>7}  {:<10}  LICENSE",
+        "SPARSE MODEL", "VOCAB", "SIZE GB", "KIND"
+    )?;
+    for m in &sparse {
+        writeln!(
+            out,
+            "{:<width$}  {:>5}  {:>7.3}  {:<10}  {}",
+            m.model,
+            m.vocab_size.unwrap_or(0),
+            m.size_in_gb,
+            format!("{:?}", m.kind).to_lowercase(),
             m.license
         )?;
     }

@@ -2,8 +2,55 @@
 //! under a temporary name and renamed into place only when everything succeeded.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Writes one JSON line per result to `dest` (stdout when `None`), counting on stderr when
+/// it is a terminal and the input is streamed. On any error a destination file is not
+/// left behind, half written.
+pub fn write_jsonl<T>(
+    dest: Option<&Path>,
+    streamed: bool,
+    results: impl Iterator<Item = embedkit::Result<T>>,
+    to_line: impl Fn(T) -> serde_json::Result<String>,
+) -> anyhow::Result<()> {
+    let progress = progress_bar(streamed);
+    let mut sink = Sink::open(dest)?;
+    let written = (|| -> anyhow::Result<()> {
+        let out = sink.writer();
+        for result in results {
+            let mut line = to_line(result?)?;
+            line.push('\n');
+            out.write_all(line.as_bytes())?;
+            progress.inc(1);
+        }
+        Ok(())
+    })();
+    progress.finish_and_clear();
+    match written {
+        Ok(()) => sink.commit(),
+        Err(e) => {
+            sink.abandon();
+            Err(e)
+        }
+    }
+}
+
+/// A document counter on stderr, only when stderr is a terminal and input is streamed.
+fn progress_bar(streamed: bool) -> ProgressBar {
+    if !streamed || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {human_pos} documents embedded in {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
 
 pub enum Sink {
     Stdout(BufWriter<io::Stdout>),

@@ -228,12 +228,44 @@ fn corrupt_onnx_is_an_error_not_a_crash() {
 fn models_lists_the_registry() {
     let out = embedkit(&["models", "--json"], b"");
     assert!(out.status.success());
-    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v.len(), 41);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["dense"].as_array().unwrap().len(), 41);
+    assert_eq!(v["sparse"].as_array().unwrap().len(), 6);
     let table = embedkit(&["models"], b"");
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(text.contains("BAAI/bge-small-en-v1.5"));
-    assert_eq!(text.lines().count(), 42);
+    assert!(text.contains("prithivida/Splade_PP_en_v1"));
+    // two headers, 41 + 6 models, one blank line between
+    assert_eq!(text.lines().count(), 2 + 41 + 6 + 1);
+}
+
+#[test]
+fn sparse_embeds_with_the_real_splade_model() {
+    let dir = repo_root().join("../shared/models/splade-tiny");
+    assert!(dir.is_dir(), "{} is missing", dir.display());
+    let out = embedkit(
+        &["sparse", "--model-path", dir.to_str().unwrap()],
+        b"the capital of france is paris\n\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = std::str::from_utf8(&out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let indices: Vec<u64> = serde_json::from_value(lines[0]["indices"].clone()).unwrap();
+    assert!(!indices.is_empty());
+    assert!(
+        indices.windows(2).all(|w| w[0] < w[1]),
+        "indices not ascending"
+    );
+    // "paris" (id 3000 in the bert vocabulary) is among the expanded terms.
+    assert!(indices.contains(&3000), "{indices:?}");
 }
 
 #[test]

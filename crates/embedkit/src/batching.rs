@@ -5,8 +5,13 @@
 //! Sorting keeps padding small (a batch of similar lengths), and the token budget keeps
 //! the activations of a batch of long documents bounded, whatever `batch_size` says.
 
-use ndarray::Array2;
+use std::collections::VecDeque;
 
+use ndarray::Array2;
+use ort::value::{DynValue, Tensor};
+
+use crate::error::{Error, Result};
+use crate::runtime::OnnxModel;
 use crate::tokenize::{PadSide, Padding};
 
 /// Default cap on `batch rows × padded length` per batch. Measured on a 2-core x86 CPU
@@ -79,6 +84,151 @@ impl PaddedBatch {
 
     pub fn rows(&self) -> usize {
         self.input_ids.nrows()
+    }
+
+    /// The inputs a text graph takes, among `input_ids`, `attention_mask` and
+    /// `token_type_ids` (zeros, as fastembed feeds them), named as the graph names them.
+    pub fn onnx_inputs(&self, model: &OnnxModel) -> Result<Vec<(String, DynValue)>> {
+        let mut inputs = vec![(
+            "input_ids".to_string(),
+            Tensor::from_array(self.input_ids.clone())?.into_dyn(),
+        )];
+        if model.has_input("attention_mask") {
+            inputs.push((
+                "attention_mask".into(),
+                Tensor::from_array(self.attention_mask.clone())?.into_dyn(),
+            ));
+        }
+        if model.has_input("token_type_ids") {
+            let zeros = Array2::<i64>::zeros(self.input_ids.dim());
+            inputs.push((
+                "token_type_ids".into(),
+                Tensor::from_array(zeros)?.into_dyn(),
+            ));
+        }
+        Ok(inputs)
+    }
+}
+
+/// Runs `run` on length-sorted batches of the items (see [`plan`]) and returns its
+/// results in item order. `run` gets the item indices of one batch and returns one
+/// result per index.
+pub fn run_sorted<T>(
+    lengths: &[usize],
+    max_items: usize,
+    max_tokens: usize,
+    mut run: impl FnMut(&[usize]) -> Result<Vec<T>>,
+) -> Result<Vec<T>> {
+    let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None)
+        .take(lengths.len())
+        .collect();
+    for batch in plan(lengths, max_items, max_tokens) {
+        let results = run(&batch)?;
+        if results.len() != batch.len() {
+            return Err(Error::Ort(format!(
+                "the model returned {} results for a batch of {}",
+                results.len(),
+                batch.len()
+            )));
+        }
+        for (i, r) in batch.into_iter().zip(results) {
+            out[i] = Some(r);
+        }
+    }
+    Ok(out.into_iter().flatten().collect())
+}
+
+/// The number of tokens of `texts`, tokenized 1024 at a time.
+pub(crate) fn count_tokens<S: AsRef<str>>(
+    texts: &[S],
+    tokenize: impl Fn(&[&str]) -> Result<Vec<Vec<u32>>>,
+) -> Result<usize> {
+    let mut total = 0;
+    for chunk in texts.chunks(1024) {
+        let refs: Vec<&str> = chunk.iter().map(|t| t.as_ref()).collect();
+        total += tokenize(&refs)?.iter().map(Vec::len).sum::<usize>();
+    }
+    Ok(total)
+}
+
+/// Computes the results of one window of texts.
+type Compute<'a, T> = Box<dyn FnMut(&[&str]) -> Result<Vec<T>> + 'a>;
+
+/// Texts in, results out, in input order and bounded memory: reads a window of inputs (a
+/// few batches' worth), computes it, hands the results out, reads the next.
+pub struct WindowStream<'a, S, T> {
+    source: Box<dyn Iterator<Item = Result<S>> + 'a>,
+    compute: Compute<'a, T>,
+    window: usize,
+    ready: VecDeque<T>,
+    /// An input error, reported after the results of the inputs before it.
+    pending_error: Option<Error>,
+    finished: bool,
+}
+
+impl<'a, S: AsRef<str>, T> WindowStream<'a, S, T> {
+    /// `compute` maps a window of texts to one result each. The window holds four
+    /// batches, between 256 and 8192 texts.
+    pub fn new(
+        source: impl Iterator<Item = Result<S>> + 'a,
+        batch_size: usize,
+        compute: impl FnMut(&[&str]) -> Result<Vec<T>> + 'a,
+    ) -> Self {
+        WindowStream {
+            source: Box::new(source),
+            compute: Box::new(compute),
+            window: (batch_size.max(1) * 4).clamp(256, 8192),
+            ready: VecDeque::new(),
+            pending_error: None,
+            finished: false,
+        }
+    }
+
+    fn fill(&mut self) -> Result<()> {
+        let mut window: Vec<S> = Vec::new();
+        while window.len() < self.window {
+            match self.source.next() {
+                Some(Ok(doc)) => window.push(doc),
+                Some(Err(e)) => {
+                    self.pending_error = Some(e);
+                    self.finished = true;
+                    break;
+                }
+                None => {
+                    self.finished = true;
+                    break;
+                }
+            }
+        }
+        if !window.is_empty() {
+            let refs: Vec<&str> = window.iter().map(|s| s.as_ref()).collect();
+            let results = (self.compute)(&refs)?;
+            self.ready.extend(results);
+        }
+        Ok(())
+    }
+}
+
+impl<S: AsRef<str>, T> Iterator for WindowStream<'_, S, T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(v) = self.ready.pop_front() {
+                return Some(Ok(v));
+            }
+            if let Some(e) = self.pending_error.take() {
+                return Some(Err(e));
+            }
+            if self.finished {
+                return None;
+            }
+            if let Err(e) = self.fill() {
+                self.finished = true;
+                self.ready.clear();
+                return Some(Err(e));
+            }
+        }
     }
 }
 

@@ -2,20 +2,23 @@
 //!
 //! The modules follow the pipeline: [`runtime`] loads ONNX Runtime and builds sessions,
 //! [`registry`] describes models as data, [`hub`] finds their files, [`tokenize`] and
-//! [`batching`] turn texts into padded batches, and each family module ([`text`]) turns
+//! [`batching`] turn texts into padded batches, and each family module ([`text`], [`sparse`]) turns
 //! model outputs into embeddings.
 
 pub mod batching;
 pub mod error;
 pub mod hub;
+pub mod options;
 pub mod registry;
 pub mod runtime;
+pub mod sparse;
 pub mod text;
 pub mod tokenize;
 
 pub use error::{Error, Result};
-pub use registry::{DenseModelDescription, ModelSource, Pooling};
+pub use registry::{DenseModelDescription, ModelSource, Pooling, SparseModelDescription};
 pub use runtime::{Device, Provider};
+pub use sparse::{SparseEmbedding, SparseTextEmbedding, SparseTextEmbeddingBuilder};
 pub use text::{
     CustomTextModel, EmbedIter, EmbedPurpose, Embedding, TextEmbedding, TextEmbeddingBuilder,
 };

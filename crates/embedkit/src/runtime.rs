@@ -488,6 +488,29 @@ impl OnnxModel {
         self.inputs.iter().any(|i| i == name)
     }
 
+    /// Fails before any inference unless the graph takes `input_ids` and nothing outside
+    /// `known`.
+    pub fn check_inputs(&self, model_name: &str, known: &[&str]) -> Result<()> {
+        let mismatch = |reason: String| Error::ModelMismatch {
+            model: model_name.to_string(),
+            reason,
+        };
+        if !self.has_input("input_ids") {
+            return Err(mismatch(format!(
+                "the ONNX graph {} has no `input_ids` input (its inputs: {:?})",
+                self.path.display(),
+                self.inputs
+            )));
+        }
+        if let Some(unknown) = self.inputs.iter().find(|n| !known.contains(&n.as_str())) {
+            return Err(mismatch(format!(
+                "the ONNX graph needs an input {unknown:?} that this model is not given \
+                 (known inputs: {known:?})"
+            )));
+        }
+        Ok(())
+    }
+
     /// Runs the graph on named inputs and returns one float output, computing only what
     /// that output needs.
     pub fn run_f32(

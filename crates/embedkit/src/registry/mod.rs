@@ -206,6 +206,56 @@ pub fn add_dense_model(mut desc: DenseModelDescription) -> Result<()> {
     Ok(())
 }
 
+/// How a sparse model computes its vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SparseKind {
+    /// SPLADE++: log(1 + relu(logits)), max-pooled over real tokens.
+    Splade,
+    /// Inference-free SPLADE (opensearch v3): documents through the graph with a double
+    /// log, special tokens dropped; queries from an IDF table, no inference.
+    IfSplade,
+    Bm25,
+    Bm42,
+    Minicoil,
+}
+
+/// One sparse text model, as fastembed's `SparseModelDescription`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SparseModelDescription {
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocab_size: Option<usize>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub license: String,
+    #[serde(rename = "size_in_GB", default)]
+    pub size_in_gb: f64,
+    pub sources: ModelSource,
+    pub model_file: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional_files: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires_idf: Option<bool>,
+    pub kind: SparseKind,
+}
+
+static BUILTIN_SPARSE: LazyLock<Vec<SparseModelDescription>> = LazyLock::new(|| {
+    // Compiled in and checked by a unit test, so a parse failure is a build bug.
+    serde_json::from_str(include_str!("sparse.json")).expect("registry/sparse.json is valid")
+});
+
+/// Every sparse text model, in fastembed's order.
+pub fn sparse_models() -> Vec<SparseModelDescription> {
+    BUILTIN_SPARSE.clone()
+}
+
+/// The description of sparse model `name` (case-insensitive).
+pub fn sparse_model(name: &str) -> Result<SparseModelDescription> {
+    find(&BUILTIN_SPARSE, name, |d| &d.model).cloned()
+}
+
 /// Finds `name` case-insensitively in `items`.
 pub(crate) fn find<'a, T>(items: &'a [T], name: &str, key: impl Fn(&T) -> &str) -> Result<&'a T> {
     if let Some(found) = items.iter().find(|d| key(d).eq_ignore_ascii_case(name)) {
@@ -273,6 +323,14 @@ mod tests {
                 d.model
             );
         }
+    }
+
+    #[test]
+    fn builtin_table_has_fastembeds_6_sparse_models() {
+        assert_eq!(BUILTIN_SPARSE.len(), 6);
+        let splade = sparse_model("prithivida/splade_pp_en_v1").unwrap();
+        assert_eq!(splade.kind, SparseKind::Splade);
+        assert_eq!(splade.vocab_size, Some(30522));
     }
 
     #[test]

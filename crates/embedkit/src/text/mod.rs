@@ -7,23 +7,22 @@ mod onnx;
 pub mod pooling;
 mod static_model;
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::batching::{self, DEFAULT_MAX_BATCH_TOKENS};
+use crate::batching::{self, WindowStream};
 use crate::error::{Error, Result};
-use crate::hub::{self, CacheOptions, ModelFiles};
+use crate::hub::{self, ModelFiles};
+use crate::options::{load_option_setters, LoadOptions};
 use crate::registry::{
     self, DenseKind, DenseModelDescription, DensePipeline, ModelSource, Pooling,
 };
-use crate::runtime::{Device, Provider, RuntimeOptions};
+use crate::runtime::RuntimeOptions;
 
 /// One embedding vector.
 pub type Embedding = Vec<f32>;
 
-/// fastembed's default batch size.
-pub const DEFAULT_BATCH_SIZE: usize = 256;
+pub use crate::options::DEFAULT_BATCH_SIZE;
 
 /// What a call embeds, which decides the task id of multi-task models and the prefix
 /// applied when prefixes are switched on.
@@ -66,77 +65,14 @@ pub fn model_files(desc: &DenseModelDescription) -> ModelFiles<'_> {
 #[derive(Debug, Clone)]
 pub struct TextEmbeddingBuilder {
     model_name: String,
-    cache: CacheOptions,
-    runtime: RuntimeOptions,
-    lazy_load: bool,
-    batch_size: usize,
-    max_batch_tokens: usize,
+    load: LoadOptions,
     add_prefixes: bool,
     task_id: Option<i64>,
 }
 
 impl TextEmbeddingBuilder {
-    /// Folder the model is cached in (fastembed's `cache_dir`).
-    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.cache.cache_dir = Some(dir.into());
-        self
-    }
-    /// Load the model files from this folder instead of the cache (`specific_model_path`).
-    pub fn specific_model_path(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.cache.specific_model_path = Some(dir.into());
-        self
-    }
-    /// Never download; use the cache only (`local_files_only`).
-    pub fn local_files_only(mut self, yes: bool) -> Self {
-        self.cache.local_files_only = yes;
-        self
-    }
-    /// How to reach the hub when the model must be downloaded (default: from the
-    /// environment, `HF_ENDPOINT`, `HF_TOKEN`, ...).
-    pub fn hub_options(mut self, hub: hub::HubOptions) -> Self {
-        self.cache.hub = Some(hub);
-        self
-    }
-    /// ONNX Runtime intra-op threads.
-    pub fn threads(mut self, n: usize) -> Self {
-        self.runtime.threads = Some(n);
-        self
-    }
-    /// `auto` (default), `cpu` or `cuda` (fastembed's `cuda` argument).
-    pub fn device(mut self, device: Device) -> Self {
-        self.runtime.device = device;
-        self
-    }
-    /// An explicit list of execution providers; overrides `device`.
-    pub fn providers(mut self, providers: Vec<Provider>) -> Self {
-        self.runtime.providers = Some(providers);
-        self
-    }
-    /// GPU ids; this process uses the first.
-    pub fn device_ids(mut self, ids: Vec<i32>) -> Self {
-        self.runtime.device_ids = Some(ids);
-        self
-    }
-    /// The ONNX Runtime library file to load.
-    pub fn runtime_library(mut self, path: impl Into<PathBuf>) -> Self {
-        self.runtime.library_path = Some(path.into());
-        self
-    }
-    /// Load the model on first use instead of now.
-    pub fn lazy_load(mut self, yes: bool) -> Self {
-        self.lazy_load = yes;
-        self
-    }
-    /// Default number of texts per batch (fastembed's default: 256).
-    pub fn batch_size(mut self, n: usize) -> Self {
-        self.batch_size = n;
-        self
-    }
-    /// Cap on `texts × padded tokens` per batch, which bounds memory whatever the batch size.
-    pub fn max_batch_tokens(mut self, n: usize) -> Self {
-        self.max_batch_tokens = n;
-        self
-    }
+    load_option_setters!();
+
     /// Apply the registry's query/passage prefixes in `query_embed` / `passage_embed`.
     /// Off by default, as in fastembed, so vectors stay interchangeable with its.
     pub fn add_prefixes(mut self, yes: bool) -> Self {
@@ -150,25 +86,20 @@ impl TextEmbeddingBuilder {
     }
 
     pub fn build(self) -> Result<TextEmbedding> {
-        if self.batch_size == 0 {
-            return Err(Error::InvalidArgument("batch_size must be >= 1".into()));
-        }
-        if self.runtime.threads == Some(0) {
-            return Err(Error::InvalidArgument("threads must be >= 1".into()));
-        }
+        self.load.validate()?;
         let desc = registry::dense_model(&self.model_name)?;
-        let model_dir = hub::resolve_model_dir(&model_files(&desc), &self.cache)?;
+        let model_dir = hub::resolve_model_dir(&model_files(&desc), &self.load.cache)?;
         let model = TextEmbedding {
             desc,
             model_dir,
-            runtime: self.runtime,
+            runtime: self.load.runtime,
             backend: Mutex::new(None),
-            batch_size: self.batch_size,
-            max_batch_tokens: self.max_batch_tokens.max(1),
+            batch_size: self.load.batch_size,
+            max_batch_tokens: self.load.max_batch_tokens,
             add_prefixes: self.add_prefixes,
             task_id: self.task_id,
         };
-        if !self.lazy_load {
+        if !self.load.lazy_load {
             model.backend()?;
         }
         Ok(model)
@@ -252,11 +183,7 @@ impl TextEmbedding {
     pub fn builder(model_name: impl Into<String>) -> TextEmbeddingBuilder {
         TextEmbeddingBuilder {
             model_name: model_name.into(),
-            cache: CacheOptions::default(),
-            runtime: RuntimeOptions::default(),
-            lazy_load: false,
-            batch_size: DEFAULT_BATCH_SIZE,
-            max_batch_tokens: DEFAULT_MAX_BATCH_TOKENS,
+            load: LoadOptions::default(),
             add_prefixes: false,
             task_id: None,
         }
@@ -421,26 +348,22 @@ impl TextEmbedding {
         S: AsRef<str> + 'a,
     {
         let batch_size = batch_size.unwrap_or(self.batch_size);
-        EmbedIter {
-            model: self,
-            source: Box::new(documents.into_iter()),
-            ready: VecDeque::new(),
-            pending_error: None,
-            finished: false,
+        WindowStream::new(
+            documents.into_iter(),
             batch_size,
-            purpose,
-        }
+            move |texts: &[&str]| {
+                if batch_size == 0 {
+                    return Err(Error::InvalidArgument("batch_size must be >= 1".into()));
+                }
+                self.embed_window(texts, batch_size, purpose)
+            },
+        )
     }
 
     /// The number of tokens of the texts after truncation, special tokens included.
     pub fn token_count<S: AsRef<str>>(&self, texts: &[S]) -> Result<usize> {
         let backend = self.backend()?;
-        let mut total = 0;
-        for chunk in texts.chunks(1024) {
-            let refs: Vec<&str> = chunk.iter().map(|t| t.as_ref()).collect();
-            total += backend.tokenize(&refs)?.iter().map(Vec::len).sum::<usize>();
-        }
-        Ok(total)
+        batching::count_tokens(texts, |t| backend.tokenize(t))
     }
 
     fn task_for(&self, purpose: Purpose) -> Option<i64> {
@@ -486,32 +409,21 @@ impl TextEmbedding {
         let sequences = backend.tokenize(&texts)?;
         let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
         let task = self.task_for(purpose);
-        let mut out: Vec<Option<Embedding>> = vec![None; texts.len()];
-        for batch in batching::plan(&lengths, batch_size, self.max_batch_tokens) {
+        batching::run_sorted(&lengths, batch_size, self.max_batch_tokens, |batch| {
             let seqs: Vec<&[u32]> = batch.iter().map(|&i| sequences[i].as_slice()).collect();
             let vectors = backend.embed_batch(&seqs, task)?;
-            if vectors.len() != batch.len() {
-                return Err(Error::Ort(format!(
-                    "the model returned {} vectors for a batch of {}",
-                    vectors.len(),
-                    batch.len()
-                )));
+            if let Some(v) = vectors.iter().find(|v| v.len() != self.desc.dim) {
+                return Err(Error::ModelMismatch {
+                    model: self.desc.model.clone(),
+                    reason: format!(
+                        "the model outputs vectors of {} dimensions, but the registry says {}",
+                        v.len(),
+                        self.desc.dim
+                    ),
+                });
             }
-            for (i, v) in batch.into_iter().zip(vectors) {
-                if v.len() != self.desc.dim {
-                    return Err(Error::ModelMismatch {
-                        model: self.desc.model.clone(),
-                        reason: format!(
-                            "the model outputs vectors of {} dimensions, but the registry says {}",
-                            v.len(),
-                            self.desc.dim
-                        ),
-                    });
-                }
-                out[i] = Some(v);
-            }
-        }
-        Ok(out.into_iter().flatten().collect())
+            Ok(vectors)
+        })
     }
 }
 
@@ -524,74 +436,5 @@ pub enum EmbedPurpose {
     Passage,
 }
 
-/// Streaming embeddings: reads a window of inputs at a time (a few batches), so memory
-/// stays bounded however long the input is.
-pub struct EmbedIter<'a, S> {
-    model: &'a TextEmbedding,
-    source: Box<dyn Iterator<Item = Result<S>> + 'a>,
-    ready: VecDeque<Embedding>,
-    /// An input error, reported after the vectors of the inputs before it.
-    pending_error: Option<Error>,
-    finished: bool,
-    batch_size: usize,
-    purpose: Purpose,
-}
-
-impl<S: AsRef<str>> EmbedIter<'_, S> {
-    fn window_len(&self) -> usize {
-        (self.batch_size.max(1) * 4).clamp(256, 8192)
-    }
-
-    fn fill(&mut self) -> Result<()> {
-        if self.batch_size == 0 {
-            return Err(Error::InvalidArgument("batch_size must be >= 1".into()));
-        }
-        let mut window: Vec<S> = Vec::new();
-        let want = self.window_len();
-        while window.len() < want {
-            match self.source.next() {
-                Some(Ok(doc)) => window.push(doc),
-                Some(Err(e)) => {
-                    self.pending_error = Some(e);
-                    self.finished = true;
-                    break;
-                }
-                None => {
-                    self.finished = true;
-                    break;
-                }
-            }
-        }
-        if !window.is_empty() {
-            let refs: Vec<&str> = window.iter().map(|s| s.as_ref()).collect();
-            let vectors = self
-                .model
-                .embed_window(&refs, self.batch_size, self.purpose)?;
-            self.ready.extend(vectors);
-        }
-        Ok(())
-    }
-}
-
-impl<S: AsRef<str>> Iterator for EmbedIter<'_, S> {
-    type Item = Result<Embedding>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(v) = self.ready.pop_front() {
-                return Some(Ok(v));
-            }
-            if let Some(e) = self.pending_error.take() {
-                return Some(Err(e));
-            }
-            if self.finished {
-                return None;
-            }
-            if let Err(e) = self.fill() {
-                self.finished = true;
-                self.ready.clear();
-                return Some(Err(e));
-            }
-        }
-    }
-}
+/// Streaming embeddings in input order, in bounded memory.
+pub type EmbedIter<'a, S> = WindowStream<'a, S, Embedding>;

@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use ndarray::Array2;
 use ort::value::Tensor;
 
 use super::pooling::pool;
@@ -23,15 +22,8 @@ pub(crate) struct OnnxBackend {
     pipeline: DensePipeline,
     output: String,
     has_tasks: bool,
-    /// The graph has an input of each name.
-    feeds: Feeds,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Feeds {
-    attention_mask: bool,
-    token_type_ids: bool,
-    task_id: bool,
+    /// The graph takes a `task_id`.
+    feeds_task: bool,
 }
 
 impl OnnxBackend {
@@ -51,23 +43,7 @@ impl OnnxBackend {
             model: desc.model.clone(),
             reason,
         };
-        if !model.has_input("input_ids") {
-            return Err(mismatch(format!(
-                "the ONNX graph {} has no `input_ids` input (its inputs: {:?})",
-                model.path().display(),
-                model.input_names()
-            )));
-        }
-        if let Some(unknown) = model
-            .input_names()
-            .iter()
-            .find(|n| !KNOWN_INPUTS.contains(&n.as_str()))
-        {
-            return Err(mismatch(format!(
-                "the ONNX graph needs an input {unknown:?} that a text model is not given \
-                 (known inputs: {KNOWN_INPUTS:?})"
-            )));
-        }
+        model.check_inputs(&desc.model, &KNOWN_INPUTS)?;
         let has_tasks = !desc.tasks.is_empty();
         if model.has_input("task_id") && !has_tasks {
             return Err(mismatch(
@@ -92,11 +68,7 @@ impl OnnxBackend {
                 name.clone()
             }
         };
-        let feeds = Feeds {
-            attention_mask: model.has_input("attention_mask"),
-            token_type_ids: model.has_input("token_type_ids"),
-            task_id: model.has_input("task_id"),
-        };
+        let feeds_task = model.has_input("task_id");
         Ok(OnnxBackend {
             model_name: desc.model.clone(),
             tokenizer,
@@ -104,7 +76,7 @@ impl OnnxBackend {
             pipeline: desc.pipeline.clone(),
             output,
             has_tasks,
-            feeds,
+            feeds_task,
         })
     }
 }
@@ -116,26 +88,8 @@ impl DenseBackend for OnnxBackend {
 
     fn embed_batch(&self, sequences: &[&[u32]], task: Option<i64>) -> Result<Vec<Embedding>> {
         let batch = PaddedBatch::new(sequences, self.tokenizer.padding());
-        let mut inputs: Vec<(String, ort::value::DynValue)> = Vec::with_capacity(4);
-        inputs.push((
-            "input_ids".into(),
-            Tensor::from_array(batch.input_ids.clone())?.into_dyn(),
-        ));
-        if self.feeds.attention_mask {
-            inputs.push((
-                "attention_mask".into(),
-                Tensor::from_array(batch.attention_mask.clone())?.into_dyn(),
-            ));
-        }
-        if self.feeds.token_type_ids {
-            // fastembed feeds zeros, whatever type ids the tokenizer would give.
-            let zeros = Array2::<i64>::zeros(batch.input_ids.dim());
-            inputs.push((
-                "token_type_ids".into(),
-                Tensor::from_array(zeros)?.into_dyn(),
-            ));
-        }
-        if self.feeds.task_id {
+        let mut inputs = batch.onnx_inputs(&self.model)?;
+        if self.feeds_task {
             let task = task.filter(|_| self.has_tasks).ok_or_else(|| {
                 Error::InvalidArgument(format!("model {} needs a task id", self.model_name))
             })?;

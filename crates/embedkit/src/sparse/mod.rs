@@ -1,0 +1,297 @@
+//! Sparse text embeddings: `SparseTextEmbedding`, fastembed's class of the same name, and
+//! the `SparseEmbedding` a Qdrant sparse vector is made of.
+
+mod splade;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::batching::{self, WindowStream};
+use crate::error::{Error, Result};
+use crate::hub::{self, ModelFiles};
+use crate::options::{load_option_setters, LoadOptions};
+use crate::registry::{self, SparseKind, SparseModelDescription};
+use crate::runtime::RuntimeOptions;
+
+/// A sparse vector: token ids (ascending, no duplicates) and their weights, what a Qdrant
+/// sparse vector holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SparseEmbedding {
+    pub indices: Vec<u32>,
+    pub values: Vec<f32>,
+}
+
+impl SparseEmbedding {
+    /// From (index, value) pairs in any order; duplicate indices keep the last value.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (u32, f32)>) -> Self {
+        Self::from_map(pairs.into_iter().collect())
+    }
+
+    fn from_map(map: BTreeMap<u32, f32>) -> Self {
+        let (indices, values) = map.into_iter().unzip();
+        SparseEmbedding { indices, values }
+    }
+
+    /// fastembed's `as_dict`: index → value.
+    pub fn as_dict(&self) -> BTreeMap<u32, f32> {
+        self.indices
+            .iter()
+            .copied()
+            .zip(self.values.iter().copied())
+            .collect()
+    }
+
+    /// The two arrays, as a Qdrant `SparseVector` takes them.
+    pub fn into_parts(self) -> (Vec<u32>, Vec<f32>) {
+        (self.indices, self.values)
+    }
+
+    pub fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+
+    /// The dot product with another sparse vector (how Qdrant scores them).
+    pub fn dot(&self, other: &SparseEmbedding) -> f32 {
+        let (mut i, mut j, mut sum) = (0, 0, 0f32);
+        while i < self.indices.len() && j < other.indices.len() {
+            match self.indices[i].cmp(&other.indices[j]) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => {
+                    sum += self.values[i] * other.values[j];
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        sum
+    }
+}
+
+/// A way of computing a sparse model's vectors.
+pub(crate) trait SparseBackend: Send + Sync {
+    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>>;
+    fn embed_batch(&self, sequences: &[&[u32]]) -> Result<Vec<SparseEmbedding>>;
+    /// Queries computed differently from documents, where the model does so.
+    fn query(&self, _text: &str) -> Option<Result<SparseEmbedding>> {
+        None
+    }
+}
+
+/// The files a sparse model needs.
+pub fn model_files(desc: &SparseModelDescription) -> ModelFiles<'_> {
+    let mut required = vec![desc.model_file.clone()];
+    required.extend(desc.additional_files.iter().cloned());
+    if matches!(desc.kind, SparseKind::Splade | SparseKind::IfSplade) {
+        required.push("tokenizer.json".into());
+        required.push("tokenizer_config.json".into());
+    }
+    ModelFiles {
+        model: &desc.model,
+        sources: &desc.sources,
+        optional: hub::OPTIONAL_CONFIGS
+            .iter()
+            .filter(|f| !required.iter().any(|r| r == *f))
+            .map(|f| f.to_string())
+            .collect(),
+        required,
+    }
+}
+
+/// Builder for [`SparseTextEmbedding`].
+#[derive(Debug, Clone)]
+pub struct SparseTextEmbeddingBuilder {
+    model_name: String,
+    load: LoadOptions,
+}
+
+impl SparseTextEmbeddingBuilder {
+    load_option_setters!();
+
+    pub fn build(self) -> Result<SparseTextEmbedding> {
+        self.load.validate()?;
+        let desc = registry::sparse_model(&self.model_name)?;
+        if !matches!(desc.kind, SparseKind::Splade | SparseKind::IfSplade) {
+            return Err(Error::Unsupported(format!(
+                "{} ({:?}) is in the registry but not implemented in embedkit yet; the SPLADE \
+                 models are",
+                desc.model, desc.kind
+            )));
+        }
+        let model_dir = hub::resolve_model_dir(&model_files(&desc), &self.load.cache)?;
+        let model = SparseTextEmbedding {
+            desc,
+            model_dir,
+            runtime: self.load.runtime,
+            backend: Mutex::new(None),
+            batch_size: self.load.batch_size,
+            max_batch_tokens: self.load.max_batch_tokens,
+        };
+        if !self.load.lazy_load {
+            model.backend()?;
+        }
+        Ok(model)
+    }
+}
+
+/// Sparse text embeddings with a model of the registry.
+pub struct SparseTextEmbedding {
+    desc: SparseModelDescription,
+    model_dir: PathBuf,
+    runtime: RuntimeOptions,
+    backend: Mutex<Option<Arc<dyn SparseBackend>>>,
+    batch_size: usize,
+    max_batch_tokens: usize,
+}
+
+impl std::fmt::Debug for SparseTextEmbedding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SparseTextEmbedding")
+            .field("model", &self.desc.model)
+            .field("model_dir", &self.model_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Streaming sparse embeddings in input order.
+pub type SparseEmbedIter<'a, S> = WindowStream<'a, S, SparseEmbedding>;
+
+impl SparseTextEmbedding {
+    pub fn builder(model_name: impl Into<String>) -> SparseTextEmbeddingBuilder {
+        SparseTextEmbeddingBuilder {
+            model_name: model_name.into(),
+            load: LoadOptions::default(),
+        }
+    }
+
+    /// Every supported sparse model.
+    pub fn list_supported_models() -> Vec<SparseModelDescription> {
+        registry::sparse_models()
+    }
+
+    pub fn description(&self) -> &SparseModelDescription {
+        &self.desc
+    }
+
+    pub fn model_dir(&self) -> &std::path::Path {
+        &self.model_dir
+    }
+
+    fn backend(&self) -> Result<Arc<dyn SparseBackend>> {
+        let mut slot = self.backend.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = slot.as_ref() {
+            return Ok(b.clone());
+        }
+        let backend: Arc<dyn SparseBackend> = match self.desc.kind {
+            SparseKind::Splade | SparseKind::IfSplade => Arc::new(splade::SpladeBackend::load(
+                &self.desc,
+                &self.model_dir,
+                &self.runtime,
+            )?),
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "{other:?} models are not implemented yet"
+                )))
+            }
+        };
+        *slot = Some(backend.clone());
+        Ok(backend)
+    }
+
+    /// Embeds documents; one sparse vector per document, in input order.
+    pub fn embed<S: AsRef<str>>(
+        &self,
+        documents: &[S],
+        batch_size: Option<usize>,
+    ) -> Result<Vec<SparseEmbedding>> {
+        self.try_embed_iter(documents.iter().map(|d| Ok(d.as_ref())), batch_size, false)
+            .collect()
+    }
+
+    /// Embeds queries, as fastembed's `query_embed` (for inference-free models, an IDF
+    /// lookup with no model run).
+    pub fn query_embed<S: AsRef<str>>(&self, queries: &[S]) -> Result<Vec<SparseEmbedding>> {
+        self.try_embed_iter(queries.iter().map(|d| Ok(d.as_ref())), None, true)
+            .collect()
+    }
+
+    /// Embeds passages, as fastembed's `passage_embed` (the same as `embed`).
+    pub fn passage_embed<S: AsRef<str>>(
+        &self,
+        passages: &[S],
+        batch_size: Option<usize>,
+    ) -> Result<Vec<SparseEmbedding>> {
+        self.embed(passages, batch_size)
+    }
+
+    /// Streams the vectors of fallible inputs in input order, in bounded memory.
+    pub fn try_embed_iter<'a, I, S>(
+        &'a self,
+        texts: I,
+        batch_size: Option<usize>,
+        as_queries: bool,
+    ) -> SparseEmbedIter<'a, S>
+    where
+        I: IntoIterator<Item = Result<S>>,
+        I::IntoIter: 'a,
+        S: AsRef<str> + 'a,
+    {
+        let batch_size = batch_size.unwrap_or(self.batch_size);
+        WindowStream::new(texts.into_iter(), batch_size, move |window: &[&str]| {
+            if batch_size == 0 {
+                return Err(Error::InvalidArgument("batch_size must be >= 1".into()));
+            }
+            self.embed_window(window, batch_size, as_queries)
+        })
+    }
+
+    fn embed_window(
+        &self,
+        texts: &[&str],
+        batch_size: usize,
+        as_queries: bool,
+    ) -> Result<Vec<SparseEmbedding>> {
+        let backend = self.backend()?;
+        if as_queries {
+            let queries: Option<Result<Vec<_>>> = texts.iter().map(|t| backend.query(t)).collect();
+            if let Some(queries) = queries {
+                return queries;
+            }
+        }
+        let sequences = backend.tokenize(texts)?;
+        let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
+        batching::run_sorted(&lengths, batch_size, self.max_batch_tokens, |batch| {
+            let seqs: Vec<&[u32]> = batch.iter().map(|&i| sequences[i].as_slice()).collect();
+            backend.embed_batch(&seqs)
+        })
+    }
+
+    /// The number of tokens of the texts after truncation, special tokens included.
+    pub fn token_count<S: AsRef<str>>(&self, texts: &[S]) -> Result<usize> {
+        let backend = self.backend()?;
+        batching::count_tokens(texts, |t| backend.tokenize(t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_are_sorted_and_deduplicated() {
+        let e = SparseEmbedding::from_pairs([(5, 0.5), (1, 1.0), (5, 2.0)]);
+        assert_eq!(e.indices, vec![1, 5]);
+        assert_eq!(e.values, vec![1.0, 2.0]);
+        assert_eq!(e.as_dict().get(&5), Some(&2.0));
+        let other = SparseEmbedding::from_pairs([(5, 3.0), (7, 1.0)]);
+        assert_eq!(e.dot(&other), 6.0);
+        assert!(SparseEmbedding::default().is_empty());
+    }
+}
