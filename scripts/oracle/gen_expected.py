@@ -89,17 +89,46 @@ SPARSE_CASES = [
 ]
 
 
+BM25_LANGUAGES = ["arabic", "danish", "dutch", "english", "finnish", "french", "german", "greek",
+                  "hungarian", "italian", "norwegian", "portuguese", "romanian", "russian", "spanish",
+                  "swedish", "tamil", "turkish"]
+for _lang in BM25_LANGUAGES:
+    for _method in ("embed", "query_embed"):
+        SPARSE_CASES.append(dict(name=f"bm25-{_lang}-{_method}", model="Qdrant/bm25", dir="tiny:bm25",
+                                 inputs=f"lang:{_lang}", method=_method, options={"language": _lang}))
+SPARSE_CASES += [
+    dict(name="bm25-edge", model="Qdrant/bm25", dir="tiny:bm25", inputs="edge"),
+    dict(name="bm25-corpus-query", model="Qdrant/bm25", dir="tiny:bm25", inputs="corpus", method="query_embed"),
+    dict(name="bm25-no-stemmer", model="Qdrant/bm25", dir="tiny:bm25", inputs="lang:english",
+         options={"disable_stemmer": True}),
+    dict(name="bm25-custom-stopwords", model="Qdrant/bm25", dir="tiny:bm25", inputs="lang:english",
+         options={"stopwords": ["The", "in", "OF"]}),
+    dict(name="bm25-max-length", model="Qdrant/bm25", dir="tiny:bm25", inputs="lang:german",
+         options={"language": "german", "token_max_length": 6}),
+    dict(name="bm25-params", model="Qdrant/bm25", dir="tiny:bm25", inputs="corpus",
+         options={"k": 0.9, "b": 0.4, "avg_len": 60.0}),
+]
+
+
 def run_sparse(roots: dict, inputs: dict, args) -> None:
     entries = []
+    multilingual = json.loads((args.data / "multilingual.json").read_text())
+    for lang, texts in multilingual.items():
+        inputs[f"lang:{lang}"] = texts
     for case in SPARSE_CASES:
         model_dir = resolve(case["dir"], roots)
-        model = SparseTextEmbedding(case["model"], specific_model_path=str(model_dir), threads=2)
+        options = dict(case.get("options", {}))
+        if "stopwords" in options:
+            options["stopwords"] = set(options["stopwords"])
+        model = SparseTextEmbedding(case["model"], specific_model_path=str(model_dir), threads=2, **options)
         texts = inputs[case["inputs"]]
         method = case.get("method", "embed")
         results = [
             {"indices": [int(i) for i in e.indices], "values": [float(v) for v in e.values]}
             for e in getattr(model, method)(texts)
         ]
+        if case["inputs"] == "corpus":
+            results = results[:200]  # keeps the expected file small
         desc = next(d for d in SparseTextEmbedding._list_supported_models() if d.model == case["model"])
         entries.append({
             **case,

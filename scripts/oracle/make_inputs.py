@@ -33,6 +33,29 @@ morning evening winter summer autumn spring weather history science music painti
 """.split()
 
 
+# Short texts in each language fastembed's BM25 stems, written for these tests.
+MULTILINGUAL = {
+    "arabic": ["ذهب الطلاب إلى المكتبة لقراءة الكتب الجديدة.", "المدينة القديمة جميلة في الصباح، والأسواق مزدحمة بالناس.", "يعمل المهندسون على تحسين سرعة البحث في قواعد البيانات."],
+    "danish": ["Børnene legede i haven hele eftermiddagen.", "Vi spiste middag sammen og talte om rejserne til bjergene.", "Søgemaskinen finder dokumenterne hurtigere end før."],
+    "dutch": ["De kinderen speelden de hele middag in de tuin.", "We aten samen en praatten over onze reizen naar de bergen.", "De zoekmachine vindt de documenten sneller dan vroeger."],
+    "english": ["The children were playing happily in the gardens all afternoon.", "Running quickly, the engineers measured the searching speeds of indexes.", "Vectors and embeddings are stored in databases for retrieval."],
+    "finnish": ["Lapset leikkivät puutarhassa koko iltapäivän.", "Söimme yhdessä ja puhuimme matkoistamme vuorille.", "Hakukone löytää asiakirjat nopeammin kuin ennen."],
+    "french": ["Les enfants jouaient joyeusement dans les jardins tout l'après-midi.", "Nous avons mangé ensemble et parlé de nos voyages dans les montagnes.", "Le moteur de recherche trouve les documents plus rapidement qu'avant."],
+    "german": ["Die Kinder spielten den ganzen Nachmittag fröhlich in den Gärten.", "Wir haben zusammen gegessen und über unsere Reisen in die Berge gesprochen.", "Die Suchmaschine findet die Dokumente schneller als früher."],
+    "greek": ["Τα παιδιά έπαιζαν χαρούμενα στους κήπους όλο το απόγευμα.", "Φάγαμε μαζί και μιλήσαμε για τα ταξίδια μας στα βουνά.", "Η μηχανή αναζήτησης βρίσκει τα έγγραφα γρηγορότερα από πριν."],
+    "hungarian": ["A gyerekek egész délután vidáman játszottak a kertekben.", "Együtt vacsoráztunk, és a hegyekbe tett utazásainkról beszélgettünk.", "A keresőmotor gyorsabban megtalálja a dokumentumokat, mint korábban."],
+    "italian": ["I bambini giocavano felici nei giardini tutto il pomeriggio.", "Abbiamo mangiato insieme e parlato dei nostri viaggi in montagna.", "Il motore di ricerca trova i documenti più velocemente di prima."],
+    "norwegian": ["Barna lekte glade i hagene hele ettermiddagen.", "Vi spiste sammen og snakket om reisene våre til fjellene.", "Søkemotoren finner dokumentene raskere enn før."],
+    "portuguese": ["As crianças brincavam felizes nos jardins durante toda a tarde.", "Jantamos juntos e conversamos sobre nossas viagens às montanhas.", "O mecanismo de busca encontra os documentos mais rapidamente do que antes."],
+    "romanian": ["Copiii se jucau veseli în grădini toată după-amiaza.", "Am mâncat împreună și am vorbit despre călătoriile noastre la munte.", "Motorul de căutare găsește documentele mai repede decât înainte."],
+    "russian": ["Дети весело играли в садах весь день.", "Мы ужинали вместе и говорили о наших путешествиях в горы.", "Поисковая система находит документы быстрее, чем раньше."],
+    "spanish": ["Los niños jugaban felices en los jardines toda la tarde.", "Cenamos juntos y hablamos de nuestros viajes a las montañas.", "El motor de búsqueda encuentra los documentos más rápido que antes."],
+    "swedish": ["Barnen lekte glatt i trädgårdarna hela eftermiddagen.", "Vi åt middag tillsammans och pratade om våra resor till bergen.", "Sökmotorn hittar dokumenten snabbare än tidigare."],
+    "tamil": ["குழந்தைகள் மதியம் முழுவதும் தோட்டங்களில் மகிழ்ச்சியாக விளையாடினர்.", "நாங்கள் ஒன்றாக சாப்பிட்டு மலைகளுக்கான பயணங்களைப் பற்றி பேசினோம்.", "தேடுபொறி ஆவணங்களை முன்பை விட வேகமாகக் கண்டுபிடிக்கிறது."],
+    "turkish": ["Çocuklar bütün öğleden sonra bahçelerde neşeyle oynadılar.", "Birlikte yemek yedik ve dağlara yaptığımız yolculuklardan konuştuk.", "Arama motoru belgeleri eskisinden daha hızlı buluyor."],
+}
+
+
 def sentence(rng: np.random.RandomState, n: int) -> str:
     words = [WORDS[i] for i in rng.randint(0, len(WORDS), size=n)]
     words[0] = words[0].capitalize()
@@ -79,6 +102,8 @@ def main() -> None:
         sentence(rng, 40),
     ]
     (args.out / "edge_inputs.json").write_text(json.dumps(edge, ensure_ascii=False, indent=1) + "\n")
+
+    (args.out / "multilingual.json").write_text(json.dumps(MULTILINGUAL, ensure_ascii=False, indent=1) + "\n")
 
     corpus = []
     for _ in range(1000):

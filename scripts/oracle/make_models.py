@@ -219,6 +219,26 @@ def write_idf(d: Path, seed: int) -> None:
     (d / "idf.json").write_text(json.dumps(idf, ensure_ascii=False))
 
 
+def write_bm25(out: Path, texts: Path) -> dict:
+    """A `Qdrant/bm25` folder: config.json and a stopword list per language (tamil has
+    none, as in the hub's repo). The hub's lists are not reachable here; these are the
+    four most frequent words of each language's test texts, which is all parity needs."""
+    d = out / "bm25"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({"model_type": "bm25"}))
+    for language, sentences in json.loads(texts.read_text()).items():
+        if language == "tamil":
+            continue
+        counts: dict = {}
+        for sent in sentences:
+            for w in sent.lower().replace(",", " ").replace(".", " ").split():
+                counts[w] = counts.get(w, 0) + 1
+        top = sorted(counts, key=lambda w: (-counts[w], w))[:4]
+        (d / f"{language}.txt").write_text("\n".join(top) + "\n")
+    return {str(p.relative_to(d)): sha256(p) for p in sorted(d.rglob("*")) if p.is_file()}
+
+
 def copy_tokenizer(src: Path, dst: Path, overrides: dict) -> None:
     for name in ("tokenizer.json", "config.json", "special_tokens_map.json"):
         shutil.copyfile(src / name, dst / name)
@@ -235,6 +255,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokenizer-dir", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--texts", type=Path, default=Path(__file__).resolve().parents[2] / "tests/data/multilingual.json")
     args = ap.parse_args()
     manifest = {}
     for seed, variant in enumerate(VARIANTS, start=1):
@@ -259,6 +280,7 @@ def main() -> None:
         shutil.copyfile(args.tokenizer_dir / "tokenizer.json", d / "tokenizer.json")
         write_static(variant, seed, d)
         manifest[variant["name"]] = {str(p.relative_to(d)): sha256(p) for p in sorted(d.rglob("*")) if p.is_file()}
+    manifest["bm25"] = write_bm25(args.out, args.texts)
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
     print(f"wrote {len(manifest)} models to {args.out}")
 

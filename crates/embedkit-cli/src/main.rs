@@ -27,7 +27,7 @@ struct Cli {
 enum Command {
     /// Embed documents (one per line, or as arguments) into JSON Lines of vectors.
     Embed(Box<embed::EmbedArgs>),
-    /// Sparse vectors (SPLADE) of documents, as JSON Lines of indices and values.
+    /// Sparse vectors (SPLADE, BM25) of documents, as JSON Lines of indices and values.
     Sparse(Box<sparse::SparseArgs>),
     /// List the supported models.
     Models(models::ModelsArgs),

@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use embedkit::{SparseEmbedding, SparseTextEmbedding};
+use embedkit::{sparse::Bm25Options, SparseEmbedding, SparseTextEmbedding};
 use serde_json::Value;
 
 use common::*;
@@ -25,6 +25,51 @@ fn diff(a: &SparseEmbedding, b: &BTreeMap<u32, f32>) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// Test inputs by name: `edge`, `corpus`, or `lang:<language>` (tests/data/multilingual.json).
+fn case_inputs(name: &str) -> Vec<String> {
+    match name.strip_prefix("lang:") {
+        Some(lang) => {
+            let p = repo_root().join("tests/data/multilingual.json");
+            let all: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+            serde_json::from_value(all[lang].clone()).unwrap()
+        }
+        None => inputs(name),
+    }
+}
+
+/// fastembed's Bm25 keyword arguments of a case.
+fn bm25_options(options: Option<&Value>) -> Bm25Options {
+    let mut o = Bm25Options::default();
+    let Some(v) = options else { return o };
+    if let Some(x) = v.get("language").and_then(Value::as_str) {
+        o.language = x.to_string();
+    }
+    if let Some(x) = v.get("k").and_then(Value::as_f64) {
+        o.k = x;
+    }
+    if let Some(x) = v.get("b").and_then(Value::as_f64) {
+        o.b = x;
+    }
+    if let Some(x) = v.get("avg_len").and_then(Value::as_f64) {
+        o.avg_len = x;
+    }
+    if let Some(x) = v.get("token_max_length").and_then(Value::as_u64) {
+        o.token_max_length = x as usize;
+    }
+    if let Some(x) = v.get("disable_stemmer").and_then(Value::as_bool) {
+        o.disable_stemmer = x;
+    }
+    if let Some(words) = v.get("stopwords").and_then(Value::as_array) {
+        o.stopwords = Some(
+            words
+                .iter()
+                .map(|w| w.as_str().unwrap().to_string())
+                .collect(),
+        );
+    }
+    o
+}
+
 #[test]
 fn sparse_models_match_fastembed() {
     let all = sparse_cases();
@@ -39,19 +84,22 @@ fn sparse_models_match_fastembed() {
             "{} is not the file the oracle ran",
             file.display()
         );
-        let texts = inputs(case["inputs"].as_str().unwrap());
+        let texts = case_inputs(case["inputs"].as_str().unwrap());
         for batch_size in [256, 3] {
             let model = SparseTextEmbedding::builder(case["model"].as_str().unwrap())
                 .specific_model_path(&dir)
                 .threads(2)
                 .batch_size(batch_size)
+                .bm25(bm25_options(case.get("options")))
                 .build()
-                .unwrap();
+                .unwrap_or_else(|e| panic!("{}: {e}", case["name"]));
             let got = match case["method"].as_str().unwrap() {
                 "query_embed" => model.query_embed(&texts).unwrap(),
                 _ => model.embed(&texts, None).unwrap(),
             };
             assert_eq!(got.len(), texts.len());
+            let expected = case["results"].as_array().unwrap();
+            assert!(!expected.is_empty());
             let mut worst = 0f32;
             for (i, (g, want)) in got
                 .iter()
@@ -92,6 +140,37 @@ fn sparse_models_match_fastembed() {
 }
 
 #[test]
+fn bm25_refuses_unknown_languages_and_reads_no_files_it_does_not_need() {
+    let dir = model_dir("tiny:bm25");
+    let err = SparseTextEmbedding::builder("Qdrant/bm25")
+        .specific_model_path(&dir)
+        .bm25(Bm25Options {
+            language: "klingon".into(),
+            ..Default::default()
+        })
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("klingon language is not supported"),
+        "{err}"
+    );
+    // Without a stemmer any language goes, with no stopwords.
+    let model = SparseTextEmbedding::builder("Qdrant/bm25")
+        .specific_model_path(&dir)
+        .bm25(Bm25Options {
+            language: "klingon".into(),
+            disable_stemmer: true,
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    let v = model.query_embed(&["the the cats"]).unwrap();
+    assert_eq!(v[0].len(), 2);
+    assert!(v[0].values.iter().all(|&x| x == 1.0));
+}
+
+#[test]
 fn sparse_registry_matches_fastembeds_listing() {
     let p = repo_root().join("tests/expected/sparse_models.json");
     let oracle: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
@@ -123,8 +202,11 @@ fn sparse_registry_matches_fastembeds_listing() {
 
 #[test]
 fn unimplemented_sparse_families_say_so() {
-    let err = SparseTextEmbedding::builder("Qdrant/bm25")
-        .build()
-        .unwrap_err();
-    assert!(err.to_string().contains("not implemented"), "{err}");
+    for name in [
+        "Qdrant/bm42-all-minilm-l6-v2-attentions",
+        "Qdrant/minicoil-v1",
+    ] {
+        let err = SparseTextEmbedding::builder(name).build().unwrap_err();
+        assert!(err.to_string().contains("not implemented"), "{err}");
+    }
 }

@@ -1,7 +1,10 @@
 //! Sparse text embeddings: `SparseTextEmbedding`, fastembed's class of the same name, and
 //! the `SparseEmbedding` a Qdrant sparse vector is made of.
 
+pub mod bm25;
 mod splade;
+
+pub use bm25::Bm25Options;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::batching::{self, WindowStream};
+use crate::batching::WindowStream;
 use crate::error::{Error, Result};
 use crate::hub::{self, ModelFiles};
 use crate::options::{load_option_setters, LoadOptions};
@@ -75,32 +78,47 @@ impl SparseEmbedding {
     }
 }
 
+/// How to batch a window of texts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchLimits {
+    pub batch_size: usize,
+    pub max_batch_tokens: usize,
+}
+
 /// A way of computing a sparse model's vectors.
 pub(crate) trait SparseBackend: Send + Sync {
-    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>>;
-    fn embed_batch(&self, sequences: &[&[u32]]) -> Result<Vec<SparseEmbedding>>;
+    /// One vector per document, in order.
+    fn embed_texts(&self, texts: &[&str], limits: BatchLimits) -> Result<Vec<SparseEmbedding>>;
     /// Queries computed differently from documents, where the model does so.
     fn query(&self, _text: &str) -> Option<Result<SparseEmbedding>> {
         None
     }
+    /// The number of tokens of the texts, as the model counts them.
+    fn token_count(&self, texts: &[&str]) -> Result<usize>;
 }
 
-/// The files a sparse model needs.
+/// The files a sparse model needs. BM25's stopword lists are optional: a language
+/// without its file has no stopwords, as in fastembed.
 pub fn model_files(desc: &SparseModelDescription) -> ModelFiles<'_> {
     let mut required = vec![desc.model_file.clone()];
-    required.extend(desc.additional_files.iter().cloned());
-    if matches!(desc.kind, SparseKind::Splade | SparseKind::IfSplade) {
+    let mut optional: Vec<String> = Vec::new();
+    if desc.kind == SparseKind::Bm25 {
+        optional.extend(desc.additional_files.iter().cloned());
+    } else {
+        required.extend(desc.additional_files.iter().cloned());
         required.push("tokenizer.json".into());
         required.push("tokenizer_config.json".into());
     }
+    optional.extend(
+        hub::OPTIONAL_CONFIGS
+            .iter()
+            .filter(|f| !required.iter().any(|r| r == *f))
+            .map(|f| f.to_string()),
+    );
     ModelFiles {
         model: &desc.model,
         sources: &desc.sources,
-        optional: hub::OPTIONAL_CONFIGS
-            .iter()
-            .filter(|f| !required.iter().any(|r| r == *f))
-            .map(|f| f.to_string())
-            .collect(),
+        optional,
         required,
     }
 }
@@ -110,18 +128,25 @@ pub fn model_files(desc: &SparseModelDescription) -> ModelFiles<'_> {
 pub struct SparseTextEmbeddingBuilder {
     model_name: String,
     load: LoadOptions,
+    bm25: Bm25Options,
 }
 
 impl SparseTextEmbeddingBuilder {
     load_option_setters!();
 
+    /// BM25's parameters (k, b, avg_len, language, stopwords, ...), for `Qdrant/bm25`.
+    pub fn bm25(mut self, opts: Bm25Options) -> Self {
+        self.bm25 = opts;
+        self
+    }
+
     pub fn build(self) -> Result<SparseTextEmbedding> {
         self.load.validate()?;
         let desc = registry::sparse_model(&self.model_name)?;
-        if !matches!(desc.kind, SparseKind::Splade | SparseKind::IfSplade) {
+        if matches!(desc.kind, SparseKind::Bm42 | SparseKind::Minicoil) {
             return Err(Error::Unsupported(format!(
                 "{} ({:?}) is in the registry but not implemented in embedkit yet; the SPLADE \
-                 models are",
+                 and BM25 models are",
                 desc.model, desc.kind
             )));
         }
@@ -130,6 +155,7 @@ impl SparseTextEmbeddingBuilder {
             desc,
             model_dir,
             runtime: self.load.runtime,
+            bm25: self.bm25,
             backend: Mutex::new(None),
             batch_size: self.load.batch_size,
             max_batch_tokens: self.load.max_batch_tokens,
@@ -146,6 +172,7 @@ pub struct SparseTextEmbedding {
     desc: SparseModelDescription,
     model_dir: PathBuf,
     runtime: RuntimeOptions,
+    bm25: Bm25Options,
     backend: Mutex<Option<Arc<dyn SparseBackend>>>,
     batch_size: usize,
     max_batch_tokens: usize,
@@ -168,6 +195,7 @@ impl SparseTextEmbedding {
         SparseTextEmbeddingBuilder {
             model_name: model_name.into(),
             load: LoadOptions::default(),
+            bm25: Bm25Options::default(),
         }
     }
 
@@ -195,6 +223,9 @@ impl SparseTextEmbedding {
                 &self.model_dir,
                 &self.runtime,
             )?),
+            SparseKind::Bm25 => {
+                Arc::new(bm25::Bm25Backend::load(&self.model_dir, self.bm25.clone())?)
+            }
             other => {
                 return Err(Error::Unsupported(format!(
                     "{other:?} models are not implemented yet"
@@ -265,18 +296,20 @@ impl SparseTextEmbedding {
                 return queries;
             }
         }
-        let sequences = backend.tokenize(texts)?;
-        let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
-        batching::run_sorted(&lengths, batch_size, self.max_batch_tokens, |batch| {
-            let seqs: Vec<&[u32]> = batch.iter().map(|&i| sequences[i].as_slice()).collect();
-            backend.embed_batch(&seqs)
-        })
+        backend.embed_texts(
+            texts,
+            BatchLimits {
+                batch_size,
+                max_batch_tokens: self.max_batch_tokens,
+            },
+        )
     }
 
     /// The number of tokens of the texts after truncation, special tokens included.
     pub fn token_count<S: AsRef<str>>(&self, texts: &[S]) -> Result<usize> {
         let backend = self.backend()?;
-        batching::count_tokens(texts, |t| backend.tokenize(t))
+        let refs: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
+        backend.token_count(&refs)
     }
 }
 

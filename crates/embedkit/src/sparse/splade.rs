@@ -9,8 +9,8 @@ use std::path::Path;
 
 use ndarray::{ArrayViewD, Axis, Ix3};
 
-use super::{SparseBackend, SparseEmbedding};
-use crate::batching::PaddedBatch;
+use super::{BatchLimits, SparseBackend, SparseEmbedding};
+use crate::batching::{self, PaddedBatch};
 use crate::error::{Error, Result};
 use crate::registry::{SparseKind, SparseModelDescription};
 use crate::runtime::{OnnxModel, RuntimeOptions};
@@ -141,15 +141,25 @@ fn load_idf(path: &Path, tokenizer: &TextTokenizer) -> Result<HashMap<u32, f32>>
 }
 
 impl SparseBackend for SpladeBackend {
-    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-        self.tokenizer.encode_batch(texts)
+    fn embed_texts(&self, texts: &[&str], limits: BatchLimits) -> Result<Vec<SparseEmbedding>> {
+        let sequences = self.tokenizer.encode_batch(texts)?;
+        let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
+        batching::run_sorted(
+            &lengths,
+            limits.batch_size,
+            limits.max_batch_tokens,
+            |batch| {
+                let seqs: Vec<&[u32]> = batch.iter().map(|&i| sequences[i].as_slice()).collect();
+                let padded = PaddedBatch::new(&seqs, self.tokenizer.padding());
+                let inputs = padded.onnx_inputs(&self.model)?;
+                let logits = self.model.run_f32(inputs, &self.output)?;
+                self.pool(logits.view(), &padded)
+            },
+        )
     }
 
-    fn embed_batch(&self, sequences: &[&[u32]]) -> Result<Vec<SparseEmbedding>> {
-        let batch = PaddedBatch::new(sequences, self.tokenizer.padding());
-        let inputs = batch.onnx_inputs(&self.model)?;
-        let logits = self.model.run_f32(inputs, &self.output)?;
-        self.pool(logits.view(), &batch)
+    fn token_count(&self, texts: &[&str]) -> Result<usize> {
+        batching::count_tokens(texts, |t| self.tokenizer.encode_batch(t))
     }
 
     fn query(&self, text: &str) -> Option<Result<SparseEmbedding>> {
