@@ -97,6 +97,14 @@ for _lang in BM25_LANGUAGES:
         SPARSE_CASES.append(dict(name=f"bm25-{_lang}-{_method}", model="Qdrant/bm25", dir="tiny:bm25",
                                  inputs=f"lang:{_lang}", method=_method, options={"language": _lang}))
 SPARSE_CASES += [
+    dict(name="bm42-edge", model="Qdrant/bm42-all-minilm-l6-v2-attentions", dir="shared:all-MiniLM-L6-v2-fp32",
+         inputs="edge"),
+    dict(name="bm42-corpus", model="Qdrant/bm42-all-minilm-l6-v2-attentions", dir="shared:all-MiniLM-L6-v2-fp32",
+         inputs="corpus", batch_size=16),
+    dict(name="bm42-stopwords-alpha", model="Qdrant/bm42-all-minilm-l6-v2-attentions", dir="tiny:bm42",
+         inputs="lang:english", options={"alpha": 0.8}),
+    dict(name="bm42-query", model="Qdrant/bm42-all-minilm-l6-v2-attentions", dir="tiny:bm42",
+         inputs="edge", method="query_embed"),
     dict(name="bm25-edge", model="Qdrant/bm25", dir="tiny:bm25", inputs="edge"),
     dict(name="bm25-corpus-query", model="Qdrant/bm25", dir="tiny:bm25", inputs="corpus", method="query_embed"),
     dict(name="bm25-no-stemmer", model="Qdrant/bm25", dir="tiny:bm25", inputs="lang:english",
@@ -123,9 +131,10 @@ def run_sparse(roots: dict, inputs: dict, args) -> None:
         model = SparseTextEmbedding(case["model"], specific_model_path=str(model_dir), threads=2, **options)
         texts = inputs[case["inputs"]]
         method = case.get("method", "embed")
+        kwargs = {"batch_size": case["batch_size"]} if "batch_size" in case else {}
         results = [
             {"indices": [int(i) for i in e.indices], "values": [float(v) for v in e.values]}
-            for e in getattr(model, method)(texts)
+            for e in getattr(model, method)(texts, **kwargs)
         ]
         if case["inputs"] == "corpus":
             results = results[:200]  # keeps the expected file small

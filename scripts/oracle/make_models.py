@@ -239,6 +239,18 @@ def write_bm25(out: Path, texts: Path) -> dict:
     return {str(p.relative_to(d)): sha256(p) for p in sorted(d.rglob("*")) if p.is_file()}
 
 
+def write_bm42(out: Path, minilm: Path) -> dict:
+    """A BM42 folder: the real all-MiniLM-L6-v2 fp32 export (linked, it outputs the last
+    layer's attention), its tokenizer, and a stopword list."""
+    d = out / "bm42"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    (d / "model.onnx").symlink_to((minilm / "model.onnx").resolve())
+    copy_tokenizer(minilm, d, {})
+    (d / "stopwords.txt").write_text("\n".join(["the", "a", "of", "and", "in", "is", "to", "over"]) + "\n")
+    return {str(p.relative_to(d)): sha256(p) for p in sorted(d.rglob("*")) if p.is_file()}
+
+
 def copy_tokenizer(src: Path, dst: Path, overrides: dict) -> None:
     for name in ("tokenizer.json", "config.json", "special_tokens_map.json"):
         shutil.copyfile(src / name, dst / name)
@@ -281,6 +293,7 @@ def main() -> None:
         write_static(variant, seed, d)
         manifest[variant["name"]] = {str(p.relative_to(d)): sha256(p) for p in sorted(d.rglob("*")) if p.is_file()}
     manifest["bm25"] = write_bm25(args.out, args.texts)
+    manifest["bm42"] = write_bm42(args.out, args.tokenizer_dir)
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
     print(f"wrote {len(manifest)} models to {args.out}")
 

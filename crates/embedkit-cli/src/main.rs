@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use embedkit::options::LoadOptions;
+use embedkit::{Device, Provider};
 
 #[derive(Parser)]
 #[command(
@@ -27,7 +29,7 @@ struct Cli {
 enum Command {
     /// Embed documents (one per line, or as arguments) into JSON Lines of vectors.
     Embed(Box<embed::EmbedArgs>),
-    /// Sparse vectors (SPLADE, BM25) of documents, as JSON Lines of indices and values.
+    /// Sparse vectors (SPLADE, BM25, BM42) of documents, as JSON Lines of indices and values.
     Sparse(Box<sparse::SparseArgs>),
     /// List the supported models.
     Models(models::ModelsArgs),
@@ -63,6 +65,52 @@ pub struct ModelArgs {
     /// overrides --device.
     #[arg(long, value_delimiter = ',')]
     pub providers: Vec<String>,
+    /// Texts per batch (batches are also capped by tokens).
+    #[arg(long, default_value_t = embedkit::options::DEFAULT_BATCH_SIZE)]
+    pub batch_size: usize,
+    /// Cap on texts × padded tokens per batch (bounds memory; small batches are fastest
+    /// on CPUs).
+    #[arg(long, default_value_t = embedkit::batching::DEFAULT_MAX_BATCH_TOKENS)]
+    pub max_batch_tokens: usize,
+}
+
+impl ModelArgs {
+    /// The library's loading options.
+    pub fn load_options(&self) -> anyhow::Result<LoadOptions> {
+        if self.batch_size == 0 {
+            anyhow::bail!("--batch-size must be at least 1");
+        }
+        let mut load = LoadOptions::default();
+        load.cache.specific_model_path = self.model_path.clone();
+        load.cache.cache_dir = self.cache_dir.clone();
+        load.cache.local_files_only = self.local_files_only;
+        load.runtime.threads = self.threads;
+        load.runtime.device = self.device.parse::<Device>()?;
+        if !self.providers.is_empty() {
+            load.runtime.providers = Some(
+                self.providers
+                    .iter()
+                    .map(|p| p.parse::<Provider>())
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+        }
+        load.batch_size = self.batch_size;
+        load.max_batch_tokens = self.max_batch_tokens.max(1);
+        Ok(load)
+    }
+}
+
+/// Where documents come from and results go, for the commands that embed.
+#[derive(Args, Debug, Clone)]
+pub struct IoArgs {
+    /// Read documents from FILE, one per line (default: stdin).
+    #[arg(long, short, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Write JSON Lines to FILE (default: stdout); the file appears only when complete.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Documents to embed; when given, stdin and --input are not read.
+    pub texts: Vec<String>,
 }
 
 fn main() -> ExitCode {

@@ -1,32 +1,19 @@
 //! `embedkit sparse`: documents in, JSON Lines of sparse vectors out, in input order
-//! (SPLADE models, or BM25 with its parameters).
-
-use std::path::PathBuf;
+//! (SPLADE, BM25 with its parameters, BM42).
 
 use anyhow::Context;
 use clap::Args;
 use embedkit::sparse::Bm25Options;
 use embedkit::SparseTextEmbedding;
 
-use crate::embed::load_options;
-use crate::{input, output, ModelArgs};
+use crate::{input, output, IoArgs, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct SparseArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Read documents from FILE, one per line (default: stdin).
-    #[arg(long, short, value_name = "FILE")]
-    pub input: Option<PathBuf>,
-    /// Write JSON Lines to FILE (default: stdout); the file appears only when complete.
-    #[arg(long, short, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Texts per batch (batches are also capped by tokens).
-    #[arg(long, default_value_t = embedkit::text::DEFAULT_BATCH_SIZE)]
-    pub batch_size: usize,
-    /// Cap on texts × padded tokens per batch.
-    #[arg(long, default_value_t = embedkit::batching::DEFAULT_MAX_BATCH_TOKENS)]
-    pub max_batch_tokens: usize,
+    #[command(flatten)]
+    pub io: IoArgs,
     /// Embed as queries (`query_embed`).
     #[arg(long)]
     pub query: bool,
@@ -42,24 +29,26 @@ pub struct SparseArgs {
     /// BM25: average document length in words.
     #[arg(long, default_value_t = 256.0)]
     pub avg_len: f64,
+    /// BM42: weights are ln(1 + attention)^alpha.
+    #[arg(long, default_value_t = 0.5)]
+    pub alpha: f64,
     /// BM25: no stemming and no default stopwords.
     #[arg(long)]
     pub disable_stemmer: bool,
-    /// Documents to embed; when given, stdin and --input are not read.
-    pub texts: Vec<String>,
 }
 
 pub fn run(args: SparseArgs) -> anyhow::Result<()> {
-    let from_stream = args.texts.is_empty();
-    let docs = input::documents(args.texts, args.input.as_deref())?;
+    let from_stream = args.io.texts.is_empty();
+    let docs = input::documents(args.io.texts, args.io.input.as_deref())?;
     let name = args
         .model
         .model
         .as_deref()
         .unwrap_or("prithivida/Splade_PP_en_v1");
-    let load = load_options(&args.model, args.batch_size, args.max_batch_tokens)?;
+    let load = args.model.load_options()?;
     let model = SparseTextEmbedding::builder(name)
         .load_options(load)
+        .alpha(args.alpha)
         .bm25(Bm25Options {
             language: args.language.clone(),
             k: args.k,
@@ -70,8 +59,8 @@ pub fn run(args: SparseArgs) -> anyhow::Result<()> {
         })
         .build()
         .with_context(|| format!("loading model {}", name))?;
-    let vectors = model.try_embed_iter(docs, Some(args.batch_size), args.query);
-    output::write_jsonl(args.output.as_deref(), from_stream, vectors, |v| {
+    let vectors = model.try_embed_iter(docs, None, args.query);
+    output::write_jsonl(args.io.output.as_deref(), from_stream, vectors, |v| {
         serde_json::to_string(&v)
     })
 }

@@ -1,6 +1,8 @@
 //! Options every model family takes, as fastembed's constructors do: where the files are,
 //! how to run the graph, when to load it, how to batch.
 
+use std::sync::{Arc, Mutex};
+
 use crate::batching::DEFAULT_MAX_BATCH_TOKENS;
 use crate::error::{Error, Result};
 use crate::hub::CacheOptions;
@@ -118,3 +120,23 @@ macro_rules! load_option_setters {
     };
 }
 pub(crate) use load_option_setters;
+
+/// A model backend loaded on first use (fastembed's `lazy_load`) and shared afterwards.
+pub(crate) struct Lazy<B: ?Sized>(Mutex<Option<Arc<B>>>);
+
+impl<B: ?Sized> Lazy<B> {
+    pub(crate) fn new() -> Self {
+        Lazy(Mutex::new(None))
+    }
+
+    /// The loaded backend, loading it now if no call has yet.
+    pub(crate) fn get_or_load(&self, load: impl FnOnce() -> Result<Arc<B>>) -> Result<Arc<B>> {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = slot.as_ref() {
+            return Ok(b.clone());
+        }
+        let backend = load()?;
+        *slot = Some(backend.clone());
+        Ok(backend)
+    }
+}

@@ -2,20 +2,21 @@
 //! the `SparseEmbedding` a Qdrant sparse vector is made of.
 
 pub mod bm25;
+mod bm42;
 mod splade;
 
 pub use bm25::Bm25Options;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::batching::WindowStream;
 use crate::error::{Error, Result};
 use crate::hub::{self, ModelFiles};
-use crate::options::{load_option_setters, LoadOptions};
+use crate::options::{load_option_setters, Lazy, LoadOptions};
 use crate::registry::{self, SparseKind, SparseModelDescription};
 use crate::runtime::RuntimeOptions;
 
@@ -97,13 +98,17 @@ pub(crate) trait SparseBackend: Send + Sync {
     fn token_count(&self, texts: &[&str]) -> Result<usize>;
 }
 
-/// The files a sparse model needs. BM25's stopword lists are optional: a language
-/// without its file has no stopwords, as in fastembed.
+/// The files a sparse model needs.
 pub fn model_files(desc: &SparseModelDescription) -> ModelFiles<'_> {
     let mut required = vec![desc.model_file.clone()];
     let mut optional: Vec<String> = Vec::new();
-    if desc.kind == SparseKind::Bm25 {
+    if matches!(desc.kind, SparseKind::Bm25 | SparseKind::Bm42) {
+        // Stopword lists: fastembed runs without them when they are absent.
         optional.extend(desc.additional_files.iter().cloned());
+        if desc.kind == SparseKind::Bm42 {
+            required.push("tokenizer.json".into());
+            required.push("tokenizer_config.json".into());
+        }
     } else {
         required.extend(desc.additional_files.iter().cloned());
         required.push("tokenizer.json".into());
@@ -129,10 +134,17 @@ pub struct SparseTextEmbeddingBuilder {
     model_name: String,
     load: LoadOptions,
     bm25: Bm25Options,
+    alpha: f64,
 }
 
 impl SparseTextEmbeddingBuilder {
     load_option_setters!();
+
+    /// BM42's `alpha`: weights become `ln(1 + attention)^alpha` (default 0.5).
+    pub fn alpha(mut self, alpha: f64) -> Self {
+        self.alpha = alpha;
+        self
+    }
 
     /// BM25's parameters (k, b, avg_len, language, stopwords, ...), for `Qdrant/bm25`.
     pub fn bm25(mut self, opts: Bm25Options) -> Self {
@@ -143,10 +155,10 @@ impl SparseTextEmbeddingBuilder {
     pub fn build(self) -> Result<SparseTextEmbedding> {
         self.load.validate()?;
         let desc = registry::sparse_model(&self.model_name)?;
-        if matches!(desc.kind, SparseKind::Bm42 | SparseKind::Minicoil) {
+        if desc.kind == SparseKind::Minicoil {
             return Err(Error::Unsupported(format!(
-                "{} ({:?}) is in the registry but not implemented in embedkit yet; the SPLADE \
-                 and BM25 models are",
+                "{} ({:?}) is in the registry but not implemented in embedkit yet; the SPLADE, \
+                 BM25 and BM42 models are",
                 desc.model, desc.kind
             )));
         }
@@ -156,7 +168,8 @@ impl SparseTextEmbeddingBuilder {
             model_dir,
             runtime: self.load.runtime,
             bm25: self.bm25,
-            backend: Mutex::new(None),
+            alpha: self.alpha,
+            backend: Lazy::new(),
             batch_size: self.load.batch_size,
             max_batch_tokens: self.load.max_batch_tokens,
         };
@@ -173,7 +186,8 @@ pub struct SparseTextEmbedding {
     model_dir: PathBuf,
     runtime: RuntimeOptions,
     bm25: Bm25Options,
-    backend: Mutex<Option<Arc<dyn SparseBackend>>>,
+    alpha: f64,
+    backend: Lazy<dyn SparseBackend>,
     batch_size: usize,
     max_batch_tokens: usize,
 }
@@ -196,6 +210,7 @@ impl SparseTextEmbedding {
             model_name: model_name.into(),
             load: LoadOptions::default(),
             bm25: Bm25Options::default(),
+            alpha: 0.5,
         }
     }
 
@@ -213,27 +228,29 @@ impl SparseTextEmbedding {
     }
 
     fn backend(&self) -> Result<Arc<dyn SparseBackend>> {
-        let mut slot = self.backend.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(b) = slot.as_ref() {
-            return Ok(b.clone());
-        }
-        let backend: Arc<dyn SparseBackend> = match self.desc.kind {
-            SparseKind::Splade | SparseKind::IfSplade => Arc::new(splade::SpladeBackend::load(
-                &self.desc,
-                &self.model_dir,
-                &self.runtime,
-            )?),
-            SparseKind::Bm25 => {
-                Arc::new(bm25::Bm25Backend::load(&self.model_dir, self.bm25.clone())?)
-            }
-            other => {
-                return Err(Error::Unsupported(format!(
-                    "{other:?} models are not implemented yet"
-                )))
-            }
-        };
-        *slot = Some(backend.clone());
-        Ok(backend)
+        self.backend.get_or_load(|| {
+            Ok(match self.desc.kind {
+                SparseKind::Splade | SparseKind::IfSplade => Arc::new(splade::SpladeBackend::load(
+                    &self.desc,
+                    &self.model_dir,
+                    &self.runtime,
+                )?),
+                SparseKind::Bm25 => {
+                    Arc::new(bm25::Bm25Backend::load(&self.model_dir, self.bm25.clone())?)
+                }
+                SparseKind::Bm42 => Arc::new(bm42::Bm42Backend::load(
+                    &self.desc,
+                    &self.model_dir,
+                    &self.runtime,
+                    self.alpha,
+                )?),
+                other => {
+                    return Err(Error::Unsupported(format!(
+                        "{other:?} models are not implemented yet"
+                    )))
+                }
+            })
+        })
     }
 
     /// Embeds documents; one sparse vector per document, in input order.

@@ -8,12 +8,12 @@ pub mod pooling;
 mod static_model;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::batching::{self, WindowStream};
 use crate::error::{Error, Result};
 use crate::hub::{self, ModelFiles};
-use crate::options::{load_option_setters, LoadOptions};
+use crate::options::{load_option_setters, Lazy, LoadOptions};
 use crate::registry::{
     self, DenseKind, DenseModelDescription, DensePipeline, ModelSource, Pooling,
 };
@@ -93,7 +93,7 @@ impl TextEmbeddingBuilder {
             desc,
             model_dir,
             runtime: self.load.runtime,
-            backend: Mutex::new(None),
+            backend: Lazy::new(),
             batch_size: self.load.batch_size,
             max_batch_tokens: self.load.max_batch_tokens,
             add_prefixes: self.add_prefixes,
@@ -119,7 +119,7 @@ pub struct TextEmbedding {
     desc: DenseModelDescription,
     model_dir: PathBuf,
     runtime: RuntimeOptions,
-    backend: Mutex<Option<Arc<dyn DenseBackend>>>,
+    backend: Lazy<dyn DenseBackend>,
     batch_size: usize,
     max_batch_tokens: usize,
     add_prefixes: bool,
@@ -242,23 +242,19 @@ impl TextEmbedding {
     }
 
     fn backend(&self) -> Result<Arc<dyn DenseBackend>> {
-        let mut slot = self.backend.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(b) = slot.as_ref() {
-            return Ok(b.clone());
-        }
-        let backend: Arc<dyn DenseBackend> = match self.desc.pipeline.kind {
-            DenseKind::Onnx => Arc::new(onnx::OnnxBackend::load(
-                &self.desc,
-                &self.model_dir,
-                &self.runtime,
-            )?),
-            DenseKind::Static => Arc::new(static_model::StaticBackend::load(
-                &self.desc,
-                &self.model_dir,
-            )?),
-        };
-        *slot = Some(backend.clone());
-        Ok(backend)
+        self.backend.get_or_load(|| {
+            Ok(match self.desc.pipeline.kind {
+                DenseKind::Onnx => Arc::new(onnx::OnnxBackend::load(
+                    &self.desc,
+                    &self.model_dir,
+                    &self.runtime,
+                )?),
+                DenseKind::Static => Arc::new(static_model::StaticBackend::load(
+                    &self.desc,
+                    &self.model_dir,
+                )?),
+            })
+        })
     }
 
     /// Embeds documents; one vector per document, in input order. `batch_size` defaults

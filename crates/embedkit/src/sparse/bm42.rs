@@ -1,0 +1,250 @@
+//! BM42: BM25 with the term frequency replaced by how much the [CLS] token attends to
+//! each word in the last attention layer, as fastembed's `Qdrant/bm42-...` computes it.
+//!
+//! Word pieces are merged back into words (their weights summed), stopwords and
+//! punctuation dropped, words stemmed (Snowball, English), each stem keeps its largest
+//! weight `w`, scored `ln(1 + w)^alpha` under BM25's murmur3 token id. Queries weigh each
+//! distinct stem 1 and run no model.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use ndarray::{Axis, Ix4};
+use rust_stemmers::{Algorithm, Stemmer};
+
+use super::bm25::token_id;
+use super::{BatchLimits, SparseBackend, SparseEmbedding};
+use crate::batching::{self, PaddedBatch};
+use crate::error::{Error, Result};
+use crate::registry::SparseModelDescription;
+use crate::runtime::{OnnxModel, RuntimeOptions};
+use crate::tokenize::{TextTokenizer, TokenizerOptions};
+
+/// The graph output holding the last layer's attention probabilities.
+const ATTENTION_OUTPUT: &str = "attention_6";
+const KNOWN_INPUTS: [&str; 3] = ["input_ids", "attention_mask", "token_type_ids"];
+
+pub(crate) struct Bm42Backend {
+    model_name: String,
+    tokenizer: TextTokenizer,
+    model: OnnxModel,
+    /// Token text by id.
+    vocab: Vec<Option<String>>,
+    special: HashSet<String>,
+    subword_prefix: String,
+    stopwords: HashSet<String>,
+    stemmer: Stemmer,
+    alpha: f64,
+}
+
+impl Bm42Backend {
+    pub(crate) fn load(
+        desc: &SparseModelDescription,
+        dir: &Path,
+        runtime: &RuntimeOptions,
+        alpha: f64,
+    ) -> Result<Self> {
+        if !alpha.is_finite() {
+            return Err(Error::InvalidArgument("alpha must be finite".into()));
+        }
+        let tokenizer = TextTokenizer::from_dir(dir, TokenizerOptions::default())?;
+        let model = OnnxModel::load(&dir.join(&desc.model_file), runtime)?;
+        model.check_inputs(&desc.model, &KNOWN_INPUTS)?;
+        if !model.output_names().iter().any(|o| o == ATTENTION_OUTPUT) {
+            return Err(Error::ModelMismatch {
+                model: desc.model.clone(),
+                reason: format!(
+                    "BM42 reads the output {ATTENTION_OUTPUT:?}, but the graph has only {:?}",
+                    model.output_names()
+                ),
+            });
+        }
+        let vocab_map = tokenizer.inner().get_vocab(true);
+        let size = vocab_map.values().max().map_or(0, |&m| m as usize + 1);
+        let mut vocab = vec![None; size];
+        for (token, id) in vocab_map {
+            vocab[id as usize] = Some(token);
+        }
+        let special = tokenizer.special_token_to_id().keys().cloned().collect();
+        let subword_prefix = continuing_subword_prefix(&dir.join("tokenizer.json"))?;
+        let stopwords = match std::fs::read_to_string(dir.join("stopwords.txt")) {
+            Ok(text) => text.lines().map(str::to_string).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashSet::new(),
+            Err(e) => return Err(Error::io(dir.join("stopwords.txt"), e)),
+        };
+        Ok(Bm42Backend {
+            model_name: desc.model.clone(),
+            tokenizer,
+            model,
+            vocab,
+            special,
+            subword_prefix,
+            stopwords,
+            stemmer: Stemmer::create(Algorithm::English),
+            alpha,
+        })
+    }
+
+    /// Word pieces merged into words, each with the positions of its pieces; special
+    /// tokens are skipped. Mirrors fastembed's loop exactly, quirks included (positions
+    /// gathered while no word is open go to the next word).
+    fn words<'t>(
+        &self,
+        tokens: impl Iterator<Item = (usize, &'t str)>,
+    ) -> Vec<(String, Vec<usize>)> {
+        let mut out: Vec<(String, Vec<usize>)> = Vec::new();
+        let mut word = String::new();
+        let mut positions: Vec<usize> = Vec::new();
+        for (pos, token) in tokens {
+            if self.special.contains(token) {
+                continue;
+            }
+            match token.strip_prefix(self.subword_prefix.as_str()) {
+                Some(rest) => {
+                    word.push_str(rest);
+                    positions.push(pos);
+                }
+                None => {
+                    if !word.is_empty() {
+                        out.push((std::mem::take(&mut word), std::mem::take(&mut positions)));
+                    }
+                    word = token.to_string();
+                    positions.push(pos);
+                }
+            }
+        }
+        if !word.is_empty() {
+            out.push((word, positions));
+        }
+        out
+    }
+
+    /// Stopwords and single ASCII punctuation characters dropped, the rest stemmed.
+    fn stems(&self, words: Vec<(String, Vec<usize>)>) -> Vec<(String, Vec<usize>)> {
+        words
+            .into_iter()
+            .filter(|(w, _)| !self.stopwords.contains(w) && !is_ascii_punctuation(w))
+            .map(|(w, pos)| (self.stemmer.stem(&w).into_owned(), pos))
+            .collect()
+    }
+
+    /// Stems in first-seen order with their largest weight, scored as fastembed does.
+    fn score(&self, stems: Vec<(String, f64)>) -> SparseEmbedding {
+        let mut best: Vec<(String, f64)> = Vec::new();
+        for (stem, w) in stems {
+            match best.iter_mut().find(|(s, _)| *s == stem) {
+                Some(entry) => entry.1 = entry.1.max(w),
+                // Python's dict starts the maximum from 0.
+                None => best.push((stem, w.max(0.0))),
+            }
+        }
+        SparseEmbedding::from_pairs(
+            best.into_iter()
+                .map(|(s, w)| (token_id(&s), (1.0 + w).ln().powf(self.alpha) as f32)),
+        )
+    }
+}
+
+/// A one-character token in Python's `string.punctuation`.
+fn is_ascii_punctuation(w: &str) -> bool {
+    let mut c = w.chars();
+    matches!((c.next(), c.next()), (Some(ch), None) if ch.is_ascii_punctuation())
+}
+
+/// The WordPiece prefix of continuing pieces (`##`), from `tokenizer.json`.
+fn continuing_subword_prefix(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::InvalidModel {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    json["model"]["continuing_subword_prefix"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| Error::InvalidModel {
+            path: path.to_path_buf(),
+            reason: "BM42 needs a WordPiece tokenizer (model.continuing_subword_prefix)".into(),
+        })
+}
+
+impl SparseBackend for Bm42Backend {
+    fn embed_texts(&self, texts: &[&str], limits: BatchLimits) -> Result<Vec<SparseEmbedding>> {
+        let sequences = self.tokenizer.encode_batch(texts)?;
+        let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
+        batching::run_sorted(
+            &lengths,
+            limits.batch_size,
+            limits.max_batch_tokens,
+            |batch| {
+                let seqs: Vec<&[u32]> = batch.iter().map(|&i| sequences[i].as_slice()).collect();
+                let padded = PaddedBatch::new(&seqs, self.tokenizer.padding());
+                let inputs = padded.onnx_inputs(&self.model)?;
+                let attention = self.model.run_f32(inputs, ATTENTION_OUTPUT)?;
+                let shape = attention.shape().to_vec();
+                let attention = attention
+                    .into_dimensionality::<Ix4>()
+                    .ok()
+                    .filter(|a| a.dim().0 == padded.rows() && a.dim().2 == padded.input_ids.ncols())
+                    .ok_or_else(|| Error::ModelMismatch {
+                        model: self.model_name.clone(),
+                        reason: format!(
+                        "{ATTENTION_OUTPUT} has shape {shape:?}, expected [batch, heads, seq, seq]"
+                    ),
+                    })?;
+                let mut out = Vec::with_capacity(seqs.len());
+                for (row, doc) in attention.outer_iter().enumerate() {
+                    // The [CLS] row (attention from position 0), averaged over heads.
+                    let heads = doc.len_of(Axis(0)) as f64;
+                    let cls = doc.index_axis(Axis(1), 0);
+                    let mask = padded.attention_mask.row(row);
+                    let weights: Vec<f64> = (0..cls.len_of(Axis(1)))
+                        .map(|p| {
+                            let mean =
+                                cls.column(p).iter().map(|&v| f64::from(v)).sum::<f64>() / heads;
+                            mean * mask[p] as f64
+                        })
+                        .collect();
+                    let ids = padded.input_ids.row(row);
+                    let tokens = ids.iter().enumerate().map(|(pos, &id)| {
+                        let text = usize::try_from(id)
+                            .ok()
+                            .and_then(|i| self.vocab.get(i))
+                            .and_then(|t| t.as_deref())
+                            .unwrap_or("");
+                        (pos, text)
+                    });
+                    let stems = self
+                        .stems(self.words(tokens))
+                        .into_iter()
+                        .map(|(s, pos)| (s, pos.iter().map(|&p| weights[p]).sum()))
+                        .collect();
+                    out.push(self.score(stems));
+                }
+                Ok(out)
+            },
+        )
+    }
+
+    fn query(&self, text: &str) -> Option<Result<SparseEmbedding>> {
+        Some(self.tokenizer.encode_batch(&[text]).map(|mut ids| {
+            let ids = ids.pop().unwrap_or_default();
+            let tokens = ids.iter().enumerate().map(|(pos, &id)| {
+                let text = self
+                    .vocab
+                    .get(id as usize)
+                    .and_then(|t| t.as_deref())
+                    .unwrap_or("");
+                (pos, text)
+            });
+            SparseEmbedding::from_pairs(
+                self.stems(self.words(tokens))
+                    .into_iter()
+                    .map(|(s, _)| (token_id(&s), 1.0)),
+            )
+        }))
+    }
+
+    fn token_count(&self, texts: &[&str]) -> Result<usize> {
+        batching::count_tokens(texts, |t| self.tokenizer.encode_batch(t))
+    }
+}
