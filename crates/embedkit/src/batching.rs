@@ -7,12 +7,12 @@
 
 use std::collections::VecDeque;
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayD};
 use ort::value::{DynValue, Tensor};
 
 use crate::error::{Error, Result};
 use crate::runtime::OnnxModel;
-use crate::tokenize::{PadSide, Padding};
+use crate::tokenize::{PadSide, Padding, TextTokenizer};
 
 /// Default cap on `batch rows × padded length` per batch. Measured on a 2-core x86 CPU
 /// with all-MiniLM-L6-v2 (fp32 and int8), 1000 paragraphs of mixed length: 512 was as
@@ -136,6 +136,28 @@ pub fn run_sorted<T>(
         }
     }
     Ok(out.into_iter().flatten().collect())
+}
+
+/// Tokenizes `texts`, runs `model` on length-sorted padded batches, and hands each
+/// batch's `output` tensor with its inputs to `finish`, which returns one result per row.
+/// Results come back in input order.
+pub(crate) fn run_graph<T>(
+    tokenizer: &TextTokenizer,
+    model: &OnnxModel,
+    output: &str,
+    texts: &[&str],
+    max_items: usize,
+    max_tokens: usize,
+    finish: impl Fn(ArrayD<f32>, &PaddedBatch) -> Result<Vec<T>>,
+) -> Result<Vec<T>> {
+    let sequences = tokenizer.encode_batch(texts)?;
+    let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
+    run_sorted(&lengths, max_items, max_tokens, |batch| {
+        let seqs: Vec<&[u32]> = batch.iter().map(|&i| sequences[i].as_slice()).collect();
+        let padded = PaddedBatch::new(&seqs, tokenizer.padding());
+        let inputs = padded.onnx_inputs(model)?;
+        finish(model.run_f32(inputs, output)?, &padded)
+    })
 }
 
 /// The number of tokens of `texts`, tokenized 1024 at a time.

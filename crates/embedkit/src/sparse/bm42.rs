@@ -14,7 +14,7 @@ use rust_stemmers::{Algorithm, Stemmer};
 
 use super::bm25::token_id;
 use super::{BatchLimits, SparseBackend, SparseEmbedding};
-use crate::batching::{self, PaddedBatch};
+use crate::batching;
 use crate::error::{Error, Result};
 use crate::registry::SparseModelDescription;
 use crate::runtime::{OnnxModel, RuntimeOptions};
@@ -169,17 +169,14 @@ fn continuing_subword_prefix(path: &Path) -> Result<String> {
 
 impl SparseBackend for Bm42Backend {
     fn embed_texts(&self, texts: &[&str], limits: BatchLimits) -> Result<Vec<SparseEmbedding>> {
-        let sequences = self.tokenizer.encode_batch(texts)?;
-        let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
-        batching::run_sorted(
-            &lengths,
+        batching::run_graph(
+            &self.tokenizer,
+            &self.model,
+            ATTENTION_OUTPUT,
+            texts,
             limits.batch_size,
             limits.max_batch_tokens,
-            |batch| {
-                let seqs: Vec<&[u32]> = batch.iter().map(|&i| sequences[i].as_slice()).collect();
-                let padded = PaddedBatch::new(&seqs, self.tokenizer.padding());
-                let inputs = padded.onnx_inputs(&self.model)?;
-                let attention = self.model.run_f32(inputs, ATTENTION_OUTPUT)?;
+            |attention, padded| {
                 let shape = attention.shape().to_vec();
                 let attention = attention
                     .into_dimensionality::<Ix4>()
@@ -191,7 +188,7 @@ impl SparseBackend for Bm42Backend {
                         "{ATTENTION_OUTPUT} has shape {shape:?}, expected [batch, heads, seq, seq]"
                     ),
                     })?;
-                let mut out = Vec::with_capacity(seqs.len());
+                let mut out = Vec::with_capacity(padded.rows());
                 for (row, doc) in attention.outer_iter().enumerate() {
                     // The [CLS] row (attention from position 0), averaged over heads.
                     let heads = doc.len_of(Axis(0)) as f64;

@@ -142,19 +142,14 @@ fn load_idf(path: &Path, tokenizer: &TextTokenizer) -> Result<HashMap<u32, f32>>
 
 impl SparseBackend for SpladeBackend {
     fn embed_texts(&self, texts: &[&str], limits: BatchLimits) -> Result<Vec<SparseEmbedding>> {
-        let sequences = self.tokenizer.encode_batch(texts)?;
-        let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
-        batching::run_sorted(
-            &lengths,
+        batching::run_graph(
+            &self.tokenizer,
+            &self.model,
+            &self.output,
+            texts,
             limits.batch_size,
             limits.max_batch_tokens,
-            |batch| {
-                let seqs: Vec<&[u32]> = batch.iter().map(|&i| sequences[i].as_slice()).collect();
-                let padded = PaddedBatch::new(&seqs, self.tokenizer.padding());
-                let inputs = padded.onnx_inputs(&self.model)?;
-                let logits = self.model.run_f32(inputs, &self.output)?;
-                self.pool(logits.view(), &padded)
-            },
+            |logits, padded| self.pool(logits.view(), padded),
         )
     }
 
