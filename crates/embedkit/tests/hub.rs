@@ -460,3 +460,62 @@ fn a_cache_in_huggingface_hubs_own_layout_is_found_offline() {
         reference_vector()
     );
 }
+
+#[test]
+fn a_model_with_external_data_loads_from_symlinks_in_the_cache() {
+    // The seeded granite stand-in keeps its weights in onnx/model.onnx_data; in the cache
+    // both ONNX files are symlinks into blobs/, which ONNX Runtime must accept.
+    let dir = model_dir("tiny:builtin-384");
+    let mut files = std::collections::HashMap::new();
+    for (name, lfs) in [
+        ("onnx/model.onnx", true),
+        ("onnx/model.onnx_data", true),
+        ("tokenizer.json", true),
+        ("tokenizer_config.json", false),
+        ("config.json", false),
+        ("special_tokens_map.json", false),
+    ] {
+        let content = std::fs::read(dir.join(name)).unwrap();
+        files.insert(
+            name.to_string(),
+            common::hub_server::ServedFile {
+                content,
+                lfs,
+                fault: Fault::None,
+            },
+        );
+    }
+    let server = HubServer::start();
+    server.add_repo(
+        "onnx-community/granite-embedding-small-english-r2-ONNX",
+        Repo {
+            commit: COMMIT.into(),
+            files,
+            token: None,
+        },
+    );
+    let name = "ibm-granite/granite-embedding-small-english-r2";
+    let cache = tmp("external-data");
+    let from_cache = TextEmbedding::builder(name)
+        .cache_dir(&cache)
+        .hub_options(options(&server))
+        .build()
+        .unwrap();
+    let snapshot = cache
+        .join("models--onnx-community--granite-embedding-small-english-r2-ONNX/snapshots")
+        .join(COMMIT);
+    assert!(
+        std::fs::symlink_metadata(snapshot.join("onnx/model.onnx_data"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let from_folder = TextEmbedding::builder(name)
+        .specific_model_path(&dir)
+        .build()
+        .unwrap();
+    assert_eq!(
+        from_cache.embed(&["external data"], None).unwrap(),
+        from_folder.embed(&["external data"], None).unwrap()
+    );
+}
