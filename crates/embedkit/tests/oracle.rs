@@ -35,14 +35,7 @@ fn build(case: &Value, batch_size: usize) -> TextEmbedding {
             Err(e) => panic!("{e}"),
         }
     }
-    let dir = model_dir(case["dir"].as_str().unwrap());
-    let model_file = dir.join(case["model_file"].as_str().unwrap());
-    assert_eq!(
-        sha256_file(&model_file),
-        case["model_file_sha256"].as_str().unwrap(),
-        "{} is not the file the oracle ran; regenerate the test models or the expected outputs",
-        model_file.display()
-    );
+    let dir = checked_model_dir(case);
     // Large batch sizes also get a large token budget, so that long padded batches are
     // exercised too, not only the small ones the default budget forms.
     let budget = if batch_size >= 256 { 16_384 } else { 512 };

@@ -76,14 +76,7 @@ fn sparse_models_match_fastembed() {
     let tol = all["tolerance"].as_f64().unwrap() as f32;
     let mut failures = Vec::new();
     for case in all["cases"].as_array().unwrap() {
-        let dir = model_dir(case["dir"].as_str().unwrap());
-        let file = dir.join(case["model_file"].as_str().unwrap());
-        assert_eq!(
-            sha256_file(&file),
-            case["model_file_sha256"].as_str().unwrap(),
-            "{} is not the file the oracle ran",
-            file.display()
-        );
+        let dir = checked_model_dir(case);
         let texts = case_inputs(case["inputs"].as_str().unwrap());
         for batch_size in [256, 3] {
             let model = SparseTextEmbedding::builder(case["model"].as_str().unwrap())

@@ -41,6 +41,20 @@ pub fn model_dir(symbolic: &str) -> PathBuf {
     dir
 }
 
+/// The model folder of an oracle case, after checking that its model file is the one
+/// the oracle ran (`model_file`, `model_file_sha256`).
+pub fn checked_model_dir(case: &serde_json::Value) -> PathBuf {
+    let dir = model_dir(case["dir"].as_str().unwrap());
+    let file = dir.join(case["model_file"].as_str().unwrap());
+    assert_eq!(
+        sha256_file(&file),
+        case["model_file_sha256"].as_str().unwrap(),
+        "{} is not the file the oracle ran; regenerate the test models or the expected outputs",
+        file.display()
+    );
+    dir
+}
+
 pub fn sha256_file(path: &Path) -> String {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     format!("{:x}", Sha256::digest(bytes))
