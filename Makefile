@@ -33,7 +33,7 @@ $(ORACLE_VENV)/.done: scripts/oracle/requirements.txt
 
 ## Seeded small models, one per pipeline (generated, never committed).
 test-models: $(TEST_MODELS)/manifest.json
-$(TEST_MODELS)/manifest.json: scripts/oracle/make_models.py tests/data/multilingual.json $(ORACLE_VENV)/.done
+$(TEST_MODELS)/manifest.json: scripts/oracle/make_models.py tests/data/multilingual.json tests/data/corpus.txt $(ORACLE_VENV)/.done
 	$(ORACLE_VENV)/bin/python scripts/oracle/make_models.py \
 	  --tokenizer-dir $(SHARED_MODELS)/all-MiniLM-L6-v2-fp32 --out $(TEST_MODELS)
 

@@ -115,6 +115,15 @@ SPARSE_CASES += [
          options={"language": "german", "token_max_length": 6}),
     dict(name="bm25-params", model="Qdrant/bm25", dir="tiny:bm25", inputs="corpus",
          options={"k": 0.9, "b": 0.4, "avg_len": 60.0}),
+    dict(name="minicoil-edge", model="Qdrant/minicoil-v1", dir="tiny:minicoil", inputs="edge"),
+    dict(name="minicoil-corpus", model="Qdrant/minicoil-v1", dir="tiny:minicoil", inputs="corpus",
+         batch_size=16),
+    dict(name="minicoil-query", model="Qdrant/minicoil-v1", dir="tiny:minicoil", inputs="edge",
+         method="query_embed"),
+    dict(name="minicoil-corpus-query", model="Qdrant/minicoil-v1", dir="tiny:minicoil", inputs="corpus",
+         method="query_embed"),
+    dict(name="minicoil-params", model="Qdrant/minicoil-v1", dir="tiny:minicoil", inputs="lang:english",
+         options={"k": 0.9, "b": 0.4, "avg_len": 60.0}),
 ]
 
 
@@ -166,6 +175,7 @@ def main() -> None:
     ap.add_argument("--tiny", required=True, type=Path)
     ap.add_argument("--data", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--only", choices=["dense", "sparse"], help="regenerate one family's files")
     args = ap.parse_args()
     roots = {"shared": args.shared, "setup": args.setup, "tiny": args.tiny}
     inputs = {
@@ -173,6 +183,9 @@ def main() -> None:
         "corpus": (args.data / "corpus.txt").read_text().split("\n")[:-1],
     }
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.only == "sparse":
+        run_sparse(roots, inputs, args)
+        return
     entries = []
     for case in CASES:
         model_dir = resolve(case["dir"], roots)
@@ -208,7 +221,8 @@ def main() -> None:
     listing = TextEmbedding.list_supported_models()
     builtin = [m for m in listing if not m["model"].startswith("embedkit-test/")]
     (args.out / "dense_models.json").write_text(json.dumps(builtin, indent=1, ensure_ascii=False) + "\n")
-    run_sparse(roots, inputs, args)
+    if args.only != "dense":
+        run_sparse(roots, inputs, args)
     (args.out / "cases.json").write_text(json.dumps(
         {"fastembed": fastembed.__version__, "tolerance": 1e-5, "cases": entries},
         indent=1, ensure_ascii=False) + "\n")

@@ -251,6 +251,40 @@ def write_bm42(out: Path, minilm: Path) -> dict:
     return {str(p.relative_to(d)): sha256(p) for p in sorted(d.rglob("*")) if p.is_file()}
 
 
+def write_minicoil(out: Path, tokenizer_dir: Path, corpus: Path, seed: int) -> dict:
+    """A `Qdrant/minicoil-v1` folder: a seeded 512-d token encoder without token_type_ids
+    (as jina-embeddings-v2-small-en), stopwords, and a MiniCOIL vocabulary of frequent
+    corpus words (often inflected, so lookups go through the stem mapping) with seeded
+    per-word 512x4 matrices. The vocabulary is built with fastembed's own VocabResolver."""
+    from fastembed.sparse.utils.vocab_resolver import VocabResolver
+    from py_rust_stemmers import SnowballStemmer
+    import re
+
+    d = out / "minicoil"
+    shutil.rmtree(d, ignore_errors=True)
+    (d / "onnx").mkdir(parents=True)
+    copy_tokenizer(tokenizer_dir, d, {})
+    variant = dict(name="minicoil", dim=512, outputs=["last_hidden_state"], token_type_ids=False)
+    onnx.save_model(build(variant, seed), str(d / "onnx/model.onnx"))
+    stopwords = ["the", "a", "an", "of", "and", "in", "is", "to", "it", "for", "on", "with"]
+    (d / "stopwords.txt").write_text("\n".join(stopwords) + "\n")
+    counts: dict = {}
+    for line in corpus.read_text().splitlines():
+        for w in re.findall(r"[a-z]{3,}", line.lower()):
+            counts[w] = counts.get(w, 0) + 1
+    rng = np.random.RandomState(seed)
+    # the most frequent words, minus a random third so that some frequent words stay unknown
+    frequent = [w for w in sorted(counts, key=lambda w: (-counts[w], w)) if w not in stopwords][:1500]
+    resolver = VocabResolver(tokenizer=None, stopwords=set(stopwords), stemmer=SnowballStemmer("english"))
+    for w in frequent:
+        if rng.rand() < 0.67:
+            resolver.add_word(w)
+    resolver.save_json_vocab(str(d / "minicoil.triplet.model.vocab"))
+    weights = (rng.standard_normal((len(resolver.words) + 1, 512, 4)) * 0.05).astype(np.float32)
+    np.save(d / "minicoil.triplet.model.npy", weights)
+    return {str(p.relative_to(d)): sha256(p) for p in sorted(d.rglob("*")) if p.is_file()}
+
+
 def copy_tokenizer(src: Path, dst: Path, overrides: dict) -> None:
     for name in ("tokenizer.json", "config.json", "special_tokens_map.json"):
         shutil.copyfile(src / name, dst / name)
@@ -268,6 +302,7 @@ def main() -> None:
     ap.add_argument("--tokenizer-dir", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--texts", type=Path, default=Path(__file__).resolve().parents[2] / "tests/data/multilingual.json")
+    ap.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parents[2] / "tests/data/corpus.txt")
     args = ap.parse_args()
     manifest = {}
     for seed, variant in enumerate(VARIANTS, start=1):
@@ -294,6 +329,7 @@ def main() -> None:
         manifest[variant["name"]] = {str(p.relative_to(d)): sha256(p) for p in sorted(d.rglob("*")) if p.is_file()}
     manifest["bm25"] = write_bm25(args.out, args.texts)
     manifest["bm42"] = write_bm42(args.out, args.tokenizer_dir)
+    manifest["minicoil"] = write_minicoil(args.out, args.tokenizer_dir, args.corpus, seed=200)
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
     print(f"wrote {len(manifest)} models to {args.out}")
 

@@ -1,9 +1,9 @@
 //! `embedkit sparse`: documents in, JSON Lines of sparse vectors out, in input order
-//! (SPLADE, BM25 with its parameters, BM42).
+//! (SPLADE, BM25 with its parameters, BM42, MiniCOIL).
 
 use anyhow::Context;
 use clap::Args;
-use embedkit::sparse::Bm25Options;
+use embedkit::sparse::{Bm25Options, MinicoilOptions};
 use embedkit::SparseTextEmbedding;
 
 use crate::{input, output, IoArgs, ModelArgs};
@@ -20,15 +20,16 @@ pub struct SparseArgs {
     /// BM25: the language of the stemmer and stopwords.
     #[arg(long, default_value = "english")]
     pub language: String,
-    /// BM25: term-frequency saturation k.
-    #[arg(long, default_value_t = 1.2)]
-    pub k: f64,
-    /// BM25: length normalization b.
-    #[arg(long, default_value_t = 0.75)]
-    pub b: f64,
-    /// BM25: average document length in words.
-    #[arg(long, default_value_t = 256.0)]
-    pub avg_len: f64,
+    /// BM25 and MiniCOIL: term-frequency saturation k [default: 1.2].
+    #[arg(long)]
+    pub k: Option<f64>,
+    /// BM25 and MiniCOIL: length normalization b [default: 0.75].
+    #[arg(long)]
+    pub b: Option<f64>,
+    /// BM25 and MiniCOIL: average document length in words [default: 256 for BM25, 150
+    /// for MiniCOIL].
+    #[arg(long)]
+    pub avg_len: Option<f64>,
     /// BM42: weights are ln(1 + attention)^alpha.
     #[arg(long, default_value_t = 0.5)]
     pub alpha: f64,
@@ -46,16 +47,23 @@ pub fn run(args: SparseArgs) -> anyhow::Result<()> {
         .as_deref()
         .unwrap_or("prithivida/Splade_PP_en_v1");
     let load = args.model.load_options()?;
+    let bm25 = Bm25Options::default();
+    let minicoil = MinicoilOptions::default();
     let model = SparseTextEmbedding::builder(name)
         .load_options(load)
         .alpha(args.alpha)
         .bm25(Bm25Options {
             language: args.language.clone(),
-            k: args.k,
-            b: args.b,
-            avg_len: args.avg_len,
+            k: args.k.unwrap_or(bm25.k),
+            b: args.b.unwrap_or(bm25.b),
+            avg_len: args.avg_len.unwrap_or(bm25.avg_len),
             disable_stemmer: args.disable_stemmer,
-            ..Default::default()
+            ..bm25
+        })
+        .minicoil(MinicoilOptions {
+            k: args.k.unwrap_or(minicoil.k),
+            b: args.b.unwrap_or(minicoil.b),
+            avg_len: args.avg_len.unwrap_or(minicoil.avg_len),
         })
         .build()
         .with_context(|| format!("loading model {}", name))?;

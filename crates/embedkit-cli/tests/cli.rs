@@ -279,3 +279,108 @@ fn query_and_add_prefix_flags() {
     let bad = embed_minilm(d, &["--add-prefix", "x"], b"");
     assert!(!bad.status.success());
 }
+
+/// Runs `embedkit sparse ARGS` on the inputs of the oracle case `name`
+/// (tests/expected/sparse_cases.json) fed one per line, and returns the largest weight
+/// difference; the indices must be the oracle's exactly.
+fn sparse_cli_vs_oracle(name: &str, args: &[&str]) -> f32 {
+    let root = repo_root();
+    let cases: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("tests/expected/sparse_cases.json")).unwrap(),
+    )
+    .unwrap();
+    let case = cases["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no oracle case {name}"));
+    let texts: Vec<String> = match case["inputs"].as_str().unwrap() {
+        "corpus" => std::fs::read_to_string(root.join("tests/data/corpus.txt"))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect(),
+        lang => {
+            let all: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(root.join("tests/data/multilingual.json")).unwrap(),
+            )
+            .unwrap();
+            serde_json::from_value(all[lang.strip_prefix("lang:").unwrap()].clone()).unwrap()
+        }
+    };
+    let expected = case["results"].as_array().unwrap();
+    let texts = &texts[..expected.len()];
+    assert!(texts.iter().all(|t| !t.contains('\n')));
+    let dir = repo_root()
+        .join("target/test-models")
+        .join(case["dir"].as_str().unwrap().strip_prefix("tiny:").unwrap());
+    assert!(
+        dir.is_dir(),
+        "{} is missing: run `make test-models`",
+        dir.display()
+    );
+    let mut all = vec![
+        "sparse",
+        "--model",
+        case["model"].as_str().unwrap(),
+        "--model-path",
+        dir.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let out = embedkit(&all, (texts.join("\n") + "\n").as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = std::str::from_utf8(&out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), texts.len());
+    let mut worst = 0f32;
+    for (i, (got, want)) in lines.iter().zip(expected).enumerate() {
+        let pairs = |v: &serde_json::Value| -> std::collections::BTreeMap<u64, f32> {
+            v["indices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(v["values"].as_array().unwrap())
+                .map(|(k, x)| (k.as_u64().unwrap(), x.as_f64().unwrap() as f32))
+                .collect()
+        };
+        let (g, w) = (pairs(got), pairs(want));
+        assert!(g.keys().eq(w.keys()), "{name} line {i}: indices differ");
+        for (k, x) in &g {
+            worst = worst.max((x - w[k]).abs());
+        }
+    }
+    worst
+}
+
+#[test]
+fn sparse_bm25_cli_gives_the_oracles_exact_weights() {
+    assert_eq!(sparse_cli_vs_oracle("bm25-english-embed", &[]), 0.0);
+    assert_eq!(
+        sparse_cli_vs_oracle(
+            "bm25-params",
+            &["--k", "0.9", "--b", "0.4", "--avg-len", "60"]
+        ),
+        0.0
+    );
+    assert_eq!(sparse_cli_vs_oracle("bm25-corpus-query", &["--query"]), 0.0);
+}
+
+#[test]
+fn sparse_minicoil_cli_matches_the_oracle() {
+    assert!(sparse_cli_vs_oracle("minicoil-corpus", &[]) <= 1e-5);
+    assert!(sparse_cli_vs_oracle("minicoil-corpus-query", &["--query"]) <= 1e-5);
+    assert!(
+        sparse_cli_vs_oracle(
+            "minicoil-params",
+            &["--k", "0.9", "--b", "0.4", "--avg-len", "60"]
+        ) <= 1e-5
+    );
+}

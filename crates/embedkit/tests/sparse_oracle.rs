@@ -5,7 +5,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use embedkit::{sparse::Bm25Options, SparseEmbedding, SparseTextEmbedding};
+use embedkit::sparse::{Bm25Options, MinicoilOptions};
+use embedkit::{SparseEmbedding, SparseTextEmbedding};
 use serde_json::Value;
 
 use common::*;
@@ -35,6 +36,22 @@ fn case_inputs(name: &str) -> Vec<String> {
         }
         None => inputs(name),
     }
+}
+
+/// fastembed's MiniCOIL keyword arguments of a case.
+fn minicoil_options(options: Option<&Value>) -> MinicoilOptions {
+    let mut o = MinicoilOptions::default();
+    let Some(v) = options else { return o };
+    for (key, field) in [
+        ("k", &mut o.k),
+        ("b", &mut o.b),
+        ("avg_len", &mut o.avg_len),
+    ] {
+        if let Some(x) = v.get(key).and_then(Value::as_f64) {
+            *field = x;
+        }
+    }
+    o
 }
 
 /// fastembed's Bm25 keyword arguments of a case.
@@ -84,6 +101,7 @@ fn sparse_models_match_fastembed() {
                 .threads(2)
                 .batch_size(batch_size)
                 .bm25(bm25_options(case.get("options")))
+                .minicoil(minicoil_options(case.get("options")))
                 .alpha(
                     case.get("options")
                         .and_then(|o| o.get("alpha"))
@@ -116,6 +134,13 @@ fn sparse_models_match_fastembed() {
                     .zip(want["values"].as_array().unwrap())
                     .map(|(k, v)| (k.as_u64().unwrap() as u32, v.as_f64().unwrap() as f32))
                     .collect();
+                // Only SPLADE may drop a weight within float error of 0; the others keep
+                // every word, so their indices must be the oracle's exactly.
+                let splade = case["model"].as_str().unwrap().contains("plade")
+                    || case["model"].as_str().unwrap().contains("sparse-encoding");
+                if !splade && !g.indices.iter().eq(want.keys()) {
+                    failures.push(format!("{} input {i}: indices differ", case["name"]));
+                }
                 let d = diff(g, &want);
                 if d > tol {
                     failures.push(format!("{} input {i}: |diff| {d:e}", case["name"]));
@@ -199,10 +224,117 @@ fn sparse_registry_matches_fastembeds_listing() {
     }
 }
 
-#[test]
-fn unimplemented_sparse_families_say_so() {
-    let err = SparseTextEmbedding::builder("Qdrant/minicoil-v1")
+/// A copy of the seeded MiniCOIL folder in which `edit` breaks something.
+fn broken_minicoil(name: &str, edit: impl FnOnce(&std::path::Path)) -> std::path::PathBuf {
+    let src = model_dir("tiny:minicoil");
+    let dir = std::env::temp_dir().join(format!("embedkit-minicoil-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("onnx")).unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::copy(src.join("onnx/model.onnx"), dir.join("onnx/model.onnx")).unwrap();
+    edit(&dir);
+    dir
+}
+
+/// A little-endian float32 `.npy` of zeros.
+fn zeros_npy(path: &std::path::Path, shape: [usize; 3]) {
+    let mut header = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}, {}), }}",
+        shape[0], shape[1], shape[2]
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.resize(bytes.len() + shape.iter().product::<usize>() * 4, 0);
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn minicoil_error(dir: &std::path::Path) -> String {
+    let result = SparseTextEmbedding::builder("Qdrant/minicoil-v1")
+        .specific_model_path(dir)
         .build()
-        .unwrap_err();
-    assert!(err.to_string().contains("not implemented"), "{err}");
+        .and_then(|m| m.embed(&["vectors are stored in collections"], None));
+    match result {
+        Ok(_) => panic!("{} was accepted", dir.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn minicoil_rejects_broken_auxiliary_files() {
+    let vocab_words = |dir: &std::path::Path| -> usize {
+        let text = std::fs::read_to_string(dir.join("minicoil.triplet.model.vocab")).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        v["vocab"].as_array().unwrap().len()
+    };
+
+    let dir = broken_minicoil("stem", |d| {
+        let p = d.join("minicoil.triplet.model.vocab");
+        let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        v["stem_mapping"]["zzz"] = "not-a-word".into();
+        std::fs::write(&p, v.to_string()).unwrap();
+    });
+    let err = minicoil_error(&dir);
+    assert!(
+        err.contains("\"not-a-word\", which is not in vocab"),
+        "{err}"
+    );
+
+    let dir = broken_minicoil("rows", |d| {
+        zeros_npy(
+            &d.join("minicoil.triplet.model.npy"),
+            [vocab_words(d), 512, 4],
+        );
+    });
+    let err = minicoil_error(&dir);
+    assert!(err.contains("word matrices for a vocabulary of"), "{err}");
+
+    let dir = broken_minicoil("hidden", |d| {
+        zeros_npy(
+            &d.join("minicoil.triplet.model.npy"),
+            [vocab_words(d) + 1, 64, 4],
+        );
+    });
+    let err = minicoil_error(&dir);
+    assert!(
+        err.contains("have 512 dimensions") && err.contains("expects 64"),
+        "{err}"
+    );
+
+    let dir = broken_minicoil("garbage", |d| {
+        std::fs::write(d.join("minicoil.triplet.model.npy"), b"not numpy").unwrap();
+    });
+    let err = minicoil_error(&dir);
+    assert!(err.contains("3-d float32 .npy"), "{err}");
+
+    let dir = broken_minicoil("json", |d| {
+        std::fs::write(d.join("minicoil.triplet.model.vocab"), b"[1, 2]").unwrap();
+    });
+    let err = minicoil_error(&dir);
+    assert!(err.contains("stem_mapping"), "{err}");
+
+    let dir = broken_minicoil("missing", |d| {
+        std::fs::remove_file(d.join("minicoil.triplet.model.npy")).unwrap();
+    });
+    let err = minicoil_error(&dir);
+    assert!(err.contains("minicoil.triplet.model.npy"), "{err}");
+
+    // Stopwords are optional, as in fastembed: without them the model still runs.
+    let dir = broken_minicoil("nostop", |d| {
+        std::fs::remove_file(d.join("stopwords.txt")).unwrap();
+    });
+    let model = SparseTextEmbedding::builder("Qdrant/minicoil-v1")
+        .specific_model_path(&dir)
+        .build()
+        .unwrap();
+    assert!(!model.embed(&["the vectors"], None).unwrap()[0].is_empty());
 }

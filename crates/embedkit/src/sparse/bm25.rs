@@ -221,8 +221,15 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// A one-character token in a Unicode punctuation category (only `_` can reach here).
-fn is_punctuation_token(w: &str) -> bool {
+/// Python's `re.sub(r"[^\w\s]", " ", text).split()`: the runs of word characters, case
+/// kept.
+pub(crate) fn word_runs(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !is_word(c)).filter(|w| !w.is_empty())
+}
+
+/// A one-character string in a Unicode punctuation category (fastembed's
+/// `get_all_punctuation()`); after [`words`] only `_` can be one.
+pub(crate) fn is_punctuation_token(w: &str) -> bool {
     let mut chars = w.chars();
     match (chars.next(), chars.next()) {
         (Some(c), None) => matches!(
@@ -244,10 +251,11 @@ impl SparseBackend for Bm25Backend {
         Ok(texts.iter().map(|t| self.document(t)).collect())
     }
 
-    fn query(&self, text: &str) -> Option<Result<SparseEmbedding>> {
-        Some(Ok(SparseEmbedding::from_pairs(
-            self.stems(text).iter().map(|s| (token_id(s), 1.0)),
-        )))
+    fn embed_queries(&self, texts: &[&str], _limits: BatchLimits) -> Result<Vec<SparseEmbedding>> {
+        Ok(texts
+            .iter()
+            .map(|t| SparseEmbedding::from_pairs(self.stems(t).iter().map(|s| (token_id(s), 1.0))))
+            .collect())
     }
 
     fn token_count(&self, texts: &[&str]) -> Result<usize> {

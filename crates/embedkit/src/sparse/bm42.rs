@@ -222,23 +222,26 @@ impl SparseBackend for Bm42Backend {
         )
     }
 
-    fn query(&self, text: &str) -> Option<Result<SparseEmbedding>> {
-        Some(self.tokenizer.encode_batch(&[text]).map(|mut ids| {
-            let ids = ids.pop().unwrap_or_default();
-            let tokens = ids.iter().enumerate().map(|(pos, &id)| {
-                let text = self
-                    .vocab
-                    .get(id as usize)
-                    .and_then(|t| t.as_deref())
-                    .unwrap_or("");
-                (pos, text)
-            });
-            SparseEmbedding::from_pairs(
-                self.stems(self.words(tokens))
-                    .into_iter()
-                    .map(|(s, _)| (token_id(&s), 1.0)),
-            )
-        }))
+    fn embed_queries(&self, texts: &[&str], _limits: BatchLimits) -> Result<Vec<SparseEmbedding>> {
+        let encoded = self.tokenizer.encode_batch(texts)?;
+        Ok(encoded
+            .iter()
+            .map(|ids| {
+                let tokens = ids.iter().enumerate().map(|(pos, &id)| {
+                    let text = self
+                        .vocab
+                        .get(id as usize)
+                        .and_then(|t| t.as_deref())
+                        .unwrap_or("");
+                    (pos, text)
+                });
+                SparseEmbedding::from_pairs(
+                    self.stems(self.words(tokens))
+                        .into_iter()
+                        .map(|(s, _)| (token_id(&s), 1.0)),
+                )
+            })
+            .collect())
     }
 
     fn token_count(&self, texts: &[&str]) -> Result<usize> {

@@ -3,9 +3,11 @@
 
 pub mod bm25;
 mod bm42;
+mod minicoil;
 mod splade;
 
 pub use bm25::Bm25Options;
+pub use minicoil::MinicoilOptions;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -90,9 +92,10 @@ pub(crate) struct BatchLimits {
 pub(crate) trait SparseBackend: Send + Sync {
     /// One vector per document, in order.
     fn embed_texts(&self, texts: &[&str], limits: BatchLimits) -> Result<Vec<SparseEmbedding>>;
-    /// Queries computed differently from documents, where the model does so.
-    fn query(&self, _text: &str) -> Option<Result<SparseEmbedding>> {
-        None
+    /// One vector per query; models that weigh queries differently from documents
+    /// override this.
+    fn embed_queries(&self, texts: &[&str], limits: BatchLimits) -> Result<Vec<SparseEmbedding>> {
+        self.embed_texts(texts, limits)
     }
     /// The number of tokens of the texts, as the model counts them.
     fn token_count(&self, texts: &[&str]) -> Result<usize>;
@@ -102,15 +105,15 @@ pub(crate) trait SparseBackend: Send + Sync {
 pub fn model_files(desc: &SparseModelDescription) -> ModelFiles<'_> {
     let mut required = vec![desc.model_file.clone()];
     let mut optional: Vec<String> = Vec::new();
-    if matches!(desc.kind, SparseKind::Bm25 | SparseKind::Bm42) {
+    for file in &desc.additional_files {
         // Stopword lists: fastembed runs without them when they are absent.
-        optional.extend(desc.additional_files.iter().cloned());
-        if desc.kind == SparseKind::Bm42 {
-            required.push("tokenizer.json".into());
-            required.push("tokenizer_config.json".into());
+        if file.ends_with(".txt") {
+            optional.push(file.clone());
+        } else {
+            required.push(file.clone());
         }
-    } else {
-        required.extend(desc.additional_files.iter().cloned());
+    }
+    if desc.kind != SparseKind::Bm25 {
         required.push("tokenizer.json".into());
         required.push("tokenizer_config.json".into());
     }
@@ -134,6 +137,7 @@ pub struct SparseTextEmbeddingBuilder {
     model_name: String,
     load: LoadOptions,
     bm25: Bm25Options,
+    minicoil: MinicoilOptions,
     alpha: f64,
 }
 
@@ -152,22 +156,22 @@ impl SparseTextEmbeddingBuilder {
         self
     }
 
+    /// MiniCOIL's BM25 parameters (k, b, avg_len), for `Qdrant/minicoil-v1`.
+    pub fn minicoil(mut self, opts: MinicoilOptions) -> Self {
+        self.minicoil = opts;
+        self
+    }
+
     pub fn build(self) -> Result<SparseTextEmbedding> {
         self.load.validate()?;
         let desc = registry::sparse_model(&self.model_name)?;
-        if desc.kind == SparseKind::Minicoil {
-            return Err(Error::Unsupported(format!(
-                "{} ({:?}) is in the registry but not implemented in embedkit yet; the SPLADE, \
-                 BM25 and BM42 models are",
-                desc.model, desc.kind
-            )));
-        }
         let model_dir = hub::resolve_model_dir(&model_files(&desc), &self.load.cache)?;
         let model = SparseTextEmbedding {
             desc,
             model_dir,
             runtime: self.load.runtime,
             bm25: self.bm25,
+            minicoil: self.minicoil,
             alpha: self.alpha,
             backend: Lazy::new(),
             batch_size: self.load.batch_size,
@@ -186,6 +190,7 @@ pub struct SparseTextEmbedding {
     model_dir: PathBuf,
     runtime: RuntimeOptions,
     bm25: Bm25Options,
+    minicoil: MinicoilOptions,
     alpha: f64,
     backend: Lazy<dyn SparseBackend>,
     batch_size: usize,
@@ -210,6 +215,7 @@ impl SparseTextEmbedding {
             model_name: model_name.into(),
             load: LoadOptions::default(),
             bm25: Bm25Options::default(),
+            minicoil: MinicoilOptions::default(),
             alpha: 0.5,
         }
     }
@@ -244,11 +250,12 @@ impl SparseTextEmbedding {
                     &self.runtime,
                     self.alpha,
                 )?),
-                other => {
-                    return Err(Error::Unsupported(format!(
-                        "{other:?} models are not implemented yet"
-                    )))
-                }
+                SparseKind::Minicoil => Arc::new(minicoil::MinicoilBackend::load(
+                    &self.desc,
+                    &self.model_dir,
+                    &self.runtime,
+                    self.minicoil.clone(),
+                )?),
             })
         })
     }
@@ -307,19 +314,15 @@ impl SparseTextEmbedding {
         as_queries: bool,
     ) -> Result<Vec<SparseEmbedding>> {
         let backend = self.backend()?;
+        let limits = BatchLimits {
+            batch_size,
+            max_batch_tokens: self.max_batch_tokens,
+        };
         if as_queries {
-            let queries: Option<Result<Vec<_>>> = texts.iter().map(|t| backend.query(t)).collect();
-            if let Some(queries) = queries {
-                return queries;
-            }
+            backend.embed_queries(texts, limits)
+        } else {
+            backend.embed_texts(texts, limits)
         }
-        backend.embed_texts(
-            texts,
-            BatchLimits {
-                batch_size,
-                max_batch_tokens: self.max_batch_tokens,
-            },
-        )
     }
 
     /// The number of tokens of the texts after truncation, special tokens included.

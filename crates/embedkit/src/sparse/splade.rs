@@ -157,17 +157,21 @@ impl SparseBackend for SpladeBackend {
         batching::count_tokens(texts, |t| self.tokenizer.encode_batch(t))
     }
 
-    fn query(&self, text: &str) -> Option<Result<SparseEmbedding>> {
+    fn embed_queries(&self, texts: &[&str], limits: BatchLimits) -> Result<Vec<SparseEmbedding>> {
         if self.kind != SparseKind::IfSplade {
-            return None;
+            return self.embed_texts(texts, limits);
         }
-        Some(self.tokenizer.encode_batch(&[text]).map(|mut ids| {
-            let ids = ids.pop().unwrap_or_default();
-            SparseEmbedding::from_pairs(
-                ids.into_iter()
-                    .filter(|id| !self.special_ids.contains(id))
-                    .filter_map(|id| self.idf.get(&id).map(|&w| (id, w))),
-            )
-        }))
+        Ok(self
+            .tokenizer
+            .encode_batch(texts)?
+            .into_iter()
+            .map(|ids| {
+                SparseEmbedding::from_pairs(
+                    ids.into_iter()
+                        .filter(|id| !self.special_ids.contains(id))
+                        .filter_map(|id| self.idf.get(&id).map(|&w| (id, w))),
+                )
+            })
+            .collect())
     }
 }
