@@ -163,6 +163,100 @@ def run_sparse(roots: dict, inputs: dict, args) -> None:
     (args.out / "sparse_models.json").write_text(json.dumps(listing, indent=1, ensure_ascii=False) + "\n")
 
 
+LATE_CASES = [
+    dict(name="colbert-docs", model="colbert-ir/colbertv2.0", dir="tiny:colbert-128", inputs="edge"),
+    dict(name="colbert-queries", model="colbert-ir/colbertv2.0", dir="tiny:colbert-128", inputs="edge",
+         method="query_embed"),
+    dict(name="colbert-corpus", model="colbert-ir/colbertv2.0", dir="tiny:colbert-128", inputs="corpus40",
+         batch_size=8),
+    dict(name="answerai-docs", model="answerdotai/answerai-colbert-small-v1", dir="tiny:colbert-96-trunc32",
+         inputs="edge"),
+    dict(name="answerai-queries", model="answerdotai/answerai-colbert-small-v1", dir="tiny:colbert-96-trunc32",
+         inputs="edge", method="query_embed"),
+    dict(name="jina-colbert-docs", model="jinaai/jina-colbert-v2", dir="tiny:jinacolbert-128", inputs="edge"),
+    dict(name="jina-colbert-queries", model="jinaai/jina-colbert-v2", dir="tiny:jinacolbert-128", inputs="edge",
+         method="query_embed"),
+    dict(name="lateon-docs", model="lightonai/LateOn", dir="tiny:lateon-128", inputs="edge"),
+    dict(name="lateon-queries", model="lightonai/LateOn", dir="tiny:lateon-128", inputs="edge",
+         method="query_embed"),
+    dict(name="mlateon-docs", model="lightonai/mLateOn", dir="tiny:mlateon-128", inputs="edge"),
+    dict(name="mlateon-queries", model="lightonai/mLateOn", dir="tiny:mlateon-128", inputs="edge",
+         method="query_embed"),
+]
+
+# MUVERA on the oracle's own colbert-docs / colbert-queries vectors (inputs 3..8).
+MUVERA_CASES = [
+    dict(name="muvera-default", options=dict(k_sim=5, dim_proj=16, r_reps=20, random_seed=42)),
+    dict(name="muvera-small", options=dict(k_sim=3, dim_proj=8, r_reps=4, random_seed=7)),
+    dict(name="muvera-noproj-bigseed", options=dict(k_sim=4, dim_proj=128, r_reps=2, random_seed=123456789012)),
+    dict(name="muvera-k0", options=dict(k_sim=0, dim_proj=32, r_reps=3, random_seed=0)),
+]
+
+
+def run_late(roots: dict, inputs: dict, args) -> None:
+    from fastembed import LateInteractionTextEmbedding
+    from fastembed.postprocess import Muvera
+
+    entries, vectors_by_case = [], {}
+    for case in LATE_CASES:
+        model_dir = resolve(case["dir"], roots)
+        model = LateInteractionTextEmbedding(case["model"], specific_model_path=str(model_dir), threads=2)
+        texts = inputs[case["inputs"]]
+        method = case.get("method", "embed")
+        kwargs = {"batch_size": case["batch_size"]} if "batch_size" in case else {}
+        mats = [np.asarray(m, dtype="<f4") for m in getattr(model, method)(texts, **kwargs)]
+        vectors_by_case[case["name"]] = mats
+        data_file = f"{case['name']}.f32"
+        (args.out / data_file).write_bytes(b"".join(m.tobytes() for m in mats))
+        inner = model.model
+        counts = {
+            f"{'doc' if is_doc else 'query'}{'+ext' if ext else ''}": inner.token_count(texts, is_doc=is_doc,
+                                                                                 include_extension=ext)
+            for is_doc in (True, False) for ext in (False, True)
+        }
+        desc = next(d for d in LateInteractionTextEmbedding._list_supported_models() if d.model == case["model"])
+        entries.append({
+            **case,
+            "method": method,
+            "rows": [int(m.shape[0]) for m in mats],
+            "dim": int(mats[0].shape[1]),
+            "data_file": data_file,
+            "token_counts": counts,
+            "model_file": desc.model_file,
+            "model_file_sha256": hashlib.sha256((model_dir / desc.model_file).read_bytes()).hexdigest(),
+        })
+        print(f"{case['name']}: {sum(m.shape[0] for m in mats)} vectors")
+
+    muvera = []
+    for case in MUVERA_CASES:
+        o = case["options"]
+        m = Muvera(dim=128, **o)
+        simhash = np.stack([p.simhash_vectors for p in m.simhash_projections]).astype("<f8")
+        proj = m.dim_reduction_projections.astype("<i1")
+        outputs = {}
+        for kind, source, fn in (("document", "colbert-docs", m.process_document),
+                                 ("query", "colbert-queries", m.process_query)):
+            outs = [fn(v).astype("<f8") for v in vectors_by_case[source][3:9]]
+            data_file = f"{case['name']}-{kind}.f64"
+            (args.out / data_file).write_bytes(b"".join(x.tobytes() for x in outs))
+            outputs[kind] = {"source": source, "first_input": 3, "count": len(outs), "data_file": data_file}
+        muvera.append({
+            **case,
+            "embedding_size": m.embedding_size,
+            "simhash_sha256": hashlib.sha256(simhash.tobytes()).hexdigest(),
+            "simhash_first": simhash.reshape(-1)[:4].tolist(),
+            "projection_sha256": hashlib.sha256(proj.tobytes()).hexdigest(),
+            "projection_first": proj.reshape(-1)[:8].tolist(),
+            "outputs": outputs,
+        })
+        print(f"{case['name']}: size {m.embedding_size}")
+    (args.out / "late_cases.json").write_text(json.dumps(
+        {"fastembed": fastembed.__version__, "tolerance": 1e-5, "cases": entries, "muvera": muvera},
+        indent=1, ensure_ascii=False) + "\n")
+    listing = LateInteractionTextEmbedding.list_supported_models()
+    (args.out / "late_models.json").write_text(json.dumps(listing, indent=1, ensure_ascii=False) + "\n")
+
+
 def resolve(symbolic: str, roots: dict) -> Path:
     kind, name = symbolic.split(":", 1)
     return roots[kind] / name
@@ -175,7 +269,7 @@ def main() -> None:
     ap.add_argument("--tiny", required=True, type=Path)
     ap.add_argument("--data", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--only", choices=["dense", "sparse"], help="regenerate one family's files")
+    ap.add_argument("--only", choices=["dense", "sparse", "late"], help="regenerate one family's files")
     args = ap.parse_args()
     roots = {"shared": args.shared, "setup": args.setup, "tiny": args.tiny}
     inputs = {
@@ -183,8 +277,12 @@ def main() -> None:
         "corpus": (args.data / "corpus.txt").read_text().split("\n")[:-1],
     }
     args.out.mkdir(parents=True, exist_ok=True)
+    inputs["corpus40"] = inputs["corpus"][:40]
     if args.only == "sparse":
         run_sparse(roots, inputs, args)
+        return
+    if args.only == "late":
+        run_late(roots, inputs, args)
         return
     entries = []
     for case in CASES:
@@ -223,6 +321,7 @@ def main() -> None:
     (args.out / "dense_models.json").write_text(json.dumps(builtin, indent=1, ensure_ascii=False) + "\n")
     if args.only != "dense":
         run_sparse(roots, inputs, args)
+        run_late(roots, inputs, args)
     (args.out / "cases.json").write_text(json.dumps(
         {"fastembed": fastembed.__version__, "tolerance": 1e-5, "cases": entries},
         indent=1, ensure_ascii=False) + "\n")

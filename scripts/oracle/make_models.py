@@ -71,7 +71,7 @@ def build(variant: dict, seed: int) -> onnx.ModelProto:
     if variant.get("task_id"):
         inputs.append(helper.make_tensor_value_info("task_id", TensorProto.INT64, []))
 
-    x = g.op("Gather", [g.weight("word_embeddings", (VOCAB, HIDDEN)), "input_ids"])
+    x = g.op("Gather", [g.weight("word_embeddings", (variant.get("vocab", VOCAB), HIDDEN)), "input_ids"])
     # position embeddings for positions 0..seq-1
     shape = g.op("Shape", ["input_ids"])
     seq = g.op("Gather", [shape, g.const("one_idx", np.array([1], dtype=np.int64))], axis=0)
@@ -176,6 +176,16 @@ VARIANTS = [
     # inference-free opensearch models
     dict(name="mlm-30522", dim=VOCAB, outputs=["logits"], model_file="model.onnx", idf=True, logit_bias=-4.0,
          tokenizer_config={"model_max_length": 128}),
+    # ColBERT-style token encoders: no token_type_ids, an embedding row for each marker id
+    dict(name="colbert-128", dim=128, outputs=["last_hidden_state"], token_type_ids=False, model_file="model.onnx"),
+    dict(name="colbert-96-trunc32", dim=96, outputs=["last_hidden_state"], token_type_ids=False,
+         model_file="vespa_colbert.onnx", tokenizer_config={"model_max_length": 32}),
+    dict(name="jinacolbert-128", dim=128, outputs=["last_hidden_state"], token_type_ids=False, vocab=250004,
+         model_file="onnx/model.onnx", external_data="model.onnx_data", special_tokens={"mask_token": "<mask>"}),
+    dict(name="lateon-128", dim=128, outputs=["last_hidden_state"], token_type_ids=False, vocab=50370,
+         model_file="model.onnx", tokenizer_config={"model_max_length": 300}),
+    dict(name="mlateon-128", dim=128, outputs=["last_hidden_state"], token_type_ids=False, vocab=256002,
+         model_file="model.onnx", special_tokens={"mask_token": "<mask>"}),
 ]
 
 STATIC_VARIANTS = [
@@ -310,6 +320,10 @@ def main() -> None:
         shutil.rmtree(d, ignore_errors=True)
         (d / variant["model_file"]).parent.mkdir(parents=True, exist_ok=True)
         copy_tokenizer(args.tokenizer_dir, d, variant.get("tokenizer_config", {}))
+        if variant.get("special_tokens"):
+            tokens = json.loads((d / "special_tokens_map.json").read_text())
+            tokens.update(variant["special_tokens"])
+            (d / "special_tokens_map.json").write_text(json.dumps(tokens, indent=1))
         model = build(variant, seed)
         path = d / variant["model_file"]
         if variant.get("external_data"):

@@ -43,6 +43,7 @@ pub enum CacheCommand {
 enum Described {
     Dense(registry::DenseModelDescription),
     Sparse(registry::SparseModelDescription),
+    Late(registry::LateInteractionModelDescription),
 }
 
 impl Described {
@@ -51,6 +52,7 @@ impl Described {
             Ok(d) => Ok(Described::Dense(d)),
             Err(dense_err) => registry::sparse_model(name)
                 .map(Described::Sparse)
+                .or_else(|_| registry::late_interaction_model(name).map(Described::Late))
                 .map_err(|_| dense_err.into()),
         }
     }
@@ -59,6 +61,7 @@ impl Described {
         match self {
             Described::Dense(d) => text::model_files(d),
             Described::Sparse(d) => embedkit::sparse::model_files(d),
+            Described::Late(d) => embedkit::late_interaction::model_files(d),
         }
     }
 
@@ -66,6 +69,7 @@ impl Described {
         match self {
             Described::Dense(d) => &d.model,
             Described::Sparse(d) => &d.model,
+            Described::Late(d) => &d.model,
         }
     }
 }

@@ -3,6 +3,7 @@
 mod cache;
 mod embed;
 mod input;
+mod late;
 mod models;
 mod output;
 mod sparse;
@@ -29,8 +30,12 @@ struct Cli {
 enum Command {
     /// Embed documents (one per line, or as arguments) into JSON Lines of vectors.
     Embed(Box<embed::EmbedArgs>),
-    /// Sparse vectors (SPLADE, BM25, BM42) of documents, as JSON Lines of indices and values.
+    /// Sparse vectors (SPLADE, BM25, BM42, MiniCOIL) of documents, as JSON Lines of indices
+    /// and values.
     Sparse(Box<sparse::SparseArgs>),
+    /// Token-vector matrices (ColBERT family) of documents or queries, or their MUVERA
+    /// encodings, as JSON Lines.
+    Late(Box<late::LateArgs>),
     /// List the supported models.
     Models(models::ModelsArgs),
     /// Download a model into the cache.
@@ -43,7 +48,8 @@ enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
     /// Model name from the registry (`embedkit models`); default BAAI/bge-small-en-v1.5
-    /// for `embed` (as fastembed), prithivida/Splade_PP_en_v1 for `sparse`.
+    /// for `embed` (as fastembed), prithivida/Splade_PP_en_v1 for `sparse`,
+    /// colbert-ir/colbertv2.0 for `late`.
     #[arg(long, short)]
     pub model: Option<String>,
     /// Load the model files from this folder; the description comes from --model.
@@ -119,6 +125,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Embed(args) => embed::run(*args),
         Command::Sparse(args) => sparse::run(*args),
+        Command::Late(args) => late::run(*args),
         Command::Models(args) => models::run(args),
         Command::Download(args) => cache::download(args),
         Command::Cache(args) => cache::run(args),

@@ -3,11 +3,12 @@
 use std::io::Write;
 
 use clap::Args;
-use embedkit::{SparseTextEmbedding, TextEmbedding};
+use embedkit::{LateInteractionTextEmbedding, SparseTextEmbedding, TextEmbedding};
 
 #[derive(Args, Debug)]
 pub struct ModelsArgs {
-    /// Print the full descriptions as JSON: {"dense": [...], "sparse": [...]}.
+    /// Print the full descriptions as JSON: {"dense": [...], "sparse": [...],
+    /// "late_interaction": [...]}.
     #[arg(long)]
     pub json: bool,
 }
@@ -15,11 +16,12 @@ pub struct ModelsArgs {
 pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
     let dense = TextEmbedding::list_supported_models();
     let sparse = SparseTextEmbedding::list_supported_models();
+    let late = LateInteractionTextEmbedding::list_supported_models();
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(
             &mut out,
-            &serde_json::json!({ "dense": dense, "sparse": sparse }),
+            &serde_json::json!({ "dense": dense, "sparse": sparse, "late_interaction": late }),
         )?;
         writeln!(out)?;
         return Ok(());
@@ -28,6 +30,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
         .iter()
         .map(|m| m.model.len())
         .chain(sparse.iter().map(|m| m.model.len()))
+        .chain(late.iter().map(|m| m.model.len()))
         .max()
         .unwrap_or(5);
     writeln!(
@@ -62,6 +65,23 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
             m.vocab_size.unwrap_or(0),
             m.size_in_gb,
             format!("{:?}", m.kind).to_lowercase(),
+            m.license
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:<width$}  {:>5}  {:>7}  {:<10}  LICENSE",
+        "LATE-INTERACTION MODEL", "DIM", "SIZE GB", "STYLE"
+    )?;
+    for m in &late {
+        writeln!(
+            out,
+            "{:<width$}  {:>5}  {:>7.3}  {:<10}  {}",
+            m.model,
+            m.dim,
+            m.size_in_gb,
+            format!("{:?}", m.colbert.style).to_lowercase(),
             m.license
         )?;
     }

@@ -231,12 +231,14 @@ fn models_lists_the_registry() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["dense"].as_array().unwrap().len(), 41);
     assert_eq!(v["sparse"].as_array().unwrap().len(), 6);
+    assert_eq!(v["late_interaction"].as_array().unwrap().len(), 5);
     let table = embedkit(&["models"], b"");
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(text.contains("BAAI/bge-small-en-v1.5"));
     assert!(text.contains("prithivida/Splade_PP_en_v1"));
-    // two headers, 41 + 6 models, one blank line between
-    assert_eq!(text.lines().count(), 2 + 41 + 6 + 1);
+    assert!(text.contains("colbert-ir/colbertv2.0"));
+    // three headers, 41 + 6 + 5 models, a blank line between sections
+    assert_eq!(text.lines().count(), 3 + 41 + 6 + 5 + 2);
 }
 
 #[test]
@@ -383,4 +385,125 @@ fn sparse_minicoil_cli_matches_the_oracle() {
             &["--k", "0.9", "--b", "0.4", "--avg-len", "60"]
         ) <= 1e-5
     );
+}
+
+fn late_cases() -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("tests/expected/late_cases.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+fn read_le<const N: usize, T>(file: &str, from: fn([u8; N]) -> T) -> Vec<T> {
+    std::fs::read(repo_root().join("tests/expected").join(file))
+        .unwrap()
+        .chunks_exact(N)
+        .map(|c| from(c.try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn late_cli_writes_the_oracles_matrices_and_muvera_encodings() {
+    let dir = repo_root().join("target/test-models/colbert-128");
+    assert!(
+        dir.is_dir(),
+        "{} is missing: run `make test-models`",
+        dir.display()
+    );
+    let dir = dir.to_str().unwrap();
+    let all = late_cases();
+    let case = all["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "colbert-corpus")
+        .unwrap();
+    let corpus = std::fs::read_to_string(repo_root().join("tests/data/corpus.txt")).unwrap();
+    let lines: Vec<&str> = corpus.lines().take(40).collect();
+    let out = embedkit(
+        &[
+            "late",
+            "--model",
+            "colbert-ir/colbertv2.0",
+            "--model-path",
+            dir,
+        ],
+        (lines.join("\n") + "\n").as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = read_le::<4, f32>(case["data_file"].as_str().unwrap(), f32::from_le_bytes);
+    let mut got = Vec::new();
+    let mut rows = Vec::new();
+    for line in std::str::from_utf8(&out.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let m: Vec<Vec<f32>> = serde_json::from_value(v["embeddings"].clone()).unwrap();
+        rows.push(m.len() as u64);
+        got.extend(m.into_iter().flatten());
+    }
+    let want_rows: Vec<u64> = case["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_u64().unwrap())
+        .collect();
+    assert_eq!(rows, want_rows);
+    let d = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(d <= 1e-5, "|diff| {d:e}");
+
+    // --muvera: fastembed's default MUVERA encodings of edge inputs 3..8.
+    let edge: Vec<String> = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("tests/data/edge_inputs.json")).unwrap(),
+    )
+    .unwrap();
+    let muvera = all["muvera"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "muvera-default")
+        .unwrap();
+    for (kind, flag) in [("document", None), ("query", Some("--query"))] {
+        let spec = &muvera["outputs"][kind];
+        let texts = &edge[3..9];
+        assert!(texts.iter().all(|t| !t.contains('\n')));
+        let mut args = vec![
+            "late",
+            "--model",
+            "colbert-ir/colbertv2.0",
+            "--model-path",
+            dir,
+            "--muvera",
+        ];
+        args.extend(flag);
+        let out = embedkit(&args, (texts.join("\n") + "\n").as_bytes());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let want = read_le::<8, f64>(spec["data_file"].as_str().unwrap(), f64::from_le_bytes);
+        let got: Vec<f64> = std::str::from_utf8(&out.stdout)
+            .unwrap()
+            .lines()
+            .flat_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                serde_json::from_value::<Vec<f64>>(v["embedding"].clone()).unwrap()
+            })
+            .collect();
+        assert_eq!(got.len(), want.len());
+        // The CLI writes f32; query encodings are sums, far from 1, so relative.
+        let d = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+            .fold(0f64, f64::max);
+        assert!(d <= 1e-6, "muvera {kind}: relative |diff| {d:e}");
+    }
 }

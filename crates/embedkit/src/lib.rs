@@ -2,13 +2,16 @@
 //!
 //! The modules follow the pipeline: [`runtime`] loads ONNX Runtime and builds sessions,
 //! [`registry`] describes models as data, [`hub`] finds their files, [`tokenize`] and
-//! [`batching`] turn texts into padded batches, and each family module ([`text`], [`sparse`]) turns
-//! model outputs into embeddings.
+//! [`batching`] turn texts into padded batches, and each family module ([`text`],
+//! [`sparse`], [`late_interaction`]) turns model outputs into embeddings; [`postprocess`]
+//! holds MUVERA.
 
 pub mod batching;
 pub mod error;
 pub mod hub;
+pub mod late_interaction;
 pub mod options;
+pub mod postprocess;
 pub mod registry;
 pub mod runtime;
 pub mod sparse;
@@ -16,7 +19,14 @@ pub mod text;
 pub mod tokenize;
 
 pub use error::{Error, Result};
-pub use registry::{DenseModelDescription, ModelSource, Pooling, SparseModelDescription};
+pub use late_interaction::{
+    max_sim, LateInteractionTextEmbedding, LateInteractionTextEmbeddingBuilder, MultiVector,
+};
+pub use postprocess::{Muvera, MuveraOptions};
+pub use registry::{
+    DenseModelDescription, LateInteractionModelDescription, ModelSource, Pooling,
+    SparseModelDescription,
+};
 pub use runtime::{Device, Provider};
 pub use sparse::{SparseEmbedding, SparseTextEmbedding, SparseTextEmbeddingBuilder};
 pub use text::{

@@ -245,6 +245,31 @@ impl TextTokenizer {
         self.max_length
     }
 
+    /// The same tokenizer truncating at `max_length`, as `enable_truncation(max_length)`
+    /// in Python sets it: on the right, longest first.
+    pub fn with_max_length(mut self, max_length: usize) -> Result<Self> {
+        let added = self
+            .tokenizer
+            .get_post_processor()
+            .map(|p| p.added_tokens(false))
+            .unwrap_or(0);
+        if max_length <= added {
+            return Err(Error::Tokenizer(format!(
+                "maximum length {max_length} leaves no room beside the {added} special tokens"
+            )));
+        }
+        self.tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length,
+                direction: TruncationDirection::Right,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+            }))
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        self.max_length = max_length;
+        Ok(self)
+    }
+
     pub fn padding(&self) -> &Padding {
         &self.padding
     }

@@ -256,6 +256,74 @@ pub fn sparse_model(name: &str) -> Result<SparseModelDescription> {
     find(&BUILTIN_SPARSE, name, |d| &d.model).cloned()
 }
 
+/// How a ColBERT-style model's outputs become token vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LateInteractionStyle {
+    /// ColBERT: documents drop pad-token ids too; queries keep every row, as the graph
+    /// returns them.
+    Colbert,
+    /// PyLate exports (LateOn): queries keep attended rows, normalized; pad ids are told
+    /// apart by the attention mask only.
+    Lateon,
+}
+
+/// The marker tokens and lengths of a ColBERT-style model (fastembed's class constants).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColbertConfig {
+    /// Inserted after the first token of every query.
+    pub query_marker_id: u32,
+    /// Inserted after the first token of every document.
+    pub document_marker_id: u32,
+    /// Queries are padded with this token up to `min_query_length`.
+    pub mask_token: String,
+    /// `None`: queries are not expanded.
+    pub min_query_length: Option<usize>,
+    /// Taken off the tokenizer's truncation length to leave room for the marker.
+    pub reserved_marker_tokens: usize,
+    /// Documents drop the tokens of ASCII punctuation characters.
+    pub skip_punctuation: bool,
+    /// Queries attend to their mask padding too (jina-colbert-v2).
+    pub query_attention_all_ones: bool,
+    pub style: LateInteractionStyle,
+}
+
+/// One late-interaction text model, as fastembed's `DenseModelDescription` plus its
+/// ColBERT configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LateInteractionModelDescription {
+    pub model: String,
+    /// Dimensions of each token vector.
+    pub dim: usize,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub license: String,
+    #[serde(rename = "size_in_GB", default)]
+    pub size_in_gb: f64,
+    pub sources: ModelSource,
+    pub model_file: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional_files: Vec<String>,
+    pub colbert: ColbertConfig,
+}
+
+static BUILTIN_LATE: LazyLock<Vec<LateInteractionModelDescription>> = LazyLock::new(|| {
+    // Compiled in and checked by a unit test, so a parse failure is a build bug.
+    serde_json::from_str(include_str!("late_interaction.json"))
+        .expect("registry/late_interaction.json is valid")
+});
+
+/// Every late-interaction text model, in fastembed's order.
+pub fn late_interaction_models() -> Vec<LateInteractionModelDescription> {
+    BUILTIN_LATE.clone()
+}
+
+/// The description of late-interaction model `name` (case-insensitive).
+pub fn late_interaction_model(name: &str) -> Result<LateInteractionModelDescription> {
+    find(&BUILTIN_LATE, name, |d| &d.model).cloned()
+}
+
 /// Finds `name` case-insensitively in `items`.
 pub(crate) fn find<'a, T>(items: &'a [T], name: &str, key: impl Fn(&T) -> &str) -> Result<&'a T> {
     if let Some(found) = items.iter().find(|d| key(d).eq_ignore_ascii_case(name)) {
@@ -323,6 +391,11 @@ mod tests {
                 d.model
             );
         }
+    }
+
+    #[test]
+    fn builtin_table_has_fastembeds_5_late_interaction_models() {
+        assert_eq!(BUILTIN_LATE.len(), 5);
     }
 
     #[test]
