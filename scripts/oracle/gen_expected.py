@@ -257,6 +257,63 @@ def run_late(roots: dict, inputs: dict, args) -> None:
     (args.out / "late_models.json").write_text(json.dumps(listing, indent=1, ensure_ascii=False) + "\n")
 
 
+RERANK_QUERY = "which vector database stores embeddings for semantic search?"
+RERANK_CASES = [
+    dict(name="rerank-msmarco-edge", model="Xenova/ms-marco-MiniLM-L-6-v2", dir="tiny:rerank-bert",
+         inputs="edge"),
+    dict(name="rerank-jina-turbo-corpus", model="jinaai/jina-reranker-v1-turbo-en", dir="tiny:rerank-bert",
+         inputs="corpus40", batch_size=7),
+    dict(name="rerank-bge-m3-edge", model="BAAI/bge-reranker-v2-m3", dir="tiny:rerank-notype-ext",
+         inputs="edge"),
+    dict(name="rerank-int8-pairs", model="BAAI/bge-reranker-v2-m3-int8", dir="tiny:rerank-trunc64",
+         inputs="pairs", method="rerank_pairs"),
+    dict(name="rerank-custom-pairs", model="embedkit-test/custom-reranker", dir="tiny:rerank-bert",
+         inputs="pairs", method="rerank_pairs", custom=dict(model_file="onnx/model.onnx")),
+]
+
+
+def run_rerank(roots: dict, inputs: dict, args) -> None:
+    from fastembed.rerank.cross_encoder import TextCrossEncoder
+
+    corpus = inputs["corpus"]
+    # pairs of consecutive corpus paragraphs, and edge inputs against each other
+    pairs = [(corpus[i], corpus[i + 1]) for i in range(0, 60, 2)]
+    edge = inputs["edge"]
+    pairs += [(edge[i], edge[-1 - i]) for i in range(len(edge))]
+    (args.data / "rerank_pairs.json").write_text(json.dumps(pairs, ensure_ascii=False, indent=0) + "\n")
+    entries = []
+    for case in RERANK_CASES:
+        model_dir = resolve(case["dir"], roots)
+        if case.get("custom"):
+            TextCrossEncoder.add_custom_model(case["model"], sources=ModelSource(hf=case["model"]),
+                                              model_file=case["custom"]["model_file"])
+        model = TextCrossEncoder(case["model"], specific_model_path=str(model_dir), threads=2)
+        kwargs = {"batch_size": case["batch_size"]} if "batch_size" in case else {}
+        if case.get("method") == "rerank_pairs":
+            scores = list(model.rerank_pairs(pairs, **kwargs))
+            case_pairs = pairs
+        else:
+            texts = inputs[case["inputs"]]
+            scores = list(model.rerank(RERANK_QUERY, texts, **kwargs))
+            case_pairs = [(RERANK_QUERY, t) for t in texts]
+        desc = next(d for d in TextCrossEncoder._list_supported_models() if d.model == case["model"])
+        entries.append({
+            **case,
+            "method": case.get("method", "rerank"),
+            "query": RERANK_QUERY,
+            "scores": [float(x) for x in scores],
+            "token_count": model.token_count(case_pairs),
+            "model_file": desc.model_file,
+            "model_file_sha256": hashlib.sha256((model_dir / desc.model_file).read_bytes()).hexdigest(),
+        })
+        print(f"{case['name']}: {len(scores)} scores")
+    (args.out / "rerank_cases.json").write_text(json.dumps(
+        {"fastembed": fastembed.__version__, "tolerance": 1e-5, "cases": entries}, indent=1,
+        ensure_ascii=False) + "\n")
+    listing = [m for m in TextCrossEncoder.list_supported_models() if not m["model"].startswith("embedkit-test/")]
+    (args.out / "rerank_models.json").write_text(json.dumps(listing, indent=1, ensure_ascii=False) + "\n")
+
+
 def resolve(symbolic: str, roots: dict) -> Path:
     kind, name = symbolic.split(":", 1)
     return roots[kind] / name
@@ -269,7 +326,7 @@ def main() -> None:
     ap.add_argument("--tiny", required=True, type=Path)
     ap.add_argument("--data", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--only", choices=["dense", "sparse", "late"], help="regenerate one family's files")
+    ap.add_argument("--only", choices=["dense", "sparse", "late", "rerank"], help="regenerate one family's files")
     args = ap.parse_args()
     roots = {"shared": args.shared, "setup": args.setup, "tiny": args.tiny}
     inputs = {
@@ -283,6 +340,9 @@ def main() -> None:
         return
     if args.only == "late":
         run_late(roots, inputs, args)
+        return
+    if args.only == "rerank":
+        run_rerank(roots, inputs, args)
         return
     entries = []
     for case in CASES:
@@ -322,6 +382,7 @@ def main() -> None:
     if args.only != "dense":
         run_sparse(roots, inputs, args)
         run_late(roots, inputs, args)
+        run_rerank(roots, inputs, args)
     (args.out / "cases.json").write_text(json.dumps(
         {"fastembed": fastembed.__version__, "tolerance": 1e-5, "cases": entries},
         indent=1, ensure_ascii=False) + "\n")

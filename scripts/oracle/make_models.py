@@ -128,6 +128,11 @@ def build(variant: dict, seed: int) -> onnx.ModelProto:
             token = g.op("Gather", [hidden, g.const(f"pos_{out}", np.array(index, dtype=np.int64))], axis=1)
             g.named("Tanh", [g.op("MatMul", [token, g.weight(f"w_{out}", (dim, dim), scale=0.1)])], out)
             outputs.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, ["batch", dim]))
+        elif out == "rank_logits":
+            # a cross-encoder head: one relevance logit from the first token
+            token = g.op("Gather", [hidden, g.const("pos_rank", np.array(0, dtype=np.int64))], axis=1)
+            g.named("MatMul", [g.op("Tanh", [token]), g.weight("w_rank", (dim, 1), scale=0.5)], "logits")
+            outputs.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 1]))
         elif out == "sentence_embedding":
             # mean over real tokens, normalized in the graph (sentence-transformers exports)
             m = g.op("Unsqueeze", [g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT),
@@ -186,6 +191,12 @@ VARIANTS = [
          model_file="model.onnx", tokenizer_config={"model_max_length": 300}),
     dict(name="mlateon-128", dim=128, outputs=["last_hidden_state"], token_type_ids=False, vocab=256002,
          model_file="model.onnx", special_tokens={"mask_token": "<mask>"}),
+    # cross-encoders: a relevance logit [batch, 1], with and without token_type_ids
+    dict(name="rerank-bert", dim=64, outputs=["rank_logits"], model_file="onnx/model.onnx"),
+    dict(name="rerank-notype-ext", dim=64, outputs=["rank_logits"], token_type_ids=False,
+         model_file="onnx/model.onnx", external_data="model.onnx_data"),
+    dict(name="rerank-trunc64", dim=64, outputs=["rank_logits"], model_file="onnx/model_int8.onnx",
+         tokenizer_config={"model_max_length": 64}),
 ]
 
 STATIC_VARIANTS = [

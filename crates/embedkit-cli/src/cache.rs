@@ -44,6 +44,7 @@ enum Described {
     Dense(registry::DenseModelDescription),
     Sparse(registry::SparseModelDescription),
     Late(registry::LateInteractionModelDescription),
+    Rerank(registry::RerankerModelDescription),
 }
 
 impl Described {
@@ -53,6 +54,7 @@ impl Described {
             Err(dense_err) => registry::sparse_model(name)
                 .map(Described::Sparse)
                 .or_else(|_| registry::late_interaction_model(name).map(Described::Late))
+                .or_else(|_| registry::reranker_model(name).map(Described::Rerank))
                 .map_err(|_| dense_err.into()),
         }
     }
@@ -62,6 +64,7 @@ impl Described {
             Described::Dense(d) => text::model_files(d),
             Described::Sparse(d) => embedkit::sparse::model_files(d),
             Described::Late(d) => embedkit::late_interaction::model_files(d),
+            Described::Rerank(d) => embedkit::rerank::model_files(d),
         }
     }
 
@@ -70,6 +73,7 @@ impl Described {
             Described::Dense(d) => &d.model,
             Described::Sparse(d) => &d.model,
             Described::Late(d) => &d.model,
+            Described::Rerank(d) => &d.model,
         }
     }
 }

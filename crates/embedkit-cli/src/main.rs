@@ -6,6 +6,7 @@ mod input;
 mod late;
 mod models;
 mod output;
+mod rerank;
 mod sparse;
 
 use std::path::PathBuf;
@@ -36,6 +37,9 @@ enum Command {
     /// Token-vector matrices (ColBERT family) of documents or queries, or their MUVERA
     /// encodings, as JSON Lines.
     Late(Box<late::LateArgs>),
+    /// Score documents (one per line) against a query with a cross-encoder, as JSON Lines
+    /// {"index", "score"}.
+    Rerank(Box<rerank::RerankArgs>),
     /// List the supported models.
     Models(models::ModelsArgs),
     /// Download a model into the cache.
@@ -49,7 +53,7 @@ enum Command {
 pub struct ModelArgs {
     /// Model name from the registry (`embedkit models`); default BAAI/bge-small-en-v1.5
     /// for `embed` (as fastembed), prithivida/Splade_PP_en_v1 for `sparse`,
-    /// colbert-ir/colbertv2.0 for `late`.
+    /// colbert-ir/colbertv2.0 for `late`, Xenova/ms-marco-MiniLM-L-6-v2 for `rerank`.
     #[arg(long, short)]
     pub model: Option<String>,
     /// Load the model files from this folder; the description comes from --model.
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => embed::run(*args),
         Command::Sparse(args) => sparse::run(*args),
         Command::Late(args) => late::run(*args),
+        Command::Rerank(args) => rerank::run(*args),
         Command::Models(args) => models::run(args),
         Command::Download(args) => cache::download(args),
         Command::Cache(args) => cache::run(args),

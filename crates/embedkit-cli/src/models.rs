@@ -3,12 +3,14 @@
 use std::io::Write;
 
 use clap::Args;
-use embedkit::{LateInteractionTextEmbedding, SparseTextEmbedding, TextEmbedding};
+use embedkit::{
+    LateInteractionTextEmbedding, SparseTextEmbedding, TextCrossEncoder, TextEmbedding,
+};
 
 #[derive(Args, Debug)]
 pub struct ModelsArgs {
     /// Print the full descriptions as JSON: {"dense": [...], "sparse": [...],
-    /// "late_interaction": [...]}.
+    /// "late_interaction": [...], "rerank": [...]}.
     #[arg(long)]
     pub json: bool,
 }
@@ -17,11 +19,12 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
     let dense = TextEmbedding::list_supported_models();
     let sparse = SparseTextEmbedding::list_supported_models();
     let late = LateInteractionTextEmbedding::list_supported_models();
+    let rerank = TextCrossEncoder::list_supported_models();
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(
             &mut out,
-            &serde_json::json!({ "dense": dense, "sparse": sparse, "late_interaction": late }),
+            &serde_json::json!({ "dense": dense, "sparse": sparse, "late_interaction": late, "rerank": rerank }),
         )?;
         writeln!(out)?;
         return Ok(());
@@ -31,6 +34,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
         .map(|m| m.model.len())
         .chain(sparse.iter().map(|m| m.model.len()))
         .chain(late.iter().map(|m| m.model.len()))
+        .chain(rerank.iter().map(|m| m.model.len()))
         .max()
         .unwrap_or(5);
     writeln!(
@@ -83,6 +87,15 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
             m.size_in_gb,
             format!("{:?}", m.colbert.style).to_lowercase(),
             m.license
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(out, "{:<width$}  {:>7}  LICENSE", "RERANKER", "SIZE GB")?;
+    for m in &rerank {
+        writeln!(
+            out,
+            "{:<width$}  {:>7.3}  {}",
+            m.model, m.size_in_gb, m.license
         )?;
     }
     Ok(())

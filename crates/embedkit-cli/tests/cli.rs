@@ -232,13 +232,14 @@ fn models_lists_the_registry() {
     assert_eq!(v["dense"].as_array().unwrap().len(), 41);
     assert_eq!(v["sparse"].as_array().unwrap().len(), 6);
     assert_eq!(v["late_interaction"].as_array().unwrap().len(), 5);
+    assert_eq!(v["rerank"].as_array().unwrap().len(), 8);
     let table = embedkit(&["models"], b"");
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(text.contains("BAAI/bge-small-en-v1.5"));
     assert!(text.contains("prithivida/Splade_PP_en_v1"));
     assert!(text.contains("colbert-ir/colbertv2.0"));
-    // three headers, 41 + 6 + 5 models, a blank line between sections
-    assert_eq!(text.lines().count(), 3 + 41 + 6 + 5 + 2);
+    // four headers, 41 + 6 + 5 + 8 models, a blank line between sections
+    assert_eq!(text.lines().count(), 4 + 41 + 6 + 5 + 8 + 3);
 }
 
 #[test]
@@ -506,4 +507,80 @@ fn late_cli_writes_the_oracles_matrices_and_muvera_encodings() {
             .fold(0f64, f64::max);
         assert!(d <= 1e-6, "muvera {kind}: relative |diff| {d:e}");
     }
+}
+
+#[test]
+fn rerank_cli_scores_like_the_oracle_and_sorts_top_k() {
+    let dir = repo_root().join("target/test-models/rerank-bert");
+    assert!(
+        dir.is_dir(),
+        "{} is missing: run `make test-models`",
+        dir.display()
+    );
+    let all: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("tests/expected/rerank_cases.json")).unwrap(),
+    )
+    .unwrap();
+    let case = all["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "rerank-jina-turbo-corpus")
+        .unwrap();
+    let want: Vec<f64> = case["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let corpus = std::fs::read_to_string(repo_root().join("tests/data/corpus.txt")).unwrap();
+    let stdin = corpus.lines().take(40).collect::<Vec<_>>().join("\n") + "\n";
+    let base = [
+        "rerank",
+        "--model",
+        "jinaai/jina-reranker-v1-turbo-en",
+        "--model-path",
+        dir.to_str().unwrap(),
+        "--query",
+        case["query"].as_str().unwrap(),
+    ];
+    let out = embedkit(&base, stdin.as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = std::str::from_utf8(&out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), want.len());
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row["index"].as_u64().unwrap() as usize, i);
+        let d = (row["score"].as_f64().unwrap() - want[i]).abs();
+        assert!(d <= 1e-5, "document {i}: |diff| {d:e}");
+    }
+
+    let mut args = base.to_vec();
+    args.extend(["--top-k", "3"]);
+    let out = embedkit(&args, stdin.as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<u64> = std::str::from_utf8(&out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["index"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..want.len()).collect();
+    order.sort_by(|&a, &b| want[b].total_cmp(&want[a]));
+    let expect: Vec<u64> = order.iter().take(3).map(|&i| i as u64).collect();
+    assert_eq!(got, expect);
 }

@@ -3,8 +3,8 @@
 //! The modules follow the pipeline: [`runtime`] loads ONNX Runtime and builds sessions,
 //! [`registry`] describes models as data, [`hub`] finds their files, [`tokenize`] and
 //! [`batching`] turn texts into padded batches, and each family module ([`text`],
-//! [`sparse`], [`late_interaction`]) turns model outputs into embeddings; [`postprocess`]
-//! holds MUVERA.
+//! [`sparse`], [`late_interaction`], [`rerank`]) turns model outputs into embeddings or
+//! scores; [`postprocess`] holds MUVERA.
 
 pub mod batching;
 pub mod error;
@@ -13,6 +13,7 @@ pub mod late_interaction;
 pub mod options;
 pub mod postprocess;
 pub mod registry;
+pub mod rerank;
 pub mod runtime;
 pub mod sparse;
 pub mod text;
@@ -25,8 +26,9 @@ pub use late_interaction::{
 pub use postprocess::{Muvera, MuveraOptions};
 pub use registry::{
     DenseModelDescription, LateInteractionModelDescription, ModelSource, Pooling,
-    SparseModelDescription,
+    RerankerModelDescription, SparseModelDescription,
 };
+pub use rerank::{CustomReranker, RankedDocument, TextCrossEncoder, TextCrossEncoderBuilder};
 pub use runtime::{Device, Provider};
 pub use sparse::{SparseEmbedding, SparseTextEmbedding, SparseTextEmbeddingBuilder};
 pub use text::{

@@ -39,6 +39,8 @@ pub struct Padding {
 #[derive(Clone)]
 pub struct TextTokenizer {
     tokenizer: Tokenizer,
+    /// The same tokenizer without truncation, for pairs (truncated by [`pair_lengths`]).
+    untruncated: Tokenizer,
     max_length: usize,
     padding: Padding,
     special_token_to_id: HashMap<String, u32>,
@@ -220,8 +222,13 @@ impl TextTokenizer {
             .map(|(id, t)| (t.content, id))
             .collect();
 
+        let mut untruncated = tokenizer.clone();
+        untruncated
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(TextTokenizer {
             tokenizer,
+            untruncated,
             max_length,
             padding,
             special_token_to_id,
@@ -239,6 +246,58 @@ impl TextTokenizer {
             .into_iter()
             .map(|e| e.get_ids().to_vec())
             .collect())
+    }
+
+    /// Token ids and type ids of each (first, second) pair, with special tokens,
+    /// truncated longest-first, unpadded.
+    ///
+    /// The pair is truncated here, not by `tokenizers`: the Rust crate 0.23.2 splits the
+    /// budget differently from the Python package 0.23.3 fastembed runs when both texts
+    /// are long (it can give the extra odd token to the shorter text). The rule used is
+    /// the Python package's: the shorter text keeps its tokens if it fits in half the
+    /// budget and the longer takes the rest; otherwise each gets half, the longer (the
+    /// second, on a tie) the odd token.
+    pub fn encode_pairs<A: AsRef<str>, B: AsRef<str>>(
+        &self,
+        pairs: &[(A, B)],
+    ) -> Result<Vec<(Vec<u32>, Vec<u32>)>> {
+        let err = |e: tokenizers::Error| Error::Tokenizer(e.to_string());
+        let added = self
+            .tokenizer
+            .get_post_processor()
+            .map(|p| p.added_tokens(true))
+            .unwrap_or(0);
+        let budget = self.max_length.saturating_sub(added);
+        let direction = self
+            .tokenizer
+            .get_truncation()
+            .map(|t| t.direction)
+            .unwrap_or(TruncationDirection::Right);
+        let mut out = Vec::with_capacity(pairs.len());
+        for (a, b) in pairs {
+            let mut first = self
+                .untruncated
+                .encode_fast(a.as_ref(), false)
+                .map_err(err)?;
+            let mut second = self
+                .untruncated
+                .encode_fast(b.as_ref(), false)
+                .map_err(err)?;
+            let (n1, n2) = pair_lengths(first.len(), second.len(), budget);
+            first.truncate(n1, 0, direction);
+            second.truncate(n2, 0, direction);
+            first.take_overflowing();
+            second.take_overflowing();
+            let encoding = self
+                .untruncated
+                .post_process(first, Some(second), true)
+                .map_err(err)?;
+            out.push((
+                encoding.get_ids().to_vec(),
+                encoding.get_type_ids().to_vec(),
+            ));
+        }
+        Ok(out)
     }
 
     pub fn max_length(&self) -> usize {
@@ -282,6 +341,45 @@ impl TextTokenizer {
     /// The underlying `tokenizers` tokenizer (truncation set, padding off).
     pub fn inner(&self) -> &Tokenizer {
         &self.tokenizer
+    }
+}
+
+/// Lengths two texts of `n1` and `n2` tokens keep in a pair of at most `budget` tokens
+/// (special tokens excluded), as Python `tokenizers` 0.23.3 truncates longest-first.
+fn pair_lengths(n1: usize, n2: usize, budget: usize) -> (usize, usize) {
+    if n1 + n2 <= budget {
+        return (n1, n2);
+    }
+    let shorter = n1.min(n2);
+    let (short, long) = if 2 * shorter <= budget {
+        (shorter, budget - shorter)
+    } else {
+        (budget / 2, budget / 2 + budget % 2)
+    };
+    // The longer text (the second on a tie) takes the larger share.
+    if n1 > n2 {
+        (long, short)
+    } else {
+        (short, long)
+    }
+}
+
+#[cfg(test)]
+mod pair_tests {
+    use super::pair_lengths;
+
+    #[test]
+    fn pairs_split_like_python_tokenizers() {
+        // (first, second, budget) -> kept, as Python tokenizers 0.23.3 keeps them.
+        assert_eq!(pair_lengths(10, 20, 61), (10, 20));
+        assert_eq!(pair_lengths(10, 100, 61), (10, 51));
+        assert_eq!(pair_lengths(100, 10, 61), (51, 10));
+        assert_eq!(pair_lengths(40, 50, 61), (30, 31));
+        assert_eq!(pair_lengths(50, 40, 61), (31, 30));
+        assert_eq!(pair_lengths(45, 45, 61), (30, 31));
+        assert_eq!(pair_lengths(150, 78, 61), (31, 30));
+        assert_eq!(pair_lengths(30, 40, 62), (30, 32));
+        assert_eq!(pair_lengths(40, 30, 62), (32, 30));
     }
 }
 

@@ -324,6 +324,74 @@ pub fn late_interaction_model(name: &str) -> Result<LateInteractionModelDescript
     find(&BUILTIN_LATE, name, |d| &d.model).cloned()
 }
 
+/// One cross-encoder reranker, as fastembed's `BaseModelDescription`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RerankerModelDescription {
+    pub model: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub license: String,
+    #[serde(rename = "size_in_GB", default)]
+    pub size_in_gb: f64,
+    pub sources: ModelSource,
+    pub model_file: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional_files: Vec<String>,
+    /// Registered at run time with `add_custom_model`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub custom: bool,
+}
+
+static BUILTIN_RERANK: LazyLock<Vec<RerankerModelDescription>> = LazyLock::new(|| {
+    // Compiled in and checked by a unit test, so a parse failure is a build bug.
+    serde_json::from_str(include_str!("rerank.json")).expect("registry/rerank.json is valid")
+});
+
+static CUSTOM_RERANK: RwLock<Vec<RerankerModelDescription>> = RwLock::new(Vec::new());
+
+/// Every reranker: the built-in table, then models added with `add_custom_model`.
+pub fn reranker_models() -> Vec<RerankerModelDescription> {
+    let mut all = BUILTIN_RERANK.clone();
+    all.extend(
+        CUSTOM_RERANK
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned(),
+    );
+    all
+}
+
+/// The description of reranker `name` (case-insensitive).
+pub fn reranker_model(name: &str) -> Result<RerankerModelDescription> {
+    let all = reranker_models();
+    find(&all, name, |d| &d.model).cloned()
+}
+
+/// Registers a reranker, as fastembed's `TextCrossEncoder.add_custom_model`.
+pub fn add_reranker_model(mut desc: RerankerModelDescription) -> Result<()> {
+    if desc.model.trim().is_empty() {
+        return Err(Error::InvalidArgument("model name is empty".into()));
+    }
+    if desc.sources.hf.is_none() && desc.sources.url.is_none() {
+        return Err(Error::InvalidArgument(
+            "at least one source (hf or url) must be set".into(),
+        ));
+    }
+    let mut custom = CUSTOM_RERANK.write().unwrap_or_else(|e| e.into_inner());
+    let taken = BUILTIN_RERANK
+        .iter()
+        .chain(custom.iter())
+        .any(|d| d.model.eq_ignore_ascii_case(&desc.model));
+    if taken {
+        return Err(Error::DuplicateModel(desc.model));
+    }
+    desc.custom = true;
+    custom.push(desc);
+    Ok(())
+}
+
 /// Finds `name` case-insensitively in `items`.
 pub(crate) fn find<'a, T>(items: &'a [T], name: &str, key: impl Fn(&T) -> &str) -> Result<&'a T> {
     if let Some(found) = items.iter().find(|d| key(d).eq_ignore_ascii_case(name)) {
@@ -391,6 +459,11 @@ mod tests {
                 d.model
             );
         }
+    }
+
+    #[test]
+    fn builtin_table_has_fastembeds_8_rerankers() {
+        assert_eq!(BUILTIN_RERANK.len(), 8);
     }
 
     #[test]

@@ -1,0 +1,140 @@
+//! Reranking parity with fastembed 0.9.1 (tests/expected/rerank_cases.json) on seeded
+//! cross-encoders with the real I/O names: with and without token_type_ids, external
+//! data, pair truncation at 64 tokens, and a custom model.
+
+mod common;
+
+use embedkit::{CustomReranker, ModelSource, TextCrossEncoder};
+use serde_json::Value;
+
+use common::*;
+
+fn rerank_cases() -> Value {
+    let p = repo_root().join("tests/expected/rerank_cases.json");
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+fn pairs() -> Vec<(String, String)> {
+    let p = repo_root().join("tests/data/rerank_pairs.json");
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn rerankers_match_fastembed() {
+    let all = rerank_cases();
+    let tol = all["tolerance"].as_f64().unwrap() as f32;
+    let mut failures = Vec::new();
+    for case in all["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let model_name = case["model"].as_str().unwrap();
+        if let Some(custom) = case.get("custom") {
+            let mut c = CustomReranker::new(model_name, ModelSource::hf(model_name));
+            c.model_file = custom["model_file"].as_str().unwrap().into();
+            TextCrossEncoder::add_custom_model(c).unwrap();
+        }
+        let dir = checked_model_dir(case);
+        let want: Vec<f32> = case["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        for batch_size in [64, 3] {
+            let model = TextCrossEncoder::builder(model_name)
+                .specific_model_path(&dir)
+                .threads(2)
+                .batch_size(batch_size)
+                .build()
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let (got, count) = if case["method"] == "rerank_pairs" {
+                let pairs = pairs();
+                (
+                    model.rerank_pairs(&pairs, None).unwrap(),
+                    model.token_count(&pairs).unwrap(),
+                )
+            } else {
+                let query = case["query"].as_str().unwrap();
+                let docs = inputs(case["inputs"].as_str().unwrap());
+                let pairs: Vec<(&str, &str)> = docs.iter().map(|d| (query, d.as_str())).collect();
+                (
+                    model.rerank(query, &docs, None).unwrap(),
+                    model.token_count(&pairs).unwrap(),
+                )
+            };
+            assert_eq!(got.len(), want.len(), "{name}");
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            eprintln!("{name:<26} batch {batch_size:>2}: max |diff| {worst:.2e}");
+            if worst > tol || worst.is_nan() {
+                failures.push(format!("{name} batch {batch_size}: |diff| {worst:e}"));
+            }
+            if count as u64 != case["token_count"].as_u64().unwrap() {
+                failures.push(format!(
+                    "{name}: token_count {count}, oracle {}",
+                    case["token_count"]
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn top_k_sorts_the_oracles_scores() {
+    let all = rerank_cases();
+    let case = &all["cases"][0];
+    let dir = checked_model_dir(case);
+    let model = TextCrossEncoder::builder(case["model"].as_str().unwrap())
+        .specific_model_path(&dir)
+        .build()
+        .unwrap();
+    let docs = inputs("edge");
+    let top = model
+        .rerank_top_k(case["query"].as_str().unwrap(), &docs, 5, None)
+        .unwrap();
+    let mut want: Vec<(usize, f64)> = case["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .enumerate()
+        .collect();
+    want.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let got: Vec<usize> = top.iter().map(|r| r.index).collect();
+    let expect: Vec<usize> = want.iter().take(5).map(|w| w.0).collect();
+    assert_eq!(got, expect);
+}
+
+#[test]
+fn reranker_registry_matches_fastembeds_listing() {
+    let p = repo_root().join("tests/expected/rerank_models.json");
+    let oracle: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    let ours: Vec<_> = TextCrossEncoder::list_supported_models()
+        .into_iter()
+        .filter(|d| !d.custom)
+        .collect();
+    assert_eq!(ours.len(), oracle.len());
+    for (o, d) in oracle.iter().zip(&ours) {
+        assert_eq!(o["model"], d.model.as_str());
+        assert_eq!(o["description"], d.description.as_str());
+        assert_eq!(o["license"], d.license.as_str());
+        assert_eq!(o["size_in_GB"].as_f64().unwrap(), d.size_in_gb);
+        assert_eq!(o["model_file"], d.model_file.as_str());
+        assert_eq!(o["sources"]["hf"].as_str(), d.sources.hf.as_deref());
+        let files: Vec<&str> = o["additional_files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(files, d.additional_files, "{}", d.model);
+    }
+    let dup = TextCrossEncoder::add_custom_model(CustomReranker::new(
+        "xenova/MS-MARCO-MiniLM-L-6-v2",
+        ModelSource::hf("x/y"),
+    ));
+    assert!(dup.is_err());
+}
