@@ -314,6 +314,46 @@ def run_rerank(roots: dict, inputs: dict, args) -> None:
     (args.out / "rerank_models.json").write_text(json.dumps(listing, indent=1, ensure_ascii=False) + "\n")
 
 
+IMAGE_CASES = [
+    dict(name="image-clip", model="Qdrant/clip-ViT-B-32-vision", dir="tiny:vision-clip-512"),
+    dict(name="image-resnet", model="Qdrant/resnet50-onnx", dir="tiny:vision-resnet-2048"),
+    dict(name="image-unicom-b16", model="Qdrant/Unicom-ViT-B-16", dir="tiny:vision-unicom-lanczos-768"),
+    dict(name="image-unicom-b32-padcrop", model="Qdrant/Unicom-ViT-B-32", dir="tiny:vision-unicom-padcrop-512"),
+    dict(name="image-jina-clip", model="jinaai/jina-clip-v1", dir="tiny:vision-jinaclip-768"),
+    dict(name="image-nomic", model="nomic-ai/nomic-embed-vision-v1.5", dir="tiny:vision-nomic-768"),
+    dict(name="image-nomic-q", model="nomic-ai/nomic-embed-vision-v1.5-Q", dir="tiny:vision-nomic-768"),
+    dict(name="image-siglip2", model="google/siglip2-base-patch16-224", dir="tiny:vision-siglip-768"),
+]
+
+
+def run_image(roots: dict, args) -> None:
+    from fastembed import ImageEmbedding
+
+    images = sorted(p.name for p in (args.data / "images").iterdir())
+    entries = []
+    for case in IMAGE_CASES:
+        model_dir = resolve(case["dir"], roots)
+        model = ImageEmbedding(case["model"], specific_model_path=str(model_dir), threads=2)
+        vectors = np.stack(list(model.embed([str(args.data / "images" / n) for n in images], batch_size=4)))
+        vectors = vectors.astype("<f4")
+        data_file = f"{case['name']}.f32"
+        (args.out / data_file).write_bytes(vectors.tobytes())
+        desc = next(d for d in ImageEmbedding._list_supported_models() if d.model == case["model"])
+        entries.append({
+            **case,
+            "images": images,
+            "shape": list(vectors.shape),
+            "data_file": data_file,
+            "model_file": desc.model_file,
+            "model_file_sha256": hashlib.sha256((model_dir / desc.model_file).read_bytes()).hexdigest(),
+        })
+        print(f"{case['name']}: {vectors.shape}")
+    (args.out / "image_cases.json").write_text(json.dumps(
+        {"fastembed": fastembed.__version__, "tolerance": 1e-4, "cases": entries}, indent=1) + "\n")
+    listing = ImageEmbedding.list_supported_models()
+    (args.out / "image_models.json").write_text(json.dumps(listing, indent=1, ensure_ascii=False) + "\n")
+
+
 def resolve(symbolic: str, roots: dict) -> Path:
     kind, name = symbolic.split(":", 1)
     return roots[kind] / name
@@ -326,7 +366,7 @@ def main() -> None:
     ap.add_argument("--tiny", required=True, type=Path)
     ap.add_argument("--data", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--only", choices=["dense", "sparse", "late", "rerank"], help="regenerate one family's files")
+    ap.add_argument("--only", choices=["dense", "sparse", "late", "rerank", "image"], help="regenerate one family's files")
     args = ap.parse_args()
     roots = {"shared": args.shared, "setup": args.setup, "tiny": args.tiny}
     inputs = {
@@ -343,6 +383,9 @@ def main() -> None:
         return
     if args.only == "rerank":
         run_rerank(roots, inputs, args)
+        return
+    if args.only == "image":
+        run_image(roots, args)
         return
     entries = []
     for case in CASES:
@@ -383,6 +426,7 @@ def main() -> None:
         run_sparse(roots, inputs, args)
         run_late(roots, inputs, args)
         run_rerank(roots, inputs, args)
+        run_image(roots, args)
     (args.out / "cases.json").write_text(json.dumps(
         {"fastembed": fastembed.__version__, "tolerance": 1e-5, "cases": entries},
         indent=1, ensure_ascii=False) + "\n")

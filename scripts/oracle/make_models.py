@@ -272,6 +272,81 @@ def write_bm42(out: Path, minilm: Path) -> dict:
     return {str(p.relative_to(d)): sha256(p) for p in sorted(d.rglob("*")) if p.is_file()}
 
 
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+
+def clip_config(shortest=224, crop=224, resample=3):
+    return {"image_processor_type": "CLIPImageProcessor", "do_resize": True, "size": {"shortest_edge": shortest},
+            "resample": resample, "do_center_crop": True, "crop_size": crop, "do_rescale": True,
+            "rescale_factor": 0.00392156862745098, "do_normalize": True, "image_mean": CLIP_MEAN,
+            "image_std": CLIP_STD}
+
+
+# Vision towers: patches by a strided convolution, one attention-free mixing layer, and
+# the output layouts of the real exports; each with the preprocessor config it is used with.
+VISION_VARIANTS = [
+    dict(name="vision-clip-512", input="pixel_values", outputs=["image_embeds"], dim=512, patch=32,
+         model_file="model.onnx", config=clip_config()),
+    dict(name="vision-resnet-2048", input="input", outputs=["output4d"], dim=2048, patch=32, model_file="model.onnx",
+         config={"image_processor_type": "ConvNextFeatureExtractor", "do_resize": True,
+                 "size": {"shortest_edge": 224}, "crop_pct": 0.875, "resample": 3, "do_rescale": True,
+                 "rescale_factor": 0.00392156862745098, "do_normalize": True, "image_mean": IMAGENET_MEAN,
+                 "image_std": IMAGENET_STD}),
+    dict(name="vision-unicom-lanczos-768", input="input", outputs=["image_embeds"], dim=768, patch=16,
+         model_file="model.onnx", config=clip_config(resample=1)),
+    dict(name="vision-unicom-padcrop-512", input="input", outputs=["image_embeds"], dim=512, patch=32,
+         model_file="model.onnx", config=clip_config(shortest=200, crop=224, resample=2)),
+    dict(name="vision-jinaclip-768", input="pixel_values", outputs=["image_embeds"], dim=768, patch=32,
+         model_file="onnx/vision_model.onnx",
+         config={"image_processor_type": "JinaCLIPImageProcessor", "size": 224, "interpolation": "bicubic",
+                 "resize_mode": "shortest", "fill_color": 0, "mean": CLIP_MEAN, "std": CLIP_STD}),
+    dict(name="vision-nomic-768", input="pixel_values", outputs=["last_hidden_state"], dim=768, patch=32,
+         model_file="onnx/model.onnx", also=["onnx/model_quantized.onnx"], config=clip_config()),
+    dict(name="vision-siglip-768", input="pixel_values", outputs=["last_hidden_state", "pooler_output"], dim=768,
+         patch=16, model_file="onnx/vision_model.onnx",
+         config={"image_processor_type": "SiglipImageProcessor", "do_resize": True,
+                 "size": {"height": 224, "width": 224}, "resample": 2, "do_rescale": True,
+                 "rescale_factor": 0.00392156862745098, "do_normalize": True, "image_mean": [0.5, 0.5, 0.5],
+                 "image_std": [0.5, 0.5, 0.5]}),
+]
+
+
+def build_vision(variant: dict, seed: int) -> onnx.ModelProto:
+    g = Graph(seed)
+    dim, p = variant["dim"], variant["patch"]
+    inputs = [helper.make_tensor_value_info(variant["input"], TensorProto.FLOAT, ["batch", 3, "height", "width"])]
+    x = g.op("Conv", [variant["input"], g.weight("patch_w", (HIDDEN, 3, p, p), scale=0.05),
+                      g.weight("patch_b", (HIDDEN,), scale=0.05)], kernel_shape=[p, p], strides=[p, p])
+    x = g.op("Reshape", [x, g.const("to_tokens", np.array([0, HIDDEN, -1], dtype=np.int64))])
+    x = g.op("Transpose", [x], perm=[0, 2, 1])
+    x = g.layer_norm(x, "patch_ln")
+    h = g.op("Relu", [g.op("Add", [g.op("MatMul", [x, g.weight("w1", (HIDDEN, FFN))]), g.weight("b1", (FFN,))])])
+    x = g.layer_norm(g.op("Add", [x, g.op("MatMul", [h, g.weight("w2", (FFN, HIDDEN))])]), "ffn_ln")
+    hidden = g.op("MatMul", [x, g.weight("proj", (HIDDEN, dim))])
+    pooled = g.op("ReduceMean", [hidden], axes=[1], keepdims=0)
+    outputs = []
+    for out in variant["outputs"]:
+        if out == "last_hidden_state":
+            g.named("Identity", [hidden], out)
+            outputs.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, ["batch", "tokens", dim]))
+        elif out in ("image_embeds", "pooler_output"):
+            g.named("Tanh", [g.op("MatMul", [pooled, g.weight(f"w_{out}", (dim, dim), scale=0.1)])], out)
+            outputs.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, ["batch", dim]))
+        elif out == "output4d":
+            g.named("Reshape", [pooled, g.const("to_4d", np.array([0, dim, 1, 1], dtype=np.int64))], "output")
+            outputs.append(helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", dim, 1, 1]))
+        else:
+            raise ValueError(out)
+    graph = helper.make_graph(g.nodes, f"tiny_{variant['name']}", inputs, outputs, g.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="embedkit-tests")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
 def write_minicoil(out: Path, tokenizer_dir: Path, corpus: Path, seed: int) -> dict:
     """A `Qdrant/minicoil-v1` folder: a seeded 512-d token encoder without token_type_ids
     (as jina-embeddings-v2-small-en), stopwords, and a MiniCOIL vocabulary of frequent
@@ -355,6 +430,15 @@ def main() -> None:
     manifest["bm25"] = write_bm25(args.out, args.texts)
     manifest["bm42"] = write_bm42(args.out, args.tokenizer_dir)
     manifest["minicoil"] = write_minicoil(args.out, args.tokenizer_dir, args.corpus, seed=200)
+    for seed, variant in enumerate(VISION_VARIANTS, start=300):
+        d = args.out / variant["name"]
+        shutil.rmtree(d, ignore_errors=True)
+        (d / variant["model_file"]).parent.mkdir(parents=True, exist_ok=True)
+        model = build_vision(variant, seed)
+        for f in [variant["model_file"], *variant.get("also", [])]:
+            onnx.save_model(model, str(d / f))
+        (d / "preprocessor_config.json").write_text(json.dumps(variant["config"], indent=1))
+        manifest[variant["name"]] = {str(p.relative_to(d)): sha256(p) for p in sorted(d.rglob("*")) if p.is_file()}
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
     print(f"wrote {len(manifest)} models to {args.out}")
 

@@ -45,6 +45,7 @@ enum Described {
     Sparse(registry::SparseModelDescription),
     Late(registry::LateInteractionModelDescription),
     Rerank(registry::RerankerModelDescription),
+    Image(registry::ImageModelDescription),
 }
 
 impl Described {
@@ -55,6 +56,7 @@ impl Described {
                 .map(Described::Sparse)
                 .or_else(|_| registry::late_interaction_model(name).map(Described::Late))
                 .or_else(|_| registry::reranker_model(name).map(Described::Rerank))
+                .or_else(|_| registry::image_model(name).map(Described::Image))
                 .map_err(|_| dense_err.into()),
         }
     }
@@ -65,6 +67,7 @@ impl Described {
             Described::Sparse(d) => embedkit::sparse::model_files(d),
             Described::Late(d) => embedkit::late_interaction::model_files(d),
             Described::Rerank(d) => embedkit::rerank::model_files(d),
+            Described::Image(d) => embedkit::image::model_files(d),
         }
     }
 
@@ -74,6 +77,7 @@ impl Described {
             Described::Sparse(d) => &d.model,
             Described::Late(d) => &d.model,
             Described::Rerank(d) => &d.model,
+            Described::Image(d) => &d.model,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod cache;
 mod embed;
+mod embed_image;
 mod input;
 mod late;
 mod models;
@@ -31,6 +32,8 @@ struct Cli {
 enum Command {
     /// Embed documents (one per line, or as arguments) into JSON Lines of vectors.
     Embed(Box<embed::EmbedArgs>),
+    /// Embed image files into JSON Lines of vectors.
+    EmbedImage(Box<embed_image::EmbedImageArgs>),
     /// Sparse vectors (SPLADE, BM25, BM42, MiniCOIL) of documents, as JSON Lines of indices
     /// and values.
     Sparse(Box<sparse::SparseArgs>),
@@ -53,7 +56,8 @@ enum Command {
 pub struct ModelArgs {
     /// Model name from the registry (`embedkit models`); default BAAI/bge-small-en-v1.5
     /// for `embed` (as fastembed), prithivida/Splade_PP_en_v1 for `sparse`,
-    /// colbert-ir/colbertv2.0 for `late`, Xenova/ms-marco-MiniLM-L-6-v2 for `rerank`.
+    /// colbert-ir/colbertv2.0 for `late`, Xenova/ms-marco-MiniLM-L-6-v2 for `rerank`,
+    /// Qdrant/clip-ViT-B-32-vision for `embed-image`.
     #[arg(long, short)]
     pub model: Option<String>,
     /// Load the model files from this folder; the description comes from --model.
@@ -128,6 +132,7 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Embed(args) => embed::run(*args),
+        Command::EmbedImage(args) => embed_image::run(*args),
         Command::Sparse(args) => sparse::run(*args),
         Command::Late(args) => late::run(*args),
         Command::Rerank(args) => rerank::run(*args),

@@ -4,13 +4,14 @@ use std::io::Write;
 
 use clap::Args;
 use embedkit::{
-    LateInteractionTextEmbedding, SparseTextEmbedding, TextCrossEncoder, TextEmbedding,
+    ImageEmbedding, LateInteractionTextEmbedding, SparseTextEmbedding, TextCrossEncoder,
+    TextEmbedding,
 };
 
 #[derive(Args, Debug)]
 pub struct ModelsArgs {
     /// Print the full descriptions as JSON: {"dense": [...], "sparse": [...],
-    /// "late_interaction": [...], "rerank": [...]}.
+    /// "late_interaction": [...], "rerank": [...], "image": [...]}.
     #[arg(long)]
     pub json: bool,
 }
@@ -20,11 +21,12 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
     let sparse = SparseTextEmbedding::list_supported_models();
     let late = LateInteractionTextEmbedding::list_supported_models();
     let rerank = TextCrossEncoder::list_supported_models();
+    let image = ImageEmbedding::list_supported_models();
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(
             &mut out,
-            &serde_json::json!({ "dense": dense, "sparse": sparse, "late_interaction": late, "rerank": rerank }),
+            &serde_json::json!({ "dense": dense, "sparse": sparse, "late_interaction": late, "rerank": rerank, "image": image }),
         )?;
         writeln!(out)?;
         return Ok(());
@@ -35,6 +37,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
         .chain(sparse.iter().map(|m| m.model.len()))
         .chain(late.iter().map(|m| m.model.len()))
         .chain(rerank.iter().map(|m| m.model.len()))
+        .chain(image.iter().map(|m| m.model.len()))
         .max()
         .unwrap_or(5);
     writeln!(
@@ -96,6 +99,19 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
             out,
             "{:<width$}  {:>7.3}  {}",
             m.model, m.size_in_gb, m.license
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:<width$}  {:>5}  {:>7}  LICENSE",
+        "IMAGE MODEL", "DIM", "SIZE GB"
+    )?;
+    for m in &image {
+        writeln!(
+            out,
+            "{:<width$}  {:>5}  {:>7.3}  {}",
+            m.model, m.dim, m.size_in_gb, m.license
         )?;
     }
     Ok(())

@@ -233,13 +233,14 @@ fn models_lists_the_registry() {
     assert_eq!(v["sparse"].as_array().unwrap().len(), 6);
     assert_eq!(v["late_interaction"].as_array().unwrap().len(), 5);
     assert_eq!(v["rerank"].as_array().unwrap().len(), 8);
+    assert_eq!(v["image"].as_array().unwrap().len(), 8);
     let table = embedkit(&["models"], b"");
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(text.contains("BAAI/bge-small-en-v1.5"));
     assert!(text.contains("prithivida/Splade_PP_en_v1"));
     assert!(text.contains("colbert-ir/colbertv2.0"));
-    // four headers, 41 + 6 + 5 + 8 models, a blank line between sections
-    assert_eq!(text.lines().count(), 4 + 41 + 6 + 5 + 8 + 3);
+    // five headers, 41 + 6 + 5 + 8 + 8 models, a blank line between sections
+    assert_eq!(text.lines().count(), 5 + 41 + 6 + 5 + 8 + 8 + 4);
 }
 
 #[test]
@@ -583,4 +584,79 @@ fn rerank_cli_scores_like_the_oracle_and_sorts_top_k() {
     order.sort_by(|&a, &b| want[b].total_cmp(&want[a]));
     let expect: Vec<u64> = order.iter().take(3).map(|&i| i as u64).collect();
     assert_eq!(got, expect);
+}
+
+#[test]
+fn embed_image_cli_matches_the_oracle_and_names_bad_files() {
+    let dir = repo_root().join("target/test-models/vision-clip-512");
+    assert!(
+        dir.is_dir(),
+        "{} is missing: run `make test-models`",
+        dir.display()
+    );
+    let all: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("tests/expected/image_cases.json")).unwrap(),
+    )
+    .unwrap();
+    let case = &all["cases"][0];
+    assert_eq!(case["name"], "image-clip");
+    let images: Vec<String> = case["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            repo_root()
+                .join("tests/data/images")
+                .join(n.as_str().unwrap())
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let mut args = vec![
+        "embed-image",
+        "--model",
+        "Qdrant/clip-ViT-B-32-vision",
+        "--model-path",
+        dir.to_str().unwrap(),
+    ];
+    args.extend(images.iter().map(String::as_str));
+    let out = embedkit(&args, b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = vectors(&out.stdout);
+    let want = read_le::<4, f32>(case["data_file"].as_str().unwrap(), f32::from_le_bytes);
+    assert_eq!(got.len(), images.len());
+    let d = got
+        .iter()
+        .flatten()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(d <= 1e-4, "|diff| {d:e}");
+
+    let tmp = tmpdir("bad-image");
+    let bad = tmp.join("broken.jpg");
+    std::fs::write(&bad, b"\xff\xd8\xff\xe0 not a jpeg").unwrap();
+    let output = tmp.join("out.jsonl");
+    let out = embedkit(
+        &[
+            "embed-image",
+            "--model",
+            "Qdrant/clip-ViT-B-32-vision",
+            "--model-path",
+            dir.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            &images[0],
+            bad.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("broken.jpg"), "{stderr}");
+    assert!(!output.exists(), "a failed run left {}", output.display());
 }

@@ -65,6 +65,10 @@ pub enum Error {
     #[error("input line {line}: {reason}")]
     Input { line: usize, reason: String },
 
+    /// An image could not be read or decoded; `source` names the file.
+    #[error("cannot decode image {image}: {reason}")]
+    Image { image: String, reason: String },
+
     /// The operation is known but not implemented for this model family yet.
     #[error("{0}")]
     Unsupported(String),

@@ -9,6 +9,7 @@
 pub mod batching;
 pub mod error;
 pub mod hub;
+pub mod image;
 pub mod late_interaction;
 pub mod options;
 pub mod postprocess;
@@ -20,13 +21,14 @@ pub mod text;
 pub mod tokenize;
 
 pub use error::{Error, Result};
+pub use image::{ImageEmbedding, ImageEmbeddingBuilder, ImageInput};
 pub use late_interaction::{
     max_sim, LateInteractionTextEmbedding, LateInteractionTextEmbeddingBuilder, MultiVector,
 };
 pub use postprocess::{Muvera, MuveraOptions};
 pub use registry::{
-    DenseModelDescription, LateInteractionModelDescription, ModelSource, Pooling,
-    RerankerModelDescription, SparseModelDescription,
+    DenseModelDescription, ImageModelDescription, LateInteractionModelDescription, ModelSource,
+    Pooling, RerankerModelDescription, SparseModelDescription,
 };
 pub use rerank::{CustomReranker, RankedDocument, TextCrossEncoder, TextCrossEncoderBuilder};
 pub use runtime::{Device, Provider};

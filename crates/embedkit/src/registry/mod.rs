@@ -392,6 +392,58 @@ pub fn add_reranker_model(mut desc: RerankerModelDescription) -> Result<()> {
     Ok(())
 }
 
+/// How an image model's graph output becomes the embedding (before L2 normalization).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImagePooling {
+    /// Each image's output flattened (`[batch, dim]` or any shape per image).
+    Flatten,
+    /// The first token of `[batch, tokens, dim]` (nomic vision).
+    Cls,
+}
+
+/// Which graph output an image model reads and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageOutput {
+    /// The output's name; the graph's first output when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub pooling: ImagePooling,
+}
+
+/// One image embedding model, as fastembed's `DenseModelDescription`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageModelDescription {
+    pub model: String,
+    pub dim: usize,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub license: String,
+    #[serde(rename = "size_in_GB", default)]
+    pub size_in_gb: f64,
+    pub sources: ModelSource,
+    pub model_file: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional_files: Vec<String>,
+    pub output: ImageOutput,
+}
+
+static BUILTIN_IMAGE: LazyLock<Vec<ImageModelDescription>> = LazyLock::new(|| {
+    // Compiled in and checked by a unit test, so a parse failure is a build bug.
+    serde_json::from_str(include_str!("image.json")).expect("registry/image.json is valid")
+});
+
+/// Every image embedding model, in fastembed's order.
+pub fn image_models() -> Vec<ImageModelDescription> {
+    BUILTIN_IMAGE.clone()
+}
+
+/// The description of image model `name` (case-insensitive).
+pub fn image_model(name: &str) -> Result<ImageModelDescription> {
+    find(&BUILTIN_IMAGE, name, |d| &d.model).cloned()
+}
+
 /// Finds `name` case-insensitively in `items`.
 pub(crate) fn find<'a, T>(items: &'a [T], name: &str, key: impl Fn(&T) -> &str) -> Result<&'a T> {
     if let Some(found) = items.iter().find(|d| key(d).eq_ignore_ascii_case(name)) {
@@ -459,6 +511,11 @@ mod tests {
                 d.model
             );
         }
+    }
+
+    #[test]
+    fn builtin_table_has_fastembeds_8_image_models() {
+        assert_eq!(BUILTIN_IMAGE.len(), 8);
     }
 
     #[test]

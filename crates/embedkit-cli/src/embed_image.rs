@@ -1,0 +1,43 @@
+//! `embedkit embed-image FILES...`: one `{"embedding": [...]}` line per image file, in
+//! the order given.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use embedkit::ImageEmbedding;
+
+use crate::{output, ModelArgs};
+
+#[derive(Args, Debug)]
+pub struct EmbedImageArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Write JSON Lines to FILE (default: stdout); the file appears only when complete.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Image files (PNG, JPEG, WebP, GIF).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+pub fn run(args: EmbedImageArgs) -> anyhow::Result<()> {
+    let name = args
+        .model
+        .model
+        .as_deref()
+        .unwrap_or("Qdrant/clip-ViT-B-32-vision");
+    let mut load = args.model.load_options()?;
+    if load.batch_size == embedkit::options::DEFAULT_BATCH_SIZE {
+        // The text default (256 texts) is far too many decoded images at once.
+        load.batch_size = embedkit::image::DEFAULT_IMAGE_BATCH_SIZE;
+    }
+    let model = ImageEmbedding::builder(name)
+        .load_options(load)
+        .build()
+        .with_context(|| format!("loading model {name}"))?;
+    let vectors = model.embed_iter(args.files, None);
+    output::write_jsonl(args.output.as_deref(), false, vectors, |v| {
+        serde_json::to_string(&serde_json::json!({ "embedding": v }))
+    })
+}

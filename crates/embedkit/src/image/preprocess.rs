@@ -1,0 +1,355 @@
+//! The preprocessing a model's `preprocessor_config.json` asks for, step for step as
+//! fastembed builds it from the same file: resize (shortest edge, exact size, or
+//! ConvNeXt's crop-percentage rule), pad to square (JinaCLIP), center crop, rescale,
+//! normalize. Pixels stay 8-bit through the geometric steps, as in Pillow.
+
+use std::path::Path;
+
+use image::RgbImage;
+use ndarray::Array3;
+use serde_json::Value;
+
+use super::resample::{resize, Filter};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Size {
+    /// The shorter edge becomes this, the longer keeps the aspect ratio.
+    Shortest(u32),
+    /// Exactly (height, width).
+    Exact(u32, u32),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Resize(Size, Filter),
+    PadToSquare { size: u32, fill: [u8; 3] },
+    CenterCrop { height: u32, width: u32 },
+}
+
+/// A model's image preprocessing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preprocessor {
+    steps: Vec<Step>,
+    rescale: Option<f64>,
+    normalize: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+fn invalid(path: &Path, reason: impl Into<String>) -> Error {
+    Error::InvalidModel {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+fn as_u32(v: &Value) -> Option<u32> {
+    v.as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|&n| n > 0)
+}
+
+/// A mean or std: one number for every channel, or one per channel.
+fn channels(v: &Value) -> Option<Vec<f32>> {
+    match v {
+        Value::Number(n) => n.as_f64().map(|x| vec![x as f32; 3]),
+        Value::Array(items) => {
+            let xs: Option<Vec<f32>> = items.iter().map(|x| x.as_f64().map(|x| x as f32)).collect();
+            xs.filter(|xs| xs.len() == 3)
+        }
+        _ => None,
+    }
+}
+
+fn filter_of(config: &Value, path: &Path) -> Result<Filter> {
+    match config.get("resample") {
+        None | Some(Value::Null) => Ok(Filter::Bicubic),
+        Some(v) => {
+            let code = v
+                .as_i64()
+                .ok_or_else(|| invalid(path, "resample must be Pillow's filter number"))?;
+            Filter::from_code(code)
+        }
+    }
+}
+
+impl Preprocessor {
+    /// From `<dir>/preprocessor_config.json`.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let path = dir.join("preprocessor_config.json");
+        if !path.is_file() {
+            return Err(Error::MissingFile {
+                file: "preprocessor_config.json".into(),
+                dir: dir.to_path_buf(),
+            });
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let config: Value = serde_json::from_str(&text)
+            .map_err(|e| invalid(&path, format!("not valid JSON: {e}")))?;
+        Self::from_config(&config, &path)
+    }
+
+    pub fn from_config(config: &Value, path: &Path) -> Result<Self> {
+        let mode = config
+            .get("image_processor_type")
+            .and_then(Value::as_str)
+            .unwrap_or("CLIPImageProcessor");
+        let flag =
+            |key: &str, default: bool| config.get(key).and_then(Value::as_bool).unwrap_or(default);
+        let mut steps = Vec::new();
+        match mode {
+            "CLIPImageProcessor" | "SiglipImageProcessor" => {
+                if flag("do_resize", false) {
+                    let size = &config["size"];
+                    let size = if let Some(n) = size.get("shortest_edge").and_then(as_u32) {
+                        Size::Shortest(n)
+                    } else if let (Some(h), Some(w)) = (
+                        size.get("height").and_then(as_u32),
+                        size.get("width").and_then(as_u32),
+                    ) {
+                        Size::Exact(h, w)
+                    } else {
+                        return Err(invalid(
+                            path,
+                            "size must contain either 'shortest_edge' or 'height' and 'width'",
+                        ));
+                    };
+                    steps.push(Step::Resize(size, filter_of(config, path)?));
+                }
+                if flag("do_center_crop", false) {
+                    let crop = &config["crop_size"];
+                    let (height, width) = if let Some(n) = as_u32(crop) {
+                        (n, n)
+                    } else if let (Some(h), Some(w)) = (
+                        crop.get("height").and_then(as_u32),
+                        crop.get("width").and_then(as_u32),
+                    ) {
+                        (h, w)
+                    } else {
+                        return Err(invalid(path, format!("invalid crop size: {crop}")));
+                    };
+                    steps.push(Step::CenterCrop { height, width });
+                }
+            }
+            "ConvNextFeatureExtractor" => {
+                if flag("do_resize", true) {
+                    let edge = config
+                        .get("size")
+                        .and_then(|s| s.get("shortest_edge"))
+                        .and_then(as_u32)
+                        .ok_or_else(|| invalid(path, "size must contain 'shortest_edge'"))?;
+                    let crop_pct = config
+                        .get("crop_pct")
+                        .and_then(Value::as_f64)
+                        .unwrap_or(0.875);
+                    let filter = filter_of(config, path)?;
+                    if edge < 384 {
+                        let resized = (f64::from(edge) / crop_pct) as u32;
+                        if resized == 0 {
+                            return Err(invalid(path, "crop_pct gives an empty resize"));
+                        }
+                        steps.push(Step::Resize(Size::Shortest(resized), filter));
+                        steps.push(Step::CenterCrop {
+                            height: edge,
+                            width: edge,
+                        });
+                    } else {
+                        steps.push(Step::Resize(Size::Exact(edge, edge), filter));
+                    }
+                }
+            }
+            "JinaCLIPImageProcessor" => {
+                let filter = match config.get("interpolation") {
+                    Some(Value::String(s)) => Filter::from_name(s)?,
+                    Some(Value::Number(n)) => Filter::from_code(n.as_i64().unwrap_or(-1))?,
+                    _ => Filter::Bicubic,
+                };
+                if let Some(size) = config.get("size") {
+                    let size = as_u32(size)
+                        .ok_or_else(|| invalid(path, "size must be a positive integer"))?;
+                    let mode = config
+                        .get("resize_mode")
+                        .and_then(Value::as_str)
+                        .unwrap_or("shortest");
+                    if mode == "shortest" {
+                        steps.push(Step::Resize(Size::Shortest(size), filter));
+                    }
+                    let fill = match config.get("fill_color") {
+                        None | Some(Value::Null) => [0, 0, 0],
+                        // Pillow reads an integer colour as packed 0xBBGGRR.
+                        Some(Value::Number(n)) => {
+                            let v = n.as_u64().unwrap_or(0);
+                            [v as u8, (v >> 8) as u8, (v >> 16) as u8]
+                        }
+                        Some(Value::Array(c)) if c.len() >= 3 => {
+                            let ch = |i: usize| c[i].as_u64().unwrap_or(0).min(255) as u8;
+                            [ch(0), ch(1), ch(2)]
+                        }
+                        Some(other) => {
+                            return Err(invalid(path, format!("invalid fill_color {other}")))
+                        }
+                    };
+                    steps.push(Step::PadToSquare { size, fill });
+                }
+            }
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "image preprocessor {other:?} (in {})",
+                    path.display()
+                )))
+            }
+        }
+        let rescale = if flag("do_rescale", true) {
+            Some(
+                config
+                    .get("rescale_factor")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(1.0 / 255.0),
+            )
+        } else {
+            None
+        };
+        let normalize = if flag("do_normalize", false) {
+            let mean = config.get("image_mean").and_then(channels);
+            let std = config.get("image_std").and_then(channels);
+            match (mean, std) {
+                (Some(m), Some(s)) => Some((m, s)),
+                _ => {
+                    return Err(invalid(
+                        path,
+                        "image_mean and image_std must give 3 channels",
+                    ))
+                }
+            }
+        } else if let (Some(m), Some(s)) = (
+            config.get("mean").and_then(channels),
+            config.get("std").and_then(channels),
+        ) {
+            Some((m, s))
+        } else {
+            None
+        };
+        Ok(Preprocessor {
+            steps,
+            rescale,
+            normalize,
+        })
+    }
+
+    /// The model input of one image, `[3, height, width]`.
+    pub fn apply(&self, image: RgbImage) -> Result<Array3<f32>> {
+        let mut image = image;
+        let mut array: Option<(Array3<f32>, bool)> = None;
+        for step in &self.steps {
+            match step {
+                Step::Resize(size, filter) => {
+                    let (w, h) = (image.width(), image.height());
+                    let (nw, nh) = match *size {
+                        Size::Exact(h, w) => (w, h),
+                        Size::Shortest(s) => {
+                            let (short, long) = if w <= h { (w, h) } else { (h, w) };
+                            let new_long =
+                                (f64::from(s) * f64::from(long) / f64::from(short)) as u32;
+                            if w <= h {
+                                (s, new_long)
+                            } else {
+                                (new_long, s)
+                            }
+                        }
+                    };
+                    image = resize(&image, nw, nh, *filter)?;
+                }
+                Step::PadToSquare { size, fill } => image = pad_to_square(&image, *size, *fill),
+                Step::CenterCrop { height, width } => {
+                    array = Some(center_crop(&image, *height, *width));
+                }
+            }
+        }
+        // `padded`: the crop went past the edges, which makes numpy switch to float32.
+        let (mut x, padded) = array.unwrap_or_else(|| (to_chw(&image), false));
+        if let Some(scale) = self.rescale {
+            if padded {
+                let s = scale as f32;
+                x.mapv_inplace(|v| v * s);
+            } else {
+                x.mapv_inplace(|v| (f64::from(v) * scale) as f32);
+            }
+        }
+        if let Some((mean, std)) = &self.normalize {
+            for (c, mut plane) in x.outer_iter_mut().enumerate() {
+                let (m, s) = (mean[c], std[c]);
+                plane.mapv_inplace(|v| (v - m) / s);
+            }
+        }
+        Ok(x)
+    }
+}
+
+fn to_chw(image: &RgbImage) -> Array3<f32> {
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let raw = image.as_raw();
+    Array3::from_shape_fn((3, h, w), |(c, y, x)| f32::from(raw[(y * w + x) * 3 + c]))
+}
+
+/// fastembed's `center_crop`: the centered window, zero-padded where the image is
+/// smaller (the padding offset rounded up, the crop offset down).
+fn center_crop(image: &RgbImage, height: u32, width: u32) -> (Array3<f32>, bool) {
+    let (ow, oh) = (i64::from(image.width()), i64::from(image.height()));
+    let (ch, cw) = (i64::from(height), i64::from(width));
+    let mut top = (oh - ch).div_euclid(2);
+    let mut left = (ow - cw).div_euclid(2);
+    let full = to_chw(image);
+    let u = |v: i64| v as usize;
+    if top >= 0 && left >= 0 && top + ch <= oh && left + cw <= ow {
+        let crop = full
+            .slice(ndarray::s![.., u(top)..u(top + ch), u(left)..u(left + cw)])
+            .to_owned();
+        return (crop, false);
+    }
+    let nh = ch.max(oh);
+    let nw = cw.max(ow);
+    let top_pad = (nh - oh + 1) / 2;
+    let left_pad = (nw - ow + 1) / 2;
+    let mut canvas = Array3::<f32>::zeros((3, nh as usize, nw as usize));
+    canvas
+        .slice_mut(ndarray::s![
+            ..,
+            u(top_pad)..u(top_pad + oh),
+            u(left_pad)..u(left_pad + ow)
+        ])
+        .assign(&full);
+    top += top_pad;
+    left += left_pad;
+    let (y0, y1) = (top.max(0), (top + ch).min(nh));
+    let (x0, x1) = (left.max(0), (left + cw).min(nw));
+    (
+        canvas
+            .slice(ndarray::s![.., u(y0)..u(y1), u(x0)..u(x1)])
+            .to_owned(),
+        true,
+    )
+}
+
+/// JinaCLIP's square canvas: edges longer than `size` are cropped around the center
+/// (offsets rounded half to even, as torchvision), the image pasted at the top left of
+/// a `size`×`size` canvas of `fill`.
+fn pad_to_square(image: &RgbImage, size: u32, fill: [u8; 3]) -> RgbImage {
+    let (w, h) = (image.width(), image.height());
+    let left = if w > size {
+        ((f64::from(w - size)) / 2.0).round_ties_even() as u32
+    } else {
+        0
+    };
+    let top = if h > size {
+        ((f64::from(h - size)) / 2.0).round_ties_even() as u32
+    } else {
+        0
+    };
+    let mut canvas = RgbImage::from_pixel(size, size, image::Rgb(fill));
+    let (cw, ch) = (w.min(size), h.min(size));
+    for y in 0..ch {
+        for x in 0..cw {
+            canvas.put_pixel(x, y, *image.get_pixel(left + x, top + y));
+        }
+    }
+    canvas
+}
