@@ -354,6 +354,68 @@ def run_image(roots: dict, args) -> None:
     (args.out / "image_models.json").write_text(json.dumps(listing, indent=1, ensure_ascii=False) + "\n")
 
 
+MULTIMODAL_CASES = [
+    dict(name="colpali-text-b256", model="Qdrant/colpali-v1.3-fp16", dir="tiny:colpali", method="embed_text",
+         batch_size=256),
+    dict(name="colpali-text-b3", model="Qdrant/colpali-v1.3-fp16", dir="tiny:colpali", method="embed_text",
+         batch_size=3),
+    dict(name="colpali-image", model="Qdrant/colpali-v1.3-fp16", dir="tiny:colpali", method="embed_image",
+         batch_size=4),
+    dict(name="colmodernvbert-text-b256", model="Qdrant/colmodernvbert", dir="tiny:colmodernvbert",
+         method="embed_text", batch_size=256),
+    dict(name="colmodernvbert-text-b3", model="Qdrant/colmodernvbert", dir="tiny:colmodernvbert",
+         method="embed_text", batch_size=3),
+    dict(name="colmodernvbert-image-b2", model="Qdrant/colmodernvbert", dir="tiny:colmodernvbert",
+         method="embed_image", batch_size=2),
+    dict(name="colmodernvbert-image-b1", model="Qdrant/colmodernvbert", dir="tiny:colmodernvbert",
+         method="embed_image", batch_size=1),
+]
+
+
+def run_multimodal(roots: dict, inputs: dict, args) -> None:
+    from fastembed import LateInteractionMultimodalEmbedding
+
+    all_images = sorted(p.name for p in (args.data / "images").iterdir())
+    # Short texts (the two long edge inputs would pad every query to 512 rows) and, for
+    # ColPali (1030 rows per image), two images: keeps the expected files small.
+    texts = [t for t in inputs["edge"] if len(t.split()) < 100]
+    entries = []
+    for case in MULTIMODAL_CASES:
+        images = ["gray16.png", "photo.jpg"] if "colpali" in case["name"] else all_images
+        model_dir = resolve(case["dir"], roots)
+        model = LateInteractionMultimodalEmbedding(case["model"], specific_model_path=str(model_dir), threads=2)
+        if case["method"] == "embed_text":
+            items = texts
+            mats = list(model.embed_text(items, batch_size=case["batch_size"]))
+            counts = {"plain": model.token_count(items), "extended": model.token_count(items, include_extension=True)}
+        else:
+            items = images
+            mats = list(model.embed_image([str(args.data / "images" / n) for n in images],
+                                          batch_size=case["batch_size"]))
+            counts = {}
+        mats = [np.asarray(m, dtype="<f4") for m in mats]
+        data_file = f"{case['name']}.f32"
+        (args.out / data_file).write_bytes(b"".join(m.tobytes() for m in mats))
+        desc = next(d for d in LateInteractionMultimodalEmbedding._list_supported_models()
+                    if d.model == case["model"])
+        entries.append({
+            **case,
+            "inputs": "edge_short" if case["method"] == "embed_text" else "images",
+            "images": images if case["method"] == "embed_image" else None,
+            "rows": [int(m.shape[0]) for m in mats],
+            "dim": int(mats[0].shape[1]),
+            "data_file": data_file,
+            "token_counts": counts,
+            "model_file": desc.model_file,
+            "model_file_sha256": hashlib.sha256((model_dir / desc.model_file).read_bytes()).hexdigest(),
+        })
+        print(f"{case['name']}: {sum(m.shape[0] for m in mats)} vectors")
+    (args.out / "multimodal_cases.json").write_text(json.dumps(
+        {"fastembed": fastembed.__version__, "tolerance": 1e-5, "cases": entries}, indent=1) + "\n")
+    listing = LateInteractionMultimodalEmbedding.list_supported_models()
+    (args.out / "multimodal_models.json").write_text(json.dumps(listing, indent=1, ensure_ascii=False) + "\n")
+
+
 def resolve(symbolic: str, roots: dict) -> Path:
     kind, name = symbolic.split(":", 1)
     return roots[kind] / name
@@ -366,7 +428,7 @@ def main() -> None:
     ap.add_argument("--tiny", required=True, type=Path)
     ap.add_argument("--data", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--only", choices=["dense", "sparse", "late", "rerank", "image"], help="regenerate one family's files")
+    ap.add_argument("--only", choices=["dense", "sparse", "late", "rerank", "image", "multimodal"], help="regenerate one family's files")
     args = ap.parse_args()
     roots = {"shared": args.shared, "setup": args.setup, "tiny": args.tiny}
     inputs = {
@@ -386,6 +448,9 @@ def main() -> None:
         return
     if args.only == "image":
         run_image(roots, args)
+        return
+    if args.only == "multimodal":
+        run_multimodal(roots, inputs, args)
         return
     entries = []
     for case in CASES:
@@ -427,6 +492,7 @@ def main() -> None:
         run_late(roots, inputs, args)
         run_rerank(roots, inputs, args)
         run_image(roots, args)
+        run_multimodal(roots, inputs, args)
     (args.out / "cases.json").write_text(json.dumps(
         {"fastembed": fastembed.__version__, "tolerance": 1e-5, "cases": entries},
         indent=1, ensure_ascii=False) + "\n")

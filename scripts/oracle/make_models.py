@@ -347,6 +347,80 @@ def build_vision(variant: dict, seed: int) -> onnx.ModelProto:
     return model
 
 
+def build_multimodal(variant: dict, seed: int) -> onnx.ModelProto:
+    """Token embeddings plus a feature of the image(s) (mean colour per channel), mixed,
+    normalized and projected: outputs depend on the ids, the attention mask and the
+    pixels, as the real graphs' do. `pixel_rank` 4: [batch, 3, H, W] (ColPali); 5:
+    [batch, tiles, 3, H, W] (Idefics3), broadcast over a batch of texts."""
+    g = Graph(seed)
+    dim, vocab, rank = variant["dim"], variant["vocab"], variant["pixel_rank"]
+    pix_shape = ["pbatch", 3, "height", "width"] if rank == 4 else ["pbatch", "tiles", 3, "height", "width"]
+    inputs = [
+        helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+        helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"]),
+        helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, pix_shape),
+    ]
+    x = g.op("Gather", [g.weight("word_embeddings", (vocab, HIDDEN)), "input_ids"])
+    axes = [2, 3] if rank == 4 else [1, 3, 4]
+    colour = g.op("ReduceMean", ["pixel_values"], axes=axes, keepdims=0)  # [pbatch, 3]
+    image = g.op("MatMul", [colour, g.weight("w_image", (3, HIDDEN), scale=1.0)])
+    image = g.op("Unsqueeze", [image, g.const("axis1", np.array([1], dtype=np.int64))])
+    x = g.op("Add", [x, image])
+    m = g.op("Unsqueeze", [g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT),
+                           g.const("axis2", np.array([2], dtype=np.int64))])
+    x = g.op("Mul", [x, g.op("Add", [m, g.const("half", np.array(0.5, dtype=np.float32))])])
+    x = g.layer_norm(x, "mix_ln")
+    g.named("MatMul", [x, g.weight("proj", (HIDDEN, dim))], "last_hidden_state")
+    outputs = [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "seq", dim])]
+    graph = helper.make_graph(g.nodes, f"tiny_{variant['name']}", inputs, outputs, g.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="embedkit-tests")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+IDEFICS_TOKENS = ["<end_of_utterance>", "<fake_token_around_image>", "<image>", "<global-img>",
+                  "<|begin_of_text|>"] + [f"<row_{r}_col_{c}>" for r in range(1, 5) for c in range(1, 5)]
+
+
+def write_multimodal(out: Path, tokenizer_dir: Path) -> dict:
+    manifest = {}
+    # ColPali: a 257153-token vocabulary (its image token is 257152), SigLIP 448 preprocessing
+    d = out / "colpali"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    copy_tokenizer(tokenizer_dir, d, {})
+    model = build_multimodal(dict(name="colpali", dim=128, vocab=257153, pixel_rank=4), seed=400)
+    onnx.save_model(model, str(d / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="model.onnx_data", size_threshold=1024)
+    (d / "preprocessor_config.json").write_text(json.dumps({
+        "image_processor_type": "SiglipImageProcessor", "do_resize": True, "size": {"height": 448, "width": 448},
+        "resample": 3, "do_rescale": True, "rescale_factor": 0.00392156862745098, "do_normalize": True,
+        "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}, indent=1))
+    manifest["colpali"] = {str(p.relative_to(d)): sha256(p) for p in sorted(d.rglob("*")) if p.is_file()}
+    # ColModernVBert: Idefics3 tokens registered as special tokens, small tiles
+    d = out / "colmodernvbert"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    copy_tokenizer(tokenizer_dir, d, {})
+    tokens = json.loads((d / "special_tokens_map.json").read_text())
+    tokens["additional_special_tokens"] = IDEFICS_TOKENS
+    (d / "special_tokens_map.json").write_text(json.dumps(tokens, indent=1))
+    config = json.loads((d / "config.json").read_text())
+    config["vision_config"] = {"image_size": 64}
+    (d / "config.json").write_text(json.dumps(config, indent=1))
+    (d / "processor_config.json").write_text(json.dumps({"image_seq_len": 4}))
+    (d / "preprocessor_config.json").write_text(json.dumps({
+        "image_processor_type": "Idefics3ImageProcessor", "do_resize": True, "size": {"longest_edge": 160},
+        "max_image_size": {"longest_edge": 64}, "do_image_splitting": True, "resample": 1, "do_rescale": True,
+        "rescale_factor": 0.00392156862745098, "do_normalize": True, "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5]}, indent=1))
+    model = build_multimodal(dict(name="colmodernvbert", dim=128, vocab=VOCAB + 64, pixel_rank=5), seed=401)
+    onnx.save_model(model, str(d / "model_v2.onnx"))
+    manifest["colmodernvbert"] = {str(p.relative_to(d)): sha256(p) for p in sorted(d.rglob("*")) if p.is_file()}
+    return manifest
+
+
 def write_minicoil(out: Path, tokenizer_dir: Path, corpus: Path, seed: int) -> dict:
     """A `Qdrant/minicoil-v1` folder: a seeded 512-d token encoder without token_type_ids
     (as jina-embeddings-v2-small-en), stopwords, and a MiniCOIL vocabulary of frequent
@@ -430,6 +504,7 @@ def main() -> None:
     manifest["bm25"] = write_bm25(args.out, args.texts)
     manifest["bm42"] = write_bm42(args.out, args.tokenizer_dir)
     manifest["minicoil"] = write_minicoil(args.out, args.tokenizer_dir, args.corpus, seed=200)
+    manifest.update(write_multimodal(args.out, args.tokenizer_dir))
     for seed, variant in enumerate(VISION_VARIANTS, start=300):
         d = args.out / variant["name"]
         shutil.rmtree(d, ignore_errors=True)

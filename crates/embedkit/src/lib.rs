@@ -11,6 +11,7 @@ pub mod error;
 pub mod hub;
 pub mod image;
 pub mod late_interaction;
+pub mod late_interaction_multimodal;
 pub mod options;
 pub mod postprocess;
 pub mod registry;
@@ -24,6 +25,9 @@ pub use error::{Error, Result};
 pub use image::{ImageEmbedding, ImageEmbeddingBuilder, ImageInput};
 pub use late_interaction::{
     max_sim, LateInteractionTextEmbedding, LateInteractionTextEmbeddingBuilder, MultiVector,
+};
+pub use late_interaction_multimodal::{
+    LateInteractionMultimodalEmbedding, LateInteractionMultimodalEmbeddingBuilder,
 };
 pub use postprocess::{Muvera, MuveraOptions};
 pub use registry::{

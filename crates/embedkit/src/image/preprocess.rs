@@ -23,14 +23,35 @@ enum Size {
 #[derive(Debug, Clone, PartialEq)]
 enum Step {
     Resize(Size, Filter),
-    PadToSquare { size: u32, fill: [u8; 3] },
-    CenterCrop { height: u32, width: u32 },
+    /// The longer edge becomes this, both edges rounded up to even (Idefics3).
+    ResizeLongestEdge(u32, Filter),
+    PadToSquare {
+        size: u32,
+        fill: [u8; 3],
+    },
+    CenterCrop {
+        height: u32,
+        width: u32,
+    },
 }
+
+/// Idefics3's tiling: images larger than `max_size` are resized up to multiples of it
+/// and cut into tiles plus a global view; others are resized to a square (or kept).
+#[derive(Debug, Clone, PartialEq)]
+struct Tiling {
+    max_size: u32,
+    filter: Filter,
+    split: bool,
+}
+
+/// An image's tiles and their grid `(rows, cols)`.
+pub type Tiles = (Vec<Array3<f32>>, (usize, usize));
 
 /// A model's image preprocessing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Preprocessor {
     steps: Vec<Step>,
+    tiling: Option<Tiling>,
     rescale: Option<f64>,
     normalize: Option<(Vec<f32>, Vec<f32>)>,
 }
@@ -96,6 +117,7 @@ impl Preprocessor {
         let flag =
             |key: &str, default: bool| config.get(key).and_then(Value::as_bool).unwrap_or(default);
         let mut steps = Vec::new();
+        let mut tiling = None;
         match mode {
             "CLIPImageProcessor" | "SiglipImageProcessor" => {
                 if flag("do_resize", false) {
@@ -191,6 +213,37 @@ impl Preprocessor {
                     steps.push(Step::PadToSquare { size, fill });
                 }
             }
+            "Idefics3ImageProcessor" => {
+                let filter = match config.get("resample") {
+                    None | Some(Value::Null) => Filter::Lanczos,
+                    Some(v) => Filter::from_code(v.as_i64().ok_or_else(|| {
+                        invalid(path, "resample must be Pillow's filter number")
+                    })?)?,
+                };
+                if flag("do_resize", false) {
+                    let edge = config
+                        .get("size")
+                        .and_then(|s| s.get("longest_edge"))
+                        .and_then(as_u32)
+                        .ok_or_else(|| {
+                            invalid(
+                                path,
+                                "size must contain 'longest_edge' for Idefics3ImageProcessor",
+                            )
+                        })?;
+                    steps.push(Step::ResizeLongestEdge(edge, filter));
+                }
+                let max_size = config
+                    .get("max_image_size")
+                    .and_then(|s| s.get("longest_edge"))
+                    .and_then(as_u32)
+                    .unwrap_or(512);
+                tiling = Some(Tiling {
+                    max_size,
+                    filter,
+                    split: flag("do_image_splitting", false),
+                });
+            }
             other => {
                 return Err(Error::Unsupported(format!(
                     "image preprocessor {other:?} (in {})",
@@ -230,6 +283,7 @@ impl Preprocessor {
         };
         Ok(Preprocessor {
             steps,
+            tiling,
             rescale,
             normalize,
         })
@@ -237,35 +291,131 @@ impl Preprocessor {
 
     /// The model input of one image, `[3, height, width]`.
     pub fn apply(&self, image: RgbImage) -> Result<Array3<f32>> {
+        if self.tiling.is_some() {
+            return Err(Error::Unsupported(
+                "this preprocessor cuts images into tiles; use apply_tiles".into(),
+            ));
+        }
+        self.apply_inner(image)
+    }
+
+    /// The tiles of one image (Idefics3: the grid's tiles row by row, then the global
+    /// view) and the grid `(rows, cols)`, `(0, 0)` when the image is not split. Without
+    /// tiling, the one image of [`Self::apply`].
+    pub fn apply_tiles(&self, image: RgbImage) -> Result<Tiles> {
+        let Some(tiling) = &self.tiling else {
+            return Ok((vec![self.apply_inner(image)?], (0, 0)));
+        };
+        let image = self.geometric(image)?;
+        let max = tiling.max_size;
+        let (frames, grid) = if tiling.split {
+            // Both edges up to multiples of max_size, keeping the aspect ratio roughly.
+            let (w, h) = (image.width(), image.height());
+            let aspect = f64::from(w) / f64::from(h);
+            let up = |v: u32| v.div_ceil(max) * max;
+            let (nw, nh) = if w >= h {
+                let nw = up(w);
+                (nw, up((f64::from(nw) / aspect) as u32))
+            } else {
+                let nh = up(h);
+                (up((f64::from(nh) * aspect) as u32), nh)
+            };
+            let image = resize(&image, nw.max(1), nh.max(1), tiling.filter)?;
+            let (w, h) = (image.width(), image.height());
+            if w > max || h > max {
+                let (rows, cols) = (h.div_ceil(max), w.div_ceil(max));
+                let (th, tw) = (h.div_ceil(rows), w.div_ceil(cols));
+                let mut frames = Vec::new();
+                for r in 0..rows {
+                    for c in 0..cols {
+                        let (x0, y0) = (c * tw, r * th);
+                        let (x1, y1) = ((x0 + tw).min(w), (y0 + th).min(h));
+                        let tile =
+                            image::imageops::crop_imm(&image, x0, y0, x1 - x0, y1 - y0).to_image();
+                        frames.push(tile);
+                    }
+                }
+                frames.push(resize(&image, max, max, tiling.filter)?);
+                (frames, (rows as usize, cols as usize))
+            } else {
+                (vec![image], (0, 0))
+            }
+        } else {
+            (vec![resize(&image, max, max, tiling.filter)?], (0, 0))
+        };
+        let tiles = frames
+            .into_iter()
+            .map(|f| Ok(self.finish(to_chw(&f), false)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((tiles, grid))
+    }
+
+    /// The resizes, padding and crops, on 8-bit pixels.
+    fn geometric(&self, image: RgbImage) -> Result<RgbImage> {
+        let mut image = image;
+        for step in &self.steps {
+            if let Step::CenterCrop { .. } = step {
+                continue;
+            }
+            image = self.geometric_step(step, image)?;
+        }
+        Ok(image)
+    }
+
+    fn apply_inner(&self, image: RgbImage) -> Result<Array3<f32>> {
         let mut image = image;
         let mut array: Option<(Array3<f32>, bool)> = None;
         for step in &self.steps {
             match step {
-                Step::Resize(size, filter) => {
-                    let (w, h) = (image.width(), image.height());
-                    let (nw, nh) = match *size {
-                        Size::Exact(h, w) => (w, h),
-                        Size::Shortest(s) => {
-                            let (short, long) = if w <= h { (w, h) } else { (h, w) };
-                            let new_long =
-                                (f64::from(s) * f64::from(long) / f64::from(short)) as u32;
-                            if w <= h {
-                                (s, new_long)
-                            } else {
-                                (new_long, s)
-                            }
-                        }
-                    };
-                    image = resize(&image, nw, nh, *filter)?;
-                }
-                Step::PadToSquare { size, fill } => image = pad_to_square(&image, *size, *fill),
                 Step::CenterCrop { height, width } => {
                     array = Some(center_crop(&image, *height, *width));
                 }
+                other => image = self.geometric_step(other, image)?,
             }
         }
         // `padded`: the crop went past the edges, which makes numpy switch to float32.
-        let (mut x, padded) = array.unwrap_or_else(|| (to_chw(&image), false));
+        let (x, padded) = array.unwrap_or_else(|| (to_chw(&image), false));
+        Ok(self.finish(x, padded))
+    }
+
+    fn geometric_step(&self, step: &Step, image: RgbImage) -> Result<RgbImage> {
+        Ok(match step {
+            Step::Resize(size, filter) => {
+                let (w, h) = (image.width(), image.height());
+                let (nw, nh) = match *size {
+                    Size::Exact(h, w) => (w, h),
+                    Size::Shortest(s) => {
+                        let (short, long) = if w <= h { (w, h) } else { (h, w) };
+                        let new_long = (f64::from(s) * f64::from(long) / f64::from(short)) as u32;
+                        if w <= h {
+                            (s, new_long)
+                        } else {
+                            (new_long, s)
+                        }
+                    }
+                };
+                resize(&image, nw, nh, *filter)?
+            }
+            Step::ResizeLongestEdge(edge, filter) => {
+                let (w, h) = (image.width(), image.height());
+                let aspect = f64::from(w) / f64::from(h);
+                let (mut nw, mut nh) = if w >= h {
+                    (*edge, (f64::from(*edge) / aspect) as u32)
+                } else {
+                    ((f64::from(*edge) * aspect) as u32, *edge)
+                };
+                nh += nh % 2;
+                nw += nw % 2;
+                resize(&image, nw.max(1), nh.max(1), *filter)?
+            }
+            Step::PadToSquare { size, fill } => pad_to_square(&image, *size, *fill),
+            Step::CenterCrop { .. } => image,
+        })
+    }
+
+    /// Rescale and normalize, in numpy's float types: an 8-bit image is multiplied in
+    /// f64, a zero-padded (float32) one in f32.
+    fn finish(&self, mut x: Array3<f32>, padded: bool) -> Array3<f32> {
         if let Some(scale) = self.rescale {
             if padded {
                 let s = scale as f32;
@@ -280,7 +430,7 @@ impl Preprocessor {
                 plane.mapv_inplace(|v| (v - m) / s);
             }
         }
-        Ok(x)
+        x
     }
 }
 

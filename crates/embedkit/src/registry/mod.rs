@@ -444,6 +444,48 @@ pub fn image_model(name: &str) -> Result<ImageModelDescription> {
     find(&BUILTIN_IMAGE, name, |d| &d.model).cloned()
 }
 
+/// The prompt layout and inputs of a multimodal late-interaction model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MultimodalKind {
+    Colpali,
+    Colmodernvbert,
+}
+
+/// One multimodal late-interaction model (text and images into token vectors).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MultimodalModelDescription {
+    pub model: String,
+    pub dim: usize,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub license: String,
+    #[serde(rename = "size_in_GB", default)]
+    pub size_in_gb: f64,
+    pub sources: ModelSource,
+    pub model_file: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional_files: Vec<String>,
+    pub kind: MultimodalKind,
+}
+
+static BUILTIN_MULTIMODAL: LazyLock<Vec<MultimodalModelDescription>> = LazyLock::new(|| {
+    // Compiled in and checked by a unit test, so a parse failure is a build bug.
+    serde_json::from_str(include_str!("late_interaction_multimodal.json"))
+        .expect("registry/late_interaction_multimodal.json is valid")
+});
+
+/// Every multimodal late-interaction model, in fastembed's order.
+pub fn multimodal_models() -> Vec<MultimodalModelDescription> {
+    BUILTIN_MULTIMODAL.clone()
+}
+
+/// The description of multimodal model `name` (case-insensitive).
+pub fn multimodal_model(name: &str) -> Result<MultimodalModelDescription> {
+    find(&BUILTIN_MULTIMODAL, name, |d| &d.model).cloned()
+}
+
 /// Finds `name` case-insensitively in `items`.
 pub(crate) fn find<'a, T>(items: &'a [T], name: &str, key: impl Fn(&T) -> &str) -> Result<&'a T> {
     if let Some(found) = items.iter().find(|d| key(d).eq_ignore_ascii_case(name)) {
@@ -511,6 +553,11 @@ mod tests {
                 d.model
             );
         }
+    }
+
+    #[test]
+    fn builtin_table_has_fastembeds_2_multimodal_models() {
+        assert_eq!(BUILTIN_MULTIMODAL.len(), 2);
     }
 
     #[test]

@@ -77,6 +77,11 @@ pub fn inputs(kind: &str) -> Vec<String> {
             text.lines().map(str::to_string).collect()
         }
         "corpus40" => inputs("corpus").into_iter().take(40).collect(),
+        // The edge inputs but the two long documents.
+        "edge_short" => inputs("edge")
+            .into_iter()
+            .filter(|t| t.split_whitespace().count() < 100)
+            .collect(),
         other => panic!("unknown input set {other}"),
     }
 }
