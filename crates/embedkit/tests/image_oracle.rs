@@ -121,3 +121,24 @@ fn image_registry_matches_fastembeds_listing() {
         assert_eq!(o["sources"]["hf"].as_str(), d.sources.hf.as_deref());
     }
 }
+
+#[path = "../examples/text_to_image.rs"]
+mod text_to_image;
+
+#[test]
+fn text_to_image_example_ranks_the_sample_images() {
+    // The seeded CLIP towers stand in for the real ones (no package carries CLIP's
+    // weights): the ranking is not meaningful, the example's path through the API is.
+    let ranked = text_to_image::rank(
+        "a portrait of a woman in uniform",
+        &repo_root().join("tests/data/images"),
+        Some(model_dir("tiny:vision-clip-512")),
+        Some(model_dir("tiny:clip-512")),
+    )
+    .unwrap();
+    assert_eq!(ranked.len(), 15);
+    assert!(ranked.windows(2).all(|w| w[0].1 >= w[1].1));
+    assert!(ranked
+        .iter()
+        .all(|(_, s)| s.is_finite() && s.abs() <= 1.0 + 1e-5));
+}
