@@ -8,6 +8,7 @@ mod late;
 mod models;
 mod output;
 mod rerank;
+mod serve;
 mod sparse;
 
 use std::path::PathBuf;
@@ -43,6 +44,8 @@ enum Command {
     /// Score documents (one per line) against a query with a cross-encoder, as JSON Lines
     /// {"index", "score"}.
     Rerank(Box<rerank::RerankArgs>),
+    /// Serve embeddings over HTTP (OpenAI /v1/embeddings and TEI routes).
+    Serve(Box<serve::ServeArgs>),
     /// List the supported models.
     Models(models::ModelsArgs),
     /// Download a model into the cache.
@@ -136,6 +139,7 @@ fn main() -> ExitCode {
         Command::Sparse(args) => sparse::run(*args),
         Command::Late(args) => late::run(*args),
         Command::Rerank(args) => rerank::run(*args),
+        Command::Serve(args) => serve::run(*args),
         Command::Models(args) => models::run(args),
         Command::Download(args) => cache::download(args),
         Command::Cache(args) => cache::run(args),

@@ -17,6 +17,8 @@ pub mod postprocess;
 pub mod registry;
 pub mod rerank;
 pub mod runtime;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod sparse;
 pub mod text;
 pub mod tokenize;
