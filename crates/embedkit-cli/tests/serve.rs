@@ -492,7 +492,9 @@ print(json.dumps([d.embedding for d in out.data]))
     )
     .unwrap();
     // (Arguments cannot carry NUL bytes: those inputs are compared with the oracle only.)
-    let keep: Vec<usize> = (0..texts.len()).filter(|&i| !texts[i].contains('\0')).collect();
+    let keep: Vec<usize> = (0..texts.len())
+        .filter(|&i| !texts[i].contains('\0'))
+        .collect();
     let mut args = vec![
         "embed".to_string(),
         "--model".into(),
