@@ -31,6 +31,31 @@ pub struct ModelFiles<'a> {
     pub optional: Vec<String>,
 }
 
+impl<'a> ModelFiles<'a> {
+    /// `required` files plus `extra_optional` ones, and the [`OPTIONAL_CONFIGS`] not
+    /// already required.
+    pub fn new(
+        model: &'a str,
+        sources: &'a ModelSource,
+        required: Vec<String>,
+        extra_optional: Vec<String>,
+    ) -> Self {
+        let mut optional = extra_optional;
+        optional.extend(
+            OPTIONAL_CONFIGS
+                .iter()
+                .filter(|f| !required.iter().any(|r| r == *f))
+                .map(|f| f.to_string()),
+        );
+        ModelFiles {
+            model,
+            sources,
+            required,
+            optional,
+        }
+    }
+}
+
 /// The config files fastembed fetches when a repo has them.
 pub const OPTIONAL_CONFIGS: [&str; 4] = [
     "config.json",

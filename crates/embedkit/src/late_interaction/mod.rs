@@ -27,16 +27,7 @@ pub fn model_files(desc: &LateInteractionModelDescription) -> ModelFiles<'_> {
     required.extend(desc.additional_files.iter().cloned());
     required.push("tokenizer.json".into());
     required.push("tokenizer_config.json".into());
-    ModelFiles {
-        model: &desc.model,
-        sources: &desc.sources,
-        optional: hub::OPTIONAL_CONFIGS
-            .iter()
-            .filter(|f| !required.iter().any(|r| r == *f))
-            .map(|f| f.to_string())
-            .collect(),
-        required,
-    }
+    ModelFiles::new(&desc.model, &desc.sources, required, Vec::new())
 }
 
 /// Builder for [`LateInteractionTextEmbedding`].

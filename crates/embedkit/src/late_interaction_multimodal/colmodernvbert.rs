@@ -10,6 +10,7 @@ use ort::value::Tensor;
 use serde_json::Value;
 
 use super::{load_graph, run, split_rows, MultimodalBackend};
+use crate::batching::{self, PaddedBatch};
 use crate::error::{Error, Result};
 use crate::image::{to_rgb, ImageInput, Preprocessor};
 use crate::late_interaction::MultiVector;
@@ -127,7 +128,8 @@ impl ColModernVBert {
         VISUAL_PROMPT.replace("<image>", &layout)
     }
 
-    /// Sequences padded as the tokenizer pads, with their attention mask.
+    /// Image prompts padded as fastembed pads them by hand: to the longest, on the
+    /// tokenizer's side, without `pad_to_multiple_of`.
     fn pad(&self, seqs: &[Vec<u32>]) -> (Array2<i64>, Array2<i64>) {
         let width = seqs.iter().map(Vec::len).max().unwrap_or(0);
         let padding = self.tokenizer.padding();
@@ -150,7 +152,11 @@ impl ColModernVBert {
 impl MultimodalBackend for ColModernVBert {
     fn embed_texts(&self, texts: &[&str]) -> Result<Vec<MultiVector>> {
         let encoded = self.tokenizer.encode_batch(&Self::prompts(texts))?;
-        let (ids, mask) = self.pad(&encoded);
+        let seqs: Vec<&[u32]> = encoded.iter().map(Vec::as_slice).collect();
+        let PaddedBatch {
+            input_ids: ids,
+            attention_mask: mask,
+        } = PaddedBatch::new(&seqs, self.tokenizer.padding());
         // One black image for the whole batch, as fastembed feeds it.
         let pixels = Array5::<f32>::zeros((1, 1, 3, self.image_size, self.image_size));
         let out = run(
@@ -207,16 +213,13 @@ impl MultimodalBackend for ColModernVBert {
     }
 
     fn token_count(&self, texts: &[&str], include_extension: bool) -> Result<usize> {
-        let mut total = 0;
-        for chunk in texts.chunks(1024) {
-            let encoded = if include_extension {
-                self.tokenizer.encode_batch(&Self::prompts(chunk))?
+        batching::count_tokens(texts, |chunk| {
+            if include_extension {
+                self.tokenizer.encode_batch(&Self::prompts(chunk))
             } else {
-                self.tokenizer.encode_batch(chunk)?
-            };
-            total += encoded.iter().map(Vec::len).sum::<usize>();
-        }
-        Ok(total)
+                self.tokenizer.encode_batch(chunk)
+            }
+        })
     }
 
     fn default_image_batch_size(&self) -> usize {

@@ -9,12 +9,13 @@ use ndarray::{Array2, Array4};
 use ort::value::Tensor;
 
 use super::{load_graph, run, split_rows, MultimodalBackend};
+use crate::batching::{self, PaddedBatch};
 use crate::error::{Error, Result};
 use crate::image::{to_rgb, ImageInput, Preprocessor};
 use crate::late_interaction::MultiVector;
 use crate::registry::MultimodalModelDescription;
 use crate::runtime::{OnnxModel, RuntimeOptions};
-use crate::tokenize::{PadSide, TextTokenizer, TokenizerOptions};
+use crate::tokenize::{TextTokenizer, TokenizerOptions};
 
 const QUERY_PREFIX: &str = "Query: ";
 const BOS: &str = "<s>";
@@ -65,28 +66,19 @@ impl ColPali {
 impl MultimodalBackend for ColPali {
     fn embed_texts(&self, texts: &[&str]) -> Result<Vec<MultiVector>> {
         let encoded = self.tokenizer.encode_batch(&Self::prompts(texts))?;
-        let width = encoded.iter().map(Vec::len).max().unwrap_or(0);
-        if width < QUERY_MARKER.len() {
+        let seqs: Vec<&[u32]> = encoded.iter().map(Vec::as_slice).collect();
+        let PaddedBatch {
+            input_ids: mut ids,
+            attention_mask: mask,
+        } = PaddedBatch::new(&seqs, self.tokenizer.padding());
+        if ids.ncols() < QUERY_MARKER.len() {
             return Err(Error::Tokenizer(
                 "the query prompt tokenizes to fewer than two tokens".into(),
             ));
         }
-        let padding = self.tokenizer.padding();
-        let mut ids = Array2::from_elem((texts.len(), width), i64::from(padding.pad_id));
-        let mut mask = Array2::<i64>::zeros((texts.len(), width));
-        for (r, seq) in encoded.iter().enumerate() {
-            let start = match padding.side {
-                PadSide::Right => 0,
-                PadSide::Left => width - seq.len(),
-            };
-            for (c, &id) in seq.iter().enumerate() {
-                ids[[r, start + c]] = i64::from(id);
-                mask[[r, start + c]] = 1;
-            }
-            // The first two positions become the query marker, padding or not.
-            ids[[r, 0]] = QUERY_MARKER[0];
-            ids[[r, 1]] = QUERY_MARKER[1];
-        }
+        // The first two positions become the query marker, padding or not.
+        ids.column_mut(0).fill(QUERY_MARKER[0]);
+        ids.column_mut(1).fill(QUERY_MARKER[1]);
         let pixels = Array4::<f32>::zeros((texts.len(), 3, PLACEHOLDER_SIZE, PLACEHOLDER_SIZE));
         let out = run(
             &self.model,
@@ -134,16 +126,13 @@ impl MultimodalBackend for ColPali {
     }
 
     fn token_count(&self, texts: &[&str], include_extension: bool) -> Result<usize> {
-        let mut total = 0;
-        for chunk in texts.chunks(1024) {
-            let encoded = if include_extension {
-                self.tokenizer.encode_batch(&Self::prompts(chunk))?
+        batching::count_tokens(texts, |chunk| {
+            if include_extension {
+                self.tokenizer.encode_batch(&Self::prompts(chunk))
             } else {
-                self.tokenizer.encode_batch(chunk)?
-            };
-            total += encoded.iter().map(Vec::len).sum::<usize>();
-        }
-        Ok(total)
+                self.tokenizer.encode_batch(chunk)
+            }
+        })
     }
 
     fn default_image_batch_size(&self) -> usize {

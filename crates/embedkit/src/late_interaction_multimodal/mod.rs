@@ -39,16 +39,7 @@ pub fn model_files(desc: &MultimodalModelDescription) -> ModelFiles<'_> {
     if desc.kind == MultimodalKind::Colmodernvbert {
         required.push("config.json".into());
     }
-    ModelFiles {
-        model: &desc.model,
-        sources: &desc.sources,
-        optional: hub::OPTIONAL_CONFIGS
-            .iter()
-            .filter(|f| !required.iter().any(|r| r == *f))
-            .map(|f| f.to_string())
-            .collect(),
-        required,
-    }
+    ModelFiles::new(&desc.model, &desc.sources, required, Vec::new())
 }
 
 /// A family's way of turning texts and images into graph inputs and outputs.

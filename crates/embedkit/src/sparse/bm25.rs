@@ -168,12 +168,7 @@ impl Bm25Backend {
 
 /// Stopwords from `<language>.txt` beside the model, one per line; none if absent.
 fn load_stopwords(dir: &Path, language: &str) -> Result<HashSet<String>> {
-    let path = dir.join(format!("{language}.txt"));
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(text.lines().map(str::to_string).collect()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashSet::new()),
-        Err(e) => Err(Error::io(&path, e)),
-    }
+    super::read_stopwords(&dir.join(format!("{language}.txt")))
 }
 
 /// fastembed's token id: the absolute value of the signed 32-bit MurmurHash3 of the

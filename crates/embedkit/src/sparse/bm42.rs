@@ -59,19 +59,10 @@ impl Bm42Backend {
                 ),
             });
         }
-        let vocab_map = tokenizer.inner().get_vocab(true);
-        let size = vocab_map.values().max().map_or(0, |&m| m as usize + 1);
-        let mut vocab = vec![None; size];
-        for (token, id) in vocab_map {
-            vocab[id as usize] = Some(token);
-        }
+        let vocab = super::token_texts(&tokenizer);
         let special = tokenizer.special_token_to_id().keys().cloned().collect();
         let subword_prefix = continuing_subword_prefix(&dir.join("tokenizer.json"))?;
-        let stopwords = match std::fs::read_to_string(dir.join("stopwords.txt")) {
-            Ok(text) => text.lines().map(str::to_string).collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashSet::new(),
-            Err(e) => return Err(Error::io(dir.join("stopwords.txt"), e)),
-        };
+        let stopwords = super::read_stopwords(&dir.join("stopwords.txt"))?;
         Ok(Bm42Backend {
             model_name: desc.model.clone(),
             tokenizer,

@@ -192,18 +192,8 @@ impl MinicoilBackend {
                 reason: "the ONNX graph has no outputs".into(),
             })?;
 
-        let vocab_map = tokenizer.inner().get_vocab(true);
-        let size = vocab_map.values().max().map_or(0, |&m| m as usize + 1);
-        let mut tokens = vec![None; size];
-        for (token, id) in vocab_map {
-            tokens[id as usize] = Some(token);
-        }
-        let stopwords_path = dir.join(STOPWORDS_FILE);
-        let stopwords = match std::fs::read_to_string(&stopwords_path) {
-            Ok(text) => text.lines().map(str::to_string).collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashSet::new(),
-            Err(e) => return Err(Error::io(&stopwords_path, e)),
-        };
+        let tokens = super::token_texts(&tokenizer);
+        let stopwords = super::read_stopwords(&dir.join(STOPWORDS_FILE))?;
         Ok(MinicoilBackend {
             model_name: desc.model.clone(),
             tokenizer,

@@ -101,6 +101,27 @@ pub(crate) trait SparseBackend: Send + Sync {
     fn token_count(&self, texts: &[&str]) -> Result<usize>;
 }
 
+/// A stopword list, one word per line; empty when the file is absent, as fastembed
+/// runs without it.
+pub(crate) fn read_stopwords(path: &std::path::Path) -> Result<std::collections::HashSet<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.lines().map(str::to_string).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// The text of each token id of the tokenizer's vocabulary (added tokens included).
+pub(crate) fn token_texts(tokenizer: &crate::tokenize::TextTokenizer) -> Vec<Option<String>> {
+    let vocab = tokenizer.inner().get_vocab(true);
+    let size = vocab.values().max().map_or(0, |&m| m as usize + 1);
+    let mut texts = vec![None; size];
+    for (token, id) in vocab {
+        texts[id as usize] = Some(token);
+    }
+    texts
+}
+
 /// The files a sparse model needs.
 pub fn model_files(desc: &SparseModelDescription) -> ModelFiles<'_> {
     let mut required = vec![desc.model_file.clone()];
@@ -117,18 +138,7 @@ pub fn model_files(desc: &SparseModelDescription) -> ModelFiles<'_> {
         required.push("tokenizer.json".into());
         required.push("tokenizer_config.json".into());
     }
-    optional.extend(
-        hub::OPTIONAL_CONFIGS
-            .iter()
-            .filter(|f| !required.iter().any(|r| r == *f))
-            .map(|f| f.to_string()),
-    );
-    ModelFiles {
-        model: &desc.model,
-        sources: &desc.sources,
-        optional,
-        required,
-    }
+    ModelFiles::new(&desc.model, &desc.sources, required, optional)
 }
 
 /// Builder for [`SparseTextEmbedding`].

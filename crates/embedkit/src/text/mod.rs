@@ -49,16 +49,7 @@ pub fn model_files(desc: &DenseModelDescription) -> ModelFiles<'_> {
     if desc.pipeline.kind == DenseKind::Onnx {
         required.push("tokenizer_config.json".into());
     }
-    ModelFiles {
-        model: &desc.model,
-        sources: &desc.sources,
-        optional: hub::OPTIONAL_CONFIGS
-            .iter()
-            .filter(|f| !required.iter().any(|r| r == *f))
-            .map(|f| f.to_string())
-            .collect(),
-        required,
-    }
+    ModelFiles::new(&desc.model, &desc.sources, required, Vec::new())
 }
 
 /// Builder for [`TextEmbedding`], with fastembed's constructor arguments.
