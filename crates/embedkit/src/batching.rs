@@ -110,20 +110,35 @@ impl PaddedBatch {
     }
 }
 
+/// What one worker computed: batch numbers with their results.
+type WorkerResults<T> = Vec<(usize, Vec<T>)>;
+
 /// Runs `run` on length-sorted batches of the items (see [`plan`]) and returns its
 /// results in item order. `run` gets the item indices of one batch and returns one
 /// result per index.
-pub fn run_sorted<T>(
+pub fn run_sorted<T: Send>(
     lengths: &[usize],
     max_items: usize,
     max_tokens: usize,
-    mut run: impl FnMut(&[usize]) -> Result<Vec<T>>,
+    run: impl Fn(&[usize]) -> Result<Vec<T>> + Sync,
 ) -> Result<Vec<T>> {
-    let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None)
-        .take(lengths.len())
-        .collect();
-    for batch in plan(lengths, max_items, max_tokens) {
-        let results = run(&batch)?;
+    run_sorted_parallel(lengths, max_items, max_tokens, 1, run)
+}
+
+/// As [`run_sorted`], with up to `workers` batches running at once (each on its own
+/// thread, where graphs run on their pool sessions; see
+/// [`as_pool_worker`](crate::runtime::as_pool_worker)). Batches are handed out longest first, so the
+/// workers finish close together. The first error stops the handing out.
+pub fn run_sorted_parallel<T: Send>(
+    lengths: &[usize],
+    max_items: usize,
+    max_tokens: usize,
+    workers: usize,
+    run: impl Fn(&[usize]) -> Result<Vec<T>> + Sync,
+) -> Result<Vec<T>> {
+    let batches = plan(lengths, max_items, max_tokens);
+    let run_checked = |batch: &[usize]| -> Result<Vec<T>> {
+        let results = run(batch)?;
         if results.len() != batch.len() {
             return Err(Error::Ort(format!(
                 "the model returned {} results for a batch of {}",
@@ -131,8 +146,60 @@ pub fn run_sorted<T>(
                 batch.len()
             )));
         }
-        for (i, r) in batch.into_iter().zip(results) {
-            out[i] = Some(r);
+        Ok(results)
+    };
+    let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None)
+        .take(lengths.len())
+        .collect();
+    let workers = workers.clamp(1, batches.len().max(1));
+    if workers == 1 {
+        for batch in &batches {
+            for (&i, r) in batch.iter().zip(run_checked(batch)?) {
+                out[i] = Some(r);
+            }
+        }
+    } else {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let done: Vec<Result<WorkerResults<T>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        crate::runtime::as_pool_worker(|| {
+                            let mut mine = Vec::new();
+                            loop {
+                                if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                                    break;
+                                }
+                                let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                let Some(batch) = batches.get(b) else { break };
+                                match run_checked(batch) {
+                                    Ok(r) => mine.push((b, r)),
+                                    Err(e) => {
+                                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                                        return Err(e);
+                                    }
+                                }
+                            }
+                            Ok(mine)
+                        })
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Ort("a batch worker panicked".into())))
+                })
+                .collect()
+        });
+        for worker in done {
+            for (b, results) in worker? {
+                for (&i, r) in batches[b].iter().zip(results) {
+                    out[i] = Some(r);
+                }
+            }
         }
     }
     Ok(out.into_iter().flatten().collect())
@@ -141,18 +208,19 @@ pub fn run_sorted<T>(
 /// Tokenizes `texts`, runs `model` on length-sorted padded batches, and hands each
 /// batch's `output` tensor with its inputs to `finish`, which returns one result per row.
 /// Results come back in input order.
-pub(crate) fn run_graph<T>(
+pub(crate) fn run_graph<T: Send>(
     tokenizer: &TextTokenizer,
     model: &OnnxModel,
     output: &str,
     texts: &[&str],
     max_items: usize,
     max_tokens: usize,
-    finish: impl Fn(ArrayD<f32>, &PaddedBatch) -> Result<Vec<T>>,
+    finish: impl Fn(ArrayD<f32>, &PaddedBatch) -> Result<Vec<T>> + Sync,
 ) -> Result<Vec<T>> {
     let sequences = tokenizer.encode_batch(texts)?;
     let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
-    run_sorted(&lengths, max_items, max_tokens, |batch| {
+    let workers = model.parallelism();
+    run_sorted_parallel(&lengths, max_items, max_tokens, workers, |batch| {
         let seqs: Vec<&[u32]> = batch.iter().map(|&i| sequences[i].as_slice()).collect();
         let padded = PaddedBatch::new(&seqs, tokenizer.padding());
         let inputs = padded.onnx_inputs(model)?;
@@ -282,6 +350,28 @@ mod tests {
         }
         // Longest first, so the two 100-token items share the first batch.
         assert_eq!(batches[0], vec![1, 3]);
+    }
+
+    #[test]
+    fn parallel_runs_keep_item_order_and_stop_at_the_first_error() {
+        let lengths: Vec<usize> = (0..200).map(|i| (i * 37) % 50 + 1).collect();
+        for workers in [1, 2, 4] {
+            let out = run_sorted_parallel(&lengths, 8, 64, workers, |batch| {
+                Ok(batch.iter().map(|&i| i * 10).collect())
+            })
+            .unwrap();
+            assert_eq!(out, (0..200).map(|i| i * 10).collect::<Vec<_>>());
+            let failed = run_sorted_parallel(&lengths, 8, 64, workers, |batch| {
+                if batch.contains(&7) {
+                    Err(Error::InvalidArgument("item 7".into()))
+                } else {
+                    Ok(batch.to_vec())
+                }
+            });
+            assert!(matches!(failed, Err(Error::InvalidArgument(m)) if m == "item 7"));
+            let short = run_sorted_parallel(&lengths, 8, 64, workers, |_| Ok(vec![0usize]));
+            assert!(short.is_err(), "a batch with too few results is an error");
+        }
     }
 
     #[test]

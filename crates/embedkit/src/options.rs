@@ -91,6 +91,12 @@ macro_rules! load_option_setters {
             self.load.runtime.providers = Some(providers);
             self
         }
+        /// Sessions that run batches side by side (fastembed's `parallel`, on threads);
+        /// default: chosen by device and cores.
+        pub fn parallel(mut self, n: usize) -> Self {
+            self.load.runtime.parallel = Some(n);
+            self
+        }
         /// GPU ids; this process uses the first.
         pub fn device_ids(mut self, ids: Vec<i32>) -> Self {
             self.load.runtime.device_ids = Some(ids);

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ort::environment::Environment;
 use ort::ep::{ExecutionProvider as _, ExecutionProviderDispatch};
@@ -299,6 +299,9 @@ pub struct RuntimeOptions {
     pub device_ids: Option<Vec<i32>>,
     /// ONNX Runtime library to load, before the other places are searched.
     pub library_path: Option<PathBuf>,
+    /// Sessions of each graph that run batches side by side (fastembed's `parallel`,
+    /// with threads instead of processes); `None` picks by device and cores.
+    pub parallel: Option<usize>,
 }
 
 /// Whether an NVIDIA GPU is visible to this process.
@@ -384,7 +387,12 @@ fn check_cuda_usable() -> Result<()> {
 
 fn dispatch(p: &Provider) -> ExecutionProviderDispatch {
     match p {
-        Provider::Cpu => ort::ep::CPU::default().build().error_on_failure(),
+        Provider::Cpu => ort::ep::CPU::default()
+            // ONNX Runtime's arena, as fastembed has it: without it glibc's per-thread
+            // heaps held 1.5x the memory for the same speed (BENCHMARKS.md).
+            .with_arena_allocator(true)
+            .build()
+            .error_on_failure(),
         Provider::Cuda { device_id } => {
             let mut cuda = ort::ep::CUDA::default();
             if let Some(id) = device_id {
@@ -397,6 +405,99 @@ fn dispatch(p: &Provider) -> ExecutionProviderDispatch {
 
 /// Opens `model_path` as an ONNX Runtime session with the given options.
 pub fn build_session(model_path: &Path, opts: &RuntimeOptions) -> Result<Session> {
+    open_session(model_path, opts, opts.threads, None)
+}
+
+/// How a graph's sessions are laid out: a pool of sessions that run batches side by
+/// side, and how many intra-op threads each has. A pool of one is also the session
+/// that runs lone batches; a larger pool gets a separate session with all the threads
+/// for those (a single query is fastest on every thread, a stream of batches on
+/// separate single-threaded sessions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPlan {
+    pub pool: usize,
+    pub pool_threads: Option<usize>,
+    /// Threads of the session for lone batches (all of them).
+    pub solo_threads: Option<usize>,
+}
+
+/// Chooses the [`SessionPlan`].
+///
+/// Measured on 2 cores (BENCHMARKS.md): two single-threaded sessions, each running its
+/// own length-sorted batch, embed 5-11% more texts per second than one session with two
+/// threads (ONNX Runtime's intra-op threads wait on each other at every operator;
+/// separate sessions never do), while a lone query takes 40% less time on two threads
+/// than on one. So by default a CPU gets a pool of one single-threaded session per
+/// thread plus the all-threads session, as long as these copies of the weights stay
+/// within [`PARALLEL_WEIGHT_BUDGET`]; else one session. A GPU gets one session.
+pub fn session_plan(opts: &RuntimeOptions, on_gpu: bool, model_bytes: u64) -> SessionPlan {
+    if on_gpu && opts.parallel.is_none() {
+        return SessionPlan {
+            pool: 1,
+            pool_threads: opts.threads,
+            solo_threads: opts.threads,
+        };
+    }
+    let (pool, pool_threads) = match opts.parallel {
+        Some(p) => {
+            let p = p.max(1);
+            (
+                p,
+                opts.threads
+                    .unwrap_or_else(|| (available_threads() / p).max(1)),
+            )
+        }
+        None => {
+            let total = opts.threads.unwrap_or_else(available_threads).max(1);
+            // Sessions that fit the budget, the pool's plus the solo one; a session held
+            // about 4x its file in memory here (weights unpacked, folded and prepacked).
+            let copies = (PARALLEL_WEIGHT_BUDGET / (4 * model_bytes.max(1))) as usize;
+            if total == 1 || copies < 3 {
+                return SessionPlan {
+                    pool: 1,
+                    pool_threads: Some(total),
+                    solo_threads: Some(total),
+                };
+            }
+            let pool = total.min(copies - 1);
+            (pool, (total / pool).max(1))
+        }
+    };
+    SessionPlan {
+        pool,
+        pool_threads: Some(pool_threads),
+        solo_threads: Some(pool * pool_threads),
+    }
+}
+
+/// The size of an ONNX file with its external data (`<file>_data` or `<file>.data`).
+fn model_bytes(path: &Path) -> u64 {
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let mut total = size(path);
+    for suffix in ["_data", ".data"] {
+        let mut p = path.as_os_str().to_os_string();
+        p.push(suffix);
+        total += size(Path::new(&p));
+    }
+    total
+}
+
+/// Memory that the sessions of one graph may take between them (estimated as 4x the
+/// file per session); past it, one session runs everything.
+pub const PARALLEL_WEIGHT_BUDGET: u64 = 2 << 30;
+
+fn available_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn open_session(
+    model_path: &Path,
+    opts: &RuntimeOptions,
+    threads: Option<usize>,
+    shared: Option<&ort::session::builder::PrepackedWeights>,
+) -> Result<Session> {
     let env = environment(opts.library_path.as_deref())?;
     if !model_path.is_file() {
         let dir = model_path.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -414,7 +515,10 @@ pub fn build_session(model_path: &Path, opts: &RuntimeOptions) -> Result<Session
         .map_err(ort_err)?
         .with_execution_providers(eps)
         .map_err(ort_err)?;
-    if let Some(n) = opts.threads {
+    if let Some(shared) = shared {
+        builder = builder.with_prepacked_weights(shared).map_err(ort_err)?;
+    }
+    if let Some(n) = threads {
         if n == 0 {
             return Err(Error::InvalidArgument("threads must be at least 1".into()));
         }
@@ -432,10 +536,16 @@ pub fn build_session(model_path: &Path, opts: &RuntimeOptions) -> Result<Session
         })
 }
 
-/// One ONNX graph ready to run: the session (behind a lock, since running needs
-/// exclusive access) and the names of its inputs and outputs.
+/// One ONNX graph ready to run (see [`SessionPlan`]): the session for lone batches,
+/// the pool for batches that run side by side (opened on first use), each session
+/// behind a lock since running needs exclusive access, and the graph's input and
+/// output names.
 pub struct OnnxModel {
-    session: Mutex<Session>,
+    solo: Mutex<Session>,
+    pool: Mutex<Option<Arc<Vec<Mutex<Session>>>>>,
+    plan: SessionPlan,
+    opts: RuntimeOptions,
+    prepacked: Option<ort::session::builder::PrepackedWeights>,
     path: PathBuf,
     inputs: Vec<String>,
     outputs: Vec<String>,
@@ -445,27 +555,54 @@ impl std::fmt::Debug for OnnxModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OnnxModel")
             .field("path", &self.path)
+            .field("plan", &self.plan)
             .field("inputs", &self.inputs)
             .field("outputs", &self.outputs)
             .finish()
     }
 }
 
+thread_local! {
+    /// Set on the threads that run batches side by side (see [`as_pool_worker`]).
+    static POOL_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with the graphs it runs on this thread using their pool sessions: the
+/// caller runs several batches at once, one per thread. Everywhere else a graph runs on
+/// its all-threads session.
+pub fn as_pool_worker<R>(f: impl FnOnce() -> R) -> R {
+    let before = POOL_WORKER.with(|a| a.replace(true));
+    let out = f();
+    POOL_WORKER.with(|a| a.set(before));
+    out
+}
+
 impl OnnxModel {
     pub fn load(path: &Path, opts: &RuntimeOptions) -> Result<Self> {
-        let session = build_session(path, opts)?;
-        let inputs = session
-            .inputs()
+        if opts.parallel == Some(0) {
+            return Err(Error::InvalidArgument("parallel must be at least 1".into()));
+        }
+        // The library first: asking for providers goes through it.
+        environment(opts.library_path.as_deref())?;
+        let on_gpu = resolve_providers(opts)?
             .iter()
-            .map(|i| i.name().to_string())
-            .collect();
-        let outputs = session
+            .any(|p| !matches!(p, Provider::Cpu));
+        let plan = session_plan(opts, on_gpu, model_bytes(path));
+        // The sessions share their prepacked weights: one copy however many run.
+        let prepacked = (plan.pool > 1).then(ort::session::builder::PrepackedWeights::new);
+        let solo = open_session(path, opts, plan.solo_threads, prepacked.as_ref())?;
+        let inputs = solo.inputs().iter().map(|i| i.name().to_string()).collect();
+        let outputs = solo
             .outputs()
             .iter()
             .map(|o| o.name().to_string())
             .collect();
         Ok(OnnxModel {
-            session: Mutex::new(session),
+            solo: Mutex::new(solo),
+            pool: Mutex::new(None),
+            plan,
+            opts: opts.clone(),
+            prepacked,
             path: path.to_path_buf(),
             inputs,
             outputs,
@@ -474,6 +611,29 @@ impl OnnxModel {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many batches can run at once.
+    pub fn parallelism(&self) -> usize {
+        self.plan.pool
+    }
+
+    /// The pool, opened on first use.
+    fn pool(&self) -> Result<Arc<Vec<Mutex<Session>>>> {
+        let mut slot = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pool) = slot.as_ref() {
+            return Ok(pool.clone());
+        }
+        let threads = self.plan.pool_threads;
+        let sessions = (0..self.plan.pool)
+            .map(|_| {
+                open_session(&self.path, &self.opts, threads, self.prepacked.as_ref())
+                    .map(Mutex::new)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let pool = Arc::new(sessions);
+        *slot = Some(pool.clone());
+        Ok(pool)
     }
 
     pub fn input_names(&self) -> &[String] {
@@ -527,7 +687,19 @@ impl OnnxModel {
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
-        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let pool = if self.plan.pool > 1 && POOL_WORKER.with(|a| a.get()) {
+            Some(self.pool()?)
+        } else {
+            None
+        };
+        // The pool's first free session (else wait for the first), or the solo session.
+        let mut session = match pool.as_deref() {
+            Some(pool) => pool
+                .iter()
+                .find_map(|s| s.try_lock().ok())
+                .unwrap_or_else(|| pool[0].lock().unwrap_or_else(|e| e.into_inner())),
+            None => self.solo.lock().unwrap_or_else(|e| e.into_inner()),
+        };
         let outputs = session.run_with_options(inputs, &run_options)?;
         let value = outputs
             .get(output)
@@ -558,6 +730,42 @@ mod tests {
         );
         assert!("TensorrtExecutionProvider".parse::<Provider>().is_err());
         assert!("cuda:x".parse::<Provider>().is_err());
+    }
+
+    #[test]
+    fn session_plan_splits_threads_into_a_pool_within_the_memory_budget() {
+        let opts = |threads: Option<usize>, parallel: Option<usize>| RuntimeOptions {
+            threads,
+            parallel,
+            ..Default::default()
+        };
+        let small = 23 << 20;
+        // Two threads, a small model: two single-threaded sessions and a solo one.
+        let p = session_plan(&opts(Some(2), None), false, small);
+        assert_eq!(
+            (p.pool, p.pool_threads, p.solo_threads),
+            (2, Some(1), Some(2))
+        );
+        // One thread: one session.
+        let p = session_plan(&opts(Some(1), None), false, small);
+        assert_eq!((p.pool, p.solo_threads), (1, Some(1)));
+        // A model too large for three copies: one session with every thread.
+        let p = session_plan(&opts(Some(8), None), false, 300 << 20);
+        assert_eq!(
+            (p.pool, p.pool_threads, p.solo_threads),
+            (1, Some(8), Some(8))
+        );
+        // The budget caps the pool: 2 GiB / (4 x 100 MiB) = 5 copies, so 4 in the pool.
+        let p = session_plan(&opts(Some(16), None), false, 100 << 20);
+        assert_eq!(
+            (p.pool, p.pool_threads, p.solo_threads),
+            (4, Some(4), Some(16))
+        );
+        // An explicit `parallel` is obeyed, with `threads` per session as fastembed.
+        let p = session_plan(&opts(Some(2), Some(3)), false, small);
+        assert_eq!((p.pool, p.pool_threads), (3, Some(2)));
+        // A GPU: one session.
+        assert_eq!(session_plan(&opts(None, None), true, small).pool, 1);
     }
 
     #[test]

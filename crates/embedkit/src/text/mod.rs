@@ -39,6 +39,10 @@ pub(crate) trait DenseBackend: Send + Sync {
     fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>>;
     /// One vector per sequence, in the order given.
     fn embed_batch(&self, sequences: &[&[u32]], task: Option<i64>) -> Result<Vec<Embedding>>;
+    /// How many batches may run at once.
+    fn parallelism(&self) -> usize {
+        1
+    }
 }
 
 /// The files a dense model needs, for finding, downloading or removing it.
@@ -396,7 +400,9 @@ impl TextEmbedding {
         let sequences = backend.tokenize(&texts)?;
         let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
         let task = self.task_for(purpose);
-        batching::run_sorted(&lengths, batch_size, self.max_batch_tokens, |batch| {
+        let workers = backend.parallelism();
+        let limits = (batch_size, self.max_batch_tokens);
+        batching::run_sorted_parallel(&lengths, limits.0, limits.1, workers, |batch| {
             let seqs: Vec<&[u32]> = batch.iter().map(|&i| sequences[i].as_slice()).collect();
             let vectors = backend.embed_batch(&seqs, task)?;
             if let Some(v) = vectors.iter().find(|v| v.len() != self.desc.dim) {

@@ -86,6 +86,10 @@ impl DenseBackend for OnnxBackend {
         self.tokenizer.encode_batch(texts)
     }
 
+    fn parallelism(&self) -> usize {
+        self.model.parallelism()
+    }
+
     fn embed_batch(&self, sequences: &[&[u32]], task: Option<i64>) -> Result<Vec<Embedding>> {
         let batch = PaddedBatch::new(sequences, self.tokenizer.padding());
         let mut inputs = batch.onnx_inputs(&self.model)?;

@@ -1,0 +1,32 @@
+"""embedkit: fastembed's Python API on a Rust engine.
+
+Switching from fastembed is one import line::
+
+    from embedkit import TextEmbedding      # was: from fastembed import TextEmbedding
+"""
+
+from ._core import (
+    EmbedkitError,
+    ImageEmbedding,
+    LateInteractionMultimodalEmbedding,
+    LateInteractionTextEmbedding,
+    SparseEmbedding,
+    SparseTextEmbedding,
+    TextCrossEncoder,
+    TextEmbedding,
+)
+from ._embedkit import loaded_runtime_library
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EmbedkitError",
+    "ImageEmbedding",
+    "LateInteractionMultimodalEmbedding",
+    "LateInteractionTextEmbedding",
+    "SparseEmbedding",
+    "SparseTextEmbedding",
+    "TextCrossEncoder",
+    "TextEmbedding",
+    "loaded_runtime_library",
+]

@@ -1,0 +1,404 @@
+"""fastembed's classes, names and signatures over the Rust engine (embedkit._embedkit).
+
+Inputs are read lazily, a chunk at a time; each chunk is computed by the engine with the
+GIL released, and its vectors are yielded one by one, so a generator of any length is
+embedded in constant memory and Ctrl-C is seen between chunks.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import io
+import itertools
+import json
+import os
+from typing import Any, Iterable, Iterator, Sequence, Union
+
+import numpy as np
+
+from . import _embedkit
+from ._embedkit import EmbedkitError
+
+# Texts per engine call: large enough to sort by length and fill every session, small
+# enough that Ctrl-C and the first vector come quickly.
+TEXT_CHUNK = 512
+
+ImageInput = Union[str, "os.PathLike[str]", bytes, Any]
+
+
+def _runtime_library() -> str | None:
+    """The ONNX Runtime library of the installed `onnxruntime` wheel, found without
+    importing it (importing would load a second copy of its Python bindings)."""
+    explicit = os.environ.get("ORT_DYLIB_PATH")
+    if explicit:
+        return explicit
+    spec = importlib.util.find_spec("onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        found = sorted(glob.glob(os.path.join(folder, "capi", "libonnxruntime.so*")))
+        found += sorted(glob.glob(os.path.join(folder, "capi", "libonnxruntime*.dylib")))
+        found += sorted(glob.glob(os.path.join(folder, "capi", "onnxruntime.dll")))
+        if found:
+            return found[-1]
+    return None
+
+
+def _options(
+    cache_dir=None,
+    threads=None,
+    providers=None,
+    cuda=False,
+    device_ids=None,
+    lazy_load=False,
+    device_id=None,
+    specific_model_path=None,
+    local_files_only=False,
+    batch_size=None,
+    parallel=None,
+    max_batch_tokens=None,
+    **_ignored,
+) -> dict:
+    if device_ids is None and device_id is not None:
+        device_ids = [device_id]
+    cuda_flag = None
+    if isinstance(cuda, bool):
+        cuda_flag = cuda if (cuda or providers is None) else None
+    else:  # fastembed's Device enum: "auto", "cpu", "cuda"
+        value = str(getattr(cuda, "value", cuda)).lower()
+        cuda_flag = {"cuda": True, "cpu": False}.get(value)
+    if providers is not None:
+        providers = [p if isinstance(p, str) else p[0] for p in providers]
+    return {
+        "cache_dir": None if cache_dir is None else os.fspath(cache_dir),
+        "threads": threads,
+        "providers": providers,
+        "cuda": cuda_flag,
+        "device_ids": device_ids,
+        "lazy_load": lazy_load,
+        "specific_model_path": None if specific_model_path is None else os.fspath(specific_model_path),
+        "local_files_only": local_files_only,
+        "batch_size": batch_size,
+        "parallel": parallel if parallel else None,
+        "max_batch_tokens": max_batch_tokens,
+        "runtime_library": _runtime_library(),
+    }
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list]:
+    it = iter(items)
+    while True:
+        chunk = list(itertools.islice(it, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def _texts(documents: str | Iterable[str]) -> Iterable[str]:
+    return [documents] if isinstance(documents, str) else documents
+
+
+def _models(json_text: str) -> list[dict[str, Any]]:
+    return json.loads(json_text)
+
+
+class TextEmbedding:
+    """Dense text embeddings, as fastembed's `TextEmbedding`."""
+
+    def __init__(self, model_name: str = "BAAI/bge-small-en-v1.5", cache_dir: str | None = None,
+                 threads: int | None = None, providers: Sequence[Any] | None = None,
+                 cuda: Any = False, device_ids: list[int] | None = None, lazy_load: bool = False,
+                 device_id: int | None = None, specific_model_path: str | None = None,
+                 local_files_only: bool = False, batch_size: int | None = None,
+                 parallel: int | None = None, **kwargs: Any):
+        self.model_name = model_name
+        self.cache_dir = cache_dir
+        self.threads = threads
+        self._batch_size = batch_size
+        self._model = _embedkit.Text(model_name, _options(
+            cache_dir, threads, providers, cuda, device_ids, lazy_load, device_id,
+            specific_model_path, local_files_only, batch_size, parallel, **kwargs))
+
+    @classmethod
+    def list_supported_models(cls) -> list[dict[str, Any]]:
+        return _models(_embedkit.Text.list_supported_models())
+
+    @classmethod
+    def add_custom_model(cls, model: str, pooling: Any, normalization: bool, sources: Any, dim: int,
+                         model_file: str = "onnx/model.onnx", description: str = "", license: str = "",
+                         size_in_gb: float = 0.0, additional_files: list[str] | None = None) -> None:
+        from .common import _pooling_name, _sources_dict
+
+        _embedkit.Text.add_custom_model(json.dumps({
+            "model": model, "pooling": _pooling_name(pooling), "normalization": normalization,
+            "sources": _sources_dict(sources), "dim": dim, "model_file": model_file,
+            "description": description, "license": license, "size_in_gb": size_in_gb,
+            "additional_files": additional_files or []}))
+
+    @classmethod
+    def get_embedding_size(cls, model_name: str) -> int:
+        for m in cls.list_supported_models():
+            if m["model"].lower() == model_name.lower():
+                return m["dim"]
+        raise ValueError(f"Embedding size for model {model_name} was None. Available models: "
+                         f"{[m['model'] for m in cls.list_supported_models()]}")
+
+    @property
+    def embedding_size(self) -> int:
+        return self._model.embedding_size
+
+    def _stream(self, documents: Iterable[str], batch_size: int | None, purpose: str) -> Iterator[np.ndarray]:
+        for chunk in _chunks(documents, max(TEXT_CHUNK, batch_size or 0)):
+            yield from self._model.embed(chunk, batch_size, purpose)
+
+    def embed(self, documents: str | Iterable[str], batch_size: int = 256, parallel: int | None = None,
+              **kwargs: Any) -> Iterator[np.ndarray]:
+        """One vector per document, lazily. `parallel` is accepted for fastembed's
+        signature; the engine's sessions are set when the model is built (`parallel=`
+        of the constructor) and already use every core by default."""
+        return self._stream(_texts(documents), batch_size, "document")
+
+    def query_embed(self, query: str | Iterable[str], **kwargs: Any) -> Iterator[np.ndarray]:
+        return self._stream(_texts(query), kwargs.get("batch_size"), "query")
+
+    def passage_embed(self, texts: Iterable[str], **kwargs: Any) -> Iterator[np.ndarray]:
+        return self._stream(_texts(texts), kwargs.get("batch_size"), "passage")
+
+    def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, **kwargs: Any) -> int:
+        return sum(self._model.token_count(c) for c in _chunks(_texts(texts), batch_size))
+
+
+class SparseEmbedding:
+    """A sparse vector: `indices` (int64) and `values` (float32) numpy arrays."""
+
+    __slots__ = ("values", "indices")
+
+    def __init__(self, values: np.ndarray, indices: np.ndarray):
+        self.values = values
+        self.indices = indices
+
+    def as_object(self) -> dict[str, np.ndarray]:
+        return {"values": self.values, "indices": self.indices}
+
+    def as_dict(self) -> dict[int, float]:
+        return {int(i): float(v) for i, v in zip(self.indices, self.values)}
+
+    @classmethod
+    def from_dict(cls, data: dict[int, float]) -> "SparseEmbedding":
+        if not data:
+            return cls(values=np.array([]), indices=np.array([], dtype=np.int64))
+        indices, values = zip(*data.items())
+        return cls(values=np.array(values), indices=np.array(indices))
+
+    def __repr__(self) -> str:
+        return f"SparseEmbedding(values={self.values!r}, indices={self.indices!r})"
+
+
+class SparseTextEmbedding:
+    """Sparse text embeddings (SPLADE, BM25, BM42, MiniCOIL), as fastembed's."""
+
+    def __init__(self, model_name: str, cache_dir: str | None = None, threads: int | None = None,
+                 providers: Sequence[Any] | None = None, cuda: Any = False,
+                 device_ids: list[int] | None = None, lazy_load: bool = False,
+                 device_id: int | None = None, specific_model_path: str | None = None,
+                 local_files_only: bool = False, batch_size: int | None = None,
+                 parallel: int | None = None, k: float | None = None, b: float | None = None,
+                 avg_len: float | None = None, language: str | None = None, **kwargs: Any):
+        self.model_name = model_name
+        bm25 = None if all(v is None for v in (k, b, avg_len, language)) else (k, b, avg_len, language)
+        self._model = _embedkit.Sparse(model_name, _options(
+            cache_dir, threads, providers, cuda, device_ids, lazy_load, device_id,
+            specific_model_path, local_files_only, batch_size, parallel, **kwargs), bm25)
+
+    @classmethod
+    def list_supported_models(cls) -> list[dict[str, Any]]:
+        return _models(_embedkit.Sparse.list_supported_models())
+
+    def _stream(self, documents: Iterable[str], batch_size: int | None, query: bool) -> Iterator[SparseEmbedding]:
+        for chunk in _chunks(documents, max(TEXT_CHUNK, batch_size or 0)):
+            for indices, values in self._model.embed(chunk, batch_size, query):
+                yield SparseEmbedding(values=values, indices=indices)
+
+    def embed(self, documents: str | Iterable[str], batch_size: int = 256, parallel: int | None = None,
+              **kwargs: Any) -> Iterator[SparseEmbedding]:
+        return self._stream(_texts(documents), batch_size, False)
+
+    def query_embed(self, query: str | Iterable[str], **kwargs: Any) -> Iterator[SparseEmbedding]:
+        return self._stream(_texts(query), None, True)
+
+    def passage_embed(self, texts: Iterable[str], **kwargs: Any) -> Iterator[SparseEmbedding]:
+        return self._stream(_texts(texts), kwargs.get("batch_size"), False)
+
+    def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, **kwargs: Any) -> int:
+        return sum(self._model.token_count(c) for c in _chunks(_texts(texts), batch_size))
+
+
+class LateInteractionTextEmbedding:
+    """ColBERT-family token vectors, as fastembed's."""
+
+    def __init__(self, model_name: str, cache_dir: str | None = None, threads: int | None = None,
+                 providers: Sequence[Any] | None = None, cuda: Any = False,
+                 device_ids: list[int] | None = None, lazy_load: bool = False,
+                 device_id: int | None = None, specific_model_path: str | None = None,
+                 local_files_only: bool = False, batch_size: int | None = None,
+                 parallel: int | None = None, **kwargs: Any):
+        self.model_name = model_name
+        self._model = _embedkit.LateText(model_name, _options(
+            cache_dir, threads, providers, cuda, device_ids, lazy_load, device_id,
+            specific_model_path, local_files_only, batch_size, parallel, **kwargs))
+
+    @classmethod
+    def list_supported_models(cls) -> list[dict[str, Any]]:
+        return _models(_embedkit.LateText.list_supported_models())
+
+    @property
+    def embedding_size(self) -> int:
+        return self._model.embedding_size
+
+    def _stream(self, texts: Iterable[str], batch_size: int | None, query: bool) -> Iterator[np.ndarray]:
+        for chunk in _chunks(texts, max(TEXT_CHUNK, batch_size or 0)):
+            yield from self._model.embed(chunk, batch_size, query)
+
+    def embed(self, documents: str | Iterable[str], batch_size: int = 256, parallel: int | None = None,
+              **kwargs: Any) -> Iterator[np.ndarray]:
+        return self._stream(_texts(documents), batch_size, False)
+
+    def query_embed(self, query: str | Iterable[str], **kwargs: Any) -> Iterator[np.ndarray]:
+        return self._stream(_texts(query), None, True)
+
+    def passage_embed(self, texts: Iterable[str], **kwargs: Any) -> Iterator[np.ndarray]:
+        return self._stream(_texts(texts), kwargs.get("batch_size"), False)
+
+    def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, is_doc: bool = True,
+                    include_extension: bool = False, **kwargs: Any) -> int:
+        return sum(self._model.token_count(c, is_doc, include_extension)
+                   for c in _chunks(_texts(texts), batch_size))
+
+
+def _image_item(image: ImageInput) -> Any:
+    """A path or file bytes for the engine; an in-memory Pillow image is passed as PNG
+    (lossless, mode kept)."""
+    if isinstance(image, (bytes, bytearray)):
+        return bytes(image)
+    if isinstance(image, (str, os.PathLike)):
+        return os.fspath(image)
+    if hasattr(image, "save") and hasattr(image, "mode"):
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        return buf.getvalue()
+    raise TypeError(f"unsupported image input {type(image).__name__}: give a path, bytes or a PIL image")
+
+
+def _images(images: ImageInput | Iterable[ImageInput]) -> Iterable[ImageInput]:
+    if isinstance(images, (str, bytes, bytearray, os.PathLike)) or hasattr(images, "mode"):
+        return [images]
+    return images
+
+
+class ImageEmbedding:
+    """Dense image embeddings, as fastembed's `ImageEmbedding`."""
+
+    def __init__(self, model_name: str, cache_dir: str | None = None, threads: int | None = None,
+                 providers: Sequence[Any] | None = None, cuda: Any = False,
+                 device_ids: list[int] | None = None, lazy_load: bool = False,
+                 device_id: int | None = None, specific_model_path: str | None = None,
+                 local_files_only: bool = False, batch_size: int | None = None,
+                 parallel: int | None = None, **kwargs: Any):
+        self.model_name = model_name
+        self._model = _embedkit.Image(model_name, _options(
+            cache_dir, threads, providers, cuda, device_ids, lazy_load, device_id,
+            specific_model_path, local_files_only, batch_size, parallel, **kwargs))
+
+    @classmethod
+    def list_supported_models(cls) -> list[dict[str, Any]]:
+        return _models(_embedkit.Image.list_supported_models())
+
+    def embed(self, images: ImageInput | Iterable[ImageInput], batch_size: int = 16,
+              parallel: int | None = None, **kwargs: Any) -> Iterator[np.ndarray]:
+        for chunk in _chunks(_images(images), max(64, batch_size)):
+            yield from self._model.embed([_image_item(i) for i in chunk], batch_size)
+
+
+class LateInteractionMultimodalEmbedding:
+    """ColPali / ColModernVBert, as fastembed's."""
+
+    def __init__(self, model_name: str, cache_dir: str | None = None, threads: int | None = None,
+                 providers: Sequence[Any] | None = None, cuda: Any = False,
+                 device_ids: list[int] | None = None, lazy_load: bool = False,
+                 device_id: int | None = None, specific_model_path: str | None = None,
+                 local_files_only: bool = False, batch_size: int | None = None,
+                 parallel: int | None = None, **kwargs: Any):
+        self.model_name = model_name
+        self._model = _embedkit.Multimodal(model_name, _options(
+            cache_dir, threads, providers, cuda, device_ids, lazy_load, device_id,
+            specific_model_path, local_files_only, batch_size, parallel, **kwargs))
+
+    @classmethod
+    def list_supported_models(cls) -> list[dict[str, Any]]:
+        return _models(_embedkit.Multimodal.list_supported_models())
+
+    @property
+    def embedding_size(self) -> int:
+        return self._model.embedding_size
+
+    # These graphs' outputs depend on the batch, so chunks are whole multiples of it and
+    # the batches are the ones fastembed forms.
+    def embed_text(self, documents: str | Iterable[str], batch_size: int = 256,
+                   parallel: int | None = None, **kwargs: Any) -> Iterator[np.ndarray]:
+        for chunk in _chunks(_texts(documents), batch_size * max(1, TEXT_CHUNK // batch_size)):
+            yield from self._model.embed_text(chunk, batch_size)
+
+    def embed_image(self, images: ImageInput | Iterable[ImageInput], batch_size: int = 16,
+                    parallel: int | None = None, **kwargs: Any) -> Iterator[np.ndarray]:
+        for chunk in _chunks(_images(images), batch_size * max(1, 64 // batch_size)):
+            yield from self._model.embed_image([_image_item(i) for i in chunk], batch_size)
+
+
+class TextCrossEncoder:
+    """Cross-encoder reranking, as fastembed's `TextCrossEncoder`."""
+
+    def __init__(self, model_name: str, cache_dir: str | None = None, threads: int | None = None,
+                 providers: Sequence[Any] | None = None, cuda: Any = False,
+                 device_ids: list[int] | None = None, lazy_load: bool = False,
+                 device_id: int | None = None, specific_model_path: str | None = None,
+                 local_files_only: bool = False, batch_size: int | None = None,
+                 parallel: int | None = None, **kwargs: Any):
+        self.model_name = model_name
+        self._model = _embedkit.CrossEncoder(model_name, _options(
+            cache_dir, threads, providers, cuda, device_ids, lazy_load, device_id,
+            specific_model_path, local_files_only, batch_size, parallel, **kwargs))
+
+    @classmethod
+    def list_supported_models(cls) -> list[dict[str, Any]]:
+        return _models(_embedkit.CrossEncoder.list_supported_models())
+
+    @classmethod
+    def add_custom_model(cls, model: str, sources: Any, model_file: str = "onnx/model.onnx",
+                         description: str = "", license: str = "", size_in_gb: float = 0.0,
+                         additional_files: list[str] | None = None) -> None:
+        from .common import _sources_dict
+
+        _embedkit.CrossEncoder.add_custom_model(json.dumps({
+            "model": model, "sources": _sources_dict(sources), "model_file": model_file,
+            "description": description, "license": license, "size_in_gb": size_in_gb,
+            "additional_files": additional_files or []}))
+
+    def rerank(self, query: str, documents: Iterable[str], batch_size: int = 64,
+               parallel: int | None = None, **kwargs: Any) -> Iterator[float]:
+        return self.rerank_pairs(((query, d) for d in _texts(documents)), batch_size)
+
+    def rerank_pairs(self, pairs: Iterable[tuple[str, str]], batch_size: int = 64,
+                     parallel: int | None = None, **kwargs: Any) -> Iterator[float]:
+        for chunk in _chunks(pairs, max(TEXT_CHUNK, batch_size)):
+            yield from self._model.rerank_pairs([(q, d) for q, d in chunk], batch_size)
+
+    def token_count(self, pairs: Iterable[tuple[str, str]], batch_size: int = 1024, **kwargs: Any) -> int:
+        return sum(self._model.token_count([(q, d) for q, d in c]) for c in _chunks(pairs, batch_size))
+
+
+__all__ = [
+    "EmbedkitError", "ImageEmbedding", "LateInteractionMultimodalEmbedding",
+    "LateInteractionTextEmbedding", "SparseEmbedding", "SparseTextEmbedding",
+    "TextCrossEncoder", "TextEmbedding",
+]

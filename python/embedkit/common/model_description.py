@@ -1,0 +1,3 @@
+from . import ModelSource, PoolingType
+
+__all__ = ["ModelSource", "PoolingType"]

@@ -1,0 +1,3 @@
+from . import Device, ImageInput, OnnxProvider, PathInput
+
+__all__ = ["Device", "ImageInput", "OnnxProvider", "PathInput"]

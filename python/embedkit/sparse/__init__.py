@@ -1,0 +1,3 @@
+from .._core import SparseEmbedding, SparseTextEmbedding
+
+__all__ = ["SparseEmbedding", "SparseTextEmbedding"]

@@ -1,0 +1,3 @@
+from .._core import SparseEmbedding
+
+__all__ = ["SparseEmbedding"]

@@ -1,0 +1,120 @@
+"""How the package behaves beyond its numbers: errors, laziness, memory, the GIL, Ctrl-C."""
+
+import itertools
+import resource
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import embedkit
+from conftest import model_dir
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return embedkit.TextEmbedding(MINILM, specific_model_path=model_dir("setup", "all-MiniLM-L6-v2-int8"))
+
+
+def test_errors_are_value_errors_with_the_engines_message(tmp_path):
+    with pytest.raises(ValueError, match="not supported|unknown|Unsupported"):
+        embedkit.TextEmbedding("no-such/model", local_files_only=True, cache_dir=str(tmp_path))
+    assert issubclass(embedkit.EmbedkitError, ValueError)
+    with pytest.raises(embedkit.EmbedkitError, match="missing|not found|No such"):
+        embedkit.TextEmbedding(MINILM, specific_model_path=str(tmp_path))
+    images = embedkit.ImageEmbedding("Qdrant/clip-ViT-B-32-vision",
+                                     specific_model_path=model_dir("tiny", "vision-clip-512"))
+    with pytest.raises(TypeError, match="unsupported image input float"):
+        list(images.embed([3.5]))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg at all")
+    with pytest.raises(embedkit.EmbedkitError, match="broken.jpg"):
+        list(images.embed([str(broken)]))
+
+
+def test_embed_reads_its_input_lazily(minilm):
+    consumed = itertools.count()
+
+    def texts():
+        for i in range(1_000_000):
+            next(consumed)
+            yield f"text number {i}"
+
+    it = minilm.embed(texts())
+    first = list(itertools.islice(it, 3))
+    assert len(first) == 3
+    # One chunk was read, not the million.
+    assert next(consumed) <= embedkit._core.TEXT_CHUNK + 1
+
+
+def test_a_million_items_stream_in_constant_memory():
+    model = embedkit.TextEmbedding("minishlab/potion-base-8M", specific_model_path=model_dir("tiny", "static-256"))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    n, total = 0, 0.0
+    for v in model.embed(f"item {i} of a long stream" for i in range(1_000_000)):
+        n += 1
+        total += float(v[0])
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert n == 1_000_000
+    # Held at once, the vectors would take 1e6 x 256 x 4 bytes = 1 GB.
+    assert grown_mb < 150, f"peak RSS grew by {grown_mb:.0f} MB"
+
+
+def test_the_gil_is_released_while_embedding(minilm):
+    ticks = []
+    stop = threading.Event()
+
+    def tick():
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+
+    t = threading.Thread(target=tick)
+    t.start()
+    start = time.perf_counter()
+    # One engine call: a single chunk of long texts.
+    list(minilm.embed(["a long paragraph about vector search " * 40] * 64))
+    elapsed = time.perf_counter() - start
+    stop.set()
+    t.join()
+    during = [x for x in ticks if start <= x <= start + elapsed]
+    assert elapsed > 0.2
+    assert len(during) > elapsed * 50, "the other thread could not run while the engine worked"
+
+
+def test_ctrl_c_interrupts_a_long_embed():
+    script = textwrap.dedent(f"""
+        import itertools, sys
+        import embedkit
+        m = embedkit.TextEmbedding({MINILM!r}, specific_model_path={model_dir("setup", "all-MiniLM-L6-v2-int8")!r})
+        print("ready", flush=True)
+        try:
+            for _ in m.embed("an endless stream of text" for _ in itertools.count()):
+                pass
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            sys.exit(3)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.5)
+    sent = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 3 and "interrupted" in out
+    assert time.perf_counter() - sent < 15
+
+
+def test_sparse_embedding_helpers():
+    e = embedkit.SparseEmbedding.from_dict({5: 0.5, 2: 1.0})
+    assert e.as_dict() == {5: 0.5, 2: 1.0}
+    assert set(e.as_object()) == {"values", "indices"}
+    empty = embedkit.SparseEmbedding.from_dict({})
+    assert empty.indices.dtype == np.int64 and len(empty.values) == 0

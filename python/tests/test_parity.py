@@ -1,0 +1,183 @@
+"""The package's outputs against fastembed 0.9.1 run live on the same model files, for
+every family. Tolerances: 1e-5 absolute on unit vectors and scores (float32 error of
+different summation orders); sparse index sets must be identical except SPLADE, whose
+near-zero weights may fall on either side of its threshold."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import embedkit
+from conftest import model_dir
+
+TOL = 1e-5
+
+
+def close(ours, theirs, tol=TOL):
+    ours, theirs = list(ours), list(theirs)
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.shape == b.shape
+        assert np.abs(a.astype(np.float64) - b).max(initial=0.0) <= tol
+
+
+DENSE = [
+    ("sentence-transformers/all-MiniLM-L6-v2", "setup", "all-MiniLM-L6-v2-int8"),
+    ("sentence-transformers/all-MiniLM-L6-v2", "shared", "all-MiniLM-L6-v2-fp32"),
+    ("BAAI/bge-small-en-v1.5", "tiny", "cls-384"),
+    ("nomic-ai/nomic-embed-text-v1.5", "tiny", "mean-768"),
+]
+
+
+@pytest.mark.parametrize("name,kind,folder", DENSE)
+def test_dense(name, kind, folder, edge_inputs, corpus):
+    import fastembed
+
+    path = model_dir(kind, folder)
+    ours = embedkit.TextEmbedding(name, specific_model_path=path, threads=2)
+    theirs = fastembed.TextEmbedding(name, specific_model_path=path, threads=2)
+    texts = edge_inputs + corpus
+    close(ours.embed(texts, batch_size=8), theirs.embed(texts, batch_size=8))
+    close(ours.query_embed(edge_inputs), theirs.query_embed(edge_inputs))
+    close(ours.passage_embed(corpus[:10]), theirs.passage_embed(corpus[:10]))
+    first = next(iter(ours.embed("one text")))
+    assert first.shape == (ours.embedding_size,) and first.dtype == np.float32
+    assert ours.token_count(corpus[:5]) == theirs.token_count(corpus[:5])
+
+
+def sparse_equal(ours, theirs, exact_indices=True):
+    ours, theirs = list(ours), list(theirs)
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        assert isinstance(a, embedkit.SparseEmbedding)
+        assert a.indices.dtype == np.int64 and a.values.dtype == np.float32
+        da, db = a.as_dict(), b.as_dict()
+        if exact_indices:
+            assert set(da) == set(db)
+        for k in set(da) | set(db):
+            assert abs(da.get(k, 0.0) - db.get(k, 0.0)) <= TOL
+
+
+SPARSE = [
+    ("prithivida/Splade_PP_en_v1", "shared", "splade-tiny", {}, False),
+    ("Qdrant/bm25", "tiny", "bm25", {}, True),
+    ("Qdrant/bm25", "tiny", "bm25", {"language": "german", "k": 0.9, "b": 0.4, "avg_len": 60.0}, True),
+    ("Qdrant/bm42-all-minilm-l6-v2-attentions", "shared", "all-MiniLM-L6-v2-fp32", {}, True),
+    ("Qdrant/minicoil-v1", "tiny", "minicoil", {}, True),
+]
+
+
+@pytest.mark.parametrize("name,kind,folder,options,exact", SPARSE)
+def test_sparse(name, kind, folder, options, exact, edge_inputs, corpus):
+    import fastembed
+
+    path = model_dir(kind, folder)
+    ours = embedkit.SparseTextEmbedding(name, specific_model_path=path, **options)
+    theirs = fastembed.SparseTextEmbedding(name, specific_model_path=path, **options)
+    texts = edge_inputs + corpus[:60]
+    sparse_equal(ours.embed(texts, batch_size=16), theirs.embed(texts, batch_size=16), exact)
+    sparse_equal(ours.query_embed(edge_inputs), theirs.query_embed(edge_inputs), exact)
+
+
+@pytest.mark.parametrize("name,folder", [("colbert-ir/colbertv2.0", "colbert-128"),
+                                         ("jinaai/jina-colbert-v2", "jinacolbert-128")])
+def test_late_interaction_and_muvera(name, folder, edge_inputs, corpus):
+    import fastembed
+    from fastembed.postprocess import Muvera as TheirMuvera
+
+    from embedkit.postprocess import Muvera
+
+    path = model_dir("tiny", folder)
+    ours = embedkit.LateInteractionTextEmbedding(name, specific_model_path=path)
+    theirs = fastembed.LateInteractionTextEmbedding(name, specific_model_path=path)
+    texts = edge_inputs + corpus[:30]
+    docs = list(ours.embed(texts, batch_size=8))
+    close(docs, theirs.embed(texts, batch_size=8))
+    queries = list(ours.query_embed(edge_inputs))
+    close(queries, theirs.query_embed(edge_inputs))
+    m = Muvera.from_multivector_model(ours, k_sim=4, dim_proj=16, r_reps=8, random_seed=7)
+    t = TheirMuvera.from_multivector_model(theirs, k_sim=4, dim_proj=16, r_reps=8, random_seed=7)
+    assert m.embedding_size == t.embedding_size
+    for d in docs[3:8]:
+        close([m.process_document(d)], [t.process_document(d)], 1e-9)
+    for q in queries[3:8]:
+        close([m.process_query(q)], [t.process_query(q)], 1e-9)
+
+
+def test_image(images):
+    import fastembed
+
+    path = model_dir("tiny", "vision-clip-512")
+    ours = embedkit.ImageEmbedding("Qdrant/clip-ViT-B-32-vision", specific_model_path=path)
+    theirs = fastembed.ImageEmbedding("Qdrant/clip-ViT-B-32-vision", specific_model_path=path)
+    close(ours.embed(images, batch_size=4), theirs.embed(images, batch_size=4))
+    # In-memory Pillow images and file bytes give what the file gives.
+    photo = [p for p in images if p.endswith("photo.png")][0]
+    pil = Image.open(photo)
+    with open(photo, "rb") as f:
+        raw = f.read()
+    expected = list(theirs.embed([photo]))
+    close(ours.embed(pil), expected)
+    close(ours.embed([raw]), expected)
+
+
+def test_multimodal(images, corpus):
+    import fastembed
+
+    path = model_dir("tiny", "colpali")
+    name = "Qdrant/colpali-v1.3-fp16"
+    ours = embedkit.LateInteractionMultimodalEmbedding(name, specific_model_path=path)
+    theirs = fastembed.LateInteractionMultimodalEmbedding(name, specific_model_path=path)
+    close(ours.embed_text(corpus[:7], batch_size=3), theirs.embed_text(corpus[:7], batch_size=3))
+    some = [p for p in images if p.endswith(("photo.jpg", "gray16.png"))]
+    close(ours.embed_image(some, batch_size=1), theirs.embed_image(some, batch_size=1))
+
+
+def test_rerank(corpus):
+    from fastembed.rerank.cross_encoder import TextCrossEncoder as Theirs
+
+    from embedkit.rerank.cross_encoder import TextCrossEncoder
+
+    path = model_dir("tiny", "rerank-bert")
+    name = "Xenova/ms-marco-MiniLM-L-6-v2"
+    ours = TextCrossEncoder(name, specific_model_path=path)
+    theirs = Theirs(name, specific_model_path=path)
+    assert embedkit.TextCrossEncoder is TextCrossEncoder
+    close([list(ours.rerank("what is a vector", corpus[:40], batch_size=8))],
+          [list(theirs.rerank("what is a vector", corpus[:40], batch_size=8))])
+    pairs = list(zip(corpus[:10], corpus[10:20]))
+    close([list(ours.rerank_pairs(pairs))], [list(theirs.rerank_pairs(pairs))])
+
+
+@pytest.mark.parametrize("ours,theirs", [
+    ("TextEmbedding", "TextEmbedding"), ("SparseTextEmbedding", "SparseTextEmbedding"),
+    ("LateInteractionTextEmbedding", "LateInteractionTextEmbedding"), ("ImageEmbedding", "ImageEmbedding"),
+    ("TextCrossEncoder", "TextCrossEncoder"),
+    ("LateInteractionMultimodalEmbedding", "LateInteractionMultimodalEmbedding"),
+])
+def test_supported_models_match(ours, theirs):
+    import fastembed
+    import fastembed.rerank.cross_encoder as rerank
+
+    a = {m["model"] for m in getattr(embedkit, ours).list_supported_models()}
+    b = {m["model"] for m in (getattr(fastembed, theirs, None) or getattr(rerank, theirs)).list_supported_models()}
+    assert a == b
+
+
+def test_custom_model(edge_inputs):
+    import fastembed
+    from fastembed.common.model_description import ModelSource as TheirSource, PoolingType as TheirPooling
+
+    from embedkit.common import ModelSource, PoolingType
+
+    path = model_dir("tiny", "cls-384")
+    embedkit.TextEmbedding.add_custom_model("embedkit-py-test/custom-mean", pooling=PoolingType.MEAN,
+                                            normalization=True, sources=ModelSource(hf="x/y"), dim=384,
+                                            model_file="model_optimized.onnx")
+    fastembed.TextEmbedding.add_custom_model("embedkit-py-test/custom-mean", pooling=TheirPooling.MEAN,
+                                             normalization=True, sources=TheirSource(hf="x/y"), dim=384,
+                                             model_file="model_optimized.onnx")
+    ours = embedkit.TextEmbedding("embedkit-py-test/custom-mean", specific_model_path=path)
+    theirs = fastembed.TextEmbedding("embedkit-py-test/custom-mean", specific_model_path=path)
+    close(ours.embed(edge_inputs), theirs.embed(edge_inputs))
