@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// Seconds a request may take, body upload included (408/504 beyond).
     #[arg(long, default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Seconds a connection may stay idle, or take to send a request's headers, before
+    /// it is closed.
+    #[arg(long, default_value_t = 60)]
+    pub idle_timeout_secs: u64,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -99,6 +103,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_inputs: args.max_inputs.max(1),
         max_input_chars: args.max_input_chars.max(1),
         request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
     };
     let policy = BatchPolicy {
         queue_size: args.queue_size.max(1),

@@ -52,11 +52,18 @@ impl Drop for Server {
 }
 
 fn start(extra: &[&str]) -> Server {
-    let dir = minilm_dir();
+    start_model(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        &minilm_dir(),
+        extra,
+    )
+}
+
+fn start_model(model: &str, dir: &std::path::Path, extra: &[&str]) -> Server {
     let mut args = vec![
         "serve".to_string(),
         "--model".into(),
-        "sentence-transformers/all-MiniLM-L6-v2".into(),
+        model.into(),
         "--model-path".into(),
         dir.to_string_lossy().into_owned(),
         "--port".into(),
@@ -194,15 +201,54 @@ fn every_route_answers_correctly() {
         })
         .collect();
     assert_eq!(decoded, got);
-    // `dimensions`: the first d components, renormalized.
-    let (_, d) = post(
+    // `dimensions`: MiniLM is no Matryoshka model, so only its own size is taken.
+    let (status, d) = post(
         port,
         "/v1/embeddings",
         json!({"input": "hello world", "dimensions": 64}),
     );
-    let short: Vec<f32> = serde_json::from_value(d["data"][0]["embedding"].clone()).unwrap();
-    assert_eq!(short.len(), 64);
-    assert!((short.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5);
+    assert_eq!(status, 422);
+    assert!(d["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Matryoshka"));
+    let (status, d) = post(
+        port,
+        "/v1/embeddings",
+        json!({"input": "hello world", "dimensions": 384}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(d["data"][0]["embedding"].as_array().unwrap().len(), 384);
+
+    // Token arrays: the ids /tokenize gives embed as the text does, one array or several.
+    let (_, toks) = post(port, "/tokenize", json!({"inputs": ["hello world", "a b"]}));
+    let ids: Vec<Vec<u64>> = toks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|seq| {
+            seq.as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].as_u64().unwrap())
+                .collect()
+        })
+        .collect();
+    let (_, by_text) = post(
+        port,
+        "/v1/embeddings",
+        json!({"input": ["hello world", "a b"]}),
+    );
+    let (status, by_ids) = post(port, "/v1/embeddings", json!({"input": ids}));
+    assert_eq!(status, 200, "{by_ids}");
+    assert_eq!(by_ids["data"], by_text["data"]);
+    assert_eq!(
+        by_ids["usage"]["prompt_tokens"],
+        by_text["usage"]["prompt_tokens"]
+    );
+    let (status, one) = post(port, "/v1/embeddings", json!({"input": ids[0]}));
+    assert_eq!(status, 200);
+    assert_eq!(one["data"][0], by_text["data"][0]);
 
     // TEI routes.
     let (status, v) = post(port, "/embed", json!({"inputs": texts}));
@@ -265,6 +311,37 @@ fn every_route_answers_correctly() {
 }
 
 #[test]
+fn dimensions_shorten_the_vectors_of_matryoshka_models() {
+    // A seeded model of nomic-embed-text-v1.5's architecture; the registry marks it Matryoshka.
+    let server = start_model("nomic-ai/nomic-embed-text-v1.5", &tiny("mean-768"), &[]);
+    let (status, full) = post(
+        server.port,
+        "/v1/embeddings",
+        json!({"input": "hello world"}),
+    );
+    assert_eq!(status, 200);
+    let full: Vec<f32> = serde_json::from_value(full["data"][0]["embedding"].clone()).unwrap();
+    let (status, d) = post(
+        server.port,
+        "/v1/embeddings",
+        json!({"input": "hello world", "dimensions": 64}),
+    );
+    assert_eq!(status, 200);
+    let short: Vec<f32> = serde_json::from_value(d["data"][0]["embedding"].clone()).unwrap();
+    let norm = full[..64].iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert_eq!(short.len(), 64);
+    for (a, b) in short.iter().zip(&full[..64]) {
+        assert!((a - b / norm).abs() < 1e-6);
+    }
+    let (status, _) = post(
+        server.port,
+        "/v1/embeddings",
+        json!({"input": "hello world", "dimensions": 0}),
+    );
+    assert_eq!(status, 422);
+}
+
+#[test]
 fn bad_requests_get_json_errors_that_name_the_problem() {
     let server = start(&[
         "--max-inputs",
@@ -310,9 +387,27 @@ fn bad_requests_get_json_errors_that_name_the_problem() {
     check("/embed", huge.as_bytes(), 413, "limit of 4096 bytes");
     check(
         "/v1/embeddings",
-        br#"{"input": [[1, 2]]}"#,
+        br#"{"input": ["a", [1, 2]]}"#,
         422,
         "token arrays",
+    );
+    check(
+        "/v1/embeddings",
+        br#"{"input": [[101, 99999999, 102]]}"#,
+        422,
+        "outside the vocabulary",
+    );
+    check(
+        "/v1/embeddings",
+        br#"{"input": [[101, -1]]}"#,
+        422,
+        "non-negative integers",
+    );
+    check(
+        "/v1/embeddings",
+        br#"{"input": [[101], []]}"#,
+        422,
+        "empty token array",
     );
     check(
         "/v1/embeddings",
@@ -381,6 +476,45 @@ fn disconnecting_and_slow_clients_do_not_hurt_the_server() {
     let (status, v) = post(port, "/embed", json!({"inputs": "hello world"}));
     assert_eq!(status, 200);
     assert_eq!(v[0].as_array().unwrap().len(), 384);
+}
+
+#[test]
+fn idle_connections_and_slow_headers_are_closed() {
+    let server = start(&["--idle-timeout-secs", "1"]);
+    let closed_within = |s: &mut TcpStream, secs: u64| {
+        s.set_read_timeout(Some(Duration::from_secs(secs))).unwrap();
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return started.elapsed(),
+                Ok(_) => continue, // a 408 or the end of a previous answer
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return started.elapsed()
+                }
+                Err(e) => panic!("the connection stayed open: {e}"),
+            }
+        }
+    };
+    // Headers sent one piece and never finished (slow loris).
+    let mut loris = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    loris
+        .write_all(b"POST /embed HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    assert!(closed_within(&mut loris, 10) < Duration::from_secs(5));
+    // A keep-alive connection left idle after its answer.
+    let mut idle = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let body = br#"{"inputs": "hello"}"#;
+    let head = format!(
+        "POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    idle.write_all(head.as_bytes()).unwrap();
+    idle.write_all(body).unwrap();
+    assert!(closed_within(&mut idle, 10) < Duration::from_secs(5));
+    // The server still answers.
+    let (status, _) = post(server.port, "/embed", json!({"inputs": "fine"}));
+    assert_eq!(status, 200);
 }
 
 #[test]

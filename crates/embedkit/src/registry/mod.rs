@@ -151,6 +151,10 @@ pub struct DenseModelDescription {
     /// Registered at run time with `add_custom_model`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub custom: bool,
+    /// Trained so that a prefix of the vector, renormalized, is a good smaller vector
+    /// (Matryoshka representation learning): the server's `dimensions` applies only here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub matryoshka: bool,
 }
 
 static BUILTIN_DENSE: LazyLock<Vec<DenseModelDescription>> = LazyLock::new(|| {

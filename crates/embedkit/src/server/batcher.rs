@@ -19,8 +19,12 @@ use crate::sparse::SparseEmbedding;
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobKind {
     Dense,
+    /// Dense vectors of token ids (OpenAI's token-array input).
+    DenseIds,
     Sparse,
-    Rerank { query: String },
+    Rerank {
+        query: String,
+    },
 }
 
 /// A job's answer.
@@ -34,7 +38,16 @@ pub enum JobOutput {
 pub struct Job {
     pub kind: JobKind,
     pub texts: Vec<String>,
+    /// The inputs of a [`JobKind::DenseIds`] job.
+    pub ids: Vec<Vec<u32>>,
     pub reply: oneshot::Sender<Result<JobOutput>>,
+}
+
+impl Job {
+    /// Inputs in the job, texts or token sequences.
+    pub(crate) fn len(&self) -> usize {
+        self.texts.len().max(self.ids.len())
+    }
 }
 
 /// How requests are grouped.
@@ -86,7 +99,7 @@ impl Batcher {
                     };
                     thread_depth.fetch_sub(1, Ordering::Relaxed);
                     let mut batch = vec![first];
-                    let mut texts = batch[0].texts.len();
+                    let mut texts = batch[0].len();
                     let deadline = Instant::now() + policy.max_wait;
                     while texts < policy.max_batch_texts {
                         let left = deadline.saturating_duration_since(Instant::now());
@@ -94,9 +107,9 @@ impl Batcher {
                             Ok(j) => {
                                 thread_depth.fetch_sub(1, Ordering::Relaxed);
                                 if j.kind == batch[0].kind
-                                    && texts + j.texts.len() <= policy.max_batch_texts
+                                    && texts + j.len() <= policy.max_batch_texts
                                 {
-                                    texts += j.texts.len();
+                                    texts += j.len();
                                     batch.push(j);
                                 } else {
                                     // Counted as taken; put back in front of the queue.
@@ -160,10 +173,17 @@ fn run_batch(models: &Models, batch: Vec<Job>, metrics: &Metrics) {
         .iter()
         .flat_map(|j| j.texts.iter().map(String::as_str))
         .collect();
-    metrics.batch_size.observe(texts.len() as f64);
+    let ids: Vec<Vec<u32>> = batch.iter().flat_map(|j| j.ids.iter().cloned()).collect();
+    metrics
+        .batch_size
+        .observe(texts.len().max(ids.len()) as f64);
     let started = Instant::now();
     let result: Result<JobOutput> = match &kind {
         JobKind::Dense => models.dense.embed(&texts, None).map(JobOutput::Dense),
+        JobKind::DenseIds => models
+            .dense
+            .embed_token_ids(&ids, None)
+            .map(JobOutput::Dense),
         JobKind::Sparse => match &models.sparse {
             Some(m) => m.embed(&texts, None).map(JobOutput::Sparse),
             None => Err(Error::Unsupported("no sparse model is served".into())),
@@ -193,7 +213,7 @@ fn run_batch(models: &Models, batch: Vec<Job>, metrics: &Metrics) {
 fn answer<T>(batch: Vec<Job>, results: Vec<T>, wrap: fn(Vec<T>) -> JobOutput) {
     let mut results = results.into_iter();
     for job in batch {
-        let part: Vec<T> = results.by_ref().take(job.texts.len()).collect();
+        let part: Vec<T> = results.by_ref().take(job.len()).collect();
         // The client may have gone; its answer is dropped.
         let _ = job.reply.send(Ok(wrap(part)));
     }

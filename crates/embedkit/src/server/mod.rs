@@ -60,6 +60,9 @@ pub struct Limits {
     pub max_input_chars: usize,
     /// A request not answered within this gets 408/504.
     pub request_timeout: Duration,
+    /// A connection that sends no complete request head within this is closed: an idle
+    /// keep-alive connection, or a client trickling its headers (slow loris).
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -69,6 +72,7 @@ impl Default for Limits {
             max_inputs: 512,
             max_input_chars: 100_000,
             request_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -188,18 +192,55 @@ pub fn router(models: Models, limits: Limits, policy: BatchPolicy) -> Result<Rou
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.
+///
+/// The accept loop is hyper's own rather than `axum::serve`, which has no setting for
+/// how long a connection may take to send a request head; `idle_timeout` bounds both
+/// idle keep-alive connections and slowly sent headers.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
+    idle_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| Error::Io {
-            path: "server".into(),
-            source,
-        })
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::server::graceful::GracefulShutdown;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle_timeout)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors and the like: pause, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Runs a server on `addr` until SIGTERM or Ctrl-C.
@@ -211,6 +252,7 @@ pub fn run(addr: SocketAddr, models: Models, limits: Limits, policy: BatchPolicy
             path: "tokio runtime".into(),
             source,
         })?;
+    let limits_idle = limits.idle_timeout;
     runtime.block_on(async move {
         let app = router(models, limits, policy)?;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -225,7 +267,8 @@ pub fn run(addr: SocketAddr, models: Models, limits: Limits, policy: BatchPolicy
         })?;
         tracing::info!(%local, "listening");
         eprintln!("embedkit serving on http://{local}");
-        serve(listener, app, shutdown_signal()).await
+        let idle = limits_idle;
+        serve(listener, app, idle, shutdown_signal()).await
     })
 }
 
@@ -330,7 +373,8 @@ fn texts_of(
             .map(|(i, v)| match v {
                 Value::String(s) => Ok(s.clone()),
                 Value::Array(_) | Value::Number(_) => Err(ApiError::validation(format!(
-                    "{field}[{i}]: token arrays are not supported; send text"
+                    "{field}[{i}]: token arrays are taken by /v1/embeddings only, and not \
+                     mixed with text"
                 ))),
                 other => Err(ApiError::validation(format!(
                     "{field}[{i}] must be a string, got {}",
@@ -387,11 +431,26 @@ async fn submit(
     kind: JobKind,
     texts: Vec<String>,
 ) -> std::result::Result<JobOutput, ApiError> {
+    enqueue(state, kind, texts, Vec::new()).await
+}
+
+/// Queues a job of texts or of token ids and waits for its answer.
+async fn enqueue(
+    state: &AppState,
+    kind: JobKind,
+    texts: Vec<String>,
+    ids: Vec<Vec<u32>>,
+) -> std::result::Result<JobOutput, ApiError> {
     let (reply, answer) = oneshot::channel();
-    let n = texts.len();
+    let n = texts.len().max(ids.len());
     state
         .batcher
-        .submit(Job { kind, texts, reply })
+        .submit(Job {
+            kind,
+            texts,
+            ids,
+            reply,
+        })
         .map_err(|refused| {
             let mut e = match refused {
                 Refused::Full => ApiError::new(
@@ -442,6 +501,86 @@ async fn count_tokens(state: &Arc<AppState>, texts: &[String]) -> usize {
     n
 }
 
+/// The request's `dimensions`: only for models trained for truncation (Matryoshka), or
+/// the model's own size.
+fn dimensions_of(req: &Value, state: &AppState) -> std::result::Result<Option<usize>, ApiError> {
+    let desc = state.models.dense.description();
+    let dim = desc.dim;
+    let Some(v) = req.get("dimensions").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    match v.as_u64() {
+        Some(d) if d as usize == dim => Ok(None),
+        Some(d) if d >= 1 && (d as usize) < dim && desc.matryoshka => Ok(Some(d as usize)),
+        Some(d) if d >= 1 && (d as usize) < dim => Err(ApiError::validation(format!(
+            "model {} was not trained for shortened vectors (Matryoshka), so `dimensions` \
+             must be its size, {dim}; got {d}",
+            desc.model
+        ))),
+        _ => Err(ApiError::validation(format!(
+            "dimensions must be an integer from 1 to {dim}, got {v}"
+        ))),
+    }
+}
+
+/// OpenAI's `input`: text(s), or token ids (one array of integers, or an array of them).
+enum Inputs {
+    Texts(Vec<String>),
+    Ids(Vec<Vec<u32>>),
+}
+
+fn inputs_of(value: Option<&Value>, limits: &Limits) -> std::result::Result<Inputs, ApiError> {
+    let ids_of = |i: usize, items: &[Value]| -> std::result::Result<Vec<u32>, ApiError> {
+        if items.len() > limits.max_input_chars {
+            return Err(ApiError::validation(format!(
+                "input[{i}] has {} tokens, more than the limit of {} (max_input_chars)",
+                items.len(),
+                limits.max_input_chars
+            )));
+        }
+        items
+            .iter()
+            .map(|t| {
+                t.as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| {
+                        ApiError::validation(format!(
+                            "input[{i}]: token ids must be non-negative integers, got {t}"
+                        ))
+                    })
+            })
+            .collect()
+    };
+    let sequences: Vec<Vec<u32>> = match value {
+        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_number) => {
+            vec![ids_of(0, items)?]
+        }
+        Some(Value::Array(items))
+            if !items.is_empty() && items.iter().all(|v| matches!(v, Value::Array(_))) =>
+        {
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| ids_of(i, v.as_array().map(Vec::as_slice).unwrap_or_default()))
+                .collect::<std::result::Result<_, _>>()?
+        }
+        _ => return texts_of(value, "input", limits).map(Inputs::Texts),
+    };
+    if sequences.len() > limits.max_inputs {
+        return Err(ApiError::validation(format!(
+            "{} inputs is more than the limit of {} per request (max_inputs)",
+            sequences.len(),
+            limits.max_inputs
+        )));
+    }
+    if let Some(i) = sequences.iter().position(Vec::is_empty) {
+        return Err(ApiError::validation(format!(
+            "input[{i}] is an empty token array"
+        )));
+    }
+    Ok(Inputs::Ids(sequences))
+}
+
 fn truncate_renormalize(mut v: Vec<f32>, dims: Option<usize>) -> Vec<f32> {
     if let Some(d) = dims {
         v.truncate(d);
@@ -455,7 +594,7 @@ async fn openai_embeddings(
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> std::result::Result<Response, ApiError> {
     let req = parse_body(body, &state.limits).map_err(ApiError::openai)?;
-    let texts = texts_of(req.get("input"), "input", &state.limits).map_err(ApiError::openai)?;
+    let input = inputs_of(req.get("input"), &state.limits).map_err(ApiError::openai)?;
     let base64 = match req.get("encoding_format") {
         None | Some(Value::Null) => false,
         Some(Value::String(s)) if s == "float" => false,
@@ -467,24 +606,23 @@ async fn openai_embeddings(
             .openai())
         }
     };
-    let dim = state.models.dense.embedding_size();
-    let dims = match req.get("dimensions") {
-        None | Some(Value::Null) => None,
-        Some(v) => match v.as_u64() {
-            Some(d) if d >= 1 && d as usize <= dim => Some(d as usize),
-            _ => {
-                return Err(ApiError::validation(format!(
-                    "dimensions must be an integer from 1 to {dim}, got {v}"
-                ))
-                .openai())
-            }
-        },
+    let dims = dimensions_of(&req, &state).map_err(ApiError::openai)?;
+    let (tokens, job) = match input {
+        Inputs::Texts(texts) => (
+            count_tokens(&state, &texts).await,
+            enqueue(&state, JobKind::Dense, texts, Vec::new()),
+        ),
+        Inputs::Ids(ids) => {
+            state
+                .models
+                .dense
+                .check_token_ids(&ids)
+                .map_err(|e| ApiError::validation(e.to_string()).openai())?;
+            let tokens = ids.iter().map(Vec::len).sum();
+            (tokens, enqueue(&state, JobKind::DenseIds, Vec::new(), ids))
+        }
     };
-    let tokens = count_tokens(&state, &texts).await;
-    let JobOutput::Dense(vectors) = submit(&state, JobKind::Dense, texts)
-        .await
-        .map_err(ApiError::openai)?
-    else {
+    let JobOutput::Dense(vectors) = job.await.map_err(ApiError::openai)? else {
         return Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "backend",
@@ -537,18 +675,7 @@ async fn embed(
             )))
         }
     };
-    let dim = state.models.dense.embedding_size();
-    let dims = match req.get("dimensions") {
-        None | Some(Value::Null) => None,
-        Some(v) => match v.as_u64() {
-            Some(d) if d >= 1 && d as usize <= dim => Some(d as usize),
-            _ => {
-                return Err(ApiError::validation(format!(
-                    "dimensions must be an integer from 1 to {dim}, got {v}"
-                )))
-            }
-        },
-    };
+    let dims = dimensions_of(&req, &state)?;
     let JobOutput::Dense(vectors) = submit(&state, JobKind::Dense, texts).await? else {
         return Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

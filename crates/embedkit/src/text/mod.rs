@@ -43,6 +43,10 @@ pub(crate) trait DenseBackend: Send + Sync {
     fn parallelism(&self) -> usize {
         1
     }
+    /// Token ids the model accepts are below this.
+    fn vocab_size(&self) -> usize;
+    /// Longest sequence the model takes.
+    fn max_length(&self) -> usize;
 }
 
 /// The files a dense model needs, for finding, downloading or removing it.
@@ -146,6 +150,8 @@ pub struct CustomTextModel {
     pub additional_files: Vec<String>,
     /// Read this output of the graph instead of the first.
     pub output_name: Option<String>,
+    /// Trained for truncated vectors (see [`DenseModelDescription::matryoshka`]).
+    pub matryoshka: bool,
 }
 
 impl CustomTextModel {
@@ -168,6 +174,7 @@ impl CustomTextModel {
             size_in_gb: 0.0,
             additional_files: Vec::new(),
             output_name: None,
+            matryoshka: false,
         }
     }
 }
@@ -214,6 +221,7 @@ impl TextEmbedding {
             },
             query_prefix: None,
             passage_prefix: None,
+            matryoshka: m.matryoshka,
             custom: true,
         })
     }
@@ -349,6 +357,67 @@ impl TextEmbedding {
                 self.embed_window(texts, batch_size, purpose)
             },
         )
+    }
+
+    /// Embeds sequences given as token ids, used as they are: what
+    /// [`tokenize`](Self::tokenize) returns, special tokens included. Longer sequences
+    /// are cut at the model's maximum length; an id outside the vocabulary or an empty
+    /// sequence is an error naming the sequence.
+    pub fn embed_token_ids(
+        &self,
+        sequences: &[Vec<u32>],
+        batch_size: Option<usize>,
+    ) -> Result<Vec<Embedding>> {
+        let batch_size = batch_size.unwrap_or(self.batch_size);
+        if batch_size == 0 {
+            return Err(Error::InvalidArgument("batch_size must be >= 1".into()));
+        }
+        self.check_token_ids(sequences)?;
+        let backend = self.backend()?;
+        let max_len = backend.max_length();
+        let cut: Vec<&[u32]> = sequences
+            .iter()
+            .map(|s| &s[..s.len().min(max_len)])
+            .collect();
+        let lengths: Vec<usize> = cut.iter().map(|s| s.len()).collect();
+        let task = self.task_for(Purpose::Document);
+        let workers = backend.parallelism();
+        batching::run_sorted_parallel(
+            &lengths,
+            batch_size,
+            self.max_batch_tokens,
+            workers,
+            |batch| {
+                let seqs: Vec<&[u32]> = batch.iter().map(|&i| cut[i]).collect();
+                backend.embed_batch(&seqs, task)
+            },
+        )
+    }
+
+    /// Fails unless every sequence is non-empty and every id is in the vocabulary.
+    pub fn check_token_ids(&self, sequences: &[Vec<u32>]) -> Result<()> {
+        let vocab = self.backend()?.vocab_size();
+        for (i, seq) in sequences.iter().enumerate() {
+            if seq.is_empty() {
+                return Err(Error::InvalidArgument(format!(
+                    "token sequence {i} is empty"
+                )));
+            }
+            if let Some(id) = seq.iter().find(|&&id| id as usize >= vocab) {
+                return Err(Error::InvalidArgument(format!(
+                    "token sequence {i} has id {id}, outside the vocabulary of {vocab}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Token ids of each text as the model gets them (truncated, special tokens
+    /// included, no padding).
+    pub fn tokenize<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<u32>>> {
+        let backend = self.backend()?;
+        let refs: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
+        backend.tokenize(&refs)
     }
 
     /// The number of tokens of the texts after truncation, special tokens included.

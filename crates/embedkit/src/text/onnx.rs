@@ -90,6 +90,14 @@ impl DenseBackend for OnnxBackend {
         self.model.parallelism()
     }
 
+    fn vocab_size(&self) -> usize {
+        self.tokenizer.inner().get_vocab_size(true)
+    }
+
+    fn max_length(&self) -> usize {
+        self.tokenizer.max_length()
+    }
+
     fn embed_batch(&self, sequences: &[&[u32]], task: Option<i64>) -> Result<Vec<Embedding>> {
         let batch = PaddedBatch::new(sequences, self.tokenizer.padding());
         let mut inputs = batch.onnx_inputs(&self.model)?;

@@ -162,6 +162,14 @@ impl DenseBackend for StaticBackend {
         Ok(enc.into_iter().map(|e| e.get_ids().to_vec()).collect())
     }
 
+    fn vocab_size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
+    }
+
+    fn max_length(&self) -> usize {
+        MAX_LENGTH
+    }
+
     fn embed_batch(&self, sequences: &[&[u32]], _task: Option<i64>) -> Result<Vec<Embedding>> {
         sequences
             .iter()
