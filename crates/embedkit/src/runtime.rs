@@ -424,7 +424,7 @@ pub struct SessionPlan {
 /// Chooses the [`SessionPlan`].
 ///
 /// Measured on 2 cores (BENCHMARKS.md): two single-threaded sessions, each running its
-/// own length-sorted batch, embed 5-11% more texts per second than one session with two
+/// own length-sorted batch, embed 5-24% more texts per second than one session with two
 /// threads (ONNX Runtime's intra-op threads wait on each other at every operator;
 /// separate sessions never do), while a lone query takes 40% less time on two threads
 /// than on one. So by default a CPU gets a pool of one single-threaded session per
