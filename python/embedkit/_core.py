@@ -103,26 +103,42 @@ def _models(json_text: str) -> list[dict[str, Any]]:
     return json.loads(json_text)
 
 
-class TextEmbedding:
-    """Dense text embeddings, as fastembed's `TextEmbedding`."""
+class _Model:
+    """What every family's class shares: fastembed's constructor arguments, the engine
+    object they build, and `list_supported_models`."""
 
-    def __init__(self, model_name: str = "BAAI/bge-small-en-v1.5", cache_dir: str | None = None,
-                 threads: int | None = None, providers: Sequence[Any] | None = None,
-                 cuda: Any = False, device_ids: list[int] | None = None, lazy_load: bool = False,
+    _native: Any  # the engine class of the family (embedkit._embedkit)
+
+    def __init__(self, model_name: str, cache_dir: str | None = None, threads: int | None = None,
+                 providers: Sequence[Any] | None = None, cuda: Any = False,
+                 device_ids: list[int] | None = None, lazy_load: bool = False,
                  device_id: int | None = None, specific_model_path: str | None = None,
                  local_files_only: bool = False, batch_size: int | None = None,
                  parallel: int | None = None, **kwargs: Any):
         self.model_name = model_name
         self.cache_dir = cache_dir
         self.threads = threads
-        self._batch_size = batch_size
-        self._model = _embedkit.Text(model_name, _options(
+        extra = self._extra_arguments(kwargs)
+        self._model = self._native(model_name, _options(
             cache_dir, threads, providers, cuda, device_ids, lazy_load, device_id,
-            specific_model_path, local_files_only, batch_size, parallel, **kwargs))
+            specific_model_path, local_files_only, batch_size, parallel, **kwargs), *extra)
+
+    def _extra_arguments(self, kwargs: dict) -> tuple:
+        """Family-specific constructor arguments, taken out of `kwargs`."""
+        return ()
 
     @classmethod
     def list_supported_models(cls) -> list[dict[str, Any]]:
-        return _models(_embedkit.Text.list_supported_models())
+        return _models(cls._native.list_supported_models())
+
+
+class TextEmbedding(_Model):
+    """Dense text embeddings, as fastembed's `TextEmbedding`."""
+
+    _native = _embedkit.Text
+
+    def __init__(self, model_name: str = "BAAI/bge-small-en-v1.5", *args: Any, **kwargs: Any):
+        super().__init__(model_name, *args, **kwargs)
 
     @classmethod
     def add_custom_model(cls, model: str, pooling: Any, normalization: bool, sources: Any, dim: int,
@@ -195,26 +211,15 @@ class SparseEmbedding:
         return f"SparseEmbedding(values={self.values!r}, indices={self.indices!r})"
 
 
-class SparseTextEmbedding:
+class SparseTextEmbedding(_Model):
     """Sparse text embeddings (SPLADE, BM25, BM42, MiniCOIL), as fastembed's."""
 
-    def __init__(self, model_name: str, cache_dir: str | None = None, threads: int | None = None,
-                 providers: Sequence[Any] | None = None, cuda: Any = False,
-                 device_ids: list[int] | None = None, lazy_load: bool = False,
-                 device_id: int | None = None, specific_model_path: str | None = None,
-                 local_files_only: bool = False, batch_size: int | None = None,
-                 parallel: int | None = None, k: float | None = None, b: float | None = None,
-                 avg_len: float | None = None, language: str | None = None, **kwargs: Any):
-        self.model_name = model_name
-        bm25 = None if all(v is None for v in (k, b, avg_len, language)) else (k, b, avg_len, language)
-        self._model = _embedkit.Sparse(model_name, _options(
-            cache_dir, threads, providers, cuda, device_ids, lazy_load, device_id,
-            specific_model_path, local_files_only, batch_size, parallel, **kwargs), bm25)
+    _native = _embedkit.Sparse
 
-    @classmethod
-    def list_supported_models(cls) -> list[dict[str, Any]]:
-        return _models(_embedkit.Sparse.list_supported_models())
-
+    def _extra_arguments(self, kwargs: dict) -> tuple:
+        # BM25's parameters.
+        bm25 = tuple(kwargs.pop(k, None) for k in ("k", "b", "avg_len", "language"))
+        return (None if all(v is None for v in bm25) else bm25,)
     def _stream(self, documents: Iterable[str], batch_size: int | None, query: bool) -> Iterator[SparseEmbedding]:
         for chunk in _chunks(documents, max(TEXT_CHUNK, batch_size or 0)):
             for indices, values in self._model.embed(chunk, batch_size, query):
@@ -234,23 +239,10 @@ class SparseTextEmbedding:
         return sum(self._model.token_count(c) for c in _chunks(_texts(texts), batch_size))
 
 
-class LateInteractionTextEmbedding:
+class LateInteractionTextEmbedding(_Model):
     """ColBERT-family token vectors, as fastembed's."""
 
-    def __init__(self, model_name: str, cache_dir: str | None = None, threads: int | None = None,
-                 providers: Sequence[Any] | None = None, cuda: Any = False,
-                 device_ids: list[int] | None = None, lazy_load: bool = False,
-                 device_id: int | None = None, specific_model_path: str | None = None,
-                 local_files_only: bool = False, batch_size: int | None = None,
-                 parallel: int | None = None, **kwargs: Any):
-        self.model_name = model_name
-        self._model = _embedkit.LateText(model_name, _options(
-            cache_dir, threads, providers, cuda, device_ids, lazy_load, device_id,
-            specific_model_path, local_files_only, batch_size, parallel, **kwargs))
-
-    @classmethod
-    def list_supported_models(cls) -> list[dict[str, Any]]:
-        return _models(_embedkit.LateText.list_supported_models())
+    _native = _embedkit.LateText
 
     @property
     def embedding_size(self) -> int:
@@ -296,23 +288,10 @@ def _images(images: ImageInput | Iterable[ImageInput]) -> Iterable[ImageInput]:
     return images
 
 
-class ImageEmbedding:
+class ImageEmbedding(_Model):
     """Dense image embeddings, as fastembed's `ImageEmbedding`."""
 
-    def __init__(self, model_name: str, cache_dir: str | None = None, threads: int | None = None,
-                 providers: Sequence[Any] | None = None, cuda: Any = False,
-                 device_ids: list[int] | None = None, lazy_load: bool = False,
-                 device_id: int | None = None, specific_model_path: str | None = None,
-                 local_files_only: bool = False, batch_size: int | None = None,
-                 parallel: int | None = None, **kwargs: Any):
-        self.model_name = model_name
-        self._model = _embedkit.Image(model_name, _options(
-            cache_dir, threads, providers, cuda, device_ids, lazy_load, device_id,
-            specific_model_path, local_files_only, batch_size, parallel, **kwargs))
-
-    @classmethod
-    def list_supported_models(cls) -> list[dict[str, Any]]:
-        return _models(_embedkit.Image.list_supported_models())
+    _native = _embedkit.Image
 
     def embed(self, images: ImageInput | Iterable[ImageInput], batch_size: int = 16,
               parallel: int | None = None, **kwargs: Any) -> Iterator[np.ndarray]:
@@ -320,23 +299,10 @@ class ImageEmbedding:
             yield from self._model.embed([_image_item(i) for i in chunk], batch_size)
 
 
-class LateInteractionMultimodalEmbedding:
+class LateInteractionMultimodalEmbedding(_Model):
     """ColPali / ColModernVBert, as fastembed's."""
 
-    def __init__(self, model_name: str, cache_dir: str | None = None, threads: int | None = None,
-                 providers: Sequence[Any] | None = None, cuda: Any = False,
-                 device_ids: list[int] | None = None, lazy_load: bool = False,
-                 device_id: int | None = None, specific_model_path: str | None = None,
-                 local_files_only: bool = False, batch_size: int | None = None,
-                 parallel: int | None = None, **kwargs: Any):
-        self.model_name = model_name
-        self._model = _embedkit.Multimodal(model_name, _options(
-            cache_dir, threads, providers, cuda, device_ids, lazy_load, device_id,
-            specific_model_path, local_files_only, batch_size, parallel, **kwargs))
-
-    @classmethod
-    def list_supported_models(cls) -> list[dict[str, Any]]:
-        return _models(_embedkit.Multimodal.list_supported_models())
+    _native = _embedkit.Multimodal
 
     @property
     def embedding_size(self) -> int:
@@ -355,23 +321,10 @@ class LateInteractionMultimodalEmbedding:
             yield from self._model.embed_image([_image_item(i) for i in chunk], batch_size)
 
 
-class TextCrossEncoder:
+class TextCrossEncoder(_Model):
     """Cross-encoder reranking, as fastembed's `TextCrossEncoder`."""
 
-    def __init__(self, model_name: str, cache_dir: str | None = None, threads: int | None = None,
-                 providers: Sequence[Any] | None = None, cuda: Any = False,
-                 device_ids: list[int] | None = None, lazy_load: bool = False,
-                 device_id: int | None = None, specific_model_path: str | None = None,
-                 local_files_only: bool = False, batch_size: int | None = None,
-                 parallel: int | None = None, **kwargs: Any):
-        self.model_name = model_name
-        self._model = _embedkit.CrossEncoder(model_name, _options(
-            cache_dir, threads, providers, cuda, device_ids, lazy_load, device_id,
-            specific_model_path, local_files_only, batch_size, parallel, **kwargs))
-
-    @classmethod
-    def list_supported_models(cls) -> list[dict[str, Any]]:
-        return _models(_embedkit.CrossEncoder.list_supported_models())
+    _native = _embedkit.CrossEncoder
 
     @classmethod
     def add_custom_model(cls, model: str, sources: Any, model_file: str = "onnx/model.onnx",
