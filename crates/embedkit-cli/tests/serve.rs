@@ -436,6 +436,73 @@ fn bad_requests_get_json_errors_that_name_the_problem() {
     assert_eq!(status, 200);
 }
 
+/// A request whose body the server may refuse before reading it all: a failed write is
+/// not the test's failure, the answer is.
+fn request_lenient(port: u16, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("no header end");
+    let status = String::from_utf8_lossy(&raw[9..12]).parse().unwrap();
+    (status, raw[split + 4..].to_vec())
+}
+
+// Issue 8's resource bounds, over HTTP: each is answered at once with an error that
+// names the problem, and the server goes on serving.
+#[test]
+fn hostile_bodies_get_bounded_clear_errors() {
+    let server = start(&["--max-body-bytes", "8000000"]);
+    let port = server.port;
+    let check = |body: &[u8], status: u16, needle: &str| {
+        let started = std::time::Instant::now();
+        let (s, b) = request_lenient(port, "/embed", body);
+        let text = String::from_utf8_lossy(&b).to_string();
+        assert_eq!(
+            s,
+            status,
+            "{}: {text}",
+            String::from_utf8_lossy(&body[..body.len().min(80)])
+        );
+        assert!(text.contains(needle), "{text} does not say {needle:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "took {:?}",
+            started.elapsed()
+        );
+    };
+    // A 10 MB text: over the body limit.
+    let huge = format!(r#"{{"inputs": "{}"}}"#, "word ".repeat(2 << 20));
+    check(huge.as_bytes(), 413, "limit of 8000000 bytes");
+    // A million empty texts: over the input count limit.
+    let many = format!(r#"{{"inputs": [{}""]}}"#, "\"\",".repeat(999_999));
+    check(many.as_bytes(), 422, "max_inputs");
+    // Lone surrogates cannot become text.
+    check(br#"{"inputs": "a\ud800b"}"#, 400, "surrogate");
+    check(br#"{"inputs": ["\udc00"]}"#, 400, "malformed JSON");
+    // Bytes that are not UTF-8.
+    check(b"{\"inputs\": \"\xff\xfe\"}", 400, "malformed JSON");
+    // Nesting deep enough to overflow a recursive parser's stack.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    check(deep.as_bytes(), 400, "recursion limit");
+    // NUL is a character like any other.
+    let (status, v) = post(port, "/embed", json!({"inputs": ["a\u{0}b", "\u{0}"]}));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    let (status, _) = post(port, "/embed", json!({"inputs": "fine"}));
+    assert_eq!(status, 200);
+}
+
 #[test]
 fn disconnecting_and_slow_clients_do_not_hurt_the_server() {
     let server = start(&["--request-timeout-secs", "1"]);

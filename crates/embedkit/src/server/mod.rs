@@ -345,10 +345,19 @@ fn parse_body(
         }
     })?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        // serde_json's words for a lone UTF-16 surrogate ("unexpected end of hex
+        // escape") do not tell a client what it sent.
+        let message = e.to_string();
+        let hint = if message.contains("hex escape") || message.contains("surrogate") {
+            " (a \\u escape must be a character: a lone UTF-16 surrogate such as \\ud800 \
+             is not one)"
+        } else {
+            ""
+        };
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
-            format!("malformed JSON: {e}"),
+            format!("malformed JSON: {message}{hint}"),
         )
     })?;
     if !value.is_object() {

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs the fuzz targets in fuzz/ with cargo-fuzz (libFuzzer, AddressSanitizer).
+#
+#   scripts/fuzz.sh --runs 2000 [target ...]      a fixed number of inputs each (CI)
+#   scripts/fuzz.sh --seconds 600 [target ...]    a fixed time each
+#
+# The machine has only the stable toolchain; cargo-fuzz needs nightly's -Z flags, which
+# RUSTC_BOOTSTRAP=1 lets stable rustc take. New inputs go to fuzz/corpus/<target>
+# (ignored by git), seeds come from fuzz/seeds/<target>, and a crash is written to
+# fuzz/artifacts/<target>/ and fails the script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+budget=(-runs=2000)
+case "${1:-}" in
+--runs) budget=("-runs=$2"); shift 2 ;;
+--seconds) budget=("-max_total_time=$2"); shift 2 ;;
+esac
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+    targets=(text_embed tokenizer_files archive bm25 image server_request)
+fi
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install --locked --quiet cargo-fuzz --version 0.13.2
+fi
+if [ ! -f target/test-models/manifest.json ]; then
+    echo "fuzz: the seeded test models are missing; run \`make test-models\` first" >&2
+    exit 1
+fi
+
+export RUSTC_BOOTSTRAP=1
+# ONNX Runtime is loaded with dlopen and not instrumented; its one-time allocations at
+# exit are not ours to report.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"
+(cd fuzz && cargo fuzz build)
+for t in "${targets[@]}"; do
+    mkdir -p "fuzz/corpus/$t" "fuzz/seeds/$t"
+    echo "fuzz: $t (${budget[*]})"
+    (cd fuzz && cargo fuzz run "$t" "corpus/$t" "seeds/$t" -- \
+        "${budget[@]}" -timeout=60 -rss_limit_mb=4096 -max_len=131072 -print_final_stats=1)
+done
