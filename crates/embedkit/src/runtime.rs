@@ -317,14 +317,73 @@ fn cuda_provider_available() -> bool {
     ort::ep::CUDA::is_available().unwrap_or(false)
 }
 
-/// Resolves `device` / `providers` into the list of providers to register, fastembed's
-/// rule: explicit providers win; `cuda` demands CUDA; `auto` picks CUDA only when both
-/// its provider and a GPU are there.
+/// Resolves `device` / `providers` into the list of providers to register (see
+/// [`choose_providers`]), asking the loaded library and the machine what they have.
 pub fn resolve_providers(opts: &RuntimeOptions) -> Result<Vec<Provider>> {
+    let wants_cuda = opts.device != Device::Cpu
+        || opts
+            .providers
+            .iter()
+            .flatten()
+            .any(|p| matches!(p, Provider::Cuda { .. }));
+    if !wants_cuda {
+        return choose_providers(opts, false, false);
+    }
+    let lib = loaded_library()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "the loaded library".into());
+    choose_providers(opts, cuda_provider_available(), gpu_present()).map_err(|e| match e {
+        Error::Device(m) => Error::Device(m.replace("the ONNX Runtime library", &lib)),
+        other => other,
+    })
+}
+
+/// The fallback rule, as a pure function of what the library (`cuda_provider`) and the
+/// machine (`gpu`) have:
+///
+/// - an explicit `providers` list is used as given (CUDA without an id takes the first
+///   of `device_ids`); CUDA in it must be usable;
+/// - `cpu` is the CPU provider;
+/// - `cuda` is CUDA, then the CPU provider for the operators CUDA lacks; if CUDA is not
+///   usable it is an error, never a silent fall back to a slower device;
+/// - `auto` is `cuda` when both the provider and a GPU are there, else the CPU.
+pub fn choose_providers(
+    opts: &RuntimeOptions,
+    cuda_provider: bool,
+    gpu: bool,
+) -> Result<Vec<Provider>> {
     let first_id = opts
         .device_ids
         .as_ref()
         .and_then(|ids| ids.first().copied());
+    if let Some(ids) = &opts.device_ids {
+        if ids.is_empty() {
+            return Err(Error::InvalidArgument("device_ids is empty".into()));
+        }
+        if let Some(bad) = ids.iter().find(|&&id| id < 0) {
+            return Err(Error::InvalidArgument(format!(
+                "device id {bad} is negative"
+            )));
+        }
+    }
+    let usable = || -> Result<()> {
+        if !cuda_provider {
+            return Err(Error::Device(
+                "CUDA requested, but the ONNX Runtime library has no CUDA execution provider; \
+                 use the library from the `onnxruntime-gpu` wheel (`make setup-gpu`, then \
+                 ORT_DYLIB_PATH) or choose device cpu"
+                    .into(),
+            ));
+        }
+        if !gpu {
+            return Err(Error::Device(
+                "CUDA requested, but no NVIDIA GPU is visible (/dev/nvidia0 is missing); \
+                 choose device cpu or auto"
+                    .into(),
+            ));
+        }
+        Ok(())
+    };
     if let Some(list) = &opts.providers {
         if opts.device == Device::Cuda {
             tracing::warn!("`device = cuda` and an explicit providers list were both given; using the providers list");
@@ -332,12 +391,19 @@ pub fn resolve_providers(opts: &RuntimeOptions) -> Result<Vec<Provider>> {
         if list.is_empty() {
             return Err(Error::InvalidArgument("the providers list is empty".into()));
         }
+        let mut out = Vec::with_capacity(list.len());
         for p in list {
-            if let Provider::Cuda { .. } = p {
-                check_cuda_usable()?;
-            }
+            out.push(match p {
+                Provider::Cuda { device_id } => {
+                    usable()?;
+                    Provider::Cuda {
+                        device_id: device_id.or(first_id),
+                    }
+                }
+                other => other.clone(),
+            });
         }
-        return Ok(list.clone());
+        return Ok(out);
     }
     let cuda = Provider::Cuda {
         device_id: first_id,
@@ -345,45 +411,117 @@ pub fn resolve_providers(opts: &RuntimeOptions) -> Result<Vec<Provider>> {
     match opts.device {
         Device::Cpu => Ok(vec![Provider::Cpu]),
         Device::Cuda => {
-            check_cuda_usable()?;
+            usable()?;
             Ok(vec![cuda, Provider::Cpu])
         }
         Device::Auto => {
-            let provider = cuda_provider_available();
-            let gpu = gpu_present();
-            if provider && gpu {
+            if cuda_provider && gpu {
                 tracing::info!("device auto: using CUDA");
                 Ok(vec![cuda, Provider::Cpu])
             } else {
-                tracing::info!(
-                    cuda_provider = provider,
-                    gpu = gpu,
-                    "device auto: using CPU"
-                );
+                tracing::info!(cuda_provider, gpu, "device auto: using CPU");
                 Ok(vec![Provider::Cpu])
             }
         }
     }
 }
 
-fn check_cuda_usable() -> Result<()> {
-    if !cuda_provider_available() {
-        let lib = loaded_library()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "the loaded library".into());
-        return Err(Error::Device(format!(
-            "CUDA requested, but the ONNX Runtime library {lib} has no CUDA execution provider; \
-             use the library from the `onnxruntime-gpu` wheel (ORT_DYLIB_PATH) or choose device cpu"
-        )));
-    }
-    if !gpu_present() {
-        return Err(Error::Device(
-            "CUDA requested, but no NVIDIA GPU is visible (/dev/nvidia0 is missing); choose device cpu or auto"
-                .into(),
-        ));
-    }
-    Ok(())
+/// Load order of the CUDA libraries: each after those it links against, so that its
+/// dependencies resolve to the copies already loaded.
+const CUDA_LOAD_ORDER: [&str; 15] = [
+    "libcudart.so",
+    "libnvrtc.so",
+    "libnvrtc-builtins.so",
+    "libnvJitLink.so",
+    "libcublasLt.so",
+    "libcublas.so",
+    "libcufft.so",
+    "libcurand.so",
+    "libcudnn.so",
+    "libcudnn_graph.so",
+    "libcudnn_engines_precompiled.so",
+    "libcudnn_engines_runtime_compiled.so",
+    "libcudnn_heuristic.so",
+    "libcudnn_ops.so",
+    "libcudnn_cnn.so",
+];
+
+/// The shared libraries of an `nvidia/` folder laid out as PyPI's `nvidia-*` wheels
+/// install them (`nvidia/<package>/lib/*.so*`), in [`CUDA_LOAD_ORDER`], then the rest
+/// by name.
+pub fn cuda_libraries(nvidia_dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(nvidia_dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|pkg| std::fs::read_dir(pkg.path().join("lib")).ok())
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.file_name()
+                    .map(|n| n.to_string_lossy().contains(".so"))
+                    .unwrap_or(false)
+        })
+        .collect();
+    let rank = |p: &PathBuf| {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let at = CUDA_LOAD_ORDER
+            .iter()
+            .position(|prefix| name.starts_with(prefix))
+            .unwrap_or(CUDA_LOAD_ORDER.len());
+        (at, name)
+    };
+    found.sort_by_key(rank);
+    found
 }
+
+/// Where PyPI's CUDA libraries may be: `EMBEDKIT_CUDA_LIBS` (folders separated by
+/// `:`), `nvidia/` beside the loaded ONNX Runtime library (`make setup-gpu`), and the
+/// `nvidia/` of the site-packages an `onnxruntime-gpu` wheel was installed into.
+fn cuda_library_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = non_empty_env("EMBEDKIT_CUDA_LIBS")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    if let Some(dir) = loaded_library().and_then(|l| l.parent().map(Path::to_path_buf)) {
+        dirs.push(dir.join("nvidia"));
+        dirs.push(dir.join("../../nvidia"));
+    }
+    dirs.into_iter().filter(|d| d.is_dir()).collect()
+}
+
+/// Loads PyPI's CUDA libraries once, globally, so the CUDA provider finds them without
+/// `LD_LIBRARY_PATH`. Libraries that fail to load are logged, not fatal: the system's
+/// CUDA may provide them; if nothing does, registering the provider fails with ONNX
+/// Runtime's message.
+#[cfg(unix)]
+fn preload_cuda_libraries() {
+    static LOADED: OnceLock<Vec<libloading::os::unix::Library>> = OnceLock::new();
+    LOADED.get_or_init(|| {
+        let mut handles = Vec::new();
+        for dir in cuda_library_dirs() {
+            for lib in cuda_libraries(&dir) {
+                let flags = libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_GLOBAL;
+                // SAFETY: NVIDIA's libraries run no code at load beyond their own
+                // initializers; the handles are kept for the process's life.
+                match unsafe { libloading::os::unix::Library::open(Some(&lib), flags) } {
+                    Ok(h) => handles.push(h),
+                    Err(e) => tracing::warn!(library = %lib.display(), error = %e, "CUDA library not loaded"),
+                }
+            }
+        }
+        tracing::debug!(count = handles.len(), "CUDA libraries preloaded");
+        handles
+    });
+}
+
+/// Elsewhere the CUDA libraries come from the system's search path.
+#[cfg(not(unix))]
+fn preload_cuda_libraries() {}
 
 fn dispatch(p: &Provider) -> ExecutionProviderDispatch {
     match p {
@@ -429,11 +567,13 @@ pub struct SessionPlan {
 /// separate sessions never do), while a lone query takes 40% less time on two threads
 /// than on one. So by default a CPU gets a pool of one single-threaded session per
 /// thread plus the all-threads session, as long as these copies of the weights stay
-/// within [`PARALLEL_WEIGHT_BUDGET`]; else one session. A GPU gets one session.
+/// within [`PARALLEL_WEIGHT_BUDGET`]; else one session. A GPU gets one session per
+/// id in `device_ids` (batches spread over the GPUs; [`session_options`] places them).
 pub fn session_plan(opts: &RuntimeOptions, on_gpu: bool, model_bytes: u64) -> SessionPlan {
     if on_gpu && opts.parallel.is_none() {
+        let gpus = opts.device_ids.as_ref().map_or(1, |ids| ids.len().max(1));
         return SessionPlan {
-            pool: 1,
+            pool: gpus,
             pool_threads: opts.threads,
             solo_threads: opts.threads,
         };
@@ -468,6 +608,27 @@ pub fn session_plan(opts: &RuntimeOptions, on_gpu: bool, model_bytes: u64) -> Se
         pool_threads: Some(pool_threads),
         solo_threads: Some(pool * pool_threads),
     }
+}
+
+/// The options of the `index`-th session of a pool: on GPUs, session `i` runs on the
+/// `i`-th of `device_ids` (round robin when the pool is larger), so that several GPUs
+/// share the batches; elsewhere the options as given.
+pub fn session_options(opts: &RuntimeOptions, on_gpu: bool, index: usize) -> RuntimeOptions {
+    let mut out = opts.clone();
+    if let (true, Some(ids)) = (on_gpu, &opts.device_ids) {
+        if !ids.is_empty() {
+            let id = ids[index % ids.len()];
+            out.device_ids = Some(vec![id]);
+            if let Some(list) = &mut out.providers {
+                for p in list.iter_mut() {
+                    if let Provider::Cuda { device_id } = p {
+                        *device_id = Some(id);
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The size of an ONNX file with its external data (`<file>_data` or `<file>.data`).
@@ -508,6 +669,9 @@ fn open_session(
         return Err(Error::MissingFile { file, dir });
     }
     let providers = resolve_providers(opts)?;
+    if providers.iter().any(|p| matches!(p, Provider::Cuda { .. })) {
+        preload_cuda_libraries();
+    }
     let eps: Vec<ExecutionProviderDispatch> = providers.iter().map(dispatch).collect();
     let ort_err = |e: ort::Error<ort::session::builder::SessionBuilder>| Error::Ort(e.to_string());
     let mut builder = Session::builder(env)?
@@ -546,9 +710,12 @@ pub struct OnnxModel {
     plan: SessionPlan,
     opts: RuntimeOptions,
     prepacked: Option<ort::session::builder::PrepackedWeights>,
+    on_gpu: bool,
     path: PathBuf,
     inputs: Vec<String>,
     outputs: Vec<String>,
+    /// The last dimension of each output where the graph fixes it.
+    output_widths: Vec<Option<usize>>,
 }
 
 impl std::fmt::Debug for OnnxModel {
@@ -588,8 +755,10 @@ impl OnnxModel {
             .iter()
             .any(|p| !matches!(p, Provider::Cpu));
         let plan = session_plan(opts, on_gpu, model_bytes(path));
-        // The sessions share their prepacked weights: one copy however many run.
-        let prepacked = (plan.pool > 1).then(ort::session::builder::PrepackedWeights::new);
+        // CPU sessions share their prepacked weights: one copy however many run. (GPU
+        // sessions hold their weights on their own device.)
+        let prepacked =
+            (plan.pool > 1 && !on_gpu).then(ort::session::builder::PrepackedWeights::new);
         let solo = open_session(path, opts, plan.solo_threads, prepacked.as_ref())?;
         let inputs = solo.inputs().iter().map(|i| i.name().to_string()).collect();
         let outputs = solo
@@ -597,15 +766,28 @@ impl OnnxModel {
             .iter()
             .map(|o| o.name().to_string())
             .collect();
+        let output_widths = solo
+            .outputs()
+            .iter()
+            .map(|o| {
+                o.dtype()
+                    .tensor_shape()
+                    .and_then(|s| s.last().copied())
+                    .and_then(|d| usize::try_from(d).ok())
+                    .filter(|&d| d > 0)
+            })
+            .collect();
         Ok(OnnxModel {
             solo: Mutex::new(solo),
             pool: Mutex::new(None),
             plan,
             opts: opts.clone(),
             prepacked,
+            on_gpu,
             path: path.to_path_buf(),
             inputs,
             outputs,
+            output_widths,
         })
     }
 
@@ -626,9 +808,9 @@ impl OnnxModel {
         }
         let threads = self.plan.pool_threads;
         let sessions = (0..self.plan.pool)
-            .map(|_| {
-                open_session(&self.path, &self.opts, threads, self.prepacked.as_ref())
-                    .map(Mutex::new)
+            .map(|i| {
+                let opts = session_options(&self.opts, self.on_gpu, i);
+                open_session(&self.path, &opts, threads, self.prepacked.as_ref()).map(Mutex::new)
             })
             .collect::<Result<Vec<_>>>()?;
         let pool = Arc::new(sessions);
@@ -642,6 +824,28 @@ impl OnnxModel {
 
     pub fn output_names(&self) -> &[String] {
         &self.outputs
+    }
+
+    /// The last dimension of output `name` when the graph fixes it (not symbolic).
+    pub fn output_width(&self, name: &str) -> Option<usize> {
+        let i = self.outputs.iter().position(|o| o == name)?;
+        self.output_widths[i]
+    }
+
+    /// Fails before any inference when the graph declares output `name` with a last
+    /// dimension other than `dim`, the registry's width.
+    pub fn check_output_width(&self, model_name: &str, name: &str, dim: usize) -> Result<()> {
+        match self.output_width(name) {
+            Some(width) if width != dim => Err(Error::ModelMismatch {
+                model: model_name.to_string(),
+                reason: format!(
+                    "the ONNX graph {} declares output {name:?} {width} wide, but the model \
+                     is registered with {dim} dimensions",
+                    self.path.display()
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     pub fn has_input(&self, name: &str) -> bool {
@@ -730,6 +934,156 @@ mod tests {
         );
         assert!("TensorrtExecutionProvider".parse::<Provider>().is_err());
         assert!("cuda:x".parse::<Provider>().is_err());
+    }
+
+    fn opts(device: Device) -> RuntimeOptions {
+        RuntimeOptions {
+            device,
+            ..RuntimeOptions::default()
+        }
+    }
+
+    #[test]
+    fn providers_follow_the_fallback_rule() {
+        use Provider::{Cpu, Cuda};
+        let cuda = |id| Cuda { device_id: id };
+        // auto: CUDA only when both the provider and a GPU are there.
+        assert_eq!(
+            choose_providers(&opts(Device::Auto), false, false).unwrap(),
+            [Cpu]
+        );
+        assert_eq!(
+            choose_providers(&opts(Device::Auto), true, false).unwrap(),
+            [Cpu]
+        );
+        assert_eq!(
+            choose_providers(&opts(Device::Auto), false, true).unwrap(),
+            [Cpu]
+        );
+        assert_eq!(
+            choose_providers(&opts(Device::Auto), true, true).unwrap(),
+            [cuda(None), Cpu]
+        );
+        // cpu never asks.
+        assert_eq!(
+            choose_providers(&opts(Device::Cpu), true, true).unwrap(),
+            [Cpu]
+        );
+        // cuda: an error naming what is missing, never a silent CPU run.
+        let e = choose_providers(&opts(Device::Cuda), false, true).unwrap_err();
+        assert!(e.to_string().contains("onnxruntime-gpu"), "{e}");
+        let e = choose_providers(&opts(Device::Cuda), true, false).unwrap_err();
+        assert!(e.to_string().contains("no NVIDIA GPU"), "{e}");
+        // device_ids: the first id for the session; bad lists are errors.
+        let ids = RuntimeOptions {
+            device_ids: Some(vec![2, 3]),
+            ..opts(Device::Cuda)
+        };
+        assert_eq!(
+            choose_providers(&ids, true, true).unwrap(),
+            [cuda(Some(2)), Cpu]
+        );
+        let empty = RuntimeOptions {
+            device_ids: Some(vec![]),
+            ..opts(Device::Cuda)
+        };
+        assert!(choose_providers(&empty, true, true).is_err());
+        let negative = RuntimeOptions {
+            device_ids: Some(vec![-1]),
+            ..opts(Device::Cuda)
+        };
+        assert!(choose_providers(&negative, true, true).is_err());
+        // An explicit list wins over device, takes device_ids for an id-less CUDA, and
+        // must be usable.
+        let list = RuntimeOptions {
+            providers: Some(vec![cuda(None), Cpu]),
+            device_ids: Some(vec![1]),
+            ..opts(Device::Cpu)
+        };
+        assert_eq!(
+            choose_providers(&list, true, true).unwrap(),
+            [cuda(Some(1)), Cpu]
+        );
+        assert!(choose_providers(&list, true, false).is_err());
+        let cpu_list = RuntimeOptions {
+            providers: Some(vec![Cpu]),
+            ..opts(Device::Cuda)
+        };
+        assert_eq!(choose_providers(&cpu_list, false, false).unwrap(), [Cpu]);
+        let none = RuntimeOptions {
+            providers: Some(vec![]),
+            ..opts(Device::Auto)
+        };
+        assert!(choose_providers(&none, true, true).is_err());
+    }
+
+    #[test]
+    fn cuda_libraries_load_in_dependency_order() {
+        let root = tempdir().join("nvidia");
+        for (pkg, file) in [
+            ("cudnn", "libcudnn_ops.so.9"),
+            ("cudnn", "libcudnn.so.9"),
+            ("cublas", "libcublas.so.13"),
+            ("cublas", "libcublasLt.so.13"),
+            ("cuda_runtime", "libcudart.so.13"),
+            ("cufft", "libcufft.so.12"),
+            ("cudnn", "libcudnn_graph.so.9"),
+            ("cudnn", "notes.txt"),
+            ("zzz", "libother.so.1"),
+        ] {
+            let dir = root.join(pkg).join("lib");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(file), b"").unwrap();
+        }
+        std::fs::create_dir_all(root.join("cuda_runtime/include")).unwrap();
+        let names: Vec<String> = cuda_libraries(&root)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "libcudart.so.13",
+                "libcublasLt.so.13",
+                "libcublas.so.13",
+                "libcufft.so.12",
+                "libcudnn.so.9",
+                "libcudnn_graph.so.9",
+                "libcudnn_ops.so.9",
+                "libother.so.1",
+            ]
+        );
+        assert!(cuda_libraries(&root.join("missing")).is_empty());
+    }
+
+    #[test]
+    fn several_gpus_get_a_session_each() {
+        let two = RuntimeOptions {
+            device_ids: Some(vec![0, 1]),
+            ..opts(Device::Cuda)
+        };
+        let plan = session_plan(&two, true, 100 << 20);
+        assert_eq!(plan.pool, 2);
+        let ids: Vec<_> = (0..4)
+            .map(|i| session_options(&two, true, i).device_ids.unwrap())
+            .collect();
+        assert_eq!(ids, [vec![0], vec![1], vec![0], vec![1]]);
+        assert_eq!(
+            choose_providers(&session_options(&two, true, 1), true, true).unwrap()[0],
+            Provider::Cuda { device_id: Some(1) }
+        );
+        // An explicit CUDA provider is moved to the session's GPU too.
+        let listed = RuntimeOptions {
+            providers: Some(vec![Provider::Cuda { device_id: Some(0) }]),
+            ..two.clone()
+        };
+        assert_eq!(
+            session_options(&listed, true, 1).providers.unwrap(),
+            [Provider::Cuda { device_id: Some(1) }]
+        );
+        // One GPU, or none given: one session. On the CPU the ids do nothing.
+        assert_eq!(session_plan(&opts(Device::Cuda), true, 100 << 20).pool, 1);
+        assert_eq!(session_options(&two, false, 1).device_ids, two.device_ids);
     }
 
     #[test]

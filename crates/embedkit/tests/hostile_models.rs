@@ -95,6 +95,21 @@ fn onnx_with_other_input_names() {
 }
 
 #[test]
+fn onnx_with_an_output_of_another_width() {
+    // A BGE folder (384 dimensions) holding a 768-wide graph with the same input names:
+    // refused when the model is built, not at the first batch.
+    let dir = copy_of("tiny:cls-384", "width");
+    let wide = common::model_dir("tiny:mean-768");
+    std::fs::copy(
+        wide.join("onnx/model.onnx"),
+        dir.join("model_optimized.onnx"),
+    )
+    .unwrap();
+    let e = error_of(BGE, &dir);
+    assert_mentions(&e, &["last_hidden_state", "768 wide", "384 dimensions"]);
+}
+
+#[test]
 fn missing_tokenizer_and_config_files() {
     // The tokenizer is required; the three config files are read when present (padding,
     // max length, special tokens) and their absence falls back to the tokenizer's own

@@ -172,8 +172,20 @@ fn a_dimension_other_than_the_registrys_is_an_error() {
         .build();
     // pooled2d-768 stores its graph under another file name: a missing-file error.
     assert!(matches!(model, Err(Error::MissingFile { .. })));
+    // The graph declares its width: refused when the model is built.
+    let err = TextEmbedding::builder("BAAI/bge-small-en-v1.5")
+        .specific_model_path(model_dir("tiny:cls-768-trunc16-notype"))
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::ModelMismatch { .. }), "{err}");
+    assert!(
+        err.to_string().contains("768") && err.to_string().contains("384"),
+        "{err}"
+    );
+    // Loaded lazily, the same error comes with the first call.
     let model = TextEmbedding::builder("BAAI/bge-small-en-v1.5")
         .specific_model_path(model_dir("tiny:cls-768-trunc16-notype"))
+        .lazy_load(true)
         .build()
         .unwrap();
     let err = model.embed(&["x"], None).unwrap_err();

@@ -68,6 +68,7 @@ impl OnnxBackend {
                 name.clone()
             }
         };
+        model.check_output_width(&desc.model, &output, desc.dim)?;
         let feeds_task = model.has_input("task_id");
         Ok(OnnxBackend {
             model_name: desc.model.clone(),
