@@ -30,9 +30,6 @@ if [ ! -f target/test-models/manifest.json ]; then
 fi
 
 export RUSTC_BOOTSTRAP=1
-# ONNX Runtime is loaded with dlopen and not instrumented; its one-time allocations at
-# exit are not ours to report.
-export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"
 (cd fuzz && cargo fuzz build)
 for t in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$t" "fuzz/seeds/$t"

@@ -36,6 +36,15 @@ struct Fixture {
     originals: Vec<(String, serde_json::Value)>,
 }
 
+/// The seeded BERT tokenizer cut to its first 1000 words (the special tokens are among
+/// them): the same structure, parsed thirty times faster, so the fuzzer tries more.
+fn small_vocabulary(mut tokenizer: serde_json::Value) -> serde_json::Value {
+    if let Some(vocab) = tokenizer["model"]["vocab"].as_object_mut() {
+        vocab.retain(|_, id| id.as_u64().is_some_and(|id| id < 1000));
+    }
+    tokenizer
+}
+
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let dir = scratch("tokenizer").join("model");
     copy_dir(&test_model("cls-384"), &dir);
@@ -43,10 +52,12 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         .iter()
         .map(|f| {
             let text = std::fs::read_to_string(dir.join(f)).expect("seeded file");
-            (
-                f.to_string(),
-                serde_json::from_str(&text).expect("valid JSON"),
-            )
+            let mut value: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+            if *f == "tokenizer.json" {
+                value = small_vocabulary(value);
+                std::fs::write(dir.join(f), value.to_string()).expect("write");
+            }
+            (f.to_string(), value)
         })
         .collect();
     Fixture { dir, originals }

@@ -87,6 +87,7 @@ impl ColbertBackend {
                 model: desc.model.clone(),
                 reason: "the ONNX graph has no outputs".into(),
             })?;
+        model.check_output_width(&desc.model, &output, desc.dim)?;
         Ok(ColbertBackend {
             model_name: desc.model.clone(),
             cfg,
