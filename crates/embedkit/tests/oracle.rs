@@ -42,6 +42,7 @@ fn build(case: &Value, batch_size: usize) -> TextEmbedding {
     let mut b = TextEmbedding::builder(name)
         .specific_model_path(dir)
         .threads(2)
+        .device(device())
         .batch_size(batch_size)
         .max_batch_tokens(budget);
     if let Some(task) = case.get("task_id").and_then(Value::as_i64) {
@@ -68,7 +69,7 @@ fn embed(model: &TextEmbedding, case: &Value, texts: &[String]) -> Vec<Vec<f32>>
 /// outside the tolerance, and returns the vectors of each case and batch size.
 fn check(filter: impl Fn(&Value) -> bool, batch_sizes: &[usize]) -> Vec<Vec<Vec<Vec<f32>>>> {
     let all = cases();
-    let tolerance = all["tolerance"].as_f64().unwrap() as f32;
+    let tolerance = tolerance(all["tolerance"].as_f64().unwrap() as f32);
     let mut failures = Vec::new();
     let mut ran = 0;
     let mut runs = Vec::new();

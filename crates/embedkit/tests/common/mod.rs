@@ -8,6 +8,24 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+/// The device the parity tests run on: `EMBEDKIT_TEST_DEVICE` (`make test-gpu` sets
+/// `cuda`), else the CPU.
+pub fn device() -> embedkit::Device {
+    match std::env::var("EMBEDKIT_TEST_DEVICE") {
+        Ok(d) if !d.is_empty() => d.parse().expect("EMBEDKIT_TEST_DEVICE: auto, cpu or cuda"),
+        _ => embedkit::Device::Cpu,
+    }
+}
+
+/// The parity tolerance on the test device: the oracle's on the CPU; on a GPU, where
+/// kernels sum in other orders (and may use TF32), 1e-3.
+pub fn tolerance(oracle: f32) -> f32 {
+    match device() {
+        embedkit::Device::Cpu => oracle,
+        _ => oracle.max(1e-3),
+    }
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
