@@ -44,6 +44,8 @@ pub struct TextTokenizer {
     max_length: usize,
     padding: Padding,
     special_token_to_id: HashMap<String, u32>,
+    /// Whether long texts are cut before tokenizing ([`Self::cut_long`]).
+    cut_long_texts: bool,
 }
 
 /// Bytes of text per kept token beyond which a text is cut before tokenizing
@@ -240,6 +242,7 @@ impl TextTokenizer {
             max_length,
             padding,
             special_token_to_id,
+            cut_long_texts: true,
         })
     }
 
@@ -283,14 +286,28 @@ impl TextTokenizer {
             .unwrap_or(TruncationDirection::Right);
         let mut out = Vec::with_capacity(pairs.len());
         for (a, b) in pairs {
-            let mut first = self
-                .untruncated
-                .encode_fast(a.as_ref(), false)
-                .map_err(err)?;
-            let mut second = self
-                .untruncated
-                .encode_fast(b.as_ref(), false)
-                .map_err(err)?;
+            let (a, b) = (a.as_ref(), b.as_ref());
+            let (cut_a, cut_b) = (self.cut_long(a), self.cut_long(b));
+            let mut first = self.untruncated.encode_fast(cut_a, false).map_err(err)?;
+            let mut second = self.untruncated.encode_fast(cut_b, false).map_err(err)?;
+            // A cut text keeps more tokens than the budget, but the split of the budget
+            // also depends on which text is longer; a cut is kept only where that stays
+            // known, else the whole text is tokenized.
+            let (was_a, was_b) = (cut_a.len() < a.len(), cut_b.len() < b.len());
+            let known = match (was_a, was_b) {
+                (false, false) => true,
+                (true, false) => first.len() > second.len(),
+                (false, true) => first.len() <= second.len(),
+                (true, true) => false,
+            };
+            if !known {
+                if was_a {
+                    first = self.untruncated.encode_fast(a, false).map_err(err)?;
+                }
+                if was_b {
+                    second = self.untruncated.encode_fast(b, false).map_err(err)?;
+                }
+            }
             let (n1, n2) = pair_lengths(first.len(), second.len(), budget);
             first.truncate(n1, 0, direction);
             second.truncate(n2, 0, direction);
@@ -312,6 +329,14 @@ impl TextTokenizer {
         self.max_length
     }
 
+    /// Whether texts far longer than the maximum length are cut at a word before
+    /// tokenizing (on by default; the tokens kept are the same, see
+    /// [`Self::cut_long`]). Off, every text is tokenized whole, as `tokenizers` does.
+    pub fn with_long_text_cut(mut self, on: bool) -> Self {
+        self.cut_long_texts = on;
+        self
+    }
+
     /// A prefix of a long text that truncates to the same tokens as the whole text.
     ///
     /// `tokenizers` normalizes and splits the whole text before truncating: a 10 MB line
@@ -324,6 +349,9 @@ impl TextTokenizer {
     /// no such word exists (one huge word, truncation from the left), the whole text is
     /// tokenized.
     fn cut_long<'a>(&self, text: &'a str) -> &'a str {
+        if !self.cut_long_texts {
+            return text;
+        }
         let window = self
             .max_length
             .saturating_mul(CUT_BYTES_PER_TOKEN)

@@ -219,16 +219,27 @@ fn cutting_long_texts_keeps_the_tokens_of_the_whole_text() {
         let full = TextTokenizer::from_dir(dir, TokenizerOptions::default()).unwrap();
         for max_length in [full.max_length(), 16, 64] {
             let tok = full.clone().with_max_length(max_length).unwrap();
+            let whole = tok.clone().with_long_text_cut(false);
             for case in 0..40 {
                 let bytes = 5_000 + rng.below(60_000);
                 let text = hard_text(&mut rng, bytes);
                 let cut = tok.encode_batch(&[text.as_str()]).unwrap().remove(0);
-                let whole = tok.inner().encode(text.as_str(), true).unwrap();
+                let reference = tok.inner().encode(text.as_str(), true).unwrap();
                 assert_eq!(
                     cut,
-                    whole.get_ids(),
+                    reference.get_ids(),
                     "{name}, max_length {max_length}, case {case}: cutting changed the tokens"
                 );
+                // Pairs (rerankers): long with short, short with long, long with long.
+                let other_len = [10, 500, 5_000 + rng.below(60_000)][case % 3];
+                let other = hard_text(&mut rng, other_len);
+                for (a, b) in [(&text, &other), (&other, &text)] {
+                    assert_eq!(
+                        tok.encode_pairs(&[(a, b)]).unwrap(),
+                        whole.encode_pairs(&[(a, b)]).unwrap(),
+                        "{name}, max_length {max_length}, case {case}: a cut changed a pair"
+                    );
+                }
                 compared += 1;
             }
         }
