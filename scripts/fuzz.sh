@@ -18,7 +18,7 @@ case "${1:-}" in
 esac
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(text_embed tokenizer_files archive bm25 image server_request)
+    targets=(text_embed tokenizer_files tokenize_cut archive bm25 image server_request)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -88,6 +88,12 @@ def main():
     for route in (5, 6, 7):
         (d / f"get{route}").write_bytes(bytes([route, 1, 0]))
 
+    d = out / "tokenize_cut"
+    d.mkdir(parents=True, exist_ok=True)
+    # Layout: [tokenizer, repeat, split, text...]; repeated enough to be cut.
+    (d / "fox").write_bytes(bytes([1, 63, 5]) + b"The quick brown fox jumps over the lazy dog. ")
+    (d / "mixed").write_bytes(bytes([2, 32, 255]) + "向量 🦀!!! [SEP] e\u0301 ".encode())
+
     d = out / "bm25"
     d.mkdir(parents=True, exist_ok=True)
     d = out / "text_embed"
