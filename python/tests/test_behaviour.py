@@ -89,14 +89,28 @@ def test_the_gil_is_released_while_embedding(minilm):
     assert len(during) > elapsed * 50, "the other thread could not run while the engine worked"
 
 
+def _thread_stacks(pid: int) -> str:
+    """The native stacks of a process's threads (gdb), to say where a hang is."""
+    try:
+        out = subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt 12"],
+                             capture_output=True, text=True, timeout=60)
+        return "\n".join(l for l in out.stdout.splitlines() if l.startswith(("#", "Thread")))
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"(no stacks: {e})"
+
+
 def test_ctrl_c_interrupts_a_long_embed():
+    # "ready" comes after the first vector, so the interrupt lands while vectors stream,
+    # not while the sessions are still being created.
     script = textwrap.dedent(f"""
         import itertools, sys
         import embedkit
         m = embedkit.TextEmbedding({MINILM!r}, specific_model_path={model_dir("setup", "all-MiniLM-L6-v2-int8")!r})
+        vectors = m.embed("an endless stream of text" for _ in itertools.count())
+        next(vectors)
         print("ready", flush=True)
         try:
-            for _ in m.embed("an endless stream of text" for _ in itertools.count()):
+            for _ in vectors:
                 pass
         except KeyboardInterrupt:
             print("interrupted", flush=True)
@@ -104,10 +118,15 @@ def test_ctrl_c_interrupts_a_long_embed():
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
-    time.sleep(1.5)
+    time.sleep(0.5)
     sent = time.perf_counter()
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=30)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        stacks = _thread_stacks(proc.pid)
+        proc.kill()
+        raise AssertionError(f"no exit 60 s after Ctrl-C; the threads:\n{stacks}")
     assert proc.returncode == 3 and "interrupted" in out
     assert time.perf_counter() - sent < 15
 
