@@ -378,9 +378,12 @@ impl TextTokenizer {
         let offsets = encoding.get_offsets();
         let latest = end - CUT_MARGIN;
         // The last word start at or before `latest`, with enough tokens before it.
+        // (Offsets are checked to fall between characters before slicing: a panic on a
+        // user's text is worse than tokenizing it whole.)
         let cut = (self.max_length..words.len()).rev().find(|&i| {
             let starts_word = words[i].is_none() || words[i] != words[i - 1];
-            starts_word && offsets[i].0 <= latest && offsets[i].0 > offsets[i - 1].0
+            let at = offsets[i].0;
+            starts_word && at <= latest && at > offsets[i - 1].0 && text.is_char_boundary(at)
         });
         match cut {
             Some(i) => &text[..offsets[i].0],
