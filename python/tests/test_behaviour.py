@@ -101,9 +101,13 @@ def _thread_stacks(pid: int) -> str:
 
 def test_ctrl_c_interrupts_a_long_embed():
     # "ready" comes after the first vector, so the interrupt lands while vectors stream,
-    # not while the sessions are still being created.
+    # not while the sessions are still being created. The child sets Python's Ctrl-C
+    # handler itself: a process started in the background by a non-interactive shell
+    # (`make test &`, some CI runners) inherits SIGINT ignored, and Python then installs
+    # none, so the signal would be dropped before reaching embedkit at all.
     script = textwrap.dedent(f"""
-        import itertools, sys
+        import itertools, signal, sys
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         import embedkit
         m = embedkit.TextEmbedding({MINILM!r}, specific_model_path={model_dir("setup", "all-MiniLM-L6-v2-int8")!r})
         vectors = m.embed("an endless stream of text" for _ in itertools.count())
