@@ -1,17 +1,14 @@
 //! The `embedkit` binary, run as a user would, on the real all-MiniLM-L6-v2 fp32 model.
 
+mod common;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use common::repo_root;
 use std::process::{Command, Output, Stdio};
 
 const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 fn minilm_dir() -> PathBuf {
     let dir = std::env::var("EMBEDKIT_SHARED_MODELS")

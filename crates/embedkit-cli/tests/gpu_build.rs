@@ -4,15 +4,12 @@
 //! what is missing. With an NVIDIA GPU and the CUDA libraries (`make setup-gpu`): `cuda`
 //! gives the CPU build's vectors within 1e-4.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+use std::path::{Path, PathBuf};
+
+use common::repo_root;
+use std::process::{Command, Output};
 
 fn gpu_library() -> PathBuf {
     let lib = embedkit::runtime::embedkit_home().join("runtime-gpu/libonnxruntime.so");

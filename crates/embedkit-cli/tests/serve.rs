@@ -3,20 +3,17 @@
 //! that disconnects mid-request, a slow client, backpressure, graceful shutdown, and the
 //! official `openai` Python client.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use common::repo_root;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 fn minilm_dir() -> PathBuf {
     let dir = repo_root().join("../shared/models/all-MiniLM-L6-v2-fp32");
