@@ -73,7 +73,7 @@ fuzz_target!(|input: Input| {
     assert_eq!(docs.len(), input.texts.len());
     docs.iter().for_each(|e| check(e, false));
     let queries = model
-        .query_embed(&input.texts)
+        .query_embed(&input.texts, None)
         .expect("BM25 never fails on text");
     assert_eq!(queries.len(), input.texts.len());
     queries.iter().for_each(|e| check(e, true));

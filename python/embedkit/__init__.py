@@ -6,7 +6,11 @@ Switching from fastembed is one import line::
 """
 
 from ._core import (
+    DownloadError,
     EmbedkitError,
+    InvalidInputError,
+    ModelMismatchError,
+    UnknownModelError,
     ImageEmbedding,
     LateInteractionMultimodalEmbedding,
     LateInteractionTextEmbedding,
@@ -20,7 +24,11 @@ from ._embedkit import loaded_runtime_library
 __version__ = "0.1.0"
 
 __all__ = [
+    "DownloadError",
     "EmbedkitError",
+    "InvalidInputError",
+    "ModelMismatchError",
+    "UnknownModelError",
     "ImageEmbedding",
     "LateInteractionMultimodalEmbedding",
     "LateInteractionTextEmbedding",

@@ -18,7 +18,13 @@ from typing import Any, Iterable, Iterator, Sequence, Union
 import numpy as np
 
 from . import _embedkit
-from ._embedkit import EmbedkitError
+from ._embedkit import (
+    DownloadError,
+    EmbedkitError,
+    InvalidInputError,
+    ModelMismatchError,
+    UnknownModelError,
+)
 
 # Texts per engine call: large enough to sort by length and fill every session, small
 # enough that Ctrl-C and the first vector come quickly.
@@ -45,6 +51,17 @@ def _runtime_library() -> str | None:
     return None
 
 
+def _device(cuda: Any, providers: Any) -> str:
+    """fastembed's `cuda` argument as the engine's device: True is CUDA; False is the
+    CPU unless a providers list decides; fastembed's Device enum by its value."""
+    if isinstance(cuda, bool):
+        if cuda:
+            return "cuda"
+        return "cpu" if providers is None else "auto"
+    value = str(getattr(cuda, "value", cuda)).lower()
+    return value if value in ("auto", "cpu", "cuda") else "auto"
+
+
 def _options(
     cache_dir=None,
     threads=None,
@@ -59,31 +76,28 @@ def _options(
     parallel=None,
     max_batch_tokens=None,
     **_ignored,
-) -> dict:
+) -> str:
+    """The engine's loading options (one type, `embedkit::LoadOptions`) as JSON, with
+    fastembed's argument names."""
     if device_ids is None and device_id is not None:
         device_ids = [device_id]
-    cuda_flag = None
-    if isinstance(cuda, bool):
-        cuda_flag = cuda if (cuda or providers is None) else None
-    else:  # fastembed's Device enum: "auto", "cpu", "cuda"
-        value = str(getattr(cuda, "value", cuda)).lower()
-        cuda_flag = {"cuda": True, "cpu": False}.get(value)
     if providers is not None:
         providers = [p if isinstance(p, str) else p[0] for p in providers]
-    return {
+    options = {
         "cache_dir": None if cache_dir is None else os.fspath(cache_dir),
         "threads": threads,
         "providers": providers,
-        "cuda": cuda_flag,
+        "device": _device(cuda, providers),
         "device_ids": device_ids,
-        "lazy_load": lazy_load,
+        "lazy_load": bool(lazy_load),
         "specific_model_path": None if specific_model_path is None else os.fspath(specific_model_path),
-        "local_files_only": local_files_only,
+        "local_files_only": bool(local_files_only),
         "batch_size": batch_size,
         "parallel": parallel if parallel else None,
         "max_batch_tokens": max_batch_tokens,
         "runtime_library": _runtime_library(),
     }
+    return json.dumps({k: v for k, v in options.items() if v is not None})
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list]:

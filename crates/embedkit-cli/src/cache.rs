@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use embedkit::{hub, registry, text};
+use embedkit::{hub, registry};
 
 #[derive(Args, Debug)]
 pub struct DownloadArgs {
@@ -39,60 +39,17 @@ pub enum CacheCommand {
     },
 }
 
-/// A registry entry of any family.
-enum Described {
-    Dense(registry::DenseModelDescription),
-    Sparse(registry::SparseModelDescription),
-    Late(registry::LateInteractionModelDescription),
-    Rerank(registry::RerankerModelDescription),
-    Image(registry::ImageModelDescription),
-}
-
-impl Described {
-    fn find(name: &str) -> anyhow::Result<Described> {
-        match registry::dense_model(name) {
-            Ok(d) => Ok(Described::Dense(d)),
-            Err(dense_err) => registry::sparse_model(name)
-                .map(Described::Sparse)
-                .or_else(|_| registry::late_interaction_model(name).map(Described::Late))
-                .or_else(|_| registry::reranker_model(name).map(Described::Rerank))
-                .or_else(|_| registry::image_model(name).map(Described::Image))
-                .map_err(|_| dense_err.into()),
-        }
-    }
-
-    fn files(&self) -> hub::ModelFiles<'_> {
-        match self {
-            Described::Dense(d) => text::model_files(d),
-            Described::Sparse(d) => embedkit::sparse::model_files(d),
-            Described::Late(d) => embedkit::late_interaction::model_files(d),
-            Described::Rerank(d) => embedkit::rerank::model_files(d),
-            Described::Image(d) => embedkit::image::model_files(d),
-        }
-    }
-
-    fn name(&self) -> &str {
-        match self {
-            Described::Dense(d) => &d.model,
-            Described::Sparse(d) => &d.model,
-            Described::Late(d) => &d.model,
-            Described::Rerank(d) => &d.model,
-            Described::Image(d) => &d.model,
-        }
-    }
-}
-
 fn cache_dir(arg: Option<PathBuf>) -> PathBuf {
     arg.unwrap_or_else(hub::default_cache_dir)
 }
 
 pub fn download(args: DownloadArgs) -> anyhow::Result<()> {
-    let described = Described::find(&args.model)?;
+    let files = registry::files_of(&args.model)?;
     let cache = hub::CacheOptions {
         cache_dir: args.cache_dir,
         ..Default::default()
     };
-    let dir = hub::resolve_model_dir(&described.files(), &cache)?;
+    let dir = hub::resolve_model_dir(&files, &cache)?;
     println!("{}", dir.display());
     Ok(())
 }
@@ -124,10 +81,10 @@ pub fn run(args: CacheArgs) -> anyhow::Result<()> {
             Ok(())
         }
         CacheCommand::Remove { model } => {
-            let described = Described::find(&model)?;
-            let removed = hub::remove_cached(&described.files(), &dir)?;
+            let files = registry::files_of(&model)?;
+            let removed = hub::remove_cached(&files, &dir)?;
             if removed.is_empty() {
-                anyhow::bail!("{} is not in the cache {}", described.name(), dir.display());
+                anyhow::bail!("{} is not in the cache {}", files.model, dir.display());
             }
             for p in removed {
                 eprintln!("removed {}", p.display());

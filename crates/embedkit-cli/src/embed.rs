@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use embedkit::{EmbedPurpose, TextEmbedding};
+use embedkit::{Purpose, TextEmbedding};
 
 use crate::input;
 use crate::output;
@@ -30,19 +30,15 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         anyhow::bail!("--add-prefix applies to --query or --passage");
     }
     let purpose = if args.query {
-        EmbedPurpose::Query
+        Purpose::Query
     } else if args.passage {
-        EmbedPurpose::Passage
+        Purpose::Passage
     } else {
-        EmbedPurpose::Document
+        Purpose::Document
     };
     let from_stream = args.io.texts.is_empty();
     let docs = input::documents(args.io.texts, args.io.input.as_deref())?;
-    let name = args
-        .model
-        .model
-        .as_deref()
-        .unwrap_or("BAAI/bge-small-en-v1.5");
+    let name = args.model.name("BAAI/bge-small-en-v1.5");
     let load = args.model.load_options()?;
     let model = TextEmbedding::builder(name)
         .load_options(load)

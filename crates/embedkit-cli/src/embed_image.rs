@@ -22,16 +22,8 @@ pub struct EmbedImageArgs {
 }
 
 pub fn run(args: EmbedImageArgs) -> anyhow::Result<()> {
-    let name = args
-        .model
-        .model
-        .as_deref()
-        .unwrap_or("Qdrant/clip-ViT-B-32-vision");
-    let mut load = args.model.load_options()?;
-    if load.batch_size == embedkit::options::DEFAULT_BATCH_SIZE {
-        // The text default (256 texts) is far too many decoded images at once.
-        load.batch_size = embedkit::image::DEFAULT_IMAGE_BATCH_SIZE;
-    }
+    let name = args.model.name("Qdrant/clip-ViT-B-32-vision");
+    let load = args.model.load_options()?;
     let model = ImageEmbedding::builder(name)
         .load_options(load)
         .build()

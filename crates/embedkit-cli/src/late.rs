@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use embedkit::{LateInteractionTextEmbedding, Muvera, MuveraOptions};
+use embedkit::{LateInteractionTextEmbedding, Muvera, MuveraOptions, Purpose};
 
 use crate::{input, output, IoArgs, ModelArgs};
 
@@ -37,17 +37,18 @@ pub struct LateArgs {
 pub fn run(args: LateArgs) -> anyhow::Result<()> {
     let from_stream = args.io.texts.is_empty();
     let docs = input::documents(args.io.texts, args.io.input.as_deref())?;
-    let name = args
-        .model
-        .model
-        .as_deref()
-        .unwrap_or("colbert-ir/colbertv2.0");
+    let name = args.model.name("colbert-ir/colbertv2.0");
     let load = args.model.load_options()?;
     let model = LateInteractionTextEmbedding::builder(name)
         .load_options(load)
         .build()
         .with_context(|| format!("loading model {name}"))?;
-    let matrices = model.try_embed_iter(docs, None, args.query);
+    let purpose = if args.query {
+        Purpose::Query
+    } else {
+        Purpose::Document
+    };
+    let matrices = model.try_embed_iter(docs, None, purpose);
     if !args.muvera {
         return output::write_jsonl(args.io.output.as_deref(), from_stream, matrices, |m| {
             let rows: Vec<Vec<f32>> = m.outer_iter().map(|r| r.to_vec()).collect();

@@ -15,8 +15,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use embedkit::options::LoadOptions;
-use embedkit::{Device, Provider};
+use embedkit::LoadOptions;
 
 #[derive(Parser)]
 #[command(
@@ -54,7 +53,8 @@ enum Command {
     Cache(cache::CacheArgs),
 }
 
-/// Options every model-loading command shares.
+/// Options every model-loading command shares: the model's name, then the library's
+/// loading options (declared once, in `embedkit::LoadOptions`).
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
     /// Model name from the registry (`embedkit models`); default BAAI/bge-small-en-v1.5
@@ -63,68 +63,20 @@ pub struct ModelArgs {
     /// Qdrant/clip-ViT-B-32-vision for `embed-image`.
     #[arg(long, short)]
     pub model: Option<String>,
-    /// Load the model files from this folder; the description comes from --model.
-    #[arg(long, value_name = "DIR")]
-    pub model_path: Option<PathBuf>,
-    /// Model cache folder (default: $FASTEMBED_CACHE_PATH or <tmp>/fastembed_cache).
-    #[arg(long, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// Use cached files only, never the network.
-    #[arg(long)]
-    pub local_files_only: bool,
-    /// ONNX Runtime threads.
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// auto, cpu or cuda.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
-    /// Execution providers, comma-separated (e.g. CUDAExecutionProvider,CPUExecutionProvider);
-    /// overrides --device.
-    #[arg(long, value_delimiter = ',')]
-    pub providers: Vec<String>,
-    /// GPUs to run on, comma-separated (e.g. 0,1): one session on each, batches shared
-    /// between them.
-    #[arg(long, value_delimiter = ',')]
-    pub device_ids: Vec<i32>,
-    /// Sessions running batches side by side (default: by device and cores).
-    #[arg(long)]
-    pub parallel: Option<usize>,
-    /// Texts per batch (batches are also capped by tokens).
-    #[arg(long, default_value_t = embedkit::options::DEFAULT_BATCH_SIZE)]
-    pub batch_size: usize,
-    /// Cap on texts × padded tokens per batch (bounds memory; small batches are fastest
-    /// on CPUs).
-    #[arg(long, default_value_t = embedkit::batching::DEFAULT_MAX_BATCH_TOKENS)]
-    pub max_batch_tokens: usize,
+    #[command(flatten)]
+    pub load: LoadOptions,
 }
 
 impl ModelArgs {
-    /// The library's loading options.
+    /// The model name, or the command's default.
+    pub fn name<'a>(&'a self, default: &'a str) -> &'a str {
+        self.model.as_deref().unwrap_or(default)
+    }
+
+    /// The library's loading options, checked.
     pub fn load_options(&self) -> anyhow::Result<LoadOptions> {
-        if self.batch_size == 0 {
-            anyhow::bail!("--batch-size must be at least 1");
-        }
-        let mut load = LoadOptions::default();
-        load.cache.specific_model_path = self.model_path.clone();
-        load.cache.cache_dir = self.cache_dir.clone();
-        load.cache.local_files_only = self.local_files_only;
-        load.runtime.threads = self.threads;
-        load.runtime.device = self.device.parse::<Device>()?;
-        if !self.providers.is_empty() {
-            load.runtime.providers = Some(
-                self.providers
-                    .iter()
-                    .map(|p| p.parse::<Provider>())
-                    .collect::<Result<Vec<_>, _>>()?,
-            );
-        }
-        if !self.device_ids.is_empty() {
-            load.runtime.device_ids = Some(self.device_ids.clone());
-        }
-        load.runtime.parallel = self.parallel;
-        load.batch_size = self.batch_size;
-        load.max_batch_tokens = self.max_batch_tokens.max(1);
-        Ok(load)
+        self.load.validate()?;
+        Ok(self.load.clone())
     }
 }
 

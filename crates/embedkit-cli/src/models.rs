@@ -4,14 +4,15 @@ use std::io::Write;
 
 use clap::Args;
 use embedkit::{
-    ImageEmbedding, LateInteractionTextEmbedding, SparseTextEmbedding, TextCrossEncoder,
-    TextEmbedding,
+    ImageEmbedding, LateInteractionMultimodalEmbedding, LateInteractionTextEmbedding,
+    SparseTextEmbedding, TextCrossEncoder, TextEmbedding,
 };
 
 #[derive(Args, Debug)]
 pub struct ModelsArgs {
     /// Print the full descriptions as JSON: {"dense": [...], "sparse": [...],
-    /// "late_interaction": [...], "rerank": [...], "image": [...]}.
+    /// "late_interaction": [...], "rerank": [...], "image": [...],
+    /// "late_interaction_multimodal": [...]}.
     #[arg(long)]
     pub json: bool,
 }
@@ -22,22 +23,24 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
     let late = LateInteractionTextEmbedding::list_supported_models();
     let rerank = TextCrossEncoder::list_supported_models();
     let image = ImageEmbedding::list_supported_models();
+    let multimodal = LateInteractionMultimodalEmbedding::list_supported_models();
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(
             &mut out,
-            &serde_json::json!({ "dense": dense, "sparse": sparse, "late_interaction": late, "rerank": rerank, "image": image }),
+            &serde_json::json!({ "dense": dense, "sparse": sparse, "late_interaction": late, "rerank": rerank, "image": image, "late_interaction_multimodal": multimodal }),
         )?;
         writeln!(out)?;
         return Ok(());
     }
     let width = dense
         .iter()
-        .map(|m| m.model.len())
-        .chain(sparse.iter().map(|m| m.model.len()))
-        .chain(late.iter().map(|m| m.model.len()))
-        .chain(rerank.iter().map(|m| m.model.len()))
-        .chain(image.iter().map(|m| m.model.len()))
+        .map(|m| m.core.model.len())
+        .chain(sparse.iter().map(|m| m.core.model.len()))
+        .chain(late.iter().map(|m| m.core.model.len()))
+        .chain(rerank.iter().map(|m| m.core.model.len()))
+        .chain(image.iter().map(|m| m.core.model.len()))
+        .chain(multimodal.iter().map(|m| m.core.model.len()))
         .max()
         .unwrap_or(5);
     writeln!(
@@ -50,12 +53,12 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
         writeln!(
             out,
             "{:<width$}  {:>5}  {:>7.3}  {:<10}  {:<4}  {}",
-            m.model,
+            m.core.model,
             m.dim,
-            m.size_in_gb,
+            m.core.size_in_gb,
             pooling,
             if m.pipeline.normalize { "yes" } else { "no" },
-            m.license
+            m.core.license,
         )?;
     }
     writeln!(out)?;
@@ -68,11 +71,11 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
         writeln!(
             out,
             "{:<width$}  {:>5}  {:>7.3}  {:<10}  {}",
-            m.model,
+            m.core.model,
             m.vocab_size.unwrap_or(0),
-            m.size_in_gb,
+            m.core.size_in_gb,
             format!("{:?}", m.kind).to_lowercase(),
-            m.license
+            m.core.license,
         )?;
     }
     writeln!(out)?;
@@ -85,11 +88,11 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
         writeln!(
             out,
             "{:<width$}  {:>5}  {:>7.3}  {:<10}  {}",
-            m.model,
+            m.core.model,
             m.dim,
-            m.size_in_gb,
+            m.core.size_in_gb,
             format!("{:?}", m.colbert.style).to_lowercase(),
-            m.license
+            m.core.license,
         )?;
     }
     writeln!(out)?;
@@ -98,7 +101,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
         writeln!(
             out,
             "{:<width$}  {:>7.3}  {}",
-            m.model, m.size_in_gb, m.license
+            m.core.model, m.core.size_in_gb, m.core.license,
         )?;
     }
     writeln!(out)?;
@@ -111,7 +114,20 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
         writeln!(
             out,
             "{:<width$}  {:>5}  {:>7.3}  {}",
-            m.model, m.dim, m.size_in_gb, m.license
+            m.core.model, m.dim, m.core.size_in_gb, m.core.license,
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:<width$}  {:>5}  {:>7}  LICENSE",
+        "MULTIMODAL LATE-INTERACTION MODEL", "DIM", "SIZE GB"
+    )?;
+    for m in &multimodal {
+        writeln!(
+            out,
+            "{:<width$}  {:>5}  {:>7.3}  {}",
+            m.core.model, m.dim, m.core.size_in_gb, m.core.license,
         )?;
     }
     Ok(())

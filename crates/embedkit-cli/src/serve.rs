@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use embedkit::server::{self, BatchPolicy, Limits, Models};
 use embedkit::{SparseTextEmbedding, TextCrossEncoder, TextEmbedding};
+use embedkit_server::{self as server, BatchPolicy, Limits, Models};
 
 use crate::ModelArgs;
 
@@ -61,11 +61,7 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let name = args
-        .model
-        .model
-        .as_deref()
-        .unwrap_or("BAAI/bge-small-en-v1.5");
+    let name = args.model.name("BAAI/bge-small-en-v1.5");
     let load = args.model.load_options()?;
     let dense = TextEmbedding::builder(name)
         .load_options(load.clone())
@@ -88,7 +84,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(n) => {
             let mut l = load.clone();
             l.cache.specific_model_path = args.rerank_model_path.clone();
-            l.batch_size = embedkit::rerank::DEFAULT_RERANK_BATCH_SIZE;
+            l.batch_size = None;
             Some(
                 TextCrossEncoder::builder(n)
                     .load_options(l)

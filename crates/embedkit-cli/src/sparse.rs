@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::Args;
 use embedkit::sparse::{Bm25Options, MinicoilOptions};
-use embedkit::SparseTextEmbedding;
+use embedkit::{Purpose, SparseTextEmbedding};
 
 use crate::{input, output, IoArgs, ModelArgs};
 
@@ -41,11 +41,7 @@ pub struct SparseArgs {
 pub fn run(args: SparseArgs) -> anyhow::Result<()> {
     let from_stream = args.io.texts.is_empty();
     let docs = input::documents(args.io.texts, args.io.input.as_deref())?;
-    let name = args
-        .model
-        .model
-        .as_deref()
-        .unwrap_or("prithivida/Splade_PP_en_v1");
+    let name = args.model.name("prithivida/Splade_PP_en_v1");
     let load = args.model.load_options()?;
     let bm25 = Bm25Options::default();
     let minicoil = MinicoilOptions::default();
@@ -67,7 +63,12 @@ pub fn run(args: SparseArgs) -> anyhow::Result<()> {
         })
         .build()
         .with_context(|| format!("loading model {}", name))?;
-    let vectors = model.try_embed_iter(docs, None, args.query);
+    let purpose = if args.query {
+        Purpose::Query
+    } else {
+        Purpose::Document
+    };
+    let vectors = model.try_embed_iter(docs, None, purpose);
     output::write_jsonl(args.io.output.as_deref(), from_stream, vectors, |v| {
         serde_json::to_string(&v)
     })

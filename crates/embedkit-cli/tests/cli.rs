@@ -231,13 +231,18 @@ fn models_lists_the_registry() {
     assert_eq!(v["late_interaction"].as_array().unwrap().len(), 5);
     assert_eq!(v["rerank"].as_array().unwrap().len(), 8);
     assert_eq!(v["image"].as_array().unwrap().len(), 8);
+    assert_eq!(
+        v["late_interaction_multimodal"].as_array().unwrap().len(),
+        2
+    );
     let table = embedkit(&["models"], b"");
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(text.contains("BAAI/bge-small-en-v1.5"));
     assert!(text.contains("prithivida/Splade_PP_en_v1"));
     assert!(text.contains("colbert-ir/colbertv2.0"));
-    // five headers, 41 + 6 + 5 + 8 + 8 models, a blank line between sections
-    assert_eq!(text.lines().count(), 5 + 41 + 6 + 5 + 8 + 8 + 4);
+    assert!(text.contains("Qdrant/colpali-v1.3-fp16"));
+    // six headers, 41 + 6 + 5 + 8 + 8 + 2 models, a blank line between sections
+    assert_eq!(text.lines().count(), 6 + 41 + 6 + 5 + 8 + 8 + 2 + 5);
 }
 
 #[test]

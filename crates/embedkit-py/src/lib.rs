@@ -7,14 +7,11 @@
 
 use std::path::PathBuf;
 
-use embedkit::hub::CacheOptions;
-use embedkit::options::LoadOptions;
 use embedkit::registry::ModelSource;
-use embedkit::runtime::RuntimeOptions;
 use embedkit::{
-    CustomReranker, Device, ImageInput, LateInteractionMultimodalEmbedding,
-    LateInteractionTextEmbedding, Muvera, MuveraOptions, Provider, SparseTextEmbedding,
-    TextCrossEncoder, TextEmbedding,
+    CustomReranker, ImageInput, LateInteractionMultimodalEmbedding, LateInteractionTextEmbedding,
+    LoadOptions, Muvera, MuveraOptions, Purpose, SparseTextEmbedding, TextCrossEncoder,
+    TextEmbedding,
 };
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
@@ -26,76 +23,73 @@ pyo3::create_exception!(
     PyValueError,
     "An error of the embedkit engine (a ValueError, as fastembed raises for bad input)."
 );
+pyo3::create_exception!(
+    _embedkit,
+    UnknownModelError,
+    EmbedkitError,
+    "The model name is not in the registry (the message lists the closest names)."
+);
+pyo3::create_exception!(
+    _embedkit,
+    DownloadError,
+    EmbedkitError,
+    "The model files could not be fetched, or are not cached and offline mode is on."
+);
+pyo3::create_exception!(
+    _embedkit,
+    InvalidInputError,
+    EmbedkitError,
+    "An argument or an input (text, image, batch size) cannot be used."
+);
+pyo3::create_exception!(
+    _embedkit,
+    ModelMismatchError,
+    EmbedkitError,
+    "The model files do not fit the model's description (graph inputs, outputs, sizes)."
+);
 
+/// The engine's error as the Python exception of its kind, with the engine's message.
 fn err(e: embedkit::Error) -> PyErr {
-    EmbedkitError::new_err(e.to_string())
+    use embedkit::Error as E;
+    let message = e.to_string();
+    match e {
+        E::UnknownModel { .. } => UnknownModelError::new_err(message),
+        E::Download(_) | E::NotCached(_) | E::UnsafeArchive { .. } => {
+            DownloadError::new_err(message)
+        }
+        E::InvalidArgument(_)
+        | E::Input { .. }
+        | E::Image { .. }
+        | E::DuplicateModel(_)
+        | E::Tokenizer(_) => InvalidInputError::new_err(message),
+        E::ModelMismatch { .. } | E::InvalidModel { .. } | E::MissingFile { .. } => {
+            ModelMismatchError::new_err(message)
+        }
+        _ => EmbedkitError::new_err(message),
+    }
 }
 
 fn json_err(e: serde_json::Error) -> PyErr {
-    EmbedkitError::new_err(format!("bad JSON: {e}"))
+    InvalidInputError::new_err(format!("bad JSON: {e}"))
 }
 
-/// The constructor arguments every family shares, as fastembed names them.
-#[derive(FromPyObject, Default)]
-#[pyo3(from_item_all)]
-struct Options {
-    cache_dir: Option<PathBuf>,
-    threads: Option<usize>,
-    providers: Option<Vec<String>>,
-    cuda: Option<bool>,
-    device_ids: Option<Vec<i32>>,
-    lazy_load: Option<bool>,
-    specific_model_path: Option<PathBuf>,
-    local_files_only: Option<bool>,
-    batch_size: Option<usize>,
-    parallel: Option<usize>,
-    max_batch_tokens: Option<usize>,
-    runtime_library: Option<PathBuf>,
+/// The constructor arguments every family shares, as a JSON object with fastembed's
+/// argument names: the library's one options type reads it.
+fn load_options(json: &str) -> PyResult<LoadOptions> {
+    let load: LoadOptions = serde_json::from_str(json).map_err(json_err)?;
+    load.validate().map_err(err)?;
+    Ok(load)
 }
 
-impl Options {
-    fn load(self) -> PyResult<LoadOptions> {
-        let providers = self
-            .providers
-            .map(|list| {
-                list.iter()
-                    .map(|p| p.parse::<Provider>())
-                    .collect::<embedkit::Result<Vec<_>>>()
-            })
-            .transpose()
-            .map_err(err)?;
-        let runtime = RuntimeOptions {
-            threads: self.threads,
-            device: match self.cuda {
-                Some(true) => Device::Cuda,
-                Some(false) if providers.is_none() => Device::Cpu,
-                _ => Device::Auto,
-            },
-            providers,
-            device_ids: self.device_ids,
-            library_path: self.runtime_library,
-            parallel: self.parallel,
-        };
-        let mut load = LoadOptions {
-            cache: CacheOptions {
-                cache_dir: self.cache_dir,
-                specific_model_path: self.specific_model_path,
-                local_files_only: self.local_files_only.unwrap_or(false),
-                hub: None,
-            },
-            runtime,
-            ..LoadOptions::default()
-        };
-        if let Some(lazy) = self.lazy_load {
-            load.lazy_load = lazy;
-        }
-        if let Some(b) = self.batch_size {
-            load.batch_size = b;
-        }
-        if let Some(t) = self.max_batch_tokens {
-            load.max_batch_tokens = t.max(1);
-        }
-        Ok(load)
+/// fastembed's purposes by name: "document", "query" or "passage".
+fn purpose_of(name: &str) -> PyResult<Purpose> {
+    match name {
+        "document" => Ok(Purpose::Document),
+        "query" => Ok(Purpose::Query),
+        "passage" => Ok(Purpose::Passage),
+        other => Err(InvalidInputError::new_err(format!(
+            "unknown purpose {other:?}; expected document, query or passage"
+        ))),
     }
 }
 
@@ -131,10 +125,10 @@ impl Text {
     fn new(
         py: Python<'_>,
         model_name: String,
-        options: Options,
+        options: &str,
         add_prefixes: bool,
     ) -> PyResult<Self> {
-        let load = options.load()?;
+        let load = load_options(options)?;
         let inner = py
             .detach(|| {
                 TextEmbedding::builder(model_name)
@@ -155,11 +149,12 @@ impl Text {
         batch_size: Option<usize>,
         purpose: &str,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let purpose = purpose_of(purpose)?;
         let vectors = py
-            .detach(|| match purpose {
-                "query" => self.inner.query_embed(&texts, batch_size),
-                "passage" => self.inner.passage_embed(&texts, batch_size),
-                _ => self.inner.embed(&texts, batch_size),
+            .detach(|| {
+                self.inner
+                    .try_embed_iter(texts.iter().map(Ok), batch_size, purpose)
+                    .collect::<embedkit::Result<Vec<_>>>()
             })
             .map_err(err)?;
         rows(py, vectors, self.inner.embedding_size())
@@ -227,10 +222,10 @@ impl Sparse {
     fn new(
         py: Python<'_>,
         model_name: String,
-        options: Options,
+        options: &str,
         bm25: Option<Bm25Args>,
     ) -> PyResult<Self> {
-        let load = options.load()?;
+        let load = load_options(options)?;
         let mut builder = SparseTextEmbedding::builder(model_name).load_options(load);
         if let Some((k, b, avg_len, language)) = bm25 {
             let mut o = embedkit::sparse::Bm25Options::default();
@@ -263,7 +258,7 @@ impl Sparse {
         let out = py
             .detach(|| {
                 if query {
-                    self.inner.query_embed(&texts)
+                    self.inner.query_embed(&texts, batch_size)
                 } else {
                     self.inner.embed(&texts, batch_size)
                 }
@@ -298,8 +293,8 @@ struct LateText {
 #[pymethods]
 impl LateText {
     #[new]
-    fn new(py: Python<'_>, model_name: String, options: Options) -> PyResult<Self> {
-        let load = options.load()?;
+    fn new(py: Python<'_>, model_name: String, options: &str) -> PyResult<Self> {
+        let load = load_options(options)?;
         let inner = py
             .detach(|| {
                 LateInteractionTextEmbedding::builder(model_name)
@@ -321,7 +316,7 @@ impl LateText {
         let out = py
             .detach(|| {
                 if query {
-                    self.inner.query_embed(&texts)
+                    self.inner.query_embed(&texts, batch_size)
                 } else {
                     self.inner.embed(&texts, batch_size)
                 }
@@ -343,8 +338,16 @@ impl LateText {
         is_doc: bool,
         include_extension: bool,
     ) -> PyResult<usize> {
-        py.detach(|| self.inner.token_count(&texts, is_doc, include_extension))
-            .map_err(err)
+        let purpose = if is_doc {
+            Purpose::Document
+        } else {
+            Purpose::Query
+        };
+        py.detach(|| {
+            self.inner
+                .token_count_with(&texts, purpose, include_extension)
+        })
+        .map_err(err)
     }
 
     #[staticmethod]
@@ -379,8 +382,8 @@ struct Image {
 #[pymethods]
 impl Image {
     #[new]
-    fn new(py: Python<'_>, model_name: String, options: Options) -> PyResult<Self> {
-        let load = options.load()?;
+    fn new(py: Python<'_>, model_name: String, options: &str) -> PyResult<Self> {
+        let load = load_options(options)?;
         let inner = py
             .detach(|| {
                 embedkit::ImageEmbedding::builder(model_name)
@@ -401,7 +404,7 @@ impl Image {
         let vectors = py
             .detach(|| self.inner.embed(images, batch_size))
             .map_err(err)?;
-        rows(py, vectors, self.inner.description().dim)
+        rows(py, vectors, self.inner.embedding_size())
     }
 
     #[staticmethod]
@@ -419,8 +422,8 @@ struct Multimodal {
 #[pymethods]
 impl Multimodal {
     #[new]
-    fn new(py: Python<'_>, model_name: String, options: Options) -> PyResult<Self> {
-        let load = options.load()?;
+    fn new(py: Python<'_>, model_name: String, options: &str) -> PyResult<Self> {
+        let load = load_options(options)?;
         let inner = py
             .detach(|| {
                 LateInteractionMultimodalEmbedding::builder(model_name)
@@ -478,8 +481,8 @@ struct CrossEncoder {
 #[pymethods]
 impl CrossEncoder {
     #[new]
-    fn new(py: Python<'_>, model_name: String, options: Options) -> PyResult<Self> {
-        let load = options.load()?;
+    fn new(py: Python<'_>, model_name: String, options: &str) -> PyResult<Self> {
+        let load = load_options(options)?;
         let inner = py
             .detach(|| {
                 TextCrossEncoder::builder(model_name)
@@ -616,6 +619,13 @@ fn _embedkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // then would turn into a panic instead of a KeyboardInterrupt.
     let _ = PyArray1::<f32>::zeros(m.py(), 0, false);
     m.add("EmbedkitError", m.py().get_type::<EmbedkitError>())?;
+    m.add("UnknownModelError", m.py().get_type::<UnknownModelError>())?;
+    m.add("DownloadError", m.py().get_type::<DownloadError>())?;
+    m.add("InvalidInputError", m.py().get_type::<InvalidInputError>())?;
+    m.add(
+        "ModelMismatchError",
+        m.py().get_type::<ModelMismatchError>(),
+    )?;
     m.add_class::<Text>()?;
     m.add_class::<Sparse>()?;
     m.add_class::<LateText>()?;

@@ -1,18 +1,18 @@
-//! Forming batches: sequences are sorted by length within a window, cut into batches
-//! bounded by a count and by a budget of padded tokens, and padded as the tokenizer
-//! would. Results go back to input order in the caller.
+//! Forming batches and running them: items are grouped as their family allows (sorted
+//! by length under a count and a budget of padded tokens, equal lengths only, or input
+//! order), the batches run one at a time or side by side on a graph's session pool, and
+//! results come back in input order. [`WindowStream`] feeds any iterator through this a
+//! window at a time, in bounded memory.
 //!
 //! Sorting keeps padding small (a batch of similar lengths), and the token budget keeps
 //! the activations of a batch of long documents bounded, whatever `batch_size` says.
 
 use std::collections::VecDeque;
-
-use ndarray::{Array2, ArrayD};
-use ort::value::{DynValue, Tensor};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::runtime::OnnxModel;
-use crate::tokenize::{PadSide, Padding, TextTokenizer};
+use crate::runtime::Lane;
 
 /// Default cap on `batch rows × padded length` per batch. Measured on a 2-core x86 CPU
 /// with all-MiniLM-L6-v2 (fp32 and int8), 1000 paragraphs of mixed length: 512 was as
@@ -21,11 +21,35 @@ use crate::tokenize::{PadSide, Padding, TextTokenizer};
 /// faster than one at a time. Larger budgets pay off on GPUs; set it there.
 pub const DEFAULT_MAX_BATCH_TOKENS: usize = 512;
 
-/// Groups item indices into batches. Items are taken longest first (stable for equal
-/// lengths); a batch grows while it has fewer than `max_items` items and its padded size
-/// stays within `max_tokens`. Every batch has at least one item.
-pub fn plan(lengths: &[usize], max_items: usize, max_tokens: usize) -> Vec<Vec<usize>> {
+/// How a family's items may share a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batching {
+    /// Padding does not change an item's result: longest first, batches bounded by
+    /// count and by the padded-token budget.
+    Sorted,
+    /// Only items of equal length share a batch (padding would change their results);
+    /// otherwise as [`Batching::Sorted`].
+    EqualLength,
+    /// Consecutive items, exactly `batch_size` a batch, no budget: the batch's
+    /// composition is part of each result, so it must be the one fastembed forms.
+    InputOrder,
+}
+
+/// Groups item indices into batches of at most `max_items`. In the sorted modes items
+/// are taken longest first (stable for equal lengths) and a batch grows while its
+/// padded size stays within `max_tokens`; an item over the budget gets a batch of its
+/// own. Every item is in exactly one batch.
+pub fn plan(
+    lengths: &[usize],
+    max_items: usize,
+    max_tokens: usize,
+    mode: Batching,
+) -> Vec<Vec<usize>> {
     let max_items = max_items.max(1);
+    if mode == Batching::InputOrder {
+        let all: Vec<usize> = (0..lengths.len()).collect();
+        return all.chunks(max_items).map(<[usize]>::to_vec).collect();
+    }
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     order.sort_by(|&a, &b| lengths[b].cmp(&lengths[a]));
     let mut batches: Vec<Vec<usize>> = Vec::new();
@@ -34,7 +58,9 @@ pub fn plan(lengths: &[usize], max_items: usize, max_tokens: usize) -> Vec<Vec<u
     for idx in order {
         let len = lengths[idx].max(1);
         let next_longest = longest.max(len);
-        let fits = current.len() < max_items && (current.len() + 1) * next_longest <= max_tokens;
+        let fits = current.len() < max_items
+            && (current.len() + 1).saturating_mul(next_longest) <= max_tokens
+            && (mode != Batching::EqualLength || current.is_empty() || len == longest);
         if !current.is_empty() && !fits {
             batches.push(std::mem::take(&mut current));
             longest = 0;
@@ -48,207 +74,145 @@ pub fn plan(lengths: &[usize], max_items: usize, max_tokens: usize) -> Vec<Vec<u
     batches
 }
 
-/// The model inputs of one batch: padded ids and attention mask, rows in batch order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PaddedBatch {
-    pub input_ids: Array2<i64>,
-    pub attention_mask: Array2<i64>,
+/// What running a window's batches gave: the results of the leading items in input
+/// order, and, when a batch failed, its error. Nothing before the first failed item is
+/// lost.
+#[derive(Debug)]
+pub struct Ran<T> {
+    pub results: Vec<T>,
+    pub error: Option<Error>,
 }
 
-impl PaddedBatch {
-    /// Pads `sequences` to the batch's longest (or the fixed length), on the padding side.
-    pub fn new(sequences: &[&[u32]], padding: &Padding) -> Self {
-        let longest = sequences.iter().map(|s| s.len()).max().unwrap_or(0);
-        let mut width = padding.fixed_length.unwrap_or(0).max(longest);
-        if let Some(m) = padding.pad_to_multiple_of.filter(|m| *m > 0) {
-            width = width.div_ceil(m) * m;
+impl<T> Ran<T> {
+    /// All results, or the error.
+    pub fn into_result(self) -> Result<Vec<T>> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.results),
         }
-        let rows = sequences.len();
-        let mut input_ids = Array2::from_elem((rows, width), i64::from(padding.pad_id));
-        let mut attention_mask = Array2::zeros((rows, width));
-        for (r, seq) in sequences.iter().enumerate() {
-            let start = match padding.side {
-                PadSide::Right => 0,
-                PadSide::Left => width - seq.len(),
-            };
-            for (c, &id) in seq.iter().enumerate() {
-                input_ids[[r, start + c]] = i64::from(id);
-                attention_mask[[r, start + c]] = 1;
+    }
+}
+
+/// Runs `run` on each batch of item indices and returns the results in item order
+/// (`items` in all). With `workers > 1` and more than one batch, that many threads take
+/// batches in turn, each on a pool session ([`Lane::Pool`]); otherwise batches run one
+/// after another on the all-threads session ([`Lane::Solo`]). A batch must give one
+/// result per item. After a batch fails, only batches holding an earlier item still
+/// run, so that every item before the first failed one gets its result.
+pub fn run_batches<T: Send>(
+    items: usize,
+    batches: &[Vec<usize>],
+    workers: usize,
+    run: impl Fn(&[usize], Lane) -> Result<Vec<T>> + Sync,
+) -> Ran<T> {
+    // The smallest item index of any failed batch, and that batch's error.
+    let first_bad = AtomicUsize::new(usize::MAX);
+    let failure: Mutex<Option<(usize, Error)>> = Mutex::new(None);
+    let run_one = |batch: &[usize], lane: Lane| -> Option<Vec<T>> {
+        let first = batch.iter().copied().min().unwrap_or(usize::MAX);
+        if first > first_bad.load(Ordering::Relaxed) {
+            return None;
+        }
+        let outcome = run(batch, lane).and_then(|results| {
+            if results.len() == batch.len() {
+                Ok(results)
+            } else {
+                Err(Error::Ort(format!(
+                    "the model returned {} results for a batch of {}",
+                    results.len(),
+                    batch.len()
+                )))
+            }
+        });
+        match outcome {
+            Ok(results) => Some(results),
+            Err(e) => {
+                first_bad.fetch_min(first, Ordering::Relaxed);
+                let mut slot = failure.lock().unwrap_or_else(|p| p.into_inner());
+                if slot.as_ref().is_none_or(|(at, _)| first < *at) {
+                    *slot = Some((first, e));
+                }
+                None
             }
         }
-        PaddedBatch {
-            input_ids,
-            attention_mask,
-        }
-    }
-
-    pub fn rows(&self) -> usize {
-        self.input_ids.nrows()
-    }
-
-    /// The inputs a text graph takes, among `input_ids`, `attention_mask` and
-    /// `token_type_ids` (zeros, as fastembed feeds them), named as the graph names them.
-    pub fn onnx_inputs(&self, model: &OnnxModel) -> Result<Vec<(String, DynValue)>> {
-        let mut inputs = vec![(
-            "input_ids".to_string(),
-            Tensor::from_array(self.input_ids.clone())?.into_dyn(),
-        )];
-        if model.has_input("attention_mask") {
-            inputs.push((
-                "attention_mask".into(),
-                Tensor::from_array(self.attention_mask.clone())?.into_dyn(),
-            ));
-        }
-        if model.has_input("token_type_ids") {
-            let zeros = Array2::<i64>::zeros(self.input_ids.dim());
-            inputs.push((
-                "token_type_ids".into(),
-                Tensor::from_array(zeros)?.into_dyn(),
-            ));
-        }
-        Ok(inputs)
-    }
-}
-
-/// What one worker computed: batch numbers with their results.
-type WorkerResults<T> = Vec<(usize, Vec<T>)>;
-
-/// Runs `run` on length-sorted batches of the items (see [`plan`]) and returns its
-/// results in item order. `run` gets the item indices of one batch and returns one
-/// result per index.
-pub fn run_sorted<T: Send>(
-    lengths: &[usize],
-    max_items: usize,
-    max_tokens: usize,
-    run: impl Fn(&[usize]) -> Result<Vec<T>> + Sync,
-) -> Result<Vec<T>> {
-    run_sorted_parallel(lengths, max_items, max_tokens, 1, run)
-}
-
-/// As [`run_sorted`], with up to `workers` batches running at once (each on its own
-/// thread, where graphs run on their pool sessions; see
-/// [`as_pool_worker`](crate::runtime::as_pool_worker)). Batches are handed out longest first, so the
-/// workers finish close together. The first error stops the handing out.
-pub fn run_sorted_parallel<T: Send>(
-    lengths: &[usize],
-    max_items: usize,
-    max_tokens: usize,
-    workers: usize,
-    run: impl Fn(&[usize]) -> Result<Vec<T>> + Sync,
-) -> Result<Vec<T>> {
-    let batches = plan(lengths, max_items, max_tokens);
-    let run_checked = |batch: &[usize]| -> Result<Vec<T>> {
-        let results = run(batch)?;
-        if results.len() != batch.len() {
-            return Err(Error::Ort(format!(
-                "the model returned {} results for a batch of {}",
-                results.len(),
-                batch.len()
-            )));
-        }
-        Ok(results)
     };
-    let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None)
-        .take(lengths.len())
-        .collect();
+    let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None).take(items).collect();
+    let mut place = |batch: &[usize], results: Vec<T>| {
+        for (&i, r) in batch.iter().zip(results) {
+            out[i] = Some(r);
+        }
+    };
     let workers = workers.clamp(1, batches.len().max(1));
     if workers == 1 {
-        for batch in &batches {
-            for (&i, r) in batch.iter().zip(run_checked(batch)?) {
-                out[i] = Some(r);
+        for batch in batches {
+            if let Some(results) = run_one(batch, Lane::Solo) {
+                place(batch, results);
             }
         }
     } else {
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let failed = std::sync::atomic::AtomicBool::new(false);
-        let done: Vec<Result<WorkerResults<T>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    scope.spawn(|| {
-                        crate::runtime::as_pool_worker(|| {
-                            let mut mine = Vec::new();
-                            loop {
-                                if failed.load(std::sync::atomic::Ordering::Relaxed) {
-                                    break;
-                                }
-                                let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                let Some(batch) = batches.get(b) else { break };
-                                match run_checked(batch) {
-                                    Ok(r) => mine.push((b, r)),
-                                    Err(e) => {
-                                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                                        return Err(e);
-                                    }
-                                }
-                            }
-                            Ok(mine)
-                        })
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(Error::Ort("a batch worker panicked".into())))
-                })
-                .collect()
-        });
-        for worker in done {
-            for (b, results) in worker? {
-                for (&i, r) in batches[b].iter().zip(results) {
-                    out[i] = Some(r);
+        let next = AtomicUsize::new(0);
+        let worker = || -> Vec<(usize, Vec<T>)> {
+            let mut mine = Vec::new();
+            loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                let Some(batch) = batches.get(b) else { break };
+                if let Some(results) = run_one(batch, Lane::Pool) {
+                    mine.push((b, results));
                 }
             }
-        }
+            mine
+        };
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers).map(|_| scope.spawn(worker)).collect();
+            for h in handles {
+                match h.join() {
+                    Ok(done) => {
+                        for (b, r) in done {
+                            place(&batches[b], r);
+                        }
+                    }
+                    Err(_) => {
+                        let mut slot = failure.lock().unwrap_or_else(|p| p.into_inner());
+                        slot.get_or_insert((0, Error::Ort("a batch worker panicked".into())));
+                    }
+                }
+            }
+        });
     }
-    Ok(out.into_iter().flatten().collect())
+    let failure = failure.into_inner().unwrap_or_else(|p| p.into_inner());
+    let results: Vec<T> = out.into_iter().map_while(|r| r).collect();
+    let error = match failure {
+        Some((_, e)) => Some(e),
+        None if results.len() < items => Some(Error::Ort(format!(
+            "{} of {items} items were in no batch",
+            items - results.len()
+        ))),
+        None => None,
+    };
+    Ran { results, error }
 }
 
-/// Tokenizes `texts`, runs `model` on length-sorted padded batches, and hands each
-/// batch's `output` tensor with its inputs to `finish`, which returns one result per row.
-/// Results come back in input order.
-pub(crate) fn run_graph<T: Send>(
-    tokenizer: &TextTokenizer,
-    model: &OnnxModel,
-    output: &str,
-    texts: &[&str],
-    max_items: usize,
-    max_tokens: usize,
-    finish: impl Fn(ArrayD<f32>, &PaddedBatch) -> Result<Vec<T>> + Sync,
-) -> Result<Vec<T>> {
-    let sequences = tokenizer.encode_batch(texts)?;
-    let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
-    let workers = model.parallelism();
-    run_sorted_parallel(&lengths, max_items, max_tokens, workers, |batch| {
-        let seqs: Vec<&[u32]> = batch.iter().map(|&i| sequences[i].as_slice()).collect();
-        let padded = PaddedBatch::new(&seqs, tokenizer.padding());
-        let inputs = padded.onnx_inputs(model)?;
-        finish(model.run_f32(inputs, output)?, &padded)
-    })
-}
-
-/// The number of tokens of `texts`, tokenized 1024 at a time.
-pub(crate) fn count_tokens<S: AsRef<str>>(
-    texts: &[S],
-    tokenize: impl Fn(&[&str]) -> Result<Vec<Vec<u32>>>,
-) -> Result<usize> {
-    let mut total = 0;
-    for chunk in texts.chunks(1024) {
-        let refs: Vec<&str> = chunk.iter().map(|t| t.as_ref()).collect();
-        total += tokenize(&refs)?.iter().map(Vec::len).sum::<usize>();
+/// How many inputs a stream reads ahead: four batches, between 256 and 8192 inputs; for
+/// [`Batching::InputOrder`] families rounded up to whole batches, so that windows never
+/// cut a batch fastembed would form.
+pub fn window_len(batch_size: usize, mode: Batching) -> usize {
+    let batch_size = batch_size.max(1);
+    let window = batch_size.saturating_mul(4).clamp(256, 8192);
+    match mode {
+        Batching::InputOrder => window.div_ceil(batch_size).saturating_mul(batch_size),
+        _ => window,
     }
-    Ok(total)
 }
 
-/// Computes the results of one window of texts.
-type Compute<'a, T> = Box<dyn FnMut(&[&str]) -> Result<Vec<T>> + 'a>;
+/// Computes the results of one window of inputs: those of its leading inputs, and the
+/// error that stopped it, if any.
+type Compute<'a, S, T> = Box<dyn FnMut(Vec<S>) -> Ran<T> + 'a>;
 
-/// Texts in, results out, in input order and bounded memory: reads a window of inputs (a
-/// few batches' worth), computes it, hands the results out, reads the next.
+/// Inputs in, results out, in input order and bounded memory: reads a window of inputs,
+/// computes it, hands the results out, reads the next.
 pub struct WindowStream<'a, S, T> {
     source: Box<dyn Iterator<Item = Result<S>> + 'a>,
-    compute: Compute<'a, T>,
+    compute: Compute<'a, S, T>,
     window: usize,
     ready: VecDeque<T>,
     /// An input error, reported after the results of the inputs before it.
@@ -256,29 +220,44 @@ pub struct WindowStream<'a, S, T> {
     finished: bool,
 }
 
-impl<'a, S: AsRef<str>, T> WindowStream<'a, S, T> {
-    /// `compute` maps a window of texts to one result each. The window holds four
-    /// batches, between 256 and 8192 texts.
+impl<'a, S: 'a, T: 'a> WindowStream<'a, S, T> {
+    /// `compute` maps a window of `window` inputs (fewer at the end) to one result
+    /// each, or the results before the first input that failed and its error.
     pub fn new(
         source: impl Iterator<Item = Result<S>> + 'a,
-        batch_size: usize,
-        compute: impl FnMut(&[&str]) -> Result<Vec<T>> + 'a,
+        window: usize,
+        compute: impl FnMut(Vec<S>) -> Ran<T> + 'a,
     ) -> Self {
         WindowStream {
             source: Box::new(source),
             compute: Box::new(compute),
-            window: (batch_size.max(1) * 4).clamp(256, 8192),
+            window: window.max(1),
             ready: VecDeque::new(),
             pending_error: None,
             finished: false,
         }
     }
 
-    fn fill(&mut self) -> Result<()> {
+    /// A stream that yields `error` and ends, for arguments refused up front.
+    pub fn failed(error: Error) -> Self {
+        WindowStream {
+            source: Box::new(std::iter::empty()),
+            compute: Box::new(|_| Ran {
+                results: Vec::new(),
+                error: None,
+            }),
+            window: 1,
+            ready: VecDeque::new(),
+            pending_error: Some(error),
+            finished: true,
+        }
+    }
+
+    fn fill(&mut self) {
         let mut window: Vec<S> = Vec::new();
         while window.len() < self.window {
             match self.source.next() {
-                Some(Ok(doc)) => window.push(doc),
+                Some(Ok(input)) => window.push(input),
                 Some(Err(e)) => {
                     self.pending_error = Some(e);
                     self.finished = true;
@@ -291,15 +270,27 @@ impl<'a, S: AsRef<str>, T> WindowStream<'a, S, T> {
             }
         }
         if !window.is_empty() {
-            let refs: Vec<&str> = window.iter().map(|s| s.as_ref()).collect();
-            let results = (self.compute)(&refs)?;
+            let expected = window.len();
+            let Ran { results, error } = (self.compute)(window);
+            let error = error.or_else(|| {
+                (results.len() != expected).then(|| {
+                    Error::Ort(format!(
+                        "{} results for a window of {expected} inputs",
+                        results.len()
+                    ))
+                })
+            });
             self.ready.extend(results);
+            if let Some(e) = error {
+                // The window's error comes before any input error after it.
+                self.pending_error = Some(e);
+                self.finished = true;
+            }
         }
-        Ok(())
     }
 }
 
-impl<S: AsRef<str>, T> Iterator for WindowStream<'_, S, T> {
+impl<'a, S: 'a, T: 'a> Iterator for WindowStream<'a, S, T> {
     type Item = Result<T>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -313,11 +304,7 @@ impl<S: AsRef<str>, T> Iterator for WindowStream<'_, S, T> {
             if self.finished {
                 return None;
             }
-            if let Err(e) = self.fill() {
-                self.finished = true;
-                self.ready.clear();
-                return Some(Err(e));
-            }
+            self.fill();
         }
     }
 }
@@ -326,20 +313,10 @@ impl<S: AsRef<str>, T> Iterator for WindowStream<'_, S, T> {
 mod tests {
     use super::*;
 
-    fn padding(side: PadSide) -> Padding {
-        Padding {
-            side,
-            pad_id: 9,
-            pad_token: "[PAD]".into(),
-            pad_to_multiple_of: None,
-            fixed_length: None,
-        }
-    }
-
     #[test]
     fn plan_covers_every_item_once_and_respects_limits() {
         let lengths = [5, 100, 3, 100, 7, 1, 0, 50];
-        let batches = plan(&lengths, 3, 200);
+        let batches = plan(&lengths, 3, 200, Batching::Sorted);
         let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
         seen.sort();
         assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
@@ -353,55 +330,111 @@ mod tests {
     }
 
     #[test]
+    fn equal_length_batches_never_mix_lengths() {
+        let lengths = [4, 6, 4, 6, 6, 5, 4];
+        let batches = plan(&lengths, 2, 512, Batching::EqualLength);
+        for b in &batches {
+            assert!(b.iter().all(|&i| lengths[i] == lengths[b[0]]), "{b:?}");
+            assert!(b.len() <= 2);
+        }
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), lengths.len());
+    }
+
+    #[test]
+    fn input_order_batches_are_consecutive_and_ignore_the_budget() {
+        let batches = plan(&[900, 1, 900, 1, 1], 2, 10, Batching::InputOrder);
+        assert_eq!(batches, vec![vec![0, 1], vec![2, 3], vec![4]]);
+    }
+
+    #[test]
+    fn huge_limits_do_not_overflow() {
+        let batches = plan(
+            &[usize::MAX, usize::MAX, 3],
+            usize::MAX,
+            usize::MAX,
+            Batching::Sorted,
+        );
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 3);
+        assert_eq!(window_len(usize::MAX, Batching::Sorted), 8192);
+        assert_eq!(window_len(usize::MAX, Batching::InputOrder), usize::MAX);
+        assert_eq!(window_len(3, Batching::InputOrder), 258);
+        assert_eq!(window_len(0, Batching::Sorted), 256);
+    }
+
+    #[test]
     fn parallel_runs_keep_item_order_and_stop_at_the_first_error() {
         let lengths: Vec<usize> = (0..200).map(|i| (i * 37) % 50 + 1).collect();
+        let batches = plan(&lengths, 8, 64, Batching::Sorted);
         for workers in [1, 2, 4] {
-            let out = run_sorted_parallel(&lengths, 8, 64, workers, |batch| {
+            let lanes = std::sync::Mutex::new(Vec::new());
+            let out = run_batches(lengths.len(), &batches, workers, |batch, lane| {
+                lanes.lock().unwrap().push(lane);
                 Ok(batch.iter().map(|&i| i * 10).collect())
             })
+            .into_result()
             .unwrap();
             assert_eq!(out, (0..200).map(|i| i * 10).collect::<Vec<_>>());
-            let failed = run_sorted_parallel(&lengths, 8, 64, workers, |batch| {
-                if batch.contains(&7) {
-                    Err(Error::InvalidArgument("item 7".into()))
+            let expected = if workers == 1 { Lane::Solo } else { Lane::Pool };
+            assert!(lanes.into_inner().unwrap().iter().all(|&l| l == expected));
+            // Every item before the failed batch's first comes out, whatever order the
+            // batches ran in, then that batch's error.
+            let failed = run_batches(lengths.len(), &batches, workers, |batch, _| {
+                if batch.contains(&37) || batch.contains(&180) {
+                    Err(Error::InvalidArgument(format!("batch of {}", batch[0])))
                 } else {
                     Ok(batch.to_vec())
                 }
             });
-            assert!(matches!(failed, Err(Error::InvalidArgument(m)) if m == "item 7"));
-            let short = run_sorted_parallel(&lengths, 8, 64, workers, |_| Ok(vec![0usize]));
-            assert!(short.is_err(), "a batch with too few results is an error");
+            let bad = batches
+                .iter()
+                .filter(|b| b.contains(&37) || b.contains(&180))
+                .min_by_key(|b| b.iter().min())
+                .unwrap();
+            let first = *bad.iter().min().unwrap();
+            assert!(first > 0, "the test wants items before the failed batch");
+            assert_eq!(failed.results, (0..first).collect::<Vec<_>>());
+            assert!(
+                matches!(&failed.error, Some(Error::InvalidArgument(m)) if *m == format!("batch of {}", bad[0])),
+                "{:?}",
+                failed.error
+            );
+            let short = run_batches(lengths.len(), &batches, workers, |_, _| Ok(vec![0usize]));
+            assert!(
+                short.into_result().is_err(),
+                "a batch with too few results is an error"
+            );
         }
     }
 
     #[test]
     fn an_item_over_budget_gets_a_batch_of_its_own() {
-        let batches = plan(&[1000, 1000], 8, 10);
+        let batches = plan(&[1000, 1000], 8, 10, Batching::Sorted);
         assert_eq!(batches, vec![vec![0], vec![1]]);
-        assert!(plan(&[], 8, 10).is_empty());
+        assert!(plan(&[], 8, 10, Batching::Sorted).is_empty());
     }
 
     #[test]
-    fn pads_right_and_left() {
-        let a: &[u32] = &[1, 2, 3];
-        let b: &[u32] = &[4];
-        let right = PaddedBatch::new(&[a, b], &padding(PadSide::Right));
-        assert_eq!(right.input_ids.row(1).to_vec(), vec![4, 9, 9]);
-        assert_eq!(right.attention_mask.row(1).to_vec(), vec![1, 0, 0]);
-        let left = PaddedBatch::new(&[a, b], &padding(PadSide::Left));
-        assert_eq!(left.input_ids.row(1).to_vec(), vec![9, 9, 4]);
-        assert_eq!(left.attention_mask.row(1).to_vec(), vec![0, 0, 1]);
-        assert_eq!(left.input_ids.row(0).to_vec(), vec![1, 2, 3]);
-    }
-
-    #[test]
-    fn fixed_length_and_multiple_of() {
-        let a: &[u32] = &[1, 2, 3];
-        let mut p = padding(PadSide::Right);
-        p.fixed_length = Some(6);
-        assert_eq!(PaddedBatch::new(&[a], &p).input_ids.ncols(), 6);
-        p.fixed_length = None;
-        p.pad_to_multiple_of = Some(4);
-        assert_eq!(PaddedBatch::new(&[a], &p).input_ids.ncols(), 4);
+    fn a_stream_reads_one_window_ahead_and_reports_input_errors_in_place() {
+        let read = std::cell::Cell::new(0usize);
+        let source = (0..10).map(|i| {
+            read.set(read.get() + 1);
+            if i == 7 {
+                Err(Error::Input {
+                    line: 8,
+                    reason: "bad".into(),
+                })
+            } else {
+                Ok(i)
+            }
+        });
+        let mut stream = WindowStream::new(source, 3, |w: Vec<i32>| Ran {
+            results: w,
+            error: None,
+        });
+        assert_eq!(stream.next().unwrap().unwrap(), 0);
+        assert_eq!(read.get(), 3);
+        let rest: Vec<Result<i32>> = stream.collect();
+        assert_eq!(rest.len(), 7);
+        assert!(matches!(rest[6], Err(Error::Input { line: 8, .. })));
     }
 }

@@ -1,44 +1,82 @@
 //! embedkit: fastembed's embeddings, in Rust, on ONNX Runtime.
 //!
-//! The modules follow the pipeline: [`runtime`] loads ONNX Runtime and builds sessions,
-//! [`registry`] describes models as data, [`hub`] finds their files, [`tokenize`] and
-//! [`batching`] turn texts into padded batches, and each family module ([`text`],
-//! [`sparse`], [`late_interaction`], [`rerank`]) turns model outputs into embeddings or
-//! scores; [`postprocess`] holds MUVERA.
+//! Every model family is one [`Model`] of the generic engine, named as fastembed names
+//! its classes: [`TextEmbedding`], [`SparseTextEmbedding`],
+//! [`LateInteractionTextEmbedding`], [`TextCrossEncoder`], [`ImageEmbedding`] and
+//! [`LateInteractionMultimodalEmbedding`]; [`Muvera`] turns multi-vectors into single
+//! vectors.
+//!
+//! ```no_run
+//! use embedkit::{Purpose, TextEmbedding};
+//! let model = TextEmbedding::builder("BAAI/bge-small-en-v1.5")
+//!     .threads(2)
+//!     .build()?;
+//! let docs = model.embed(&["embedkit embeds text", "and images"], None)?;
+//! let query = model.query_embed(&["what does embedkit embed?"], None)?;
+//! // Any iterator, streamed in input order in bounded memory:
+//! for vector in model.try_embed_iter((0..3).map(|i| Ok(format!("doc {i}"))), None, Purpose::Document) {
+//!     let vector = vector?;
+//! }
+//! # Ok::<(), embedkit::Error>(())
+//! ```
+//!
+//! Inside, the modules follow the pipeline: [`registry`] describes models as data,
+//! [`hub`] finds their files, `tokenize` and `inputs` turn texts and images into graph
+//! inputs, `batching` plans and runs batches, [`runtime`] loads ONNX Runtime and runs
+//! sessions, and each family module ([`text`], [`sparse`], [`late_interaction`],
+//! [`rerank`], [`image`], [`late_interaction_multimodal`]) says only what its models
+//! compute, behind one seam (`pipeline`) that the one engine (`engine`) runs.
+//!
+//! # Processes and forks
+//!
+//! A model holds ONNX Runtime sessions and, while it runs, worker threads. Build models
+//! in the process that uses them: a child made by `fork()` after a model was used
+//! inherits no threads, so build (or rebuild) its models after the fork.
 
-pub mod batching;
+mod batching;
+mod engine;
 pub mod error;
+mod graph;
 pub mod hub;
 pub mod image;
+mod inputs;
 pub mod late_interaction;
 pub mod late_interaction_multimodal;
 pub mod options;
+mod pipeline;
 pub mod postprocess;
 pub mod registry;
 pub mod rerank;
 pub mod runtime;
-#[cfg(feature = "server")]
-pub mod server;
 pub mod sparse;
 pub mod text;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod tokenize;
+#[cfg(not(feature = "internals"))]
+mod tokenize;
 
+pub use batching::DEFAULT_MAX_BATCH_TOKENS;
+pub use engine::{Builder, Model, Stream};
 pub use error::{Error, Result};
 pub use image::{ImageEmbedding, ImageEmbeddingBuilder, ImageInput};
 pub use late_interaction::{
-    max_sim, LateInteractionTextEmbedding, LateInteractionTextEmbeddingBuilder, MultiVector,
+    max_sim, max_sim_batch, LateInteractionTextEmbedding, LateInteractionTextEmbeddingBuilder,
+    MultiVector,
 };
 pub use late_interaction_multimodal::{
     LateInteractionMultimodalEmbedding, LateInteractionMultimodalEmbeddingBuilder,
 };
+pub use options::LoadOptions;
+pub use pipeline::Purpose;
 pub use postprocess::{Muvera, MuveraOptions};
 pub use registry::{
-    DenseModelDescription, ImageModelDescription, LateInteractionModelDescription, ModelSource,
-    Pooling, RerankerModelDescription, SparseModelDescription,
+    DenseModelDescription, ImageModelDescription, LateInteractionModelDescription, ModelCore,
+    ModelSource, MultimodalModelDescription, Pooling, RerankerModelDescription,
+    SparseModelDescription,
 };
 pub use rerank::{CustomReranker, RankedDocument, TextCrossEncoder, TextCrossEncoderBuilder};
 pub use runtime::{Device, Provider};
 pub use sparse::{SparseEmbedding, SparseTextEmbedding, SparseTextEmbeddingBuilder};
-pub use text::{
-    CustomTextModel, EmbedIter, EmbedPurpose, Embedding, TextEmbedding, TextEmbeddingBuilder,
-};
+pub use text::{CustomTextModel, Embedding, TextEmbedding, TextEmbeddingBuilder};
+pub use tokenize::Token;

@@ -332,6 +332,7 @@ impl TextTokenizer {
     /// Whether texts far longer than the maximum length are cut at a word before
     /// tokenizing (on by default; the tokens kept are the same, see
     /// [`Self::cut_long`]). Off, every text is tokenized whole, as `tokenizers` does.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn with_long_text_cut(mut self, on: bool) -> Self {
         self.cut_long_texts = on;
         self
@@ -429,6 +430,37 @@ impl TextTokenizer {
     pub fn inner(&self) -> &Tokenizer {
         &self.tokenizer
     }
+
+    /// Each id's token text and whether it is a special token.
+    pub fn describe(&self, ids: &[u32]) -> Vec<Token> {
+        describe_ids(&self.tokenizer, ids)
+    }
+}
+
+/// One token as a model sees it: its id, its text in the vocabulary, and whether it
+/// is a special token (`[CLS]`, `<s>`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Token {
+    pub id: u32,
+    pub text: String,
+    pub special: bool,
+}
+
+/// [`Token`]s of `ids` in `tokenizer`'s vocabulary ("" for ids outside it).
+pub(crate) fn describe_ids(tokenizer: &Tokenizer, ids: &[u32]) -> Vec<Token> {
+    let special: std::collections::HashSet<u32> = tokenizer
+        .get_added_tokens_decoder()
+        .into_iter()
+        .filter(|(_, t)| t.special)
+        .map(|(id, _)| id)
+        .collect();
+    ids.iter()
+        .map(|&id| Token {
+            id,
+            text: tokenizer.id_to_token(id).unwrap_or_default(),
+            special: special.contains(&id),
+        })
+        .collect()
 }
 
 /// Lengths two texts of `n1` and `n2` tokens keep in a pair of at most `budget` tokens

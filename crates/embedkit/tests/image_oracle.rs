@@ -112,13 +112,13 @@ fn image_registry_matches_fastembeds_listing() {
     let ours = ImageEmbedding::list_supported_models();
     assert_eq!(ours.len(), oracle.len());
     for (o, d) in oracle.iter().zip(&ours) {
-        assert_eq!(o["model"], d.model.as_str());
+        assert_eq!(o["model"], d.core.model.as_str());
         assert_eq!(o["dim"].as_u64().unwrap() as usize, d.dim);
-        assert_eq!(o["description"], d.description.as_str());
-        assert_eq!(o["license"], d.license.as_str());
-        assert_eq!(o["size_in_GB"].as_f64().unwrap(), d.size_in_gb);
-        assert_eq!(o["model_file"], d.model_file.as_str());
-        assert_eq!(o["sources"]["hf"].as_str(), d.sources.hf.as_deref());
+        assert_eq!(o["description"], d.core.description.as_str());
+        assert_eq!(o["license"], d.core.license.as_str());
+        assert_eq!(o["size_in_GB"].as_f64().unwrap(), d.core.size_in_gb);
+        assert_eq!(o["model_file"], d.core.model_file.as_str());
+        assert_eq!(o["sources"]["hf"].as_str(), d.core.sources.hf.as_deref());
     }
 }
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use embedkit::{LateInteractionTextEmbedding, Muvera, MuveraOptions};
+use embedkit::{LateInteractionTextEmbedding, Muvera, MuveraOptions, Purpose};
 use ndarray::Array2;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -66,7 +66,7 @@ fn late_interaction_models_match_fastembed() {
                 .build()
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             let got = match case["method"].as_str().unwrap() {
-                "query_embed" => model.query_embed(&texts).unwrap(),
+                "query_embed" => model.query_embed(&texts, None).unwrap(),
                 _ => model.embed(&texts, None).unwrap(),
             };
             assert_eq!(got.len(), want.len(), "{name}");
@@ -91,13 +91,13 @@ fn late_interaction_models_match_fastembed() {
                 worst = worst.max(d);
             }
             eprintln!("{name:<22} batch {batch_size:>3}: max |diff| {worst:.2e}");
-            for (key, (is_doc, ext)) in [
-                ("doc", (true, false)),
-                ("doc+ext", (true, true)),
-                ("query", (false, false)),
-                ("query+ext", (false, true)),
+            for (key, (purpose, ext)) in [
+                ("doc", (Purpose::Document, false)),
+                ("doc+ext", (Purpose::Document, true)),
+                ("query", (Purpose::Query, false)),
+                ("query+ext", (Purpose::Query, true)),
             ] {
-                let count = model.token_count(&texts, is_doc, ext).unwrap();
+                let count = model.token_count_with(&texts, purpose, ext).unwrap();
                 if count as u64 != case["token_counts"][key].as_u64().unwrap() {
                     failures.push(format!(
                         "{name}: token_count {key} {count}, oracle {}",
@@ -192,19 +192,19 @@ fn late_registry_matches_fastembeds_listing() {
     let ours = LateInteractionTextEmbedding::list_supported_models();
     assert_eq!(ours.len(), oracle.len());
     for (o, d) in oracle.iter().zip(&ours) {
-        assert_eq!(o["model"], d.model.as_str());
+        assert_eq!(o["model"], d.core.model.as_str());
         assert_eq!(o["dim"].as_u64().unwrap() as usize, d.dim);
-        assert_eq!(o["description"], d.description.as_str());
-        assert_eq!(o["license"], d.license.as_str());
-        assert_eq!(o["size_in_GB"].as_f64().unwrap(), d.size_in_gb);
-        assert_eq!(o["model_file"], d.model_file.as_str());
-        assert_eq!(o["sources"]["hf"].as_str(), d.sources.hf.as_deref());
+        assert_eq!(o["description"], d.core.description.as_str());
+        assert_eq!(o["license"], d.core.license.as_str());
+        assert_eq!(o["size_in_GB"].as_f64().unwrap(), d.core.size_in_gb);
+        assert_eq!(o["model_file"], d.core.model_file.as_str());
+        assert_eq!(o["sources"]["hf"].as_str(), d.core.sources.hf.as_deref());
         let files: Vec<&str> = o["additional_files"]
             .as_array()
             .unwrap()
             .iter()
             .map(|v| v.as_str().unwrap())
             .collect();
-        assert_eq!(files, d.additional_files, "{}", d.model);
+        assert_eq!(files, d.core.additional_files, "{}", d.core.model);
     }
 }

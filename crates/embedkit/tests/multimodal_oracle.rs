@@ -133,18 +133,18 @@ fn multimodal_registry_matches_fastembeds_listing() {
     let ours = LateInteractionMultimodalEmbedding::list_supported_models();
     assert_eq!(ours.len(), oracle.len());
     for (o, d) in oracle.iter().zip(&ours) {
-        assert_eq!(o["model"], d.model.as_str());
+        assert_eq!(o["model"], d.core.model.as_str());
         assert_eq!(o["dim"].as_u64().unwrap() as usize, d.dim);
-        assert_eq!(o["description"], d.description.as_str());
-        assert_eq!(o["license"], d.license.as_str());
-        assert_eq!(o["size_in_GB"].as_f64().unwrap(), d.size_in_gb);
-        assert_eq!(o["model_file"], d.model_file.as_str());
+        assert_eq!(o["description"], d.core.description.as_str());
+        assert_eq!(o["license"], d.core.license.as_str());
+        assert_eq!(o["size_in_GB"].as_f64().unwrap(), d.core.size_in_gb);
+        assert_eq!(o["model_file"], d.core.model_file.as_str());
         let files: Vec<&str> = o["additional_files"]
             .as_array()
             .unwrap()
             .iter()
             .map(|v| v.as_str().unwrap())
             .collect();
-        assert_eq!(files, d.additional_files, "{}", d.model);
+        assert_eq!(files, d.core.additional_files, "{}", d.core.model);
     }
 }

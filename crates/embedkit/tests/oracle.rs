@@ -4,7 +4,7 @@
 
 mod common;
 
-use embedkit::{CustomTextModel, EmbedPurpose, Error, ModelSource, TextEmbedding};
+use embedkit::{CustomTextModel, Error, ModelSource, Purpose, TextEmbedding};
 use serde_json::Value;
 
 use common::*;
@@ -54,9 +54,9 @@ fn build(case: &Value, batch_size: usize) -> TextEmbedding {
 
 fn embed(model: &TextEmbedding, case: &Value, texts: &[String]) -> Vec<Vec<f32>> {
     let purpose = match case["method"].as_str().unwrap() {
-        "embed" => EmbedPurpose::Document,
-        "query_embed" => EmbedPurpose::Query,
-        "passage_embed" => EmbedPurpose::Passage,
+        "embed" => Purpose::Document,
+        "query_embed" => Purpose::Query,
+        "passage_embed" => Purpose::Passage,
         other => panic!("unknown method {other}"),
     };
     model
@@ -154,29 +154,44 @@ fn registry_matches_fastembeds_listing() {
     let oracle: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let ours: Vec<embedkit::DenseModelDescription> = TextEmbedding::list_supported_models()
         .into_iter()
-        .filter(|d| !d.custom)
+        .filter(|d| !d.core.custom)
         .collect();
     assert_eq!(ours.len(), oracle.len());
     assert_eq!(ours.len(), 41);
     for (o, d) in oracle.iter().zip(&ours) {
-        assert_eq!(o["model"], d.model.as_str());
-        assert_eq!(o["dim"].as_u64().unwrap() as usize, d.dim, "{}", d.model);
-        assert_eq!(o["description"], d.description.as_str(), "{}", d.model);
-        assert_eq!(o["license"], d.license.as_str(), "{}", d.model);
+        assert_eq!(o["model"], d.core.model.as_str());
+        assert_eq!(
+            o["dim"].as_u64().unwrap() as usize,
+            d.dim,
+            "{}",
+            d.core.model
+        );
+        assert_eq!(
+            o["description"],
+            d.core.description.as_str(),
+            "{}",
+            d.core.model
+        );
+        assert_eq!(o["license"], d.core.license.as_str(), "{}", d.core.model);
         assert_eq!(
             o["size_in_GB"].as_f64().unwrap(),
-            d.size_in_gb,
+            d.core.size_in_gb,
             "{}",
-            d.model
+            d.core.model
         );
-        assert_eq!(o["model_file"], d.model_file.as_str(), "{}", d.model);
-        assert_eq!(o["sources"]["hf"].as_str(), d.sources.hf.as_deref());
-        assert_eq!(o["sources"]["url"].as_str(), d.sources.url.as_deref());
+        assert_eq!(
+            o["model_file"],
+            d.core.model_file.as_str(),
+            "{}",
+            d.core.model
+        );
+        assert_eq!(o["sources"]["hf"].as_str(), d.core.sources.hf.as_deref());
+        assert_eq!(o["sources"]["url"].as_str(), d.core.sources.url.as_deref());
         assert_eq!(
             o["sources"]["_deprecated_tar_struct"].as_bool().unwrap(),
-            d.sources.deprecated_tar_struct,
+            d.core.sources.deprecated_tar_struct,
             "{}",
-            d.model
+            d.core.model
         );
         let files: Vec<&str> = o["additional_files"]
             .as_array()
@@ -184,9 +199,9 @@ fn registry_matches_fastembeds_listing() {
             .iter()
             .map(|v| v.as_str().unwrap())
             .collect();
-        assert_eq!(files, d.additional_files, "{}", d.model);
+        assert_eq!(files, d.core.additional_files, "{}", d.core.model);
         let tasks: std::collections::BTreeMap<String, i64> =
             serde_json::from_value(o["tasks"].clone()).unwrap();
-        assert_eq!(tasks, d.tasks, "{}", d.model);
+        assert_eq!(tasks, d.tasks, "{}", d.core.model);
     }
 }

@@ -114,23 +114,23 @@ fn reranker_registry_matches_fastembeds_listing() {
     let oracle: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
     let ours: Vec<_> = TextCrossEncoder::list_supported_models()
         .into_iter()
-        .filter(|d| !d.custom)
+        .filter(|d| !d.core.custom)
         .collect();
     assert_eq!(ours.len(), oracle.len());
     for (o, d) in oracle.iter().zip(&ours) {
-        assert_eq!(o["model"], d.model.as_str());
-        assert_eq!(o["description"], d.description.as_str());
-        assert_eq!(o["license"], d.license.as_str());
-        assert_eq!(o["size_in_GB"].as_f64().unwrap(), d.size_in_gb);
-        assert_eq!(o["model_file"], d.model_file.as_str());
-        assert_eq!(o["sources"]["hf"].as_str(), d.sources.hf.as_deref());
+        assert_eq!(o["model"], d.core.model.as_str());
+        assert_eq!(o["description"], d.core.description.as_str());
+        assert_eq!(o["license"], d.core.license.as_str());
+        assert_eq!(o["size_in_GB"].as_f64().unwrap(), d.core.size_in_gb);
+        assert_eq!(o["model_file"], d.core.model_file.as_str());
+        assert_eq!(o["sources"]["hf"].as_str(), d.core.sources.hf.as_deref());
         let files: Vec<&str> = o["additional_files"]
             .as_array()
             .unwrap()
             .iter()
             .map(|v| v.as_str().unwrap())
             .collect();
-        assert_eq!(files, d.additional_files, "{}", d.model);
+        assert_eq!(files, d.core.additional_files, "{}", d.core.model);
     }
     let dup = TextCrossEncoder::add_custom_model(CustomReranker::new(
         "xenova/MS-MARCO-MiniLM-L-6-v2",

@@ -111,7 +111,7 @@ fn sparse_models_match_fastembed() {
                 .build()
                 .unwrap_or_else(|e| panic!("{}: {e}", case["name"]));
             let got = match case["method"].as_str().unwrap() {
-                "query_embed" => model.query_embed(&texts).unwrap(),
+                "query_embed" => model.query_embed(&texts, None).unwrap(),
                 _ => model.embed(&texts, None).unwrap(),
             };
             assert_eq!(got.len(), texts.len());
@@ -189,7 +189,7 @@ fn bm25_refuses_unknown_languages_and_reads_no_files_it_does_not_need() {
         })
         .build()
         .unwrap();
-    let v = model.query_embed(&["the the cats"]).unwrap();
+    let v = model.query_embed(&["the the cats"], None).unwrap();
     assert_eq!(v[0].len(), 2);
     assert!(v[0].values.iter().all(|&x| x == 1.0));
 }
@@ -201,26 +201,36 @@ fn sparse_registry_matches_fastembeds_listing() {
     let ours = SparseTextEmbedding::list_supported_models();
     assert_eq!(ours.len(), oracle.len());
     for (o, d) in oracle.iter().zip(&ours) {
-        assert_eq!(o["model"], d.model.as_str());
+        assert_eq!(o["model"], d.core.model.as_str());
         assert_eq!(
             o["vocab_size"].as_u64().map(|v| v as usize),
             d.vocab_size,
             "{}",
-            d.model
+            d.core.model
         );
-        assert_eq!(o["description"], d.description.as_str(), "{}", d.model);
-        assert_eq!(o["license"], d.license.as_str());
-        assert_eq!(o["size_in_GB"].as_f64().unwrap(), d.size_in_gb);
-        assert_eq!(o["model_file"], d.model_file.as_str());
-        assert_eq!(o["sources"]["hf"].as_str(), d.sources.hf.as_deref());
-        assert_eq!(o["requires_idf"].as_bool(), d.requires_idf, "{}", d.model);
+        assert_eq!(
+            o["description"],
+            d.core.description.as_str(),
+            "{}",
+            d.core.model
+        );
+        assert_eq!(o["license"], d.core.license.as_str());
+        assert_eq!(o["size_in_GB"].as_f64().unwrap(), d.core.size_in_gb);
+        assert_eq!(o["model_file"], d.core.model_file.as_str());
+        assert_eq!(o["sources"]["hf"].as_str(), d.core.sources.hf.as_deref());
+        assert_eq!(
+            o["requires_idf"].as_bool(),
+            d.requires_idf,
+            "{}",
+            d.core.model
+        );
         let files: Vec<&str> = o["additional_files"]
             .as_array()
             .unwrap()
             .iter()
             .map(|v| v.as_str().unwrap())
             .collect();
-        assert_eq!(files, d.additional_files, "{}", d.model);
+        assert_eq!(files, d.core.additional_files, "{}", d.core.model);
     }
 }
 

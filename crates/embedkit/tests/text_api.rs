@@ -50,7 +50,7 @@ fn streaming_reports_an_input_error_after_the_good_vectors() {
         Ok("never".into()),
     ];
     let out: Vec<_> = model
-        .try_embed_iter(items, None, embedkit::EmbedPurpose::Document)
+        .try_embed_iter(items, None, embedkit::Purpose::Document)
         .collect();
     assert_eq!(out.len(), 3);
     assert!(out[0].is_ok() && out[1].is_ok());

@@ -51,7 +51,7 @@ impl HubFetcher {
         &self,
         repo: &str,
         revision: &str,
-        files: &ModelFiles<'_>,
+        files: &ModelFiles,
         cache_dir: &Path,
     ) -> Result<PathBuf> {
         let repo_dir = cache_dir.join(repo_folder_name(repo));
@@ -176,7 +176,7 @@ impl HubFetcher {
 }
 
 impl Fetcher for HubFetcher {
-    fn fetch(&self, files: &ModelFiles<'_>, cache_dir: &Path) -> Result<PathBuf> {
+    fn fetch(&self, files: &ModelFiles, cache_dir: &Path) -> Result<PathBuf> {
         create_dir(cache_dir)?;
         let mut failures = Vec::new();
         if let Some(repo) = &files.sources.hf {

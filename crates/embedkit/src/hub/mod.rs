@@ -8,7 +8,7 @@ mod download;
 mod http;
 
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use archive::{check as check_archive, extract as extract_archive};
@@ -16,53 +16,8 @@ pub use download::HubFetcher;
 pub use http::sha256_file;
 
 use crate::error::{Error, Result};
-use crate::registry::ModelSource;
+pub use crate::registry::{ModelFiles, OPTIONAL_CONFIGS};
 use crate::runtime::non_empty_env;
-
-/// What a family needs to locate a model's files.
-#[derive(Debug, Clone)]
-pub struct ModelFiles<'a> {
-    /// The registry name, e.g. `BAAI/bge-small-en-v1.5`.
-    pub model: &'a str,
-    pub sources: &'a ModelSource,
-    /// Files the model cannot run without, relative to its folder (the ONNX file first).
-    pub required: Vec<String>,
-    /// Files fetched when the repo has them (configs some models lack).
-    pub optional: Vec<String>,
-}
-
-impl<'a> ModelFiles<'a> {
-    /// `required` files plus `extra_optional` ones, and the [`OPTIONAL_CONFIGS`] not
-    /// already required.
-    pub fn new(
-        model: &'a str,
-        sources: &'a ModelSource,
-        required: Vec<String>,
-        extra_optional: Vec<String>,
-    ) -> Self {
-        let mut optional = extra_optional;
-        optional.extend(
-            OPTIONAL_CONFIGS
-                .iter()
-                .filter(|f| !required.iter().any(|r| r == *f))
-                .map(|f| f.to_string()),
-        );
-        ModelFiles {
-            model,
-            sources,
-            required,
-            optional,
-        }
-    }
-}
-
-/// The config files fastembed fetches when a repo has them.
-pub const OPTIONAL_CONFIGS: [&str; 4] = [
-    "config.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "preprocessor_config.json",
-];
 
 /// How to reach the hub, as huggingface_hub's environment sets it.
 #[derive(Debug, Clone)]
@@ -142,27 +97,51 @@ impl HubOptions {
 }
 
 /// Where to look, as fastembed's `cache_dir`, `specific_model_path`, `local_files_only`.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[serde(default)]
 pub struct CacheOptions {
+    /// Model cache folder (default: $FASTEMBED_CACHE_PATH or <tmp>/fastembed_cache).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
     pub cache_dir: Option<PathBuf>,
+    /// Load the model files from this folder instead of the cache; the description
+    /// still comes from the registry entry the model name picks (fastembed's
+    /// `specific_model_path`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long = "model-path", alias = "specific-model-path", value_name = "DIR")
+    )]
     pub specific_model_path: Option<PathBuf>,
-    /// Never touch the network (also set by `HF_HUB_OFFLINE=1`).
+    /// Use cached files only, never the network (also set by `HF_HUB_OFFLINE=1`).
+    #[cfg_attr(feature = "cli", arg(long))]
     pub local_files_only: bool,
     /// How to download; `None` reads the environment.
+    #[cfg_attr(feature = "cli", arg(skip))]
+    #[serde(skip)]
     pub hub: Option<HubOptions>,
+    /// Fetches models not in the cache instead of the hub downloader (an in-house
+    /// model store, say).
+    #[cfg_attr(feature = "cli", arg(skip))]
+    #[serde(skip)]
+    pub fetcher: Option<Arc<dyn Fetcher>>,
+}
+
+impl std::fmt::Debug for CacheOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheOptions")
+            .field("cache_dir", &self.cache_dir)
+            .field("specific_model_path", &self.specific_model_path)
+            .field("local_files_only", &self.local_files_only)
+            .field("hub", &self.hub)
+            .field("fetcher", &self.fetcher.as_ref().map(|_| "custom"))
+            .finish()
+    }
 }
 
 /// Fetches a model into the cache when it is not there.
 pub trait Fetcher: Send + Sync {
     /// Downloads the files of `files` into `cache_dir` and returns the model folder.
-    fn fetch(&self, files: &ModelFiles<'_>, cache_dir: &Path) -> Result<PathBuf>;
-}
-
-static FETCHER: RwLock<Option<Box<dyn Fetcher>>> = RwLock::new(None);
-
-/// Replaces the hub downloader for this process (e.g. an in-house model store).
-pub fn set_fetcher(fetcher: Box<dyn Fetcher>) {
-    *FETCHER.write().unwrap_or_else(|e| e.into_inner()) = Some(fetcher);
+    fn fetch(&self, files: &ModelFiles, cache_dir: &Path) -> Result<PathBuf>;
 }
 
 /// fastembed's default cache: `$FASTEMBED_CACHE_PATH`, else `<temp dir>/fastembed_cache`.
@@ -183,8 +162,8 @@ pub fn hub_offline() -> bool {
 }
 
 /// The folder of a legacy archive model: `fast-<name>` or `<name>`, as fastembed names it.
-pub(crate) fn legacy_folder(files: &ModelFiles<'_>) -> String {
-    let tail = files.model.rsplit('/').next().unwrap_or(files.model);
+pub(crate) fn legacy_folder(files: &ModelFiles) -> String {
+    let tail = files.model.rsplit('/').next().unwrap_or(&files.model);
     if files.sources.deprecated_tar_struct {
         format!("fast-{tail}")
     } else {
@@ -194,7 +173,7 @@ pub(crate) fn legacy_folder(files: &ModelFiles<'_>) -> String {
 
 /// The folder with the model's files: `specific_model_path` if given, else the cache,
 /// else a download into the cache (unless offline). Every required file is checked.
-pub fn resolve_model_dir(files: &ModelFiles<'_>, opts: &CacheOptions) -> Result<PathBuf> {
+pub fn resolve_model_dir(files: &ModelFiles, opts: &CacheOptions) -> Result<PathBuf> {
     if let Some(dir) = &opts.specific_model_path {
         if !dir.is_dir() {
             return Err(Error::NotCached(format!(
@@ -222,22 +201,26 @@ pub fn resolve_model_dir(files: &ModelFiles<'_>, opts: &CacheOptions) -> Result<
             .collect::<Vec<_>>()
             .join(", ");
         return Err(Error::NotCached(format!(
-            "model {} is not in the cache {} (looked in: {}) and offline mode is on              (local_files_only or HF_HUB_OFFLINE) so it was not downloaded. Download it once              with `embedkit download {}` while online, or pass a folder with its files ({})              as --model-path / specific_model_path.",
+            "model {} is not in the cache {} (looked in: {}) and offline mode is on \
+             (local_files_only or HF_HUB_OFFLINE) so it was not downloaded. Download it once \
+             with `embedkit download {}` while online, or pass a folder with its files ({}) \
+             as --model-path / specific_model_path.",
             files.model,
             cache_dir.display(),
-            if looked.is_empty() { "nothing".into() } else { looked },
+            if looked.is_empty() {
+                "nothing".into()
+            } else {
+                looked
+            },
             files.model,
             files.required.join(", ")
         )));
     }
-    let dir = {
-        let custom = FETCHER.read().unwrap_or_else(|e| e.into_inner());
-        match custom.as_ref() {
-            Some(fetcher) => fetcher.fetch(files, &cache_dir)?,
-            None => {
-                let hub = opts.hub.clone().unwrap_or_else(HubOptions::from_env);
-                HubFetcher::new(hub).fetch(files, &cache_dir)?
-            }
+    let dir = match &opts.fetcher {
+        Some(fetcher) => fetcher.fetch(files, &cache_dir)?,
+        None => {
+            let hub = opts.hub.clone().unwrap_or_else(HubOptions::from_env);
+            HubFetcher::new(hub).fetch(files, &cache_dir)?
         }
     };
     check_required(&dir, &files.required)?;
@@ -246,7 +229,7 @@ pub fn resolve_model_dir(files: &ModelFiles<'_>, opts: &CacheOptions) -> Result<
 
 /// Cache folders that may hold the model, in the order fastembed tries them, then
 /// huggingface_hub's own cache.
-fn cached_candidates(files: &ModelFiles<'_>, cache_dir: &Path) -> Vec<PathBuf> {
+fn cached_candidates(files: &ModelFiles, cache_dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let revision = files.sources.revision.as_deref().unwrap_or("main");
     if let Some(repo) = &files.sources.hf {
@@ -385,7 +368,7 @@ pub fn list_cache(cache_dir: &Path) -> Result<Vec<CachedModel>> {
 
 /// Removes a model's files from the cache (its repo folder, its legacy folder and its
 /// locks); returns what was removed.
-pub fn remove_cached(files: &ModelFiles<'_>, cache_dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn remove_cached(files: &ModelFiles, cache_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut targets = Vec::new();
     if let Some(repo) = &files.sources.hf {
         let folder = repo_folder_name(repo);
@@ -408,6 +391,7 @@ pub fn remove_cached(files: &ModelFiles<'_>, cache_dir: &Path) -> Result<Vec<Pat
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::ModelSource;
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("embedkit-hub-{name}-{}", std::process::id()));
@@ -431,8 +415,8 @@ mod tests {
         touch(&repo.join("snapshots/abc123/tokenizer.json"));
         let src = ModelSource::hf("Qdrant/bge-small-en-v1.5-onnx-Q");
         let files = ModelFiles {
-            model: "BAAI/bge-small-en-v1.5",
-            sources: &src,
+            model: "BAAI/bge-small-en-v1.5".into(),
+            sources: src,
             required: vec!["model_optimized.onnx".into(), "tokenizer.json".into()],
             optional: vec![],
         };
@@ -455,8 +439,8 @@ mod tests {
             ..Default::default()
         };
         let files = ModelFiles {
-            model: "sentence-transformers/all-MiniLM-L6-v2",
-            sources: &src,
+            model: "sentence-transformers/all-MiniLM-L6-v2".into(),
+            sources: src,
             required: vec!["model.onnx".into()],
             optional: vec![],
         };
@@ -491,8 +475,8 @@ mod tests {
         let dir = tmp("specific");
         let src = ModelSource::hf("x/y");
         let files = ModelFiles {
-            model: "x/y",
-            sources: &src,
+            model: "x/y".into(),
+            sources: src,
             required: vec!["onnx/model.onnx".into()],
             optional: vec![],
         };

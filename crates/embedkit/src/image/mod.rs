@@ -1,7 +1,9 @@
-//! Image embeddings: `ImageEmbedding`, fastembed's class of the same name. Images are
-//! decoded as Pillow decodes them, preprocessed as the model's
-//! `preprocessor_config.json` says (with Pillow's resampling, to the bit), run through
-//! the vision graph and L2-normalized.
+//! Image embeddings: [`ImageEmbedding`], fastembed's class of the same name.
+//!
+//! What the family computes: images are decoded as Pillow decodes them, preprocessed as
+//! the model's `preprocessor_config.json` says (with Pillow's resampling, to the bit),
+//! run through the vision graph and L2-normalized. Decoding happens per batch, on the
+//! thread that runs it, so that batches on the session pool decode side by side.
 
 mod decode;
 mod preprocess;
@@ -10,153 +12,163 @@ pub mod resample;
 pub use decode::{to_rgb, ImageInput, MAX_PIXELS};
 pub use preprocess::Preprocessor;
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::Path;
 
-use ndarray::{Array4, ArrayD, Axis, Ix3};
+use ndarray::{ArrayD, Axis, Ix3};
 use ort::value::Tensor;
 
+use crate::engine::{Builder, Model, Stream};
 use crate::error::{Error, Result};
-use crate::hub::{self, ModelFiles};
-use crate::options::{load_option_setters, Lazy, LoadOptions};
-use crate::registry::{self, ImageModelDescription, ImagePooling};
-use crate::runtime::{OnnxModel, RuntimeOptions};
+use crate::inputs::stack_images;
+use crate::pipeline::{Family, Pipeline, Purpose};
+use crate::registry::{self, ImageModelDescription, ImagePooling, Table};
+use crate::runtime::{Lane, OnnxModel, RuntimeOptions};
 use crate::text::pooling::l2_normalize;
 
 /// fastembed's default `batch_size` for images.
 pub const DEFAULT_IMAGE_BATCH_SIZE: usize = 16;
 
-/// The files an image model needs.
-pub fn model_files(desc: &ImageModelDescription) -> ModelFiles<'_> {
-    let mut required = vec![desc.model_file.clone()];
-    required.extend(desc.additional_files.iter().cloned());
-    required.push("preprocessor_config.json".into());
-    ModelFiles {
-        model: &desc.model,
-        sources: &desc.sources,
-        optional: vec!["config.json".into()],
-        required,
-    }
-}
+/// The image family (see [`ImageEmbedding`]).
+#[derive(Debug)]
+pub struct Image;
 
-/// Builder for [`ImageEmbedding`].
-#[derive(Debug, Clone)]
-pub struct ImageEmbeddingBuilder {
-    model_name: String,
-    load: LoadOptions,
-}
+/// Image embeddings with a model of the registry: one unit vector per image.
+///
+/// ```no_run
+/// use embedkit::ImageEmbedding;
+/// let model = ImageEmbedding::builder("Qdrant/clip-ViT-B-32-vision").build()?;
+/// let vectors = model.embed(["photo.jpg", "scan.png"], None)?;
+/// assert_eq!(vectors[0].len(), model.embedding_size());
+/// # Ok::<(), embedkit::Error>(())
+/// ```
+pub type ImageEmbedding = Model<Image>;
+/// Builder of an [`ImageEmbedding`].
+pub type ImageEmbeddingBuilder = Builder<Image>;
 
-impl ImageEmbeddingBuilder {
-    load_option_setters!();
-
-    pub fn build(self) -> Result<ImageEmbedding> {
-        self.load.validate()?;
-        let desc = registry::image_model(&self.model_name)?;
-        let model_dir = hub::resolve_model_dir(&model_files(&desc), &self.load.cache)?;
-        let model = ImageEmbedding {
-            desc,
-            model_dir,
-            runtime: self.load.runtime,
-            backend: Lazy::new(),
-            batch_size: self.load.batch_size,
-        };
-        if !self.load.lazy_load {
-            model.backend()?;
-        }
-        Ok(model)
-    }
-}
-
-struct Backend {
+/// A loaded image model.
+pub struct ImageModel {
+    name: String,
+    pooling: ImagePooling,
     model: OnnxModel,
     input: String,
     output: String,
     preprocessor: Preprocessor,
 }
 
-/// Image embeddings with a model of the registry.
-pub struct ImageEmbedding {
-    desc: ImageModelDescription,
-    model_dir: PathBuf,
-    runtime: RuntimeOptions,
-    backend: Lazy<Backend>,
-    batch_size: usize,
-}
+impl Family for Image {
+    type Description = ImageModelDescription;
+    type Settings = ();
+    type Pipeline = ImageModel;
+    const DEFAULT_BATCH_SIZE: usize = DEFAULT_IMAGE_BATCH_SIZE;
 
-impl std::fmt::Debug for ImageEmbedding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ImageEmbedding")
-            .field("model", &self.desc.model)
-            .field("model_dir", &self.model_dir)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ImageEmbedding {
-    /// A builder; the batch size defaults to fastembed's 16 for images.
-    pub fn builder(model_name: impl Into<String>) -> ImageEmbeddingBuilder {
-        ImageEmbeddingBuilder {
-            model_name: model_name.into(),
-            load: LoadOptions {
-                batch_size: DEFAULT_IMAGE_BATCH_SIZE,
-                ..LoadOptions::default()
-            },
-        }
+    fn table() -> &'static Table<ImageModelDescription> {
+        &registry::IMAGE
     }
 
-    /// Every supported image model.
-    pub fn list_supported_models() -> Vec<ImageModelDescription> {
-        registry::image_models()
-    }
-
-    pub fn description(&self) -> &ImageModelDescription {
-        &self.desc
-    }
-
-    pub fn model_dir(&self) -> &std::path::Path {
-        &self.model_dir
-    }
-
-    fn backend(&self) -> Result<Arc<Backend>> {
-        self.backend.get_or_load(|| {
-            let preprocessor = Preprocessor::from_dir(&self.model_dir)?;
-            let model =
-                OnnxModel::load(&self.model_dir.join(&self.desc.model_file), &self.runtime)?;
-            let input =
-                model
-                    .input_names()
-                    .first()
-                    .cloned()
-                    .ok_or_else(|| Error::ModelMismatch {
-                        model: self.desc.model.clone(),
-                        reason: "the ONNX graph has no inputs".into(),
-                    })?;
-            let output =
-                match &self.desc.output.name {
-                    Some(name) if model.output_names().iter().any(|o| o == name) => name.clone(),
-                    Some(name) => {
-                        return Err(Error::ModelMismatch {
-                            model: self.desc.model.clone(),
-                            reason: format!(
-                                "the graph has no output {name:?} (it has {:?})",
-                                model.output_names()
-                            ),
-                        })
-                    }
-                    None => model.output_names().first().cloned().ok_or_else(|| {
-                        Error::ModelMismatch {
-                            model: self.desc.model.clone(),
-                            reason: "the ONNX graph has no outputs".into(),
-                        }
-                    })?,
-                };
-            Ok(Arc::new(Backend {
-                model,
-                input,
-                output,
-                preprocessor,
-            }))
+    fn load(
+        desc: &ImageModelDescription,
+        dir: &Path,
+        runtime: &RuntimeOptions,
+        _: &(),
+    ) -> Result<ImageModel> {
+        let name = &desc.core.model;
+        let preprocessor = Preprocessor::from_dir(dir)?;
+        let model = OnnxModel::load(&dir.join(&desc.core.model_file), runtime)?;
+        let input = model
+            .input_names()
+            .first()
+            .cloned()
+            .ok_or_else(|| Error::ModelMismatch {
+                model: name.clone(),
+                reason: "the ONNX graph has no inputs".into(),
+            })?;
+        let output = match &desc.output.name {
+            Some(output) => model.require_output(name, output)?,
+            None => model.first_output(name)?,
+        };
+        Ok(ImageModel {
+            name: name.clone(),
+            pooling: desc.output.pooling,
+            model,
+            input,
+            output,
+            preprocessor,
         })
+    }
+}
+
+impl Pipeline for ImageModel {
+    type Input<'a> = &'a ImageInput;
+    type Item = ImageInput;
+    type Output = Vec<f32>;
+
+    fn prepare(&self, images: &[&ImageInput], _: Purpose) -> Result<Vec<ImageInput>> {
+        Ok(images.iter().map(|&i| i.clone()).collect())
+    }
+
+    /// Every image is the same size once preprocessed.
+    fn cost(&self, _: &ImageInput, _: Purpose) -> usize {
+        1
+    }
+
+    fn parallelism(&self) -> usize {
+        self.model.parallelism()
+    }
+
+    fn run(&self, images: &[&ImageInput], _: Purpose, lane: Lane) -> Result<Vec<Vec<f32>>> {
+        let arrays = images
+            .iter()
+            .map(|i| self.preprocessor.apply(to_rgb(i)?))
+            .collect::<Result<Vec<_>>>()?;
+        let batch = stack_images(&arrays)?;
+        let inputs = vec![(self.input.clone(), Tensor::from_array(batch)?.into_dyn())];
+        let out = self.model.run_f32(lane, inputs, &self.output)?;
+        self.pool(out, images.len())
+    }
+}
+
+impl ImageModel {
+    fn pool(&self, out: ArrayD<f32>, n: usize) -> Result<Vec<Vec<f32>>> {
+        let shape = out.shape().to_vec();
+        let mismatch = || Error::ModelMismatch {
+            model: self.name.clone(),
+            reason: format!("output of shape {shape:?} for {n} images"),
+        };
+        if shape.first() != Some(&n) {
+            return Err(mismatch());
+        }
+        let mut vectors: Vec<Vec<f32>> = match self.pooling {
+            ImagePooling::Flatten => out
+                .outer_iter()
+                .map(|v| v.iter().copied().collect())
+                .collect(),
+            ImagePooling::Cls => {
+                let out = out.into_dimensionality::<Ix3>().map_err(|_| mismatch())?;
+                if out.dim().1 == 0 {
+                    return Err(mismatch());
+                }
+                out.index_axis(Axis(1), 0)
+                    .outer_iter()
+                    .map(|v| v.to_vec())
+                    .collect()
+            }
+        };
+        for v in &mut vectors {
+            l2_normalize(v);
+        }
+        Ok(vectors)
+    }
+}
+
+/// Images as the pipeline takes them.
+fn as_image(i: &ImageInput) -> &ImageInput {
+    i
+}
+
+impl Model<Image> {
+    /// Dimensions of each vector.
+    pub fn embedding_size(&self) -> usize {
+        self.description().dim
     }
 
     /// One unit vector per image, in input order. Files that cannot be read or decoded
@@ -169,99 +181,27 @@ impl ImageEmbedding {
         self.embed_iter(images, batch_size).collect()
     }
 
-    /// Streams the vectors batch by batch, in input order.
-    pub fn embed_iter<'a, I>(
-        &'a self,
-        images: I,
-        batch_size: Option<usize>,
-    ) -> impl Iterator<Item = Result<Vec<f32>>> + 'a
+    /// Streams the vectors in input order, in bounded memory.
+    pub fn embed_iter<'a, I>(&'a self, images: I, batch_size: Option<usize>) -> Stream<'a, Vec<f32>>
     where
         I: IntoIterator,
         I::Item: Into<ImageInput> + 'a,
         I::IntoIter: 'a,
     {
-        let batch_size = batch_size.unwrap_or(self.batch_size);
-        let mut source = images.into_iter().map(Into::into);
-        let mut ready: std::collections::VecDeque<Result<Vec<f32>>> = Default::default();
-        let mut done = false;
-        std::iter::from_fn(move || loop {
-            if let Some(r) = ready.pop_front() {
-                return Some(r);
-            }
-            if done {
-                return None;
-            }
-            if batch_size == 0 {
-                done = true;
-                return Some(Err(Error::InvalidArgument(
-                    "batch_size must be >= 1".into(),
-                )));
-            }
-            let batch: Vec<ImageInput> = source.by_ref().take(batch_size).collect();
-            if batch.len() < batch_size {
-                done = true;
-            }
-            if batch.is_empty() {
-                return None;
-            }
-            match self.embed_batch(&batch) {
-                Ok(vectors) => ready.extend(vectors.into_iter().map(Ok)),
-                Err(e) => {
-                    done = true;
-                    return Some(Err(e));
-                }
-            }
-        })
+        self.try_embed_iter(images.into_iter().map(|i| Ok(i.into())), batch_size)
     }
 
-    fn embed_batch(&self, images: &[ImageInput]) -> Result<Vec<Vec<f32>>> {
-        let backend = self.backend()?;
-        let arrays = images
-            .iter()
-            .map(|i| backend.preprocessor.apply(to_rgb(i)?))
-            .collect::<Result<Vec<_>>>()?;
-        let shape = arrays[0].dim();
-        if let Some(other) = arrays.iter().find(|a| a.dim() != shape) {
-            return Err(Error::InvalidArgument(format!(
-                "the preprocessing gives images of different sizes ({shape:?} and {:?}); \
-                 embed them in separate batches",
-                other.dim()
-            )));
-        }
-        let mut batch = Array4::<f32>::zeros((arrays.len(), shape.0, shape.1, shape.2));
-        for (mut slot, a) in batch.outer_iter_mut().zip(&arrays) {
-            slot.assign(a);
-        }
-        let inputs = vec![(backend.input.clone(), Tensor::from_array(batch)?.into_dyn())];
-        let out = backend.model.run_f32(inputs, &backend.output)?;
-        self.pool(out, images.len())
-    }
-
-    fn pool(&self, out: ArrayD<f32>, n: usize) -> Result<Vec<Vec<f32>>> {
-        let shape = out.shape().to_vec();
-        let mismatch = || Error::ModelMismatch {
-            model: self.desc.model.clone(),
-            reason: format!("output of shape {shape:?} for {n} images"),
-        };
-        if shape.first() != Some(&n) {
-            return Err(mismatch());
-        }
-        let mut vectors: Vec<Vec<f32>> = match self.desc.output.pooling {
-            ImagePooling::Flatten => out
-                .outer_iter()
-                .map(|v| v.iter().copied().collect())
-                .collect(),
-            ImagePooling::Cls => {
-                let out = out.into_dimensionality::<Ix3>().map_err(|_| mismatch())?;
-                out.index_axis(Axis(1), 0)
-                    .outer_iter()
-                    .map(|v| v.to_vec())
-                    .collect()
-            }
-        };
-        for v in &mut vectors {
-            l2_normalize(v);
-        }
-        Ok(vectors)
+    /// As [`embed_iter`](Self::embed_iter), for inputs that can fail; an input error
+    /// ends the stream after the vectors before it.
+    pub fn try_embed_iter<'a, I>(
+        &'a self,
+        images: I,
+        batch_size: Option<usize>,
+    ) -> Stream<'a, Vec<f32>>
+    where
+        I: IntoIterator<Item = Result<ImageInput>>,
+        I::IntoIter: 'a,
+    {
+        self.stream(images.into_iter(), batch_size, Purpose::Document, as_image)
     }
 }

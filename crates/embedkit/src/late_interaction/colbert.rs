@@ -3,36 +3,27 @@
 //! vector normalized — fastembed's `Colbert`, `JinaColbert`, `LateOn` and `MLateOn`, told
 //! apart by the registry's [`ColbertConfig`], not by name.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 
-use ndarray::{s, Array2, ArrayView2, Axis, Ix3};
-use ort::value::{DynValue, Tensor};
+use ndarray::{s, Array2, Array3, ArrayView2, Axis, Ix3};
 
-use crate::batching::{self, PaddedBatch};
 use crate::error::{Error, Result};
+use crate::graph::{TextGraph, TEXT_INPUTS};
+use crate::inputs::TokenBatch;
+use crate::pipeline::Purpose;
 use crate::registry::{ColbertConfig, LateInteractionModelDescription, LateInteractionStyle};
-use crate::runtime::{OnnxModel, RuntimeOptions};
+use crate::runtime::{Lane, RuntimeOptions};
 use crate::tokenize::{TextTokenizer, TokenizerOptions};
 
-const KNOWN_INPUTS: [&str; 3] = ["input_ids", "attention_mask", "token_type_ids"];
-
-pub(crate) struct ColbertBackend {
-    model_name: String,
+/// A loaded ColBERT-style model.
+pub struct ColbertBackend {
     cfg: ColbertConfig,
-    tokenizer: TextTokenizer,
-    model: OnnxModel,
-    output: String,
+    graph: TextGraph,
     mask_id: u32,
     pad_id: u32,
     /// Token ids documents drop: the first token of each ASCII punctuation character.
     skip: HashSet<i64>,
-}
-
-/// One batch's model inputs, the marker already inserted.
-struct Inputs {
-    input_ids: Array2<i64>,
-    attention_mask: Array2<i64>,
 }
 
 impl ColbertBackend {
@@ -47,7 +38,7 @@ impl ColbertBackend {
             .special_token_to_id()
             .get(&cfg.mask_token)
             .ok_or_else(|| Error::ModelMismatch {
-                model: desc.model.clone(),
+                model: desc.core.model.clone(),
                 reason: format!(
                     "the tokenizer has no special token {:?}, which queries are padded with",
                     cfg.mask_token
@@ -77,147 +68,117 @@ impl ColbertBackend {
         } else {
             HashSet::new()
         };
-        let model = OnnxModel::load(&dir.join(&desc.model_file), runtime)?;
-        model.check_inputs(&desc.model, &KNOWN_INPUTS)?;
-        let output = model
-            .output_names()
-            .first()
-            .cloned()
-            .ok_or_else(|| Error::ModelMismatch {
-                model: desc.model.clone(),
-                reason: "the ONNX graph has no outputs".into(),
-            })?;
-        model.check_output_width(&desc.model, &output, desc.dim)?;
+        let graph = TextGraph::with_tokenizer(&desc.core, dir, runtime, tokenizer, &TEXT_INPUTS)?;
+        graph
+            .model
+            .check_output_width(&graph.name, &graph.output, desc.dim)?;
         Ok(ColbertBackend {
-            model_name: desc.model.clone(),
             cfg,
-            tokenizer,
-            model,
-            output,
+            graph,
             mask_id,
             pad_id,
             skip,
         })
     }
 
-    /// Token vectors of each document, in input order.
-    pub(crate) fn documents(
-        &self,
-        texts: &[&str],
-        max_items: usize,
-        max_tokens: usize,
-    ) -> Result<Vec<Array2<f32>>> {
-        let sequences = self.tokenizer.encode_batch(texts)?;
-        let lengths: Vec<usize> = sequences.iter().map(|s| s.len() + 1).collect();
-        batching::run_sorted(&lengths, max_items, max_tokens, |batch| {
-            let seqs: Vec<&[u32]> = batch.iter().map(|&i| sequences[i].as_slice()).collect();
-            let padded = PaddedBatch::new(&seqs, self.tokenizer.padding());
-            let inputs = insert_marker(padded, self.cfg.document_marker_id);
-            let hidden = self.run(&inputs)?;
-            let mut out = Vec::with_capacity(seqs.len());
-            for (row, vectors) in hidden.outer_iter().enumerate() {
-                let ids = inputs.input_ids.row(row);
-                let mask = inputs.attention_mask.row(row);
-                let keep: Vec<usize> = (0..ids.len())
-                    .filter(|&j| {
-                        mask[j] == 1
-                            && !self.skip.contains(&ids[j])
-                            && (self.cfg.style == LateInteractionStyle::Lateon
-                                || ids[j] != i64::from(self.pad_id))
-                    })
-                    .collect();
-                out.push(normalized_rows(vectors, &keep));
-            }
-            Ok(out)
-        })
+    /// Token ids of each text (documents and queries alike; queries are expanded when
+    /// their batch is built).
+    pub(crate) fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        self.graph.tokenize(texts)
     }
 
-    /// Token vectors of each query, in input order. fastembed runs queries one at a
-    /// time; queries of equal padded length are batched here, which gives the same
-    /// tensors (no query is padded beyond its own expansion).
-    pub(crate) fn queries(
-        &self,
-        texts: &[&str],
-        max_items: usize,
-        max_tokens: usize,
-    ) -> Result<Vec<Array2<f32>>> {
-        let sequences = self.tokenizer.encode_batch(texts)?;
+    /// A text's length in its batch: the marker added, queries expanded.
+    pub(crate) fn batch_length(&self, ids: &[u32], purpose: Purpose) -> usize {
+        match purpose {
+            Purpose::Query => ids.len().max(self.cfg.min_query_length.unwrap_or(0)) + 1,
+            _ => ids.len() + 1,
+        }
+    }
+
+    pub(crate) fn parallelism(&self) -> usize {
+        self.graph.parallelism()
+    }
+
+    /// The tokenizer, its length limit reduced by the marker.
+    pub(crate) fn tokenizer(&self) -> &TextTokenizer {
+        &self.graph.tokenizer
+    }
+
+    /// Token vectors of each document of a batch (marker inserted, punctuation and
+    /// padding dropped, rows normalized).
+    pub(crate) fn documents(&self, seqs: &[&[u32]], lane: Lane) -> Result<Vec<Array2<f32>>> {
+        let inputs = insert_marker(self.graph.pad(seqs), self.cfg.document_marker_id);
+        let hidden = self.run(&inputs, lane)?;
+        let mut out = Vec::with_capacity(seqs.len());
+        for (row, vectors) in hidden.outer_iter().enumerate() {
+            let ids = inputs.input_ids.row(row);
+            let mask = inputs.attention_mask.row(row);
+            let keep: Vec<usize> = (0..ids.len())
+                .filter(|&j| {
+                    mask[j] == 1
+                        && !self.skip.contains(&ids[j])
+                        && (self.cfg.style == LateInteractionStyle::Lateon
+                            || ids[j] != i64::from(self.pad_id))
+                })
+                .collect();
+            out.push(normalized_rows(vectors, &keep));
+        }
+        Ok(out)
+    }
+
+    /// Token vectors of each query of a batch of equal expanded length. fastembed runs
+    /// queries one at a time; queries of equal padded length give the same tensors
+    /// batched (no query is padded beyond its own expansion).
+    pub(crate) fn queries(&self, seqs: &[&[u32]], lane: Lane) -> Result<Vec<Array2<f32>>> {
         let min = self.cfg.min_query_length.unwrap_or(0);
-        let mut by_length: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        for (i, s) in sequences.iter().enumerate() {
-            by_length.entry(s.len().max(min)).or_default().push(i);
-        }
-        let mut out: Vec<Option<Array2<f32>>> = vec![None; texts.len()];
-        for (width, members) in by_length {
-            let per_batch = max_items.min((max_tokens / (width + 1)).max(1)).max(1);
-            for chunk in members.chunks(per_batch) {
-                let mut input_ids =
-                    Array2::from_elem((chunk.len(), width), i64::from(self.mask_id));
-                let mut attention_mask = Array2::zeros((chunk.len(), width));
-                for (r, &i) in chunk.iter().enumerate() {
-                    for (c, &id) in sequences[i].iter().enumerate() {
-                        input_ids[[r, c]] = i64::from(id);
-                        attention_mask[[r, c]] = 1;
-                    }
-                }
-                let mut inputs = insert_marker(
-                    PaddedBatch {
-                        input_ids,
-                        attention_mask,
-                    },
-                    self.cfg.query_marker_id,
-                );
-                if self.cfg.query_attention_all_ones {
-                    inputs.attention_mask.fill(1);
-                }
-                let hidden = self.run(&inputs)?;
-                for (r, vectors) in hidden.outer_iter().enumerate() {
-                    let result = match self.cfg.style {
-                        // The graph's rows as they are, mask padding included.
-                        LateInteractionStyle::Colbert => vectors.to_owned(),
-                        LateInteractionStyle::Lateon => {
-                            let mask = inputs.attention_mask.row(r);
-                            let keep: Vec<usize> =
-                                (0..mask.len()).filter(|&j| mask[j] == 1).collect();
-                            normalized_rows(vectors, &keep)
-                        }
-                    };
-                    out[chunk[r]] = Some(result);
-                }
+        let width = seqs.iter().map(|s| s.len().max(min)).max().unwrap_or(0);
+        let mut input_ids = Array2::from_elem((seqs.len(), width), i64::from(self.mask_id));
+        let mut attention_mask = Array2::zeros((seqs.len(), width));
+        for (r, seq) in seqs.iter().enumerate() {
+            for (c, &id) in seq.iter().enumerate() {
+                input_ids[[r, c]] = i64::from(id);
+                attention_mask[[r, c]] = 1;
             }
         }
-        Ok(out.into_iter().flatten().collect())
+        let token_type_ids = Array2::zeros(input_ids.dim());
+        let mut inputs = insert_marker(
+            TokenBatch {
+                input_ids,
+                attention_mask,
+                token_type_ids,
+            },
+            self.cfg.query_marker_id,
+        );
+        if self.cfg.query_attention_all_ones {
+            inputs.attention_mask.fill(1);
+        }
+        let hidden = self.run(&inputs, lane)?;
+        Ok(hidden
+            .outer_iter()
+            .enumerate()
+            .map(|(r, vectors)| match self.cfg.style {
+                // The graph's rows as they are, mask padding included.
+                LateInteractionStyle::Colbert => vectors.to_owned(),
+                LateInteractionStyle::Lateon => {
+                    let mask = inputs.attention_mask.row(r);
+                    let keep: Vec<usize> = (0..mask.len()).filter(|&j| mask[j] == 1).collect();
+                    normalized_rows(vectors, &keep)
+                }
+            })
+            .collect())
     }
 
-    fn run(&self, inputs: &Inputs) -> Result<ndarray::Array3<f32>> {
-        let mut feed: Vec<(String, DynValue)> = vec![(
-            "input_ids".into(),
-            Tensor::from_array(inputs.input_ids.clone())?.into_dyn(),
-        )];
-        if self.model.has_input("attention_mask") {
-            feed.push((
-                "attention_mask".into(),
-                Tensor::from_array(inputs.attention_mask.clone())?.into_dyn(),
-            ));
-        }
-        if self.model.has_input("token_type_ids") {
-            // fastembed sizes these before inserting the marker, which such a graph
-            // rejects; zeros of the right shape instead.
-            feed.push((
-                "token_type_ids".into(),
-                Tensor::from_array(Array2::<i64>::zeros(inputs.input_ids.dim()))?.into_dyn(),
-            ));
-        }
-        let out = self.model.run_f32(feed, &self.output)?;
+    fn run(&self, inputs: &TokenBatch, lane: Lane) -> Result<Array3<f32>> {
+        let out = self.graph.run(inputs, lane)?;
         let shape = out.shape().to_vec();
         out.into_dimensionality::<Ix3>()
             .ok()
             .filter(|h| (h.dim().0, h.dim().1) == inputs.input_ids.dim())
             .ok_or_else(|| Error::ModelMismatch {
-                model: self.model_name.clone(),
+                model: self.graph.name.clone(),
                 reason: format!(
                     "output {:?} has shape {shape:?}, expected [batch, {}, dim]",
-                    self.output,
+                    self.graph.output,
                     inputs.input_ids.ncols()
                 ),
             })
@@ -233,7 +194,7 @@ impl ColbertBackend {
     ) -> Result<usize> {
         let mut total = 0;
         for chunk in texts.chunks(1024) {
-            let encoded = self.tokenizer.encode_batch(chunk)?;
+            let encoded = self.graph.tokenize(chunk)?;
             for ids in &encoded {
                 total += match (is_doc, include_extension, self.cfg.min_query_length) {
                     (false, true, Some(min)) => ids.len().max(min),
@@ -248,8 +209,10 @@ impl ColbertBackend {
     }
 }
 
-/// The marker goes in as column 1 of every row, attended.
-fn insert_marker(batch: PaddedBatch, marker: u32) -> Inputs {
+/// The marker goes in as column 1 of every row, attended. Token types are zeros of the
+/// new width (fastembed sizes them before inserting the marker, which such a graph
+/// rejects).
+fn insert_marker(batch: TokenBatch, marker: u32) -> TokenBatch {
     let (rows, width) = batch.input_ids.dim();
     let at = width.min(1);
     let mut input_ids = Array2::zeros((rows, width + 1));
@@ -268,7 +231,8 @@ fn insert_marker(batch: PaddedBatch, marker: u32) -> Inputs {
         .slice_mut(s![.., at + 1..])
         .assign(&batch.attention_mask.slice(s![.., at..]));
     attention_mask.column_mut(at).fill(1);
-    Inputs {
+    TokenBatch {
+        token_type_ids: Array2::zeros(input_ids.dim()),
         input_ids,
         attention_mask,
     }
@@ -296,9 +260,10 @@ mod tests {
 
     #[test]
     fn marker_goes_after_the_first_token() {
-        let batch = PaddedBatch {
+        let batch = TokenBatch {
             input_ids: array![[101, 7, 102], [101, 102, 0]],
             attention_mask: array![[1, 1, 1], [1, 1, 0]],
+            token_type_ids: array![[0, 0, 0], [0, 0, 0]],
         };
         let inputs = insert_marker(batch, 2);
         assert_eq!(inputs.input_ids, array![[101, 2, 7, 102], [101, 2, 102, 0]]);

@@ -1,186 +1,138 @@
-//! Late-interaction (multi-vector) text embeddings: `LateInteractionTextEmbedding`,
+//! Late-interaction (multi-vector) text embeddings: [`LateInteractionTextEmbedding`],
 //! fastembed's class of the same name — one matrix (tokens × dim) per text — and MaxSim
 //! scoring.
+//!
+//! What the family computes: a marker token after the first token; documents drop
+//! punctuation and padding, queries are expanded with the mask token ([`colbert`]).
+//! Queries batch only with queries of the same expanded length, which padding would
+//! otherwise change.
 
 mod colbert;
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::Path;
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::batching::WindowStream;
+use crate::batching::Batching;
+use crate::engine::{Builder, Model};
 use crate::error::{Error, Result};
-use crate::hub::{self, ModelFiles};
-use crate::options::{load_option_setters, Lazy, LoadOptions};
-use crate::registry::{self, LateInteractionModelDescription};
-use crate::runtime::RuntimeOptions;
+use crate::pipeline::{Family, Pipeline, Purpose, TextPipeline};
+use crate::registry::{self, LateInteractionModelDescription, Table};
+use crate::runtime::{Lane, RuntimeOptions};
+use crate::tokenize::Token;
 
-use colbert::ColbertBackend;
+pub use colbert::ColbertBackend;
 
 /// One text's token vectors, `[tokens, dim]`.
 pub type MultiVector = Array2<f32>;
 
-/// The files a late-interaction model needs.
-pub fn model_files(desc: &LateInteractionModelDescription) -> ModelFiles<'_> {
-    let mut required = vec![desc.model_file.clone()];
-    required.extend(desc.additional_files.iter().cloned());
-    required.push("tokenizer.json".into());
-    required.push("tokenizer_config.json".into());
-    ModelFiles::new(&desc.model, &desc.sources, required, Vec::new())
-}
+/// The late-interaction text family (see [`LateInteractionTextEmbedding`]).
+#[derive(Debug)]
+pub struct LateInteraction;
 
-/// Builder for [`LateInteractionTextEmbedding`].
-#[derive(Debug, Clone)]
-pub struct LateInteractionTextEmbeddingBuilder {
-    model_name: String,
-    load: LoadOptions,
-}
+/// Multi-vector text embeddings with a ColBERT-style model of the registry: one
+/// [`MultiVector`] per text, from the methods every text family shares (see [`Model`]).
+/// `query_embed` expands queries as the model does; `embed` / `passage_embed` embed
+/// documents.
+///
+/// ```no_run
+/// use embedkit::{max_sim, LateInteractionTextEmbedding};
+/// let model = LateInteractionTextEmbedding::builder("colbert-ir/colbertv2.0").build()?;
+/// let docs = model.embed(&["ColBERT scores token by token"], None)?;
+/// let query = model.query_embed(&["how does colbert score"], None)?;
+/// let score = max_sim(query[0].view(), docs[0].view())?;
+/// # Ok::<(), embedkit::Error>(())
+/// ```
+pub type LateInteractionTextEmbedding = Model<LateInteraction>;
+/// Builder of a [`LateInteractionTextEmbedding`].
+pub type LateInteractionTextEmbeddingBuilder = Builder<LateInteraction>;
 
-impl LateInteractionTextEmbeddingBuilder {
-    load_option_setters!();
+impl Family for LateInteraction {
+    type Description = LateInteractionModelDescription;
+    type Settings = ();
+    type Pipeline = ColbertBackend;
+    const DEFAULT_BATCH_SIZE: usize = 256;
 
-    pub fn build(self) -> Result<LateInteractionTextEmbedding> {
-        self.load.validate()?;
-        let desc = registry::late_interaction_model(&self.model_name)?;
-        let model_dir = hub::resolve_model_dir(&model_files(&desc), &self.load.cache)?;
-        let model = LateInteractionTextEmbedding {
-            desc,
-            model_dir,
-            runtime: self.load.runtime,
-            backend: Lazy::new(),
-            batch_size: self.load.batch_size,
-            max_batch_tokens: self.load.max_batch_tokens,
-        };
-        if !self.load.lazy_load {
-            model.backend()?;
-        }
-        Ok(model)
+    fn table() -> &'static Table<LateInteractionModelDescription> {
+        &registry::LATE_INTERACTION
+    }
+
+    fn load(
+        desc: &LateInteractionModelDescription,
+        dir: &Path,
+        runtime: &RuntimeOptions,
+        _: &(),
+    ) -> Result<ColbertBackend> {
+        ColbertBackend::load(desc, dir, runtime)
     }
 }
 
-/// Multi-vector text embeddings with a ColBERT-style model of the registry.
-pub struct LateInteractionTextEmbedding {
-    desc: LateInteractionModelDescription,
-    model_dir: PathBuf,
-    runtime: RuntimeOptions,
-    backend: Lazy<ColbertBackend>,
-    batch_size: usize,
-    max_batch_tokens: usize,
-}
+impl Pipeline for ColbertBackend {
+    type Input<'a> = &'a str;
+    type Item = Vec<u32>;
+    type Output = MultiVector;
 
-impl std::fmt::Debug for LateInteractionTextEmbedding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LateInteractionTextEmbedding")
-            .field("model", &self.desc.model)
-            .field("model_dir", &self.model_dir)
-            .finish_non_exhaustive()
+    fn prepare(&self, texts: &[&str], _: Purpose) -> Result<Vec<Vec<u32>>> {
+        self.tokenize(texts)
     }
-}
 
-/// Streaming multi-vectors in input order.
-pub type MultiVectorIter<'a, S> = WindowStream<'a, S, MultiVector>;
+    fn cost(&self, item: &Vec<u32>, purpose: Purpose) -> usize {
+        self.batch_length(item, purpose)
+    }
 
-impl LateInteractionTextEmbedding {
-    pub fn builder(model_name: impl Into<String>) -> LateInteractionTextEmbeddingBuilder {
-        LateInteractionTextEmbeddingBuilder {
-            model_name: model_name.into(),
-            load: LoadOptions::default(),
+    fn batching(&self, purpose: Purpose) -> Batching {
+        match purpose {
+            Purpose::Query => Batching::EqualLength,
+            _ => Batching::Sorted,
         }
     }
 
-    /// Every supported late-interaction text model.
-    pub fn list_supported_models() -> Vec<LateInteractionModelDescription> {
-        registry::late_interaction_models()
+    fn parallelism(&self) -> usize {
+        ColbertBackend::parallelism(self)
     }
 
-    pub fn description(&self) -> &LateInteractionModelDescription {
-        &self.desc
+    fn run(&self, batch: &[&Vec<u32>], purpose: Purpose, lane: Lane) -> Result<Vec<MultiVector>> {
+        let seqs: Vec<&[u32]> = batch.iter().map(|s| s.as_slice()).collect();
+        match purpose {
+            Purpose::Query => self.queries(&seqs, lane),
+            _ => self.documents(&seqs, lane),
+        }
+    }
+}
+
+impl TextPipeline for ColbertBackend {
+    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        ColbertBackend::tokenize(self, texts)
     }
 
+    fn describe_tokens(&self, ids: &[u32]) -> Vec<Token> {
+        self.tokenizer().describe(ids)
+    }
+
+    fn max_length(&self) -> Option<usize> {
+        Some(self.tokenizer().max_length())
+    }
+}
+
+impl Model<LateInteraction> {
     /// Dimensions of each token vector (fastembed's `embedding_size`).
     pub fn embedding_size(&self) -> usize {
-        self.desc.dim
+        self.description().dim
     }
 
-    pub fn model_dir(&self) -> &std::path::Path {
-        &self.model_dir
-    }
-
-    fn backend(&self) -> Result<Arc<ColbertBackend>> {
-        self.backend.get_or_load(|| {
-            Ok(Arc::new(ColbertBackend::load(
-                &self.desc,
-                &self.model_dir,
-                &self.runtime,
-            )?))
-        })
-    }
-
-    /// Token vectors of each document (document marker, punctuation dropped, rows
-    /// normalized), in input order.
-    pub fn embed<S: AsRef<str>>(
-        &self,
-        documents: &[S],
-        batch_size: Option<usize>,
-    ) -> Result<Vec<MultiVector>> {
-        self.try_embed_iter(documents.iter().map(|d| Ok(d.as_ref())), batch_size, false)
-            .collect()
-    }
-
-    /// The same as [`Self::embed`], as fastembed's `passage_embed`.
-    pub fn passage_embed<S: AsRef<str>>(
-        &self,
-        passages: &[S],
-        batch_size: Option<usize>,
-    ) -> Result<Vec<MultiVector>> {
-        self.embed(passages, batch_size)
-    }
-
-    /// Token vectors of each query (query marker, expanded with the mask token where the
-    /// model does so), in input order.
-    pub fn query_embed<S: AsRef<str>>(&self, queries: &[S]) -> Result<Vec<MultiVector>> {
-        self.try_embed_iter(queries.iter().map(|d| Ok(d.as_ref())), None, true)
-            .collect()
-    }
-
-    /// Streams the multi-vectors of fallible inputs in input order, in bounded memory.
-    pub fn try_embed_iter<'a, I, S>(
-        &'a self,
-        texts: I,
-        batch_size: Option<usize>,
-        as_queries: bool,
-    ) -> MultiVectorIter<'a, S>
-    where
-        I: IntoIterator<Item = Result<S>>,
-        I::IntoIter: 'a,
-        S: AsRef<str> + 'a,
-    {
-        let batch_size = batch_size.unwrap_or(self.batch_size);
-        WindowStream::new(texts.into_iter(), batch_size, move |window: &[&str]| {
-            if batch_size == 0 {
-                return Err(Error::InvalidArgument("batch_size must be >= 1".into()));
-            }
-            let backend = self.backend()?;
-            if as_queries {
-                backend.queries(window, batch_size, self.max_batch_tokens)
-            } else {
-                backend.documents(window, batch_size, self.max_batch_tokens)
-            }
-        })
-    }
-
-    /// fastembed's `token_count`: tokens of documents, or of queries; with
-    /// `include_extension`, queries count their mask expansion and every text its marker.
-    pub fn token_count<S: AsRef<str>>(
+    /// fastembed's `token_count` with its options: tokens of documents or of queries
+    /// (`purpose`); with `include_extension`, queries count their mask expansion and
+    /// every text its marker. [`token_count`](Model::token_count) is this for
+    /// documents without the extension, as fastembed's default.
+    pub fn token_count_with<S: AsRef<str>>(
         &self,
         texts: &[S],
-        is_doc: bool,
+        purpose: Purpose,
         include_extension: bool,
     ) -> Result<usize> {
         let refs: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
-        self.backend()?
-            .token_count(&refs, is_doc, include_extension)
+        self.pipeline()?
+            .token_count(&refs, purpose != Purpose::Query, include_extension)
     }
 }
 

@@ -5,30 +5,24 @@
 
 use std::path::Path;
 
-use ndarray::{Array2, Array5};
+use ndarray::Array5;
 use ort::value::Tensor;
 use serde_json::Value;
 
-use super::{load_graph, run, split_rows, MultimodalBackend};
-use crate::batching::{self, PaddedBatch};
+use super::{MultimodalBackend, Parts};
 use crate::error::{Error, Result};
-use crate::image::{to_rgb, ImageInput, Preprocessor};
+use crate::image::{to_rgb, ImageInput};
+use crate::inputs::TokenBatch;
 use crate::late_interaction::MultiVector;
 use crate::registry::MultimodalModelDescription;
-use crate::runtime::{OnnxModel, RuntimeOptions};
-use crate::tokenize::{PadSide, TextTokenizer, TokenizerOptions};
+use crate::runtime::{Lane, RuntimeOptions};
 
 const VISUAL_PROMPT: &str =
     "<|begin_of_text|>User:<image>Describe the image.<end_of_utterance>\nAssistant:";
 const QUERY_AUGMENTATION: &str = "<end_of_utterance>";
 
 pub(crate) struct ColModernVBert {
-    name: String,
-    dim: usize,
-    tokenizer: TextTokenizer,
-    preprocessor: Preprocessor,
-    model: OnnxModel,
-    output: String,
+    parts: Parts,
     image_seq_len: usize,
     image_size: usize,
 }
@@ -62,8 +56,6 @@ impl ColModernVBert {
         dir: &Path,
         runtime: &RuntimeOptions,
     ) -> Result<Self> {
-        let tokenizer = TextTokenizer::from_dir(dir, TokenizerOptions::default())?;
-        let preprocessor = Preprocessor::from_dir(dir)?;
         let processor_path = dir.join("processor_config.json");
         let processor = read_json(&processor_path)?;
         let image_seq_len = size_or(
@@ -82,14 +74,8 @@ impl ColModernVBert {
             &config_path,
             "vision_config.image_size",
         )?;
-        let (model, output) = load_graph(desc, dir, runtime)?;
         Ok(ColModernVBert {
-            name: desc.model.clone(),
-            dim: desc.dim,
-            tokenizer,
-            preprocessor,
-            model,
-            output,
+            parts: Parts::load(desc, dir, runtime)?,
             image_seq_len,
             image_size,
         })
@@ -127,63 +113,45 @@ impl ColModernVBert {
         };
         VISUAL_PROMPT.replace("<image>", &layout)
     }
-
-    /// Image prompts padded as fastembed pads them by hand: to the longest, on the
-    /// tokenizer's side, without `pad_to_multiple_of`.
-    fn pad(&self, seqs: &[Vec<u32>]) -> (Array2<i64>, Array2<i64>) {
-        let width = seqs.iter().map(Vec::len).max().unwrap_or(0);
-        let padding = self.tokenizer.padding();
-        let mut ids = Array2::from_elem((seqs.len(), width), i64::from(padding.pad_id));
-        let mut mask = Array2::<i64>::zeros((seqs.len(), width));
-        for (r, seq) in seqs.iter().enumerate() {
-            let start = match padding.side {
-                PadSide::Right => 0,
-                PadSide::Left => width - seq.len(),
-            };
-            for (c, &id) in seq.iter().enumerate() {
-                ids[[r, start + c]] = i64::from(id);
-                mask[[r, start + c]] = 1;
-            }
-        }
-        (ids, mask)
-    }
 }
 
 impl MultimodalBackend for ColModernVBert {
-    fn embed_texts(&self, texts: &[&str]) -> Result<Vec<MultiVector>> {
-        let encoded = self.tokenizer.encode_batch(&Self::prompts(texts))?;
+    fn embed_texts(&self, texts: &[&str], lane: Lane) -> Result<Vec<MultiVector>> {
+        let p = &self.parts;
+        let encoded = p.tokenizer.encode_batch(&Self::prompts(texts))?;
         let seqs: Vec<&[u32]> = encoded.iter().map(Vec::as_slice).collect();
-        let PaddedBatch {
-            input_ids: ids,
-            attention_mask: mask,
-        } = PaddedBatch::new(&seqs, self.tokenizer.padding());
+        let batch = TokenBatch::new(&seqs, p.tokenizer.padding());
         // One black image for the whole batch, as fastembed feeds it.
         let pixels = Array5::<f32>::zeros((1, 1, 3, self.image_size, self.image_size));
-        let out = run(
-            &self.model,
-            &self.output,
+        let out = p.run(
             vec![
-                ("input_ids", Tensor::from_array(ids)?.into_dyn()),
+                ("input_ids", Tensor::from_array(batch.input_ids)?.into_dyn()),
                 (
                     "attention_mask",
-                    Tensor::from_array(mask.clone())?.into_dyn(),
+                    Tensor::from_array(batch.attention_mask.clone())?.into_dyn(),
                 ),
                 ("pixel_values", Tensor::from_array(pixels)?.into_dyn()),
             ],
+            lane,
         )?;
-        split_rows(&self.name, out, texts.len(), self.dim, Some(&mask))
+        p.split_rows(out, texts.len(), Some(&batch.attention_mask))
     }
 
-    fn embed_images(&self, images: &[ImageInput]) -> Result<Vec<MultiVector>> {
+    fn embed_images(&self, images: &[&ImageInput], lane: Lane) -> Result<Vec<MultiVector>> {
+        let p = &self.parts;
         let mut tiles = Vec::with_capacity(images.len());
         let mut prompts = Vec::with_capacity(images.len());
         for image in images {
-            let (frames, (rows, cols)) = self.preprocessor.apply_tiles(to_rgb(image)?)?;
+            let (frames, (rows, cols)) = p.preprocessor.apply_tiles(to_rgb(image)?)?;
             prompts.push(self.image_prompt(rows, cols));
             tiles.push(frames);
         }
         let max_tiles = tiles.iter().map(Vec::len).max().unwrap_or(0);
-        let shape = tiles[0][0].dim();
+        let Some(shape) = tiles.iter().flatten().next().map(|t| t.dim()) else {
+            return Err(Error::InvalidArgument(
+                "the preprocessing gave no tiles".into(),
+            ));
+        };
         if tiles.iter().flatten().any(|t| t.dim() != shape) {
             return Err(Error::InvalidArgument(
                 "the preprocessing gives tiles of different sizes".into(),
@@ -195,34 +163,34 @@ impl MultimodalBackend for ColModernVBert {
                 pixels.slice_mut(ndarray::s![i, j, .., .., ..]).assign(t);
             }
         }
-        let encoded = self.tokenizer.encode_batch(&prompts)?;
-        let (ids, mask) = self.pad(&encoded);
-        let out = run(
-            &self.model,
-            &self.output,
+        let encoded = p.tokenizer.encode_batch(&prompts)?;
+        let seqs: Vec<&[u32]> = encoded.iter().map(Vec::as_slice).collect();
+        // Padded as fastembed pads these by hand: to the longest, on the tokenizer's
+        // side, without `pad_to_multiple_of`.
+        let mut padding = p.tokenizer.padding().clone();
+        padding.pad_to_multiple_of = None;
+        padding.fixed_length = None;
+        let batch = TokenBatch::new(&seqs, &padding);
+        let out = p.run(
             vec![
                 ("pixel_values", Tensor::from_array(pixels)?.into_dyn()),
                 (
                     "attention_mask",
-                    Tensor::from_array(mask.clone())?.into_dyn(),
+                    Tensor::from_array(batch.attention_mask.clone())?.into_dyn(),
                 ),
-                ("input_ids", Tensor::from_array(ids)?.into_dyn()),
+                ("input_ids", Tensor::from_array(batch.input_ids)?.into_dyn()),
             ],
+            lane,
         )?;
-        split_rows(&self.name, out, images.len(), self.dim, Some(&mask))
+        p.split_rows(out, images.len(), Some(&batch.attention_mask))
     }
 
     fn token_count(&self, texts: &[&str], include_extension: bool) -> Result<usize> {
-        batching::count_tokens(texts, |chunk| {
-            if include_extension {
-                self.tokenizer.encode_batch(&Self::prompts(chunk))
-            } else {
-                self.tokenizer.encode_batch(chunk)
-            }
-        })
+        self.parts
+            .token_count(texts, include_extension, Self::prompts)
     }
 
-    fn default_image_batch_size(&self) -> usize {
-        2
+    fn parallelism(&self) -> usize {
+        self.parts.model.parallelism()
     }
 }

@@ -1,140 +1,180 @@
-//! Multimodal late interaction: `LateInteractionMultimodalEmbedding`, fastembed's class
-//! of the same name. Texts (queries) and images (pages) become token-vector matrices in
-//! one space, scored with MaxSim. Each model family builds its own prompt and
+//! Multimodal late interaction: [`LateInteractionMultimodalEmbedding`], fastembed's
+//! class of the same name. Texts (queries) and images (pages) become token-vector
+//! matrices in one space, scored with MaxSim. Each model family builds its own prompt and
 //! placeholder inputs ([`colpali`], [`colmodernvbert`]).
 //!
-//! Batches keep input order with the batch size given, as fastembed's: these graphs'
-//! outputs include padded rows (ColPali text) or see the batch's padded tiles
-//! (ColModernVBert images), so the batch composition is part of the result.
+//! Batches keep input order with the batch size given, as fastembed's
+//! ([`Batching::InputOrder`]): these graphs' outputs include padded rows (ColPali text)
+//! or see the batch's padded tiles (ColModernVBert images), so the batch composition is
+//! part of the result.
 
 mod colmodernvbert;
 mod colpali;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
 use ndarray::{Array2, ArrayD, Axis, Ix3};
 use ort::value::DynValue;
 
+use crate::batching::Batching;
+use crate::engine::{as_text, Builder, Model, Stream};
 use crate::error::{Error, Result};
-use crate::hub::{self, ModelFiles};
-use crate::image::ImageInput;
+use crate::image::{ImageInput, Preprocessor};
 use crate::late_interaction::MultiVector;
-use crate::options::{load_option_setters, Lazy, LoadOptions};
+use crate::pipeline::{Family, Pipeline, Purpose};
 use crate::postprocess::MultiVectorModel;
-use crate::registry::{self, MultimodalKind, MultimodalModelDescription};
-use crate::runtime::{OnnxModel, RuntimeOptions};
-
-/// The files a multimodal model needs.
-pub fn model_files(desc: &MultimodalModelDescription) -> ModelFiles<'_> {
-    let mut required = vec![desc.model_file.clone()];
-    required.extend(desc.additional_files.iter().cloned());
-    for f in [
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "preprocessor_config.json",
-    ] {
-        required.push(f.into());
-    }
-    if desc.kind == MultimodalKind::Colmodernvbert {
-        required.push("config.json".into());
-    }
-    ModelFiles::new(&desc.model, &desc.sources, required, Vec::new())
-}
+use crate::registry::{self, MultimodalKind, MultimodalModelDescription, Table};
+use crate::runtime::{Lane, OnnxModel, RuntimeOptions};
+use crate::tokenize::{TextTokenizer, TokenizerOptions};
 
 /// A family's way of turning texts and images into graph inputs and outputs.
-pub(crate) trait MultimodalBackend: Send + Sync {
-    fn embed_texts(&self, texts: &[&str]) -> Result<Vec<MultiVector>>;
-    fn embed_images(&self, images: &[ImageInput]) -> Result<Vec<MultiVector>>;
+trait MultimodalBackend: Send + Sync {
+    fn embed_texts(&self, texts: &[&str], lane: Lane) -> Result<Vec<MultiVector>>;
+    fn embed_images(&self, images: &[&ImageInput], lane: Lane) -> Result<Vec<MultiVector>>;
     /// Tokens of the texts; with `include_extension`, of the prompts built from them.
     fn token_count(&self, texts: &[&str], include_extension: bool) -> Result<usize>;
-    /// fastembed's default image batch size for the family.
-    fn default_image_batch_size(&self) -> usize;
+    fn parallelism(&self) -> usize;
 }
 
-/// Builder for [`LateInteractionMultimodalEmbedding`].
-#[derive(Debug, Clone)]
-pub struct LateInteractionMultimodalEmbeddingBuilder {
-    model_name: String,
-    load: LoadOptions,
-}
-
-impl LateInteractionMultimodalEmbeddingBuilder {
-    load_option_setters!();
-
-    pub fn build(self) -> Result<LateInteractionMultimodalEmbedding> {
-        self.load.validate()?;
-        let desc = registry::multimodal_model(&self.model_name)?;
-        let model_dir = hub::resolve_model_dir(&model_files(&desc), &self.load.cache)?;
-        let model = LateInteractionMultimodalEmbedding {
-            desc,
-            model_dir,
-            runtime: self.load.runtime,
-            backend: Lazy::new(),
-            batch_size: self.load.batch_size,
-        };
-        if !self.load.lazy_load {
-            model.backend()?;
-        }
-        Ok(model)
-    }
-}
+/// The multimodal late-interaction family (see [`LateInteractionMultimodalEmbedding`]).
+#[derive(Debug)]
+pub struct Multimodal;
 
 /// ColPali and ColModernVBert: texts and images into token-vector matrices.
-pub struct LateInteractionMultimodalEmbedding {
-    desc: MultimodalModelDescription,
-    model_dir: PathBuf,
-    runtime: RuntimeOptions,
-    backend: Lazy<dyn MultimodalBackend>,
-    batch_size: usize,
+///
+/// ```no_run
+/// use embedkit::{max_sim, LateInteractionMultimodalEmbedding};
+/// let model = LateInteractionMultimodalEmbedding::builder("Qdrant/colpali-v1.3-fp16").build()?;
+/// let pages = model.embed_image(["page1.png"], None)?;
+/// let query = model.embed_text(&["revenue in 2023"], None)?;
+/// let score = max_sim(query[0].view(), pages[0].view())?;
+/// # Ok::<(), embedkit::Error>(())
+/// ```
+pub type LateInteractionMultimodalEmbedding = Model<Multimodal>;
+/// Builder of a [`LateInteractionMultimodalEmbedding`].
+pub type LateInteractionMultimodalEmbeddingBuilder = Builder<Multimodal>;
+
+/// One input: a text (query) or an image (page).
+#[derive(Debug, Clone, Copy)]
+pub enum MultimodalInput<'a> {
+    Text(&'a str),
+    Image(&'a ImageInput),
 }
 
-impl std::fmt::Debug for LateInteractionMultimodalEmbedding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LateInteractionMultimodalEmbedding")
-            .field("model", &self.desc.model)
-            .field("model_dir", &self.model_dir)
-            .finish_non_exhaustive()
+/// An input made ready: texts are tokenized with their prompt per batch, images
+/// decoded per batch.
+#[derive(Debug, Clone)]
+pub enum MultimodalItem {
+    Text(String),
+    Image(ImageInput),
+}
+
+/// A loaded multimodal model.
+pub struct MultimodalModel {
+    backend: Box<dyn MultimodalBackend>,
+}
+
+impl Family for Multimodal {
+    type Description = MultimodalModelDescription;
+    type Settings = ();
+    type Pipeline = MultimodalModel;
+    const DEFAULT_BATCH_SIZE: usize = 256;
+
+    fn table() -> &'static Table<MultimodalModelDescription> {
+        &registry::MULTIMODAL
+    }
+
+    fn load(
+        desc: &MultimodalModelDescription,
+        dir: &Path,
+        runtime: &RuntimeOptions,
+        _: &(),
+    ) -> Result<MultimodalModel> {
+        let backend: Box<dyn MultimodalBackend> = match desc.kind {
+            MultimodalKind::Colpali => Box::new(colpali::ColPali::load(desc, dir, runtime)?),
+            MultimodalKind::Colmodernvbert => {
+                Box::new(colmodernvbert::ColModernVBert::load(desc, dir, runtime)?)
+            }
+        };
+        Ok(MultimodalModel { backend })
     }
 }
 
-impl LateInteractionMultimodalEmbedding {
-    pub fn builder(model_name: impl Into<String>) -> LateInteractionMultimodalEmbeddingBuilder {
-        LateInteractionMultimodalEmbeddingBuilder {
-            model_name: model_name.into(),
-            load: LoadOptions::default(),
+impl Pipeline for MultimodalModel {
+    type Input<'a> = MultimodalInput<'a>;
+    type Item = MultimodalItem;
+    type Output = MultiVector;
+
+    fn prepare(&self, inputs: &[MultimodalInput<'_>], _: Purpose) -> Result<Vec<MultimodalItem>> {
+        Ok(inputs
+            .iter()
+            .map(|i| match *i {
+                MultimodalInput::Text(t) => MultimodalItem::Text(t.to_string()),
+                MultimodalInput::Image(i) => MultimodalItem::Image(i.clone()),
+            })
+            .collect())
+    }
+
+    fn cost(&self, _: &MultimodalItem, _: Purpose) -> usize {
+        1
+    }
+
+    /// The batch's composition is part of each result: fastembed's batches, in order.
+    fn batching(&self, _: Purpose) -> Batching {
+        Batching::InputOrder
+    }
+
+    fn parallelism(&self) -> usize {
+        self.backend.parallelism()
+    }
+
+    fn run(&self, batch: &[&MultimodalItem], _: Purpose, lane: Lane) -> Result<Vec<MultiVector>> {
+        let texts: Vec<&str> = batch
+            .iter()
+            .filter_map(|i| match i {
+                MultimodalItem::Text(t) => Some(t.as_str()),
+                MultimodalItem::Image(_) => None,
+            })
+            .collect();
+        let images: Vec<&ImageInput> = batch
+            .iter()
+            .filter_map(|i| match i {
+                MultimodalItem::Image(i) => Some(i),
+                MultimodalItem::Text(_) => None,
+            })
+            .collect();
+        match (texts.is_empty(), images.is_empty()) {
+            (false, true) => self.backend.embed_texts(&texts, lane),
+            (true, false) => self.backend.embed_images(&images, lane),
+            (true, true) => Ok(Vec::new()),
+            (false, false) => Err(Error::InvalidArgument(
+                "texts and images cannot share a batch; embed them in separate calls".into(),
+            )),
         }
     }
+}
 
-    /// Every supported multimodal late-interaction model.
-    pub fn list_supported_models() -> Vec<MultimodalModelDescription> {
-        registry::multimodal_models()
-    }
+fn text_input<S: AsRef<str>>(s: &S) -> MultimodalInput<'_> {
+    MultimodalInput::Text(as_text(s))
+}
 
-    pub fn description(&self) -> &MultimodalModelDescription {
-        &self.desc
-    }
+fn image_input(i: &ImageInput) -> MultimodalInput<'_> {
+    MultimodalInput::Image(i)
+}
 
+impl Model<Multimodal> {
     /// Dimensions of each token vector.
     pub fn embedding_size(&self) -> usize {
-        self.desc.dim
+        self.description().dim
     }
 
-    fn backend(&self) -> Result<Arc<dyn MultimodalBackend>> {
-        self.backend.get_or_load(|| {
-            Ok(match self.desc.kind {
-                MultimodalKind::Colpali => Arc::new(colpali::ColPali::load(
-                    &self.desc,
-                    &self.model_dir,
-                    &self.runtime,
-                )?),
-                MultimodalKind::Colmodernvbert => Arc::new(colmodernvbert::ColModernVBert::load(
-                    &self.desc,
-                    &self.model_dir,
-                    &self.runtime,
-                )?),
-            })
-        })
+    /// fastembed's default image batch size for the model: 16 for ColPali, 2 for
+    /// ColModernVBert.
+    pub fn default_image_batch_size(&self) -> usize {
+        match self.description().kind {
+            MultimodalKind::Colpali => 16,
+            MultimodalKind::Colmodernvbert => 2,
+        }
     }
 
     /// Token vectors of each text (query), in input order; batches of `batch_size`
@@ -144,37 +184,57 @@ impl LateInteractionMultimodalEmbedding {
         texts: &[S],
         batch_size: Option<usize>,
     ) -> Result<Vec<MultiVector>> {
-        let batch_size = batch_size.unwrap_or(self.batch_size);
-        if batch_size == 0 {
-            return Err(Error::InvalidArgument("batch_size must be >= 1".into()));
-        }
-        let backend = self.backend()?;
-        let refs: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
-        let mut out = Vec::with_capacity(refs.len());
-        for chunk in refs.chunks(batch_size) {
-            out.extend(backend.embed_texts(chunk)?);
-        }
-        Ok(out)
+        self.embed_text_iter(texts.iter().map(Ok), batch_size)
+            .collect()
+    }
+
+    /// Streams the token vectors of fallible texts, in input order, in bounded memory.
+    pub fn embed_text_iter<'a, I, S>(
+        &'a self,
+        texts: I,
+        batch_size: Option<usize>,
+    ) -> Stream<'a, MultiVector>
+    where
+        I: IntoIterator<Item = Result<S>>,
+        I::IntoIter: 'a,
+        S: AsRef<str> + 'a,
+    {
+        self.stream(
+            texts.into_iter(),
+            batch_size,
+            Purpose::Query,
+            text_input::<S>,
+        )
     }
 
     /// Token vectors of each image, in input order; batches in input order of
-    /// `batch_size` (default: fastembed's, 16 for ColPali, 2 for ColModernVBert).
+    /// `batch_size` (default: [`default_image_batch_size`](Self::default_image_batch_size)).
     pub fn embed_image<I>(&self, images: I, batch_size: Option<usize>) -> Result<Vec<MultiVector>>
     where
         I: IntoIterator,
         I::Item: Into<ImageInput>,
     {
-        let backend = self.backend()?;
-        let batch_size = batch_size.unwrap_or_else(|| backend.default_image_batch_size());
-        if batch_size == 0 {
-            return Err(Error::InvalidArgument("batch_size must be >= 1".into()));
-        }
-        let images: Vec<ImageInput> = images.into_iter().map(Into::into).collect();
-        let mut out = Vec::with_capacity(images.len());
-        for chunk in images.chunks(batch_size) {
-            out.extend(backend.embed_images(chunk)?);
-        }
-        Ok(out)
+        self.embed_image_iter(images.into_iter().map(|i| Ok(i.into())), batch_size)
+            .collect()
+    }
+
+    /// Streams the token vectors of fallible images, in input order, in bounded memory.
+    pub fn embed_image_iter<'a, I>(
+        &'a self,
+        images: I,
+        batch_size: Option<usize>,
+    ) -> Stream<'a, MultiVector>
+    where
+        I: IntoIterator<Item = Result<ImageInput>>,
+        I::IntoIter: 'a,
+    {
+        let batch_size = Some(batch_size.unwrap_or_else(|| self.default_image_batch_size()));
+        self.stream(
+            images.into_iter(),
+            batch_size,
+            Purpose::Document,
+            image_input,
+        )
     }
 
     /// fastembed's `token_count`.
@@ -184,27 +244,95 @@ impl LateInteractionMultimodalEmbedding {
         include_extension: bool,
     ) -> Result<usize> {
         let refs: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
-        self.backend()?.token_count(&refs, include_extension)
+        self.pipeline()?
+            .backend
+            .token_count(&refs, include_extension)
     }
 }
 
 impl MultiVectorModel for LateInteractionMultimodalEmbedding {
     fn embedding_size(&self) -> usize {
-        self.desc.dim
+        self.description().dim
+    }
+}
+
+/// What both multimodal families load: the tokenizer, the image preprocessor and the
+/// graph, which must take `input_ids` and `pixel_values`.
+pub(crate) struct Parts {
+    pub name: String,
+    pub dim: usize,
+    pub tokenizer: TextTokenizer,
+    pub preprocessor: Preprocessor,
+    pub model: OnnxModel,
+    pub output: String,
+}
+
+impl Parts {
+    pub(crate) fn load(
+        desc: &MultimodalModelDescription,
+        dir: &Path,
+        runtime: &RuntimeOptions,
+    ) -> Result<Self> {
+        let tokenizer = TextTokenizer::from_dir(dir, TokenizerOptions::default())?;
+        let preprocessor = Preprocessor::from_dir(dir)?;
+        let (model, output) = load_graph(desc, dir, runtime)?;
+        Ok(Parts {
+            name: desc.core.model.clone(),
+            dim: desc.dim,
+            tokenizer,
+            preprocessor,
+            model,
+            output,
+        })
+    }
+
+    /// Runs the graph with the inputs it declares among `inputs`.
+    pub(crate) fn run(&self, inputs: Vec<(&str, DynValue)>, lane: Lane) -> Result<ArrayD<f32>> {
+        run(&self.model, &self.output, inputs, lane)
+    }
+
+    /// `[batch, -1, dim]`, each row's vectors where `keep` (when given) is 1.
+    pub(crate) fn split_rows(
+        &self,
+        out: ArrayD<f32>,
+        rows: usize,
+        keep: Option<&Array2<i64>>,
+    ) -> Result<Vec<MultiVector>> {
+        split_rows(&self.name, out, rows, self.dim, keep)
+    }
+
+    /// Tokens of the texts; with `include_extension`, of the prompts `prompts` builds.
+    pub(crate) fn token_count(
+        &self,
+        texts: &[&str],
+        include_extension: bool,
+        prompts: fn(&[&str]) -> Vec<String>,
+    ) -> Result<usize> {
+        let mut total = 0usize;
+        for chunk in texts.chunks(1024) {
+            let encoded = if include_extension {
+                self.tokenizer.encode_batch(&prompts(chunk))?
+            } else {
+                self.tokenizer.encode_batch(chunk)?
+            };
+            total += encoded.iter().map(Vec::len).sum::<usize>();
+        }
+        Ok(total)
     }
 }
 
 /// The graph and the name of its first output.
-pub(crate) fn load_graph(
+fn load_graph(
     desc: &MultimodalModelDescription,
     dir: &Path,
     runtime: &RuntimeOptions,
 ) -> Result<(OnnxModel, String)> {
-    let model = OnnxModel::load(&dir.join(&desc.model_file), runtime)?;
+    let name = desc.core.model.as_str();
+    let model = OnnxModel::load(&dir.join(&desc.core.model_file), runtime)?;
     for name in ["input_ids", "pixel_values"] {
         if !model.has_input(name) {
             return Err(Error::ModelMismatch {
-                model: desc.model.clone(),
+                model: name.to_string(),
                 reason: format!(
                     "the graph has no input {name:?} (it has {:?})",
                     model.input_names()
@@ -212,33 +340,27 @@ pub(crate) fn load_graph(
             });
         }
     }
-    let output = model
-        .output_names()
-        .first()
-        .cloned()
-        .ok_or_else(|| Error::ModelMismatch {
-            model: desc.model.clone(),
-            reason: "the ONNX graph has no outputs".into(),
-        })?;
+    let output = model.first_output(name)?;
     Ok((model, output))
 }
 
 /// Runs the graph with the inputs it declares among `inputs`.
-pub(crate) fn run(
+fn run(
     model: &OnnxModel,
     output: &str,
     inputs: Vec<(&str, DynValue)>,
+    lane: Lane,
 ) -> Result<ArrayD<f32>> {
     let feed = inputs
         .into_iter()
         .filter(|(name, _)| model.has_input(name))
         .map(|(n, v)| (n.to_string(), v))
         .collect();
-    model.run_f32(feed, output)
+    model.run_f32(lane, feed, output)
 }
 
 /// `[batch, -1, dim]`, each row's vectors where `keep` (when given) is 1.
-pub(crate) fn split_rows(
+fn split_rows(
     model_name: &str,
     out: ArrayD<f32>,
     rows: usize,

@@ -1,34 +1,42 @@
-//! Cross-encoder reranking: `TextCrossEncoder`, fastembed's class of the same name. Each
-//! (query, document) pair is encoded together (with the tokenizer's pair template and
-//! type ids, truncated longest-first) and the graph's first logit is the score.
+//! Cross-encoder reranking: [`TextCrossEncoder`], fastembed's class of the same name.
+//!
+//! What the family computes: each (query, document) pair is encoded together (the
+//! tokenizer's pair template and type ids, truncated longest-first) and the graph's first
+//! logit is its score.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::Path;
 
-use ndarray::{Array2, Ix1, Ix2};
-use ort::value::{DynValue, Tensor};
+use ndarray::{Ix1, Ix2};
 use serde::Serialize;
 
-use crate::batching;
+use crate::engine::{Builder, Model, Stream};
 use crate::error::{Error, Result};
-use crate::hub::{self, ModelFiles};
-use crate::options::{load_option_setters, Lazy, LoadOptions};
-use crate::registry::{self, ModelSource, RerankerModelDescription};
-use crate::runtime::{OnnxModel, RuntimeOptions};
-use crate::tokenize::{PadSide, TextTokenizer, TokenizerOptions};
+use crate::graph::TextGraph;
+use crate::inputs::TokenBatch;
+use crate::pipeline::{Family, Pipeline, Purpose};
+use crate::registry::{self, ModelCore, ModelSource, RerankerModelDescription, Table};
+use crate::runtime::{Lane, RuntimeOptions};
+use crate::tokenize::TokenizerOptions;
 
-const KNOWN_INPUTS: [&str; 3] = ["input_ids", "attention_mask", "token_type_ids"];
 /// fastembed's default `batch_size` for reranking.
 pub const DEFAULT_RERANK_BATCH_SIZE: usize = 64;
 
-/// The files a reranker needs.
-pub fn model_files(desc: &RerankerModelDescription) -> ModelFiles<'_> {
-    let mut required = vec![desc.model_file.clone()];
-    required.extend(desc.additional_files.iter().cloned());
-    required.push("tokenizer.json".into());
-    required.push("tokenizer_config.json".into());
-    ModelFiles::new(&desc.model, &desc.sources, required, Vec::new())
-}
+/// The cross-encoder family (see [`TextCrossEncoder`]).
+#[derive(Debug)]
+pub struct Rerank;
+
+/// A cross-encoder reranker of the registry: one score per (query, document) pair.
+///
+/// ```no_run
+/// use embedkit::TextCrossEncoder;
+/// let model = TextCrossEncoder::builder("Xenova/ms-marco-MiniLM-L-6-v2").build()?;
+/// let scores = model.rerank("what is a vector database", &["Qdrant stores vectors", "It rains"], None)?;
+/// assert_eq!(scores.len(), 2);
+/// # Ok::<(), embedkit::Error>(())
+/// ```
+pub type TextCrossEncoder = Model<Rerank>;
+/// Builder of a [`TextCrossEncoder`].
+pub type TextCrossEncoderBuilder = Builder<Rerank>;
 
 /// A reranker not in the registry, as fastembed's `TextCrossEncoder.add_custom_model`
 /// arguments.
@@ -58,6 +66,18 @@ impl CustomReranker {
     }
 }
 
+impl From<CustomReranker> for RerankerModelDescription {
+    fn from(c: CustomReranker) -> Self {
+        let mut core = ModelCore::new(c.model, c.sources, c.model_file);
+        core.description = c.description;
+        core.license = c.license;
+        core.size_in_gb = c.size_in_gb;
+        core.additional_files = c.additional_files;
+        core.custom = true;
+        RerankerModelDescription { core }
+    }
+}
+
 /// One document's place and score, from [`TextCrossEncoder::rerank_top_k`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct RankedDocument {
@@ -66,118 +86,93 @@ pub struct RankedDocument {
     pub score: f32,
 }
 
-/// Builder for [`TextCrossEncoder`].
-#[derive(Debug, Clone)]
-pub struct TextCrossEncoderBuilder {
-    model_name: String,
-    load: LoadOptions,
+/// A loaded cross-encoder.
+pub struct CrossEncoder {
+    graph: TextGraph,
 }
 
-impl TextCrossEncoderBuilder {
-    load_option_setters!();
+impl Family for Rerank {
+    type Description = RerankerModelDescription;
+    type Settings = ();
+    type Pipeline = CrossEncoder;
+    const DEFAULT_BATCH_SIZE: usize = DEFAULT_RERANK_BATCH_SIZE;
 
-    pub fn build(self) -> Result<TextCrossEncoder> {
-        self.load.validate()?;
-        let desc = registry::reranker_model(&self.model_name)?;
-        let model_dir = hub::resolve_model_dir(&model_files(&desc), &self.load.cache)?;
-        let model = TextCrossEncoder {
-            desc,
-            model_dir,
-            runtime: self.load.runtime,
-            backend: Lazy::new(),
-            batch_size: self.load.batch_size,
-            max_batch_tokens: self.load.max_batch_tokens,
+    fn table() -> &'static Table<RerankerModelDescription> {
+        &registry::RERANK
+    }
+
+    fn load(
+        desc: &RerankerModelDescription,
+        dir: &Path,
+        runtime: &RuntimeOptions,
+        _: &(),
+    ) -> Result<CrossEncoder> {
+        let graph = TextGraph::load(&desc.core, dir, runtime, TokenizerOptions::default())?;
+        Ok(CrossEncoder { graph })
+    }
+}
+
+/// A pair's token ids and their type ids.
+pub type EncodedPair = (Vec<u32>, Vec<u32>);
+
+impl Pipeline for CrossEncoder {
+    type Input<'a> = (&'a str, &'a str);
+    type Item = EncodedPair;
+    type Output = f32;
+
+    fn prepare(&self, pairs: &[(&str, &str)], _: Purpose) -> Result<Vec<EncodedPair>> {
+        self.graph.tokenizer.encode_pairs(pairs)
+    }
+
+    fn cost(&self, item: &EncodedPair, _: Purpose) -> usize {
+        item.0.len()
+    }
+
+    fn parallelism(&self) -> usize {
+        self.graph.parallelism()
+    }
+
+    fn run(&self, batch: &[&EncodedPair], _: Purpose, lane: Lane) -> Result<Vec<f32>> {
+        let ids: Vec<&[u32]> = batch.iter().map(|p| p.0.as_slice()).collect();
+        let types: Vec<&[u32]> = batch.iter().map(|p| p.1.as_slice()).collect();
+        let padded = TokenBatch::with_types(&ids, Some(&types), self.graph.tokenizer.padding());
+        let logits = self.graph.run(&padded, lane)?;
+        let rows = batch.len();
+        let shape = logits.shape().to_vec();
+        let scores: Option<Vec<f32>> = match shape.len() {
+            2 => logits
+                .into_dimensionality::<Ix2>()
+                .ok()
+                .filter(|l| l.nrows() == rows && l.ncols() >= 1)
+                .map(|l| l.column(0).to_vec()),
+            1 => logits
+                .into_dimensionality::<Ix1>()
+                .ok()
+                .filter(|l| l.len() == rows)
+                .map(|l| l.to_vec()),
+            _ => None,
         };
-        if !self.load.lazy_load {
-            model.backend()?;
-        }
-        Ok(model)
+        scores.ok_or_else(|| Error::ModelMismatch {
+            model: self.graph.name.clone(),
+            reason: format!(
+                "output {:?} has shape {shape:?}, expected [{rows}, labels]",
+                self.graph.output
+            ),
+        })
     }
 }
 
-struct Backend {
-    model_name: String,
-    tokenizer: TextTokenizer,
-    model: OnnxModel,
-    output: String,
+/// Pairs of any two string types, as the pipeline takes them.
+fn as_pair<A: AsRef<str>, B: AsRef<str>>(p: &(A, B)) -> (&str, &str) {
+    (p.0.as_ref(), p.1.as_ref())
 }
 
-/// A cross-encoder reranker of the registry.
-pub struct TextCrossEncoder {
-    desc: RerankerModelDescription,
-    model_dir: PathBuf,
-    runtime: RuntimeOptions,
-    backend: Lazy<Backend>,
-    batch_size: usize,
-    max_batch_tokens: usize,
-}
-
-impl std::fmt::Debug for TextCrossEncoder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TextCrossEncoder")
-            .field("model", &self.desc.model)
-            .field("model_dir", &self.model_dir)
-            .finish_non_exhaustive()
-    }
-}
-
-impl TextCrossEncoder {
-    /// A builder; the batch size defaults to fastembed's 64 for reranking.
-    pub fn builder(model_name: impl Into<String>) -> TextCrossEncoderBuilder {
-        TextCrossEncoderBuilder {
-            model_name: model_name.into(),
-            load: LoadOptions {
-                batch_size: DEFAULT_RERANK_BATCH_SIZE,
-                ..LoadOptions::default()
-            },
-        }
-    }
-
-    /// Every supported reranker, custom ones included.
-    pub fn list_supported_models() -> Vec<RerankerModelDescription> {
-        registry::reranker_models()
-    }
-
-    /// Registers a reranker under a new name (case-insensitively unique).
+impl Model<Rerank> {
+    /// Registers a reranker under a new name (case-insensitively unique), as fastembed's
+    /// `TextCrossEncoder.add_custom_model`. To load one without registering it, pass its
+    /// description to [`Model::from_description`].
     pub fn add_custom_model(custom: CustomReranker) -> Result<()> {
-        registry::add_reranker_model(RerankerModelDescription {
-            model: custom.model,
-            description: custom.description,
-            license: custom.license,
-            size_in_gb: custom.size_in_gb,
-            sources: custom.sources,
-            model_file: custom.model_file,
-            additional_files: custom.additional_files,
-            custom: true,
-        })
-    }
-
-    pub fn description(&self) -> &RerankerModelDescription {
-        &self.desc
-    }
-
-    fn backend(&self) -> Result<Arc<Backend>> {
-        self.backend.get_or_load(|| {
-            let tokenizer = TextTokenizer::from_dir(&self.model_dir, TokenizerOptions::default())?;
-            let model =
-                OnnxModel::load(&self.model_dir.join(&self.desc.model_file), &self.runtime)?;
-            model.check_inputs(&self.desc.model, &KNOWN_INPUTS)?;
-            let output =
-                model
-                    .output_names()
-                    .first()
-                    .cloned()
-                    .ok_or_else(|| Error::ModelMismatch {
-                        model: self.desc.model.clone(),
-                        reason: "the ONNX graph has no outputs".into(),
-                    })?;
-            Ok(Arc::new(Backend {
-                model_name: self.desc.model.clone(),
-                tokenizer,
-                model,
-                output,
-            }))
-        })
+        Self::register_model(custom.into())
     }
 
     /// The relevance of each document to `query`, in document order.
@@ -187,8 +182,24 @@ impl TextCrossEncoder {
         documents: &[S],
         batch_size: Option<usize>,
     ) -> Result<Vec<f32>> {
-        let pairs: Vec<(&str, &str)> = documents.iter().map(|d| (query, d.as_ref())).collect();
-        self.rerank_pairs(&pairs, batch_size)
+        self.rerank_iter(query, documents, batch_size).collect()
+    }
+
+    /// Streams the scores of `documents` against `query`, in document order, in
+    /// bounded memory.
+    pub fn rerank_iter<'a, I>(
+        &'a self,
+        query: &'a str,
+        documents: I,
+        batch_size: Option<usize>,
+    ) -> Stream<'a, f32>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str> + 'a,
+        I::IntoIter: 'a,
+    {
+        let pairs = documents.into_iter().map(move |d| Ok((query, d)));
+        self.stream(pairs, batch_size, Purpose::Document, as_pair)
     }
 
     /// The score of each (query, document) pair, in order.
@@ -197,17 +208,24 @@ impl TextCrossEncoder {
         pairs: &[(A, B)],
         batch_size: Option<usize>,
     ) -> Result<Vec<f32>> {
-        let batch_size = batch_size.unwrap_or(self.batch_size);
-        if batch_size == 0 {
-            return Err(Error::InvalidArgument("batch_size must be >= 1".into()));
-        }
-        let backend = self.backend()?;
-        let mut scores = Vec::with_capacity(pairs.len());
-        // Windows bound the tokenized pairs held at once.
-        for window in pairs.chunks((batch_size * 4).clamp(256, 8192)) {
-            scores.extend(backend.score(window, batch_size, self.max_batch_tokens)?);
-        }
-        Ok(scores)
+        self.rerank_pairs_iter(pairs.iter().map(|(a, b)| Ok((a, b))), batch_size)
+            .collect()
+    }
+
+    /// Streams the scores of fallible (query, document) pairs, in order; an input error
+    /// ends the stream after the scores before it.
+    pub fn rerank_pairs_iter<'a, I, A, B>(
+        &'a self,
+        pairs: I,
+        batch_size: Option<usize>,
+    ) -> Stream<'a, f32>
+    where
+        I: IntoIterator<Item = Result<(A, B)>>,
+        I::IntoIter: 'a,
+        A: AsRef<str> + 'a,
+        B: AsRef<str> + 'a,
+    {
+        self.stream(pairs.into_iter(), batch_size, Purpose::Document, as_pair)
     }
 
     /// The `k` most relevant documents, best first (ties keep input order).
@@ -224,10 +242,11 @@ impl TextCrossEncoder {
 
     /// Tokens of the pairs after truncation, special tokens included.
     pub fn token_count<A: AsRef<str>, B: AsRef<str>>(&self, pairs: &[(A, B)]) -> Result<usize> {
-        let backend = self.backend()?;
+        let pipeline = self.pipeline()?;
         let mut total = 0;
         for chunk in pairs.chunks(1024) {
-            total += backend
+            total += pipeline
+                .graph
                 .tokenizer
                 .encode_pairs(chunk)?
                 .iter()
@@ -251,76 +270,6 @@ pub fn top_k(scores: &[f32], k: usize) -> Vec<RankedDocument> {
     });
     ranked.truncate(k);
     ranked
-}
-
-impl Backend {
-    fn score<A: AsRef<str>, B: AsRef<str>>(
-        &self,
-        pairs: &[(A, B)],
-        max_items: usize,
-        max_tokens: usize,
-    ) -> Result<Vec<f32>> {
-        let encoded = self.tokenizer.encode_pairs(pairs)?;
-        let lengths: Vec<usize> = encoded.iter().map(|(ids, _)| ids.len()).collect();
-        batching::run_sorted(&lengths, max_items, max_tokens, |batch| {
-            let padding = self.tokenizer.padding();
-            let width = batch.iter().map(|&i| lengths[i]).max().unwrap_or(0);
-            let rows = batch.len();
-            let mut input_ids = Array2::from_elem((rows, width), i64::from(padding.pad_id));
-            let mut type_ids = Array2::<i64>::zeros((rows, width));
-            let mut mask = Array2::<i64>::zeros((rows, width));
-            for (r, &i) in batch.iter().enumerate() {
-                let (ids, types) = &encoded[i];
-                let start = match padding.side {
-                    PadSide::Right => 0,
-                    PadSide::Left => width - ids.len(),
-                };
-                for (c, (&id, &t)) in ids.iter().zip(types).enumerate() {
-                    input_ids[[r, start + c]] = i64::from(id);
-                    type_ids[[r, start + c]] = i64::from(t);
-                    mask[[r, start + c]] = 1;
-                }
-            }
-            let mut feed: Vec<(String, DynValue)> = vec![(
-                "input_ids".into(),
-                Tensor::from_array(input_ids)?.into_dyn(),
-            )];
-            if self.model.has_input("token_type_ids") {
-                feed.push((
-                    "token_type_ids".into(),
-                    Tensor::from_array(type_ids)?.into_dyn(),
-                ));
-            }
-            if self.model.has_input("attention_mask") {
-                feed.push((
-                    "attention_mask".into(),
-                    Tensor::from_array(mask)?.into_dyn(),
-                ));
-            }
-            let logits = self.model.run_f32(feed, &self.output)?;
-            let shape = logits.shape().to_vec();
-            let scores: Option<Vec<f32>> = match shape.len() {
-                2 => logits
-                    .into_dimensionality::<Ix2>()
-                    .ok()
-                    .filter(|l| l.nrows() == rows && l.ncols() >= 1)
-                    .map(|l| l.column(0).to_vec()),
-                1 => logits
-                    .into_dimensionality::<Ix1>()
-                    .ok()
-                    .filter(|l| l.len() == rows)
-                    .map(|l| l.to_vec()),
-                _ => None,
-            };
-            scores.ok_or_else(|| Error::ModelMismatch {
-                model: self.model_name.clone(),
-                reason: format!(
-                    "output {:?} has shape {shape:?}, expected [{rows}, labels]",
-                    self.output
-                ),
-            })
-        })
-    }
 }
 
 #[cfg(test)]

@@ -13,8 +13,10 @@ use std::path::Path;
 use rust_stemmers::{Algorithm, Stemmer};
 use unicode_general_category::{get_general_category, GeneralCategory as G};
 
-use super::{BatchLimits, SparseBackend, SparseEmbedding};
+use super::{SparseBackend, SparseEmbedding, SparseItem};
 use crate::error::{Error, Result};
+use crate::pipeline::Purpose;
+use crate::runtime::Lane;
 
 /// The languages fastembed's BM25 has Snowball stemmers (and, but for Tamil, stopwords) for.
 pub const LANGUAGES: [&str; 18] = [
@@ -242,17 +244,32 @@ pub(crate) fn is_punctuation_token(w: &str) -> bool {
 }
 
 impl SparseBackend for Bm25Backend {
-    fn embed_texts(&self, texts: &[&str], _limits: BatchLimits) -> Result<Vec<SparseEmbedding>> {
-        Ok(texts.iter().map(|t| self.document(t)).collect())
-    }
-
-    fn embed_queries(&self, texts: &[&str], _limits: BatchLimits) -> Result<Vec<SparseEmbedding>> {
+    /// Finished vectors: BM25 runs no model. Queries weigh each distinct stem 1.
+    fn prepare(&self, texts: &[&str], purpose: Purpose) -> Result<Vec<SparseItem>> {
         Ok(texts
             .iter()
-            .map(|t| SparseEmbedding::from_pairs(self.stems(t).iter().map(|s| (token_id(s), 1.0))))
+            .map(|t| {
+                SparseItem::Done(match purpose {
+                    Purpose::Query => SparseEmbedding::from_pairs(
+                        self.stems(t).iter().map(|s| (token_id(s), 1.0)),
+                    ),
+                    _ => self.document(t),
+                })
+            })
             .collect())
     }
 
+    fn run(&self, _: &[&[u32]], _: Purpose, _: Lane) -> Result<Vec<SparseEmbedding>> {
+        Err(Error::Unsupported("BM25 runs no model".into()))
+    }
+
+    fn tokenize(&self, _: &[&str]) -> Result<Vec<Vec<u32>>> {
+        Err(Error::Unsupported(
+            "BM25 has no tokenizer and no token ids; token_count counts its words".into(),
+        ))
+    }
+
+    /// fastembed counts BM25's words.
     fn token_count(&self, texts: &[&str]) -> Result<usize> {
         Ok(texts.iter().map(|t| words(t).len()).sum())
     }

@@ -13,21 +13,20 @@ use ndarray::{Axis, Ix4};
 use rust_stemmers::{Algorithm, Stemmer};
 
 use super::bm25::token_id;
-use super::{BatchLimits, SparseBackend, SparseEmbedding};
-use crate::batching;
+use super::{tokens, SparseBackend, SparseEmbedding, SparseItem};
 use crate::error::{Error, Result};
+use crate::graph::TextGraph;
+use crate::inputs::TokenBatch;
+use crate::pipeline::Purpose;
 use crate::registry::SparseModelDescription;
-use crate::runtime::{OnnxModel, RuntimeOptions};
-use crate::tokenize::{TextTokenizer, TokenizerOptions};
+use crate::runtime::{Lane, RuntimeOptions};
+use crate::tokenize::TokenizerOptions;
 
 /// The graph output holding the last layer's attention probabilities.
 const ATTENTION_OUTPUT: &str = "attention_6";
-const KNOWN_INPUTS: [&str; 3] = ["input_ids", "attention_mask", "token_type_ids"];
 
 pub(crate) struct Bm42Backend {
-    model_name: String,
-    tokenizer: TextTokenizer,
-    model: OnnxModel,
+    graph: TextGraph,
     /// Token text by id.
     vocab: Vec<Option<String>>,
     special: HashSet<String>,
@@ -47,26 +46,19 @@ impl Bm42Backend {
         if !alpha.is_finite() {
             return Err(Error::InvalidArgument("alpha must be finite".into()));
         }
-        let tokenizer = TextTokenizer::from_dir(dir, TokenizerOptions::default())?;
-        let model = OnnxModel::load(&dir.join(&desc.model_file), runtime)?;
-        model.check_inputs(&desc.model, &KNOWN_INPUTS)?;
-        if !model.output_names().iter().any(|o| o == ATTENTION_OUTPUT) {
-            return Err(Error::ModelMismatch {
-                model: desc.model.clone(),
-                reason: format!(
-                    "BM42 reads the output {ATTENTION_OUTPUT:?}, but the graph has only {:?}",
-                    model.output_names()
-                ),
-            });
-        }
-        let vocab = super::token_texts(&tokenizer);
-        let special = tokenizer.special_token_to_id().keys().cloned().collect();
+        let graph = TextGraph::load(&desc.core, dir, runtime, TokenizerOptions::default())?
+            .read_output(ATTENTION_OUTPUT)?;
+        let vocab = super::token_texts(&graph.tokenizer);
+        let special = graph
+            .tokenizer
+            .special_token_to_id()
+            .keys()
+            .cloned()
+            .collect();
         let subword_prefix = continuing_subword_prefix(&dir.join("tokenizer.json"))?;
         let stopwords = super::read_stopwords(&dir.join("stopwords.txt"))?;
         Ok(Bm42Backend {
-            model_name: desc.model.clone(),
-            tokenizer,
-            model,
+            graph,
             vocab,
             special,
             subword_prefix,
@@ -158,84 +150,99 @@ fn continuing_subword_prefix(path: &Path) -> Result<String> {
         })
 }
 
-impl SparseBackend for Bm42Backend {
-    fn embed_texts(&self, texts: &[&str], limits: BatchLimits) -> Result<Vec<SparseEmbedding>> {
-        batching::run_graph(
-            &self.tokenizer,
-            &self.model,
-            ATTENTION_OUTPUT,
-            texts,
-            limits.batch_size,
-            limits.max_batch_tokens,
-            |attention, padded| {
-                let shape = attention.shape().to_vec();
-                let attention = attention
-                    .into_dimensionality::<Ix4>()
-                    .ok()
-                    .filter(|a| a.dim().0 == padded.rows() && a.dim().2 == padded.input_ids.ncols())
-                    .ok_or_else(|| Error::ModelMismatch {
-                        model: self.model_name.clone(),
-                        reason: format!(
-                        "{ATTENTION_OUTPUT} has shape {shape:?}, expected [batch, heads, seq, seq]"
-                    ),
-                    })?;
-                let mut out = Vec::with_capacity(padded.rows());
-                for (row, doc) in attention.outer_iter().enumerate() {
-                    // The [CLS] row (attention from position 0), averaged over heads.
-                    let heads = doc.len_of(Axis(0)) as f64;
-                    let cls = doc.index_axis(Axis(1), 0);
-                    let mask = padded.attention_mask.row(row);
-                    let weights: Vec<f64> = (0..cls.len_of(Axis(1)))
-                        .map(|p| {
-                            let mean =
-                                cls.column(p).iter().map(|&v| f64::from(v)).sum::<f64>() / heads;
-                            mean * mask[p] as f64
-                        })
-                        .collect();
-                    let ids = padded.input_ids.row(row);
-                    let tokens = ids.iter().enumerate().map(|(pos, &id)| {
-                        let text = usize::try_from(id)
-                            .ok()
-                            .and_then(|i| self.vocab.get(i))
-                            .and_then(|t| t.as_deref())
-                            .unwrap_or("");
-                        (pos, text)
-                    });
-                    let stems = self
-                        .stems(self.words(tokens))
-                        .into_iter()
-                        .map(|(s, pos)| (s, pos.iter().map(|&p| weights[p]).sum()))
-                        .collect();
-                    out.push(self.score(stems));
-                }
-                Ok(out)
-            },
-        )
+impl Bm42Backend {
+    /// The text of token `id` ("" for ids outside the vocabulary, as padding).
+    fn token_text(&self, id: i64) -> &str {
+        usize::try_from(id)
+            .ok()
+            .and_then(|i| self.vocab.get(i))
+            .and_then(|t| t.as_deref())
+            .unwrap_or("")
     }
 
-    fn embed_queries(&self, texts: &[&str], _limits: BatchLimits) -> Result<Vec<SparseEmbedding>> {
-        let encoded = self.tokenizer.encode_batch(texts)?;
+    /// The vector of each row of a batch from the graph's attention.
+    fn score_batch(
+        &self,
+        attention: ndarray::ArrayD<f32>,
+        padded: &TokenBatch,
+    ) -> Result<Vec<SparseEmbedding>> {
+        let shape = attention.shape().to_vec();
+        let attention = attention
+            .into_dimensionality::<Ix4>()
+            .ok()
+            .filter(|a| a.dim().0 == padded.rows() && a.dim().2 == padded.input_ids.ncols())
+            .ok_or_else(|| Error::ModelMismatch {
+                model: self.graph.name.clone(),
+                reason: format!(
+                    "{ATTENTION_OUTPUT} has shape {shape:?}, expected [batch, heads, seq, seq]"
+                ),
+            })?;
+        let mut out = Vec::with_capacity(padded.rows());
+        for (row, doc) in attention.outer_iter().enumerate() {
+            // The [CLS] row (attention from position 0), averaged over heads.
+            let heads = doc.len_of(Axis(0)) as f64;
+            let cls = doc.index_axis(Axis(1), 0);
+            let mask = padded.attention_mask.row(row);
+            let weights: Vec<f64> = (0..cls.len_of(Axis(1)))
+                .map(|p| {
+                    let mean = cls.column(p).iter().map(|&v| f64::from(v)).sum::<f64>() / heads;
+                    mean * mask[p] as f64
+                })
+                .collect();
+            let ids = padded.input_ids.row(row);
+            let tokens = ids
+                .iter()
+                .enumerate()
+                .map(|(pos, &id)| (pos, self.token_text(id)));
+            let stems = self
+                .stems(self.words(tokens))
+                .into_iter()
+                .map(|(s, pos)| (s, pos.iter().map(|&p| weights[p]).sum()))
+                .collect();
+            out.push(self.score(stems));
+        }
+        Ok(out)
+    }
+}
+
+impl SparseBackend for Bm42Backend {
+    fn prepare(&self, texts: &[&str], purpose: Purpose) -> Result<Vec<SparseItem>> {
+        let encoded = self.graph.tokenize(texts)?;
+        if purpose != Purpose::Query {
+            return Ok(tokens(encoded));
+        }
+        // Queries run no model: each distinct stem weighs 1.
         Ok(encoded
             .iter()
             .map(|ids| {
-                let tokens = ids.iter().enumerate().map(|(pos, &id)| {
-                    let text = self
-                        .vocab
-                        .get(id as usize)
-                        .and_then(|t| t.as_deref())
-                        .unwrap_or("");
-                    (pos, text)
-                });
-                SparseEmbedding::from_pairs(
+                let tokens = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(pos, &id)| (pos, self.token_text(i64::from(id))));
+                SparseItem::Done(SparseEmbedding::from_pairs(
                     self.stems(self.words(tokens))
                         .into_iter()
                         .map(|(s, _)| (token_id(&s), 1.0)),
-                )
+                ))
             })
             .collect())
     }
 
-    fn token_count(&self, texts: &[&str]) -> Result<usize> {
-        batching::count_tokens(texts, |t| self.tokenizer.encode_batch(t))
+    fn run(&self, sequences: &[&[u32]], _: Purpose, lane: Lane) -> Result<Vec<SparseEmbedding>> {
+        let batch = self.graph.pad(sequences);
+        let attention = self.graph.run(&batch, lane)?;
+        self.score_batch(attention, &batch)
+    }
+
+    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        self.graph.tokenize(texts)
+    }
+
+    fn parallelism(&self) -> usize {
+        self.graph.parallelism()
+    }
+
+    fn tokenizer(&self) -> Option<&crate::tokenize::TextTokenizer> {
+        Some(&self.graph.tokenizer)
     }
 }

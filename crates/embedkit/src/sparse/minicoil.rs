@@ -20,17 +20,17 @@ use rust_stemmers::{Algorithm, Stemmer};
 use serde::Deserialize;
 
 use super::bm25::{is_punctuation_token, token_id, word_runs};
-use super::{BatchLimits, SparseBackend, SparseEmbedding};
-use crate::batching;
+use super::{tokens, SparseBackend, SparseEmbedding, SparseItem};
 use crate::error::{Error, Result};
+use crate::graph::TextGraph;
+use crate::pipeline::Purpose;
 use crate::registry::SparseModelDescription;
-use crate::runtime::{OnnxModel, RuntimeOptions};
-use crate::tokenize::{TextTokenizer, TokenizerOptions};
+use crate::runtime::{Lane, RuntimeOptions};
+use crate::tokenize::TokenizerOptions;
 
 const WEIGHTS_FILE: &str = "minicoil.triplet.model.npy";
 const VOCAB_FILE: &str = "minicoil.triplet.model.vocab";
 const STOPWORDS_FILE: &str = "stopwords.txt";
-const KNOWN_INPUTS: [&str; 3] = ["input_ids", "attention_mask", "token_type_ids"];
 /// Tokens fastembed never keeps as unknown words, besides punctuation and stopwords.
 const SPECIAL_TOKENS: [&str; 5] = ["[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]"];
 /// Index bucket width; unknown words start two buckets past the vocabulary's indices.
@@ -112,10 +112,7 @@ struct Word {
 }
 
 pub(crate) struct MinicoilBackend {
-    model_name: String,
-    tokenizer: TextTokenizer,
-    model: OnnxModel,
-    output: String,
+    graph: TextGraph,
     /// Token text by id.
     tokens: Vec<Option<String>>,
     words: Vec<String>,
@@ -142,7 +139,6 @@ impl MinicoilBackend {
                 "MiniCOIL's k, b and avg_len must be finite, avg_len > 0".into(),
             ));
         }
-        let tokenizer = TextTokenizer::from_dir(dir, TokenizerOptions::default())?;
         let vocab_path = dir.join(VOCAB_FILE);
         let text = std::fs::read_to_string(&vocab_path).map_err(|e| Error::io(&vocab_path, e))?;
         let vocab: VocabFile = serde_json::from_str(&text).map_err(|e| Error::InvalidModel {
@@ -181,24 +177,11 @@ impl MinicoilBackend {
             });
         }
 
-        let model = OnnxModel::load(&dir.join(&desc.model_file), runtime)?;
-        model.check_inputs(&desc.model, &KNOWN_INPUTS)?;
-        let output = model
-            .output_names()
-            .first()
-            .cloned()
-            .ok_or_else(|| Error::ModelMismatch {
-                model: desc.model.clone(),
-                reason: "the ONNX graph has no outputs".into(),
-            })?;
-
-        let tokens = super::token_texts(&tokenizer);
+        let graph = TextGraph::load(&desc.core, dir, runtime, TokenizerOptions::default())?;
+        let tokens = super::token_texts(&graph.tokenizer);
         let stopwords = super::read_stopwords(&dir.join(STOPWORDS_FILE))?;
         Ok(MinicoilBackend {
-            model_name: desc.model.clone(),
-            tokenizer,
-            model,
-            output,
+            graph,
             tokens,
             words: vocab.vocab,
             word_ids,
@@ -248,7 +231,7 @@ impl MinicoilBackend {
                     .and_then(|i| self.tokens.get(i))
                     .and_then(|t| t.as_deref())
                     .ok_or_else(|| Error::ModelMismatch {
-                        model: self.model_name.clone(),
+                        model: self.graph.name.clone(),
                         reason: format!("token id {id} is not in the tokenizer's vocabulary"),
                     })
             })
@@ -431,69 +414,75 @@ fn merge_duplicates(pairs: Vec<(u32, f32)>) -> SparseEmbedding {
 }
 
 impl MinicoilBackend {
-    fn run(
+    /// The vector of each row of a batch from the graph's token vectors.
+    fn vectors(
         &self,
-        texts: &[&str],
-        limits: BatchLimits,
+        hidden: ndarray::ArrayD<f32>,
+        padded: &crate::inputs::TokenBatch,
         query: bool,
     ) -> Result<Vec<SparseEmbedding>> {
-        batching::run_graph(
-            &self.tokenizer,
-            &self.model,
-            &self.output,
-            texts,
-            limits.batch_size,
-            limits.max_batch_tokens,
-            |hidden, padded| {
-                let shape = hidden.shape().to_vec();
-                let hidden = hidden
-                    .into_dimensionality::<Ix3>()
-                    .ok()
-                    .filter(|h| (h.dim().0, h.dim().1) == padded.input_ids.dim())
-                    .ok_or_else(|| Error::ModelMismatch {
-                        model: self.model_name.clone(),
-                        reason: format!(
-                            "output {:?} has shape {shape:?}, expected [batch, seq, hidden]",
-                            self.output
-                        ),
-                    })?;
-                let expected = self.weights.view()?.len_of(Axis(1));
-                if hidden.dim().2 != expected {
-                    return Err(Error::ModelMismatch {
-                        model: self.model_name.clone(),
-                        reason: format!(
-                            "the graph's token vectors have {} dimensions, {} expects {expected}",
-                            hidden.dim().2,
-                            self.weights_path.display()
-                        ),
-                    });
-                }
-                let mut out = Vec::with_capacity(padded.rows());
-                for (row, doc) in hidden.outer_iter().enumerate() {
-                    let mask = padded.attention_mask.row(row);
-                    let real: Vec<usize> = (0..mask.len()).filter(|&p| mask[p] == 1).collect();
-                    let ids: Vec<i64> = real.iter().map(|&p| padded.input_ids[[row, p]]).collect();
-                    let vectors = doc.select(Axis(0), &real);
-                    let bag = self.bag(&ids, vectors.view())?;
-                    out.push(self.vector(bag, query));
-                }
-                Ok(out)
-            },
-        )
+        let shape = hidden.shape().to_vec();
+        let hidden = hidden
+            .into_dimensionality::<Ix3>()
+            .ok()
+            .filter(|h| (h.dim().0, h.dim().1) == padded.input_ids.dim())
+            .ok_or_else(|| Error::ModelMismatch {
+                model: self.graph.name.clone(),
+                reason: format!(
+                    "output {:?} has shape {shape:?}, expected [batch, seq, hidden]",
+                    self.graph.output
+                ),
+            })?;
+        let expected = self.weights.view()?.len_of(Axis(1));
+        if hidden.dim().2 != expected {
+            return Err(Error::ModelMismatch {
+                model: self.graph.name.clone(),
+                reason: format!(
+                    "the graph's token vectors have {} dimensions, {} expects {expected}",
+                    hidden.dim().2,
+                    self.weights_path.display()
+                ),
+            });
+        }
+        let mut out = Vec::with_capacity(padded.rows());
+        for (row, doc) in hidden.outer_iter().enumerate() {
+            let mask = padded.attention_mask.row(row);
+            let real: Vec<usize> = (0..mask.len()).filter(|&p| mask[p] == 1).collect();
+            let ids: Vec<i64> = real.iter().map(|&p| padded.input_ids[[row, p]]).collect();
+            let vectors = doc.select(Axis(0), &real);
+            let bag = self.bag(&ids, vectors.view())?;
+            out.push(self.vector(bag, query));
+        }
+        Ok(out)
     }
 }
 
 impl SparseBackend for MinicoilBackend {
-    fn embed_texts(&self, texts: &[&str], limits: BatchLimits) -> Result<Vec<SparseEmbedding>> {
-        self.run(texts, limits, false)
+    fn prepare(&self, texts: &[&str], _: Purpose) -> Result<Vec<SparseItem>> {
+        Ok(tokens(self.graph.tokenize(texts)?))
     }
 
-    fn embed_queries(&self, texts: &[&str], limits: BatchLimits) -> Result<Vec<SparseEmbedding>> {
-        self.run(texts, limits, true)
+    fn run(
+        &self,
+        sequences: &[&[u32]],
+        purpose: Purpose,
+        lane: Lane,
+    ) -> Result<Vec<SparseEmbedding>> {
+        let batch = self.graph.pad(sequences);
+        let hidden = self.graph.run(&batch, lane)?;
+        self.vectors(hidden, &batch, purpose == Purpose::Query)
     }
 
-    fn token_count(&self, texts: &[&str]) -> Result<usize> {
-        batching::count_tokens(texts, |t| self.tokenizer.encode_batch(t))
+    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        self.graph.tokenize(texts)
+    }
+
+    fn parallelism(&self) -> usize {
+        self.graph.parallelism()
+    }
+
+    fn tokenizer(&self) -> Option<&crate::tokenize::TextTokenizer> {
+        Some(&self.graph.tokenizer)
     }
 }
 

@@ -1,5 +1,10 @@
-//! Sparse text embeddings: `SparseTextEmbedding`, fastembed's class of the same name, and
-//! the `SparseEmbedding` a Qdrant sparse vector is made of.
+//! Sparse text embeddings: [`SparseTextEmbedding`], fastembed's class of the same name,
+//! and the [`SparseEmbedding`] a Qdrant sparse vector is made of.
+//!
+//! What the family computes: SPLADE ([`splade`]) and MiniCOIL ([`minicoil`]) run a graph
+//! on token batches; BM42 ([`bm42`]) reads the graph's attention; BM25 ([`bm25`]) and the
+//! query side of BM42 and the inference-free SPLADE models need no graph, so their
+//! vectors are finished while a window is prepared.
 
 pub mod bm25;
 mod bm42;
@@ -10,17 +15,16 @@ pub use bm25::Bm25Options;
 pub use minicoil::MinicoilOptions;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::batching::WindowStream;
+use crate::engine::{Builder, Model};
 use crate::error::{Error, Result};
-use crate::hub::{self, ModelFiles};
-use crate::options::{load_option_setters, Lazy, LoadOptions};
-use crate::registry::{self, SparseKind, SparseModelDescription};
-use crate::runtime::RuntimeOptions;
+use crate::pipeline::{Family, Pipeline, Purpose, TextPipeline};
+use crate::registry::{self, SparseKind, SparseModelDescription, Table};
+use crate::runtime::{Lane, RuntimeOptions};
+use crate::tokenize::{TextTokenizer, Token};
 
 /// A sparse vector: token ids (ascending, no duplicates) and their weights, what a Qdrant
 /// sparse vector holds.
@@ -81,24 +85,210 @@ impl SparseEmbedding {
     }
 }
 
-/// How to batch a window of texts.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BatchLimits {
-    pub batch_size: usize,
-    pub max_batch_tokens: usize,
+/// A sparse input made ready: token ids for the graph, or a vector already finished
+/// (models and queries that need no inference).
+pub enum SparseItem {
+    Tokens(Vec<u32>),
+    Done(SparseEmbedding),
 }
 
-/// A way of computing a sparse model's vectors.
-pub(crate) trait SparseBackend: Send + Sync {
-    /// One vector per document, in order.
-    fn embed_texts(&self, texts: &[&str], limits: BatchLimits) -> Result<Vec<SparseEmbedding>>;
-    /// One vector per query; models that weigh queries differently from documents
-    /// override this.
-    fn embed_queries(&self, texts: &[&str], limits: BatchLimits) -> Result<Vec<SparseEmbedding>> {
-        self.embed_texts(texts, limits)
-    }
+/// One way of computing a sparse model's vectors.
+trait SparseBackend: Send + Sync {
+    /// Token ids of each text, or its finished vector when no graph is needed.
+    fn prepare(&self, texts: &[&str], purpose: Purpose) -> Result<Vec<SparseItem>>;
+    /// One vector per token sequence (a padded batch through the graph).
+    fn run(
+        &self,
+        sequences: &[&[u32]],
+        purpose: Purpose,
+        lane: Lane,
+    ) -> Result<Vec<SparseEmbedding>>;
+    /// Token ids of the texts, as the model gets them.
+    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>>;
     /// The number of tokens of the texts, as the model counts them.
-    fn token_count(&self, texts: &[&str]) -> Result<usize>;
+    fn token_count(&self, texts: &[&str]) -> Result<usize> {
+        Ok(self.tokenize(texts)?.iter().map(Vec::len).sum())
+    }
+    fn parallelism(&self) -> usize {
+        1
+    }
+    /// The tokenizer, for models that have one.
+    fn tokenizer(&self) -> Option<&TextTokenizer> {
+        None
+    }
+}
+
+/// Token ids of each text as [`SparseItem::Tokens`].
+fn tokens(ids: Vec<Vec<u32>>) -> Vec<SparseItem> {
+    ids.into_iter().map(SparseItem::Tokens).collect()
+}
+
+/// The sparse text family (see [`SparseTextEmbedding`]).
+#[derive(Debug)]
+pub struct Sparse;
+
+/// Sparse text embeddings with a model of the registry: one [`SparseEmbedding`] per
+/// text, from the methods every text family shares (see [`Model`]).
+///
+/// ```no_run
+/// use embedkit::SparseTextEmbedding;
+/// let model = SparseTextEmbedding::builder("Qdrant/bm25").build()?;
+/// let vectors = model.embed(&["a sparse vector of a document"], None)?;
+/// assert_eq!(vectors[0].indices.len(), vectors[0].values.len());
+/// # Ok::<(), embedkit::Error>(())
+/// ```
+pub type SparseTextEmbedding = Model<Sparse>;
+/// Builder of a [`SparseTextEmbedding`].
+pub type SparseTextEmbeddingBuilder = Builder<Sparse>;
+
+/// Builder settings of the sparse family.
+#[derive(Debug, Clone)]
+pub struct SparseSettings {
+    bm25: Bm25Options,
+    minicoil: MinicoilOptions,
+    alpha: f64,
+}
+
+impl Default for SparseSettings {
+    fn default() -> Self {
+        SparseSettings {
+            bm25: Bm25Options::default(),
+            minicoil: MinicoilOptions::default(),
+            alpha: 0.5,
+        }
+    }
+}
+
+impl Builder<Sparse> {
+    /// BM42's `alpha`: weights become `ln(1 + attention)^alpha` (default 0.5).
+    pub fn alpha(mut self, alpha: f64) -> Self {
+        self.settings.alpha = alpha;
+        self
+    }
+
+    /// BM25's parameters (k, b, avg_len, language, stopwords, ...), for `Qdrant/bm25`.
+    pub fn bm25(mut self, opts: Bm25Options) -> Self {
+        self.settings.bm25 = opts;
+        self
+    }
+
+    /// MiniCOIL's BM25 parameters (k, b, avg_len), for `Qdrant/minicoil-v1`.
+    pub fn minicoil(mut self, opts: MinicoilOptions) -> Self {
+        self.settings.minicoil = opts;
+        self
+    }
+}
+
+/// A loaded sparse model.
+pub struct SparseModel {
+    backend: Box<dyn SparseBackend>,
+}
+
+impl Family for Sparse {
+    type Description = SparseModelDescription;
+    type Settings = SparseSettings;
+    type Pipeline = SparseModel;
+    const DEFAULT_BATCH_SIZE: usize = 256;
+
+    fn table() -> &'static Table<SparseModelDescription> {
+        &registry::SPARSE
+    }
+
+    fn load(
+        desc: &SparseModelDescription,
+        dir: &Path,
+        runtime: &RuntimeOptions,
+        settings: &SparseSettings,
+    ) -> Result<SparseModel> {
+        let backend: Box<dyn SparseBackend> = match desc.kind {
+            SparseKind::Splade | SparseKind::IfSplade => {
+                Box::new(splade::SpladeBackend::load(desc, dir, runtime)?)
+            }
+            SparseKind::Bm25 => Box::new(bm25::Bm25Backend::load(dir, settings.bm25.clone())?),
+            SparseKind::Bm42 => {
+                Box::new(bm42::Bm42Backend::load(desc, dir, runtime, settings.alpha)?)
+            }
+            SparseKind::Minicoil => Box::new(minicoil::MinicoilBackend::load(
+                desc,
+                dir,
+                runtime,
+                settings.minicoil.clone(),
+            )?),
+        };
+        Ok(SparseModel { backend })
+    }
+}
+
+impl Pipeline for SparseModel {
+    type Input<'a> = &'a str;
+    type Item = SparseItem;
+    type Output = SparseEmbedding;
+
+    fn prepare(&self, texts: &[&str], purpose: Purpose) -> Result<Vec<SparseItem>> {
+        self.backend.prepare(texts, purpose)
+    }
+
+    fn cost(&self, item: &SparseItem, _: Purpose) -> usize {
+        match item {
+            SparseItem::Tokens(ids) => ids.len(),
+            SparseItem::Done(_) => 0,
+        }
+    }
+
+    fn parallelism(&self) -> usize {
+        self.backend.parallelism()
+    }
+
+    fn run(
+        &self,
+        batch: &[&SparseItem],
+        purpose: Purpose,
+        lane: Lane,
+    ) -> Result<Vec<SparseEmbedding>> {
+        let sequences: Vec<&[u32]> = batch
+            .iter()
+            .filter_map(|item| match item {
+                SparseItem::Tokens(ids) => Some(ids.as_slice()),
+                SparseItem::Done(_) => None,
+            })
+            .collect();
+        let mut computed = if sequences.is_empty() {
+            Vec::new()
+        } else {
+            self.backend.run(&sequences, purpose, lane)?
+        }
+        .into_iter();
+        batch
+            .iter()
+            .map(|item| match item {
+                SparseItem::Done(v) => Ok(v.clone()),
+                SparseItem::Tokens(_) => computed
+                    .next()
+                    .ok_or_else(|| Error::Ort("the model returned too few vectors".into())),
+            })
+            .collect()
+    }
+}
+
+impl TextPipeline for SparseModel {
+    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        self.backend.tokenize(texts)
+    }
+
+    fn token_count(&self, texts: &[&str]) -> Result<usize> {
+        self.backend.token_count(texts)
+    }
+
+    fn describe_tokens(&self, ids: &[u32]) -> Vec<Token> {
+        self.backend
+            .tokenizer()
+            .map(|t| t.describe(ids))
+            .unwrap_or_default()
+    }
+
+    fn max_length(&self) -> Option<usize> {
+        self.backend.tokenizer().map(TextTokenizer::max_length)
+    }
 }
 
 /// A stopword list, one word per line; empty when the file is absent, as fastembed
@@ -120,227 +310,6 @@ pub(crate) fn token_texts(tokenizer: &crate::tokenize::TextTokenizer) -> Vec<Opt
         texts[id as usize] = Some(token);
     }
     texts
-}
-
-/// The files a sparse model needs.
-pub fn model_files(desc: &SparseModelDescription) -> ModelFiles<'_> {
-    let mut required = vec![desc.model_file.clone()];
-    let mut optional: Vec<String> = Vec::new();
-    for file in &desc.additional_files {
-        // Stopword lists: fastembed runs without them when they are absent.
-        if file.ends_with(".txt") {
-            optional.push(file.clone());
-        } else {
-            required.push(file.clone());
-        }
-    }
-    if desc.kind != SparseKind::Bm25 {
-        required.push("tokenizer.json".into());
-        required.push("tokenizer_config.json".into());
-    }
-    ModelFiles::new(&desc.model, &desc.sources, required, optional)
-}
-
-/// Builder for [`SparseTextEmbedding`].
-#[derive(Debug, Clone)]
-pub struct SparseTextEmbeddingBuilder {
-    model_name: String,
-    load: LoadOptions,
-    bm25: Bm25Options,
-    minicoil: MinicoilOptions,
-    alpha: f64,
-}
-
-impl SparseTextEmbeddingBuilder {
-    load_option_setters!();
-
-    /// BM42's `alpha`: weights become `ln(1 + attention)^alpha` (default 0.5).
-    pub fn alpha(mut self, alpha: f64) -> Self {
-        self.alpha = alpha;
-        self
-    }
-
-    /// BM25's parameters (k, b, avg_len, language, stopwords, ...), for `Qdrant/bm25`.
-    pub fn bm25(mut self, opts: Bm25Options) -> Self {
-        self.bm25 = opts;
-        self
-    }
-
-    /// MiniCOIL's BM25 parameters (k, b, avg_len), for `Qdrant/minicoil-v1`.
-    pub fn minicoil(mut self, opts: MinicoilOptions) -> Self {
-        self.minicoil = opts;
-        self
-    }
-
-    pub fn build(self) -> Result<SparseTextEmbedding> {
-        self.load.validate()?;
-        let desc = registry::sparse_model(&self.model_name)?;
-        let model_dir = hub::resolve_model_dir(&model_files(&desc), &self.load.cache)?;
-        let model = SparseTextEmbedding {
-            desc,
-            model_dir,
-            runtime: self.load.runtime,
-            bm25: self.bm25,
-            minicoil: self.minicoil,
-            alpha: self.alpha,
-            backend: Lazy::new(),
-            batch_size: self.load.batch_size,
-            max_batch_tokens: self.load.max_batch_tokens,
-        };
-        if !self.load.lazy_load {
-            model.backend()?;
-        }
-        Ok(model)
-    }
-}
-
-/// Sparse text embeddings with a model of the registry.
-pub struct SparseTextEmbedding {
-    desc: SparseModelDescription,
-    model_dir: PathBuf,
-    runtime: RuntimeOptions,
-    bm25: Bm25Options,
-    minicoil: MinicoilOptions,
-    alpha: f64,
-    backend: Lazy<dyn SparseBackend>,
-    batch_size: usize,
-    max_batch_tokens: usize,
-}
-
-impl std::fmt::Debug for SparseTextEmbedding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SparseTextEmbedding")
-            .field("model", &self.desc.model)
-            .field("model_dir", &self.model_dir)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Streaming sparse embeddings in input order.
-pub type SparseEmbedIter<'a, S> = WindowStream<'a, S, SparseEmbedding>;
-
-impl SparseTextEmbedding {
-    pub fn builder(model_name: impl Into<String>) -> SparseTextEmbeddingBuilder {
-        SparseTextEmbeddingBuilder {
-            model_name: model_name.into(),
-            load: LoadOptions::default(),
-            bm25: Bm25Options::default(),
-            minicoil: MinicoilOptions::default(),
-            alpha: 0.5,
-        }
-    }
-
-    /// Every supported sparse model.
-    pub fn list_supported_models() -> Vec<SparseModelDescription> {
-        registry::sparse_models()
-    }
-
-    pub fn description(&self) -> &SparseModelDescription {
-        &self.desc
-    }
-
-    pub fn model_dir(&self) -> &std::path::Path {
-        &self.model_dir
-    }
-
-    fn backend(&self) -> Result<Arc<dyn SparseBackend>> {
-        self.backend.get_or_load(|| {
-            Ok(match self.desc.kind {
-                SparseKind::Splade | SparseKind::IfSplade => Arc::new(splade::SpladeBackend::load(
-                    &self.desc,
-                    &self.model_dir,
-                    &self.runtime,
-                )?),
-                SparseKind::Bm25 => {
-                    Arc::new(bm25::Bm25Backend::load(&self.model_dir, self.bm25.clone())?)
-                }
-                SparseKind::Bm42 => Arc::new(bm42::Bm42Backend::load(
-                    &self.desc,
-                    &self.model_dir,
-                    &self.runtime,
-                    self.alpha,
-                )?),
-                SparseKind::Minicoil => Arc::new(minicoil::MinicoilBackend::load(
-                    &self.desc,
-                    &self.model_dir,
-                    &self.runtime,
-                    self.minicoil.clone(),
-                )?),
-            })
-        })
-    }
-
-    /// Embeds documents; one sparse vector per document, in input order.
-    pub fn embed<S: AsRef<str>>(
-        &self,
-        documents: &[S],
-        batch_size: Option<usize>,
-    ) -> Result<Vec<SparseEmbedding>> {
-        self.try_embed_iter(documents.iter().map(|d| Ok(d.as_ref())), batch_size, false)
-            .collect()
-    }
-
-    /// Embeds queries, as fastembed's `query_embed` (for inference-free models, an IDF
-    /// lookup with no model run).
-    pub fn query_embed<S: AsRef<str>>(&self, queries: &[S]) -> Result<Vec<SparseEmbedding>> {
-        self.try_embed_iter(queries.iter().map(|d| Ok(d.as_ref())), None, true)
-            .collect()
-    }
-
-    /// Embeds passages, as fastembed's `passage_embed` (the same as `embed`).
-    pub fn passage_embed<S: AsRef<str>>(
-        &self,
-        passages: &[S],
-        batch_size: Option<usize>,
-    ) -> Result<Vec<SparseEmbedding>> {
-        self.embed(passages, batch_size)
-    }
-
-    /// Streams the vectors of fallible inputs in input order, in bounded memory.
-    pub fn try_embed_iter<'a, I, S>(
-        &'a self,
-        texts: I,
-        batch_size: Option<usize>,
-        as_queries: bool,
-    ) -> SparseEmbedIter<'a, S>
-    where
-        I: IntoIterator<Item = Result<S>>,
-        I::IntoIter: 'a,
-        S: AsRef<str> + 'a,
-    {
-        let batch_size = batch_size.unwrap_or(self.batch_size);
-        WindowStream::new(texts.into_iter(), batch_size, move |window: &[&str]| {
-            if batch_size == 0 {
-                return Err(Error::InvalidArgument("batch_size must be >= 1".into()));
-            }
-            self.embed_window(window, batch_size, as_queries)
-        })
-    }
-
-    fn embed_window(
-        &self,
-        texts: &[&str],
-        batch_size: usize,
-        as_queries: bool,
-    ) -> Result<Vec<SparseEmbedding>> {
-        let backend = self.backend()?;
-        let limits = BatchLimits {
-            batch_size,
-            max_batch_tokens: self.max_batch_tokens,
-        };
-        if as_queries {
-            backend.embed_queries(texts, limits)
-        } else {
-            backend.embed_texts(texts, limits)
-        }
-    }
-
-    /// The number of tokens of the texts after truncation, special tokens included.
-    pub fn token_count<S: AsRef<str>>(&self, texts: &[S]) -> Result<usize> {
-        let backend = self.backend()?;
-        let refs: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
-        backend.token_count(&refs)
-    }
 }
 
 #[cfg(test)]

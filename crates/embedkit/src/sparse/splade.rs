@@ -9,21 +9,18 @@ use std::path::Path;
 
 use ndarray::{ArrayViewD, Axis, Ix3};
 
-use super::{BatchLimits, SparseBackend, SparseEmbedding};
-use crate::batching::{self, PaddedBatch};
+use super::{tokens, SparseBackend, SparseEmbedding, SparseItem};
 use crate::error::{Error, Result};
+use crate::graph::TextGraph;
+use crate::inputs::TokenBatch;
+use crate::pipeline::Purpose;
 use crate::registry::{SparseKind, SparseModelDescription};
-use crate::runtime::{OnnxModel, RuntimeOptions};
+use crate::runtime::{Lane, RuntimeOptions};
 use crate::tokenize::{TextTokenizer, TokenizerOptions};
 
-const KNOWN_INPUTS: [&str; 3] = ["input_ids", "attention_mask", "token_type_ids"];
-
 pub(crate) struct SpladeBackend {
-    model_name: String,
     kind: SparseKind,
-    tokenizer: TextTokenizer,
-    model: OnnxModel,
-    output: String,
+    graph: TextGraph,
     /// Inference-free models: ids of special tokens, and the IDF of each token id.
     special_ids: HashSet<u32>,
     idf: HashMap<u32, f32>,
@@ -35,29 +32,17 @@ impl SpladeBackend {
         dir: &Path,
         runtime: &RuntimeOptions,
     ) -> Result<Self> {
-        let tokenizer = TextTokenizer::from_dir(dir, TokenizerOptions::default())?;
-        let model = OnnxModel::load(&dir.join(&desc.model_file), runtime)?;
-        model.check_inputs(&desc.model, &KNOWN_INPUTS)?;
-        let output = model
-            .output_names()
-            .first()
-            .cloned()
-            .ok_or_else(|| Error::ModelMismatch {
-                model: desc.model.clone(),
-                reason: "the ONNX graph has no outputs".into(),
-            })?;
+        let graph = TextGraph::load(&desc.core, dir, runtime, TokenizerOptions::default())?;
+        let tokenizer = &graph.tokenizer;
         let (special_ids, idf) = if desc.kind == SparseKind::IfSplade {
             let special: HashSet<u32> = tokenizer.special_token_to_id().values().copied().collect();
-            (special, load_idf(&dir.join("idf.json"), &tokenizer)?)
+            (special, load_idf(&dir.join("idf.json"), tokenizer)?)
         } else {
             (HashSet::new(), HashMap::new())
         };
         Ok(SpladeBackend {
-            model_name: desc.model.clone(),
             kind: desc.kind,
-            tokenizer,
-            model,
-            output,
+            graph,
             special_ids,
             idf,
         })
@@ -66,18 +51,18 @@ impl SpladeBackend {
     fn pool(
         &self,
         logits: ArrayViewD<'_, f32>,
-        batch: &PaddedBatch,
+        batch: &TokenBatch,
     ) -> Result<Vec<SparseEmbedding>> {
         let shape = logits.shape().to_vec();
         let logits = logits
             .into_dimensionality::<Ix3>()
             .map_err(|_| Error::ModelMismatch {
-                model: self.model_name.clone(),
+                model: self.graph.name.clone(),
                 reason: format!("expected logits [batch, seq, vocab], got shape {shape:?}"),
             })?;
         if (shape[0], shape[1]) != batch.attention_mask.dim() {
             return Err(Error::ModelMismatch {
-                model: self.model_name.clone(),
+                model: self.graph.name.clone(),
                 reason: format!(
                     "logits {shape:?} do not match the batch {:?}",
                     batch.attention_mask.dim()
@@ -141,37 +126,39 @@ fn load_idf(path: &Path, tokenizer: &TextTokenizer) -> Result<HashMap<u32, f32>>
 }
 
 impl SparseBackend for SpladeBackend {
-    fn embed_texts(&self, texts: &[&str], limits: BatchLimits) -> Result<Vec<SparseEmbedding>> {
-        batching::run_graph(
-            &self.tokenizer,
-            &self.model,
-            &self.output,
-            texts,
-            limits.batch_size,
-            limits.max_batch_tokens,
-            |logits, padded| self.pool(logits.view(), padded),
-        )
-    }
-
-    fn token_count(&self, texts: &[&str]) -> Result<usize> {
-        batching::count_tokens(texts, |t| self.tokenizer.encode_batch(t))
-    }
-
-    fn embed_queries(&self, texts: &[&str], limits: BatchLimits) -> Result<Vec<SparseEmbedding>> {
-        if self.kind != SparseKind::IfSplade {
-            return self.embed_texts(texts, limits);
+    fn prepare(&self, texts: &[&str], purpose: Purpose) -> Result<Vec<SparseItem>> {
+        let ids = self.graph.tokenize(texts)?;
+        if self.kind != SparseKind::IfSplade || purpose != Purpose::Query {
+            return Ok(tokens(ids));
         }
-        Ok(self
-            .tokenizer
-            .encode_batch(texts)?
+        // Inference-free queries: each distinct non-special token weighs its IDF.
+        Ok(ids
             .into_iter()
             .map(|ids| {
-                SparseEmbedding::from_pairs(
+                SparseItem::Done(SparseEmbedding::from_pairs(
                     ids.into_iter()
                         .filter(|id| !self.special_ids.contains(id))
                         .filter_map(|id| self.idf.get(&id).map(|&w| (id, w))),
-                )
+                ))
             })
             .collect())
+    }
+
+    fn run(&self, sequences: &[&[u32]], _: Purpose, lane: Lane) -> Result<Vec<SparseEmbedding>> {
+        let batch = self.graph.pad(sequences);
+        let logits = self.graph.run(&batch, lane)?;
+        self.pool(logits.view(), &batch)
+    }
+
+    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        self.graph.tokenize(texts)
+    }
+
+    fn parallelism(&self) -> usize {
+        self.graph.parallelism()
+    }
+
+    fn tokenizer(&self) -> Option<&crate::tokenize::TextTokenizer> {
+        Some(&self.graph.tokenizer)
     }
 }

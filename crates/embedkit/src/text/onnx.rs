@@ -6,11 +6,11 @@ use ort::value::Tensor;
 
 use super::pooling::pool;
 use super::{DenseBackend, Embedding};
-use crate::batching::PaddedBatch;
 use crate::error::{Error, Result};
+use crate::inputs::TokenBatch;
 use crate::registry::{DenseModelDescription, DensePipeline, OutputSelector};
-use crate::runtime::{OnnxModel, RuntimeOptions};
-use crate::tokenize::{TextTokenizer, TokenizerOptions};
+use crate::runtime::{Lane, OnnxModel, RuntimeOptions};
+use crate::tokenize::{TextTokenizer, Token, TokenizerOptions};
 
 /// The inputs embedkit knows how to feed a text model.
 const KNOWN_INPUTS: [&str; 4] = ["input_ids", "attention_mask", "token_type_ids", "task_id"];
@@ -38,12 +38,13 @@ impl OnnxBackend {
                 pad_to_max_length: desc.pipeline.pad_to_max_length,
             },
         )?;
-        let model = OnnxModel::load(&dir.join(&desc.model_file), runtime)?;
+        let model = OnnxModel::load(&dir.join(&desc.core.model_file), runtime)?;
+        let name = &desc.core.model;
         let mismatch = |reason: String| Error::ModelMismatch {
-            model: desc.model.clone(),
+            model: name.clone(),
             reason,
         };
-        model.check_inputs(&desc.model, &KNOWN_INPUTS)?;
+        model.check_inputs(name, &KNOWN_INPUTS)?;
         let has_tasks = !desc.tasks.is_empty();
         if model.has_input("task_id") && !has_tasks {
             return Err(mismatch(
@@ -58,20 +59,12 @@ impl OnnxBackend {
                     model.output_names()
                 ))
             })?,
-            OutputSelector::Name(name) => {
-                if !model.output_names().contains(name) {
-                    return Err(mismatch(format!(
-                        "output {name:?} not found in the model, available outputs: {:?}",
-                        model.output_names()
-                    )));
-                }
-                name.clone()
-            }
+            OutputSelector::Name(output) => model.require_output(name, output)?,
         };
-        model.check_output_width(&desc.model, &output, desc.dim)?;
+        model.check_output_width(name, &output, desc.dim)?;
         let feeds_task = model.has_input("task_id");
         Ok(OnnxBackend {
-            model_name: desc.model.clone(),
+            model_name: name.clone(),
             tokenizer,
             model,
             pipeline: desc.pipeline.clone(),
@@ -99,9 +92,18 @@ impl DenseBackend for OnnxBackend {
         self.tokenizer.max_length()
     }
 
-    fn embed_batch(&self, sequences: &[&[u32]], task: Option<i64>) -> Result<Vec<Embedding>> {
-        let batch = PaddedBatch::new(sequences, self.tokenizer.padding());
-        let mut inputs = batch.onnx_inputs(&self.model)?;
+    fn describe_tokens(&self, ids: &[u32]) -> Vec<Token> {
+        self.tokenizer.describe(ids)
+    }
+
+    fn embed_batch(
+        &self,
+        sequences: &[&[u32]],
+        task: Option<i64>,
+        lane: Lane,
+    ) -> Result<Vec<Embedding>> {
+        let batch = TokenBatch::new(sequences, self.tokenizer.padding());
+        let mut inputs = batch.feed(&self.model)?;
         if self.feeds_task {
             let task = task.filter(|_| self.has_tasks).ok_or_else(|| {
                 Error::InvalidArgument(format!("model {} needs a task id", self.model_name))
@@ -109,7 +111,7 @@ impl DenseBackend for OnnxBackend {
             let scalar = ndarray::arr0(task).into_dyn();
             inputs.push(("task_id".into(), Tensor::from_array(scalar)?.into_dyn()));
         }
-        let output = self.model.run_f32(inputs, &self.output)?;
+        let output = self.model.run_f32(lane, inputs, &self.output)?;
         if output.ndim() < 2 {
             return Err(Error::ModelMismatch {
                 model: self.model_name.clone(),

@@ -17,6 +17,11 @@ pub fn pool(
     normalize: bool,
 ) -> Result<Vec<Vec<f32>>> {
     let shape = output.shape().to_vec();
+    if shape.len() == 3 && shape[1] == 0 {
+        return Err(Error::Unsupported(format!(
+            "the model output {shape:?} has no token positions to pool"
+        )));
+    }
     let rows: Vec<Vec<f64>> = match (pooling, shape.len()) {
         (Pooling::Cls, 2) | (Pooling::Disabled, 2) => {
             let out = output.into_dimensionality::<Ix2>().map_err(shape_err)?;
@@ -60,7 +65,7 @@ pub fn pool(
                 .map(|(tokens, m)| {
                     // The last real position, whichever side the batch was padded on; a row
                     // with no real token takes the last position, as fastembed's argmax does.
-                    let last = m.iter().rposition(|&v| v != 0).unwrap_or(shape[1] - 1);
+                    let last = m.iter().rposition(|&v| v != 0).unwrap_or(shape[1] - 1); // shape[1] > 0, checked above
                     tokens.row(last).iter().map(|&v| f64::from(v)).collect()
                 })
                 .collect()
@@ -156,6 +161,15 @@ mod tests {
         let v = pool(out.into_dyn().view(), &mask, Pooling::Disabled, true).unwrap();
         assert!((v[0][0] - 0.6).abs() < 1e-7 && (v[0][1] - 0.8).abs() < 1e-7);
         assert_eq!(v[1], vec![0., 0.]);
+    }
+
+    #[test]
+    fn an_output_without_positions_is_an_error_not_a_panic() {
+        let empty = ndarray::Array3::<f32>::zeros((2, 0, 4));
+        let mask = ndarray::Array2::<i64>::zeros((2, 0));
+        for p in [Pooling::Cls, Pooling::Mean, Pooling::LastToken] {
+            assert!(pool(empty.view().into_dyn(), &mask, p, true).is_err());
+        }
     }
 
     #[test]

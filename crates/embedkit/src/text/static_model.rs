@@ -12,6 +12,8 @@ use super::pooling::l2_normalize;
 use super::{DenseBackend, Embedding};
 use crate::error::{Error, Result};
 use crate::registry::DenseModelDescription;
+use crate::runtime::Lane;
+use crate::tokenize::{describe_ids, Token};
 
 /// Same cap as the ONNX exports of these models and model2vec's default.
 const MAX_LENGTH: usize = 512;
@@ -29,7 +31,7 @@ pub(crate) struct StaticBackend {
 
 impl StaticBackend {
     pub(crate) fn load(desc: &DenseModelDescription, dir: &Path) -> Result<Self> {
-        let path = dir.join(&desc.model_file);
+        let path = dir.join(&desc.core.model_file);
         let invalid = |reason: String| Error::InvalidModel {
             path: path.clone(),
             reason,
@@ -170,7 +172,16 @@ impl DenseBackend for StaticBackend {
         MAX_LENGTH
     }
 
-    fn embed_batch(&self, sequences: &[&[u32]], _task: Option<i64>) -> Result<Vec<Embedding>> {
+    fn describe_tokens(&self, ids: &[u32]) -> Vec<Token> {
+        describe_ids(&self.tokenizer, ids)
+    }
+
+    fn embed_batch(
+        &self,
+        sequences: &[&[u32]],
+        _task: Option<i64>,
+        _lane: Lane,
+    ) -> Result<Vec<Embedding>> {
         sequences
             .iter()
             .map(|ids| {

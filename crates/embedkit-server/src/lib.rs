@@ -35,11 +35,8 @@ use tower_http::timeout::TimeoutLayer;
 use batcher::{Batcher, Job, JobKind, JobOutput, Refused};
 use metrics::Metrics;
 
-use crate::error::{Error, Result};
-use crate::rerank::TextCrossEncoder;
-use crate::sparse::SparseTextEmbedding;
-use crate::text::TextEmbedding;
-use crate::tokenize::{TextTokenizer, TokenizerOptions};
+use embedkit::text::pooling::l2_normalize;
+use embedkit::{Error, Result, SparseTextEmbedding, TextCrossEncoder, TextEmbedding};
 
 /// The models a server answers with: a dense model always, a sparse model and a
 /// reranker when given.
@@ -89,7 +86,8 @@ impl Default for BatchPolicy {
 
 struct AppState {
     models: Arc<Models>,
-    tokenizer: TextTokenizer,
+    /// The dense model's truncation length.
+    max_input_length: usize,
     batcher: Batcher,
     metrics: Arc<Metrics>,
     limits: Limits,
@@ -158,14 +156,13 @@ impl MakeRequestId for Counter {
 
 /// The server's routes over `models`.
 pub fn router(models: Models, limits: Limits, policy: BatchPolicy) -> Result<Router> {
-    let model_dir = models.dense.model_dir().to_path_buf();
-    let tokenizer = TextTokenizer::from_dir(&model_dir, TokenizerOptions::default())?;
+    let max_input_length = models.dense.max_length()?.unwrap_or(0);
     let metrics = Arc::new(Metrics::new().map_err(|e| Error::Unsupported(e.to_string()))?);
     let models = Arc::new(models);
     let batcher = Batcher::start(models.clone(), policy, metrics.clone())?;
     let state = Arc::new(AppState {
         models,
-        tokenizer,
+        max_input_length,
         batcher,
         metrics,
         limits,
@@ -524,7 +521,7 @@ fn dimensions_of(req: &Value, state: &AppState) -> std::result::Result<Option<us
         Some(d) if d >= 1 && (d as usize) < dim => Err(ApiError::validation(format!(
             "model {} was not trained for shortened vectors (Matryoshka), so `dimensions` \
              must be its size, {dim}; got {d}",
-            desc.model
+            desc.core.model
         ))),
         _ => Err(ApiError::validation(format!(
             "dimensions must be an integer from 1 to {dim}, got {v}"
@@ -593,7 +590,7 @@ fn inputs_of(value: Option<&Value>, limits: &Limits) -> std::result::Result<Inpu
 fn truncate_renormalize(mut v: Vec<f32>, dims: Option<usize>) -> Vec<f32> {
     if let Some(d) = dims {
         v.truncate(d);
-        crate::text::pooling::l2_normalize(&mut v);
+        l2_normalize(&mut v);
     }
     v
 }
@@ -657,7 +654,7 @@ async fn openai_embeddings(
     let model = req
         .get("model")
         .and_then(Value::as_str)
-        .unwrap_or(&state.models.dense.description().model)
+        .unwrap_or(&state.models.dense.description().core.model)
         .to_string();
     Ok(Json(json!({
         "object": "list",
@@ -697,7 +694,7 @@ async fn embed(
         .map(|v| {
             let mut v = truncate_renormalize(v, dims);
             if normalize {
-                crate::text::pooling::l2_normalize(&mut v);
+                l2_normalize(&mut v);
             }
             v
         })
@@ -781,7 +778,7 @@ async fn rerank(
         ));
     };
     // TEI answers best first.
-    let ranked = crate::rerank::top_k(&scores, scores.len());
+    let ranked = embedkit::rerank::top_k(&scores, scores.len());
     let out: Vec<Value> = ranked
         .into_iter()
         .map(|r| {
@@ -802,27 +799,16 @@ async fn tokenize(
     let req = parse_body(body, &state.limits)?;
     let texts = texts_of(req.get("inputs"), "inputs", &state.limits)?;
     let worker = state.clone();
-    let encoded = tokio::task::spawn_blocking(move || worker.tokenizer.encode_batch(&texts))
+    // The tokens the dense model embeds, from the model itself.
+    let tokens = tokio::task::spawn_blocking(move || worker.models.dense.tokens(&texts))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "backend", e.to_string()))?
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "backend", e.to_string()))?;
-    let special: std::collections::HashSet<u32> = state
-        .tokenizer
-        .special_token_to_id()
-        .values()
-        .copied()
-        .collect();
-    let out: Vec<Vec<Value>> = encoded
+    let out: Vec<Vec<Value>> = tokens
         .into_iter()
-        .map(|ids| {
-            ids.into_iter()
-                .map(|id| {
-                    json!({
-                        "id": id,
-                        "text": state.tokenizer.inner().id_to_token(id).unwrap_or_default(),
-                        "special": special.contains(&id),
-                    })
-                })
+        .map(|row| {
+            row.into_iter()
+                .map(|t| json!({"id": t.id, "text": t.text, "special": t.special}))
                 .collect()
         })
         .collect();
@@ -844,15 +830,15 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
 async fn info(State(state): State<Arc<AppState>>) -> Response {
     let d = state.models.dense.description();
     Json(json!({
-        "model_id": d.model,
+        "model_id": d.core.model,
         "model_dim": d.dim,
         "model_type": "embedding",
-        "max_input_length": state.tokenizer.max_length(),
+        "max_input_length": state.max_input_length,
         "max_client_batch_size": state.limits.max_inputs,
         "max_input_chars": state.limits.max_input_chars,
         "max_body_bytes": state.limits.max_body_bytes,
-        "sparse_model": state.models.sparse.as_ref().map(|m| m.description().model.clone()),
-        "rerank_model": state.models.rerank.as_ref().map(|m| m.description().model.clone()),
+        "sparse_model": state.models.sparse.as_ref().map(|m| m.description().core.model.clone()),
+        "rerank_model": state.models.rerank.as_ref().map(|m| m.description().core.model.clone()),
         "version": env!("CARGO_PKG_VERSION"),
     }))
     .into_response()

@@ -12,8 +12,7 @@ use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
 use super::Models;
-use crate::error::{Error, Result};
-use crate::sparse::SparseEmbedding;
+use embedkit::{Error, Result, SparseEmbedding};
 
 /// What a job asks for.
 #[derive(Debug, Clone, PartialEq)]

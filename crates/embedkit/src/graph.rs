@@ -1,0 +1,90 @@
+//! A text model's tokenizer and ONNX graph, loaded and checked together and run on
+//! padded token batches: what the dense, sparse, late-interaction and rerank families
+//! share below their own pre- and post-processing.
+
+use std::path::Path;
+
+use ndarray::ArrayD;
+
+use crate::error::Result;
+use crate::inputs::{Feed, TokenBatch};
+use crate::registry::ModelCore;
+use crate::runtime::{Lane, OnnxModel, RuntimeOptions};
+use crate::tokenize::{TextTokenizer, TokenizerOptions};
+
+/// The inputs a text graph may take: ids, mask and token types.
+pub const TEXT_INPUTS: [&str; 3] = ["input_ids", "attention_mask", "token_type_ids"];
+
+/// A text model ready to run: its tokenizer, its graph and the output it reads.
+pub struct TextGraph {
+    /// The registry name, for errors.
+    pub name: String,
+    pub tokenizer: TextTokenizer,
+    pub model: OnnxModel,
+    pub output: String,
+}
+
+impl TextGraph {
+    /// Loads the tokenizer and graph of `core` from `dir`; the graph must take
+    /// `input_ids` and nothing outside [`TEXT_INPUTS`]; its first output is read.
+    pub fn load(
+        core: &ModelCore,
+        dir: &Path,
+        runtime: &RuntimeOptions,
+        tokenizer: TokenizerOptions,
+    ) -> Result<Self> {
+        let tokenizer = TextTokenizer::from_dir(dir, tokenizer)?;
+        Self::with_tokenizer(core, dir, runtime, tokenizer, &TEXT_INPUTS)
+    }
+
+    /// As [`load`](Self::load) with a tokenizer the family configured itself and its own
+    /// list of known inputs.
+    pub fn with_tokenizer(
+        core: &ModelCore,
+        dir: &Path,
+        runtime: &RuntimeOptions,
+        tokenizer: TextTokenizer,
+        known_inputs: &[&str],
+    ) -> Result<Self> {
+        let model = OnnxModel::load(&dir.join(&core.model_file), runtime)?;
+        model.check_inputs(&core.model, known_inputs)?;
+        let output = model.first_output(&core.model)?;
+        Ok(TextGraph {
+            name: core.model.clone(),
+            tokenizer,
+            model,
+            output,
+        })
+    }
+
+    /// Reads output `name` instead of the first (failing when the graph lacks it).
+    pub fn read_output(mut self, name: &str) -> Result<Self> {
+        self.output = self.model.require_output(&self.name, name)?;
+        Ok(self)
+    }
+
+    /// Token ids of each text, truncated, unpadded.
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        self.tokenizer.encode_batch(texts)
+    }
+
+    /// Pads `sequences` as the tokenizer says.
+    pub fn pad(&self, sequences: &[&[u32]]) -> TokenBatch {
+        TokenBatch::new(sequences, self.tokenizer.padding())
+    }
+
+    /// Runs the graph on a padded batch and returns the output it reads.
+    pub fn run(&self, batch: &TokenBatch, lane: Lane) -> Result<ArrayD<f32>> {
+        self.run_feed(batch.feed(&self.model)?, lane)
+    }
+
+    /// Runs the graph on inputs the family built itself.
+    pub fn run_feed(&self, feed: Feed, lane: Lane) -> Result<ArrayD<f32>> {
+        self.model.run_f32(lane, feed, &self.output)
+    }
+
+    /// How many batches may run at once.
+    pub fn parallelism(&self) -> usize {
+        self.model.parallelism()
+    }
+}

@@ -1,0 +1,111 @@
+//! The seam between what a model family computes and how it runs.
+//!
+//! A family says what it computes and nothing else: how a window of inputs becomes
+//! prepared items (token ids, or images to decode), what an item costs in a batch, which
+//! items may share a batch, and how one batch becomes results through its graph. The
+//! generic engine ([`crate::engine`]) owns the rest once for every family: the
+//! description and files, lazy loading, options, windowed streaming, batch planning
+//! under a token budget, the session pool and input order.
+
+use std::fmt::Debug;
+
+use crate::batching::Batching;
+use crate::error::Result;
+use crate::registry::{Describe, Table};
+use crate::runtime::{Lane, RuntimeOptions};
+use crate::tokenize::Token;
+
+/// What a call embeds. It picks the query or passage prefix (when switched on), the
+/// task of multi-task models, and, for families that treat queries differently (ColBERT
+/// query expansion, inference-free sparse queries), the query path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Purpose {
+    /// Plain `embed`: documents, no prefix.
+    #[default]
+    Document,
+    /// `query_embed`.
+    Query,
+    /// `passage_embed`.
+    Passage,
+}
+
+/// How a loaded family computes: the per-model half of the seam.
+pub trait Pipeline: Send + Sync + 'static {
+    /// One input as the caller gives it (a text, a pair of texts, an image).
+    type Input<'a>: Copy;
+    /// One input made ready for batching (token ids, an image to decode).
+    type Item: Send + Sync;
+    /// What one input becomes.
+    type Output: Send;
+
+    /// Prepares a window of inputs, in order: one item each.
+    fn prepare(&self, inputs: &[Self::Input<'_>], purpose: Purpose) -> Result<Vec<Self::Item>>;
+
+    /// The item's length in a padded batch of `purpose` (tokens); batches are planned
+    /// from these.
+    fn cost(&self, item: &Self::Item, purpose: Purpose) -> usize;
+
+    /// Which items may share a batch.
+    fn batching(&self, purpose: Purpose) -> Batching {
+        let _ = purpose;
+        Batching::Sorted
+    }
+
+    /// How many batches may run at once (the graph's session pool).
+    fn parallelism(&self) -> usize {
+        1
+    }
+
+    /// One result per item of the batch, in the batch's order, run on `lane`.
+    fn run(&self, batch: &[&Self::Item], purpose: Purpose, lane: Lane)
+        -> Result<Vec<Self::Output>>;
+}
+
+/// A model family: its registry table, its builder settings and how to load it. The
+/// engine's [`Model`](crate::engine::Model) is generic over this.
+pub trait Family: Sized + Send + Sync + 'static {
+    /// The registry's description of one model.
+    type Description: Describe;
+    /// The family's own builder settings (prefixes, BM25 parameters, ...).
+    type Settings: Clone + Debug + Default + Send + Sync;
+    /// The loaded model.
+    type Pipeline: Pipeline;
+
+    /// fastembed's default `batch_size` for the family.
+    const DEFAULT_BATCH_SIZE: usize;
+
+    /// The registry table of the family.
+    fn table() -> &'static Table<Self::Description>;
+
+    /// Loads the model from its folder.
+    fn load(
+        desc: &Self::Description,
+        dir: &std::path::Path,
+        runtime: &RuntimeOptions,
+        settings: &Self::Settings,
+    ) -> Result<Self::Pipeline>;
+}
+
+/// A pipeline whose inputs are texts (the dense, sparse and late-interaction families):
+/// the engine gives all of them the same `embed` / `query_embed` / `passage_embed` /
+/// streaming / token methods.
+pub trait TextPipeline: for<'a> Pipeline<Input<'a> = &'a str> {
+    /// Token ids of each text as the model gets it (truncated, special tokens included,
+    /// no padding, no prefix).
+    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>>;
+
+    /// The number of tokens of the texts, as the model counts them.
+    fn token_count(&self, texts: &[&str]) -> Result<usize> {
+        let mut total = 0usize;
+        for chunk in texts.chunks(1024) {
+            total += self.tokenize(chunk)?.iter().map(Vec::len).sum::<usize>();
+        }
+        Ok(total)
+    }
+
+    /// Each id's token text and special flag.
+    fn describe_tokens(&self, ids: &[u32]) -> Vec<Token>;
+
+    /// The longest token sequence the model takes, when it truncates.
+    fn max_length(&self) -> Option<usize>;
+}

@@ -1,0 +1,306 @@
+//! ONNX Runtime sessions: opening one, and [`OnnxModel`], a graph with its sessions.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ort::ep::ExecutionProviderDispatch;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+
+use super::cuda::preload_cuda_libraries;
+use super::device::{dispatch, resolve_providers};
+use super::library::environment;
+use super::plan::{model_bytes, session_options, session_plan, SessionPlan};
+use super::{Provider, RuntimeOptions};
+use crate::error::{Error, Result};
+
+/// Opens `model_path` as an ONNX Runtime session with the given options.
+pub fn build_session(model_path: &Path, opts: &RuntimeOptions) -> Result<Session> {
+    open_session(model_path, opts, opts.threads, None)
+}
+
+fn open_session(
+    model_path: &Path,
+    opts: &RuntimeOptions,
+    threads: Option<usize>,
+    shared: Option<&ort::session::builder::PrepackedWeights>,
+) -> Result<Session> {
+    let env = environment(opts.library_path.as_deref())?;
+    if !model_path.is_file() {
+        let dir = model_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let file = model_path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        return Err(Error::MissingFile { file, dir });
+    }
+    let providers = resolve_providers(opts)?;
+    if providers.iter().any(|p| matches!(p, Provider::Cuda { .. })) {
+        preload_cuda_libraries();
+    }
+    let eps: Vec<ExecutionProviderDispatch> = providers.iter().map(dispatch).collect();
+    let ort_err = |e: ort::Error<ort::session::builder::SessionBuilder>| Error::Ort(e.to_string());
+    let mut builder = Session::builder(env)?
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(ort_err)?
+        .with_execution_providers(eps)
+        .map_err(ort_err)?;
+    if let Some(shared) = shared {
+        builder = builder.with_prepacked_weights(shared).map_err(ort_err)?;
+    }
+    if let Some(n) = threads {
+        if n == 0 {
+            return Err(Error::InvalidArgument("threads must be at least 1".into()));
+        }
+        builder = builder
+            .with_intra_threads(n)
+            .map_err(ort_err)?
+            .with_inter_threads(n)
+            .map_err(ort_err)?;
+    }
+    builder
+        .commit_from_file(model_path)
+        .map_err(|e| Error::InvalidModel {
+            path: model_path.to_path_buf(),
+            reason: format!("ONNX Runtime could not load it: {e}"),
+        })
+}
+
+/// One ONNX graph ready to run (see [`SessionPlan`]): the session for lone batches,
+/// the pool for batches that run side by side (opened on first use), each session
+/// behind a lock since running needs exclusive access, and the graph's input and
+/// output names.
+pub struct OnnxModel {
+    solo: Mutex<Session>,
+    pool: Mutex<Option<Arc<Vec<Mutex<Session>>>>>,
+    plan: SessionPlan,
+    opts: RuntimeOptions,
+    prepacked: Option<ort::session::builder::PrepackedWeights>,
+    on_gpu: bool,
+    path: PathBuf,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+    /// The last dimension of each output where the graph fixes it.
+    output_widths: Vec<Option<usize>>,
+}
+
+impl std::fmt::Debug for OnnxModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnnxModel")
+            .field("path", &self.path)
+            .field("plan", &self.plan)
+            .field("inputs", &self.inputs)
+            .field("outputs", &self.outputs)
+            .finish()
+    }
+}
+
+/// Which of a graph's sessions runs a batch, chosen by the caller that plans the
+/// batches: [`Lane::Solo`] for a lone batch (every thread on one batch), [`Lane::Pool`]
+/// when batches run side by side, one per worker thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Solo,
+    Pool,
+}
+
+impl OnnxModel {
+    pub fn load(path: &Path, opts: &RuntimeOptions) -> Result<Self> {
+        if opts.parallel == Some(0) {
+            return Err(Error::InvalidArgument("parallel must be at least 1".into()));
+        }
+        // The library first: asking for providers goes through it.
+        environment(opts.library_path.as_deref())?;
+        let on_gpu = resolve_providers(opts)?
+            .iter()
+            .any(|p| !matches!(p, Provider::Cpu));
+        let plan = session_plan(opts, on_gpu, model_bytes(path));
+        // CPU sessions share their prepacked weights: one copy however many run. (GPU
+        // sessions hold their weights on their own device.)
+        let prepacked =
+            (plan.pool > 1 && !on_gpu).then(ort::session::builder::PrepackedWeights::new);
+        let solo = open_session(path, opts, plan.solo_threads, prepacked.as_ref())?;
+        let inputs = solo.inputs().iter().map(|i| i.name().to_string()).collect();
+        let outputs = solo
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
+        let output_widths = solo
+            .outputs()
+            .iter()
+            .map(|o| {
+                o.dtype()
+                    .tensor_shape()
+                    .and_then(|s| s.last().copied())
+                    .and_then(|d| usize::try_from(d).ok())
+                    .filter(|&d| d > 0)
+            })
+            .collect();
+        Ok(OnnxModel {
+            solo: Mutex::new(solo),
+            pool: Mutex::new(None),
+            plan,
+            opts: opts.clone(),
+            prepacked,
+            on_gpu,
+            path: path.to_path_buf(),
+            inputs,
+            outputs,
+            output_widths,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How many batches can run at once.
+    pub fn parallelism(&self) -> usize {
+        self.plan.pool
+    }
+
+    /// The pool, opened on first use.
+    fn pool(&self) -> Result<Arc<Vec<Mutex<Session>>>> {
+        let mut slot = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pool) = slot.as_ref() {
+            return Ok(pool.clone());
+        }
+        let threads = self.plan.pool_threads;
+        let sessions = (0..self.plan.pool)
+            .map(|i| {
+                let opts = session_options(&self.opts, self.on_gpu, i);
+                open_session(&self.path, &opts, threads, self.prepacked.as_ref()).map(Mutex::new)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let pool = Arc::new(sessions);
+        *slot = Some(pool.clone());
+        Ok(pool)
+    }
+
+    pub fn input_names(&self) -> &[String] {
+        &self.inputs
+    }
+
+    pub fn output_names(&self) -> &[String] {
+        &self.outputs
+    }
+
+    /// The last dimension of output `name` when the graph fixes it (not symbolic).
+    pub fn output_width(&self, name: &str) -> Option<usize> {
+        let i = self.outputs.iter().position(|o| o == name)?;
+        self.output_widths[i]
+    }
+
+    /// Fails before any inference when the graph declares output `name` with a last
+    /// dimension other than `dim`, the registry's width.
+    pub fn check_output_width(&self, model_name: &str, name: &str, dim: usize) -> Result<()> {
+        match self.output_width(name) {
+            Some(width) if width != dim => Err(Error::ModelMismatch {
+                model: model_name.to_string(),
+                reason: format!(
+                    "the ONNX graph {} declares output {name:?} {width} wide, but the model \
+                     is registered with {dim} dimensions",
+                    self.path.display()
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn has_input(&self, name: &str) -> bool {
+        self.inputs.iter().any(|i| i == name)
+    }
+
+    /// The graph's first output, or an error naming the model when it has none.
+    pub fn first_output(&self, model_name: &str) -> Result<String> {
+        self.outputs
+            .first()
+            .cloned()
+            .ok_or_else(|| Error::ModelMismatch {
+                model: model_name.to_string(),
+                reason: format!("the ONNX graph {} has no outputs", self.path.display()),
+            })
+    }
+
+    /// Output `name`, or an error listing the outputs the graph has.
+    pub fn require_output(&self, model_name: &str, name: &str) -> Result<String> {
+        if self.outputs.iter().any(|o| o == name) {
+            return Ok(name.to_string());
+        }
+        Err(Error::ModelMismatch {
+            model: model_name.to_string(),
+            reason: format!(
+                "the ONNX graph {} has no output {name:?} (it has {:?})",
+                self.path.display(),
+                self.outputs
+            ),
+        })
+    }
+
+    /// Fails before any inference unless the graph takes `input_ids` and nothing outside
+    /// `known`.
+    pub fn check_inputs(&self, model_name: &str, known: &[&str]) -> Result<()> {
+        let mismatch = |reason: String| Error::ModelMismatch {
+            model: model_name.to_string(),
+            reason,
+        };
+        if !self.has_input("input_ids") {
+            return Err(mismatch(format!(
+                "the ONNX graph {} has no `input_ids` input (its inputs: {:?})",
+                self.path.display(),
+                self.inputs
+            )));
+        }
+        if let Some(unknown) = self.inputs.iter().find(|n| !known.contains(&n.as_str())) {
+            return Err(mismatch(format!(
+                "the ONNX graph needs an input {unknown:?} that this model is not given \
+                 (known inputs: {known:?})"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs the graph on named inputs and returns one float output, computing only what
+    /// that output needs.
+    pub fn run_f32(
+        &self,
+        lane: Lane,
+        inputs: Vec<(String, ort::value::DynValue)>,
+        output: &str,
+    ) -> Result<ndarray::ArrayD<f32>> {
+        let run_options = ort::session::RunOptions::new()?
+            .with_outputs(ort::session::OutputSelector::no_default().with(output));
+        let inputs: Vec<(
+            std::borrow::Cow<'_, str>,
+            ort::session::SessionInputValue<'_>,
+        )> = inputs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let pool = if self.plan.pool > 1 && lane == Lane::Pool {
+            Some(self.pool()?)
+        } else {
+            None
+        };
+        // The pool's first free session (else wait for the first), or the solo session.
+        let mut session = match pool.as_deref() {
+            Some(pool) => pool
+                .iter()
+                .find_map(|s| s.try_lock().ok())
+                .unwrap_or_else(|| pool[0].lock().unwrap_or_else(|e| e.into_inner())),
+            None => self.solo.lock().unwrap_or_else(|e| e.into_inner()),
+        };
+        let outputs = session.run_with_options(inputs, &run_options)?;
+        let value = outputs
+            .get(output)
+            .ok_or_else(|| Error::Ort(format!("the model produced no output named {output:?}")))?;
+        let array = value.try_extract_array::<f32>().map_err(|e| {
+            Error::Unsupported(format!(
+                "output {output:?} of {} is not a float32 tensor ({e}); only float32 outputs are supported",
+                self.path.display()
+            ))
+        })?;
+        Ok(array.to_owned())
+    }
+}
