@@ -11,15 +11,15 @@ use crate::batching::{self, Ran, WindowStream};
 use crate::error::Result;
 use crate::hub::{self, HubOptions};
 use crate::options::{check_batch_size, LoadOptions};
-use crate::pipeline::{Family, Pipeline, Purpose, TextPipeline};
+use crate::pipeline::{Family, Load, Pipeline, Purpose, TextPipeline};
 use crate::registry::{self, Describe};
 use crate::runtime::{Device, Provider, RuntimeOptions};
 use crate::tokenize::Token;
 
 /// One input of a family's pipeline.
-pub(crate) type Input<'a, F> = <<F as Family>::Pipeline as Pipeline>::Input<'a>;
+pub(crate) type Input<'a, F> = <F as Pipeline>::Input<'a>;
 /// One result of a family's pipeline.
-pub(crate) type Output<F> = <<F as Family>::Pipeline as Pipeline>::Output;
+pub(crate) type Output<F> = <F as Pipeline>::Output;
 
 /// Results streamed in input order, in bounded memory: at most one window of inputs
 /// (see [`Model::window_len`]) is read ahead. The first error ends the stream.
@@ -150,18 +150,22 @@ impl<F: Family> Builder<F> {
     pub fn build(self) -> Result<Model<F>> {
         self.load.validate()?;
         let desc = match self.choice {
-            Choice::Name(name) => F::table().get(&name)?,
+            Choice::Name(name) => F::Description::table().get(&name)?,
             Choice::Description(desc) => {
                 registry::validate(desc.as_ref())?;
                 *desc
             }
         };
         let model_dir = hub::resolve_model_dir(&desc.files(), &self.load.cache)?;
+        let batch_size = self
+            .load
+            .batch_size
+            .unwrap_or_else(|| desc.default_batch_size());
         let model = Model {
             desc,
             model_dir,
             runtime: self.load.runtime,
-            batch_size: self.load.batch_size.unwrap_or(F::DEFAULT_BATCH_SIZE),
+            batch_size,
             max_batch_tokens: self.load.max_batch_tokens,
             settings: self.settings,
             pipeline: Mutex::new(None),
@@ -183,7 +187,7 @@ pub struct Model<F: Family> {
     batch_size: usize,
     max_batch_tokens: usize,
     pub(crate) settings: F::Settings,
-    pipeline: Mutex<Option<Arc<F::Pipeline>>>,
+    pipeline: Mutex<Option<Arc<F>>>,
 }
 
 impl<F: Family> std::fmt::Debug for Model<F> {
@@ -210,13 +214,13 @@ impl<F: Family> Model<F> {
 
     /// Every supported model of the family: built-in, then the custom ones.
     pub fn list_supported_models() -> Vec<F::Description> {
-        F::table().all()
+        F::Description::table().all()
     }
 
     /// Registers a model of your own under a new name for this process (fastembed's
     /// class-level `add_custom_model`); names are unique case-insensitively.
     pub fn register_model(desc: F::Description) -> Result<()> {
-        F::table().add(desc)
+        F::Description::table().add(desc)
     }
 
     /// The model's description.
@@ -245,17 +249,17 @@ impl<F: Family> Model<F> {
     }
 
     /// The loaded model, loading it now if no call has yet.
-    pub(crate) fn pipeline(&self) -> Result<Arc<F::Pipeline>> {
+    pub(crate) fn pipeline(&self) -> Result<Arc<F>> {
         let mut slot = self.pipeline.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = slot.as_ref() {
             return Ok(p.clone());
         }
-        let loaded = Arc::new(F::load(
-            &self.desc,
-            &self.model_dir,
-            &self.runtime,
-            &self.settings,
-        )?);
+        let loaded = Arc::new(F::load(Load {
+            desc: &self.desc,
+            dir: &self.model_dir,
+            runtime: &self.runtime,
+            settings: &self.settings,
+        })?);
         *slot = Some(loaded.clone());
         Ok(loaded)
     }
@@ -308,7 +312,7 @@ impl<F: Family> Model<F> {
     /// Runs prepared items (one window's worth) in batches; results in item order.
     pub(crate) fn run_prepared(
         &self,
-        items: &[<F::Pipeline as Pipeline>::Item],
+        items: &[<F as Pipeline>::Item],
         batch_size: Option<usize>,
         purpose: Purpose,
     ) -> Result<Vec<Output<F>>> {
@@ -354,10 +358,7 @@ pub(crate) fn as_text<S: AsRef<str>>(s: &S) -> &str {
 
 /// The methods every text family shares (dense, sparse, late interaction), with
 /// fastembed's names: one result per text, in input order.
-impl<F: Family> Model<F>
-where
-    F::Pipeline: TextPipeline,
-{
+impl<F: Family + TextPipeline> Model<F> {
     /// Embeds documents; `batch_size` defaults to the model's.
     pub fn embed<S: AsRef<str>>(
         &self,

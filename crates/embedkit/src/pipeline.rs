@@ -8,10 +8,11 @@
 //! under a token budget, the session pool and input order.
 
 use std::fmt::Debug;
+use std::path::Path;
 
 use crate::batching::Batching;
 use crate::error::Result;
-use crate::registry::{Describe, Table};
+use crate::registry::Describe;
 use crate::runtime::{Lane, RuntimeOptions};
 use crate::tokenize::Token;
 
@@ -61,29 +62,25 @@ pub trait Pipeline: Send + Sync + 'static {
         -> Result<Vec<Self::Output>>;
 }
 
-/// A model family: its registry table, its builder settings and how to load it. The
-/// engine's [`Model`](crate::engine::Model) is generic over this.
-pub trait Family: Sized + Send + Sync + 'static {
+/// A model family, named by its loaded model: its description type (which names its
+/// registry table), its builder settings and how to load a model. The engine's
+/// [`Model`](crate::engine::Model) is generic over this.
+pub trait Family: Pipeline + Sized {
     /// The registry's description of one model.
     type Description: Describe;
     /// The family's own builder settings (prefixes, BM25 parameters, ...).
     type Settings: Clone + Debug + Default + Send + Sync;
-    /// The loaded model.
-    type Pipeline: Pipeline;
-
-    /// fastembed's default `batch_size` for the family.
-    const DEFAULT_BATCH_SIZE: usize;
-
-    /// The registry table of the family.
-    fn table() -> &'static Table<Self::Description>;
-
     /// Loads the model from its folder.
-    fn load(
-        desc: &Self::Description,
-        dir: &std::path::Path,
-        runtime: &RuntimeOptions,
-        settings: &Self::Settings,
-    ) -> Result<Self::Pipeline>;
+    fn load(at: Load<'_, Self>) -> Result<Self>;
+}
+
+/// What loading a model of family `F` gets: its description, its folder, the runtime
+/// options and the family's settings.
+pub struct Load<'a, F: Family> {
+    pub desc: &'a F::Description,
+    pub dir: &'a Path,
+    pub runtime: &'a RuntimeOptions,
+    pub settings: &'a F::Settings,
 }
 
 /// A pipeline whose inputs are texts (the dense, sparse and late-interaction families):

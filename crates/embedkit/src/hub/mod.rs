@@ -400,32 +400,54 @@ mod tests {
         d
     }
 
+    /// The files of `model` from `sources`: `required`, nothing optional.
+    fn files(model: &str, sources: ModelSource, required: &[&str]) -> ModelFiles {
+        ModelFiles {
+            model: model.into(),
+            sources,
+            required: required.iter().map(|f| f.to_string()).collect(),
+            optional: vec![],
+        }
+    }
+
+    /// Options that read the cache `dir` only.
+    fn offline(dir: &Path) -> CacheOptions {
+        CacheOptions {
+            cache_dir: Some(dir.to_path_buf()),
+            local_files_only: true,
+            ..Default::default()
+        }
+    }
+
     fn touch(p: &Path) {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, b"x").unwrap();
     }
 
+    /// A repo folder `name` in `cache` whose `refs/main` holds `commit`.
+    fn repo_at(cache: &Path, name: &str, commit: &str) -> PathBuf {
+        let repo = cache.join(name);
+        touch(&repo.join("refs/main"));
+        std::fs::write(repo.join("refs/main"), commit).unwrap();
+        repo
+    }
+
     #[test]
     fn finds_a_huggingface_snapshot() {
         let cache = tmp("snapshot");
-        let repo = cache.join("models--Qdrant--bge-small-en-v1.5-onnx-Q");
-        touch(&repo.join("refs/main"));
-        std::fs::write(repo.join("refs/main"), "abc123\n").unwrap();
+        let repo = repo_at(
+            &cache,
+            "models--Qdrant--bge-small-en-v1.5-onnx-Q",
+            "abc123\n",
+        );
         touch(&repo.join("snapshots/abc123/model_optimized.onnx"));
         touch(&repo.join("snapshots/abc123/tokenizer.json"));
-        let src = ModelSource::hf("Qdrant/bge-small-en-v1.5-onnx-Q");
-        let files = ModelFiles {
-            model: "BAAI/bge-small-en-v1.5".into(),
-            sources: src,
-            required: vec!["model_optimized.onnx".into(), "tokenizer.json".into()],
-            optional: vec![],
-        };
-        let opts = CacheOptions {
-            cache_dir: Some(cache.clone()),
-            local_files_only: true,
-            ..Default::default()
-        };
-        let dir = resolve_model_dir(&files, &opts).unwrap();
+        let files = files(
+            "BAAI/bge-small-en-v1.5",
+            ModelSource::hf("Qdrant/bge-small-en-v1.5-onnx-Q"),
+            &["model_optimized.onnx", "tokenizer.json"],
+        );
+        let dir = resolve_model_dir(&files, &offline(&cache)).unwrap();
         assert_eq!(dir, repo.join("snapshots/abc123"));
         std::fs::remove_dir_all(cache).unwrap();
     }
@@ -438,17 +460,12 @@ mod tests {
             deprecated_tar_struct: true,
             ..Default::default()
         };
-        let files = ModelFiles {
-            model: "sentence-transformers/all-MiniLM-L6-v2".into(),
-            sources: src,
-            required: vec!["model.onnx".into()],
-            optional: vec![],
-        };
-        let opts = CacheOptions {
-            cache_dir: Some(cache.clone()),
-            local_files_only: true,
-            ..Default::default()
-        };
+        let files = files(
+            "sentence-transformers/all-MiniLM-L6-v2",
+            src,
+            &["model.onnx"],
+        );
+        let opts = offline(&cache);
         let err = resolve_model_dir(&files, &opts).unwrap_err().to_string();
         assert!(err.contains("not in the cache"), "{err}");
         assert!(err.contains("fast-all-MiniLM-L6-v2"), "{err}");
@@ -463,9 +480,7 @@ mod tests {
     #[test]
     fn a_revision_cannot_climb_out_of_the_cache() {
         let cache = tmp("climb");
-        let repo = cache.join("models--a--b");
-        touch(&repo.join("refs/main"));
-        std::fs::write(repo.join("refs/main"), "../../..").unwrap();
+        let repo = repo_at(&cache, "models--a--b", "../../..");
         assert!(snapshot_dir(&repo, "main").is_none());
         std::fs::remove_dir_all(cache).unwrap();
     }
@@ -473,13 +488,7 @@ mod tests {
     #[test]
     fn specific_path_names_the_missing_file() {
         let dir = tmp("specific");
-        let src = ModelSource::hf("x/y");
-        let files = ModelFiles {
-            model: "x/y".into(),
-            sources: src,
-            required: vec!["onnx/model.onnx".into()],
-            optional: vec![],
-        };
+        let files = files("x/y", ModelSource::hf("x/y"), &["onnx/model.onnx"]);
         let opts = CacheOptions {
             specific_model_path: Some(dir.clone()),
             ..Default::default()

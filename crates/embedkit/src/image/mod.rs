@@ -12,25 +12,16 @@ pub mod resample;
 pub use decode::{to_rgb, ImageInput, MAX_PIXELS};
 pub use preprocess::Preprocessor;
 
-use std::path::Path;
-
 use ndarray::{ArrayD, Axis, Ix3};
 use ort::value::Tensor;
 
 use crate::engine::{Builder, Model, Stream};
 use crate::error::{Error, Result};
 use crate::inputs::stack_images;
-use crate::pipeline::{Family, Pipeline, Purpose};
-use crate::registry::{self, ImageModelDescription, ImagePooling, Table};
-use crate::runtime::{Lane, OnnxModel, RuntimeOptions};
+use crate::pipeline::{Family, Load, Pipeline, Purpose};
+use crate::registry::{ImageModelDescription, ImagePooling};
+use crate::runtime::{Lane, OnnxModel};
 use crate::text::pooling::l2_normalize;
-
-/// fastembed's default `batch_size` for images.
-pub const DEFAULT_IMAGE_BATCH_SIZE: usize = 16;
-
-/// The image family (see [`ImageEmbedding`]).
-#[derive(Debug)]
-pub struct Image;
 
 /// Image embeddings with a model of the registry: one unit vector per image.
 ///
@@ -45,8 +36,8 @@ pub type ImageEmbedding = Model<Image>;
 /// Builder of an [`ImageEmbedding`].
 pub type ImageEmbeddingBuilder = Builder<Image>;
 
-/// A loaded image model.
-pub struct ImageModel {
+/// A loaded image model: the image family (see [`ImageEmbedding`]).
+pub struct Image {
     name: String,
     pooling: ImagePooling,
     model: OnnxModel,
@@ -58,22 +49,12 @@ pub struct ImageModel {
 impl Family for Image {
     type Description = ImageModelDescription;
     type Settings = ();
-    type Pipeline = ImageModel;
-    const DEFAULT_BATCH_SIZE: usize = DEFAULT_IMAGE_BATCH_SIZE;
 
-    fn table() -> &'static Table<ImageModelDescription> {
-        &registry::IMAGE
-    }
-
-    fn load(
-        desc: &ImageModelDescription,
-        dir: &Path,
-        runtime: &RuntimeOptions,
-        _: &(),
-    ) -> Result<ImageModel> {
+    fn load(at: Load<'_, Self>) -> Result<Image> {
+        let (desc, dir) = (at.desc, at.dir);
         let name = &desc.core.model;
         let preprocessor = Preprocessor::from_dir(dir)?;
-        let model = OnnxModel::load(&dir.join(&desc.core.model_file), runtime)?;
+        let model = OnnxModel::load(&dir.join(&desc.core.model_file), at.runtime)?;
         let input = model
             .input_names()
             .first()
@@ -86,7 +67,7 @@ impl Family for Image {
             Some(output) => model.require_output(name, output)?,
             None => model.first_output(name)?,
         };
-        Ok(ImageModel {
+        Ok(Image {
             name: name.clone(),
             pooling: desc.output.pooling,
             model,
@@ -97,7 +78,7 @@ impl Family for Image {
     }
 }
 
-impl Pipeline for ImageModel {
+impl Pipeline for Image {
     type Input<'a> = &'a ImageInput;
     type Item = ImageInput;
     type Output = Vec<f32>;
@@ -127,7 +108,7 @@ impl Pipeline for ImageModel {
     }
 }
 
-impl ImageModel {
+impl Image {
     fn pool(&self, out: ArrayD<f32>, n: usize) -> Result<Vec<Vec<f32>>> {
         let shape = out.shape().to_vec();
         let mismatch = || Error::ModelMismatch {

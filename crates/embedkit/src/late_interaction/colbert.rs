@@ -16,8 +16,8 @@ use crate::registry::{ColbertConfig, LateInteractionModelDescription, LateIntera
 use crate::runtime::{Lane, RuntimeOptions};
 use crate::tokenize::{TextTokenizer, TokenizerOptions};
 
-/// A loaded ColBERT-style model.
-pub struct ColbertBackend {
+/// A loaded ColBERT-style model: the late-interaction text family.
+pub struct Colbert {
     cfg: ColbertConfig,
     graph: TextGraph,
     mask_id: u32,
@@ -26,8 +26,8 @@ pub struct ColbertBackend {
     skip: HashSet<i64>,
 }
 
-impl ColbertBackend {
-    pub(crate) fn load(
+impl Colbert {
+    pub(crate) fn load_from(
         desc: &LateInteractionModelDescription,
         dir: &Path,
         runtime: &RuntimeOptions,
@@ -72,7 +72,7 @@ impl ColbertBackend {
         graph
             .model
             .check_output_width(&graph.name, &graph.output, desc.dim)?;
-        Ok(ColbertBackend {
+        Ok(Colbert {
             cfg,
             graph,
             mask_id,
@@ -213,29 +213,23 @@ impl ColbertBackend {
 /// new width (fastembed sizes them before inserting the marker, which such a graph
 /// rejects).
 fn insert_marker(batch: TokenBatch, marker: u32) -> TokenBatch {
-    let (rows, width) = batch.input_ids.dim();
-    let at = width.min(1);
-    let mut input_ids = Array2::zeros((rows, width + 1));
-    let mut attention_mask = Array2::zeros((rows, width + 1));
-    input_ids
-        .slice_mut(s![.., ..at])
-        .assign(&batch.input_ids.slice(s![.., ..at]));
-    input_ids
-        .slice_mut(s![.., at + 1..])
-        .assign(&batch.input_ids.slice(s![.., at..]));
-    input_ids.column_mut(at).fill(i64::from(marker));
-    attention_mask
-        .slice_mut(s![.., ..at])
-        .assign(&batch.attention_mask.slice(s![.., ..at]));
-    attention_mask
-        .slice_mut(s![.., at + 1..])
-        .assign(&batch.attention_mask.slice(s![.., at..]));
-    attention_mask.column_mut(at).fill(1);
+    let input_ids = insert_column(&batch.input_ids, i64::from(marker));
     TokenBatch {
         token_type_ids: Array2::zeros(input_ids.dim()),
+        attention_mask: insert_column(&batch.attention_mask, 1),
         input_ids,
-        attention_mask,
     }
+}
+
+/// `a` with a column of `value` inserted at position 1 (at 0 when `a` has no columns).
+fn insert_column(a: &Array2<i64>, value: i64) -> Array2<i64> {
+    let (rows, width) = a.dim();
+    let at = width.min(1);
+    let mut out = Array2::from_elem((rows, width + 1), value);
+    out.slice_mut(s![.., ..at]).assign(&a.slice(s![.., ..at]));
+    out.slice_mut(s![.., at + 1..])
+        .assign(&a.slice(s![.., at..]));
+    out
 }
 
 /// The rows `keep` of `vectors`, each divided by its L2 norm (at least 1e-12).

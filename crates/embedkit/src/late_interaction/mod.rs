@@ -9,26 +9,20 @@
 
 mod colbert;
 
-use std::path::Path;
-
 use ndarray::{Array2, ArrayView2};
 
 use crate::batching::Batching;
 use crate::engine::{Builder, Model};
 use crate::error::{Error, Result};
-use crate::pipeline::{Family, Pipeline, Purpose, TextPipeline};
-use crate::registry::{self, LateInteractionModelDescription, Table};
-use crate::runtime::{Lane, RuntimeOptions};
+use crate::pipeline::{Family, Load, Pipeline, Purpose, TextPipeline};
+use crate::registry::LateInteractionModelDescription;
+use crate::runtime::Lane;
 use crate::tokenize::Token;
 
-pub use colbert::ColbertBackend;
+pub use colbert::Colbert;
 
 /// One text's token vectors, `[tokens, dim]`.
 pub type MultiVector = Array2<f32>;
-
-/// The late-interaction text family (see [`LateInteractionTextEmbedding`]).
-#[derive(Debug)]
-pub struct LateInteraction;
 
 /// Multi-vector text embeddings with a ColBERT-style model of the registry: one
 /// [`MultiVector`] per text, from the methods every text family shares (see [`Model`]).
@@ -43,31 +37,20 @@ pub struct LateInteraction;
 /// let score = max_sim(query[0].view(), docs[0].view())?;
 /// # Ok::<(), embedkit::Error>(())
 /// ```
-pub type LateInteractionTextEmbedding = Model<LateInteraction>;
+pub type LateInteractionTextEmbedding = Model<Colbert>;
 /// Builder of a [`LateInteractionTextEmbedding`].
-pub type LateInteractionTextEmbeddingBuilder = Builder<LateInteraction>;
+pub type LateInteractionTextEmbeddingBuilder = Builder<Colbert>;
 
-impl Family for LateInteraction {
+impl Family for Colbert {
     type Description = LateInteractionModelDescription;
     type Settings = ();
-    type Pipeline = ColbertBackend;
-    const DEFAULT_BATCH_SIZE: usize = 256;
 
-    fn table() -> &'static Table<LateInteractionModelDescription> {
-        &registry::LATE_INTERACTION
-    }
-
-    fn load(
-        desc: &LateInteractionModelDescription,
-        dir: &Path,
-        runtime: &RuntimeOptions,
-        _: &(),
-    ) -> Result<ColbertBackend> {
-        ColbertBackend::load(desc, dir, runtime)
+    fn load(at: Load<'_, Self>) -> Result<Colbert> {
+        Colbert::load_from(at.desc, at.dir, at.runtime)
     }
 }
 
-impl Pipeline for ColbertBackend {
+impl Pipeline for Colbert {
     type Input<'a> = &'a str;
     type Item = Vec<u32>;
     type Output = MultiVector;
@@ -88,7 +71,7 @@ impl Pipeline for ColbertBackend {
     }
 
     fn parallelism(&self) -> usize {
-        ColbertBackend::parallelism(self)
+        Colbert::parallelism(self)
     }
 
     fn run(&self, batch: &[&Vec<u32>], purpose: Purpose, lane: Lane) -> Result<Vec<MultiVector>> {
@@ -100,9 +83,9 @@ impl Pipeline for ColbertBackend {
     }
 }
 
-impl TextPipeline for ColbertBackend {
+impl TextPipeline for Colbert {
     fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-        ColbertBackend::tokenize(self, texts)
+        Colbert::tokenize(self, texts)
     }
 
     fn describe_tokens(&self, ids: &[u32]) -> Vec<Token> {
@@ -114,7 +97,7 @@ impl TextPipeline for ColbertBackend {
     }
 }
 
-impl Model<LateInteraction> {
+impl Model<Colbert> {
     /// Dimensions of each token vector (fastembed's `embedding_size`).
     pub fn embedding_size(&self) -> usize {
         self.description().dim

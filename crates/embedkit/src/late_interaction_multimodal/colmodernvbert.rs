@@ -6,16 +6,15 @@
 use std::path::Path;
 
 use ndarray::Array5;
-use ort::value::Tensor;
 use serde_json::Value;
 
-use super::{MultimodalBackend, Parts};
+use super::{Multimodal, MultimodalBackend, Parts};
 use crate::error::{Error, Result};
 use crate::image::{to_rgb, ImageInput};
 use crate::inputs::TokenBatch;
 use crate::late_interaction::MultiVector;
-use crate::registry::MultimodalModelDescription;
-use crate::runtime::{Lane, RuntimeOptions};
+use crate::pipeline::Load;
+use crate::runtime::Lane;
 
 const VISUAL_PROMPT: &str =
     "<|begin_of_text|>User:<image>Describe the image.<end_of_utterance>\nAssistant:";
@@ -51,12 +50,8 @@ fn size_or(v: Option<&Value>, default: usize, path: &Path, key: &str) -> Result<
 }
 
 impl ColModernVBert {
-    pub(crate) fn load(
-        desc: &MultimodalModelDescription,
-        dir: &Path,
-        runtime: &RuntimeOptions,
-    ) -> Result<Self> {
-        let processor_path = dir.join("processor_config.json");
+    pub(crate) fn load(at: &Load<'_, Multimodal>) -> Result<Self> {
+        let processor_path = at.dir.join("processor_config.json");
         let processor = read_json(&processor_path)?;
         let image_seq_len = size_or(
             processor.get("image_seq_len"),
@@ -64,7 +59,7 @@ impl ColModernVBert {
             &processor_path,
             "image_seq_len",
         )?;
-        let config_path = dir.join("config.json");
+        let config_path = at.dir.join("config.json");
         let config = read_json(&config_path)?;
         let image_size = size_or(
             config
@@ -75,7 +70,7 @@ impl ColModernVBert {
             "vision_config.image_size",
         )?;
         Ok(ColModernVBert {
-            parts: Parts::load(desc, dir, runtime)?,
+            parts: Parts::load(at)?,
             image_seq_len,
             image_size,
         })
@@ -123,18 +118,7 @@ impl MultimodalBackend for ColModernVBert {
         let batch = TokenBatch::new(&seqs, p.tokenizer.padding());
         // One black image for the whole batch, as fastembed feeds it.
         let pixels = Array5::<f32>::zeros((1, 1, 3, self.image_size, self.image_size));
-        let out = p.run(
-            vec![
-                ("input_ids", Tensor::from_array(batch.input_ids)?.into_dyn()),
-                (
-                    "attention_mask",
-                    Tensor::from_array(batch.attention_mask.clone())?.into_dyn(),
-                ),
-                ("pixel_values", Tensor::from_array(pixels)?.into_dyn()),
-            ],
-            lane,
-        )?;
-        p.split_rows(out, texts.len(), Some(&batch.attention_mask))
+        p.embed(batch.input_ids, batch.attention_mask, pixels, true, lane)
     }
 
     fn embed_images(&self, images: &[&ImageInput], lane: Lane) -> Result<Vec<MultiVector>> {
@@ -171,18 +155,7 @@ impl MultimodalBackend for ColModernVBert {
         padding.pad_to_multiple_of = None;
         padding.fixed_length = None;
         let batch = TokenBatch::new(&seqs, &padding);
-        let out = p.run(
-            vec![
-                ("pixel_values", Tensor::from_array(pixels)?.into_dyn()),
-                (
-                    "attention_mask",
-                    Tensor::from_array(batch.attention_mask.clone())?.into_dyn(),
-                ),
-                ("input_ids", Tensor::from_array(batch.input_ids)?.into_dyn()),
-            ],
-            lane,
-        )?;
-        p.split_rows(out, images.len(), Some(&batch.attention_mask))
+        p.embed(batch.input_ids, batch.attention_mask, pixels, true, lane)
     }
 
     fn token_count(&self, texts: &[&str], include_extension: bool) -> Result<usize> {

@@ -3,18 +3,15 @@
 //! with the tokenization of 1024 `<image>` tokens and `<bos>Describe the image.\n`.
 //! Every output row is kept, padding included, as fastembed keeps them.
 
-use std::path::Path;
-
 use ndarray::{Array2, Array4};
-use ort::value::Tensor;
 
-use super::{MultimodalBackend, Parts};
+use super::{Multimodal, MultimodalBackend, Parts};
 use crate::error::{Error, Result};
 use crate::image::{to_rgb, ImageInput};
 use crate::inputs::{stack_images, TokenBatch};
 use crate::late_interaction::MultiVector;
-use crate::registry::MultimodalModelDescription;
-use crate::runtime::{Lane, RuntimeOptions};
+use crate::pipeline::Load;
+use crate::runtime::Lane;
 
 const QUERY_PREFIX: &str = "Query: ";
 const BOS: &str = "<s>";
@@ -31,13 +28,9 @@ pub(crate) struct ColPali {
 }
 
 impl ColPali {
-    pub(crate) fn load(
-        desc: &MultimodalModelDescription,
-        dir: &Path,
-        runtime: &RuntimeOptions,
-    ) -> Result<Self> {
+    pub(crate) fn load(at: &Load<'_, Multimodal>) -> Result<Self> {
         Ok(ColPali {
-            parts: Parts::load(desc, dir, runtime)?,
+            parts: Parts::load(at)?,
         })
     }
 
@@ -68,15 +61,7 @@ impl MultimodalBackend for ColPali {
         ids.column_mut(0).fill(QUERY_MARKER[0]);
         ids.column_mut(1).fill(QUERY_MARKER[1]);
         let pixels = Array4::<f32>::zeros((texts.len(), 3, PLACEHOLDER_SIZE, PLACEHOLDER_SIZE));
-        let out = p.run(
-            vec![
-                ("input_ids", Tensor::from_array(ids)?.into_dyn()),
-                ("attention_mask", Tensor::from_array(mask)?.into_dyn()),
-                ("pixel_values", Tensor::from_array(pixels)?.into_dyn()),
-            ],
-            lane,
-        )?;
-        p.split_rows(out, texts.len(), None)
+        p.embed(ids, mask, pixels, false, lane)
     }
 
     fn embed_images(&self, images: &[&ImageInput], lane: Lane) -> Result<Vec<MultiVector>> {
@@ -92,15 +77,7 @@ impl MultimodalBackend for ColPali {
         let n = images.len();
         let ids = Array2::from_shape_fn((n, prompt.len()), |(_, c)| prompt[c]);
         let mask = Array2::<i64>::ones((n, prompt.len()));
-        let out = p.run(
-            vec![
-                ("input_ids", Tensor::from_array(ids)?.into_dyn()),
-                ("attention_mask", Tensor::from_array(mask)?.into_dyn()),
-                ("pixel_values", Tensor::from_array(pixels)?.into_dyn()),
-            ],
-            lane,
-        )?;
-        p.split_rows(out, n, None)
+        p.embed(ids, mask, pixels, false, lane)
     }
 
     fn token_count(&self, texts: &[&str], include_extension: bool) -> Result<usize> {

@@ -14,16 +14,16 @@ mod colpali;
 use std::path::Path;
 
 use ndarray::{Array2, ArrayD, Axis, Ix3};
-use ort::value::DynValue;
+use ort::value::{DynValue, Tensor};
 
 use crate::batching::Batching;
 use crate::engine::{as_text, Builder, Model, Stream};
 use crate::error::{Error, Result};
 use crate::image::{ImageInput, Preprocessor};
 use crate::late_interaction::MultiVector;
-use crate::pipeline::{Family, Pipeline, Purpose};
+use crate::pipeline::{Family, Load, Pipeline, Purpose};
 use crate::postprocess::MultiVectorModel;
-use crate::registry::{self, MultimodalKind, MultimodalModelDescription, Table};
+use crate::registry::{MultimodalKind, MultimodalModelDescription};
 use crate::runtime::{Lane, OnnxModel, RuntimeOptions};
 use crate::tokenize::{TextTokenizer, TokenizerOptions};
 
@@ -35,10 +35,6 @@ trait MultimodalBackend: Send + Sync {
     fn token_count(&self, texts: &[&str], include_extension: bool) -> Result<usize>;
     fn parallelism(&self) -> usize;
 }
-
-/// The multimodal late-interaction family (see [`LateInteractionMultimodalEmbedding`]).
-#[derive(Debug)]
-pub struct Multimodal;
 
 /// ColPali and ColModernVBert: texts and images into token-vector matrices.
 ///
@@ -69,38 +65,26 @@ pub enum MultimodalItem {
     Image(ImageInput),
 }
 
-/// A loaded multimodal model.
-pub struct MultimodalModel {
+/// A loaded multimodal model: the multimodal late-interaction family (see
+/// [`LateInteractionMultimodalEmbedding`]).
+pub struct Multimodal {
     backend: Box<dyn MultimodalBackend>,
 }
 
 impl Family for Multimodal {
     type Description = MultimodalModelDescription;
     type Settings = ();
-    type Pipeline = MultimodalModel;
-    const DEFAULT_BATCH_SIZE: usize = 256;
 
-    fn table() -> &'static Table<MultimodalModelDescription> {
-        &registry::MULTIMODAL
-    }
-
-    fn load(
-        desc: &MultimodalModelDescription,
-        dir: &Path,
-        runtime: &RuntimeOptions,
-        _: &(),
-    ) -> Result<MultimodalModel> {
-        let backend: Box<dyn MultimodalBackend> = match desc.kind {
-            MultimodalKind::Colpali => Box::new(colpali::ColPali::load(desc, dir, runtime)?),
-            MultimodalKind::Colmodernvbert => {
-                Box::new(colmodernvbert::ColModernVBert::load(desc, dir, runtime)?)
-            }
+    fn load(at: Load<'_, Self>) -> Result<Multimodal> {
+        let backend: Box<dyn MultimodalBackend> = match at.desc.kind {
+            MultimodalKind::Colpali => Box::new(colpali::ColPali::load(&at)?),
+            MultimodalKind::Colmodernvbert => Box::new(colmodernvbert::ColModernVBert::load(&at)?),
         };
-        Ok(MultimodalModel { backend })
+        Ok(Multimodal { backend })
     }
 }
 
-impl Pipeline for MultimodalModel {
+impl Pipeline for Multimodal {
     type Input<'a> = MultimodalInput<'a>;
     type Item = MultimodalItem;
     type Output = MultiVector;
@@ -268,14 +252,11 @@ pub(crate) struct Parts {
 }
 
 impl Parts {
-    pub(crate) fn load(
-        desc: &MultimodalModelDescription,
-        dir: &Path,
-        runtime: &RuntimeOptions,
-    ) -> Result<Self> {
+    pub(crate) fn load(at: &Load<'_, Multimodal>) -> Result<Self> {
+        let (desc, dir) = (at.desc, at.dir);
         let tokenizer = TextTokenizer::from_dir(dir, TokenizerOptions::default())?;
         let preprocessor = Preprocessor::from_dir(dir)?;
-        let (model, output) = load_graph(desc, dir, runtime)?;
+        let (model, output) = load_graph(desc, dir, at.runtime)?;
         Ok(Parts {
             name: desc.core.model.clone(),
             dim: desc.dim,
@@ -286,19 +267,30 @@ impl Parts {
         })
     }
 
-    /// Runs the graph with the inputs it declares among `inputs`.
-    pub(crate) fn run(&self, inputs: Vec<(&str, DynValue)>, lane: Lane) -> Result<ArrayD<f32>> {
-        run(&self.model, &self.output, inputs, lane)
-    }
-
-    /// `[batch, -1, dim]`, each row's vectors where `keep` (when given) is 1.
-    pub(crate) fn split_rows(
+    /// Runs the graph on token ids, their mask and pixels (the inputs it declares among
+    /// these) and splits its output into each row's token vectors: all of them, or
+    /// those the mask marks with `masked_only`.
+    pub(crate) fn embed<D: ndarray::Dimension + 'static>(
         &self,
-        out: ArrayD<f32>,
-        rows: usize,
-        keep: Option<&Array2<i64>>,
+        ids: Array2<i64>,
+        mask: Array2<i64>,
+        pixels: ndarray::Array<f32, D>,
+        masked_only: bool,
+        lane: Lane,
     ) -> Result<Vec<MultiVector>> {
-        split_rows(&self.name, out, rows, self.dim, keep)
+        let rows = ids.nrows();
+        let keep = masked_only.then(|| mask.clone());
+        let out = run(
+            &self.model,
+            &self.output,
+            vec![
+                ("input_ids", Tensor::from_array(ids)?.into_dyn()),
+                ("attention_mask", Tensor::from_array(mask)?.into_dyn()),
+                ("pixel_values", Tensor::from_array(pixels)?.into_dyn()),
+            ],
+            lane,
+        )?;
+        split_rows(&self.name, out, rows, self.dim, keep.as_ref())
     }
 
     /// Tokens of the texts; with `include_extension`, of the prompts `prompts` builds.

@@ -230,32 +230,28 @@ pub struct MultimodalModelDescription {
     pub kind: MultimodalKind,
 }
 
-/// Dense text models (`registry/dense.json`).
-pub static DENSE: Table<DenseModelDescription> =
-    Table::new(|| parse_table(include_str!("dense.json"), "dense.json"));
-/// Sparse text models (`registry/sparse.json`).
-pub static SPARSE: Table<SparseModelDescription> =
-    Table::new(|| parse_table(include_str!("sparse.json"), "sparse.json"));
-/// Late-interaction text models (`registry/late_interaction.json`).
-pub static LATE_INTERACTION: Table<LateInteractionModelDescription> = Table::new(|| {
-    parse_table(
-        include_str!("late_interaction.json"),
-        "late_interaction.json",
-    )
-});
-/// Cross-encoder rerankers (`registry/rerank.json`).
-pub static RERANK: Table<RerankerModelDescription> =
-    Table::new(|| parse_table(include_str!("rerank.json"), "rerank.json"));
-/// Image embedding models (`registry/image.json`).
-pub static IMAGE: Table<ImageModelDescription> =
-    Table::new(|| parse_table(include_str!("image.json"), "image.json"));
-/// Multimodal late-interaction models (`registry/late_interaction_multimodal.json`).
-pub static MULTIMODAL: Table<MultimodalModelDescription> = Table::new(|| {
-    parse_table(
-        include_str!("late_interaction_multimodal.json"),
-        "late_interaction_multimodal.json",
-    )
-});
+/// The families' tables, each parsed from its compiled-in JSON file on first use.
+macro_rules! tables {
+    ($($(#[$doc:meta])* $name:ident: $t:ty = $file:literal;)*) => {$(
+        $(#[$doc])*
+        pub static $name: Table<$t> = Table::new(|| parse_table(include_str!($file), $file));
+    )*};
+}
+
+tables! {
+    /// Dense text models (`registry/dense.json`).
+    DENSE: DenseModelDescription = "dense.json";
+    /// Sparse text models (`registry/sparse.json`).
+    SPARSE: SparseModelDescription = "sparse.json";
+    /// Late-interaction text models (`registry/late_interaction.json`).
+    LATE_INTERACTION: LateInteractionModelDescription = "late_interaction.json";
+    /// Cross-encoder rerankers (`registry/rerank.json`).
+    RERANK: RerankerModelDescription = "rerank.json";
+    /// Image embedding models (`registry/image.json`).
+    IMAGE: ImageModelDescription = "image.json";
+    /// Multimodal late-interaction models (`registry/late_interaction_multimodal.json`).
+    MULTIMODAL: MultimodalModelDescription = "late_interaction_multimodal.json";
+}
 
 fn positive_dim(core: &ModelCore, dim: usize) -> Result<()> {
     if dim == 0 {
@@ -267,13 +263,25 @@ fn positive_dim(core: &ModelCore, dim: usize) -> Result<()> {
     Ok(())
 }
 
-impl Describe for DenseModelDescription {
-    fn core(&self) -> &ModelCore {
-        &self.core
-    }
-    fn core_mut(&mut self) -> &mut ModelCore {
-        &mut self.core
-    }
+/// The accessors every description has: its core and its table.
+macro_rules! describe {
+    ($t:ty, $table:ident { $($items:tt)* }) => {
+        impl Describe for $t {
+            fn core(&self) -> &ModelCore {
+                &self.core
+            }
+            fn core_mut(&mut self) -> &mut ModelCore {
+                &mut self.core
+            }
+            fn table() -> &'static Table<Self> {
+                &$table
+            }
+            $($items)*
+        }
+    };
+}
+
+describe!(DenseModelDescription, DENSE {
     fn files(&self) -> ModelFiles {
         // model2vec tables have no tokenizer_config.json.
         let extra: &[&str] = match self.pipeline.kind {
@@ -285,15 +293,9 @@ impl Describe for DenseModelDescription {
     fn check(&self) -> Result<()> {
         positive_dim(&self.core, self.dim)
     }
-}
+});
 
-impl Describe for SparseModelDescription {
-    fn core(&self) -> &ModelCore {
-        &self.core
-    }
-    fn core_mut(&mut self) -> &mut ModelCore {
-        &mut self.core
-    }
+describe!(SparseModelDescription, SPARSE {
     fn files(&self) -> ModelFiles {
         let mut required = vec![self.core.model_file.clone()];
         let mut optional: Vec<String> = Vec::new();
@@ -311,36 +313,21 @@ impl Describe for SparseModelDescription {
         }
         ModelFiles::new(&self.core, required, optional)
     }
-}
+});
 
-impl Describe for LateInteractionModelDescription {
-    fn core(&self) -> &ModelCore {
-        &self.core
-    }
-    fn core_mut(&mut self) -> &mut ModelCore {
-        &mut self.core
-    }
+describe!(LateInteractionModelDescription, LATE_INTERACTION {
     fn check(&self) -> Result<()> {
         positive_dim(&self.core, self.dim)
     }
-}
+});
 
-impl Describe for RerankerModelDescription {
-    fn core(&self) -> &ModelCore {
-        &self.core
+describe!(RerankerModelDescription, RERANK {
+    fn default_batch_size(&self) -> usize {
+        64
     }
-    fn core_mut(&mut self) -> &mut ModelCore {
-        &mut self.core
-    }
-}
+});
 
-impl Describe for ImageModelDescription {
-    fn core(&self) -> &ModelCore {
-        &self.core
-    }
-    fn core_mut(&mut self) -> &mut ModelCore {
-        &mut self.core
-    }
+describe!(ImageModelDescription, IMAGE {
     fn files(&self) -> ModelFiles {
         // Only config.json beside the preprocessor's: image repos have no tokenizer.
         ModelFiles {
@@ -353,21 +340,14 @@ impl Describe for ImageModelDescription {
     fn check(&self) -> Result<()> {
         positive_dim(&self.core, self.dim)
     }
-}
+    fn default_batch_size(&self) -> usize {
+        16
+    }
+});
 
-impl Describe for MultimodalModelDescription {
-    fn core(&self) -> &ModelCore {
-        &self.core
-    }
-    fn core_mut(&mut self) -> &mut ModelCore {
-        &mut self.core
-    }
+describe!(MultimodalModelDescription, MULTIMODAL {
     fn files(&self) -> ModelFiles {
-        let mut extra = vec![
-            "tokenizer.json",
-            "tokenizer_config.json",
-            "preprocessor_config.json",
-        ];
+        let mut extra = vec!["tokenizer.json", "tokenizer_config.json", "preprocessor_config.json"];
         if self.kind == MultimodalKind::Colmodernvbert {
             extra.push("config.json");
         }
@@ -376,4 +356,4 @@ impl Describe for MultimodalModelDescription {
     fn check(&self) -> Result<()> {
         positive_dim(&self.core, self.dim)
     }
-}
+});

@@ -158,12 +158,19 @@ impl ModelFiles {
     }
 }
 
-/// A model description of some family: the shared core and the files it needs.
+/// A model description of some family: the shared core, the family's table, and the
+/// files it needs.
 pub trait Describe:
     Clone + std::fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static
 {
     fn core(&self) -> &ModelCore;
     fn core_mut(&mut self) -> &mut ModelCore;
+    /// The table of the family's models.
+    fn table() -> &'static Table<Self>;
+    /// fastembed's default `batch_size` for the model.
+    fn default_batch_size(&self) -> usize {
+        256
+    }
     /// The files the model needs; by default the model file, its additional files and
     /// the tokenizer's two files.
     fn files(&self) -> ModelFiles {

@@ -4,8 +4,6 @@
 //! tokenizer's pair template and type ids, truncated longest-first) and the graph's first
 //! logit is its score.
 
-use std::path::Path;
-
 use ndarray::{Ix1, Ix2};
 use serde::Serialize;
 
@@ -13,17 +11,10 @@ use crate::engine::{Builder, Model, Stream};
 use crate::error::{Error, Result};
 use crate::graph::TextGraph;
 use crate::inputs::TokenBatch;
-use crate::pipeline::{Family, Pipeline, Purpose};
-use crate::registry::{self, ModelCore, ModelSource, RerankerModelDescription, Table};
-use crate::runtime::{Lane, RuntimeOptions};
+use crate::pipeline::{Family, Load, Pipeline, Purpose};
+use crate::registry::{ModelCore, ModelSource, RerankerModelDescription};
+use crate::runtime::Lane;
 use crate::tokenize::TokenizerOptions;
-
-/// fastembed's default `batch_size` for reranking.
-pub const DEFAULT_RERANK_BATCH_SIZE: usize = 64;
-
-/// The cross-encoder family (see [`TextCrossEncoder`]).
-#[derive(Debug)]
-pub struct Rerank;
 
 /// A cross-encoder reranker of the registry: one score per (query, document) pair.
 ///
@@ -34,9 +25,9 @@ pub struct Rerank;
 /// assert_eq!(scores.len(), 2);
 /// # Ok::<(), embedkit::Error>(())
 /// ```
-pub type TextCrossEncoder = Model<Rerank>;
+pub type TextCrossEncoder = Model<CrossEncoder>;
 /// Builder of a [`TextCrossEncoder`].
-pub type TextCrossEncoderBuilder = Builder<Rerank>;
+pub type TextCrossEncoderBuilder = Builder<CrossEncoder>;
 
 /// A reranker not in the registry, as fastembed's `TextCrossEncoder.add_custom_model`
 /// arguments.
@@ -86,28 +77,18 @@ pub struct RankedDocument {
     pub score: f32,
 }
 
-/// A loaded cross-encoder.
+/// A loaded cross-encoder: the reranking family (see [`TextCrossEncoder`]).
 pub struct CrossEncoder {
     graph: TextGraph,
 }
 
-impl Family for Rerank {
+impl Family for CrossEncoder {
     type Description = RerankerModelDescription;
     type Settings = ();
-    type Pipeline = CrossEncoder;
-    const DEFAULT_BATCH_SIZE: usize = DEFAULT_RERANK_BATCH_SIZE;
 
-    fn table() -> &'static Table<RerankerModelDescription> {
-        &registry::RERANK
-    }
-
-    fn load(
-        desc: &RerankerModelDescription,
-        dir: &Path,
-        runtime: &RuntimeOptions,
-        _: &(),
-    ) -> Result<CrossEncoder> {
-        let graph = TextGraph::load(&desc.core, dir, runtime, TokenizerOptions::default())?;
+    fn load(at: Load<'_, Self>) -> Result<CrossEncoder> {
+        let options = TokenizerOptions::default();
+        let graph = TextGraph::load(&at.desc.core, at.dir, at.runtime, options)?;
         Ok(CrossEncoder { graph })
     }
 }
@@ -167,7 +148,7 @@ fn as_pair<A: AsRef<str>, B: AsRef<str>>(p: &(A, B)) -> (&str, &str) {
     (p.0.as_ref(), p.1.as_ref())
 }
 
-impl Model<Rerank> {
+impl Model<CrossEncoder> {
     /// Registers a reranker under a new name (case-insensitively unique), as fastembed's
     /// `TextCrossEncoder.add_custom_model`. To load one without registering it, pass its
     /// description to [`Model::from_description`].

@@ -10,13 +10,15 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
+use ndarray::ArrayD;
 use rust_stemmers::{Algorithm, Stemmer};
 use unicode_general_category::{get_general_category, GeneralCategory as G};
 
 use super::{SparseBackend, SparseEmbedding, SparseItem};
 use crate::error::{Error, Result};
+use crate::graph::TextGraph;
+use crate::inputs::TokenBatch;
 use crate::pipeline::Purpose;
-use crate::runtime::Lane;
 
 /// The languages fastembed's BM25 has Snowball stemmers (and, but for Tamil, stopwords) for.
 pub const LANGUAGES: [&str; 18] = [
@@ -259,14 +261,12 @@ impl SparseBackend for Bm25Backend {
             .collect())
     }
 
-    fn run(&self, _: &[&[u32]], _: Purpose, _: Lane) -> Result<Vec<SparseEmbedding>> {
-        Err(Error::Unsupported("BM25 runs no model".into()))
+    fn graph(&self) -> Option<&TextGraph> {
+        None
     }
 
-    fn tokenize(&self, _: &[&str]) -> Result<Vec<Vec<u32>>> {
-        Err(Error::Unsupported(
-            "BM25 has no tokenizer and no token ids; token_count counts its words".into(),
-        ))
+    fn finish(&self, _: ArrayD<f32>, _: &TokenBatch, _: Purpose) -> Result<Vec<SparseEmbedding>> {
+        Err(Error::Unsupported("BM25 runs no model".into()))
     }
 
     /// fastembed counts BM25's words.

@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use ndarray::{Axis, Ix4};
+use ndarray::{ArrayD, Axis, Ix4};
 use rust_stemmers::{Algorithm, Stemmer};
 
 use super::bm25::token_id;
@@ -19,7 +19,7 @@ use crate::graph::TextGraph;
 use crate::inputs::TokenBatch;
 use crate::pipeline::Purpose;
 use crate::registry::SparseModelDescription;
-use crate::runtime::{Lane, RuntimeOptions};
+use crate::runtime::RuntimeOptions;
 use crate::tokenize::TokenizerOptions;
 
 /// The graph output holding the last layer's attention probabilities.
@@ -69,37 +69,13 @@ impl Bm42Backend {
     }
 
     /// Word pieces merged into words, each with the positions of its pieces; special
-    /// tokens are skipped. Mirrors fastembed's loop exactly, quirks included (positions
-    /// gathered while no word is open go to the next word).
+    /// tokens are skipped (fastembed's loop, quirks included).
     fn words<'t>(
         &self,
         tokens: impl Iterator<Item = (usize, &'t str)>,
     ) -> Vec<(String, Vec<usize>)> {
-        let mut out: Vec<(String, Vec<usize>)> = Vec::new();
-        let mut word = String::new();
-        let mut positions: Vec<usize> = Vec::new();
-        for (pos, token) in tokens {
-            if self.special.contains(token) {
-                continue;
-            }
-            match token.strip_prefix(self.subword_prefix.as_str()) {
-                Some(rest) => {
-                    word.push_str(rest);
-                    positions.push(pos);
-                }
-                None => {
-                    if !word.is_empty() {
-                        out.push((std::mem::take(&mut word), std::mem::take(&mut positions)));
-                    }
-                    word = token.to_string();
-                    positions.push(pos);
-                }
-            }
-        }
-        if !word.is_empty() {
-            out.push((word, positions));
-        }
-        out
+        let tokens = tokens.filter(|(_, t)| !self.special.contains(*t));
+        super::merge_pieces(tokens, &self.subword_prefix)
     }
 
     /// Stopwords and single ASCII punctuation characters dropped, the rest stemmed.
@@ -228,21 +204,16 @@ impl SparseBackend for Bm42Backend {
             .collect())
     }
 
-    fn run(&self, sequences: &[&[u32]], _: Purpose, lane: Lane) -> Result<Vec<SparseEmbedding>> {
-        let batch = self.graph.pad(sequences);
-        let attention = self.graph.run(&batch, lane)?;
-        self.score_batch(attention, &batch)
+    fn graph(&self) -> Option<&TextGraph> {
+        Some(&self.graph)
     }
 
-    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-        self.graph.tokenize(texts)
-    }
-
-    fn parallelism(&self) -> usize {
-        self.graph.parallelism()
-    }
-
-    fn tokenizer(&self) -> Option<&crate::tokenize::TextTokenizer> {
-        Some(&self.graph.tokenizer)
+    fn finish(
+        &self,
+        attention: ArrayD<f32>,
+        batch: &TokenBatch,
+        _: Purpose,
+    ) -> Result<Vec<SparseEmbedding>> {
+        self.score_batch(attention, batch)
     }
 }

@@ -14,18 +14,19 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use memmap2::Mmap;
-use ndarray::{Array3, ArrayView2, ArrayView3, Axis, Ix3};
+use ndarray::{Array3, ArrayD, ArrayView2, ArrayView3, Axis, Ix3};
 use ndarray_npy::{ReadNpyExt, ViewNpyExt};
 use rust_stemmers::{Algorithm, Stemmer};
 use serde::Deserialize;
 
 use super::bm25::{is_punctuation_token, token_id, word_runs};
-use super::{tokens, SparseBackend, SparseEmbedding, SparseItem};
+use super::{merge_pieces, tokens, SparseBackend, SparseEmbedding, SparseItem};
 use crate::error::{Error, Result};
 use crate::graph::TextGraph;
+use crate::inputs::TokenBatch;
 use crate::pipeline::Purpose;
 use crate::registry::SparseModelDescription;
-use crate::runtime::{Lane, RuntimeOptions};
+use crate::runtime::RuntimeOptions;
 use crate::tokenize::TokenizerOptions;
 
 const WEIGHTS_FILE: &str = "minicoil.triplet.model.npy";
@@ -241,7 +242,7 @@ impl MinicoilBackend {
         let mut position_ids = vec![0u32; ids.len()];
         let mut counts: HashMap<u32, usize> = HashMap::new();
         let mut unknown: IndexMap<String, usize> = IndexMap::new();
-        for (word, positions) in merge_pieces(texts.iter().copied()) {
+        for (word, positions) in merge_pieces(texts.iter().copied().enumerate(), "##") {
             let id = self.resolve(&word);
             for p in positions {
                 position_ids[p] = id;
@@ -379,30 +380,6 @@ impl MinicoilBackend {
     }
 }
 
-/// Word pieces merged into words with the positions of their pieces, as fastembed's
-/// `_reconstruct_bpe` does (`##` continues a word; special tokens are words too).
-fn merge_pieces<'t>(tokens: impl Iterator<Item = &'t str>) -> Vec<(String, Vec<usize>)> {
-    let mut out: Vec<(String, Vec<usize>)> = Vec::new();
-    let mut word = String::new();
-    let mut positions: Vec<usize> = Vec::new();
-    for (pos, token) in tokens.enumerate() {
-        match token.strip_prefix("##") {
-            Some(rest) => word.push_str(rest),
-            None => {
-                if !word.is_empty() {
-                    out.push((std::mem::take(&mut word), std::mem::take(&mut positions)));
-                }
-                word = token.to_string();
-            }
-        }
-        positions.push(pos);
-    }
-    if !word.is_empty() {
-        out.push((word, positions));
-    }
-    out
-}
-
 /// Two unknown words can hash to one index (fastembed then emits it twice, which Qdrant
 /// rejects); their weights are added instead.
 fn merge_duplicates(pairs: Vec<(u32, f32)>) -> SparseEmbedding {
@@ -417,8 +394,8 @@ impl MinicoilBackend {
     /// The vector of each row of a batch from the graph's token vectors.
     fn vectors(
         &self,
-        hidden: ndarray::ArrayD<f32>,
-        padded: &crate::inputs::TokenBatch,
+        hidden: ArrayD<f32>,
+        padded: &TokenBatch,
         query: bool,
     ) -> Result<Vec<SparseEmbedding>> {
         let shape = hidden.shape().to_vec();
@@ -462,27 +439,17 @@ impl SparseBackend for MinicoilBackend {
         Ok(tokens(self.graph.tokenize(texts)?))
     }
 
-    fn run(
+    fn graph(&self) -> Option<&TextGraph> {
+        Some(&self.graph)
+    }
+
+    fn finish(
         &self,
-        sequences: &[&[u32]],
+        hidden: ArrayD<f32>,
+        batch: &TokenBatch,
         purpose: Purpose,
-        lane: Lane,
     ) -> Result<Vec<SparseEmbedding>> {
-        let batch = self.graph.pad(sequences);
-        let hidden = self.graph.run(&batch, lane)?;
-        self.vectors(hidden, &batch, purpose == Purpose::Query)
-    }
-
-    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-        self.graph.tokenize(texts)
-    }
-
-    fn parallelism(&self) -> usize {
-        self.graph.parallelism()
-    }
-
-    fn tokenizer(&self) -> Option<&crate::tokenize::TextTokenizer> {
-        Some(&self.graph.tokenizer)
+        self.vectors(hidden, batch, purpose == Purpose::Query)
     }
 }
 
@@ -492,7 +459,12 @@ mod tests {
 
     #[test]
     fn pieces_merge_like_fastembed() {
-        let words = merge_pieces(["[CLS]", "swim", "##ming", "##", "pool", "[SEP]"].into_iter());
+        let words = merge_pieces(
+            ["[CLS]", "swim", "##ming", "##", "pool", "[SEP]"]
+                .into_iter()
+                .enumerate(),
+            "##",
+        );
         let got: Vec<(&str, &[usize])> = words
             .iter()
             .map(|(w, p)| (w.as_str(), p.as_slice()))
@@ -507,7 +479,7 @@ mod tests {
             ]
         );
         // A leading bare "##" opens no word; its position goes to the next word.
-        let words = merge_pieces(["##", "a"].into_iter());
+        let words = merge_pieces(["##", "a"].into_iter().enumerate(), "##");
         assert_eq!(words, vec![("a".to_string(), vec![0, 1])]);
     }
 

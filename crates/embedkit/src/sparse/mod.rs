@@ -15,16 +15,19 @@ pub use bm25::Bm25Options;
 pub use minicoil::MinicoilOptions;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use ndarray::ArrayD;
+
 use crate::engine::{Builder, Model};
 use crate::error::{Error, Result};
-use crate::pipeline::{Family, Pipeline, Purpose, TextPipeline};
-use crate::registry::{self, SparseKind, SparseModelDescription, Table};
-use crate::runtime::{Lane, RuntimeOptions};
-use crate::tokenize::{TextTokenizer, Token};
+use crate::graph::TextGraph;
+use crate::inputs::TokenBatch;
+use crate::pipeline::{Family, Load, Pipeline, Purpose, TextPipeline};
+use crate::registry::{SparseKind, SparseModelDescription};
+use crate::runtime::Lane;
+use crate::tokenize::Token;
 
 /// A sparse vector: token ids (ascending, no duplicates) and their weights, what a Qdrant
 /// sparse vector holds.
@@ -92,29 +95,34 @@ pub enum SparseItem {
     Done(SparseEmbedding),
 }
 
-/// One way of computing a sparse model's vectors.
+/// One way of computing a sparse model's vectors. Models with a graph give it through
+/// [`graph`](Self::graph) and turn its output into vectors in [`finish`](Self::finish);
+/// the rest (padding, running, tokenizing) is the same for all of them.
 trait SparseBackend: Send + Sync {
     /// Token ids of each text, or its finished vector when no graph is needed.
     fn prepare(&self, texts: &[&str], purpose: Purpose) -> Result<Vec<SparseItem>>;
-    /// One vector per token sequence (a padded batch through the graph).
-    fn run(
+    /// The tokenizer and graph, for models that have them.
+    fn graph(&self) -> Option<&TextGraph>;
+    /// One vector per row of a batch, from the graph's output.
+    fn finish(
         &self,
-        sequences: &[&[u32]],
+        output: ArrayD<f32>,
+        batch: &TokenBatch,
         purpose: Purpose,
-        lane: Lane,
     ) -> Result<Vec<SparseEmbedding>>;
-    /// Token ids of the texts, as the model gets them.
-    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>>;
     /// The number of tokens of the texts, as the model counts them.
     fn token_count(&self, texts: &[&str]) -> Result<usize> {
-        Ok(self.tokenize(texts)?.iter().map(Vec::len).sum())
+        Ok(tokenize(self.graph(), texts)?.iter().map(Vec::len).sum())
     }
-    fn parallelism(&self) -> usize {
-        1
-    }
-    /// The tokenizer, for models that have one.
-    fn tokenizer(&self) -> Option<&TextTokenizer> {
-        None
+}
+
+/// Token ids of the texts, from the graph's tokenizer.
+fn tokenize(graph: Option<&TextGraph>, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+    match graph {
+        Some(g) => g.tokenize(texts),
+        None => Err(Error::Unsupported(
+            "this sparse model has no tokenizer and no token ids".into(),
+        )),
     }
 }
 
@@ -122,10 +130,6 @@ trait SparseBackend: Send + Sync {
 fn tokens(ids: Vec<Vec<u32>>) -> Vec<SparseItem> {
     ids.into_iter().map(SparseItem::Tokens).collect()
 }
-
-/// The sparse text family (see [`SparseTextEmbedding`]).
-#[derive(Debug)]
-pub struct Sparse;
 
 /// Sparse text embeddings with a model of the registry: one [`SparseEmbedding`] per
 /// text, from the methods every text family shares (see [`Model`]).
@@ -179,27 +183,22 @@ impl Builder<Sparse> {
     }
 }
 
-/// A loaded sparse model.
-pub struct SparseModel {
+/// A loaded sparse model: the sparse text family (see [`SparseTextEmbedding`]).
+pub struct Sparse {
     backend: Box<dyn SparseBackend>,
 }
 
 impl Family for Sparse {
     type Description = SparseModelDescription;
     type Settings = SparseSettings;
-    type Pipeline = SparseModel;
-    const DEFAULT_BATCH_SIZE: usize = 256;
 
-    fn table() -> &'static Table<SparseModelDescription> {
-        &registry::SPARSE
-    }
-
-    fn load(
-        desc: &SparseModelDescription,
-        dir: &Path,
-        runtime: &RuntimeOptions,
-        settings: &SparseSettings,
-    ) -> Result<SparseModel> {
+    fn load(at: Load<'_, Self>) -> Result<Sparse> {
+        let Load {
+            desc,
+            dir,
+            runtime,
+            settings,
+        } = at;
         let backend: Box<dyn SparseBackend> = match desc.kind {
             SparseKind::Splade | SparseKind::IfSplade => {
                 Box::new(splade::SpladeBackend::load(desc, dir, runtime)?)
@@ -215,11 +214,11 @@ impl Family for Sparse {
                 settings.minicoil.clone(),
             )?),
         };
-        Ok(SparseModel { backend })
+        Ok(Sparse { backend })
     }
 }
 
-impl Pipeline for SparseModel {
+impl Pipeline for Sparse {
     type Input<'a> = &'a str;
     type Item = SparseItem;
     type Output = SparseEmbedding;
@@ -236,7 +235,7 @@ impl Pipeline for SparseModel {
     }
 
     fn parallelism(&self) -> usize {
-        self.backend.parallelism()
+        self.backend.graph().map_or(1, TextGraph::parallelism)
     }
 
     fn run(
@@ -252,10 +251,14 @@ impl Pipeline for SparseModel {
                 SparseItem::Done(_) => None,
             })
             .collect();
-        let mut computed = if sequences.is_empty() {
-            Vec::new()
-        } else {
-            self.backend.run(&sequences, purpose, lane)?
+        let mut computed = match (sequences.is_empty(), self.backend.graph()) {
+            (true, _) => Vec::new(),
+            (false, Some(graph)) => {
+                let padded = graph.pad(&sequences);
+                let output = graph.run(&padded, lane)?;
+                self.backend.finish(output, &padded, purpose)?
+            }
+            (false, None) => return Err(Error::Unsupported("this model runs no graph".into())),
         }
         .into_iter();
         batch
@@ -270,9 +273,9 @@ impl Pipeline for SparseModel {
     }
 }
 
-impl TextPipeline for SparseModel {
+impl TextPipeline for Sparse {
     fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-        self.backend.tokenize(texts)
+        tokenize(self.backend.graph(), texts)
     }
 
     fn token_count(&self, texts: &[&str]) -> Result<usize> {
@@ -281,14 +284,43 @@ impl TextPipeline for SparseModel {
 
     fn describe_tokens(&self, ids: &[u32]) -> Vec<Token> {
         self.backend
-            .tokenizer()
-            .map(|t| t.describe(ids))
+            .graph()
+            .map(|g| g.tokenizer.describe(ids))
             .unwrap_or_default()
     }
 
     fn max_length(&self) -> Option<usize> {
-        self.backend.tokenizer().map(TextTokenizer::max_length)
+        self.backend.graph().map(|g| g.tokenizer.max_length())
     }
+}
+
+/// Word pieces merged into words, each with the positions of its pieces, as fastembed
+/// merges them: a piece starting with `prefix` (`##`) continues the open word, any other
+/// piece opens a new one. Positions of pieces seen while no word is open go to the next
+/// word, as in fastembed's loops.
+pub(crate) fn merge_pieces<'t>(
+    tokens: impl Iterator<Item = (usize, &'t str)>,
+    prefix: &str,
+) -> Vec<(String, Vec<usize>)> {
+    let mut out: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut word = String::new();
+    let mut positions: Vec<usize> = Vec::new();
+    for (pos, token) in tokens {
+        match token.strip_prefix(prefix) {
+            Some(rest) => word.push_str(rest),
+            None => {
+                if !word.is_empty() {
+                    out.push((std::mem::take(&mut word), std::mem::take(&mut positions)));
+                }
+                word = token.to_string();
+            }
+        }
+        positions.push(pos);
+    }
+    if !word.is_empty() {
+        out.push((word, positions));
+    }
+    out
 }
 
 /// A stopword list, one word per line; empty when the file is absent, as fastembed

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use ndarray::{ArrayViewD, Axis, Ix3};
+use ndarray::{ArrayD, ArrayViewD, Axis, Ix3};
 
 use super::{tokens, SparseBackend, SparseEmbedding, SparseItem};
 use crate::error::{Error, Result};
@@ -15,7 +15,7 @@ use crate::graph::TextGraph;
 use crate::inputs::TokenBatch;
 use crate::pipeline::Purpose;
 use crate::registry::{SparseKind, SparseModelDescription};
-use crate::runtime::{Lane, RuntimeOptions};
+use crate::runtime::RuntimeOptions;
 use crate::tokenize::{TextTokenizer, TokenizerOptions};
 
 pub(crate) struct SpladeBackend {
@@ -144,21 +144,16 @@ impl SparseBackend for SpladeBackend {
             .collect())
     }
 
-    fn run(&self, sequences: &[&[u32]], _: Purpose, lane: Lane) -> Result<Vec<SparseEmbedding>> {
-        let batch = self.graph.pad(sequences);
-        let logits = self.graph.run(&batch, lane)?;
-        self.pool(logits.view(), &batch)
+    fn graph(&self) -> Option<&TextGraph> {
+        Some(&self.graph)
     }
 
-    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-        self.graph.tokenize(texts)
-    }
-
-    fn parallelism(&self) -> usize {
-        self.graph.parallelism()
-    }
-
-    fn tokenizer(&self) -> Option<&crate::tokenize::TextTokenizer> {
-        Some(&self.graph.tokenizer)
+    fn finish(
+        &self,
+        logits: ArrayD<f32>,
+        batch: &TokenBatch,
+        _: Purpose,
+    ) -> Result<Vec<SparseEmbedding>> {
+        self.pool(logits.view(), batch)
     }
 }

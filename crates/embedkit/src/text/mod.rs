@@ -8,24 +8,18 @@ mod onnx;
 pub mod pooling;
 mod static_model;
 
-use std::path::Path;
-
 use crate::engine::{Builder, Model};
 use crate::error::{Error, Result};
-use crate::pipeline::{Family, Pipeline, Purpose, TextPipeline};
+use crate::pipeline::{Family, Load, Pipeline, Purpose, TextPipeline};
 use crate::registry::{
     self, DenseKind, DenseModelDescription, DensePipeline, ModelCore, ModelSource, OutputSelector,
-    Pooling, Table,
+    Pooling,
 };
-use crate::runtime::{Lane, RuntimeOptions};
+use crate::runtime::Lane;
 use crate::tokenize::Token;
 
 /// One embedding vector.
 pub type Embedding = Vec<f32>;
-
-/// The dense text family (see [`TextEmbedding`]).
-#[derive(Debug)]
-pub struct Dense;
 
 /// Dense text embeddings with a model of the registry: one vector per text.
 ///
@@ -87,8 +81,8 @@ trait DenseBackend: Send + Sync {
     fn describe_tokens(&self, ids: &[u32]) -> Vec<Token>;
 }
 
-/// A loaded dense model.
-pub struct DenseModel {
+/// A loaded dense model: the dense text family (see [`TextEmbedding`]).
+pub struct Dense {
     desc: DenseModelDescription,
     settings: DenseSettings,
     backend: Box<dyn DenseBackend>,
@@ -97,32 +91,21 @@ pub struct DenseModel {
 impl Family for Dense {
     type Description = DenseModelDescription;
     type Settings = DenseSettings;
-    type Pipeline = DenseModel;
-    const DEFAULT_BATCH_SIZE: usize = 256;
 
-    fn table() -> &'static Table<DenseModelDescription> {
-        &registry::DENSE
-    }
-
-    fn load(
-        desc: &DenseModelDescription,
-        dir: &Path,
-        runtime: &RuntimeOptions,
-        settings: &DenseSettings,
-    ) -> Result<DenseModel> {
-        let backend: Box<dyn DenseBackend> = match desc.pipeline.kind {
-            DenseKind::Onnx => Box::new(onnx::OnnxBackend::load(desc, dir, runtime)?),
-            DenseKind::Static => Box::new(static_model::StaticBackend::load(desc, dir)?),
+    fn load(at: Load<'_, Self>) -> Result<Dense> {
+        let backend: Box<dyn DenseBackend> = match at.desc.pipeline.kind {
+            DenseKind::Onnx => Box::new(onnx::OnnxBackend::load(at.desc, at.dir, at.runtime)?),
+            DenseKind::Static => Box::new(static_model::StaticBackend::load(at.desc, at.dir)?),
         };
-        Ok(DenseModel {
-            desc: desc.clone(),
-            settings: settings.clone(),
+        Ok(Dense {
+            desc: at.desc.clone(),
+            settings: at.settings.clone(),
             backend,
         })
     }
 }
 
-impl DenseModel {
+impl Dense {
     fn task_for(&self, purpose: Purpose) -> Option<i64> {
         let tasks = &self.desc.tasks;
         if tasks.is_empty() {
@@ -151,7 +134,7 @@ impl DenseModel {
     }
 }
 
-impl Pipeline for DenseModel {
+impl Pipeline for Dense {
     type Input<'a> = &'a str;
     type Item = Vec<u32>;
     type Output = Embedding;
@@ -194,7 +177,7 @@ impl Pipeline for DenseModel {
     }
 }
 
-impl TextPipeline for DenseModel {
+impl TextPipeline for Dense {
     fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
         self.backend.tokenize(texts)
     }

@@ -1,7 +1,7 @@
 //! From a model's output tensor to one vector per input: pooling and L2 normalization,
 //! with fastembed's numerics (sums in f64, a norm floor of 1e-12).
 
-use ndarray::{Array2, ArrayViewD, Axis, Ix2, Ix3};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewD, Axis, Ix2, Ix3};
 
 use crate::error::{Error, Result};
 use crate::registry::Pooling;
@@ -36,37 +36,20 @@ pub fn pool(
                 .map(|r| r.iter().map(|&v| f64::from(v)).collect())
                 .collect()
         }
-        (Pooling::Mean, 3) => {
+        (Pooling::Mean | Pooling::LastToken, 3) => {
             let out = output.into_dimensionality::<Ix3>().map_err(shape_err)?;
             check_mask(&shape, mask)?;
             out.outer_iter()
                 .zip(mask.outer_iter())
-                .map(|(tokens, m)| {
-                    let mut sum = vec![0f64; shape[2]];
-                    let mut count = 0f64;
-                    for (tok, &keep) in tokens.outer_iter().zip(m.iter()) {
-                        if keep != 0 {
-                            count += keep as f64;
-                            for (s, &v) in sum.iter_mut().zip(tok.iter()) {
-                                *s += f64::from(v);
-                            }
-                        }
+                .map(|(tokens, m)| match pooling {
+                    Pooling::Mean => mean(tokens, m),
+                    _ => {
+                        // The last real position, whichever side the batch was padded
+                        // on; a row with no real token takes the last position, as
+                        // fastembed's argmax does (there is one: shape[1] > 0).
+                        let last = m.iter().rposition(|&v| v != 0).unwrap_or(shape[1] - 1);
+                        tokens.row(last).iter().map(|&v| f64::from(v)).collect()
                     }
-                    let denom = count.max(1e-9);
-                    sum.iter().map(|s| s / denom).collect()
-                })
-                .collect()
-        }
-        (Pooling::LastToken, 3) => {
-            let out = output.into_dimensionality::<Ix3>().map_err(shape_err)?;
-            check_mask(&shape, mask)?;
-            out.outer_iter()
-                .zip(mask.outer_iter())
-                .map(|(tokens, m)| {
-                    // The last real position, whichever side the batch was padded on; a row
-                    // with no real token takes the last position, as fastembed's argmax does.
-                    let last = m.iter().rposition(|&v| v != 0).unwrap_or(shape[1] - 1); // shape[1] > 0, checked above
-                    tokens.row(last).iter().map(|&v| f64::from(v)).collect()
                 })
                 .collect()
         }
@@ -94,6 +77,23 @@ pub fn pool(
             v.into_iter().map(|x| (x * scale) as f32).collect()
         })
         .collect())
+}
+
+/// The mean of the token vectors the mask marks as real, in f64 (a row with none
+/// divides by 1e-9, as fastembed's clip does).
+fn mean(tokens: ArrayView2<'_, f32>, mask: ArrayView1<'_, i64>) -> Vec<f64> {
+    let mut sum = vec![0f64; tokens.ncols()];
+    let mut count = 0f64;
+    for (tok, &keep) in tokens.outer_iter().zip(mask.iter()) {
+        if keep != 0 {
+            count += keep as f64;
+            for (s, &v) in sum.iter_mut().zip(tok.iter()) {
+                *s += f64::from(v);
+            }
+        }
+    }
+    let denom = count.max(1e-9);
+    sum.iter().map(|s| s / denom).collect()
 }
 
 fn check_mask(shape: &[usize], mask: &Array2<i64>) -> Result<()> {
