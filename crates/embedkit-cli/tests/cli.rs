@@ -97,6 +97,7 @@ fn embeds_stdin_lines_like_fastembed() {
     let got = vectors(&out.stdout);
     assert_eq!(got.len(), picked.len());
     for (g, &i) in got.iter().zip(&picked) {
+        assert_eq!(g.len(), want[i].len(), "input {i}: vector length");
         for (a, b) in g.iter().zip(&want[i]) {
             assert!((a - b).abs() <= 1e-5, "input {i}: {a} vs {b}");
         }
@@ -125,6 +126,7 @@ fn arguments_and_output_file() {
     );
     let got = vectors(&std::fs::read(&dest).unwrap());
     assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|v| v.len() == 384), "384-d vectors");
     // fastembed's canonical vector for "hello world" with this model.
     let canonical = [-0.034477, 0.031023, 0.006735, 0.026109, -0.039362];
     for (a, b) in got[0].iter().zip(canonical) {
@@ -281,7 +283,12 @@ fn query_and_add_prefix_flags() {
     let plain = embed_minilm(d, &["a query"], b"");
     let query = embed_minilm(d, &["--query", "a query"], b"");
     // fastembed's dense models add no prefix in query_embed: the vectors are the same.
-    assert_eq!(vectors(&plain.stdout), vectors(&query.stdout));
+    let plain = vectors(&plain.stdout);
+    assert!(
+        plain.len() == 1 && plain[0].len() == 384,
+        "one 384-d vector"
+    );
+    assert_eq!(plain, vectors(&query.stdout));
     let bad = embed_minilm(d, &["--add-prefix", "x"], b"");
     assert!(!bad.status.success());
 }
@@ -455,6 +462,7 @@ fn late_cli_writes_the_oracles_matrices_and_muvera_encodings() {
         .map(|r| r.as_u64().unwrap())
         .collect();
     assert_eq!(rows, want_rows);
+    assert_eq!(got.len(), want.len(), "token vectors of the oracle's width");
     let d = got
         .iter()
         .zip(&want)
@@ -631,6 +639,11 @@ fn embed_image_cli_matches_the_oracle_and_names_bad_files() {
     let got = vectors(&out.stdout);
     let want = read_le::<4, f32>(case["data_file"].as_str().unwrap(), f32::from_le_bytes);
     assert_eq!(got.len(), images.len());
+    assert_eq!(
+        got.iter().map(Vec::len).sum::<usize>(),
+        want.len(),
+        "vectors of the oracle's width"
+    );
     let d = got
         .iter()
         .flatten()

@@ -133,6 +133,9 @@ fn oracle_edge() -> (Vec<String>, Vec<Vec<f32>>) {
 
 fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
     assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(x.len(), y.len(), "vector length");
+    }
     a.iter()
         .flatten()
         .zip(b.iter().flatten())

@@ -307,13 +307,11 @@ fn tarball(entries: &[Raw<'_>]) -> Vec<u8> {
     b.into_inner().unwrap().finish().unwrap()
 }
 
-fn archive_model(name: &str, url: String) {
+/// A builder of a MiniLM-shaped model whose files are the `.tar.gz` at `url`.
+fn archive_model(name: &str, url: String) -> embedkit::TextEmbeddingBuilder {
     let mut m = CustomTextModel::new(name, Pooling::Cls, true, ModelSource::url(url), 384);
     m.model_file = "model_optimized.onnx".into();
-    match TextEmbedding::add_custom_model(m) {
-        Ok(()) | Err(Error::DuplicateModel(_)) => {}
-        Err(e) => panic!("{e}"),
-    }
+    TextEmbedding::from_description(m.into())
 }
 
 #[test]
@@ -336,16 +334,15 @@ fn a_legacy_archive_is_downloaded_and_unpacked() {
         .map(|(n, d)| Raw::File(n.as_str(), d.as_slice()))
         .collect();
     server.add_plain("archived.tar.gz", tarball(&entries));
-    archive_model(
+    let cache = tmp("archive-ok");
+    let model = archive_model(
         "embedkit-test/archived-model",
         format!("{}/files/archived.tar.gz", server.endpoint),
-    );
-    let cache = tmp("archive-ok");
-    let model = TextEmbedding::builder("embedkit-test/archived-model")
-        .cache_dir(&cache)
-        .hub_options(options(&server))
-        .build()
-        .unwrap();
+    )
+    .cache_dir(&cache)
+    .hub_options(options(&server))
+    .build()
+    .unwrap();
     assert_eq!(
         model.embed(&["hello hub"], None).unwrap()[0],
         reference_vector()
@@ -387,23 +384,15 @@ fn hostile_archives_are_refused_and_write_nothing_outside() {
         let cache = root.join("cache");
         let mut opts = options(&server);
         opts.max_archive_bytes = 16 << 20;
-        // The model name is shared, the URL per case: register under a per-case name.
-        let model_name = format!("embedkit-test/evil-{name}");
-        let mut m = CustomTextModel::new(
-            &model_name,
-            Pooling::Cls,
-            true,
-            ModelSource::url(format!("{}/files/{file}", server.endpoint)),
-            384,
-        );
-        m.model_file = "model_optimized.onnx".into();
-        let _ = TextEmbedding::add_custom_model(m);
-        let err = TextEmbedding::builder(&model_name)
-            .cache_dir(&cache)
-            .hub_options(opts)
-            .build()
-            .unwrap_err()
-            .to_string();
+        let err = archive_model(
+            &format!("embedkit-test/evil-{name}"),
+            format!("{}/files/{file}", server.endpoint),
+        )
+        .cache_dir(&cache)
+        .hub_options(opts)
+        .build()
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("refused to extract"), "{name}: {err}");
         // Nothing beside the cache, nothing in /tmp, no model folder, no staging left.
         assert_eq!(

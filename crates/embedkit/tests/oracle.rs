@@ -4,13 +4,15 @@
 
 mod common;
 
-use embedkit::{CustomTextModel, Error, ModelSource, Purpose, TextEmbedding};
+use embedkit::{CustomTextModel, ModelSource, Purpose, TextEmbedding};
 use serde_json::Value;
 
 use common::*;
 
 fn build(case: &Value, batch_size: usize) -> TextEmbedding {
     let name = case["model"].as_str().unwrap();
+    // A custom model is handed to the builder as a value: nothing global to register.
+    let mut b = TextEmbedding::builder(name);
     if let Some(custom) = case.get("custom") {
         let mut m = CustomTextModel::new(
             name,
@@ -30,16 +32,13 @@ fn build(case: &Value, batch_size: usize) -> TextEmbedding {
             .get("output_name")
             .and_then(Value::as_str)
             .map(str::to_string);
-        match TextEmbedding::add_custom_model(m) {
-            Ok(()) | Err(Error::DuplicateModel(_)) => {}
-            Err(e) => panic!("{e}"),
-        }
+        b = TextEmbedding::from_description(m.into());
     }
     let dir = checked_model_dir(case);
     // Large batch sizes also get a large token budget, so that long padded batches are
     // exercised too, not only the small ones the default budget forms.
     let budget = if batch_size >= 256 { 16_384 } else { 512 };
-    let mut b = TextEmbedding::builder(name)
+    let mut b = b
         .specific_model_path(dir)
         .threads(2)
         .device(device())

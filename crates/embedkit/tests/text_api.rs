@@ -6,7 +6,7 @@ mod common;
 use std::cell::Cell;
 use std::rc::Rc;
 
-use embedkit::{Device, Error, Provider, TextEmbedding};
+use embedkit::{Device, Error, Provider, Purpose, TextEmbedding};
 
 use common::*;
 
@@ -34,7 +34,10 @@ fn streaming_pulls_input_lazily() {
         .collect::<embedkit::Result<_>>()
         .unwrap();
     assert_eq!(first.len(), 5);
-    assert!(pulled.get() <= 8192, "read {} inputs ahead", pulled.get());
+    // One window was read, and not an input more: 256 for batches of 8.
+    let window = model.window_len(Some(8), Purpose::Document).unwrap();
+    assert_eq!(window, 256);
+    assert_eq!(pulled.get(), window, "inputs read ahead");
 }
 
 #[test]
@@ -151,8 +154,7 @@ fn a_graph_without_the_expected_output_is_refused_before_inference() {
     );
     m.model_file = "model_optimized.onnx".into();
     m.output_name = Some("sentence_embedding".into());
-    let _ = TextEmbedding::add_custom_model(m);
-    let err = TextEmbedding::builder("embedkit-test/wrong-output")
+    let err = TextEmbedding::from_description(m.into())
         .specific_model_path(model_dir("tiny:cls-384"))
         .build()
         .unwrap_err();
@@ -161,6 +163,55 @@ fn a_graph_without_the_expected_output_is_refused_before_inference() {
         msg.contains("sentence_embedding") && msg.contains("last_hidden_state"),
         "{msg}"
     );
+}
+
+#[test]
+fn a_custom_model_registers_once_by_name_or_loads_as_a_value() {
+    let custom = || {
+        let mut m = embedkit::CustomTextModel::new(
+            "embedkit-test/registered-once",
+            embedkit::Pooling::Cls,
+            true,
+            embedkit::ModelSource::hf("embedkit-test/registered-once"),
+            384,
+        );
+        m.model_file = "model_optimized.onnx".into();
+        m
+    };
+    // fastembed's way: registered for the process, then built by name.
+    TextEmbedding::add_custom_model(custom()).unwrap();
+    assert!(TextEmbedding::list_supported_models()
+        .iter()
+        .any(|d| d.core.model == "embedkit-test/registered-once" && d.core.custom));
+    let by_name = TextEmbedding::builder("EMBEDKIT-TEST/registered-once")
+        .specific_model_path(model_dir("tiny:cls-384"))
+        .build()
+        .unwrap();
+    // A second registration of the name, in any case, is refused.
+    let mut again = custom();
+    again.model = "embedkit-test/REGISTERED-ONCE".into();
+    assert!(matches!(
+        TextEmbedding::add_custom_model(again),
+        Err(Error::DuplicateModel(_))
+    ));
+    // As a value: no registration, the same vectors.
+    let by_value = TextEmbedding::from_description(custom().into())
+        .specific_model_path(model_dir("tiny:cls-384"))
+        .build()
+        .unwrap();
+    let text = ["a custom model"];
+    assert_eq!(
+        by_name.embed(&text, None).unwrap(),
+        by_value.embed(&text, None).unwrap()
+    );
+    // A description given as a value is checked like a registered one.
+    let mut zero = custom();
+    zero.dim = 0;
+    let err = TextEmbedding::from_description(zero.into())
+        .specific_model_path(model_dir("tiny:cls-384"))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("dim"), "{err}");
 }
 
 #[test]

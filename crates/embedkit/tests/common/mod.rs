@@ -137,3 +137,46 @@ pub fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> (f32, usize, usize) {
     }
     worst
 }
+
+/// The variable that makes a re-run of a test binary do one workload and report its
+/// memory (see [`child_peak_rss_mb`]).
+const CHILD_WORKLOAD: &str = "EMBEDKIT_TEST_CHILD_WORKLOAD";
+
+/// The workload this process was started for, when it is such a child.
+pub fn child_workload() -> Option<String> {
+    std::env::var(CHILD_WORKLOAD).ok()
+}
+
+/// Prints this process's peak resident memory for the parent (Linux's VmHWM).
+pub fn report_peak_rss() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    println!("peak_rss_kb={kb}");
+}
+
+/// Runs the test `test` of this test binary again in a child process, alone, with the
+/// workload `workload`, and returns the child's peak resident memory in MB: a figure no
+/// other test running in parallel can move.
+pub fn child_peak_rss_mb(test: &str, workload: &str) -> u64 {
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_WORKLOAD, workload)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child {test} ({workload}) failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // libtest prints the test's name on the same line, before the report.
+    let kb: u64 = stdout
+        .split("peak_rss_kb=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("child {test} ({workload}) reported no peak:\n{stdout}"));
+    kb / 1024
+}

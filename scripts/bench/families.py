@@ -1,0 +1,148 @@
+"""The family benchmark: SPLADE, ColBERT and cross-encoder reranking in embedkit's Python
+package (which runs at the Rust library's speed) against fastembed 0.9.1 at its best
+batch size, on the same model files, threads and inputs, in one run; optionally an
+earlier embedkit (`--before-python`, built from another commit) beside the current one.
+
+Every run is a separate process (scripts/bench/run_family.py) under the same memory
+limit and timeout as the main suite; the medians of `--reps` runs are compared, and the
+results replace the section between the family markers of BENCHMARKS.md."""
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+from pathlib import Path
+
+from run import machine, run
+
+START, END = "<!-- families:start -->", "<!-- families:end -->"
+FAMILIES = {
+    # family: (model folder, what the model is)
+    "splade": ("splade", "splade-tiny (a real trained SPLADE, BERT-tiny size)"),
+    "colbert": ("colbert-minilm", "all-MiniLM-L6-v2 encoder + 384→128 projection"),
+    "rerank": ("rerank-minilm", "all-MiniLM-L6-v2 encoder + [CLS] logit (ms-marco-MiniLM-L-6 shape)"),
+}
+# fastembed's settings swept for its best: batch sizes, and two processes.
+FASTEMBED_SETTINGS = [(1, None), (8, None), (32, None), (64, None), (256, None), (32, 2)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--python", required=True, help="venv with fastembed 0.9.1 and the current embedkit")
+    ap.add_argument("--before-python", help="venv with an earlier embedkit")
+    ap.add_argument("--before-label", default="before")
+    ap.add_argument("--models", required=True, type=Path, help="folder of family_models.py's models")
+    ap.add_argument("--splade", required=True, type=Path, help="the splade-tiny folder")
+    ap.add_argument("--data", required=True, type=Path, help="the bench corpus folder")
+    ap.add_argument("--docs", type=int, default=500)
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default="BENCHMARKS.md")
+    ap.add_argument("--results", default="target/bench/families.json")
+    args = ap.parse_args()
+
+    lines = (args.data / "corpus.txt").read_text(encoding="utf-8").splitlines(keepends=True)
+    inputs = args.data / "families.txt"
+    inputs.write_text("".join(lines[: args.docs]), encoding="utf-8")
+    runner = str(Path(__file__).with_name("run_family.py"))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+
+    def go(python, package, family, batch=None, parallel=None):
+        folder = args.splade if family == "splade" else args.models / FAMILIES[family][0]
+        cmd = [python, runner, "--package", package, "--family", family, "--model-dir", str(folder),
+               "--input", str(inputs), "--threads", str(args.threads)]
+        if batch:
+            cmd += ["--batch-size", str(batch)]
+        if parallel:
+            cmd += ["--parallel", str(parallel)]
+        runs = [run(cmd, env) for _ in range(args.reps)]
+        ok = [r for r in runs if r.ok]
+        label = f"{family} {package} {Path(python).parent.parent.name} batch={batch} parallel={parallel}"
+        if not ok:
+            print(f"  {label}: {runs[0].why}", flush=True)
+            return {"docs_s": None, "rss_mb": None, "failed": runs[0].why}
+        rate = statistics.median(r.report["docs"] / r.report["embed_s"] for r in ok)
+        rss = statistics.median(r.rss for r in ok) / 2**20
+        checksum = ok[0].report["checksum"]
+        print(f"  {label}: {rate:.1f} docs/s, {rss:.0f} MB, checksum {checksum:.6g}", flush=True)
+        return {"docs_s": rate, "rss_mb": rss, "checksum": checksum, "batch": batch, "parallel": parallel}
+
+    results = {"machine": machine(), "docs": args.docs, "date": datetime.date.today().isoformat(),
+               "before_label": args.before_label if args.before_python else None, "families": {}}
+    for family in FAMILIES:
+        print(f"{family}:", flush=True)
+        sweep = [go(args.python, "fastembed", family, b, p) for b, p in FASTEMBED_SETTINGS]
+        best = max((s for s in sweep if s["docs_s"]), key=lambda s: s["docs_s"], default=None)
+        row = {"fastembed_best": best, "fastembed_sweep": sweep,
+               "after": go(args.python, "embedkit", family)}
+        if args.before_python:
+            row["before"] = go(args.before_python, "embedkit", family)
+        results["families"][family] = row
+    Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.results).write_text(json.dumps(results, indent=1) + "\n")
+    write_markdown(results, Path(args.out))
+
+
+def rate(x):
+    return "—" if not x or not x.get("docs_s") else f"{x['docs_s']:.1f}"
+
+
+def ratio(a, b):
+    return "—" if not a or not b or not a.get("docs_s") or not b.get("docs_s") else f"{a['docs_s'] / b['docs_s']:.2f}×"
+
+
+def write_markdown(res, out: Path) -> None:
+    m = res["machine"]
+    before = res["before_label"]
+    head = "| family (model) | fastembed best (setting) |"
+    rule = "|---|---|"
+    if before:
+        head += f" embedkit {before} |"
+        rule += "---|"
+    head += " embedkit now | now / fastembed best |"
+    rule += "---|---|"
+    if before:
+        head += f" now / {before} |"
+        rule += "---|"
+    head += " peak RSS fastembed / now |"
+    rule += "---|"
+    rows = []
+    for family, r in res["families"].items():
+        best, now, old = r["fastembed_best"], r["after"], r.get("before")
+        setting = "—" if not best else f"batch {best['batch']}" + (f", parallel {best['parallel']}" if best["parallel"] else "")
+        row = f"| {family} ({FAMILIES[family][1]}) | {rate(best)} ({setting}) |"
+        if before:
+            row += f" {rate(old)} |"
+        row += f" {rate(now)} | {ratio(now, best)} |"
+        if before:
+            row += f" {ratio(now, old)} |"
+        rss = lambda x: "—" if not x or not x.get("rss_mb") else f"{x['rss_mb']:.0f} MB"
+        row += f" {rss(best)} / {rss(now)} |"
+        rows.append(row)
+    text = "\n".join([
+        START,
+        f"Measured {res['date']} on {m['cpu']} ({m['cores']} cores), {res['docs']} paragraphs of the bench corpus, "
+        f"2 threads, median of the runs, docs/s (higher is better). Each contender in its own process, "
+        f"fastembed 0.9.1 swept over batch sizes 1–256 and two processes; embedkit at its defaults "
+        f"(its Python package, which runs at the Rust library's speed). "
+        + (f"\"{before}\" is embedkit built from {before}, measured in the same run." if before else ""),
+        "",
+        head,
+        rule,
+        *rows,
+        "",
+        "Regenerate: `make bench-families` (`BEFORE=<commit>` adds an earlier embedkit).",
+        END,
+    ])
+    current = out.read_text(encoding="utf-8") if out.exists() else ""
+    if START in current and END in current:
+        a, b = current.index(START), current.index(END) + len(END)
+        current = current[:a] + text + current[b:]
+    else:
+        current = current.rstrip() + "\n\n## Families: SPLADE, ColBERT, rerank\n\n" + text + "\n"
+    out.write_text(current, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
