@@ -61,6 +61,7 @@ lint:
 	cargo fmt --all --check
 	cargo fmt --manifest-path fuzz/Cargo.toml --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p embedkit -p embedkit-server
 
 ## Everything: formatting, lints, unit tests, oracle parity, CLI tests.
 test: setup setup-gpu-runtime test-models lint
@@ -105,7 +106,7 @@ bench: setup $(BENCH_VENV)/.done
 	  --ort-library "$$(ls $(EMBEDKIT_HOME)/runtime/libonnxruntime.so.* | head -1)" \
 	  --data target/bench
 
-## The family benchmark: SPLADE, ColBERT and rerank against fastembed's best batch size,
+## The family benchmark: dense, SPLADE, ColBERT and rerank against fastembed's best batch size,
 ## on models of real size (scripts/bench/family_models.py); BEFORE=<commit> adds embedkit
 ## built from that commit, measured in the same run. Rewrites its BENCHMARKS.md section.
 bench-families: setup $(BENCH_VENV)/.done
@@ -115,7 +116,8 @@ bench-families: setup $(BENCH_VENV)/.done
 	  --minilm $(SHARED_MODELS)/all-MiniLM-L6-v2-fp32 --out target/bench/models
 	$(if $(BEFORE),bash scripts/bench/before_venv.sh $(BEFORE) target/bench/before)
 	$(BENCH_VENV)/bin/python scripts/bench/families.py --python $(BENCH_VENV)/bin/python \
-	  --models target/bench/models --splade $(SHARED_MODELS)/splade-tiny --data target/bench \
+	  --models target/bench/models --splade $(SHARED_MODELS)/splade-tiny \
+	  --dense $(SHARED_MODELS)/all-MiniLM-L6-v2-fp32 --data target/bench \
 	  $(if $(BEFORE),--before-python target/bench/before/venv/bin/python --before-label $(BEFORE))
 
 ## Load test of `embedkit serve` (needs wrk: apt-get install wrk).

@@ -2,8 +2,9 @@
 0.9.1, or an embedkit Python package), in the protocol of crates/embedkit-bench: load,
 compute one workload, print one JSON line {load_s, embed_s, docs, checksum}.
 
-Families: splade (SparseTextEmbedding.embed), colbert (LateInteractionTextEmbedding.embed)
-and rerank (TextCrossEncoder.rerank of one query against every line)."""
+Families: dense (TextEmbedding.embed), splade (SparseTextEmbedding.embed), colbert
+(LateInteractionTextEmbedding.embed) and rerank (TextCrossEncoder.rerank of one query
+against every line)."""
 
 import argparse
 import json
@@ -11,6 +12,7 @@ import time
 
 STARTED = time.perf_counter()
 MODELS = {
+    "dense": "sentence-transformers/all-MiniLM-L6-v2",
     "splade": "prithivida/Splade_PP_en_v1",
     "colbert": "colbert-ir/colbertv2.0",
     "rerank": "Xenova/ms-marco-MiniLM-L-6-v2",
@@ -20,11 +22,12 @@ QUERY = "how do I read a file line by line and handle encoding errors"
 
 def classes(package: str):
     if package == "fastembed":
-        from fastembed import LateInteractionTextEmbedding, SparseTextEmbedding
+        from fastembed import LateInteractionTextEmbedding, SparseTextEmbedding, TextEmbedding
         from fastembed.rerank.cross_encoder import TextCrossEncoder
     else:
-        from embedkit import LateInteractionTextEmbedding, SparseTextEmbedding, TextCrossEncoder
-    return {"splade": SparseTextEmbedding, "colbert": LateInteractionTextEmbedding, "rerank": TextCrossEncoder}
+        from embedkit import LateInteractionTextEmbedding, SparseTextEmbedding, TextCrossEncoder, TextEmbedding
+    return {"dense": TextEmbedding, "splade": SparseTextEmbedding, "colbert": LateInteractionTextEmbedding,
+            "rerank": TextCrossEncoder}
 
 
 def main() -> None:

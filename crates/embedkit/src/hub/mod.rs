@@ -101,7 +101,8 @@ impl HubOptions {
 #[cfg_attr(feature = "cli", derive(clap::Args))]
 #[serde(default)]
 pub struct CacheOptions {
-    /// Model cache folder (default: $FASTEMBED_CACHE_PATH or <tmp>/fastembed_cache).
+    /// Model cache folder (default: $FASTEMBED_CACHE_PATH, else fastembed_cache in the
+    /// temporary folder).
     #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
     pub cache_dir: Option<PathBuf>,
     /// Load the model files from this folder instead of the cache; the description

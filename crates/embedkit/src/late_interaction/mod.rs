@@ -3,7 +3,7 @@
 //! scoring.
 //!
 //! What the family computes: a marker token after the first token; documents drop
-//! punctuation and padding, queries are expanded with the mask token ([`colbert`]).
+//! punctuation and padding, queries are expanded with the mask token (`colbert`).
 //! Queries batch only with queries of the same expanded length, which padding would
 //! otherwise change.
 

@@ -1,10 +1,10 @@
 //! Multimodal late interaction: [`LateInteractionMultimodalEmbedding`], fastembed's
 //! class of the same name. Texts (queries) and images (pages) become token-vector
 //! matrices in one space, scored with MaxSim. Each model family builds its own prompt and
-//! placeholder inputs ([`colpali`], [`colmodernvbert`]).
+//! placeholder inputs (`colpali`, `colmodernvbert`).
 //!
 //! Batches keep input order with the batch size given, as fastembed's
-//! ([`Batching::InputOrder`]): these graphs' outputs include padded rows (ColPali text)
+//! (`Batching::InputOrder`): these graphs' outputs include padded rows (ColPali text)
 //! or see the batch's padded tiles (ColModernVBert images), so the batch composition is
 //! part of the result.
 

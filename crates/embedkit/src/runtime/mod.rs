@@ -1,7 +1,8 @@
-//! ONNX Runtime, one job a module: finding and loading the shared library
-//! ([`library`]), choosing execution providers ([`device`]), loading PyPI's CUDA
-//! libraries ([`cuda`]), laying out a graph's sessions ([`plan`]) and running them
-//! ([`session`]). Knows nothing of model families.
+//! ONNX Runtime, one job a module: finding and loading the shared library (`library`),
+//! choosing execution providers (`device`), loading PyPI's CUDA libraries (`cuda`),
+//! laying out a graph's sessions (`plan`) and running them (`session`). Knows nothing of
+//! model families. Public: the options, devices and providers, and where the library
+//! is found.
 
 mod cuda;
 mod device;
@@ -11,15 +12,12 @@ mod session;
 
 use std::path::PathBuf;
 
-pub use cuda::cuda_libraries;
-pub use device::{choose_providers, gpu_present, resolve_providers, Device, Provider};
+pub use device::{gpu_present, Device, Provider};
 pub(crate) use library::non_empty_env;
 pub use library::{
-    embedkit_home, environment, find_library, loaded_library, python_site_dirs, LibrarySource,
-    ORT_VERSION,
+    embedkit_home, find_library, loaded_library, python_site_dirs, LibrarySource, ORT_VERSION,
 };
-pub use plan::{session_options, session_plan, SessionPlan, PARALLEL_WEIGHT_BUDGET};
-pub use session::{build_session, Lane, OnnxModel};
+pub(crate) use session::{Lane, OnnxModel};
 
 /// How to build sessions: the options every model family shares.
 #[derive(Debug, Clone, Default, serde::Deserialize)]

@@ -114,7 +114,8 @@ fn available_threads() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{choose_providers, Device};
+    use crate::runtime::device::choose_providers;
+    use crate::runtime::Device;
 
     fn opts(device: Device) -> RuntimeOptions {
         RuntimeOptions {

@@ -14,11 +14,6 @@ use super::plan::{model_bytes, session_options, session_plan, SessionPlan};
 use super::{Provider, RuntimeOptions};
 use crate::error::{Error, Result};
 
-/// Opens `model_path` as an ONNX Runtime session with the given options.
-pub fn build_session(model_path: &Path, opts: &RuntimeOptions) -> Result<Session> {
-    open_session(model_path, opts, opts.threads, None)
-}
-
 fn open_session(
     model_path: &Path,
     opts: &RuntimeOptions,
@@ -149,10 +144,6 @@ impl OnnxModel {
             outputs,
             output_widths,
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// How many batches can run at once.

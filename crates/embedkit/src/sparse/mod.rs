@@ -1,8 +1,8 @@
 //! Sparse text embeddings: [`SparseTextEmbedding`], fastembed's class of the same name,
 //! and the [`SparseEmbedding`] a Qdrant sparse vector is made of.
 //!
-//! What the family computes: SPLADE ([`splade`]) and MiniCOIL ([`minicoil`]) run a graph
-//! on token batches; BM42 ([`bm42`]) reads the graph's attention; BM25 ([`bm25`]) and the
+//! What the family computes: SPLADE (`splade`) and MiniCOIL (`minicoil`) run a graph
+//! on token batches; BM42 (`bm42`) reads the graph's attention; BM25 ([`bm25`]) and the
 //! query side of BM42 and the inference-free SPLADE models need no graph, so their
 //! vectors are finished while a window is prepared.
 

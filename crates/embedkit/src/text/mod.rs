@@ -2,7 +2,7 @@
 //!
 //! What the family computes: texts (with the query/passage prefix when switched on)
 //! become token ids; a batch of them becomes one vector each, through a transformer
-//! graph and pooling ([`onnx`]) or a model2vec table ([`static_model`]).
+//! graph and pooling (`onnx`) or a model2vec table (`static_model`).
 
 mod onnx;
 pub mod pooling;
