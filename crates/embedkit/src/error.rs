@@ -37,8 +37,8 @@ pub enum Error {
     #[error("{0}")]
     NotCached(String),
 
-    /// Fetching model files failed.
-    #[error("download failed: {0}")]
+    /// Fetching model files failed, or the cache could not be trusted to hold them.
+    #[error("{0}")]
     Download(String),
 
     /// An archive tried to write outside its folder, or was too large.

@@ -7,10 +7,12 @@
 //! `<etag>.incomplete` and renamed when whole and verified, under a lock in
 //! `.locks/models--org--name/<etag>.lock`, so two processes transfer a file once.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use super::http::{Client, FileMeta, HttpError};
+use super::http::{Check, Client, FileMeta, HttpError, TreeEntry};
+use super::safe_fs::{self, ensure_dir, is_own_file};
 use super::{archive, repo_folder_name, Fetcher, HubOptions, ModelFiles};
 use crate::error::{Error, Result};
 
@@ -81,13 +83,40 @@ impl HubFetcher {
                 Err(e) => return Err(self.repo_error(repo, file, e)),
             }
         }
+        // The hub's listing of the commit gives every file's git blob id (and the LFS
+        // sha256): no file enters the cache unverified. Mirrors without the listing
+        // still give the blob id as the ETag of small files.
+        let tree = match self.client.tree(repo, &commit) {
+            Ok(tree) => tree,
+            Err(e) => {
+                tracing::warn!(%repo, error = %e, "no tree listing; verifying against ETags");
+                HashMap::new()
+            }
+        };
+        let mut blobs = Vec::with_capacity(metas.len());
         for (file, meta) in &metas {
             check_repo_path(file)?;
-            let blob = self.ensure_blob(cache_dir, repo, &repo_dir, file, meta)?;
-            link_snapshot(&snapshot, file, &blob)?;
+            let check = check_for(meta, tree.get(file.as_str())).ok_or_else(|| {
+                Error::Download(format!(
+                    "cannot verify {repo}/{file}: the hub announced neither its sha256 nor its \
+                     git blob id, so it was not downloaded; use the official hub or a mirror \
+                     that serves the tree listing (HF_ENDPOINT)"
+                ))
+            })?;
+            blobs.push((
+                file,
+                self.ensure_blob(cache_dir, repo, &repo_dir, file, meta, &check)?,
+            ));
+        }
+        // The snapshot appears only once every file is verified.
+        for (file, blob) in &blobs {
+            link_snapshot(cache_dir, &snapshot, file, blob)?;
         }
         if revision != commit {
-            write_atomic(&repo_dir.join("refs").join(revision), commit.as_bytes())?;
+            let refs = repo_dir.join("refs");
+            ensure_dir(cache_dir, &refs)?;
+            let dest = refs.join(revision);
+            safe_fs::write_new(&unique_tmp(&dest), &dest, commit.as_bytes())?;
         }
         Ok(snapshot)
     }
@@ -99,15 +128,16 @@ impl HubFetcher {
         repo_dir: &Path,
         file: &str,
         meta: &FileMeta,
+        check: &Check,
     ) -> Result<PathBuf> {
         let blobs = repo_dir.join("blobs");
         let blob = blobs.join(&meta.etag);
+        let locks = cache_dir.join(".locks").join(repo_folder_name(repo));
+        ensure_dir(cache_dir, &blobs)?;
+        ensure_dir(cache_dir, &locks)?;
         if blob_is_complete(&blob, meta.size) {
             return Ok(blob);
         }
-        let locks = cache_dir.join(".locks").join(repo_folder_name(repo));
-        create_dir(&blobs)?;
-        create_dir(&locks)?;
         let _lock = FileLock::acquire(&locks.join(format!("{}.lock", meta.etag)))?;
         // Another process may have finished it while we waited for the lock.
         if blob_is_complete(&blob, meta.size) {
@@ -118,7 +148,7 @@ impl HubFetcher {
             &meta.url,
             &partial,
             meta.size,
-            meta.sha256.as_deref(),
+            Some(check),
             &format!("{repo}/{file}"),
         )?;
         std::fs::rename(&partial, &blob).map_err(|e| Error::io(&blob, e))?;
@@ -129,17 +159,11 @@ impl HubFetcher {
     pub fn fetch_archive(&self, url: &str, folder: &str, cache_dir: &Path) -> Result<PathBuf> {
         let dest = cache_dir.join(folder);
         let tmp_root = cache_dir.join("tmp");
-        if tmp_root.is_symlink() {
-            return Err(Error::Download(format!(
-                "{} is a symlink; refusing to stage downloads through it",
-                tmp_root.display()
-            )));
-        }
-        create_dir(&tmp_root)?;
+        ensure_dir(cache_dir, &tmp_root)?;
         let locks = cache_dir.join(".locks");
-        create_dir(&locks)?;
+        ensure_dir(cache_dir, &locks)?;
         let _lock = FileLock::acquire(&locks.join(format!("{folder}.lock")))?;
-        if dest.is_dir()
+        if safe_fs::is_real_dir(&dest)
             && dest
                 .read_dir()
                 .map(|mut d| d.next().is_some())
@@ -148,8 +172,8 @@ impl HubFetcher {
             return Ok(dest);
         }
         let staging = unique_tmp(&tmp_root.join(folder));
-        let _ = std::fs::remove_dir_all(&staging);
-        create_dir(&staging)?;
+        safe_fs::remove_inside(cache_dir, &staging)?;
+        ensure_dir(cache_dir, &staging)?;
         let result = (|| {
             let archive_path = staging.join(format!("{folder}.tar.gz"));
             self.client
@@ -166,18 +190,20 @@ impl HubFetcher {
                     "the archive from {url} has no folder {folder}"
                 )));
             }
-            let _ = std::fs::remove_dir(&dest);
+            // Whatever is at the name (an empty folder, a planted link) goes first; a
+            // link's target is left alone.
+            safe_fs::remove_inside(cache_dir, &dest)?;
             std::fs::rename(&inner, &dest).map_err(|e| Error::io(&dest, e))?;
             Ok(dest.clone())
         })();
-        let _ = std::fs::remove_dir_all(&staging);
+        let _ = safe_fs::remove_inside(cache_dir, &staging);
         result
     }
 }
 
 impl Fetcher for HubFetcher {
     fn fetch(&self, files: &ModelFiles, cache_dir: &Path) -> Result<PathBuf> {
-        create_dir(cache_dir)?;
+        ensure_dir(cache_dir, cache_dir)?;
         let mut failures = Vec::new();
         if let Some(repo) = &files.sources.hf {
             let revision = files.sources.revision.as_deref().unwrap_or("main");
@@ -197,21 +223,38 @@ impl Fetcher for HubFetcher {
             }
         }
         if failures.is_empty() {
-            failures.push("the model has no hub repository or URL to download from".into());
+            failures.push("it has no hub repository or URL to download from".into());
         }
         Err(Error::Download(format!(
-            "could not get {}: {}",
+            "could not download model {}: {}",
             files.model,
-            failures.join("; then: ")
+            failures.join("; the archive URL also failed: ")
         )))
     }
 }
 
+/// A blob of ours (a regular file, not a link) of the announced size.
 fn blob_is_complete(blob: &Path, size: Option<u64>) -> bool {
-    match std::fs::metadata(blob) {
-        Ok(m) if m.is_file() => size.is_none_or(|s| m.len() == s),
-        _ => false,
+    is_own_file(blob)
+        && std::fs::symlink_metadata(blob).is_ok_and(|m| size.is_none_or(|s| m.len() == s))
+}
+
+/// How to verify a file: the LFS sha256 the hub announced, else the git blob id of the
+/// tree listing, else the ETag when it is one (40 hex digits).
+fn check_for(meta: &FileMeta, listed: Option<&TreeEntry>) -> Option<Check> {
+    let hex = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_hexdigit());
+    if let Some(sha) = &meta.sha256 {
+        return Some(Check::Sha256(sha.clone()));
     }
+    if let Some(entry) = listed {
+        if let Some(lfs) = entry.lfs.as_ref().filter(|l| hex(&l.oid, 64)) {
+            return Some(Check::Sha256(lfs.oid.clone()));
+        }
+        if let Some(oid) = entry.oid.as_ref().filter(|o| hex(o, 40)) {
+            return Some(Check::GitBlob(oid.clone()));
+        }
+    }
+    hex(&meta.etag, 40).then(|| Check::GitBlob(meta.etag.clone()))
 }
 
 /// A repo file name from the registry must stay inside the snapshot.
@@ -230,16 +273,12 @@ fn check_repo_path(file: &str) -> Result<()> {
     }
 }
 
-fn create_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
-}
-
 /// Makes `snapshot/file` point at `blob`: a relative symlink as huggingface_hub makes, or
 /// a copy where symlinks are not available. Replaced atomically.
-fn link_snapshot(snapshot: &Path, file: &str, blob: &Path) -> Result<()> {
+fn link_snapshot(cache_dir: &Path, snapshot: &Path, file: &str, blob: &Path) -> Result<()> {
     let link = snapshot.join(file);
     let parent = link.parent().unwrap_or(snapshot);
-    create_dir(parent)?;
+    ensure_dir(cache_dir, parent)?;
     let tmp = unique_tmp(&link);
     // snapshots/<commit>/<a>/<b> → ../../(../)blobs/<etag>
     let depth = file.split('/').count() + 1;
@@ -270,26 +309,25 @@ fn unique_tmp(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
 }
 
-/// Writes a small file completely or not at all.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let parent = path.parent().unwrap_or(Path::new("."));
-    create_dir(parent)?;
-    let tmp = unique_tmp(path);
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-}
-
 /// An exclusive lock on a file, released on drop (std's advisory file locks).
 struct FileLock(File);
 
 impl FileLock {
+    /// Locks `path`, creating it; a link planted at the name is not followed.
     fn acquire(path: &Path) -> Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+        let mut opts = OpenOptions::new();
+        opts.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.custom_flags(libc::O_NOFOLLOW).mode(0o600);
+        }
+        let file = opts.open(path).map_err(|e| {
+            Error::Download(format!(
+                "cannot take the download lock {}: {e}; if it is a link, remove it",
+                path.display()
+            ))
+        })?;
         file.lock().map_err(|e| Error::io(path, e))?;
         Ok(FileLock(file))
     }

@@ -5,17 +5,78 @@
 //! things fastembed's downloads get wrong (a download that hangs forever, corrupt files
 //! cached, a restart from zero after a cut).
 
-use std::fs::{File, OpenOptions};
+use std::collections::HashMap;
+use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
+use ureq::http::Uri;
 use ureq::Agent;
 
+use super::safe_fs::{open_partial, resumable_len};
 use super::HubOptions;
 use crate::error::{Error, Result};
+
+/// How a downloaded file is checked before it enters the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// The sha256 the hub announces for LFS files.
+    Sha256(String),
+    /// git's blob id (sha1 of `blob <len>\0` and the bytes), which the hub's tree listing
+    /// (and its ETag) gives for the other files.
+    GitBlob(String),
+}
+
+/// One file of the hub's tree listing of a commit.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct TreeEntry {
+    pub path: String,
+    #[serde(default)]
+    pub oid: Option<String>,
+    #[serde(default)]
+    pub lfs: Option<LfsEntry>,
+}
+
+/// The LFS part of a tree entry: the sha256 of the bytes.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct LfsEntry {
+    pub oid: String,
+}
+
+/// Redirects followed by hand per request (so credentials are decided per host).
+const MAX_REDIRECTS: usize = 5;
+
+/// `scheme://host:port` of a URL, lowercased, with the scheme's default port: what a
+/// credential is bound to.
+fn origin(url: &str) -> Option<(String, String, u16)> {
+    let uri: Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let host = uri.host()?.to_ascii_lowercase();
+    let port = uri.port_u16().unwrap_or(match scheme.as_str() {
+        "https" => 443,
+        _ => 80,
+    });
+    Some((scheme, host, port))
+}
+
+/// The absolute URL a `Location` header points to from `base`.
+fn resolve_location(base: &str, location: &str) -> Option<String> {
+    if location.contains("://") {
+        return Some(location.to_string());
+    }
+    let uri: Uri = base.parse().ok()?;
+    let prefix = format!("{}://{}", uri.scheme_str()?, uri.authority()?.as_str());
+    if location.starts_with('/') {
+        return Some(format!("{prefix}{location}"));
+    }
+    let path = uri.path();
+    let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+    Some(format!("{prefix}{dir}{location}"))
+}
 
 /// What the hub says about one file of a repo.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,8 +149,46 @@ impl Client {
         &self.opts
     }
 
-    fn auth(&self) -> Option<String> {
-        self.opts.token.as_ref().map(|t| format!("Bearer {t}"))
+    /// The `Authorization` header for a request to `url`: the token only goes to the
+    /// endpoint's own origin (scheme, host and port), never to a CDN or another host a
+    /// redirect names, as huggingface_hub does.
+    fn auth_for(&self, url: &str) -> Option<String> {
+        let token = self.opts.token.as_ref()?;
+        let same = origin(url).is_some() && origin(url) == origin(&self.opts.endpoint);
+        same.then(|| format!("Bearer {token}"))
+    }
+
+    /// The hub's listing of every file of `repo` at `commit`: git blob ids and LFS
+    /// sha256s, by path.
+    pub fn tree(
+        &self,
+        repo: &str,
+        commit: &str,
+    ) -> std::result::Result<HashMap<String, TreeEntry>, HttpError> {
+        let base = self.opts.endpoint.trim_end_matches('/');
+        let url = format!("{base}/api/models/{repo}/tree/{commit}?recursive=true");
+        let mut req = self.agent.get(&url).config().max_redirects(0).build();
+        if let Some(auth) = self.auth_for(&url) {
+            req = req.header("Authorization", auth);
+        }
+        let resp = req
+            .call()
+            .map_err(|e| HttpError::Transport(e.to_string()))?;
+        match resp.status().as_u16() {
+            200 => {}
+            401 | 403 => return Err(HttpError::Unauthorized),
+            404 => return Err(HttpError::NotFound),
+            s => return Err(HttpError::Status(s)),
+        }
+        let text = resp
+            .into_body()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()
+            .map_err(|e| HttpError::Transport(format!("{url}: {e}")))?;
+        let entries: Vec<TreeEntry> = serde_json::from_str(&text)
+            .map_err(|e| HttpError::Transport(format!("{url}: not a tree listing: {e}")))?;
+        Ok(entries.into_iter().map(|e| (e.path.clone(), e)).collect())
     }
 
     /// `HEAD {endpoint}/{repo}/resolve/{revision}/{file}` without following redirects to
@@ -112,7 +211,7 @@ impl Client {
                 .config()
                 .max_redirects(0)
                 .build();
-            if let Some(auth) = self.auth() {
+            if let Some(auth) = self.auth_for(&url) {
                 req = req.header("Authorization", auth);
             }
             let resp = req
@@ -171,13 +270,13 @@ impl Client {
     }
 
     /// Downloads `url` into `partial`, resuming what is already there, retrying with
-    /// backoff, then checks size and sha256. On success `partial` holds the whole file.
+    /// backoff, then checks size and `check`. On success `partial` holds the whole file.
     pub fn download(
         &self,
         url: &str,
         partial: &Path,
         size: Option<u64>,
-        sha256: Option<&str>,
+        check: Option<&Check>,
         label: &str,
     ) -> Result<()> {
         let bar = progress_bar(self.opts.progress, size, label);
@@ -195,7 +294,7 @@ impl Client {
                     if attempt >= self.opts.attempts {
                         bar.abandon();
                         return Err(Error::Download(format!(
-                            "{label}: giving up after {attempt} attempts: {reason}"
+                            "{label}: gave up after {attempt} attempts ({reason})"
                         )));
                     }
                     tracing::warn!(%label, attempt, %reason, "download interrupted; retrying");
@@ -216,13 +315,16 @@ impl Client {
                 )));
             }
         }
-        if let Some(expected) = sha256 {
-            let actual = sha256_file(partial)?;
+        if let Some(check) = check {
+            let (kind, expected, actual) = match check {
+                Check::Sha256(e) => ("sha256", e, sha256_file(partial)?),
+                Check::GitBlob(e) => ("git blob id", e, git_blob_id(partial)?),
+            };
             if !actual.eq_ignore_ascii_case(expected) {
                 let _ = std::fs::remove_file(partial);
                 return Err(Error::Download(format!(
-                    "{label}: checksum mismatch: sha256 {actual}, the hub announced {expected}; \
-                     nothing was cached"
+                    "{label} is corrupt: its {kind} is {actual} but the hub announced \
+                     {expected}; nothing was cached, try again or check the mirror"
                 )));
             }
         }
@@ -236,18 +338,12 @@ impl Client {
         size: Option<u64>,
         bar: &ProgressBar,
     ) -> std::result::Result<(), Transfer> {
-        let have = std::fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
+        let have = resumable_len(partial).map_err(Transfer::Fatal)?;
         if size == Some(have) && have > 0 {
             return Ok(());
         }
-        let mut req = self.agent.get(url).header("Accept-Encoding", "identity");
-        if have > 0 {
-            req = req.header("Range", format!("bytes={have}-"));
-        }
-        if let Some(auth) = self.auth() {
-            req = req.header("Authorization", auth);
-        }
-        let resp = req.call().map_err(|e| Transfer::Retry(e.to_string()))?;
+        let (url, resp) = self.get_following(url, have)?;
+        let url = url.as_str();
         let status = resp.status().as_u16();
         let append = match status {
             206 => true,
@@ -274,13 +370,7 @@ impl Client {
                 ))))
             }
         };
-        let file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .append(append)
-            .truncate(!append)
-            .open(partial)
-            .map_err(|e| Transfer::Fatal(Error::io(partial, e)))?;
+        let file = open_partial(partial, append).map_err(Transfer::Fatal)?;
         bar.set_position(if append { have } else { 0 });
         let mut body = resp.into_body();
         let mut reader = body
@@ -288,6 +378,49 @@ impl Client {
             .limit(size.map_or(u64::MAX, |s| s.saturating_add(1)))
             .reader();
         copy_with_progress(&mut reader, file, bar, partial)
+    }
+}
+
+impl Client {
+    /// GET `url` (from byte `from`), following redirects by hand: each hop gets the
+    /// token only if it is on the endpoint's origin.
+    fn get_following(
+        &self,
+        url: &str,
+        from: u64,
+    ) -> std::result::Result<(String, ureq::http::Response<ureq::Body>), Transfer> {
+        let mut url = url.to_string();
+        for _ in 0..=MAX_REDIRECTS {
+            let mut req = self
+                .agent
+                .get(&url)
+                .header("Accept-Encoding", "identity")
+                .config()
+                .max_redirects(0)
+                .build();
+            if from > 0 {
+                req = req.header("Range", format!("bytes={from}-"));
+            }
+            if let Some(auth) = self.auth_for(&url) {
+                req = req.header("Authorization", auth);
+            }
+            let resp = req.call().map_err(|e| Transfer::Retry(e.to_string()))?;
+            let status = resp.status().as_u16();
+            if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+                return Ok((url, resp));
+            }
+            let next = header(&resp, "location")
+                .and_then(|loc| resolve_location(&url, &loc))
+                .ok_or_else(|| {
+                    Transfer::Fatal(Error::Download(format!(
+                        "{url} redirected ({status}) without a usable Location header"
+                    )))
+                })?;
+            url = next;
+        }
+        Err(Transfer::Fatal(Error::Download(format!(
+            "{url}: more than {MAX_REDIRECTS} redirects"
+        ))))
     }
 }
 
@@ -321,17 +454,34 @@ fn copy_with_progress(
         .map_err(|e| Transfer::Fatal(Error::io(path, e)))
 }
 
-pub fn sha256_file(path: &Path) -> Result<String> {
+/// git's blob id of a file: sha1 of `blob <len>\0` followed by the bytes.
+pub fn git_blob_id(path: &Path) -> Result<String> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    let mut hasher = Sha1::new();
+    hasher.update(format!("blob {len}\0").as_bytes());
+    hash_file(path, |chunk| hasher.update(chunk))?;
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// Feeds the bytes of `path` to `update`, a megabyte at a time.
+fn hash_file(path: &Path, mut update: impl FnMut(&[u8])) -> Result<()> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
         if n == 0 {
-            break;
+            return Ok(());
         }
-        hasher.update(&buf[..n]);
+        update(&buf[..n]);
     }
+}
+
+/// The sha256 of a file, as hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut hasher = Sha256::new();
+    hash_file(path, |chunk| hasher.update(chunk))?;
     Ok(format!("{:x}", hasher.finalize()))
 }
 
@@ -369,6 +519,69 @@ fn progress_bar(enabled: bool, size: Option<u64>, label: &str) -> ProgressBar {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_bound_to_scheme_host_and_port() {
+        assert_eq!(
+            origin("https://HuggingFace.co/x"),
+            Some(("https".into(), "huggingface.co".into(), 443))
+        );
+        assert_eq!(
+            origin("https://huggingface.co:443/x"),
+            origin("https://huggingface.co/y")
+        );
+        assert_ne!(
+            origin("http://huggingface.co/x"),
+            origin("https://huggingface.co/x")
+        );
+        assert_ne!(
+            origin("http://127.0.0.1:8000/x"),
+            origin("http://127.0.0.1:8001/x")
+        );
+        assert_ne!(
+            origin("https://cdn-lfs.hf.co/x"),
+            origin("https://huggingface.co/x")
+        );
+        let client = Client::new(HubOptions {
+            endpoint: "http://127.0.0.1:8000".into(),
+            token: Some("secret".into()),
+            ..HubOptions::from_env()
+        });
+        assert!(client.auth_for("http://127.0.0.1:8000/a/b").is_some());
+        assert!(client.auth_for("http://127.0.0.1:8001/a/b").is_none());
+        assert!(client.auth_for("http://localhost:8000/a/b").is_none());
+    }
+
+    #[test]
+    fn locations_resolve_against_the_request() {
+        let base = "http://h:1/org/repo/resolve/main/f.json";
+        assert_eq!(
+            resolve_location(base, "https://cdn/x").unwrap(),
+            "https://cdn/x"
+        );
+        assert_eq!(
+            resolve_location(base, "/api/y").unwrap(),
+            "http://h:1/api/y"
+        );
+        assert_eq!(
+            resolve_location(base, "g.json").unwrap(),
+            "http://h:1/org/repo/resolve/main/g.json"
+        );
+    }
+
+    #[test]
+    fn git_blob_ids_are_gits() {
+        let dir = std::env::temp_dir().join(format!("embedkit-blob-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("hello");
+        std::fs::write(&f, b"hello\n").unwrap();
+        // `echo hello | git hash-object --stdin`
+        assert_eq!(
+            git_blob_id(&f).unwrap(),
+            "ce013625030ba8dba906f756967f9e9ca394464a"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn etags_are_cleaned_and_names_checked() {

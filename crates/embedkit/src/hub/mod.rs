@@ -6,6 +6,7 @@
 mod archive;
 mod download;
 mod http;
+mod safe_fs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,7 +14,8 @@ use std::time::Duration;
 
 pub use archive::{check as check_archive, extract as extract_archive};
 pub use download::HubFetcher;
-pub use http::sha256_file;
+pub use http::{git_blob_id, sha256_file};
+pub use safe_fs::check_cache_root;
 
 use crate::error::{Error, Result};
 pub use crate::registry::{ModelFiles, OPTIONAL_CONFIGS};
@@ -186,6 +188,8 @@ pub fn resolve_model_dir(files: &ModelFiles, opts: &CacheOptions) -> Result<Path
         return Ok(dir.clone());
     }
     let cache_dir = opts.cache_dir.clone().unwrap_or_else(default_cache_dir);
+    // A cache another user can write may hold anything: refused before it is read.
+    check_cache_root(&cache_dir)?;
     let mut looked: Vec<PathBuf> = Vec::new();
     for dir in cached_candidates(files, &cache_dir) {
         if dir.is_dir() && missing(&dir, &files.required).is_none() {
@@ -236,7 +240,10 @@ fn cached_candidates(files: &ModelFiles, cache_dir: &Path) -> Vec<PathBuf> {
     if let Some(repo) = &files.sources.hf {
         let mut roots = vec![cache_dir.to_path_buf()];
         if let Some(hf) = hf_hub_cache().filter(|h| h != cache_dir) {
-            roots.push(hf);
+            match check_cache_root(&hf) {
+                Ok(()) => roots.push(hf),
+                Err(e) => tracing::warn!(error = %e, "not reading huggingface_hub's cache"),
+            }
         }
         for (i, root) in roots.iter().enumerate() {
             let mut repos = vec![repo_folder_name(repo)];
@@ -312,19 +319,6 @@ pub struct CachedModel {
     pub snapshots: Vec<String>,
 }
 
-fn dir_size(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_size(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
-            _ => 0,
-        })
-        .sum()
-}
-
 /// The models in a cache folder: huggingface_hub repos and legacy archive folders.
 pub fn list_cache(cache_dir: &Path) -> Result<Vec<CachedModel>> {
     let rd = match std::fs::read_dir(cache_dir) {
@@ -336,7 +330,8 @@ pub fn list_cache(cache_dir: &Path) -> Result<Vec<CachedModel>> {
     for e in rd.flatten() {
         let path = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
-        if !path.is_dir() || name.starts_with('.') || name == "tmp" {
+        // Real folders only: a link (to `/`, say) is never followed.
+        if !safe_fs::is_real_dir(&path) || name.starts_with('.') || name == "tmp" {
             continue;
         }
         if let Some(repo) = name.strip_prefix("models--") {
@@ -348,16 +343,21 @@ pub fn list_cache(cache_dir: &Path) -> Result<Vec<CachedModel>> {
                 })
                 .unwrap_or_default();
             snapshots.sort();
+            let blobs = path.join("blobs");
             out.push(CachedModel {
                 name: repo.replacen("--", "/", 1),
-                size: dir_size(&path.join("blobs")),
+                size: if safe_fs::is_real_dir(&blobs) {
+                    safe_fs::tree_size(&blobs)
+                } else {
+                    0
+                },
                 path,
                 snapshots,
             });
         } else {
             out.push(CachedModel {
                 name,
-                size: dir_size(&path),
+                size: safe_fs::tree_size(&path),
                 path,
                 snapshots: Vec::new(),
             });
@@ -368,8 +368,10 @@ pub fn list_cache(cache_dir: &Path) -> Result<Vec<CachedModel>> {
 }
 
 /// Removes a model's files from the cache (its repo folder, its legacy folder and its
-/// locks); returns what was removed.
+/// locks); returns what was removed. Only what lies inside the cache folder is removed:
+/// no link on the way is followed.
 pub fn remove_cached(files: &ModelFiles, cache_dir: &Path) -> Result<Vec<PathBuf>> {
+    check_cache_root(cache_dir)?;
     let mut targets = Vec::new();
     if let Some(repo) = &files.sources.hf {
         let folder = repo_folder_name(repo);
@@ -381,8 +383,7 @@ pub fn remove_cached(files: &ModelFiles, cache_dir: &Path) -> Result<Vec<PathBuf
     }
     let mut removed = Vec::new();
     for t in targets {
-        if t.exists() {
-            std::fs::remove_dir_all(&t).map_err(|e| Error::io(&t, e))?;
+        if safe_fs::remove_inside(cache_dir, &t)? {
             removed.push(t);
         }
     }

@@ -30,6 +30,8 @@ pub enum Fault {
     CutOnce(usize),
     /// The hub announces a sha256 that is not the content's.
     WrongChecksum,
+    /// The hub announces a git blob id (ETag and tree listing) that is not the content's.
+    WrongBlobId,
     /// Every GET sends the body slowly (64 KiB per 10 ms), so transfers overlap.
     Slow,
 }
@@ -47,6 +49,9 @@ pub struct Repo {
     pub files: HashMap<String, ServedFile>,
     /// Requests without this bearer token get 401.
     pub token: Option<String>,
+    /// LFS files are served from this other server (a CDN): `resolve` answers 302 to
+    /// `{cdn}/files/{sha256}`, as the hub does. Add the bytes there with `add_plain`.
+    pub cdn: Option<String>,
 }
 
 #[derive(Default)]
@@ -67,6 +72,15 @@ pub struct HubServer {
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
+}
+
+/// git's blob id of `bytes` (what the hub lists, and sends as ETag, for small files).
+pub fn git_blob_hex(bytes: &[u8]) -> String {
+    use sha1::{Digest as _, Sha1};
+    let mut h = Sha1::new();
+    h.update(format!("blob {}\0", bytes.len()).as_bytes());
+    h.update(bytes);
+    format!("{:x}", h.finalize())
 }
 
 /// The seeded model folder `dir` served as a repo in the layout of
@@ -99,6 +113,7 @@ pub fn bge_small_repo(dir: &std::path::Path, commit: &str, model_fault: Fault) -
         commit: commit.into(),
         files,
         token: None,
+        cdn: None,
     }
 }
 
@@ -203,10 +218,14 @@ fn handle(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::io
     let mut out = stream;
 
     let mut st = state.lock().unwrap();
-    st.log.push(match &headers.get("range") {
+    let mut entry = match &headers.get("range") {
         Some(r) => format!("{method} {path} {r}"),
         None => format!("{method} {path}"),
-    });
+    };
+    if let Some(auth) = headers.get("authorization") {
+        entry.push_str(&format!(" authorization={auth}"));
+    }
+    st.log.push(entry);
     let path = path.split('?').next().unwrap_or("").to_string();
     if let Some(api) = path.strip_prefix("/api/models/") {
         let segs: Vec<&str> = api.splitn(4, '/').collect();
@@ -228,6 +247,11 @@ fn handle(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::io
                 .iter()
                 .map(|(name, f)| {
                     let sha = sha256_hex(&f.content);
+                    let blob = if f.fault == Fault::WrongBlobId {
+                        git_blob_hex(b"something else entirely")
+                    } else {
+                        git_blob_hex(&f.content)
+                    };
                     let lfs = if f.lfs {
                         format!(
                             r#","lfs":{{"oid":"{sha}","size":{},"pointerSize":134}}"#,
@@ -237,9 +261,8 @@ fn handle(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::io
                         String::new()
                     };
                     format!(
-                        r#"{{"type":"file","path":"{name}","size":{},"oid":"{}"{lfs}}}"#,
+                        r#"{{"type":"file","path":"{name}","size":{},"oid":"{blob}"{lfs}}}"#,
                         f.content.len(),
-                        &sha[..40]
                     )
                 })
                 .collect();
@@ -342,10 +365,15 @@ fn handle(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::io
     } else {
         sha.clone()
     };
+    let blob = if served.fault == Fault::WrongBlobId {
+        git_blob_hex(b"something else entirely")
+    } else {
+        git_blob_hex(&served.content)
+    };
     let etag = if served.lfs {
         format!("\"{announced}\"")
     } else {
-        format!("\"{}\"", &sha[..40])
+        format!("\"{blob}\"")
     };
     let size = served.content.len().to_string();
     let mut h: Vec<(&str, &str)> = vec![("X-Repo-Commit", &repo.commit), ("ETag", &etag)];
@@ -354,6 +382,19 @@ fn handle(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::io
         quoted = format!("\"{announced}\"");
         h.push(("X-Linked-Etag", &quoted));
         h.push(("X-Linked-Size", &size));
+    }
+    if let (true, Some(cdn)) = (served.lfs, &repo.cdn) {
+        // The hub's answer for an LFS file: its headers, and a redirect to the CDN.
+        let location = format!("{cdn}/files/{sha}");
+        h.push(("Location", &location));
+        h.push(("Content-Length", "0"));
+        let mut head = "HTTP/1.1 302 Found\r\nConnection: close\r\n".to_string();
+        for (k, v) in &h {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        out.write_all(head.as_bytes())?;
+        return out.flush();
     }
     let fault = match served.fault {
         Fault::Stall => Fault::Stall,
