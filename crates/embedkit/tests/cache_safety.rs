@@ -246,6 +246,52 @@ fn a_cache_others_can_change_is_refused_and_ours_is_private() {
     }
 }
 
+/// A complete snapshot of the model in `repo_dir`, in huggingface_hub's layout.
+fn fill_snapshot(repo_dir: &Path) {
+    let snapshot = repo_dir.join("snapshots").join(COMMIT);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo_dir.join("refs")).unwrap();
+    std::fs::write(repo_dir.join("refs/main"), COMMIT).unwrap();
+    for f in [
+        "model_optimized.onnx",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ] {
+        std::fs::copy(model_dir("tiny:cls-384").join(f), snapshot.join(f)).unwrap();
+    }
+}
+
+#[test]
+fn a_model_folder_planted_in_the_cache_is_not_read() {
+    let offline = |cache: &Path| {
+        TextEmbedding::builder(MODEL)
+            .cache_dir(cache)
+            .local_files_only(true)
+            .build()
+    };
+    // The model's folder is a link to a complete model elsewhere: not followed.
+    let root = tmp("planted-folder");
+    let cache = root.join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    fill_snapshot(&root.join("elsewhere"));
+    symlink(root.join("elsewhere"), repo_dir(&cache)).unwrap();
+    let err = offline(&cache).unwrap_err().to_string();
+    assert!(err.contains("not in the cache"), "{err}");
+    // The same folder, real and ours: read.
+    std::fs::remove_file(repo_dir(&cache)).unwrap();
+    fill_snapshot(&repo_dir(&cache));
+    offline(&cache).unwrap();
+    // In a shared cache with the sticky bit, a folder another user made: not read.
+    if euid() == 0 {
+        std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        std::os::unix::fs::chown(repo_dir(&cache), Some(65534), Some(65534)).unwrap();
+        let err = offline(&cache).unwrap_err().to_string();
+        assert!(err.contains("not in the cache"), "{err}");
+    } else {
+        eprintln!("NOT TESTED here: another user's folder in a shared cache (needs root)");
+    }
+}
+
 #[test]
 fn errors_are_single_clear_sentences() {
     let cache = tmp("errors");

@@ -191,8 +191,8 @@ pub fn resolve_model_dir(files: &ModelFiles, opts: &CacheOptions) -> Result<Path
     // A cache another user can write may hold anything: refused before it is read.
     check_cache_root(&cache_dir)?;
     let mut looked: Vec<PathBuf> = Vec::new();
-    for dir in cached_candidates(files, &cache_dir) {
-        if dir.is_dir() && missing(&dir, &files.required).is_none() {
+    for (root, dir) in cached_candidates(files, &cache_dir) {
+        if safe_fs::trusted_dir(&root, &dir) && missing(&dir, &files.required).is_none() {
             tracing::debug!(dir = %dir.display(), "model found in the cache");
             return Ok(dir);
         }
@@ -232,9 +232,9 @@ pub fn resolve_model_dir(files: &ModelFiles, opts: &CacheOptions) -> Result<Path
     Ok(dir)
 }
 
-/// Cache folders that may hold the model, in the order fastembed tries them, then
-/// huggingface_hub's own cache.
-fn cached_candidates(files: &ModelFiles, cache_dir: &Path) -> Vec<PathBuf> {
+/// Cache folders that may hold the model (with the cache each is in), in the order
+/// fastembed tries them, then huggingface_hub's own cache.
+fn cached_candidates(files: &ModelFiles, cache_dir: &Path) -> Vec<(PathBuf, PathBuf)> {
     let mut out = Vec::new();
     let revision = files.sources.revision.as_deref().unwrap_or("main");
     if let Some(repo) = &files.sources.hf {
@@ -262,13 +262,16 @@ fn cached_candidates(files: &ModelFiles, cache_dir: &Path) -> Vec<PathBuf> {
             }
             for repo_dir in repos {
                 if let Some(snapshot) = snapshot_dir(&root.join(repo_dir), revision) {
-                    out.push(snapshot);
+                    out.push((root.clone(), snapshot));
                 }
             }
         }
     }
     if files.sources.deprecated_tar_struct || files.sources.url.is_some() {
-        out.push(cache_dir.join(legacy_folder(files)));
+        out.push((
+            cache_dir.to_path_buf(),
+            cache_dir.join(legacy_folder(files)),
+        ));
     }
     out
 }

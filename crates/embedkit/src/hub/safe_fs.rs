@@ -276,6 +276,28 @@ pub fn tree_size(dir: &Path) -> u64 {
         .sum()
 }
 
+/// Whether every folder from `root` down to `path` is a real folder (no link) that we may
+/// trust: where a model is read from. One that another user made inside a sticky shared
+/// cache, or a link planted there, is not.
+pub fn trusted_dir(root: &Path, path: &Path) -> bool {
+    let Ok(rel) = inside(root, path) else {
+        return false;
+    };
+    let mut at = root.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.is_dir() && untrusted(&meta).is_none() => {}
+            Ok(_) => {
+                tracing::warn!(path = %at.display(), "not reading a model through this cache entry: a link, or not ours");
+                return false;
+            }
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
 /// Whether `path` is a real folder (not a link to one).
 pub fn is_real_dir(path: &Path) -> bool {
     std::fs::symlink_metadata(path)
