@@ -29,9 +29,12 @@
 //!
 //! # Processes and forks
 //!
-//! A model holds ONNX Runtime sessions and, while it runs, worker threads. Build models
-//! in the process that uses them: a child made by `fork()` after a model was used
-//! inherits no threads, so build (or rebuild) its models after the fork.
+//! A model holds ONNX Runtime sessions, whose thread pools (and the rayon pool the
+//! tokenizer batches on) are threads: `fork()` copies none of them into the child. A
+//! model used before a fork still works in the child: tokenization there is serial, and
+//! the child opens its own sessions on its first call (the parent's are neither run nor
+//! released in the child). Each forked process therefore holds its own copy of the
+//! weights; to avoid the parent's copy, build models after the fork.
 
 mod batching;
 mod engine;

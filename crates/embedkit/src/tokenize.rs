@@ -90,9 +90,35 @@ fn valid_context(v: Option<&Value>) -> Option<usize> {
     (n > 0 && n <= i64::MAX as u64).then_some(n as usize)
 }
 
+/// Makes tokenization serial in a process made by `fork()` after batches were tokenized
+/// in parallel: `tokenizers` batches on rayon's worker threads, which are not copied into
+/// the child, and a batch handed to them there would wait forever. (Python's `tokenizers`
+/// does the same in its fork handler.) Registered once per process.
+pub(crate) fn guard_fork() {
+    #[cfg(unix)]
+    {
+        use tokenizers::utils::parallelism::{has_parallelism_been_used, set_parallelism};
+        extern "C" fn in_child() {
+            // Atomics only: what may run in a child between fork and exec.
+            if has_parallelism_been_used() {
+                set_parallelism(false);
+            }
+        }
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: the handler touches two atomics and nothing else.
+            let failed = unsafe { libc::pthread_atfork(None, None, Some(in_child)) } != 0;
+            if failed {
+                tracing::warn!("could not register the fork handler; forked children may hang");
+            }
+        });
+    }
+}
+
 impl TextTokenizer {
     /// Loads the tokenizer of the model in `dir`.
     pub fn from_dir(dir: &Path, opts: TokenizerOptions) -> Result<Self> {
+        guard_fork();
         let tokenizer_path = require(dir, "tokenizer.json")?;
         let config_path = require(dir, "tokenizer_config.json")?;
         let tokenizer_config = read_json(&config_path)?;

@@ -61,22 +61,48 @@ fn open_session(
         })
 }
 
-/// One ONNX graph ready to run (see [`SessionPlan`]): the session for lone batches,
-/// the pool for batches that run side by side (opened on first use), each session
-/// behind a lock since running needs exclusive access, and the graph's input and
-/// output names.
+/// One ONNX graph ready to run (see [`SessionPlan`]): its sessions, and the graph's
+/// input and output names.
+///
+/// A process made by `fork()` has none of its parent's threads, so the parent's sessions
+/// (whose thread pools would wait forever on threads that are not there) are never run,
+/// nor dropped, in a child: the child opens its own on its first call.
 pub struct OnnxModel {
-    solo: Mutex<Session>,
-    pool: Mutex<Option<Arc<Vec<Mutex<Session>>>>>,
+    /// The process that opened `home`.
+    pid: u32,
+    home: std::mem::ManuallyDrop<Arc<Sessions>>,
+    /// Sessions opened by a forked child, with its pid. Only a child ever locks this,
+    /// so no parent thread can hold it at a fork.
+    forked: Mutex<Option<(u32, Arc<Sessions>)>>,
     plan: SessionPlan,
     opts: RuntimeOptions,
-    prepacked: Option<ort::session::builder::PrepackedWeights>,
     on_gpu: bool,
     path: PathBuf,
     inputs: Vec<String>,
     outputs: Vec<String>,
     /// The last dimension of each output where the graph fixes it.
     output_widths: Vec<Option<usize>>,
+}
+
+/// One process's sessions of a graph: the session for lone batches, and the pool for
+/// batches that run side by side (opened on first use), each behind a lock since running
+/// needs exclusive access.
+struct Sessions {
+    solo: Mutex<Session>,
+    pool: Mutex<Option<Arc<Vec<Mutex<Session>>>>>,
+    /// CPU sessions share their prepacked weights: one copy however many run.
+    prepacked: Option<ort::session::builder::PrepackedWeights>,
+}
+
+impl Drop for OnnxModel {
+    fn drop(&mut self) {
+        if std::process::id() == self.pid {
+            // SAFETY: `home` is dropped once, here, and never used after.
+            unsafe { std::mem::ManuallyDrop::drop(&mut self.home) };
+        }
+        // In a forked child the parent's sessions are left alone: releasing them would
+        // join thread-pool threads that do not exist in this process.
+    }
 }
 
 impl std::fmt::Debug for OnnxModel {
@@ -87,6 +113,21 @@ impl std::fmt::Debug for OnnxModel {
             .field("inputs", &self.inputs)
             .field("outputs", &self.outputs)
             .finish()
+    }
+}
+
+impl Sessions {
+    /// The solo session (the pool opens on first use).
+    fn open(path: &Path, opts: &RuntimeOptions, plan: &SessionPlan, on_gpu: bool) -> Result<Self> {
+        // GPU sessions hold their weights on their own device; CPU ones share them.
+        let prepacked =
+            (plan.pool > 1 && !on_gpu).then(ort::session::builder::PrepackedWeights::new);
+        let solo = open_session(path, opts, plan.solo_threads, prepacked.as_ref())?;
+        Ok(Sessions {
+            solo: Mutex::new(solo),
+            pool: Mutex::new(None),
+            prepacked,
+        })
     }
 }
 
@@ -110,34 +151,34 @@ impl OnnxModel {
             .iter()
             .any(|p| !matches!(p, Provider::Cpu));
         let plan = session_plan(opts, on_gpu, model_bytes(path));
-        // CPU sessions share their prepacked weights: one copy however many run. (GPU
-        // sessions hold their weights on their own device.)
-        let prepacked =
-            (plan.pool > 1 && !on_gpu).then(ort::session::builder::PrepackedWeights::new);
-        let solo = open_session(path, opts, plan.solo_threads, prepacked.as_ref())?;
-        let inputs = solo.inputs().iter().map(|i| i.name().to_string()).collect();
-        let outputs = solo
-            .outputs()
-            .iter()
-            .map(|o| o.name().to_string())
-            .collect();
-        let output_widths = solo
-            .outputs()
-            .iter()
-            .map(|o| {
-                o.dtype()
-                    .tensor_shape()
-                    .and_then(|s| s.last().copied())
-                    .and_then(|d| usize::try_from(d).ok())
-                    .filter(|&d| d > 0)
-            })
-            .collect();
+        let home = Sessions::open(path, opts, &plan, on_gpu)?;
+        let (inputs, outputs, output_widths) = {
+            let solo = home.solo.lock().unwrap_or_else(|e| e.into_inner());
+            let inputs = solo.inputs().iter().map(|i| i.name().to_string()).collect();
+            let outputs = solo
+                .outputs()
+                .iter()
+                .map(|o| o.name().to_string())
+                .collect();
+            let output_widths = solo
+                .outputs()
+                .iter()
+                .map(|o| {
+                    o.dtype()
+                        .tensor_shape()
+                        .and_then(|s| s.last().copied())
+                        .and_then(|d| usize::try_from(d).ok())
+                        .filter(|&d| d > 0)
+                })
+                .collect();
+            (inputs, outputs, output_widths)
+        };
         Ok(OnnxModel {
-            solo: Mutex::new(solo),
-            pool: Mutex::new(None),
+            pid: std::process::id(),
+            home: std::mem::ManuallyDrop::new(Arc::new(home)),
+            forked: Mutex::new(None),
             plan,
             opts: opts.clone(),
-            prepacked,
             on_gpu,
             path: path.to_path_buf(),
             inputs,
@@ -151,20 +192,49 @@ impl OnnxModel {
         self.plan.pool
     }
 
-    /// The pool, opened on first use.
-    fn pool(&self) -> Result<Arc<Vec<Mutex<Session>>>> {
-        let mut slot = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+    /// This process's sessions: the ones opened at load, or, in a forked child, its own
+    /// (opened on its first call).
+    fn sessions(&self) -> Result<Arc<Sessions>> {
+        let pid = std::process::id();
+        if pid == self.pid {
+            return Ok(Arc::clone(&self.home));
+        }
+        let mut slot = self.forked.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((owner, sessions)) = slot.as_ref() {
+            if *owner == pid {
+                return Ok(sessions.clone());
+            }
+        }
+        // A grandchild: its parent's (the child's) sessions are as unusable as the first.
+        if let Some(stale) = slot.take() {
+            std::mem::forget(stale);
+        }
+        tracing::info!(path = %self.path.display(), "forked process: opening its own sessions");
+        let sessions = Arc::new(Sessions::open(
+            &self.path,
+            &self.opts,
+            &self.plan,
+            self.on_gpu,
+        )?);
+        *slot = Some((pid, sessions.clone()));
+        Ok(sessions)
+    }
+
+    /// The pool of `sessions`, opened on first use.
+    fn pool(&self, sessions: &Sessions) -> Result<Arc<Vec<Mutex<Session>>>> {
+        let mut slot = sessions.pool.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(pool) = slot.as_ref() {
             return Ok(pool.clone());
         }
         let threads = self.plan.pool_threads;
-        let sessions = (0..self.plan.pool)
+        let pool = (0..self.plan.pool)
             .map(|i| {
                 let opts = session_options(&self.opts, self.on_gpu, i);
-                open_session(&self.path, &opts, threads, self.prepacked.as_ref()).map(Mutex::new)
+                open_session(&self.path, &opts, threads, sessions.prepacked.as_ref())
+                    .map(Mutex::new)
             })
             .collect::<Result<Vec<_>>>()?;
-        let pool = Arc::new(sessions);
+        let pool = Arc::new(pool);
         *slot = Some(pool.clone());
         Ok(pool)
     }
@@ -269,8 +339,9 @@ impl OnnxModel {
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
+        let sessions = self.sessions()?;
         let pool = if self.plan.pool > 1 && lane == Lane::Pool {
-            Some(self.pool()?)
+            Some(self.pool(&sessions)?)
         } else {
             None
         };
@@ -280,7 +351,7 @@ impl OnnxModel {
                 .iter()
                 .find_map(|s| s.try_lock().ok())
                 .unwrap_or_else(|| pool[0].lock().unwrap_or_else(|e| e.into_inner())),
-            None => self.solo.lock().unwrap_or_else(|e| e.into_inner()),
+            None => sessions.solo.lock().unwrap_or_else(|e| e.into_inner()),
         };
         let outputs = session.run_with_options(inputs, &run_options)?;
         let value = outputs

@@ -31,6 +31,7 @@ pub(crate) struct StaticBackend {
 
 impl StaticBackend {
     pub(crate) fn load(desc: &DenseModelDescription, dir: &Path) -> Result<Self> {
+        crate::tokenize::guard_fork();
         let path = dir.join(&desc.core.model_file);
         let invalid = |reason: String| Error::InvalidModel {
             path: path.clone(),
