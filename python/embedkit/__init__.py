@@ -20,6 +20,7 @@ from ._core import (
     TextEmbedding,
 )
 from ._embedkit import loaded_runtime_library
+from ._fastembed import install_as_fastembed
 
 __version__ = "0.1.0"
 
@@ -36,5 +37,6 @@ __all__ = [
     "SparseTextEmbedding",
     "TextCrossEncoder",
     "TextEmbedding",
+    "install_as_fastembed",
     "loaded_runtime_library",
 ]

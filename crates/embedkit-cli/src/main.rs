@@ -8,6 +8,7 @@ mod late;
 mod models;
 mod output;
 mod rerank;
+mod search;
 mod serve;
 mod sparse;
 
@@ -43,6 +44,9 @@ enum Command {
     /// Score documents (one per line) against a query with a cross-encoder, as JSON Lines
     /// {"index", "score"}.
     Rerank(Box<rerank::RerankArgs>),
+    /// Rank documents (one per line) for a query with a dense model: the best first, with
+    /// their cosine similarity.
+    Search(Box<search::SearchArgs>),
     /// Serve embeddings over HTTP (OpenAI /v1/embeddings and TEI routes).
     Serve(Box<serve::ServeArgs>),
     /// List the supported models.
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
         Command::Sparse(args) => sparse::run(*args),
         Command::Late(args) => late::run(*args),
         Command::Rerank(args) => rerank::run(*args),
+        Command::Search(args) => search::run(*args),
         Command::Serve(args) => serve::run(*args),
         Command::Models(args) => models::run(args),
         Command::Download(args) => cache::download(args),

@@ -675,3 +675,57 @@ fn embed_image_cli_matches_the_oracle_and_names_bad_files() {
     assert!(stderr.contains("broken.jpg"), "{stderr}");
     assert!(!output.exists(), "a failed run left {}", output.display());
 }
+
+#[test]
+fn search_ranks_documents_as_fastembeds_vectors_do() {
+    let dir = minilm_dir();
+    let (texts, want) = oracle_edge();
+    // One-line inputs; the first is the query, the others the documents.
+    let picked: Vec<usize> = (0..texts.len())
+        .filter(|&i| !texts[i].contains('\n') && !texts[i].contains('\r') && !texts[i].is_empty())
+        .take(12)
+        .collect();
+    let (query, docs) = (picked[0], &picked[1..]);
+    let input: String = docs.iter().map(|&i| format!("{}\n", texts[i])).collect();
+    let out = embedkit(
+        &[
+            "search",
+            "--model",
+            MINILM,
+            "--model-path",
+            dir.to_str().unwrap(),
+            "--query",
+            &texts[query],
+            "--top-k",
+            "5",
+            "--json",
+        ],
+        input.as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<serde_json::Value> = std::str::from_utf8(&out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The ranking fastembed's vectors give (they are unit vectors: cosine is the dot).
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let mut expected: Vec<(usize, f32)> = docs
+        .iter()
+        .enumerate()
+        .map(|(pos, &i)| (pos, dot(&want[query], &want[i])))
+        .collect();
+    expected.sort_by(|a, b| b.1.total_cmp(&a.1));
+    assert_eq!(got.len(), 5);
+    for (rank, (line, (pos, score))) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(line["rank"], rank + 1);
+        assert_eq!(line["index"], *pos, "{got:?}");
+        assert_eq!(line["text"], texts[docs[*pos]].as_str());
+        let s = line["score"].as_f64().unwrap() as f32;
+        assert!((s - score).abs() < 1e-5, "{s} vs {score}");
+    }
+}

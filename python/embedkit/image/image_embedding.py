@@ -1,0 +1,3 @@
+from .._core import ImageEmbedding
+
+__all__ = ["ImageEmbedding"]

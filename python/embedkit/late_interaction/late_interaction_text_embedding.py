@@ -1,0 +1,3 @@
+from .._core import LateInteractionTextEmbedding
+
+__all__ = ["LateInteractionTextEmbedding"]

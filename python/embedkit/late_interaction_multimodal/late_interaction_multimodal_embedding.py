@@ -1,0 +1,3 @@
+from .._core import LateInteractionMultimodalEmbedding
+
+__all__ = ["LateInteractionMultimodalEmbedding"]

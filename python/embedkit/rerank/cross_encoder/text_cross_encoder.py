@@ -1,0 +1,3 @@
+from ..._core import TextCrossEncoder
+
+__all__ = ["TextCrossEncoder"]

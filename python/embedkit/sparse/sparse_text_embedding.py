@@ -1,0 +1,3 @@
+from .._core import SparseTextEmbedding
+
+__all__ = ["SparseTextEmbedding"]

@@ -1,0 +1,3 @@
+from .._core import TextEmbedding
+
+__all__ = ["TextEmbedding"]
