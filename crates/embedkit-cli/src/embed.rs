@@ -36,8 +36,8 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     } else {
         Purpose::Document
     };
-    let from_stream = args.io.texts.is_empty();
     let docs = input::documents(args.io.texts, args.io.input.as_deref())?;
+    let progress = output::Progress::new(docs.total, args.io.quiet);
     let name = args.model.name("BAAI/bge-small-en-v1.5");
     let load = args.model.load_options()?;
     let model = TextEmbedding::builder(name)
@@ -47,7 +47,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         .with_context(|| format!("loading model {}", name))?;
 
     let vectors = model.try_embed_iter(docs, None, purpose);
-    output::write_jsonl(args.io.output.as_deref(), from_stream, vectors, |v| {
+    output::write_jsonl(args.io.output.as_deref(), progress, vectors, |v| {
         serde_json::to_string(&serde_json::json!({ "embedding": v }))
     })
 }

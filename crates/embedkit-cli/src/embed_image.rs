@@ -16,6 +16,9 @@ pub struct EmbedImageArgs {
     /// Write JSON Lines to FILE (default: stdout); the file appears only when complete.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// No progress display and no summary line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
     /// Image files (PNG, JPEG, WebP, GIF).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -28,8 +31,12 @@ pub fn run(args: EmbedImageArgs) -> anyhow::Result<()> {
         .load_options(load)
         .build()
         .with_context(|| format!("loading model {name}"))?;
+    let progress = output::Progress {
+        noun: "images",
+        ..output::Progress::new(Some(args.files.len() as u64), args.quiet)
+    };
     let vectors = model.embed_iter(args.files, None);
-    output::write_jsonl(args.output.as_deref(), false, vectors, |v| {
+    output::write_jsonl(args.output.as_deref(), progress, vectors, |v| {
         serde_json::to_string(&serde_json::json!({ "embedding": v }))
     })
 }

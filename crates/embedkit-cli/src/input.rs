@@ -96,27 +96,69 @@ impl<R: BufRead> Iterator for Lines<R> {
     }
 }
 
+/// Documents and, when it is known before reading them, how many there are.
+pub struct Documents {
+    iter: Box<dyn Iterator<Item = Result<String>>>,
+    /// The number of documents: of arguments, or of lines of a regular file.
+    pub total: Option<u64>,
+}
+
+impl Iterator for Documents {
+    type Item = Result<String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.iter.next()
+    }
+}
+
 /// The documents to embed: the arguments if any, else the lines of `file`, else stdin.
-pub fn documents(
-    args: Vec<String>,
-    file: Option<&Path>,
-) -> anyhow::Result<Box<dyn Iterator<Item = Result<String>>>> {
+pub fn documents(args: Vec<String>, file: Option<&Path>) -> anyhow::Result<Documents> {
     if !args.is_empty() {
         if file.is_some() {
             anyhow::bail!("give documents as arguments or with --input, not both");
         }
-        return Ok(Box::new(args.into_iter().map(Ok)));
+        let total = Some(args.len() as u64);
+        return Ok(Documents {
+            iter: Box::new(args.into_iter().map(Ok)),
+            total,
+        });
     }
-    let reader: Box<dyn Read> = match file {
-        Some(p) if p != Path::new("-") => Box::new(
-            File::open(p).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", p.display()))?,
-        ),
-        _ => Box::new(io::stdin()),
+    let (reader, total): (Box<dyn Read>, _) = match file {
+        Some(p) if p != Path::new("-") => {
+            let f =
+                File::open(p).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", p.display()))?;
+            // A regular file is counted first (one fast pass) so progress can show a
+            // total and an ETA; a pipe or device is read once.
+            let total = match f.metadata() {
+                Ok(m) if m.is_file() => count_lines(p).ok(),
+                _ => None,
+            };
+            (Box::new(f), total)
+        }
+        _ => (Box::new(io::stdin()), None),
     };
-    Ok(Box::new(Lines::new(BufReader::with_capacity(
-        1 << 16,
-        reader,
-    ))))
+    Ok(Documents {
+        iter: Box::new(Lines::new(BufReader::with_capacity(1 << 16, reader))),
+        total,
+    })
+}
+
+/// The number of lines `Lines` yields for a file: newlines, plus a last line without one.
+fn count_lines(path: &Path) -> io::Result<u64> {
+    let mut file = File::open(path)?;
+    let mut buf = vec![0u8; 1 << 16];
+    let (mut count, mut last) = (0u64, b'\n');
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        count += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        last = buf[n - 1];
+    }
+    Ok(count + u64::from(last != b'\n'))
 }
 
 #[cfg(test)]
@@ -149,6 +191,22 @@ mod tests {
         // \r\n endings do not count against the limit.
         let got: Vec<_> = Lines::with_limit(&b"0123456789\r\n"[..], 10).collect();
         assert_eq!(got[0].as_ref().unwrap(), "0123456789");
+    }
+
+    #[test]
+    fn counted_lines_are_the_lines_read() {
+        let dir = std::env::temp_dir().join(format!("embedkit-count-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for data in [&b""[..], b"a", b"a\n", b"a\nb", b"\n\n", b"a\r\nb\r\n"] {
+            let p = dir.join("f.txt");
+            std::fs::write(&p, data).unwrap();
+            assert_eq!(
+                count_lines(&p).unwrap(),
+                Lines::new(data).count() as u64,
+                "{data:?}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -35,8 +35,8 @@ pub struct LateArgs {
 }
 
 pub fn run(args: LateArgs) -> anyhow::Result<()> {
-    let from_stream = args.io.texts.is_empty();
     let docs = input::documents(args.io.texts, args.io.input.as_deref())?;
+    let progress = output::Progress::new(docs.total, args.io.quiet);
     let name = args.model.name("colbert-ir/colbertv2.0");
     let load = args.model.load_options()?;
     let model = LateInteractionTextEmbedding::builder(name)
@@ -50,7 +50,7 @@ pub fn run(args: LateArgs) -> anyhow::Result<()> {
     };
     let matrices = model.try_embed_iter(docs, None, purpose);
     if !args.muvera {
-        return output::write_jsonl(args.io.output.as_deref(), from_stream, matrices, |m| {
+        return output::write_jsonl(args.io.output.as_deref(), progress, matrices, |m| {
             let rows: Vec<Vec<f32>> = m.outer_iter().map(|r| r.to_vec()).collect();
             serde_json::to_string(&serde_json::json!({ "embeddings": rows }))
         });
@@ -73,7 +73,7 @@ pub fn run(args: LateArgs) -> anyhow::Result<()> {
             muvera.process_document(m.view())
         }
     });
-    output::write_jsonl(args.io.output.as_deref(), from_stream, encodings, |v| {
+    output::write_jsonl(args.io.output.as_deref(), progress, encodings, |v| {
         let v: Vec<f32> = v.into_iter().map(|x| x as f32).collect();
         serde_json::to_string(&serde_json::json!({ "embedding": v }))
     })

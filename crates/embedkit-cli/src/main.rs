@@ -1,8 +1,10 @@
 //! The `embedkit` command: a thin shell over the library's public API.
 
 mod cache;
+mod docs;
 mod embed;
 mod embed_image;
+mod env;
 mod input;
 mod late;
 mod models;
@@ -55,6 +57,14 @@ enum Command {
     Download(cache::DownloadArgs),
     /// Inspect or clean the model cache.
     Cache(cache::CacheArgs),
+    /// What a bug report needs: versions, the ONNX Runtime library and its providers, CPU
+    /// features, a visible GPU, the cache.
+    Env(env::EnvArgs),
+    /// Print a completion script for a shell (e.g. `embedkit completions bash >
+    /// ~/.local/share/bash-completion/completions/embedkit`).
+    Completions(docs::CompletionsArgs),
+    /// Print the man page (or write one per command with --dir).
+    Man(docs::ManArgs),
 }
 
 /// Options every model-loading command shares: the model's name, then the library's
@@ -93,6 +103,9 @@ pub struct IoArgs {
     /// Write JSON Lines to FILE (default: stdout); the file appears only when complete.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// No progress display and no summary line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
     /// Documents to embed; when given, stdin and --input are not read.
     pub texts: Vec<String>,
 }
@@ -111,6 +124,9 @@ fn main() -> ExitCode {
         Command::Models(args) => models::run(args),
         Command::Download(args) => cache::download(args),
         Command::Cache(args) => cache::run(args),
+        Command::Env(args) => env::run(args),
+        Command::Completions(args) => docs::completions::<Cli>(args),
+        Command::Man(args) => docs::man::<Cli>(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

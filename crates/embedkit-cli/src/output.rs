@@ -5,51 +5,121 @@ use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
-/// Writes one JSON line per result to `dest` (stdout when `None`), counting on stderr when
-/// it is a terminal and the input is streamed. On any error a destination file is not
-/// left behind, half written.
+/// How a job reports itself on stderr: a progress display while it runs (only on a
+/// terminal), and a one-line summary when it ends (unless quiet).
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// The number of results, when known before the job starts.
+    pub total: Option<u64>,
+    pub quiet: bool,
+    /// What is counted: "documents", "images".
+    pub noun: &'static str,
+}
+
+impl Progress {
+    pub fn new(total: Option<u64>, quiet: bool) -> Self {
+        Progress {
+            total,
+            quiet,
+            noun: "documents",
+        }
+    }
+
+    /// A bar with count, total, rate and ETA when the total is known, else a counter with
+    /// the rate; redrawn every 200 ms, so it moves even while a batch runs.
+    fn bar(&self) -> ProgressBar {
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return ProgressBar::hidden();
+        }
+        let (bar, template) = match self.total {
+            Some(n) => (
+                ProgressBar::new(n),
+                "{bar:30} {human_pos}/{human_len} {noun}  {per_sec}  ETA {eta}",
+            ),
+            None => (
+                ProgressBar::new_spinner(),
+                "{spinner} {human_pos} {noun}  {per_sec}  {elapsed}",
+            ),
+        };
+        let template = template.replace("{noun}", self.noun);
+        let style = ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key(
+                "per_sec",
+                |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.1}/s", s.per_sec());
+                },
+            );
+        bar.set_style(style);
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
+    }
+
+    fn summary(&self, count: u64, elapsed: std::time::Duration, bytes: u64, dest: Option<&Path>) {
+        if self.quiet {
+            return;
+        }
+        let secs = elapsed.as_secs_f64();
+        let rate = if secs > 0.0 { count as f64 / secs } else { 0.0 };
+        let target = match dest {
+            Some(p) if p != Path::new("-") => p.display().to_string(),
+            _ => "stdout".to_string(),
+        };
+        eprintln!(
+            "embedkit: {count} {} in {secs:.1} s ({rate:.1}/s), {} to {target}",
+            self.noun,
+            human_bytes(bytes)
+        );
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} bytes"),
+    }
+}
+
+/// Writes one JSON line per result to `dest` (stdout when `None`), with `progress` on
+/// stderr. On any error a destination file is not left behind, half written.
 pub fn write_jsonl<T>(
     dest: Option<&Path>,
-    streamed: bool,
+    progress: Progress,
     results: impl Iterator<Item = embedkit::Result<T>>,
     to_line: impl Fn(T) -> serde_json::Result<String>,
 ) -> anyhow::Result<()> {
-    let progress = progress_bar(streamed);
+    let started = std::time::Instant::now();
+    let bar = progress.bar();
     let mut sink = Sink::open(dest)?;
+    let (mut count, mut bytes) = (0u64, 0u64);
     let written = (|| -> anyhow::Result<()> {
         let out = sink.writer();
         for result in results {
             let mut line = to_line(result?)?;
             line.push('\n');
             out.write_all(line.as_bytes())?;
-            progress.inc(1);
+            count += 1;
+            bytes += line.len() as u64;
+            bar.inc(1);
         }
         Ok(())
     })();
-    progress.finish_and_clear();
+    bar.finish_and_clear();
     match written {
-        Ok(()) => sink.commit(),
+        Ok(()) => {
+            sink.commit()?;
+            progress.summary(count, started.elapsed(), bytes, dest);
+            Ok(())
+        }
         Err(e) => {
             sink.abandon();
             Err(e)
         }
     }
-}
-
-/// A document counter on stderr, only when stderr is a terminal and input is streamed.
-fn progress_bar(streamed: bool) -> ProgressBar {
-    if !streamed || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {human_pos} documents embedded in {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    bar
 }
 
 pub enum Sink {

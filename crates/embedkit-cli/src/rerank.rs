@@ -23,8 +23,8 @@ pub struct RerankArgs {
 }
 
 pub fn run(args: RerankArgs) -> anyhow::Result<()> {
-    let from_stream = args.io.texts.is_empty();
     let docs = input::documents(args.io.texts, args.io.input.as_deref())?;
+    let progress = output::Progress::new(docs.total, args.io.quiet);
     let name = args.model.name("Xenova/ms-marco-MiniLM-L-6-v2");
     let load = args.model.load_options()?;
     let model = TextCrossEncoder::builder(name)
@@ -38,16 +38,22 @@ pub fn run(args: RerankArgs) -> anyhow::Result<()> {
         .enumerate()
         .map(|(index, score)| score.map(|score| RankedDocument { index, score }));
     match args.top_k {
-        None => output::write_jsonl(args.io.output.as_deref(), from_stream, flat, |r| {
+        None => output::write_jsonl(args.io.output.as_deref(), progress, flat, |r| {
             serde_json::to_string(&r)
         }),
         Some(k) => {
             let all: Vec<RankedDocument> = flat.collect::<embedkit::Result<_>>()?;
             let scores: Vec<f32> = all.iter().map(|r| r.score).collect();
             let best = top_k(&scores, k).into_iter().map(Ok);
-            output::write_jsonl(args.io.output.as_deref(), false, best, |r| {
-                serde_json::to_string(&r)
-            })
+            output::write_jsonl(
+                args.io.output.as_deref(),
+                output::Progress {
+                    total: None,
+                    ..progress
+                },
+                best,
+                |r| serde_json::to_string(&r),
+            )
         }
     }
 }

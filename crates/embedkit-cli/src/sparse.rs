@@ -39,8 +39,8 @@ pub struct SparseArgs {
 }
 
 pub fn run(args: SparseArgs) -> anyhow::Result<()> {
-    let from_stream = args.io.texts.is_empty();
     let docs = input::documents(args.io.texts, args.io.input.as_deref())?;
+    let progress = output::Progress::new(docs.total, args.io.quiet);
     let name = args.model.name("prithivida/Splade_PP_en_v1");
     let load = args.model.load_options()?;
     let bm25 = Bm25Options::default();
@@ -69,7 +69,7 @@ pub fn run(args: SparseArgs) -> anyhow::Result<()> {
         Purpose::Document
     };
     let vectors = model.try_embed_iter(docs, None, purpose);
-    output::write_jsonl(args.io.output.as_deref(), from_stream, vectors, |v| {
+    output::write_jsonl(args.io.output.as_deref(), progress, vectors, |v| {
         serde_json::to_string(&v)
     })
 }

@@ -25,7 +25,8 @@ const LIB_EXT: &str = "dylib";
 const LIB_EXT: &str = "so";
 
 /// Where the runtime library was found; logged and shown by `embedkit env`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LibrarySource {
     Explicit,
     EnvVar,
@@ -225,6 +226,7 @@ fn sorted_entries(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
 struct LoadedRuntime {
     env: Environment,
     path: PathBuf,
+    source: LibrarySource,
 }
 
 static RUNTIME: OnceLock<LoadedRuntime> = OnceLock::new();
@@ -262,7 +264,7 @@ pub fn environment(explicit_library: Option<&Path>) -> Result<&'static Environme
         .with_name("embedkit")
         .build()
         .map_err(|e| Error::Ort(e.to_string()))?;
-    let _ = RUNTIME.set(LoadedRuntime { env, path });
+    let _ = RUNTIME.set(LoadedRuntime { env, path, source });
     RUNTIME
         .get()
         .map(|rt| &rt.env)
@@ -272,6 +274,92 @@ pub fn environment(explicit_library: Option<&Path>) -> Result<&'static Environme
 /// The path of the loaded runtime library, if it has been loaded.
 pub fn loaded_library() -> Option<PathBuf> {
     RUNTIME.get().map(|rt| rt.path.clone())
+}
+
+/// What a bug report needs about the runtime: which library file was loaded, how it was
+/// found, its build (version and commit) and the execution providers it was built with.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RuntimeInfo {
+    pub version: String,
+    pub library: PathBuf,
+    pub source: LibrarySource,
+    pub build: String,
+    pub providers: Vec<String>,
+}
+
+/// Loads the runtime (as a model would) and describes it.
+pub fn runtime_info(explicit_library: Option<&Path>) -> Result<RuntimeInfo> {
+    environment(explicit_library)?;
+    let rt = RUNTIME
+        .get()
+        .ok_or_else(|| Error::Ort("the runtime is not loaded".into()))?;
+    Ok(RuntimeInfo {
+        version: library_version(&rt.path)?,
+        library: rt.path.clone(),
+        source: rt.source.clone(),
+        build: ort::info().trim().to_string(),
+        providers: available_providers()?,
+    })
+}
+
+/// The library's own version string (`OrtGetApiBase()->GetVersionString()`): the build
+/// info has a git branch, often `HEAD`. `ort` reads it only privately, at load time.
+fn library_version(path: &Path) -> Result<String> {
+    let bad = |e: String| Error::Ort(format!("reading the version of {}: {e}", path.display()));
+    // SAFETY: the library is already loaded (dlopen returns the same handle) and exports
+    // OrtGetApiBase with this signature, as `ort` itself relies on.
+    unsafe {
+        let lib = libloading::Library::new(path).map_err(|e| bad(e.to_string()))?;
+        let base: libloading::Symbol<unsafe extern "C" fn() -> *const ort::sys::OrtApiBase> =
+            lib.get(b"OrtGetApiBase").map_err(|e| bad(e.to_string()))?;
+        let base = base();
+        if base.is_null() {
+            return Err(bad("OrtGetApiBase returned nothing".into()));
+        }
+        let version = ((*base).GetVersionString)();
+        if version.is_null() {
+            return Err(bad("no version string".into()));
+        }
+        Ok(std::ffi::CStr::from_ptr(version)
+            .to_string_lossy()
+            .into_owned())
+    }
+}
+
+/// The execution providers the loaded library was built with, as ONNX Runtime names
+/// them. Called through the C API: `ort` asks this list only privately, one name at a time.
+fn available_providers() -> Result<Vec<String>> {
+    use std::ffi::{c_char, c_int, CStr};
+    let api = ort::api();
+    let mut list: *mut *mut c_char = std::ptr::null_mut();
+    let mut count: c_int = 0;
+    // SAFETY: the runtime is loaded (the caller made the environment); ONNX Runtime fills
+    // `list` with `count` NUL-terminated strings that stay valid until released below.
+    let status = unsafe { (api.GetAvailableProviders)(&mut list, &mut count) };
+    if !status.0.is_null() {
+        // SAFETY: a non-null status is owned by us and released once.
+        unsafe { (api.ReleaseStatus)(status.0) };
+        return Err(Error::Ort(
+            "ONNX Runtime could not list its providers".into(),
+        ));
+    }
+    if list.is_null() {
+        return Ok(Vec::new());
+    }
+    let names = (0..count.max(0) as usize)
+        // SAFETY: index < count, each entry a valid C string (see above).
+        .map(|i| {
+            unsafe { CStr::from_ptr(*list.add(i)) }
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    // SAFETY: releases what GetAvailableProviders allocated, exactly once.
+    let status = unsafe { (api.ReleaseAvailableProviders)(list, count) };
+    if !status.0.is_null() {
+        unsafe { (api.ReleaseStatus)(status.0) };
+    }
+    Ok(names)
 }
 
 #[cfg(test)]

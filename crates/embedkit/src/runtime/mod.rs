@@ -15,7 +15,8 @@ use std::path::PathBuf;
 pub use device::{gpu_present, Device, Provider};
 pub(crate) use library::non_empty_env;
 pub use library::{
-    embedkit_home, find_library, loaded_library, python_site_dirs, LibrarySource, ORT_VERSION,
+    embedkit_home, find_library, loaded_library, python_site_dirs, runtime_info, LibrarySource,
+    RuntimeInfo, ORT_VERSION,
 };
 pub(crate) use session::{Lane, OnnxModel};
 
