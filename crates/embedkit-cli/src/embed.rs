@@ -4,9 +4,8 @@ use anyhow::Context;
 use clap::Args;
 use embedkit::{Purpose, TextEmbedding};
 
-use crate::input;
-use crate::output;
-use crate::{IoArgs, ModelArgs};
+use crate::vectors::{self, Vector};
+use crate::{corpus, output, IoArgs, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct EmbedArgs {
@@ -14,6 +13,8 @@ pub struct EmbedArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub io: IoArgs,
+    #[command(flatten)]
+    pub corpus: corpus::CorpusArgs,
     /// Embed as queries (`query_embed`).
     #[arg(long, conflicts_with = "passage")]
     pub query: bool,
@@ -25,7 +26,7 @@ pub struct EmbedArgs {
     pub add_prefix: bool,
 }
 
-pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
+pub fn run(mut args: EmbedArgs) -> anyhow::Result<()> {
     if args.add_prefix && !(args.query || args.passage) {
         anyhow::bail!("--add-prefix applies to --query or --passage");
     }
@@ -36,8 +37,11 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     } else {
         Purpose::Document
     };
-    let docs = input::documents(args.io.texts, args.io.input.as_deref())?;
-    let progress = output::Progress::new(docs.total, args.io.quiet);
+    let texts = std::mem::take(&mut args.io.texts);
+    let rows = corpus::open(texts, args.io.input.as_deref(), &args.corpus)?;
+    let progress = output::Progress::new(rows.total, args.io.quiet);
+    let skipped = rows.skipped.clone();
+    let (docs, ids) = rows.split();
     let name = args.model.name("BAAI/bge-small-en-v1.5");
     let load = args.model.load_options()?;
     let model = TextEmbedding::builder(name)
@@ -46,8 +50,12 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         .build()
         .with_context(|| format!("loading model {}", name))?;
 
-    let vectors = model.try_embed_iter(docs, None, purpose);
-    output::write_jsonl(args.io.output.as_deref(), progress, vectors, |v| {
-        serde_json::to_string(&serde_json::json!({ "embedding": v }))
-    })
+    let results = model.try_embed_iter(docs, None, purpose).map(|v| {
+        let v = v?;
+        Ok((ids.next_id()?, Vector::Dense(v)))
+    });
+    let format = args.io.output_format();
+    let done = vectors::write(args.io.output.as_deref(), format, progress, results);
+    corpus::report_skipped(&skipped);
+    done
 }

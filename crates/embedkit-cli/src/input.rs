@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use embedkit::{Error, Result};
 
@@ -58,14 +58,22 @@ impl<R: BufRead> Iterator for Lines<R> {
                 None
             }
             Ok(_) => {
-                if self.buf.last() == Some(&b'\n') {
+                let whole_line = self.buf.last() == Some(&b'\n');
+                if whole_line {
                     self.buf.pop();
                     if self.buf.last() == Some(&b'\r') {
                         self.buf.pop();
                     }
                 }
                 if self.buf.len() > self.max_bytes {
-                    self.done = true;
+                    // The rest of the line is read past, so a caller that skips bad
+                    // lines goes on with the next one.
+                    if !whole_line {
+                        if let Err(e) = skip_line(&mut self.reader) {
+                            self.done = true;
+                            return Some(Err(read_error(e)));
+                        }
+                    }
                     return Some(Err(Error::Input {
                         line: self.line,
                         reason: format!(
@@ -76,21 +84,43 @@ impl<R: BufRead> Iterator for Lines<R> {
                 }
                 match std::str::from_utf8(&self.buf) {
                     Ok(s) => Some(Ok(s.to_string())),
-                    Err(e) => {
-                        self.done = true;
-                        Some(Err(Error::Input {
-                            line: self.line,
-                            reason: format!("not valid UTF-8 (byte {})", e.valid_up_to()),
-                        }))
-                    }
+                    Err(e) => Some(Err(Error::Input {
+                        line: self.line,
+                        reason: format!("not valid UTF-8 (byte {})", e.valid_up_to()),
+                    })),
                 }
             }
             Err(e) => {
                 self.done = true;
-                Some(Err(Error::Input {
-                    line: self.line,
-                    reason: e.to_string(),
-                }))
+                Some(Err(read_error(e)))
+            }
+        }
+    }
+}
+
+/// Reading the input failed: an I/O error, after which nothing more is read.
+fn read_error(source: io::Error) -> Error {
+    Error::Io {
+        path: PathBuf::from("the input"),
+        source,
+    }
+}
+
+/// Reads up to and including the next newline (or to the end), keeping nothing.
+fn skip_line(reader: &mut impl BufRead) -> io::Result<()> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = buf.len();
+                reader.consume(n);
             }
         }
     }
@@ -169,7 +199,8 @@ mod tests {
     fn splits_lines_and_names_bad_ones() {
         let data: &[u8] = b"one\r\ntwo\n\nthree\xff\nfour";
         let got: Vec<_> = Lines::new(data).collect();
-        assert_eq!(got.len(), 4);
+        assert_eq!(got.len(), 5);
+        assert_eq!(got[4].as_ref().unwrap(), "four");
         assert_eq!(got[0].as_ref().unwrap(), "one");
         assert_eq!(got[1].as_ref().unwrap(), "two");
         assert_eq!(got[2].as_ref().unwrap(), "");
@@ -181,13 +212,15 @@ mod tests {
     fn a_line_over_the_limit_is_an_error_naming_it() {
         let data = b"short\n0123456789\n0123456789a\nnever read\n";
         let got: Vec<_> = Lines::with_limit(&data[..], 10).collect();
-        assert_eq!(got.len(), 3);
+        assert_eq!(got.len(), 4);
         assert_eq!(got[1].as_ref().unwrap(), "0123456789");
         let err = got[2].as_ref().unwrap_err().to_string();
         assert!(
             err.contains("line 3") && err.contains("limit of 10 bytes"),
             "{err}"
         );
+        // The long line is read past: the next one follows, whole.
+        assert_eq!(got[3].as_ref().unwrap(), "never read");
         // \r\n endings do not count against the limit.
         let got: Vec<_> = Lines::with_limit(&b"0123456789\r\n"[..], 10).collect();
         assert_eq!(got[0].as_ref().unwrap(), "0123456789");

@@ -5,7 +5,8 @@ use anyhow::Context;
 use clap::Args;
 use embedkit::{LateInteractionTextEmbedding, Muvera, MuveraOptions, Purpose};
 
-use crate::{input, output, IoArgs, ModelArgs};
+use crate::vectors::{self, Vector};
+use crate::{corpus, output, IoArgs, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct LateArgs {
@@ -13,6 +14,8 @@ pub struct LateArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub io: IoArgs,
+    #[command(flatten)]
+    pub corpus: corpus::CorpusArgs,
     /// Embed as queries (`query_embed`: query marker and mask expansion).
     #[arg(long)]
     pub query: bool,
@@ -34,9 +37,12 @@ pub struct LateArgs {
     pub seed: u64,
 }
 
-pub fn run(args: LateArgs) -> anyhow::Result<()> {
-    let docs = input::documents(args.io.texts, args.io.input.as_deref())?;
-    let progress = output::Progress::new(docs.total, args.io.quiet);
+pub fn run(mut args: LateArgs) -> anyhow::Result<()> {
+    let texts = std::mem::take(&mut args.io.texts);
+    let rows = corpus::open(texts, args.io.input.as_deref(), &args.corpus)?;
+    let progress = output::Progress::new(rows.total, args.io.quiet);
+    let skipped = rows.skipped.clone();
+    let (docs, ids) = rows.split();
     let name = args.model.name("colbert-ir/colbertv2.0");
     let load = args.model.load_options()?;
     let model = LateInteractionTextEmbedding::builder(name)
@@ -49,32 +55,37 @@ pub fn run(args: LateArgs) -> anyhow::Result<()> {
         Purpose::Document
     };
     let matrices = model.try_embed_iter(docs, None, purpose);
-    if !args.muvera {
-        return output::write_jsonl(args.io.output.as_deref(), progress, matrices, |m| {
-            let rows: Vec<Vec<f32>> = m.outer_iter().map(|r| r.to_vec()).collect();
-            serde_json::to_string(&serde_json::json!({ "embeddings": rows }))
+    let format = args.io.output_format();
+    let dest = args.io.output.as_deref();
+    let done = if !args.muvera {
+        let results = matrices.map(|m| {
+            let m = m?;
+            Ok((ids.next_id()?, Vector::Multi(m)))
         });
-    }
-    let muvera = Muvera::from_multivector_model(
-        &model,
-        MuveraOptions {
-            k_sim: args.k_sim,
-            dim_proj: args.dim_proj,
-            r_reps: args.r_reps,
-            random_seed: args.seed,
-        },
-    )?;
-    let query = args.query;
-    let encodings = matrices.map(|m| {
-        let m = m?;
-        if query {
-            muvera.process_query(m.view())
-        } else {
-            muvera.process_document(m.view())
-        }
-    });
-    output::write_jsonl(args.io.output.as_deref(), progress, encodings, |v| {
-        let v: Vec<f32> = v.into_iter().map(|x| x as f32).collect();
-        serde_json::to_string(&serde_json::json!({ "embedding": v }))
-    })
+        vectors::write(dest, format, progress, results)
+    } else {
+        let muvera = Muvera::from_multivector_model(
+            &model,
+            MuveraOptions {
+                k_sim: args.k_sim,
+                dim_proj: args.dim_proj,
+                r_reps: args.r_reps,
+                random_seed: args.seed,
+            },
+        )?;
+        let query = args.query;
+        let results = matrices.map(|m| {
+            let m = m?;
+            let v = if query {
+                muvera.process_query(m.view())?
+            } else {
+                muvera.process_document(m.view())?
+            };
+            let v: Vec<f32> = v.into_iter().map(|x| x as f32).collect();
+            Ok((ids.next_id()?, Vector::Dense(v)))
+        });
+        vectors::write(dest, format, progress, results)
+    };
+    corpus::report_skipped(&skipped);
+    done
 }

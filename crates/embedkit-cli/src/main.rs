@@ -1,6 +1,7 @@
 //! The `embedkit` command: a thin shell over the library's public API.
 
 mod cache;
+mod corpus;
 mod docs;
 mod embed;
 mod embed_image;
@@ -13,6 +14,7 @@ mod rerank;
 mod search;
 mod serve;
 mod sparse;
+mod vectors;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -100,14 +102,24 @@ pub struct IoArgs {
     /// Read documents from FILE, one per line (default: stdin).
     #[arg(long, short, value_name = "FILE")]
     pub input: Option<PathBuf>,
-    /// Write JSON Lines to FILE (default: stdout); the file appears only when complete.
+    /// Write results to FILE (default: stdout), JSON Lines, or by extension .parquet or
+    /// .npy (dense vectors; ids beside it in NAME.ids.jsonl); it appears only when complete.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// The output's format [default: by extension: .parquet, .npy; else JSON Lines].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub output_format: Option<vectors::OutputFormat>,
     /// No progress display and no summary line on stderr.
     #[arg(long)]
     pub quiet: bool,
     /// Documents to embed; when given, stdin and --input are not read.
     pub texts: Vec<String>,
+}
+
+impl IoArgs {
+    pub fn output_format(&self) -> vectors::OutputFormat {
+        vectors::OutputFormat::of(self.output.as_deref(), self.output_format)
+    }
 }
 
 fn main() -> ExitCode {

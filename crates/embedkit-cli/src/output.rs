@@ -29,7 +29,7 @@ impl Progress {
 
     /// A bar with count, total, rate and ETA when the total is known, else a counter with
     /// the rate; redrawn every 200 ms, so it moves even while a batch runs.
-    fn bar(&self) -> ProgressBar {
+    pub fn bar(&self) -> ProgressBar {
         if self.quiet || !std::io::stderr().is_terminal() {
             return ProgressBar::hidden();
         }
@@ -57,7 +57,13 @@ impl Progress {
         bar
     }
 
-    fn summary(&self, count: u64, elapsed: std::time::Duration, bytes: u64, dest: Option<&Path>) {
+    pub fn summary(
+        &self,
+        count: u64,
+        elapsed: std::time::Duration,
+        bytes: u64,
+        dest: Option<&Path>,
+    ) {
         if self.quiet {
             return;
         }
@@ -165,6 +171,26 @@ impl Sink {
             Sink::Stdout(w) => w,
             Sink::File { writer, .. } => writer,
         }
+    }
+
+    /// The file being written, for formats that seek (stdout has none).
+    pub fn file(&mut self) -> anyhow::Result<&mut BufWriter<File>> {
+        match self {
+            Sink::File { writer, .. } => Ok(writer),
+            Sink::Stdout(_) => anyhow::bail!("this output format needs a file (--output)"),
+        }
+    }
+
+    /// Commits, returning the size of the file written (0 for stdout).
+    pub fn commit_len(self) -> anyhow::Result<u64> {
+        let dest = match &self {
+            Sink::File { dest, .. } => Some(dest.clone()),
+            Sink::Stdout(_) => None,
+        };
+        self.commit()?;
+        Ok(dest
+            .and_then(|d| std::fs::metadata(d).ok())
+            .map_or(0, |m| m.len()))
     }
 
     /// Flushes and, for a file, moves it into place.

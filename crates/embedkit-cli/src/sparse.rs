@@ -6,7 +6,8 @@ use clap::Args;
 use embedkit::sparse::{Bm25Options, MinicoilOptions};
 use embedkit::{Purpose, SparseTextEmbedding};
 
-use crate::{input, output, IoArgs, ModelArgs};
+use crate::vectors::{self, Vector};
+use crate::{corpus, output, IoArgs, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct SparseArgs {
@@ -14,6 +15,8 @@ pub struct SparseArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub io: IoArgs,
+    #[command(flatten)]
+    pub corpus: corpus::CorpusArgs,
     /// Embed as queries (`query_embed`).
     #[arg(long)]
     pub query: bool,
@@ -38,9 +41,12 @@ pub struct SparseArgs {
     pub disable_stemmer: bool,
 }
 
-pub fn run(args: SparseArgs) -> anyhow::Result<()> {
-    let docs = input::documents(args.io.texts, args.io.input.as_deref())?;
-    let progress = output::Progress::new(docs.total, args.io.quiet);
+pub fn run(mut args: SparseArgs) -> anyhow::Result<()> {
+    let texts = std::mem::take(&mut args.io.texts);
+    let rows = corpus::open(texts, args.io.input.as_deref(), &args.corpus)?;
+    let progress = output::Progress::new(rows.total, args.io.quiet);
+    let skipped = rows.skipped.clone();
+    let (docs, ids) = rows.split();
     let name = args.model.name("prithivida/Splade_PP_en_v1");
     let load = args.model.load_options()?;
     let bm25 = Bm25Options::default();
@@ -68,8 +74,12 @@ pub fn run(args: SparseArgs) -> anyhow::Result<()> {
     } else {
         Purpose::Document
     };
-    let vectors = model.try_embed_iter(docs, None, purpose);
-    output::write_jsonl(args.io.output.as_deref(), progress, vectors, |v| {
-        serde_json::to_string(&v)
-    })
+    let results = model.try_embed_iter(docs, None, purpose).map(|v| {
+        let (indices, values) = v?.into_parts();
+        Ok((ids.next_id()?, Vector::Sparse { indices, values }))
+    });
+    let format = args.io.output_format();
+    let done = vectors::write(args.io.output.as_deref(), format, progress, results);
+    corpus::report_skipped(&skipped);
+    done
 }

@@ -59,6 +59,7 @@ fn err(e: embedkit::Error) -> PyErr {
         }
         E::InvalidArgument(_)
         | E::Input { .. }
+        | E::InputRow { .. }
         | E::Image { .. }
         | E::DuplicateModel(_)
         | E::Tokenizer(_) => InvalidInputError::new_err(message),

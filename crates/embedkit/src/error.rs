@@ -65,6 +65,10 @@ pub enum Error {
     #[error("input line {line}: {reason}")]
     Input { line: usize, reason: String },
 
+    /// A row of a table (CSV, Parquet) could not be used.
+    #[error("input row {row}: {reason}")]
+    InputRow { row: u64, reason: String },
+
     /// An image could not be read or decoded; `source` names the file.
     #[error("cannot decode image {image}: {reason}")]
     Image { image: String, reason: String },
