@@ -61,6 +61,10 @@ pub struct CorpusArgs {
     /// instead of stopping at the first.
     #[arg(long)]
     pub skip_bad: bool,
+    /// Continue an interrupted job into the same --output: the rows it completed (checked
+    /// against the input's ids) are kept and skipped, a torn tail is discarded.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// A document's id: its row index, or the value of the id column.
@@ -97,6 +101,9 @@ type RowIter = Box<dyn Iterator<Item = std::result::Result<Row, BadRow>>>;
 pub struct Rows {
     iter: RowIter,
     skip_bad: bool,
+    /// The ids of rows an earlier run completed: read past, each checked.
+    done: VecDeque<Id>,
+    done_at: u64,
     pub total: Option<u64>,
     pub skipped: Rc<RefCell<u64>>,
 }
@@ -105,6 +112,33 @@ impl Iterator for Rows {
     type Item = Result<Row>;
 
     fn next(&mut self) -> Option<Result<Row>> {
+        while let Some(expected) = self.done.pop_front() {
+            self.done_at += 1;
+            let at = self.done_at;
+            let want = expected.to_json();
+            let mismatch = move |found: String| {
+                Some(Err(Error::InvalidArgument(format!(
+                    "the partial output's row {at} has id {} but the input's has {found}: the \
+                     input changed since the interrupted run; delete the partial output to \
+                     start over",
+                    want
+                ))))
+            };
+            match self.next_row() {
+                None => return mismatch("no such row".into()),
+                Some(Err(e)) => return Some(Err(e)),
+                Some(Ok(row)) if row.id != expected => {
+                    return mismatch(row.id.to_json().to_string())
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+        self.next_row()
+    }
+}
+
+impl Rows {
+    fn next_row(&mut self) -> Option<Result<Row>> {
         loop {
             match self.iter.next()? {
                 Ok(row) => return Some(Ok(row)),
@@ -119,6 +153,13 @@ impl Iterator for Rows {
 }
 
 impl Rows {
+    /// The rows after those an earlier run completed (`done`, their ids in order), which
+    /// are read and checked against the input, not embedded again.
+    pub fn after(mut self, done: Vec<Id>) -> Rows {
+        self.done = done.into();
+        self
+    }
+
     /// Splits the rows into the texts (for the model) and a queue of their ids, filled as
     /// the model reads ahead and drained, one per result, by [`Ids::next_id`]: results come
     /// in input order, one per text.
@@ -165,6 +206,8 @@ pub fn open(texts: Vec<String>, input: Option<&Path>, args: &CorpusArgs) -> anyh
     let make = |iter: RowIter, total| Rows {
         iter,
         skip_bad: args.skip_bad,
+        done: VecDeque::new(),
+        done_at: 0,
         total,
         skipped: skipped.clone(),
     };
@@ -512,6 +555,7 @@ mod tests {
             text_column: "text".into(),
             id_column: id.map(String::from),
             skip_bad: skip,
+            resume: false,
         }
     }
 

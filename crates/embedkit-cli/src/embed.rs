@@ -4,8 +4,8 @@ use anyhow::Context;
 use clap::Args;
 use embedkit::{Purpose, TextEmbedding};
 
-use crate::vectors::{self, Vector};
-use crate::{corpus, output, IoArgs, ModelArgs};
+use crate::vectors::Vector;
+use crate::{corpus, job, output, IoArgs, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct EmbedArgs {
@@ -38,7 +38,14 @@ pub fn run(mut args: EmbedArgs) -> anyhow::Result<()> {
         Purpose::Document
     };
     let texts = std::mem::take(&mut args.io.texts);
-    let rows = corpus::open(texts, args.io.input.as_deref(), &args.corpus)?;
+    let mut out = job::Output::open(
+        args.io.output.as_deref(),
+        args.io.output_format(),
+        args.corpus.resume,
+    )?;
+    let done = std::mem::take(&mut out.done);
+    let rows = corpus::open(texts, args.io.input.as_deref(), &args.corpus)?.after(done);
+    job::catch_interrupt();
     let progress = output::Progress::new(rows.total, args.io.quiet);
     let skipped = rows.skipped.clone();
     let (docs, ids) = rows.split();
@@ -54,8 +61,7 @@ pub fn run(mut args: EmbedArgs) -> anyhow::Result<()> {
         let v = v?;
         Ok((ids.next_id()?, Vector::Dense(v)))
     });
-    let format = args.io.output_format();
-    let done = vectors::write(args.io.output.as_deref(), format, progress, results);
+    let done = out.write(progress, results);
     corpus::report_skipped(&skipped);
     done
 }

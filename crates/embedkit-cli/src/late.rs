@@ -5,8 +5,8 @@ use anyhow::Context;
 use clap::Args;
 use embedkit::{LateInteractionTextEmbedding, Muvera, MuveraOptions, Purpose};
 
-use crate::vectors::{self, Vector};
-use crate::{corpus, output, IoArgs, ModelArgs};
+use crate::vectors::Vector;
+use crate::{corpus, job, output, IoArgs, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct LateArgs {
@@ -39,7 +39,14 @@ pub struct LateArgs {
 
 pub fn run(mut args: LateArgs) -> anyhow::Result<()> {
     let texts = std::mem::take(&mut args.io.texts);
-    let rows = corpus::open(texts, args.io.input.as_deref(), &args.corpus)?;
+    let mut out = job::Output::open(
+        args.io.output.as_deref(),
+        args.io.output_format(),
+        args.corpus.resume,
+    )?;
+    let done = std::mem::take(&mut out.done);
+    let rows = corpus::open(texts, args.io.input.as_deref(), &args.corpus)?.after(done);
+    job::catch_interrupt();
     let progress = output::Progress::new(rows.total, args.io.quiet);
     let skipped = rows.skipped.clone();
     let (docs, ids) = rows.split();
@@ -55,14 +62,12 @@ pub fn run(mut args: LateArgs) -> anyhow::Result<()> {
         Purpose::Document
     };
     let matrices = model.try_embed_iter(docs, None, purpose);
-    let format = args.io.output_format();
-    let dest = args.io.output.as_deref();
     let done = if !args.muvera {
         let results = matrices.map(|m| {
             let m = m?;
             Ok((ids.next_id()?, Vector::Multi(m)))
         });
-        vectors::write(dest, format, progress, results)
+        out.write(progress, results)
     } else {
         let muvera = Muvera::from_multivector_model(
             &model,
@@ -84,7 +89,7 @@ pub fn run(mut args: LateArgs) -> anyhow::Result<()> {
             let v: Vec<f32> = v.into_iter().map(|x| x as f32).collect();
             Ok((ids.next_id()?, Vector::Dense(v)))
         });
-        vectors::write(dest, format, progress, results)
+        out.write(progress, results)
     };
     corpus::report_skipped(&skipped);
     done

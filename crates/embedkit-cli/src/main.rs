@@ -7,6 +7,7 @@ mod embed;
 mod embed_image;
 mod env;
 mod input;
+mod job;
 mod late;
 mod models;
 mod output;
@@ -142,6 +143,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The job said what it kept and how to go on.
+        Err(e) if e.downcast_ref::<job::Interrupted>().is_some() => ExitCode::from(130),
         Err(e) => {
             eprintln!("embedkit: error: {e:#}");
             ExitCode::FAILURE

@@ -173,26 +173,6 @@ impl Sink {
         }
     }
 
-    /// The file being written, for formats that seek (stdout has none).
-    pub fn file(&mut self) -> anyhow::Result<&mut BufWriter<File>> {
-        match self {
-            Sink::File { writer, .. } => Ok(writer),
-            Sink::Stdout(_) => anyhow::bail!("this output format needs a file (--output)"),
-        }
-    }
-
-    /// Commits, returning the size of the file written (0 for stdout).
-    pub fn commit_len(self) -> anyhow::Result<u64> {
-        let dest = match &self {
-            Sink::File { dest, .. } => Some(dest.clone()),
-            Sink::Stdout(_) => None,
-        };
-        self.commit()?;
-        Ok(dest
-            .and_then(|d| std::fs::metadata(d).ok())
-            .map_or(0, |m| m.len()))
-    }
-
     /// Flushes and, for a file, moves it into place.
     pub fn commit(self) -> anyhow::Result<()> {
         match self {

@@ -6,8 +6,8 @@ use clap::Args;
 use embedkit::sparse::{Bm25Options, MinicoilOptions};
 use embedkit::{Purpose, SparseTextEmbedding};
 
-use crate::vectors::{self, Vector};
-use crate::{corpus, output, IoArgs, ModelArgs};
+use crate::vectors::Vector;
+use crate::{corpus, job, output, IoArgs, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct SparseArgs {
@@ -43,7 +43,14 @@ pub struct SparseArgs {
 
 pub fn run(mut args: SparseArgs) -> anyhow::Result<()> {
     let texts = std::mem::take(&mut args.io.texts);
-    let rows = corpus::open(texts, args.io.input.as_deref(), &args.corpus)?;
+    let mut out = job::Output::open(
+        args.io.output.as_deref(),
+        args.io.output_format(),
+        args.corpus.resume,
+    )?;
+    let done = std::mem::take(&mut out.done);
+    let rows = corpus::open(texts, args.io.input.as_deref(), &args.corpus)?.after(done);
+    job::catch_interrupt();
     let progress = output::Progress::new(rows.total, args.io.quiet);
     let skipped = rows.skipped.clone();
     let (docs, ids) = rows.split();
@@ -78,8 +85,7 @@ pub fn run(mut args: SparseArgs) -> anyhow::Result<()> {
         let (indices, values) = v?.into_parts();
         Ok((ids.next_id()?, Vector::Sparse { indices, values }))
     });
-    let format = args.io.output_format();
-    let done = vectors::write(args.io.output.as_deref(), format, progress, results);
+    let done = out.write(progress, results);
     corpus::report_skipped(&skipped);
     done
 }

@@ -153,11 +153,15 @@ fn invalid_utf8_names_the_line_and_leaves_no_output_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 3") && err.contains("UTF-8"), "{err}");
     assert!(!dest.exists(), "a partial output file was written");
-    assert_eq!(
-        std::fs::read_dir(&tmp).unwrap().count(),
-        0,
-        "a temporary file was left"
-    );
+    // The rows before the bad one are kept, hidden, for --resume, and the message says so.
+    let left: Vec<String> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec![".out.jsonl.partial".to_string()]);
+    assert!(err.contains("--resume"), "{err}");
+    let kept = std::fs::read_to_string(tmp.join(".out.jsonl.partial")).unwrap();
+    assert_eq!(kept.lines().count(), 2);
 }
 
 #[test]
