@@ -505,14 +505,16 @@ fn progress_bar(enabled: bool, size: Option<u64>, label: &str) -> ProgressBar {
         None => ProgressBar::new_spinner(),
     };
     let template = if size.is_some() {
-        "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}"
+        "{msg} {bar:30} {bytes}/{total_bytes}  {bytes_per_sec}  ETA {eta}"
     } else {
-        "{msg} {spinner} {bytes} {bytes_per_sec}"
+        "{msg} {spinner} {bytes}  {bytes_per_sec}  {elapsed}"
     };
     bar.set_style(
         ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message(label.to_string());
+    // Redrawn on a timer, so a stalled download still shows its rate falling.
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
     bar
 }
 
