@@ -5,7 +5,7 @@ use clap::Args;
 use embedkit::{Purpose, TextEmbedding};
 
 use crate::vectors::Vector;
-use crate::{corpus, job, output, IoArgs, ModelArgs};
+use crate::{corpus, job, IoArgs, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct EmbedArgs {
@@ -37,18 +37,7 @@ pub fn run(mut args: EmbedArgs) -> anyhow::Result<()> {
     } else {
         Purpose::Document
     };
-    let texts = std::mem::take(&mut args.io.texts);
-    let mut out = job::Output::open(
-        args.io.output.as_deref(),
-        args.io.output_format(),
-        args.corpus.resume,
-    )?;
-    let done = std::mem::take(&mut out.done);
-    let rows = corpus::open(texts, args.io.input.as_deref(), &args.corpus)?.after(done);
-    job::catch_interrupt();
-    let progress = output::Progress::new(rows.total, args.io.quiet);
-    let skipped = rows.skipped.clone();
-    let (docs, ids) = rows.split();
+    let (job, docs) = job::start(&mut args.io, &args.corpus)?;
     let name = args.model.name("BAAI/bge-small-en-v1.5");
     let load = args.model.load_options()?;
     let model = TextEmbedding::builder(name)
@@ -57,11 +46,8 @@ pub fn run(mut args: EmbedArgs) -> anyhow::Result<()> {
         .build()
         .with_context(|| format!("loading model {}", name))?;
 
-    let results = model.try_embed_iter(docs, None, purpose).map(|v| {
-        let v = v?;
-        Ok((ids.next_id()?, Vector::Dense(v)))
-    });
-    let done = out.write(progress, results);
-    corpus::report_skipped(&skipped);
-    done
+    let results = model
+        .try_embed_iter(docs, None, purpose)
+        .map(|v| v.map(Vector::Dense));
+    job.finish(results)
 }

@@ -22,16 +22,70 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 use serde_json::Value;
 
-use crate::corpus::Id;
-use crate::output::Progress;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::corpus::{CorpusArgs, Id, Ids};
+use crate::output::{partial_path, Progress};
 use crate::vectors::{npy_header, record_batch, OutputFormat, Vector, NPY_HEADER, ROW_GROUP};
+use crate::IoArgs;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// A corpus job of `embed`, `sparse` or `late`: the output opened (and recovered with
+/// --resume), the input's rows after those already done, progress, and the ids that
+/// pair each result with its row.
+pub struct Job {
+    out: Output,
+    progress: Progress,
+    skipped: Rc<RefCell<u64>>,
+    ids: Ids,
+}
+
+/// Opens the output, then the input after the rows the output already holds; returns the
+/// job and the texts to embed, in order.
+pub fn start(
+    io: &mut IoArgs,
+    corpus: &CorpusArgs,
+) -> anyhow::Result<(Job, impl Iterator<Item = embedkit::Result<String>>)> {
+    let mut out = Output::open(io.output.as_deref(), io.output_format(), corpus.resume)?;
+    let done = std::mem::take(&mut out.done);
+    let texts = std::mem::take(&mut io.texts);
+    let rows = crate::corpus::open(texts, io.input.as_deref(), corpus)?.after(done);
+    catch_interrupt();
+    let progress = Progress::new(rows.total, io.quiet);
+    let skipped = rows.skipped.clone();
+    let (texts, ids) = rows.split();
+    let job = Job {
+        out,
+        progress,
+        skipped,
+        ids,
+    };
+    Ok((job, texts))
+}
+
+impl Job {
+    /// Writes the results (one per text, in order) with their rows' ids.
+    pub fn finish(
+        self,
+        results: impl Iterator<Item = embedkit::Result<Vector>>,
+    ) -> anyhow::Result<()> {
+        let ids = self.ids;
+        let results = results.map(|v| {
+            let v = v?;
+            Ok((ids.next_id()?, v))
+        });
+        let done = self.out.write(self.progress, results);
+        crate::corpus::report_skipped(&self.skipped);
+        done
+    }
+}
 
 /// Ctrl-C (SIGINT) sets a flag the writing loop checks between results: the result in
 /// hand is written, the partial output kept, and the job ends resumable. A second
 /// Ctrl-C while it finishes exits at once (the partial is still resumable).
-pub fn catch_interrupt() {
+fn catch_interrupt() {
     let _ = ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
@@ -54,17 +108,6 @@ impl std::fmt::Display for Interrupted {
 }
 
 impl std::error::Error for Interrupted {}
-
-fn partial_path(dest: &Path, suffix: &str) -> anyhow::Result<PathBuf> {
-    let dir = dest
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = dest
-        .file_name()
-        .ok_or_else(|| anyhow::anyhow!("--output {} is not a file", dest.display()))?;
-    Ok(dir.join(format!(".{}.{suffix}", name.to_string_lossy())))
-}
 
 /// Where the results go, opened (and, with `resume`, recovered) before the input is read.
 pub struct Output {

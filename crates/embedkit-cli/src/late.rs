@@ -6,7 +6,7 @@ use clap::Args;
 use embedkit::{LateInteractionTextEmbedding, Muvera, MuveraOptions, Purpose};
 
 use crate::vectors::Vector;
-use crate::{corpus, job, output, IoArgs, ModelArgs};
+use crate::{corpus, job, IoArgs, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct LateArgs {
@@ -38,18 +38,7 @@ pub struct LateArgs {
 }
 
 pub fn run(mut args: LateArgs) -> anyhow::Result<()> {
-    let texts = std::mem::take(&mut args.io.texts);
-    let mut out = job::Output::open(
-        args.io.output.as_deref(),
-        args.io.output_format(),
-        args.corpus.resume,
-    )?;
-    let done = std::mem::take(&mut out.done);
-    let rows = corpus::open(texts, args.io.input.as_deref(), &args.corpus)?.after(done);
-    job::catch_interrupt();
-    let progress = output::Progress::new(rows.total, args.io.quiet);
-    let skipped = rows.skipped.clone();
-    let (docs, ids) = rows.split();
+    let (job, docs) = job::start(&mut args.io, &args.corpus)?;
     let name = args.model.name("colbert-ir/colbertv2.0");
     let load = args.model.load_options()?;
     let model = LateInteractionTextEmbedding::builder(name)
@@ -62,35 +51,26 @@ pub fn run(mut args: LateArgs) -> anyhow::Result<()> {
         Purpose::Document
     };
     let matrices = model.try_embed_iter(docs, None, purpose);
-    let done = if !args.muvera {
-        let results = matrices.map(|m| {
-            let m = m?;
-            Ok((ids.next_id()?, Vector::Multi(m)))
-        });
-        out.write(progress, results)
-    } else {
-        let muvera = Muvera::from_multivector_model(
-            &model,
-            MuveraOptions {
-                k_sim: args.k_sim,
-                dim_proj: args.dim_proj,
-                r_reps: args.r_reps,
-                random_seed: args.seed,
-            },
-        )?;
-        let query = args.query;
-        let results = matrices.map(|m| {
-            let m = m?;
-            let v = if query {
-                muvera.process_query(m.view())?
-            } else {
-                muvera.process_document(m.view())?
-            };
-            let v: Vec<f32> = v.into_iter().map(|x| x as f32).collect();
-            Ok((ids.next_id()?, Vector::Dense(v)))
-        });
-        out.write(progress, results)
-    };
-    corpus::report_skipped(&skipped);
-    done
+    if !args.muvera {
+        return job.finish(matrices.map(|m| m.map(Vector::Multi)));
+    }
+    let muvera = Muvera::from_multivector_model(
+        &model,
+        MuveraOptions {
+            k_sim: args.k_sim,
+            dim_proj: args.dim_proj,
+            r_reps: args.r_reps,
+            random_seed: args.seed,
+        },
+    )?;
+    let query = args.query;
+    job.finish(matrices.map(|m| {
+        let m = m?;
+        let v = if query {
+            muvera.process_query(m.view())?
+        } else {
+            muvera.process_document(m.view())?
+        };
+        Ok(Vector::Dense(v.into_iter().map(|x| x as f32).collect()))
+    }))
 }

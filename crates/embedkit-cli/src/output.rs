@@ -128,6 +128,18 @@ pub fn write_jsonl<T>(
     }
 }
 
+/// `dir/.NAME.<suffix>` beside `dest`: where its output is written until complete.
+pub fn partial_path(dest: &Path, suffix: &str) -> anyhow::Result<PathBuf> {
+    let dir = dest
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = dest
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("--output {} is not a file", dest.display()))?;
+    Ok(dir.join(format!(".{}.{suffix}", name.to_string_lossy())))
+}
+
 pub enum Sink {
     Stdout(BufWriter<io::Stdout>),
     File {
@@ -143,18 +155,7 @@ impl Sink {
             None => Ok(Sink::Stdout(BufWriter::new(io::stdout()))),
             Some(p) if p == Path::new("-") => Ok(Sink::Stdout(BufWriter::new(io::stdout()))),
             Some(dest) => {
-                let dir = dest
-                    .parent()
-                    .filter(|d| !d.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."));
-                let name = dest
-                    .file_name()
-                    .ok_or_else(|| anyhow::anyhow!("--output {} is not a file", dest.display()))?;
-                let tmp = dir.join(format!(
-                    ".{}.{}.partial",
-                    name.to_string_lossy(),
-                    std::process::id()
-                ));
+                let tmp = partial_path(dest, &format!("{}.partial", std::process::id()))?;
                 let file = File::create(&tmp)
                     .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", tmp.display()))?;
                 Ok(Sink::File {

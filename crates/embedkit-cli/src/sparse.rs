@@ -7,7 +7,7 @@ use embedkit::sparse::{Bm25Options, MinicoilOptions};
 use embedkit::{Purpose, SparseTextEmbedding};
 
 use crate::vectors::Vector;
-use crate::{corpus, job, output, IoArgs, ModelArgs};
+use crate::{corpus, job, IoArgs, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct SparseArgs {
@@ -42,18 +42,7 @@ pub struct SparseArgs {
 }
 
 pub fn run(mut args: SparseArgs) -> anyhow::Result<()> {
-    let texts = std::mem::take(&mut args.io.texts);
-    let mut out = job::Output::open(
-        args.io.output.as_deref(),
-        args.io.output_format(),
-        args.corpus.resume,
-    )?;
-    let done = std::mem::take(&mut out.done);
-    let rows = corpus::open(texts, args.io.input.as_deref(), &args.corpus)?.after(done);
-    job::catch_interrupt();
-    let progress = output::Progress::new(rows.total, args.io.quiet);
-    let skipped = rows.skipped.clone();
-    let (docs, ids) = rows.split();
+    let (job, docs) = job::start(&mut args.io, &args.corpus)?;
     let name = args.model.name("prithivida/Splade_PP_en_v1");
     let load = args.model.load_options()?;
     let bm25 = Bm25Options::default();
@@ -83,9 +72,7 @@ pub fn run(mut args: SparseArgs) -> anyhow::Result<()> {
     };
     let results = model.try_embed_iter(docs, None, purpose).map(|v| {
         let (indices, values) = v?.into_parts();
-        Ok((ids.next_id()?, Vector::Sparse { indices, values }))
+        Ok(Vector::Sparse { indices, values })
     });
-    let done = out.write(progress, results);
-    corpus::report_skipped(&skipped);
-    done
+    job.finish(results)
 }
