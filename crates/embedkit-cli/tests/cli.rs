@@ -5,7 +5,7 @@ mod common;
 use std::io::Write;
 use std::path::PathBuf;
 
-use common::repo_root;
+use common::{repo_root, tmpdir};
 use std::process::{Command, Output, Stdio};
 
 const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2";
@@ -40,13 +40,6 @@ fn embed_minilm(dir: &str, args: &[&str], stdin: &[u8]) -> Output {
     let mut all = vec!["embed", "--model", MINILM, "--model-path", dir];
     all.extend_from_slice(args);
     embedkit(&all, stdin)
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("embedkit-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn vectors(stdout: &[u8]) -> Vec<Vec<f32>> {

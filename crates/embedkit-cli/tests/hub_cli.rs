@@ -1,12 +1,14 @@
 //! The CLI against a local hub server: downloads on first use, no requests once cached,
 //! one transfer for two processes, and the cache commands.
 
+mod common;
 #[path = "../../embedkit/tests/common/hub_server.rs"]
 mod hub_server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::tmpdir;
 use hub_server::{bge_small_repo, Fault, HubServer};
 
 const MODEL: &str = "BAAI/bge-small-en-v1.5";
@@ -35,13 +37,6 @@ fn serve(fault: Fault) -> HubServer {
     server
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("embedkit-hubcli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn embedkit(server: &HubServer, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_embedkit"));
     cmd.args(args)
@@ -64,7 +59,7 @@ fn ok(out: Output) -> String {
 #[test]
 fn embed_downloads_on_first_use_and_then_makes_no_request() {
     let server = serve(Fault::None);
-    let cache = tmp("first-use");
+    let cache = tmpdir("first-use");
     let c = cache.to_str().unwrap();
     let first = ok(embedkit(
         &server,
@@ -100,7 +95,7 @@ fn embed_downloads_on_first_use_and_then_makes_no_request() {
 #[test]
 fn two_processes_share_one_transfer() {
     let server = serve(Fault::Slow);
-    let cache = tmp("two-procs");
+    let cache = tmpdir("two-procs");
     let c = cache.to_str().unwrap();
     let children: Vec<_> = (0..2)
         .map(|_| {
@@ -127,7 +122,7 @@ fn two_processes_share_one_transfer() {
 #[test]
 fn cache_list_and_remove() {
     let server = serve(Fault::None);
-    let cache = tmp("list");
+    let cache = tmpdir("list");
     let c = cache.to_str().unwrap();
     ok(embedkit(&server, &["download", MODEL, "--cache-dir", c])
         .output()
@@ -154,7 +149,7 @@ fn cache_list_and_remove() {
 #[test]
 fn hf_hub_offline_makes_no_request() {
     let server = serve(Fault::None);
-    let cache = tmp("offline");
+    let cache = tmpdir("offline");
     let out = embedkit(
         &server,
         &[

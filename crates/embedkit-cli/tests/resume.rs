@@ -8,23 +8,16 @@ mod common;
 
 use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Int64Type, UInt32Type};
-use common::repo_root;
+use common::{repo_root, tmpdir};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 const ROWS: usize = 20_000;
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("embedkit-resume-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn lines() -> Vec<String> {
     (0..ROWS)
@@ -52,17 +45,18 @@ fn command(family: &[String], out: &Path, input: Option<&Path>, extra: &[&str]) 
     cmd
 }
 
-fn bm25() -> Vec<String> {
-    let dir = repo_root().join("target/test-models/bm25");
+/// `COMMAND --model MODEL --model-path target/test-models/FOLDER`.
+fn family(command: &str, model: &str, folder: &str) -> Vec<String> {
+    let dir = repo_root().join("target/test-models").join(folder);
     assert!(
         dir.is_dir(),
         "{} is missing: run `make test-models`",
         dir.display()
     );
     [
-        "sparse",
+        command,
         "--model",
-        "Qdrant/bm25",
+        model,
         "--model-path",
         dir.to_str().unwrap(),
     ]
@@ -70,22 +64,12 @@ fn bm25() -> Vec<String> {
     .to_vec()
 }
 
+fn bm25() -> Vec<String> {
+    family("sparse", "Qdrant/bm25", "bm25")
+}
+
 fn static_dense() -> Vec<String> {
-    let dir = repo_root().join("target/test-models/static-256");
-    assert!(
-        dir.is_dir(),
-        "{} is missing: run `make test-models`",
-        dir.display()
-    );
-    [
-        "embed",
-        "--model",
-        "minishlab/potion-base-8M",
-        "--model-path",
-        dir.to_str().unwrap(),
-    ]
-    .map(String::from)
-    .to_vec()
+    family("embed", "minishlab/potion-base-8M", "static-256")
 }
 
 /// Starts the job on a pipe, feeds it the first `fed` rows, and waits (up to a minute)

@@ -17,10 +17,9 @@ const MODEL: &str = "BAAI/bge-small-en-v1.5";
 const REPO: &str = "Qdrant/bge-small-en-v1.5-onnx-Q";
 const COMMIT: &str = "89abcdef0123456789abcdef0123456789abcdef";
 
+/// A private folder (0700), as a cache root must be.
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("embedkit-safety-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
+    let d = tmp_dir(name);
     std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
     d
 }

@@ -16,13 +16,6 @@ const MODEL: &str = "BAAI/bge-small-en-v1.5";
 const REPO: &str = "Qdrant/bge-small-en-v1.5-onnx-Q";
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("embedkit-hubtest-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn options(server: &HubServer) -> HubOptions {
     HubOptions {
         endpoint: server.endpoint.clone(),
@@ -87,7 +80,7 @@ fn tree(dir: &Path) -> Vec<String> {
 fn downloads_in_huggingface_layout_then_runs_offline_without_requests() {
     let server = HubServer::start();
     server.add_repo(REPO, repo_with(Fault::None));
-    let cache = tmp("layout");
+    let cache = tmp_dir("layout");
     let model = build(&cache, options(&server)).unwrap();
     assert_eq!(
         model.embed(&["hello hub"], None).unwrap()[0],
@@ -139,7 +132,7 @@ fn downloads_in_huggingface_layout_then_runs_offline_without_requests() {
 fn a_stalled_server_times_out_instead_of_hanging() {
     let server = HubServer::start();
     server.add_repo(REPO, repo_with(Fault::Stall));
-    let cache = tmp("stall");
+    let cache = tmp_dir("stall");
     let started = Instant::now();
     let err = build(&cache, options(&server)).unwrap_err();
     assert!(
@@ -155,7 +148,7 @@ fn a_stalled_server_times_out_instead_of_hanging() {
 fn resumes_after(fault: Fault, at: usize, name: &str) {
     let server = HubServer::start();
     server.add_repo(REPO, repo_with(fault));
-    let model = build(&tmp(name), options(&server)).unwrap();
+    let model = build(&tmp_dir(name), options(&server)).unwrap();
     assert_eq!(
         model.embed(&["hello hub"], None).unwrap()[0],
         reference_vector()
@@ -179,7 +172,7 @@ fn a_cut_connection_is_resumed_with_a_range_request() {
 fn a_wrong_checksum_is_refused_and_nothing_is_cached() {
     let server = HubServer::start();
     server.add_repo(REPO, repo_with(Fault::WrongChecksum));
-    let cache = tmp("checksum");
+    let cache = tmp_dir("checksum");
     let err = build(&cache, options(&server)).unwrap_err().to_string();
     assert!(
         err.contains("is corrupt") && err.contains("sha256"),
@@ -203,7 +196,7 @@ fn a_missing_file_is_a_404_naming_it() {
     let mut repo = repo_with(Fault::None);
     repo.files.remove("tokenizer.json");
     server.add_repo(REPO, repo);
-    let err = build(&tmp("404"), options(&server))
+    let err = build(&tmp_dir("404"), options(&server))
         .unwrap_err()
         .to_string();
     assert!(
@@ -218,13 +211,13 @@ fn a_gated_repo_says_how_to_pass_a_token() {
     let mut repo = repo_with(Fault::None);
     repo.token = Some("hf_secret".into());
     server.add_repo(REPO, repo);
-    let err = build(&tmp("gated1"), options(&server))
+    let err = build(&tmp_dir("gated1"), options(&server))
         .unwrap_err()
         .to_string();
     assert!(err.contains("gated") && err.contains("HF_TOKEN"), "{err}");
     let mut with_token = options(&server);
     with_token.token = Some("hf_secret".into());
-    let model = build(&tmp("gated2"), with_token).unwrap();
+    let model = build(&tmp_dir("gated2"), with_token).unwrap();
     assert_eq!(
         model.embed(&["hello hub"], None).unwrap()[0],
         reference_vector()
@@ -236,7 +229,7 @@ fn offline_never_touches_the_network() {
     let server = HubServer::start();
     server.add_repo(REPO, repo_with(Fault::None));
     let err = TextEmbedding::builder(MODEL)
-        .cache_dir(tmp("offline"))
+        .cache_dir(tmp_dir("offline"))
         .hub_options(options(&server))
         .local_files_only(true)
         .build()
@@ -250,7 +243,7 @@ fn offline_never_touches_the_network() {
 fn concurrent_fetches_transfer_each_file_once() {
     let server = HubServer::start();
     server.add_repo(REPO, repo_with(Fault::None));
-    let cache = tmp("concurrent");
+    let cache = tmp_dir("concurrent");
     let opts = options(&server);
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..3)
@@ -337,7 +330,7 @@ fn a_legacy_archive_is_downloaded_and_unpacked() {
         .map(|(n, d)| Raw::File(n.as_str(), d.as_slice()))
         .collect();
     server.add_plain("archived.tar.gz", tarball(&entries));
-    let cache = tmp("archive-ok");
+    let cache = tmp_dir("archive-ok");
     let model = archive_model(
         "embedkit-test/archived-model",
         format!("{}/files/archived.tar.gz", server.endpoint),
@@ -383,7 +376,7 @@ fn hostile_archives_are_refused_and_write_nothing_outside() {
     for (name, bytes) in cases {
         let file = format!("{name}.tar.gz");
         server.add_plain(&file, bytes);
-        let root = tmp(&format!("hostile-{name}"));
+        let root = tmp_dir(&format!("hostile-{name}"));
         let cache = root.join("cache");
         let mut opts = options(&server);
         opts.max_archive_bytes = 16 << 20;
@@ -419,7 +412,7 @@ fn hostile_archives_are_refused_and_write_nothing_outside() {
 #[test]
 fn a_cache_in_huggingface_hubs_own_layout_is_found_offline() {
     // What huggingface_hub writes: blobs, snapshot symlinks, refs/main.
-    let cache = tmp("hf-layout");
+    let cache = tmp_dir("hf-layout");
     let src = model_dir("tiny:cls-384");
     let repo = repo_dir(&cache);
     std::fs::create_dir_all(repo.join("blobs")).unwrap();
@@ -488,7 +481,7 @@ fn a_model_with_external_data_loads_from_symlinks_in_the_cache() {
         },
     );
     let name = "ibm-granite/granite-embedding-small-english-r2";
-    let cache = tmp("external-data");
+    let cache = tmp_dir("external-data");
     let from_cache = TextEmbedding::builder(name)
         .cache_dir(&cache)
         .hub_options(options(&server))

@@ -41,13 +41,6 @@ fn serve() -> HubServer {
     server
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("embedkit-interop-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 /// fastembed's vector for `text`, with the cache at `cache`.
 fn fastembed(cache: &Path, endpoint: &str, offline: bool, text: &str) -> Vec<f32> {
     let script = r#"
@@ -87,7 +80,7 @@ fn close(a: &[f32], b: &[f32]) {
 #[test]
 fn embedkit_reads_offline_what_fastembed_downloaded() {
     let server = serve();
-    let cache = tmp("fe-first");
+    let cache = tmp_dir("fe-first");
     let theirs = fastembed(&cache, &server.endpoint, false, "shared cache");
     assert!(
         server.gets_of("model_optimized.onnx").len() == 1,
@@ -110,7 +103,7 @@ fn embedkit_reads_offline_what_fastembed_downloaded() {
 #[test]
 fn fastembed_reads_offline_what_embedkit_downloaded() {
     let server = serve();
-    let cache = tmp("ek-first");
+    let cache = tmp_dir("ek-first");
     let mut hub = HubOptions::from_env();
     hub.endpoint = server.endpoint.clone();
     hub.progress = false;

@@ -180,3 +180,12 @@ pub fn child_peak_rss_mb(test: &str, workload: &str) -> u64 {
         .unwrap_or_else(|| panic!("child {test} ({workload}) reported no peak:\n{stdout}"));
     kb / 1024
 }
+
+/// A fresh, empty folder for one test: its name and this process's id keep it apart
+/// from other tests and other test binaries.
+pub fn tmp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("embedkit-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
