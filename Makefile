@@ -172,6 +172,8 @@ bench-families: setup $(BENCH_VENV)/.done
 	  --dense $(SHARED_MODELS)/all-MiniLM-L6-v2-fp32 --data target/bench \
 	  $(if $(BEFORE),--before-python target/bench/before/venv/bin/python --before-label $(BEFORE))
 
-## Load test of `embedkit serve` (needs wrk: apt-get install wrk).
-loadtest: setup
-	bash scripts/loadtest.sh
+## Load and fault test of `embedkit serve`: every text family at once, 64 clients, an API
+## key, clients hanging up (crates/embedkit-server/examples/loadtest.rs); to target/loadtest.md.
+loadtest: setup test-models
+	cargo build --release -q -p embedkit-cli
+	cargo run --release -q -p embedkit-server --example loadtest -- --bin target/release/embedkit | tee target/loadtest.md

@@ -1,6 +1,6 @@
-//! Arbitrary request bodies on every route of the HTTP server (seeded dense, sparse and
-//! rerank models behind it): never a panic or a 500, and every error is a JSON body that
-//! says what was wrong.
+//! Arbitrary request bodies on every route of the HTTP server (seeded dense, sparse,
+//! late-interaction and rerank models behind it): never a panic or a 500, and every error
+//! is a JSON body that says what was wrong.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -8,22 +8,28 @@ use std::sync::LazyLock;
 use arbitrary::Arbitrary;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use embedkit::{SparseTextEmbedding, TextCrossEncoder, TextEmbedding};
+use embedkit::{
+    LateInteractionTextEmbedding, SparseTextEmbedding, TextCrossEncoder, TextEmbedding,
+};
 use embedkit_fuzz::test_model;
-use embedkit_server::{router, BatchPolicy, Limits, Models};
+use embedkit_server::{router, Config, Handle, Limits, Models, Served};
 use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;
 use tower::ServiceExt;
 
-const ROUTES: [&str; 8] = [
+const ROUTES: [&str; 12] = [
     "/v1/embeddings",
     "/embed",
     "/embed_sparse",
+    "/embed_late",
     "/rerank",
     "/tokenize",
     "/health",
     "/info",
     "/metrics",
+    "/v1/models",
+    "/openapi.json",
+    "/nothing",
 ];
 
 struct Server {
@@ -47,15 +53,25 @@ static SERVER: LazyLock<Server> = LazyLock::new(|| {
         .threads(1)
         .build()
         .expect("reranker");
-    let models = Models {
-        dense,
-        sparse: Some(sparse),
-        rerank: Some(rerank),
-    };
-    let limits = Limits {
-        max_inputs: 64,
-        max_input_chars: 2_000,
-        ..Limits::default()
+    let late = LateInteractionTextEmbedding::builder("colbert-ir/colbertv2.0")
+        .specific_model_path(test_model("colbert-128"))
+        .threads(1)
+        .build()
+        .expect("late-interaction model");
+    let models = Models::new(vec![
+        Served::new(Handle::Dense(dense)),
+        Served::new(Handle::Sparse(sparse)),
+        Served::new(Handle::Late(late)),
+        Served::new(Handle::Rerank(rerank)),
+    ])
+    .expect("models");
+    let config = Config {
+        limits: Limits {
+            max_inputs: 64,
+            max_input_chars: 2_000,
+            ..Limits::default()
+        },
+        ..Config::default()
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -63,7 +79,7 @@ static SERVER: LazyLock<Server> = LazyLock::new(|| {
         .expect("tokio runtime");
     let app = {
         let _guard = runtime.enter();
-        router(models, limits, BatchPolicy::default()).expect("router")
+        router(models, &config).expect("router").0
     };
     Server { runtime, app }
 });
@@ -107,11 +123,8 @@ fuzz_target!(|input: Input| {
         "500 on {route}: {}",
         String::from_utf8_lossy(&body)
     );
-    // axum's own rejections (405, 415) have plain-text bodies; ours are JSON.
-    if status.is_client_error()
-        && status != StatusCode::METHOD_NOT_ALLOWED
-        && status != StatusCode::UNSUPPORTED_MEDIA_TYPE
-    {
+    // Every refusal, 404, 405 and 415 included, is JSON.
+    if status.is_client_error() {
         let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|e| {
             panic!(
                 "{status} on {route} is not JSON ({e}): {}",

@@ -125,7 +125,7 @@ impl IoArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(matches!(cli.command, Command::Serve(_)));
     let result = match cli.command {
         Command::Embed(args) => embed::run(*args),
         Command::EmbedImage(args) => embed_image::run(*args),
@@ -152,9 +152,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(serving: bool) {
+    // A server logs each request (and what it loaded) by default, as TEI does.
+    let default = if serving {
+        "warn,embedkit_server=info,embedkit::serve=info"
+    } else {
+        "warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("EMBEDKIT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Colors only on a terminal: escape codes in log files and pipes are noise.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,44 +1,70 @@
-//! `embedkit serve`: the embedding server (OpenAI and TEI routes) over one dense model,
-//! and optionally a sparse model and a reranker.
+//! `embedkit serve`: a thin call into `embedkit-server` with the models and limits
+//! given on the command line.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use embedkit::{SparseTextEmbedding, TextCrossEncoder, TextEmbedding};
-use embedkit_server::{self as server, BatchPolicy, Limits, Models};
-
-use crate::ModelArgs;
+use embedkit::LoadOptions;
+use embedkit_server::{
+    self as server, BatchPolicy, Config, Limits, Models, Security, Served, Transport,
+};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
+    /// A model to serve, by registry name, optionally with the folder of its files
+    /// (NAME=DIR). Repeat for several; the family comes from the registry and the first
+    /// of each family is its routes' default. Default: BAAI/bge-small-en-v1.5.
+    #[arg(long = "model", short, value_name = "NAME[=DIR]")]
+    pub models: Vec<String>,
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub load: LoadOptions,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
     /// Port to listen on (0: any free port).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// Also serve this sparse model at /embed_sparse.
+    /// Every route but /health needs `Authorization: Bearer KEY`.
+    #[arg(
+        long,
+        env = "EMBEDKIT_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub api_key: Option<String>,
+    /// On a loopback address, also answer this Host name (a reverse proxy's); repeatable.
     #[arg(long, value_name = "NAME")]
+    pub allow_host: Vec<String>,
+    /// Accept HTTP/2 (cleartext, prior knowledge) beside HTTP/1.1.
+    #[arg(long)]
+    pub http2: bool,
+    /// Also serve this sparse model (as --model NAME).
+    #[arg(long, value_name = "NAME", hide = true)]
     pub sparse_model: Option<String>,
-    /// Files of the sparse model.
-    #[arg(long, value_name = "DIR")]
-    pub sparse_model_path: Option<std::path::PathBuf>,
-    /// Also serve this reranker at /rerank.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub sparse_model_path: Option<PathBuf>,
+    /// Also serve this reranker (as --model NAME).
+    #[arg(long, value_name = "NAME", hide = true)]
     pub rerank_model: Option<String>,
-    /// Files of the reranker.
-    #[arg(long, value_name = "DIR")]
-    pub rerank_model_path: Option<std::path::PathBuf>,
-    /// Requests waiting at most; beyond, 503 with Retry-After.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub rerank_model_path: Option<PathBuf>,
+    /// Jobs waiting for inference at most; beyond, 503 with Retry-After.
     #[arg(long, default_value_t = 256)]
     pub queue_size: usize,
-    /// Texts per inference call, gathered across requests.
+    /// Requests with work in progress at once, counted before their bodies are read;
+    /// beyond, 503 with Retry-After. Body memory is at most this × --max-body-bytes.
+    #[arg(long, default_value_t = 64)]
+    pub max_concurrent_requests: usize,
+    /// Inputs gathered across requests into one inference call.
     #[arg(long, default_value_t = 256)]
     pub max_batch_texts: usize,
+    /// Padded tokens (inputs × the longest input) gathered across requests into one
+    /// inference call, which the model then runs in batches of --max-batch-tokens.
+    #[arg(long, default_value_t = 16384)]
+    pub max_gather_tokens: usize,
     /// How long a request waits for others to share its batch, in milliseconds.
     #[arg(long, default_value_t = 2)]
     pub max_wait_ms: u64,
@@ -51,71 +77,83 @@ pub struct ServeArgs {
     /// Longest input in characters (422 beyond).
     #[arg(long, default_value_t = 100_000)]
     pub max_input_chars: usize,
-    /// Seconds a request may take, body upload included (408/504 beyond).
+    /// Seconds a request may take: 408 if its body has not arrived by then, 504 if its
+    /// answer is not ready.
     #[arg(long, default_value_t = 30)]
     pub request_timeout_secs: u64,
-    /// Seconds a connection may stay idle, or take to send a request's headers, before
-    /// it is closed.
+    /// Seconds a connection may stay silent (before its first request too), or take to
+    /// send a request's headers, before it is closed.
     #[arg(long, default_value_t = 60)]
     pub idle_timeout_secs: u64,
+    /// Seconds to wait at shutdown for requests in flight; then the server exits anyway.
+    #[arg(long, default_value_t = 20)]
+    pub shutdown_timeout_secs: u64,
+}
+
+/// `NAME[=DIR]`.
+fn split_model(spec: &str) -> (String, Option<PathBuf>) {
+    match spec.split_once('=') {
+        Some((name, dir)) => (name.to_string(), Some(PathBuf::from(dir))),
+        None => (spec.to_string(), None),
+    }
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let name = args.model.name("BAAI/bge-small-en-v1.5");
-    let load = args.model.load_options()?;
-    let dense = TextEmbedding::builder(name)
-        .load_options(load.clone())
-        .build()
-        .with_context(|| format!("loading model {name}"))?;
-    let sparse = match &args.sparse_model {
-        Some(n) => {
-            let mut l = load.clone();
-            l.cache.specific_model_path = args.sparse_model_path.clone();
-            Some(
-                SparseTextEmbedding::builder(n)
-                    .load_options(l)
-                    .build()
-                    .with_context(|| format!("loading sparse model {n}"))?,
-            )
+    args.load.validate()?;
+    let mut specs: Vec<(String, Option<PathBuf>)> =
+        args.models.iter().map(|s| split_model(s)).collect();
+    if specs.is_empty() {
+        specs.push(("BAAI/bge-small-en-v1.5".into(), None));
+    }
+    // --model-path is the folder of the first model given without one.
+    if let Some(dir) = &args.load.cache.specific_model_path {
+        if let Some(spec) = specs.iter_mut().find(|s| s.1.is_none()) {
+            spec.1 = Some(dir.clone());
         }
-        None => None,
-    };
-    let rerank = match &args.rerank_model {
-        Some(n) => {
-            let mut l = load.clone();
-            l.cache.specific_model_path = args.rerank_model_path.clone();
-            l.batch_size = None;
-            Some(
-                TextCrossEncoder::builder(n)
-                    .load_options(l)
-                    .build()
-                    .with_context(|| format!("loading reranker {n}"))?,
-            )
-        }
-        None => None,
-    };
-    let limits = Limits {
-        max_body_bytes: args.max_body_bytes,
-        max_inputs: args.max_inputs.max(1),
-        max_input_chars: args.max_input_chars.max(1),
-        request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
-        idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
-    };
-    let policy = BatchPolicy {
-        queue_size: args.queue_size.max(1),
-        max_batch_texts: args.max_batch_texts.max(1),
-        max_wait: Duration::from_millis(args.max_wait_ms),
+    }
+    if let Some(name) = &args.sparse_model {
+        specs.push((name.clone(), args.sparse_model_path.clone()));
+    }
+    if let Some(name) = &args.rerank_model {
+        specs.push((name.clone(), args.rerank_model_path.clone()));
+    }
+    let mut served = Vec::new();
+    for (name, dir) in specs {
+        let mut load: LoadOptions = args.load.clone();
+        load.cache.specific_model_path = dir;
+        let model = Served::load(&name, load).with_context(|| format!("loading model {name}"))?;
+        tracing::info!(model = %model.name, kind = ?model.kind(), "loaded");
+        served.push(model);
+    }
+    let models = Models::new(served)?;
+    let config = Config {
+        limits: Limits {
+            max_body_bytes: args.max_body_bytes,
+            max_inputs: args.max_inputs.max(1),
+            max_input_chars: args.max_input_chars.max(1),
+            request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+            max_concurrent_requests: args.max_concurrent_requests.max(1),
+        },
+        policy: BatchPolicy {
+            queue_size: args.queue_size.max(1),
+            max_batch_texts: args.max_batch_texts.max(1),
+            max_batch_tokens: args.max_gather_tokens.max(1),
+            max_wait: Duration::from_millis(args.max_wait_ms),
+            // The fault tests' hook (an input that panics inference); unset in use.
+            panic_on_input: std::env::var("EMBEDKIT_FAULT_PANIC_ON_INPUT").ok(),
+        },
+        security: Security {
+            api_key: args.api_key.filter(|k| !k.is_empty()),
+            loopback_only: false,
+            allowed_hosts: args.allow_host,
+        },
+        transport: Transport {
+            idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
+            shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
+            http2: args.http2,
+        },
     };
     let addr = SocketAddr::new(args.host, args.port);
-    server::run(
-        addr,
-        Models {
-            dense,
-            sparse,
-            rerank,
-        },
-        limits,
-        policy,
-    )?;
+    server::run(addr, models, config)?;
     Ok(())
 }

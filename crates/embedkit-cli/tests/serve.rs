@@ -5,116 +5,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-
-use common::repo_root;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use common::repo_root;
+use common::server::*;
+
 use serde_json::{json, Value};
-
-fn minilm_dir() -> PathBuf {
-    let dir = repo_root().join("../shared/models/all-MiniLM-L6-v2-fp32");
-    assert!(
-        dir.join("model.onnx").is_file(),
-        "the real model folder {} is missing; these tests need ../shared/models",
-        dir.display()
-    );
-    dir
-}
-
-fn tiny(name: &str) -> PathBuf {
-    let dir = repo_root().join("target/test-models").join(name);
-    assert!(
-        dir.is_dir(),
-        "{} is missing: run `make test-models`",
-        dir.display()
-    );
-    dir
-}
-
-/// A running server; killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(extra: &[&str]) -> Server {
-    start_model(
-        "sentence-transformers/all-MiniLM-L6-v2",
-        &minilm_dir(),
-        extra,
-    )
-}
-
-fn start_model(model: &str, dir: &std::path::Path, extra: &[&str]) -> Server {
-    let mut args = vec![
-        "serve".to_string(),
-        "--model".into(),
-        model.into(),
-        "--model-path".into(),
-        dir.to_string_lossy().into_owned(),
-        "--port".into(),
-        "0".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_embedkit"))
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("the server exited before listening")
-            .unwrap();
-        if let Some(url) = line.strip_prefix("embedkit serving on http://") {
-            break url.rsplit(':').next().unwrap().parse().unwrap();
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, port }
-}
-
-/// One HTTP/1.1 request; returns (status, headers lowercased, body).
-fn request(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("no header end");
-    let headers = String::from_utf8_lossy(&raw[..split]).to_lowercase();
-    let status = headers[9..12].parse().unwrap();
-    (status, headers, raw[split + 4..].to_vec())
-}
-
-fn post(port: u16, path: &str, body: Value) -> (u16, Value) {
-    let (status, _, body) = request(port, "POST", path, body.to_string().as_bytes());
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
 
 /// fastembed's vectors for the edge inputs (tests/expected).
 fn oracle_edge() -> (Vec<String>, Vec<Vec<f32>>) {
@@ -129,18 +28,6 @@ fn oracle_edge() -> (Vec<String>, Vec<Vec<f32>>) {
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
     (texts, floats.chunks(384).map(<[f32]>::to_vec).collect())
-}
-
-fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    for (x, y) in a.iter().zip(b) {
-        assert_eq!(x.len(), y.len(), "vector length");
-    }
-    a.iter()
-        .flatten()
-        .zip(b.iter().flatten())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -168,7 +55,7 @@ fn every_route_answers_correctly() {
     let (status, v) = post(
         port,
         "/v1/embeddings",
-        json!({"input": texts, "model": "m"}),
+        json!({"input": texts, "model": MINILM}),
     );
     assert_eq!(status, 200, "{v}");
     let got: Vec<Vec<f32>> = v["data"]
@@ -178,7 +65,27 @@ fn every_route_answers_correctly() {
         .map(|d| serde_json::from_value(d["embedding"].clone()).unwrap())
         .collect();
     assert!(max_diff(&got, &want) <= 1e-5);
-    assert_eq!(v["model"], "m");
+    assert_eq!(v["model"], MINILM);
+    // A model that is not served is named as such, in OpenAI's shape.
+    let (status, e) = post(port, "/v1/embeddings", json!({"input": "a", "model": "m"}));
+    assert_eq!(status, 404, "{e}");
+    assert_eq!(e["error"]["type"], "model_not_found");
+    // The models served, in OpenAI's shape.
+    let (status, _, body) = request(port, "GET", "/v1/models", b"");
+    assert_eq!(status, 200);
+    let list: Value = serde_json::from_slice(&body).unwrap();
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [MINILM, "Qdrant/bm25", "Xenova/ms-marco-MiniLM-L-6-v2"]
+    );
+    assert_eq!(list["object"], "list");
+    assert_eq!(list["data"][0]["object"], "model");
     assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > texts.len() as u64);
     let (_, b) = post(
         port,
@@ -222,18 +129,7 @@ fn every_route_answers_correctly() {
 
     // Token arrays: the ids /tokenize gives embed as the text does, one array or several.
     let (_, toks) = post(port, "/tokenize", json!({"inputs": ["hello world", "a b"]}));
-    let ids: Vec<Vec<u64>> = toks
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|seq| {
-            seq.as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t["id"].as_u64().unwrap())
-                .collect()
-        })
-        .collect();
+    let ids = token_ids(&toks);
     let (_, by_text) = post(
         port,
         "/v1/embeddings",
@@ -366,14 +262,25 @@ fn bad_requests_get_json_errors_that_name_the_problem() {
     };
     check("/embed", b"{\"inputs\": ", 400, "malformed JSON");
     check("/embed", b"[1, 2]", 422, "JSON object");
-    check("/embed", br#"{"inputs": 5}"#, 422, "got a number");
+    check(
+        "/embed",
+        br#"{"inputs": 5}"#,
+        422,
+        "`inputs`: invalid type: integer",
+    );
     check(
         "/embed",
         br#"{"inputs": ["a", null]}"#,
         422,
-        "inputs[1] must be a string",
+        "`inputs[1]`: invalid type: null, expected a string",
     );
-    check("/embed", br#"{}"#, 422, "`inputs` is missing");
+    check("/embed", br#"{}"#, 422, "missing field `inputs`");
+    check(
+        "/embed",
+        br#"{"inputs": "a", "normalize": "yes"}"#,
+        422,
+        "`normalize`",
+    );
     check("/embed", br#"{"inputs": []}"#, 422, "`inputs` is empty");
     check(
         "/embed",
@@ -425,7 +332,7 @@ fn bad_requests_get_json_errors_that_name_the_problem() {
         "/rerank",
         br#"{"query": "q", "texts": ["a"]}"#,
         424,
-        "--rerank-model",
+        "no rerank model is served",
     );
     // OpenAI errors in OpenAI's shape.
     let (_, _, b) = request(port, "POST", "/v1/embeddings", br#"{"input": 3}"#);
@@ -511,34 +418,36 @@ fn disconnecting_and_slow_clients_do_not_hurt_the_server() {
     {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.write_all(
-            b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"inputs\": [\"hel",
+            b"POST /embed HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"inputs\": [\"hel",
         )
         .unwrap();
     }
     // Sends a whole request, hangs up before the answer.
     for _ in 0..5 {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let body = json!({"inputs": vec!["some text to embed"; 64]}).to_string();
-        let head = format!(
-            "POST /embed HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        s.write_all(head.as_bytes()).unwrap();
-        s.write_all(body.as_bytes()).unwrap();
+        send_and_hang_up(port, "/embed", &body);
     }
     // A slow client: the body trickles in past the request timeout.
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(
-        b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nConnection: close\r\n\r\n{\"inp",
+        b"POST /embed HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+          Content-Length: 40\r\nConnection: close\r\n\r\n{\"inp",
     )
     .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     let _ = s.write_all(b"uts\": ");
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
-    let reply = String::from_utf8_lossy(&raw);
-    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    // A 408 with a JSON body, logged and counted.
+    let (status, _, body) = split_response(&raw);
+    assert_eq!(status, 408, "{}", String::from_utf8_lossy(&raw));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error_type"], "timeout", "{v}");
+    assert!(server.metric("embedkit_requests_total{route=\"/embed\",status=\"408\"}") >= 1.0);
+    wait_until("the 408 is logged", Duration::from_secs(10), || {
+        server.log_text().contains("status=408")
+    });
     // The server is healthy and answers correctly.
     let (status, v) = post(port, "/embed", json!({"inputs": "hello world"}));
     assert_eq!(status, 200);
@@ -566,14 +475,14 @@ fn idle_connections_and_slow_headers_are_closed() {
     // Headers sent one piece and never finished (slow loris).
     let mut loris = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     loris
-        .write_all(b"POST /embed HTTP/1.1\r\nHost: x\r\n")
+        .write_all(b"POST /embed HTTP/1.1\r\nHost: localhost\r\n")
         .unwrap();
     assert!(closed_within(&mut loris, 10) < Duration::from_secs(5));
     // A keep-alive connection left idle after its answer.
     let mut idle = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     let body = br#"{"inputs": "hello"}"#;
     let head = format!(
-        "POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /embed HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     idle.write_all(head.as_bytes()).unwrap();
@@ -584,55 +493,94 @@ fn idle_connections_and_slow_headers_are_closed() {
     assert_eq!(status, 200);
 }
 
+/// A request that keeps the inference thread busy for a while: 256 long texts, sent on
+/// its own thread; joined for its answer.
+fn busy_request(port: u16) -> std::thread::JoinHandle<(u16, String, Vec<u8>)> {
+    let text = "a longer document that takes a moment to embed on this CPU ".repeat(8);
+    let body = json!({"inputs": vec![text; 256]}).to_string();
+    std::thread::spawn(move || request(port, "POST", "/embed", body.as_bytes()))
+}
+
 #[test]
 fn a_full_queue_answers_503_with_retry_after() {
     let server = start(&[
         "--queue-size",
         "1",
         "--max-batch-texts",
-        "64",
+        "256",
         "--max-wait-ms",
         "0",
     ]);
     let port = server.port;
-    let body = json!({"inputs": vec!["a sentence of moderate length for the model to embed"; 64]});
-    let handles: Vec<_> = (0..24)
-        .map(|_| {
-            let body = body.to_string();
-            std::thread::spawn(move || request(port, "POST", "/embed", body.as_bytes()))
-        })
-        .collect();
-    let results: Vec<(u16, String, Vec<u8>)> =
-        handles.into_iter().map(|h| h.join().unwrap()).collect();
-    let ok = results.iter().filter(|r| r.0 == 200).count();
-    let busy: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();
-    assert_eq!(
-        ok + busy.len(),
-        results.len(),
-        "only 200 and 503 are expected"
-    );
-    assert!(ok >= 1, "some requests must get through");
-    assert!(
-        !busy.is_empty(),
-        "24 concurrent requests against a queue of 1 must overflow"
-    );
-    for (_, headers, body) in busy {
-        assert!(headers.contains("retry-after: 1"), "{headers}");
-        assert!(String::from_utf8_lossy(body).contains("overloaded"));
-    }
+    // A: taken by the inference thread (in progress, nothing queued).
+    let a = busy_request(port);
+    wait_until("A is being computed", Duration::from_secs(60), || {
+        server.metric("embedkit_batch_size_count") >= 1.0
+    });
+    // B: waits in the queue, which is then full.
+    let b = busy_request(port);
+    wait_until("B is queued", Duration::from_secs(60), || {
+        server.metric("embedkit_queue_depth") >= 1.0
+    });
+    // C: refused at once.
+    let (status, headers, body) = request(port, "POST", "/embed", br#"{"inputs": "c"}"#);
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert!(headers.contains("retry-after: 1"), "{headers}");
+    assert!(String::from_utf8_lossy(&body).contains("overloaded"));
+    assert_eq!(a.join().unwrap().0, 200);
+    assert_eq!(b.join().unwrap().0, 200);
     let (_, _, metrics) = request(port, "GET", "/metrics", b"");
     assert!(String::from_utf8_lossy(&metrics).contains("status=\"503\""));
+}
+
+#[test]
+fn the_concurrency_limit_refuses_before_reading_a_body() {
+    let server = start(&["--max-concurrent-requests", "2"]);
+    let port = server.port;
+    // Two uploads that announce 1.5 MB and send a little: each holds a permit.
+    let mut uploads: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(
+                b"POST /embed HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+                  Content-Length: 1500000\r\n\r\n{\"inputs\": [\"",
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    wait_until(
+        "both uploads hold a permit",
+        Duration::from_secs(30),
+        || server.metric("embedkit_requests_in_progress") >= 2.0,
+    );
+    // A third request is refused without its body being read; so is /tokenize.
+    let (status, headers, body) = request(port, "POST", "/embed", br#"{"inputs": "c"}"#);
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert!(headers.contains("retry-after"), "{headers}");
+    assert!(String::from_utf8_lossy(&body).contains("max_concurrent_requests"));
+    let (status, _, _) = request(port, "POST", "/tokenize", br#"{"inputs": "c"}"#);
+    assert_eq!(status, 503);
+    // Reads are not limited.
+    assert_eq!(request(port, "GET", "/health", b"").0, 200);
+    uploads.clear();
+    wait_until(
+        "the uploads' permits are back",
+        Duration::from_secs(30),
+        || server.metric("embedkit_requests_in_progress") == 0.0,
+    );
+    let (status, _) = post(port, "/embed", json!({"inputs": "fine"}));
+    assert_eq!(status, 200);
 }
 
 #[test]
 fn sigterm_finishes_requests_in_flight() {
     let mut server = start(&[]);
     let port = server.port;
-    let body =
-        json!({"inputs": vec!["a longer document that takes a moment to embed on this CPU"; 256]});
-    let in_flight =
-        std::thread::spawn(move || request(port, "POST", "/embed", body.to_string().as_bytes()));
-    std::thread::sleep(Duration::from_millis(100));
+    let in_flight = busy_request(port);
+    wait_until("the request is in flight", Duration::from_secs(60), || {
+        server.metric("embedkit_requests_in_progress") >= 1.0
+    });
     let pid = server.child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
@@ -719,4 +667,210 @@ print(json.dumps([d.embedding for d in out.data]))
         .collect();
     let served: Vec<Vec<f32>> = keep.iter().map(|&i| got[i].clone()).collect();
     assert_eq!(served, cli_vectors);
+}
+
+/// Token-vector matrices from a late-interaction oracle file: `rows[i]` vectors of `dim`
+/// for input i.
+fn oracle_matrices(file: &str, dim: usize, rows: &[usize]) -> Vec<Vec<Vec<f32>>> {
+    let mut flat = oracle_rows(file, dim).into_iter();
+    rows.iter()
+        .map(|&n| flat.by_ref().take(n).collect())
+        .collect()
+}
+
+fn oracle_case(file: &str, name: &str) -> Value {
+    let cases: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("tests/expected").join(file)).unwrap(),
+    )
+    .unwrap();
+    let list = cases.get("cases").cloned().unwrap_or(cases);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no oracle case {name} in {file}"))
+        .clone()
+}
+
+fn rows_of(case: &Value) -> Vec<usize> {
+    case["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_u64().unwrap() as usize)
+        .collect()
+}
+
+fn data_uri(image: &str) -> String {
+    use base64::Engine;
+    let bytes = std::fs::read(repo_root().join("tests/data/images").join(image)).unwrap();
+    let mime = match image.rsplit('.').next().unwrap() {
+        "jpg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        _ => "image/png",
+    };
+    format!(
+        "data:{mime};base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
+fn matrices_diff(got: &Value, want: &[Vec<Vec<f32>>]) -> f32 {
+    let got: Vec<Vec<Vec<f32>>> = serde_json::from_value(got.clone()).unwrap();
+    assert_eq!(got.len(), want.len());
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| {
+            assert_eq!(g.len(), w.len(), "token rows");
+            max_diff(g, w)
+        })
+        .fold(0.0, f32::max)
+}
+
+// One server, one model of every family, each answering with fastembed's outputs
+// (tests/expected); a request's `model` picks among them.
+#[test]
+fn one_server_serves_every_family_with_fastembeds_outputs() {
+    let args: Vec<String> = [
+        (MINILM, minilm_dir()),
+        ("Qdrant/bm25", tiny("bm25")),
+        ("Xenova/ms-marco-MiniLM-L-6-v2", tiny("rerank-bert")),
+        ("colbert-ir/colbertv2.0", tiny("colbert-128")),
+        ("Qdrant/clip-ViT-B-32-vision", tiny("vision-clip-512")),
+        ("Qdrant/colpali-v1.3-fp16", tiny("colpali")),
+    ]
+    .iter()
+    .flat_map(|(name, dir)| ["--model".to_string(), model_arg(name, dir)])
+    .collect();
+    let server = start_args(&args, &[]);
+    let port = server.port;
+    let (texts, _) = oracle_edge();
+
+    // Late interaction: documents and queries.
+    for (case, is_query) in [("colbert-docs", false), ("colbert-queries", true)] {
+        let c = oracle_case("late_cases.json", case);
+        let want = oracle_matrices(c["data_file"].as_str().unwrap(), 128, &rows_of(&c));
+        let (status, got) = post(
+            port,
+            "/embed_late",
+            json!({"inputs": texts, "is_query": is_query}),
+        );
+        assert_eq!(status, 200, "{got}");
+        let d = matrices_diff(&got, &want);
+        assert!(d <= 1e-4, "{case}: max difference {d}");
+    }
+
+    // Images by data URI: the image model answers /embed (raw, as fastembed) and
+    // /v1/embeddings when named.
+    let c = oracle_case("image_cases.json", "image-clip");
+    let images: Vec<String> = c["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| data_uri(i.as_str().unwrap()))
+        .collect();
+    let want = oracle_rows("image-clip.f32", 512);
+    let (status, got) = post(
+        port,
+        "/embed",
+        json!({"inputs": images, "normalize": false}),
+    );
+    assert_eq!(status, 200, "{got}");
+    let got: Vec<Vec<f32>> = serde_json::from_value(got).unwrap();
+    assert!(max_diff(&got, &want) <= 1e-4);
+    let (status, v) = post(
+        port,
+        "/v1/embeddings",
+        json!({"input": images[..2], "model": "Qdrant/clip-ViT-B-32-vision"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["model"], "Qdrant/clip-ViT-B-32-vision");
+    let first: Vec<f32> = serde_json::from_value(v["data"][0]["embedding"].clone()).unwrap();
+    assert!(max_diff(&[first], &want[..1]) <= 1e-4);
+
+    // Multimodal: images and texts of the ColPali-architecture model.
+    let c = oracle_case("multimodal_cases.json", "colpali-image");
+    let want = oracle_matrices("colpali-image.f32", 128, &rows_of(&c));
+    let imgs: Vec<String> = ["gray16.png", "photo.jpg"]
+        .iter()
+        .map(|i| data_uri(i))
+        .collect();
+    let (status, got) = post(port, "/embed_late", json!({"images": imgs}));
+    assert_eq!(status, 200, "{got}");
+    assert!(matrices_diff(&got, &want) <= 1e-4);
+    let c = oracle_case("multimodal_cases.json", "colpali-text-b256");
+    let want = oracle_matrices("colpali-text-b256.f32", 128, &rows_of(&c));
+    let short: Vec<&String> = texts
+        .iter()
+        .filter(|t| t.split_whitespace().count() < 100)
+        .collect();
+    let (status, got) = post(
+        port,
+        "/embed_late",
+        json!({"inputs": short, "model": "Qdrant/colpali-v1.3-fp16"}),
+    );
+    assert_eq!(status, 200, "{got}");
+    assert!(matrices_diff(&got, &want) <= 1e-4);
+
+    // Dense text still goes to the first dense model; a family's route refuses another
+    // family's model by name.
+    let (status, v) = post(port, "/embed", json!({"inputs": "hello world"}));
+    assert_eq!(status, 200);
+    assert_eq!(v[0].as_array().unwrap().len(), 384);
+    let (status, e) = post(
+        port,
+        "/embed_sparse",
+        json!({"inputs": "a", "model": "colbert-ir/colbertv2.0"}),
+    );
+    assert_eq!(status, 422);
+    assert!(e["error"].as_str().unwrap().contains("/embed_late"), "{e}");
+    let (status, e) = post(
+        port,
+        "/embed_late",
+        json!({"images": ["not base64!"], "model": "Qdrant/colpali-v1.3-fp16"}),
+    );
+    assert_eq!(status, 422, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("images[0]"), "{e}");
+    // Each model listed once, with its family.
+    let (_, _, body) = request(port, "GET", "/v1/models", b"");
+    let list: Value = serde_json::from_slice(&body).unwrap();
+    let kinds: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "dense",
+            "sparse",
+            "rerank",
+            "late_interaction",
+            "image",
+            "multimodal"
+        ]
+    );
+}
+
+// A static model's /tokenize gives the ids it embeds: the ids embed as the text does.
+#[test]
+fn tokenize_is_the_served_models_own_tokenizer() {
+    let server = start_model("minishlab/potion-base-8M", &tiny("static-256"), &[]);
+    let port = server.port;
+    let texts = [
+        "hello world",
+        "Qdrant is a vector database",
+        "ünïcödé and emoji 🚀",
+    ];
+    let (status, toks) = post(port, "/tokenize", json!({"inputs": texts}));
+    assert_eq!(status, 200, "{toks}");
+    let ids = token_ids(&toks);
+    let (_, by_text) = post(port, "/v1/embeddings", json!({"input": texts}));
+    let (status, by_ids) = post(port, "/v1/embeddings", json!({"input": ids}));
+    assert_eq!(status, 200, "{by_ids}");
+    assert_eq!(by_ids["data"], by_text["data"]);
+    let counted: usize = ids.iter().map(Vec::len).sum();
+    assert_eq!(by_text["usage"]["prompt_tokens"], counted);
 }

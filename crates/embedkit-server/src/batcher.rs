@@ -1,78 +1,207 @@
-//! Dynamic batching across requests: handlers queue jobs on a bounded channel, one
-//! inference thread takes a job, gathers more of the same kind until a text budget is
-//! reached or a short wait runs out, runs them as one call and answers each job.
-//! A full queue is refused at once (backpressure), never buffered.
+//! Dynamic batching across requests: handlers queue jobs on a bounded channel; one
+//! inference thread takes a job, gathers more for the same model and operation until a
+//! text count or padded-token budget is reached or a short wait runs out, runs them as
+//! one call and answers each job.
+//!
+//! - A full queue is refused at once (backpressure), never buffered.
+//! - A job whose client has gone (timed out, disconnected) is dropped before inference.
+//! - A failing batch is retried job by job, so a bad input fails its own request only.
+//! - A panic in inference is caught: the jobs in hand are answered, the server reports
+//!   itself unhealthy and shuts down so that it exits non-zero (an orchestrator restarts it).
 
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use embedkit::{Error, ImageInput, MultiVector, Result, SparseEmbedding};
+use tokio::sync::{oneshot, watch};
 
-use super::metrics::Metrics;
-use super::Models;
-use embedkit::{Error, Result, SparseEmbedding};
+use crate::metrics::Metrics;
+use crate::models::{Handle, Models};
 
-/// What a job asks for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum JobKind {
-    Dense,
-    /// Dense vectors of token ids (OpenAI's token-array input).
-    DenseIds,
-    Sparse,
-    Rerank {
-        query: String,
+/// What a job computes, on which inputs.
+pub(crate) enum Work {
+    /// Dense vectors of texts, tokenized here (once: the counts come back for `usage`).
+    /// On the inference thread rather than the handlers': tokenizer threads beside
+    /// ONNX Runtime's cost more throughput on a few cores than they bring.
+    DenseTexts(Vec<String>),
+    /// Dense vectors of token sequences (OpenAI's token-array input).
+    DenseIds(Vec<Vec<u32>>),
+    /// Dense vectors of encoded images.
+    Images(Vec<Vec<u8>>),
+    Sparse(Vec<String>),
+    Late {
+        texts: Vec<String>,
+        query: bool,
     },
+    MultimodalTexts(Vec<String>),
+    MultimodalImages(Vec<Vec<u8>>),
+    /// (query, document) pairs.
+    Rerank(Vec<(String, String)>),
+}
+
+impl Work {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Work::DenseIds(v) => v.len(),
+            Work::DenseTexts(v) => v.len(),
+            Work::Images(v) | Work::MultimodalImages(v) => v.len(),
+            Work::Sparse(v) | Work::MultimodalTexts(v) => v.len(),
+            Work::Late { texts, .. } => texts.len(),
+            Work::Rerank(v) => v.len(),
+        }
+    }
+
+    /// Jobs that may share one call: same operation, and a family whose results do not
+    /// depend on the company in the batch (ColPali-style models do: never shared).
+    fn joins(&self, other: &Work) -> bool {
+        match (self, other) {
+            (Work::DenseIds(_), Work::DenseIds(_))
+            | (Work::DenseTexts(_), Work::DenseTexts(_))
+            | (Work::Images(_), Work::Images(_))
+            | (Work::Sparse(_), Work::Sparse(_))
+            | (Work::Rerank(_), Work::Rerank(_)) => true,
+            (Work::Late { query: a, .. }, Work::Late { query: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+
+    /// Appends `other`'s inputs (of a job that [`joins`](Self::joins) this one).
+    fn absorb(&mut self, other: Work) {
+        match (self, other) {
+            (Work::DenseIds(a), Work::DenseIds(b)) => a.extend(b),
+            (Work::DenseTexts(a), Work::DenseTexts(b)) => a.extend(b),
+            (Work::Images(a), Work::Images(b)) => a.extend(b),
+            (Work::Sparse(a), Work::Sparse(b)) => a.extend(b),
+            (Work::Rerank(a), Work::Rerank(b)) => a.extend(b),
+            (Work::Late { texts: a, .. }, Work::Late { texts: b, .. }) => a.extend(b),
+            _ => {}
+        }
+    }
+
+    fn texts(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match self {
+            Work::Sparse(v) | Work::MultimodalTexts(v) | Work::DenseTexts(v) => {
+                Box::new(v.iter().map(String::as_str))
+            }
+            Work::Late { texts, .. } => Box::new(texts.iter().map(String::as_str)),
+            Work::Rerank(v) => Box::new(v.iter().map(|(_, d)| d.as_str())),
+            _ => Box::new(std::iter::empty()),
+        }
+    }
 }
 
 /// A job's answer.
 #[derive(Debug)]
-pub enum JobOutput {
+pub(crate) enum Output {
     Dense(Vec<Vec<f32>>),
+    /// Dense vectors and each input's token count.
+    DenseCounted(Vec<Vec<f32>>, Vec<usize>),
     Sparse(Vec<SparseEmbedding>),
+    Multi(Vec<MultiVector>),
     Scores(Vec<f32>),
 }
 
-pub struct Job {
-    pub kind: JobKind,
-    pub texts: Vec<String>,
-    /// The inputs of a [`JobKind::DenseIds`] job.
-    pub ids: Vec<Vec<u32>>,
-    pub reply: oneshot::Sender<Result<JobOutput>>,
-}
-
-impl Job {
-    /// Inputs in the job, texts or token sequences.
-    pub(crate) fn len(&self) -> usize {
-        self.texts.len().max(self.ids.len())
+impl Output {
+    /// Splits a batch's output into the jobs' parts, `lens` inputs each.
+    fn split(self, lens: &[usize]) -> Vec<Output> {
+        fn parts<T>(v: Vec<T>, lens: &[usize], wrap: fn(Vec<T>) -> Output) -> Vec<Output> {
+            let mut it = v.into_iter();
+            lens.iter()
+                .map(|&n| wrap(it.by_ref().take(n).collect()))
+                .collect()
+        }
+        match self {
+            Output::Dense(v) => parts(v, lens, Output::Dense),
+            Output::DenseCounted(v, counts) => {
+                let mut counts = counts.into_iter();
+                parts(v, lens, Output::Dense)
+                    .into_iter()
+                    .zip(lens)
+                    .map(|(part, &n)| match part {
+                        Output::Dense(v) => {
+                            Output::DenseCounted(v, counts.by_ref().take(n).collect())
+                        }
+                        other => other,
+                    })
+                    .collect()
+            }
+            Output::Sparse(v) => parts(v, lens, Output::Sparse),
+            Output::Multi(v) => parts(v, lens, Output::Multi),
+            Output::Scores(v) => parts(v, lens, Output::Scores),
+        }
     }
 }
 
+pub(crate) struct Job {
+    /// Index of the model in [`Models`].
+    pub model: usize,
+    pub work: Work,
+    /// Tokens of the job's longest input (an estimate from above where the handler did
+    /// not tokenize): a batch costs inputs × its longest input once padded.
+    pub longest: usize,
+    pub reply: oneshot::Sender<Result<Output>>,
+}
+
 /// How requests are grouped.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct BatchPolicy {
     /// Jobs waiting at most; a full queue answers 503.
     pub queue_size: usize,
-    /// Texts per inference call, summed over the jobs gathered.
+    /// Inputs per inference call, summed over the jobs gathered.
     pub max_batch_texts: usize,
+    /// Padded tokens gathered into one inference call (inputs × the longest input's
+    /// tokens); the model runs the call in batches of its own `max_batch_tokens`.
+    pub max_batch_tokens: usize,
     /// How long the first job of a batch waits for company.
     pub max_wait: Duration,
+    /// Fault injection for tests: a job with this input text panics inference.
+    #[doc(hidden)]
+    pub panic_on_input: Option<String>,
+}
+
+impl Default for BatchPolicy {
+    fn default() -> Self {
+        BatchPolicy {
+            queue_size: 256,
+            max_batch_texts: 256,
+            max_batch_tokens: 16384,
+            max_wait: Duration::from_millis(2),
+            panic_on_input: None,
+        }
+    }
 }
 
 /// The handlers' side of the queue.
 #[derive(Clone)]
-pub struct Batcher {
+pub(crate) struct Batcher {
     tx: SyncSender<Job>,
     metrics: Arc<Metrics>,
     alive: Arc<AtomicBool>,
     depth: Arc<AtomicI64>,
+    /// Set (with the panic's message) when inference panicked.
+    fatal: watch::Receiver<Option<String>>,
 }
 
 /// Why a job was not queued.
-pub enum Refused {
+pub(crate) enum Refused {
     Full,
     Stopped,
+}
+
+/// The inference thread's state.
+struct Worker {
+    models: Arc<Models>,
+    policy: BatchPolicy,
+    metrics: Arc<Metrics>,
+    depth: Arc<AtomicI64>,
+    /// Jobs taken from the queue that did not fit the last batch, first served next.
+    held: VecDeque<Job>,
+    /// Test hook for the fault tests: an input equal to this text panics inference.
+    panic_on: Option<String>,
 }
 
 impl Batcher {
@@ -81,52 +210,29 @@ impl Batcher {
         let (tx, rx) = mpsc::sync_channel::<Job>(policy.queue_size.max(1));
         let alive = Arc::new(AtomicBool::new(true));
         let depth = Arc::new(AtomicI64::new(0));
+        let (fatal_tx, fatal) = watch::channel(None);
+        let mut worker = Worker {
+            models,
+            policy: policy.clone(),
+            metrics: metrics.clone(),
+            depth: depth.clone(),
+            held: VecDeque::new(),
+            panic_on: policy.panic_on_input.clone(),
+        };
         let thread_alive = alive.clone();
-        let thread_depth = depth.clone();
-        let thread_metrics = metrics.clone();
         std::thread::Builder::new()
             .name("embedkit-inference".into())
             .spawn(move || {
-                let mut pending: Option<Job> = None;
-                loop {
-                    let first = match pending.take() {
-                        Some(j) => j,
-                        None => match rx.recv() {
-                            Ok(j) => j,
-                            Err(_) => break,
-                        },
-                    };
-                    thread_depth.fetch_sub(1, Ordering::Relaxed);
-                    let mut batch = vec![first];
-                    let mut texts = batch[0].len();
-                    let deadline = Instant::now() + policy.max_wait;
-                    while texts < policy.max_batch_texts {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        match rx.recv_timeout(left) {
-                            Ok(j) => {
-                                thread_depth.fetch_sub(1, Ordering::Relaxed);
-                                if j.kind == batch[0].kind
-                                    && texts + j.len() <= policy.max_batch_texts
-                                {
-                                    texts += j.len();
-                                    batch.push(j);
-                                } else {
-                                    // Counted as taken; put back in front of the queue.
-                                    thread_depth.fetch_add(1, Ordering::Relaxed);
-                                    pending = Some(j);
-                                    break;
-                                }
-                            }
-                            Err(RecvTimeoutError::Timeout) => break,
-                            Err(RecvTimeoutError::Disconnected) => break,
-                        }
+                let rx = Mutex::new(rx);
+                while let Some(batch) = worker.gather(&rx) {
+                    if let Err(message) = worker.run(batch) {
+                        thread_alive.store(false, Ordering::SeqCst);
+                        tracing::error!(panic = ?message, "inference panicked; shutting down");
+                        let _ = fatal_tx.send(Some(message));
+                        return;
                     }
-                    thread_metrics
-                        .queue_depth
-                        .set(thread_depth.load(Ordering::Relaxed));
-                    run_batch(&models, batch, &thread_metrics);
                 }
-                thread_alive.store(false, Ordering::Relaxed);
+                thread_alive.store(false, Ordering::SeqCst);
             })
             .map_err(|source| Error::Io {
                 path: "inference thread".into(),
@@ -137,15 +243,24 @@ impl Batcher {
             metrics,
             alive,
             depth,
+            fatal,
         })
     }
 
     pub fn is_alive(&self) -> bool {
-        self.alive.load(Ordering::Relaxed)
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    /// Resolves when inference has panicked, with the panic's message.
+    pub fn fatal(&self) -> watch::Receiver<Option<String>> {
+        self.fatal.clone()
     }
 
     /// Queues a job without waiting; a full queue is refused.
     pub fn submit(&self, job: Job) -> std::result::Result<(), Refused> {
+        if !self.is_alive() {
+            return Err(Refused::Stopped);
+        }
         self.depth.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(job) {
             Ok(()) => {
@@ -165,55 +280,204 @@ impl Batcher {
     }
 }
 
-/// Runs one kind of job over all the batch's texts and splits the answer back.
-fn run_batch(models: &Models, batch: Vec<Job>, metrics: &Metrics) {
-    let kind = batch[0].kind.clone();
-    let texts: Vec<&str> = batch
-        .iter()
-        .flat_map(|j| j.texts.iter().map(String::as_str))
-        .collect();
-    let ids: Vec<Vec<u32>> = batch.iter().flat_map(|j| j.ids.iter().cloned()).collect();
-    metrics
-        .batch_size
-        .observe(texts.len().max(ids.len()) as f64);
-    let started = Instant::now();
-    let result: Result<JobOutput> = match &kind {
-        JobKind::Dense => models.dense.embed(&texts, None).map(JobOutput::Dense),
-        JobKind::DenseIds => models
-            .dense
-            .embed_token_ids(&ids, None)
-            .map(JobOutput::Dense),
-        JobKind::Sparse => match &models.sparse {
-            Some(m) => m.embed(&texts, None).map(JobOutput::Sparse),
-            None => Err(Error::Unsupported("no sparse model is served".into())),
-        },
-        JobKind::Rerank { query } => match &models.rerank {
-            Some(m) => m.rerank(query, &texts, None).map(JobOutput::Scores),
-            None => Err(Error::Unsupported("no reranker is served".into())),
-        },
-    };
-    metrics
-        .inference_seconds
-        .observe(started.elapsed().as_secs_f64());
-    match result {
-        Ok(JobOutput::Dense(v)) => answer(batch, v, JobOutput::Dense),
-        Ok(JobOutput::Sparse(v)) => answer(batch, v, JobOutput::Sparse),
-        Ok(JobOutput::Scores(v)) => answer(batch, v, JobOutput::Scores),
-        Err(e) => {
-            let message = e.to_string();
-            for job in batch {
-                let _ = job.reply.send(Err(Error::Ort(message.clone())));
+impl Worker {
+    /// The next job whose client is still waiting: held ones first, then the queue
+    /// (waiting at most until `until`, or for good when `None`).
+    fn next(&mut self, rx: &Mutex<mpsc::Receiver<Job>>, until: Option<Instant>) -> Option<Job> {
+        loop {
+            let job = match self.held.pop_front() {
+                Some(j) => j,
+                None => {
+                    let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+                    let job = match until {
+                        None => rx.recv().ok()?,
+                        Some(t) => {
+                            match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
+                                Ok(j) => j,
+                                Err(RecvTimeoutError::Timeout)
+                                | Err(RecvTimeoutError::Disconnected) => return None,
+                            }
+                        }
+                    };
+                    let left = self.depth.fetch_sub(1, Ordering::Relaxed) - 1;
+                    self.metrics.queue_depth.set(left + self.held.len() as i64);
+                    job
+                }
+            };
+            if job.reply.is_closed() {
+                self.metrics.jobs_dropped.inc();
+                continue;
+            }
+            return Some(job);
+        }
+    }
+
+    /// A batch: a first job and the jobs that may join it within the budgets.
+    fn gather(&mut self, rx: &Mutex<mpsc::Receiver<Job>>) -> Option<Vec<Job>> {
+        let first = self.next(rx, None)?;
+        let mut inputs = first.work.len();
+        let mut longest = first.longest;
+        let mut batch = vec![first];
+        let deadline = Instant::now() + self.policy.max_wait;
+        // Jobs of ColPali-style models never share a call.
+        let shareable = batch[0].work.joins(&batch[0].work);
+        while shareable && inputs < self.policy.max_batch_texts {
+            let Some(job) = self.next(rx, Some(deadline)) else {
+                break;
+            };
+            let n = inputs + job.work.len();
+            let l = longest.max(job.longest);
+            let fits = job.model == batch[0].model
+                && job.work.joins(&batch[0].work)
+                && n <= self.policy.max_batch_texts
+                && n.saturating_mul(l) <= self.policy.max_batch_tokens.max(inputs * longest);
+            if fits {
+                inputs = n;
+                longest = l;
+                batch.push(job);
+            } else {
+                // Served first next time, ahead of the queue.
+                self.held.push_front(job);
+                break;
             }
         }
+        self.metrics
+            .queue_depth
+            .set(self.depth.load(Ordering::Relaxed) + self.held.len() as i64);
+        Some(batch)
+    }
+
+    /// Runs a batch and answers its jobs; `Err` with the message of a panic.
+    fn run(&mut self, batch: Vec<Job>) -> std::result::Result<(), String> {
+        // Clients may have left while the batch was gathered.
+        let (batch, gone): (Vec<Job>, Vec<Job>) =
+            batch.into_iter().partition(|j| !j.reply.is_closed());
+        self.metrics.jobs_dropped.inc_by(gone.len() as u64);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let model = batch[0].model;
+        let lens: Vec<usize> = batch.iter().map(|j| j.work.len()).collect();
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut works = Vec::with_capacity(batch.len());
+        for job in batch {
+            replies.push(job.reply);
+            works.push(job.work);
+        }
+        let single = works.len() == 1;
+        // Merge, keeping the parts to retry alone if the merged call fails.
+        let parts_for_retry: Option<Vec<Work>> = if single {
+            None
+        } else {
+            Some(works.iter().map(clone_work).collect())
+        };
+        let mut merged = works.into_iter();
+        let Some(mut work) = merged.next() else {
+            return Ok(());
+        };
+        for w in merged {
+            work.absorb(w);
+        }
+        self.metrics.batch_size.observe(work.len() as f64);
+        let started = Instant::now();
+        let result = self.guarded(model, &work)?;
+        self.metrics
+            .inference_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match (result, parts_for_retry) {
+            (Ok(out), _) => {
+                for (reply, part) in replies.into_iter().zip(out.split(&lens)) {
+                    // The client may have gone; its answer is dropped.
+                    let _ = reply.send(Ok(part));
+                }
+            }
+            (Err(e), None) => {
+                if let Some(reply) = replies.pop() {
+                    let _ = reply.send(Err(e));
+                }
+            }
+            (Err(_), Some(parts)) => {
+                // One input failed the call: each job alone, so only its own fails.
+                for (reply, part) in replies.into_iter().zip(parts) {
+                    if reply.is_closed() {
+                        self.metrics.jobs_dropped.inc();
+                        continue;
+                    }
+                    let r = self.guarded(model, &part)?;
+                    let _ = reply.send(r);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `work` on `model`, catching a panic (`Err` with its message).
+    fn guarded(&self, model: usize, work: &Work) -> std::result::Result<Result<Output>, String> {
+        catch_unwind(AssertUnwindSafe(|| {
+            if let Some(p) = &self.panic_on {
+                if work.texts().any(|t| t == p) {
+                    panic!("fault injection: input {p:?}");
+                }
+            }
+            compute(&self.models.get(model).handle, work)
+        }))
+        .map_err(|payload| {
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic without a message".into())
+        })
     }
 }
 
-/// Hands each job its slice of the results, in order.
-fn answer<T>(batch: Vec<Job>, results: Vec<T>, wrap: fn(Vec<T>) -> JobOutput) {
-    let mut results = results.into_iter();
-    for job in batch {
-        let part: Vec<T> = results.by_ref().take(job.len()).collect();
-        // The client may have gone; its answer is dropped.
-        let _ = job.reply.send(Ok(wrap(part)));
+/// Copies a job's inputs, for the retry of a failed shared call.
+fn clone_work(w: &Work) -> Work {
+    match w {
+        Work::DenseIds(v) => Work::DenseIds(v.clone()),
+        Work::DenseTexts(v) => Work::DenseTexts(v.clone()),
+        Work::Images(v) => Work::Images(v.clone()),
+        Work::Sparse(v) => Work::Sparse(v.clone()),
+        Work::Late { texts, query } => Work::Late {
+            texts: texts.clone(),
+            query: *query,
+        },
+        Work::MultimodalTexts(v) => Work::MultimodalTexts(v.clone()),
+        Work::MultimodalImages(v) => Work::MultimodalImages(v.clone()),
+        Work::Rerank(v) => Work::Rerank(v.clone()),
+    }
+}
+
+fn images(v: &[Vec<u8>]) -> impl Iterator<Item = ImageInput> + '_ {
+    v.iter().map(|b| ImageInput::Bytes(b.clone()))
+}
+
+/// One library call.
+fn compute(handle: &Handle, work: &Work) -> Result<Output> {
+    let mismatch = || Error::Unsupported("this model does not take this request".into());
+    match (handle, work) {
+        (Handle::Dense(m), Work::DenseIds(ids)) => m.embed_token_ids(ids, None).map(Output::Dense),
+        (Handle::Dense(m), Work::DenseTexts(t)) => {
+            let ids = m.tokenize(t)?;
+            let counts = ids.iter().map(Vec::len).collect();
+            m.embed_token_ids(&ids, None)
+                .map(|v| Output::DenseCounted(v, counts))
+        }
+        (Handle::Image(m), Work::Images(v)) => m.embed(images(v), None).map(Output::Dense),
+        (Handle::Sparse(m), Work::Sparse(t)) => m.embed(t, None).map(Output::Sparse),
+        (Handle::Late(m), Work::Late { texts, query }) => if *query {
+            m.query_embed(texts, None)
+        } else {
+            m.embed(texts, None)
+        }
+        .map(Output::Multi),
+        (Handle::Multimodal(m), Work::MultimodalTexts(t)) => {
+            m.embed_text(t, None).map(Output::Multi)
+        }
+        (Handle::Multimodal(m), Work::MultimodalImages(v)) => {
+            m.embed_image(images(v), None).map(Output::Multi)
+        }
+        (Handle::Rerank(m), Work::Rerank(pairs)) => m.rerank_pairs(pairs, None).map(Output::Scores),
+        _ => Err(mismatch()),
     }
 }

@@ -1,5 +1,5 @@
 //! Prometheus metrics of the server: requests by route and status, latency, batch
-//! sizes, inference time, queue depth, texts and tokens processed.
+//! sizes, inference time, queue depth, texts and tokens processed, jobs dropped.
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
@@ -15,6 +15,8 @@ pub struct Metrics {
     pub queue_depth: IntGauge,
     pub texts: IntCounter,
     pub tokens: IntCounter,
+    pub jobs_dropped: IntCounter,
+    pub in_progress: IntGauge,
 }
 
 impl Metrics {
@@ -46,6 +48,16 @@ impl Metrics {
         let queue_depth = IntGauge::new("embedkit_queue_depth", "Jobs waiting for inference")?;
         let texts = IntCounter::new("embedkit_texts_total", "Texts processed")?;
         let tokens = IntCounter::new("embedkit_tokens_total", "Tokens of the texts processed")?;
+        let jobs_dropped = IntCounter::new(
+            "embedkit_jobs_dropped_total",
+            "Jobs dropped before inference because their client had gone",
+        )?;
+        registry.register(Box::new(jobs_dropped.clone()))?;
+        let in_progress = IntGauge::new(
+            "embedkit_requests_in_progress",
+            "Requests with work (POST) holding a concurrency permit",
+        )?;
+        registry.register(Box::new(in_progress.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(batch_size.clone()))?;
@@ -62,6 +74,8 @@ impl Metrics {
             queue_depth,
             texts,
             tokens,
+            jobs_dropped,
+            in_progress,
         })
     }
 

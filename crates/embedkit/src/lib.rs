@@ -74,9 +74,9 @@ pub use options::LoadOptions;
 pub use pipeline::Purpose;
 pub use postprocess::{Muvera, MuveraOptions};
 pub use registry::{
-    DenseModelDescription, ImageModelDescription, LateInteractionModelDescription, ModelCore,
-    ModelSource, MultimodalModelDescription, Pooling, RerankerModelDescription,
-    SparseModelDescription,
+    DenseModelDescription, ImageModelDescription, Kind as ModelKind,
+    LateInteractionModelDescription, ModelCore, ModelSource, MultimodalModelDescription, Pooling,
+    RerankerModelDescription, SparseModelDescription,
 };
 pub use rerank::{CustomReranker, RankedDocument, TextCrossEncoder, TextCrossEncoderBuilder};
 pub use runtime::{Device, Provider};

@@ -18,3 +18,4 @@ pub fn tmpdir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+pub mod server;

@@ -265,6 +265,42 @@ fn parse_table<T: DeserializeOwned>(json: &str, file: &str) -> Vec<T> {
     serde_json::from_str(json).unwrap_or_else(|e| panic!("registry/{file} is invalid: {e}"))
 }
 
+/// The family a model belongs to: which class of the API loads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// `TextEmbedding`.
+    Dense,
+    /// `SparseTextEmbedding`.
+    Sparse,
+    /// `LateInteractionTextEmbedding`.
+    LateInteraction,
+    /// `TextCrossEncoder`.
+    Rerank,
+    /// `ImageEmbedding`.
+    Image,
+    /// `LateInteractionMultimodalEmbedding`.
+    Multimodal,
+}
+
+/// The family of the model `name` (built-in or registered), searched in the order
+/// [`files_of`] uses; an unknown name is an error listing the closest ones.
+pub fn kind_of(name: &str) -> Result<Kind> {
+    let found = [
+        (DENSE.contains(name), Kind::Dense),
+        (SPARSE.contains(name), Kind::Sparse),
+        (LATE_INTERACTION.contains(name), Kind::LateInteraction),
+        (RERANK.contains(name), Kind::Rerank),
+        (IMAGE.contains(name), Kind::Image),
+        (MULTIMODAL.contains(name), Kind::Multimodal),
+    ];
+    match found.iter().find(|(known, _)| *known) {
+        Some((_, kind)) => Ok(*kind),
+        // files_of builds the error with the closest names.
+        None => files_of(name).map(|_| Kind::Dense),
+    }
+}
+
 /// The files of the model `name` of any family, for `download` and `cache remove`.
 pub fn files_of(name: &str) -> Result<ModelFiles> {
     fn files<T: Describe>(table: &Table<T>, name: &str) -> Option<ModelFiles> {
@@ -368,6 +404,25 @@ mod tests {
         check_table(&RERANK, 8);
         check_table(&IMAGE, 8);
         check_table(&MULTIMODAL, 2);
+        assert_eq!(kind_of("BAAI/bge-small-en-v1.5").unwrap(), Kind::Dense);
+        assert_eq!(kind_of("qdrant/bm25").unwrap(), Kind::Sparse);
+        assert_eq!(
+            kind_of("colbert-ir/colbertv2.0").unwrap(),
+            Kind::LateInteraction
+        );
+        assert_eq!(
+            kind_of("Xenova/ms-marco-MiniLM-L-6-v2").unwrap(),
+            Kind::Rerank
+        );
+        assert_eq!(kind_of("Qdrant/clip-ViT-B-32-vision").unwrap(), Kind::Image);
+        assert_eq!(
+            kind_of("Qdrant/colpali-v1.3-fp16").unwrap(),
+            Kind::Multimodal
+        );
+        assert!(matches!(
+            kind_of("no/such-model"),
+            Err(Error::UnknownModel { .. })
+        ));
         let splade = SPARSE.get("prithivida/splade_pp_en_v1").unwrap();
         assert_eq!(splade.kind, SparseKind::Splade);
         assert_eq!(splade.vocab_size, Some(30522));

@@ -1,0 +1,564 @@
+//! The wire format: typed request and response bodies (OpenAI's and TEI's shapes), the
+//! JSON error answer, and the body extractor that checks Content-Type, reads within the
+//! request's deadline and size limit, and names the field a bad body got wrong.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::{self, DeserializeOwned, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::AppState;
+
+/// When a request must be answered by: set when it arrives.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline(pub Instant);
+
+/// An error answer: TEI's `{"error", "error_type"}`, or OpenAI's
+/// `{"error": {"message", "type", "param", "code"}}` on `/v1/` routes.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+    pub openai: bool,
+    pub retry_after: bool,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            kind,
+            message: message.into(),
+            openai: false,
+            retry_after: false,
+        }
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", message)
+    }
+
+    pub fn backend(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "backend", message)
+    }
+
+    pub fn overloaded(message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message);
+        e.retry_after = true;
+        e
+    }
+
+    /// In the shape the route's clients expect.
+    pub fn shaped_for(mut self, path: &str) -> Self {
+        self.openai = path.starts_with("/v1/");
+        self
+    }
+}
+
+/// TEI's error body.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorResponse {
+    pub error: String,
+    pub error_type: String,
+}
+
+/// OpenAI's error body.
+#[derive(Serialize, ToSchema)]
+pub struct OpenAiErrorResponse {
+    pub error: OpenAiError,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OpenAiError {
+    pub message: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub param: Option<String>,
+    pub code: Option<String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = if self.openai {
+            let body = OpenAiErrorResponse {
+                error: OpenAiError {
+                    message: self.message,
+                    kind: self.kind.to_string(),
+                    param: None,
+                    code: None,
+                },
+            };
+            (self.status, Json(body)).into_response()
+        } else {
+            let body = ErrorResponse {
+                error: self.message,
+                error_type: self.kind.to_string(),
+            };
+            (self.status, Json(body)).into_response()
+        };
+        if self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// A JSON request body of type `T`: `Content-Type: application/json` (else 415), read
+/// within the size limit (413) and the request's deadline (408), parsed with the path of
+/// the field that was wrong (400 for bad JSON, 422 for a wrong field).
+pub(crate) struct JsonBody<T>(pub T);
+
+fn is_json(value: Option<&HeaderValue>) -> bool {
+    let Some(v) = value.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let mime = v
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let path = req.uri().path().to_string();
+        let shape = |e: ApiError| e.shaped_for(&path);
+        if !is_json(req.headers().get(header::CONTENT_TYPE)) {
+            return Err(shape(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the request body must be JSON, sent with `Content-Type: application/json`",
+            )));
+        }
+        let deadline = req
+            .extensions()
+            .get::<Deadline>()
+            .map(|d| d.0)
+            .unwrap_or_else(|| Instant::now() + state.limits.request_timeout);
+        let limit = state.limits.max_body_bytes;
+        let read = axum::body::to_bytes(req.into_body(), limit);
+        let bytes = match tokio::time::timeout_at(deadline.into(), read).await {
+            Err(_) => {
+                return Err(shape(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "timeout",
+                    "the request body did not arrive within the request timeout",
+                )))
+            }
+            Ok(Err(e)) => {
+                // axum reports the limit as a `LengthLimitError` source; its text is
+                // the stable part of its public surface.
+                let mut too_large = false;
+                let mut source: Option<&dyn std::error::Error> = Some(&e);
+                while let Some(s) = source {
+                    too_large |= s.to_string().contains("length limit");
+                    source = s.source();
+                }
+                return Err(shape(if too_large {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        format!("the request body is larger than the limit of {limit} bytes"),
+                    )
+                } else {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        format!("the request body could not be read: {e}"),
+                    )
+                }));
+            }
+            Ok(Ok(bytes)) => bytes,
+        };
+        parse(&bytes).map(JsonBody).map_err(shape)
+    }
+}
+
+/// `T` from JSON bytes, or the error that names what was wrong and where.
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde would take a JSON array for a struct (its fields in order): only objects.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        parse_any::<serde_json::Value>(bytes)?;
+        return Err(ApiError::validation(
+            "the request body must be a JSON object",
+        ));
+    }
+    parse_any(bytes)
+}
+
+fn parse_any<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| (e.path().to_string(), e.into_inner()))
+        .and_then(|v| de.end().map(|()| v).map_err(|e| (".".to_string(), e)));
+    value.map_err(|(path, inner)| {
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let at = if path == "." {
+                    String::new()
+                } else {
+                    format!("`{path}`: ")
+                };
+                let message = inner.to_string();
+                let message =
+                    if message.contains("expected struct") || message.contains("expected a map") {
+                        "the request body must be a JSON object".to_string()
+                    } else {
+                        message
+                    };
+                ApiError::validation(format!("{at}{message}"))
+            }
+            _ => {
+                // serde_json's words for a lone UTF-16 surrogate ("unexpected end of hex
+                // escape") do not tell a client what it sent.
+                let message = inner.to_string();
+                let hint = if message.contains("hex escape") || message.contains("surrogate") {
+                    " (a \\u escape must be a character: a lone UTF-16 surrogate such as \
+                     \\ud800 is not one)"
+                } else {
+                    ""
+                };
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("malformed JSON: {message}{hint}"),
+                )
+            }
+        }
+    })
+}
+
+/// One string or an array of them (TEI's `inputs`, an image list).
+#[derive(Debug, Clone, ToSchema)]
+pub struct Strings(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Strings {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Strings;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Strings, E> {
+                Ok(Strings(vec![s.to_string()]))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Strings, E> {
+                Ok(Strings(vec![s]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strings, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(Strings(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// OpenAI's `input`: a text, texts, one array of token ids, or arrays of them.
+#[derive(Debug, Clone, ToSchema)]
+pub enum OpenAiInput {
+    Texts(Vec<String>),
+    Ids(Vec<Vec<u32>>),
+}
+
+/// An element of OpenAI's `input` array.
+enum Item {
+    Text(String),
+    Id(u32),
+    Ids(Vec<u32>),
+}
+
+impl<'de> Deserialize<'de> for Item {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Item;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, a token id or an array of token ids")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Item, E> {
+                Ok(Item::Text(s.to_string()))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Item, E> {
+                Ok(Item::Text(s))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Item, E> {
+                u32::try_from(n)
+                    .map(Item::Id)
+                    .map_err(|_| E::custom(format!("token id {n} is out of range")))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Item, E> {
+                u64::try_from(n)
+                    .map_err(|_| {
+                        E::custom(format!("token ids must be non-negative integers, got {n}"))
+                    })
+                    .and_then(|n| self.visit_u64(n))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Item, E> {
+                Err(E::custom(format!(
+                    "token ids must be non-negative integers, got {n}"
+                )))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Item, A::Error> {
+                let mut ids = Vec::new();
+                while let Some(id) = seq.next_element::<TokenId>()? {
+                    ids.push(id.0);
+                }
+                Ok(Item::Ids(ids))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One token id, with an error that says what a token id must be.
+struct TokenId(u32);
+
+impl<'de> Deserialize<'de> for TokenId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Item::deserialize(d)? {
+            Item::Id(id) => Ok(TokenId(id)),
+            _ => Err(de::Error::custom(
+                "token ids must be non-negative integers; text and token arrays are not mixed",
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OpenAiInput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OpenAiInput;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, an array of strings, or token arrays")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<OpenAiInput, E> {
+                Ok(OpenAiInput::Texts(vec![s.to_string()]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OpenAiInput, A::Error> {
+                let mut texts = Vec::new();
+                let mut ids = Vec::new();
+                let mut seqs = Vec::new();
+                while let Some(item) = seq.next_element::<Item>()? {
+                    match item {
+                        Item::Text(t) => texts.push(t),
+                        Item::Id(i) => ids.push(i),
+                        Item::Ids(s) => seqs.push(s),
+                    }
+                    let kinds = [!texts.is_empty(), !ids.is_empty(), !seqs.is_empty()];
+                    if kinds.iter().filter(|k| **k).count() > 1 {
+                        return Err(de::Error::custom(
+                            "an input is text, one array of token ids, or arrays of token \
+                             ids: token arrays are not mixed with text",
+                        ));
+                    }
+                }
+                Ok(if !ids.is_empty() {
+                    OpenAiInput::Ids(vec![ids])
+                } else if !seqs.is_empty() {
+                    OpenAiInput::Ids(seqs)
+                } else {
+                    OpenAiInput::Texts(texts)
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// How OpenAI's route encodes vectors.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum EncodingFormat {
+    #[default]
+    Float,
+    Base64,
+}
+
+/// `POST /v1/embeddings` (OpenAI).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OpenAiEmbeddingRequest {
+    /// Text, texts, token ids or arrays of them; with an image model, images as `data:`
+    /// URIs or base64.
+    pub input: OpenAiInput,
+    /// A served model's name (default: the first dense model).
+    pub model: Option<String>,
+    #[serde(default)]
+    pub encoding_format: Option<EncodingFormat>,
+    /// Shorter vectors, for models trained for it (Matryoshka).
+    pub dimensions: Option<u64>,
+    /// Accepted and ignored, as a client may send it.
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum EmbeddingValue {
+    Float(Vec<f32>),
+    Base64(String),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenAiEmbedding {
+    pub object: &'static str,
+    pub index: usize,
+    pub embedding: EmbeddingValue,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Usage {
+    pub prompt_tokens: usize,
+    pub total_tokens: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenAiEmbeddingResponse {
+    pub object: &'static str,
+    pub data: Vec<OpenAiEmbedding>,
+    pub model: String,
+    pub usage: Usage,
+}
+
+/// `POST /embed` (TEI).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EmbedRequest {
+    /// Text(s); with an image model, images as `data:` URIs or base64.
+    pub inputs: Strings,
+    /// Unit-length vectors (default true).
+    pub normalize: Option<bool>,
+    pub dimensions: Option<u64>,
+    /// Accepted for TEI clients: inputs are always truncated to the model's length,
+    /// as fastembed does.
+    pub truncate: Option<bool>,
+    pub model: Option<String>,
+}
+
+/// `POST /embed_sparse` (TEI).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SparseRequest {
+    pub inputs: Strings,
+    pub truncate: Option<bool>,
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SparseValue {
+    pub index: u32,
+    pub value: f32,
+}
+
+/// `POST /embed_late`: token vectors of texts (or, for a multimodal model, of images).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LateRequest {
+    pub inputs: Option<Strings>,
+    /// Images as `data:` URIs or base64 (multimodal models).
+    pub images: Option<Strings>,
+    /// Queries rather than documents (default false).
+    #[serde(default)]
+    pub is_query: bool,
+    pub model: Option<String>,
+}
+
+/// `POST /rerank` (TEI).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RerankRequest {
+    pub query: String,
+    pub texts: Strings,
+    #[serde(default)]
+    pub return_text: bool,
+    /// Accepted for TEI clients; scores are the model's logits, as fastembed gives them.
+    pub raw_scores: Option<bool>,
+    pub truncate: Option<bool>,
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rank {
+    pub index: usize,
+    pub score: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// `POST /tokenize` (TEI).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TokenizeRequest {
+    pub inputs: Strings,
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SimpleToken {
+    pub id: u32,
+    pub text: String,
+    pub special: bool,
+}
+
+/// `GET /v1/models` (OpenAI).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelList {
+    pub object: &'static str,
+    pub data: Vec<ModelCard>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ModelCard {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub owned_by: String,
+    /// embedkit's family: dense, sparse, late_interaction, rerank, image, multimodal.
+    #[schema(value_type = String)]
+    pub kind: embedkit::ModelKind,
+    /// Vector size, for the families that have one.
+    pub dim: Option<usize>,
+}
+
+/// `GET /info` (TEI's fields for the default model, and every model served).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Info {
+    pub model_id: String,
+    pub model_dim: Option<usize>,
+    pub model_type: &'static str,
+    pub max_input_length: usize,
+    pub max_client_batch_size: usize,
+    pub max_input_chars: usize,
+    pub max_body_bytes: usize,
+    pub max_concurrent_requests: usize,
+    pub auth: bool,
+    pub models: Vec<ModelCard>,
+    pub version: &'static str,
+}
+
+/// `GET /health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
