@@ -69,7 +69,8 @@ fn an_api_key_guards_every_route_but_health() {
     assert_eq!(request_with(port, "POST", "/embed", &auth, body).0, 200);
     assert_eq!(request_with(port, "GET", "/metrics", &auth, b"").0, 200);
 
-    // The official OpenAI client with the key gets the vectors; without it, an error.
+    // The official OpenAI client and huggingface_hub's InferenceClient with the key get
+    // the vectors; with a wrong one, an authentication error.
     let python = repo_root().join(".venv-oracle/bin/python");
     assert!(python.is_file(), "{} is missing", python.display());
     let script = r#"
@@ -84,7 +85,20 @@ try:
         model="sentence-transformers/all-MiniLM-L6-v2", input=["hello"])
     raise SystemExit("a wrong key was accepted")
 except openai.AuthenticationError:
-    print("ok")
+    pass
+# huggingface_hub's TEI client (feature extraction posts to the root) with the key.
+import numpy as np
+from huggingface_hub import InferenceClient
+hf = InferenceClient(model=f"http://127.0.0.1:{sys.argv[1]}", token="s3cret-key")
+v = np.asarray(hf.feature_extraction("hello"))
+assert v.shape == (1, 384), v.shape
+assert np.allclose(v[0], out.data[0].embedding, atol=1e-5)
+try:
+    InferenceClient(model=f"http://127.0.0.1:{sys.argv[1]}", token="wrong").feature_extraction("hello")
+    raise SystemExit("huggingface_hub: a wrong key was accepted")
+except Exception as e:
+    assert "401" in str(e), e
+print("ok")
 "#;
     let out = Command::new(python)
         .args(["-c", script, &port.to_string()])

@@ -127,6 +127,9 @@ pub fn router(
         .route("/v1/models", get(routes::models))
         .route("/v1/models/{*id}", get(routes::model))
         .route("/embed", post(routes::embed))
+        // TEI answers its model's task at the root; huggingface_hub's InferenceClient
+        // posts feature extraction there.
+        .route("/", post(routes::embed))
         .route("/embed_sparse", post(routes::embed_sparse))
         .route("/embed_late", post(routes::embed_late))
         .route("/rerank", post(routes::rerank))
