@@ -22,7 +22,8 @@ use tokio::sync::{oneshot, watch};
 use crate::metrics::Metrics;
 use crate::models::{Handle, Models};
 
-/// What a job computes, on which inputs.
+/// What a job computes, on which inputs (cloned only to retry a failed shared call).
+#[derive(Clone)]
 pub(crate) enum Work {
     /// Dense vectors of texts, tokenized here (once: the counts come back for `usage`).
     /// On the inference thread rather than the handlers': tokenizer threads beside
@@ -366,11 +367,7 @@ impl Worker {
         }
         let single = works.len() == 1;
         // Merge, keeping the parts to retry alone if the merged call fails.
-        let parts_for_retry: Option<Vec<Work>> = if single {
-            None
-        } else {
-            Some(works.iter().map(clone_work).collect())
-        };
+        let parts_for_retry: Option<Vec<Work>> = if single { None } else { Some(works.clone()) };
         let mut merged = works.into_iter();
         let Some(mut work) = merged.next() else {
             return Ok(());
@@ -428,23 +425,6 @@ impl Worker {
                 .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "a panic without a message".into())
         })
-    }
-}
-
-/// Copies a job's inputs, for the retry of a failed shared call.
-fn clone_work(w: &Work) -> Work {
-    match w {
-        Work::DenseIds(v) => Work::DenseIds(v.clone()),
-        Work::DenseTexts(v) => Work::DenseTexts(v.clone()),
-        Work::Images(v) => Work::Images(v.clone()),
-        Work::Sparse(v) => Work::Sparse(v.clone()),
-        Work::Late { texts, query } => Work::Late {
-            texts: texts.clone(),
-            query: *query,
-        },
-        Work::MultimodalTexts(v) => Work::MultimodalTexts(v.clone()),
-        Work::MultimodalImages(v) => Work::MultimodalImages(v.clone()),
-        Work::Rerank(v) => Work::Rerank(v.clone()),
     }
 }
 

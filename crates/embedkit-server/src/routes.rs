@@ -20,17 +20,8 @@ type Answer<T> = Result<T, ApiError>;
 
 /// Texts checked against the request limits.
 fn check_texts(texts: &[String], field: &str, state: &AppState) -> Answer<()> {
+    check_images(texts, field, state)?;
     let limits = &state.limits;
-    if texts.is_empty() {
-        return Err(ApiError::validation(format!("`{field}` is empty")));
-    }
-    if texts.len() > limits.max_inputs {
-        return Err(ApiError::validation(format!(
-            "{} inputs is more than the limit of {} per request (max_inputs)",
-            texts.len(),
-            limits.max_inputs
-        )));
-    }
     for (i, t) in texts.iter().enumerate() {
         // Bytes bound characters from above: count only when it may matter.
         if t.len() > limits.max_input_chars && t.chars().count() > limits.max_input_chars {
@@ -44,7 +35,7 @@ fn check_texts(texts: &[String], field: &str, state: &AppState) -> Answer<()> {
     Ok(())
 }
 
-/// Image inputs checked against the count limit (their size is the body's).
+/// Inputs checked against the count limit (an image's size is the body's to bound).
 fn check_images(items: &[String], field: &str, state: &AppState) -> Answer<()> {
     if items.is_empty() {
         return Err(ApiError::validation(format!("`{field}` is empty")));
