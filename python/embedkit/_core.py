@@ -75,6 +75,7 @@ def _options(
     batch_size=None,
     parallel=None,
     max_batch_tokens=None,
+    precision=None,
     **_ignored,
 ) -> str:
     """The engine's loading options (one type, `embedkit::LoadOptions`) as JSON, with
@@ -95,6 +96,8 @@ def _options(
         "batch_size": batch_size,
         "parallel": parallel if parallel else None,
         "max_batch_tokens": max_batch_tokens,
+        # "exact" (fastembed's vectors) or "int8" (embedkit's faster tier).
+        "precision": None if precision is None else str(precision),
         "runtime_library": _runtime_library(),
     }
     return json.dumps({k: v for k, v in options.items() if v is not None})

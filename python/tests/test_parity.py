@@ -181,3 +181,26 @@ def test_custom_model(edge_inputs):
     ours = embedkit.TextEmbedding("embedkit-py-test/custom-mean", specific_model_path=path)
     theirs = fastembed.TextEmbedding("embedkit-py-test/custom-mean", specific_model_path=path)
     close(ours.embed(edge_inputs), theirs.embed(edge_inputs))
+
+
+def test_int8_precision(tmp_path, corpus):
+    """`precision="int8"`: close to fastembed's fp32 vectors but not equal, and the rewritten
+    graph cached beside the model file; a bad value is a clear error."""
+    import shutil
+
+    import fastembed
+
+    name = "sentence-transformers/all-MiniLM-L6-v2"
+    src = model_dir("shared", "all-MiniLM-L6-v2-fp32")
+    path = tmp_path / "minilm"
+    shutil.copytree(src, path)
+    ours = np.array(list(embedkit.TextEmbedding(name, specific_model_path=str(path), threads=2,
+                                                precision="int8").embed(corpus[:100])))
+    theirs = np.array(list(fastembed.TextEmbedding(name, specific_model_path=str(src),
+                                                   threads=2).embed(corpus[:100])))
+    cos = (ours * theirs).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
+    assert cos.min() >= 0.98 and cos.mean() >= 0.995, (cos.min(), cos.mean())
+    assert np.abs(ours - theirs).max() > 1e-5, "int8 vectors equal the exact ones"
+    assert len(list(path.glob("model.int8-*.onnx"))) == 1
+    with pytest.raises(Exception, match="expected exact or int8"):
+        embedkit.TextEmbedding(name, specific_model_path=str(path), precision="int4")

@@ -128,6 +128,12 @@ impl<F: Family> Builder<F> {
         self.load.runtime.library_path = Some(path.into());
         self
     }
+    /// `Exact` (default: fastembed's vectors) or `Int8` (matrix products in int8, the
+    /// graph rewritten and cached beside the model file at first load).
+    pub fn precision(mut self, precision: crate::quantize::Precision) -> Self {
+        self.load.runtime.precision = precision;
+        self
+    }
     /// Load the model on first use instead of now.
     pub fn lazy_load(mut self, yes: bool) -> Self {
         self.load.lazy_load = yes;

@@ -46,7 +46,8 @@ impl TextGraph {
         tokenizer: TextTokenizer,
         known_inputs: &[&str],
     ) -> Result<Self> {
-        let model = OnnxModel::load(&dir.join(&core.model_file), runtime)?;
+        let calibration = |m: &OnnxModel| crate::quantize::text_feeds(&tokenizer, m);
+        let model = crate::quantize::load(&dir.join(&core.model_file), runtime, &calibration)?;
         model.check_inputs(&core.model, known_inputs)?;
         let output = model.first_output(&core.model)?;
         Ok(TextGraph {

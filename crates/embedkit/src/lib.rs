@@ -48,6 +48,7 @@ pub mod late_interaction_multimodal;
 pub mod options;
 mod pipeline;
 pub mod postprocess;
+pub mod quantize;
 pub mod registry;
 pub mod rerank;
 pub mod runtime;
@@ -73,6 +74,7 @@ pub use late_interaction_multimodal::{
 pub use options::LoadOptions;
 pub use pipeline::Purpose;
 pub use postprocess::{Muvera, MuveraOptions};
+pub use quantize::Precision;
 pub use registry::{
     DenseModelDescription, ImageModelDescription, Kind as ModelKind,
     LateInteractionModelDescription, ModelCore, ModelSource, MultimodalModelDescription, Pooling,

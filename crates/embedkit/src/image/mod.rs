@@ -19,6 +19,7 @@ use crate::engine::{Builder, Model, Stream};
 use crate::error::{Error, Result};
 use crate::inputs::stack_images;
 use crate::pipeline::{Family, Load, Pipeline, Purpose};
+use crate::quantize;
 use crate::registry::{ImageModelDescription, ImagePooling};
 use crate::runtime::{Lane, OnnxModel};
 use crate::text::pooling::l2_normalize;
@@ -54,7 +55,23 @@ impl Family for Image {
         let (desc, dir) = (at.desc, at.dir);
         let name = &desc.core.model;
         let preprocessor = Preprocessor::from_dir(dir)?;
-        let model = OnnxModel::load(&dir.join(&desc.core.model_file), at.runtime)?;
+        let calibration = |m: &OnnxModel| {
+            let input = m.input_names().first().cloned().unwrap_or_default();
+            let arrays = quantize::calibration_images()
+                .into_iter()
+                .map(|img| preprocessor.apply(img))
+                .collect::<Result<Vec<_>>>()?;
+            arrays
+                .chunks(8)
+                .map(|c| {
+                    Ok(vec![(
+                        input.clone(),
+                        Tensor::from_array(stack_images(c)?)?.into_dyn(),
+                    )])
+                })
+                .collect()
+        };
+        let model = quantize::load(&dir.join(&desc.core.model_file), at.runtime, &calibration)?;
         let input = model
             .input_names()
             .first()

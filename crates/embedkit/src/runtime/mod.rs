@@ -47,6 +47,11 @@ pub struct RuntimeOptions {
     /// instead of processes); default: by device and cores.
     #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
     pub parallel: Option<usize>,
+    /// exact (default: fastembed's vectors) or int8 (matrix products in int8,
+    /// calibrated and cached beside the model at first load; faster on CPUs with
+    /// VNNI/AMX, vectors close but not equal).
+    #[cfg_attr(feature = "cli", arg(long, default_value = "exact"))]
+    pub precision: crate::quantize::Precision,
 }
 
 impl RuntimeOptions {

@@ -330,8 +330,23 @@ impl OnnxModel {
         inputs: Vec<(String, ort::value::DynValue)>,
         output: &str,
     ) -> Result<ndarray::ArrayD<f32>> {
-        let run_options = ort::session::RunOptions::new()?
-            .with_outputs(ort::session::OutputSelector::no_default().with(output));
+        let mut outs = self.run_many_f32(lane, inputs, &[output.to_string()])?;
+        outs.pop()
+            .ok_or_else(|| Error::Ort(format!("the model produced no output named {output:?}")))
+    }
+
+    /// Runs the graph on named inputs and returns the float outputs named, in order.
+    pub fn run_many_f32(
+        &self,
+        lane: Lane,
+        inputs: Vec<(String, ort::value::DynValue)>,
+        names: &[String],
+    ) -> Result<Vec<ndarray::ArrayD<f32>>> {
+        let mut selector = ort::session::OutputSelector::no_default();
+        for name in names {
+            selector = selector.with(name.as_str());
+        }
+        let run_options = ort::session::RunOptions::new()?.with_outputs(selector);
         let inputs: Vec<(
             std::borrow::Cow<'_, str>,
             ort::session::SessionInputValue<'_>,
@@ -354,15 +369,20 @@ impl OnnxModel {
             None => sessions.solo.lock().unwrap_or_else(|e| e.into_inner()),
         };
         let outputs = session.run_with_options(inputs, &run_options)?;
-        let value = outputs
-            .get(output)
-            .ok_or_else(|| Error::Ort(format!("the model produced no output named {output:?}")))?;
-        let array = value.try_extract_array::<f32>().map_err(|e| {
-            Error::Unsupported(format!(
-                "output {output:?} of {} is not a float32 tensor ({e}); only float32 outputs are supported",
-                self.path.display()
-            ))
-        })?;
-        Ok(array.to_owned())
+        names
+            .iter()
+            .map(|output| {
+                let value = outputs.get(output.as_str()).ok_or_else(|| {
+                    Error::Ort(format!("the model produced no output named {output:?}"))
+                })?;
+                let array = value.try_extract_array::<f32>().map_err(|e| {
+                    Error::Unsupported(format!(
+                        "output {output:?} of {} is not a float32 tensor ({e}); only float32 outputs are supported",
+                        self.path.display()
+                    ))
+                })?;
+                Ok(array.to_owned())
+            })
+            .collect()
     }
 }

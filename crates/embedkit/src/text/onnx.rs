@@ -8,6 +8,7 @@ use super::pooling::pool;
 use super::{DenseBackend, Embedding};
 use crate::error::{Error, Result};
 use crate::inputs::TokenBatch;
+use crate::quantize;
 use crate::registry::{DenseModelDescription, DensePipeline, OutputSelector};
 use crate::runtime::{Lane, OnnxModel, RuntimeOptions};
 use crate::tokenize::{TextTokenizer, Token, TokenizerOptions};
@@ -38,7 +39,18 @@ impl OnnxBackend {
                 pad_to_max_length: desc.pipeline.pad_to_max_length,
             },
         )?;
-        let model = OnnxModel::load(&dir.join(&desc.core.model_file), runtime)?;
+        let default_task = desc.tasks.values().copied().min().unwrap_or(0);
+        let calibration = |m: &OnnxModel| {
+            let mut feeds = quantize::text_feeds(&tokenizer, m)?;
+            if m.has_input("task_id") {
+                for feed in &mut feeds {
+                    let scalar = ndarray::arr0(default_task).into_dyn();
+                    feed.push(("task_id".into(), Tensor::from_array(scalar)?.into_dyn()));
+                }
+            }
+            Ok(feeds)
+        };
+        let model = quantize::load(&dir.join(&desc.core.model_file), runtime, &calibration)?;
         let name = &desc.core.model;
         let mismatch = |reason: String| Error::ModelMismatch {
             model: name.clone(),

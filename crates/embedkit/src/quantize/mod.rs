@@ -1,0 +1,282 @@
+//! The int8 tier ([`Precision::Int8`]): a model's ONNX graph rewritten at load so its
+//! matrix products run on ONNX Runtime's integer kernels, calibrated on built-in text or
+//! images through the family's own preprocessing, and cached beside the source file
+//! under the source's sha256 and the scheme's version.
+//!
+//! The exact tier (the default) never comes here: its graphs are the files as given.
+
+mod calibrate;
+#[allow(clippy::all, missing_docs, rustdoc::all)]
+mod onnx_proto;
+mod proto;
+mod rewrite;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+pub(crate) use calibrate::{images as calibration_images, text_feeds, Calibrate};
+use rewrite::{Plan, Scheme};
+
+use crate::error::{Error, Result};
+use crate::runtime::{Device, OnnxModel, RuntimeOptions};
+
+/// How a model's arithmetic runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub enum Precision {
+    /// The model's own float arithmetic: vectors equal to fastembed's.
+    #[default]
+    Exact,
+    /// Matrix products in int8 (weights per column, activations per call), calibrated
+    /// and cached at first load: faster on CPUs with VNNI or AMX, close but not equal.
+    Int8,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "exact" | "fp32" | "float" => Ok(Precision::Exact),
+            "int8" => Ok(Precision::Int8),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown precision {other:?}; expected exact or int8"
+            ))),
+        }
+    }
+}
+
+impl TryFrom<String> for Precision {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::Exact => "exact",
+            Precision::Int8 => "int8",
+        })
+    }
+}
+
+/// The CPU's int8 dot-product units, as ONNX Runtime's kernels use them.
+pub fn int8_units() -> Vec<&'static str> {
+    let mut units = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512vnni") {
+            units.push("AVX-512 VNNI");
+        }
+        if std::arch::is_x86_feature_detected!("avxvnni") {
+            units.push("AVX-VNNI");
+        }
+        // Rust's detection of AMX is not stable yet; Linux lists it among the flags.
+        let amx = std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|info| {
+            info.lines()
+                .find(|l| l.starts_with("flags"))
+                .is_some_and(|l| l.split_whitespace().any(|f| f == "amx_int8"))
+        });
+        if amx {
+            units.push("AMX int8");
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("dotprod") {
+            units.push("Arm dot product");
+        }
+        if std::arch::is_aarch64_feature_detected!("i8mm") {
+            units.push("Arm i8mm");
+        }
+    }
+    units
+}
+
+/// Opens the graph at `path` at `opts.precision`: as it is, or its int8 rewrite
+/// (calibrated with `calibration` when first made). Every family loads through here.
+pub(crate) fn load(
+    path: &Path,
+    opts: &RuntimeOptions,
+    calibration: &dyn Calibrate,
+) -> Result<OnnxModel> {
+    match opts.precision {
+        Precision::Exact => OnnxModel::load(path, opts),
+        Precision::Int8 => {
+            let file = int8_file(path, opts, calibration, Scheme::DEFAULT)?;
+            OnnxModel::load(&file, opts)
+        }
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Writes `bytes` to `dest` through a temporary file in the same folder and a rename:
+/// a reader sees the old file or the whole new one.
+fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.partial", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, dest)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| Error::io(dest, e))
+}
+
+/// Where the int8 file of a source goes: beside it when its folder is writable, else
+/// under embedkit's own cache (`EMBEDKIT_HOME`).
+fn cache_dir_for(source: &Path) -> PathBuf {
+    let beside = source.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let probe = beside.join(format!(".embedkit-write-probe.{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            beside
+        }
+        Err(_) => crate::runtime::embedkit_home().join("int8"),
+    }
+}
+
+/// The int8 file of `source` under `scheme`: the cached one when its recorded digest
+/// matches, else made now.
+fn int8_file(
+    source: &Path,
+    opts: &RuntimeOptions,
+    calibration: &dyn Calibrate,
+    scheme: Scheme,
+) -> Result<PathBuf> {
+    let bytes = std::fs::read(source).map_err(|e| Error::io(source, e))?;
+    let digest = sha256_hex(&bytes);
+    let stem = source
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let dir = cache_dir_for(source);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let dest = dir.join(format!(
+        "{stem}.int8-{}-{}.onnx",
+        scheme.version(),
+        &digest[..16]
+    ));
+    // The stamp records the int8 file's own digest: a torn or altered file is rebuilt.
+    let stamp = dest.with_extension("onnx.sha256");
+    let units = int8_units();
+    if units.is_empty() {
+        tracing::warn!(
+            "this CPU has no int8 dot-product units (VNNI, AMX); the int8 tier may be slower than exact here"
+        );
+    } else {
+        tracing::info!("int8 units on this CPU: {}", units.join(", "));
+    }
+    if let (Ok(cached), Ok(recorded)) = (std::fs::read(&dest), std::fs::read_to_string(&stamp)) {
+        if recorded.split_whitespace().next() == Some(sha256_hex(&cached).as_str()) {
+            tracing::info!("int8 model: reusing {}", dest.display());
+            return Ok(dest);
+        }
+        tracing::warn!(
+            "int8 model {} does not match its recorded digest; rebuilding it",
+            dest.display()
+        );
+    } else if dest.exists() {
+        tracing::warn!(
+            "int8 model {} has no digest record; rebuilding it",
+            dest.display()
+        );
+    }
+    let mut model =
+        onnx_proto::ModelProto::decode(prost::bytes::Bytes::from(bytes)).map_err(|e| {
+            Error::InvalidModel {
+                path: source.to_path_buf(),
+                reason: format!("not an ONNX model ({e})"),
+            }
+        })?;
+    if let Some(g) = model.graph.as_mut() {
+        proto::inline_external(
+            &mut g.initializer,
+            source.parent().unwrap_or(Path::new(".")),
+        )?;
+    }
+    let sites = match rewrite::plan(&model) {
+        Plan::AsIs(reason) => {
+            tracing::info!("int8: using {} as it is: {reason}", source.display());
+            return Ok(source.to_path_buf());
+        }
+        Plan::Quantize(sites) => sites,
+    };
+    let started = std::time::Instant::now();
+    let amax = calibrate::calibrate(
+        &rewrite::calibration_model(&model, &sites),
+        &sites,
+        &dir,
+        &calibration_options(opts),
+        calibration,
+    )?;
+    let count = sites.len();
+    let out = rewrite::rewrite(model, &sites, &amax, scheme).encode_to_vec();
+    if out.len() > i32::MAX as usize {
+        tracing::warn!(
+            "int8: the rewritten {} would exceed protobuf's 2 GB; using it as it is",
+            source.display()
+        );
+        return Ok(source.to_path_buf());
+    }
+    write_atomic(&dest, &out)?;
+    write_atomic(
+        &stamp,
+        format!("{}  source={digest}\n", sha256_hex(&out)).as_bytes(),
+    )?;
+    tracing::info!(
+        "int8: quantized {count} matrix products of {} in {:.1}s into {}",
+        source.display(),
+        started.elapsed().as_secs_f64(),
+        dest.display()
+    );
+    Ok(dest)
+}
+
+/// Calibration runs once on the CPU, in one session, at exact precision.
+fn calibration_options(opts: &RuntimeOptions) -> RuntimeOptions {
+    RuntimeOptions {
+        device: Device::Cpu,
+        providers: None,
+        device_ids: None,
+        parallel: Some(1),
+        precision: Precision::Exact,
+        ..opts.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precision_names() {
+        assert_eq!("INT8".parse::<Precision>().unwrap(), Precision::Int8);
+        assert_eq!("exact".parse::<Precision>().unwrap(), Precision::Exact);
+        let err = "int4".parse::<Precision>().unwrap_err().to_string();
+        assert!(err.contains("expected exact or int8"), "{err}");
+        assert_eq!(Precision::default(), Precision::Exact);
+    }
+}

@@ -1,0 +1,449 @@
+//! The int8 rewrite of one ONNX graph: which matrix products it quantizes and how.
+//!
+//! Each `MatMul` whose right side is a constant float32 matrix `W [K, N]` becomes
+//! `DynamicQuantizeLinear` of its input (uint8, one scale per call) → `MatMulInteger`
+//! with `W` in int8, one scale per output column → `Cast` → `Mul` by the two scales.
+//! ONNX Runtime fuses that tail into its integer GEMM on CPUs with VNNI/AMX.
+//!
+//! Transformer activations carry a few channels tens of times larger than the rest;
+//! one activation scale per call would spend the int8 range on them. So, from
+//! calibration, the largest input channels are taken out (LLM.int8()'s decomposition):
+//! they are zeroed before quantization and multiplied in float32 on their own
+//! (`Gather` → `MatMul` on those rows of `W` → `Add`). Optionally the rest are smoothed
+//! (SmoothQuant: activations divided and weight rows multiplied by a per-channel
+//! factor). The schemes tried, and why this one, are in BENCHMARKS.md.
+
+use std::collections::{HashMap, HashSet};
+
+use super::onnx_proto::{
+    tensor_proto::DataType, type_proto, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto,
+    ValueInfoProto,
+};
+use super::proto::{constant_value, f32_tensor, f32_values, i64_tensor, i8_tensor, node, with_int};
+
+/// How a graph is quantized. Changing any of it changes [`Scheme::version`], so files
+/// cached under another scheme are rebuilt.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scheme {
+    /// Input channels per product kept in float32 (the calibrated largest).
+    pub outliers: usize,
+    /// SmoothQuant's migration strength; 0 is no smoothing.
+    pub alpha: f32,
+}
+
+impl Scheme {
+    /// The shipped scheme.
+    pub const DEFAULT: Scheme = Scheme {
+        outliers: 8,
+        alpha: 0.0,
+    };
+
+    /// A name for cached files: the rewrite's version and the scheme's parameters.
+    pub fn version(&self) -> String {
+        format!(
+            "q1-o{}-a{}",
+            self.outliers,
+            (self.alpha * 100.0).round() as u32
+        )
+    }
+}
+
+/// A product to quantize: the node, its activation input and its weight.
+#[derive(Debug, Clone)]
+pub struct Site {
+    node: usize,
+    pub input: String,
+    weight: String,
+}
+
+/// What to do with a graph.
+#[derive(Debug)]
+pub enum Plan {
+    Quantize(Vec<Site>),
+    /// Used as it is, for this reason.
+    AsIs(String),
+}
+
+/// Operators that mean the graph is quantized already.
+const QUANTIZED_OPS: [&str; 9] = [
+    "MatMulInteger",
+    "QLinearMatMul",
+    "MatMulIntegerToFloat",
+    "DynamicQuantizeMatMul",
+    "DynamicQuantizeLinear",
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "ConvInteger",
+    "QLinearConv",
+];
+
+fn is_default_domain(n: &NodeProto) -> bool {
+    matches!(n.domain.as_deref(), None | Some("") | Some("ai.onnx"))
+}
+
+/// Constant tensors by name: initializers and `Constant` nodes' values.
+fn constants(g: &GraphProto) -> HashMap<&str, &TensorProto> {
+    let mut map: HashMap<&str, &TensorProto> = HashMap::new();
+    for t in &g.initializer {
+        if let Some(name) = t.name.as_deref() {
+            map.insert(name, t);
+        }
+    }
+    for n in &g.node {
+        if let (Some(t), Some(out)) = (constant_value(n), n.output.first()) {
+            map.insert(out.as_str(), t);
+        }
+    }
+    // An initializer that is also a graph input is a default the caller may replace.
+    for i in &g.input {
+        if let Some(name) = i.name.as_deref() {
+            map.remove(name);
+        }
+    }
+    map
+}
+
+/// Which products of `model` to quantize, or why none.
+pub fn plan(model: &ModelProto) -> Plan {
+    let Some(g) = model.graph.as_ref() else {
+        return Plan::AsIs("the file has no graph".into());
+    };
+    if let Some(op) = g.node.iter().find_map(|n| {
+        let op = n.op_type.as_deref()?;
+        QUANTIZED_OPS.contains(&op).then_some(op)
+    }) {
+        return Plan::AsIs(format!("it is quantized already (it has {op} nodes)"));
+    }
+    let opset = model
+        .opset_import
+        .iter()
+        .filter(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
+        .filter_map(|o| o.version)
+        .max()
+        .unwrap_or(0);
+    if opset < 11 {
+        return Plan::AsIs(format!(
+            "its opset ({opset}) predates the integer operators the rewrite uses (11)"
+        ));
+    }
+    let consts = constants(g);
+    let sites: Vec<Site> = g
+        .node
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.op_type.as_deref() == Some("MatMul") && is_default_domain(n))
+        .filter_map(|(i, n)| {
+            let [x, w] = n.input.as_slice() else {
+                return None;
+            };
+            let t = consts.get(w.as_str())?;
+            let rank2 = t.dims.len() == 2 && t.dims.iter().all(|&d| d > 0);
+            (rank2 && t.data_type == Some(DataType::Float as i32)).then(|| Site {
+                node: i,
+                input: x.clone(),
+                weight: w.clone(),
+            })
+        })
+        .collect();
+    if sites.is_empty() {
+        return Plan::AsIs("it has no matrix product with float32 constant weights".into());
+    }
+    Plan::Quantize(sites)
+}
+
+/// `model` with each site's input added as a graph output, for calibration.
+pub fn calibration_model(model: &ModelProto, sites: &[Site]) -> ModelProto {
+    let mut cal = model.clone();
+    if let Some(g) = cal.graph.as_mut() {
+        let mut have: HashSet<String> = g.output.iter().filter_map(|o| o.name.clone()).collect();
+        for s in sites {
+            if have.insert(s.input.clone()) {
+                g.output.push(ValueInfoProto {
+                    name: Some(s.input.clone()),
+                    r#type: Some(TypeProto {
+                        value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                            elem_type: Some(DataType::Float as i32),
+                            shape: None,
+                        })),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    cal
+}
+
+/// The largest `k` of `amax`, by index.
+fn largest(amax: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..amax.len()).collect();
+    idx.sort_by(|&a, &b| amax[b].total_cmp(&amax[a]));
+    idx.truncate(k);
+    idx.sort_unstable();
+    idx
+}
+
+/// Weights `[K, N]` in int8 with one symmetric scale per column.
+fn quantize_columns(w: &[f32], k: usize, n: usize) -> (Vec<i8>, Vec<f32>) {
+    let mut scale = vec![0f32; n];
+    for row in w.chunks_exact(n) {
+        for (s, v) in scale.iter_mut().zip(row) {
+            *s = s.max(v.abs());
+        }
+    }
+    for s in &mut scale {
+        *s = if *s > 0.0 { *s / 127.0 } else { 1.0 };
+    }
+    let mut q = Vec::with_capacity(k * n);
+    for row in w.chunks_exact(n) {
+        q.extend(
+            row.iter()
+                .zip(&scale)
+                .map(|(v, s)| (v / s).round().clamp(-127.0, 127.0) as i8),
+        );
+    }
+    (q, scale)
+}
+
+/// Rewrites `model`'s sites under `scheme`, with each input's calibrated per-channel
+/// absolute maxima (`amax`, by input name; inputs without get no outliers/smoothing).
+pub fn rewrite(
+    mut model: ModelProto,
+    sites: &[Site],
+    amax: &HashMap<String, Vec<f32>>,
+    scheme: Scheme,
+) -> ModelProto {
+    let Some(g) = model.graph.as_mut() else {
+        return model;
+    };
+    let consts: HashMap<String, TensorProto> = constants(g)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    // Sites sharing an input share its quantization (Q, K and V read one LayerNorm).
+    let mut groups: Vec<(String, Vec<&Site>)> = Vec::new();
+    for s in sites {
+        match groups.iter_mut().find(|(x, _)| *x == s.input) {
+            Some((_, v)) => v.push(s),
+            None => groups.push((s.input.clone(), vec![s])),
+        }
+    }
+    let mut replace: HashMap<usize, Vec<NodeProto>> = HashMap::new();
+    let mut added: Vec<TensorProto> = Vec::new();
+    for (gi, (x, group)) in groups.iter().enumerate() {
+        let weights: Vec<(Vec<usize>, Vec<f32>)> = group
+            .iter()
+            .filter_map(|s| consts.get(&s.weight).and_then(f32_values))
+            .collect();
+        if weights.len() != group.len() {
+            continue;
+        }
+        let kdim = weights[0].0[0];
+        if weights.iter().any(|(d, _)| d[0] != kdim) {
+            continue;
+        }
+        let stats = amax.get(x).filter(|a| a.len() == kdim);
+        let outliers = stats
+            .map(|a| largest(a, scheme.outliers.min(kdim.saturating_sub(1))))
+            .unwrap_or_default();
+        // Smoothing factor per input channel: activations are divided by it, weights
+        // multiplied.
+        let mut smooth = vec![1f32; kdim];
+        if let (Some(a), true) = (stats, scheme.alpha > 0.0) {
+            for (c, s) in smooth.iter_mut().enumerate() {
+                let wmax = weights
+                    .iter()
+                    .map(|(d, w)| {
+                        (0..d[1])
+                            .map(|j| w[c * d[1] + j].abs())
+                            .fold(0f32, f32::max)
+                    })
+                    .fold(0f32, f32::max);
+                let v = a[c].max(1e-5).powf(scheme.alpha) / wmax.max(1e-5).powf(1.0 - scheme.alpha);
+                *s = v.max(1e-5);
+            }
+        }
+        let p = format!("embedkit_int8/{gi}");
+        let mut pre: Vec<NodeProto> = Vec::new();
+        let mut quantized_input = x.clone();
+        if scheme.alpha > 0.0 || !outliers.is_empty() {
+            let mut inv: Vec<f32> = smooth.iter().map(|s| 1.0 / s).collect();
+            for &c in &outliers {
+                inv[c] = 0.0;
+            }
+            added.push(f32_tensor(&format!("{p}/inv_smooth"), &[kdim], &inv));
+            quantized_input = format!("{p}/smoothed");
+            pre.push(node(
+                "Mul",
+                &format!("{p}/smooth"),
+                &[x, &format!("{p}/inv_smooth")],
+                &[&quantized_input],
+            ));
+        }
+        let (xq, xs, xz) = (format!("{p}/xq"), format!("{p}/xs"), format!("{p}/xz"));
+        pre.push(node(
+            "DynamicQuantizeLinear",
+            &format!("{p}/quantize"),
+            &[&quantized_input],
+            &[&xq, &xs, &xz],
+        ));
+        let xo = format!("{p}/outliers");
+        if !outliers.is_empty() {
+            let idx: Vec<i64> = outliers.iter().map(|&c| c as i64).collect();
+            added.push(i64_tensor(&format!("{p}/outlier_idx"), &[idx.len()], &idx));
+            pre.push(with_int(
+                node(
+                    "Gather",
+                    &format!("{p}/gather"),
+                    &[x, &format!("{p}/outlier_idx")],
+                    &[&xo],
+                ),
+                "axis",
+                -1,
+            ));
+        }
+        for (si, (site, (dims, w))) in group.iter().zip(&weights).enumerate() {
+            let n = dims[1];
+            let q = format!("{p}/{si}");
+            let mut scaled: Vec<f32> = w.clone();
+            for (c, row) in scaled.chunks_exact_mut(n).enumerate() {
+                let f = if outliers.binary_search(&c).is_ok() {
+                    0.0
+                } else {
+                    smooth[c]
+                };
+                row.iter_mut().for_each(|v| *v *= f);
+            }
+            let (wq, ws) = quantize_columns(&scaled, kdim, n);
+            added.push(i8_tensor(&format!("{q}/wq"), &[kdim, n], &wq));
+            added.push(f32_tensor(&format!("{q}/ws"), &[n], &ws));
+            added.push(i8_tensor(&format!("{q}/wz"), &[n], &vec![0i8; n]));
+            let out = g.node[site.node]
+                .output
+                .first()
+                .cloned()
+                .unwrap_or_default();
+            let mut body = vec![
+                node(
+                    "Mul",
+                    &format!("{q}/scales"),
+                    &[&xs, &format!("{q}/ws")],
+                    &[&format!("{q}/scale")],
+                ),
+                node(
+                    "MatMulInteger",
+                    &format!("{q}/matmul"),
+                    &[&xq, &format!("{q}/wq"), &xz, &format!("{q}/wz")],
+                    &[&format!("{q}/i32")],
+                ),
+                with_int(
+                    node(
+                        "Cast",
+                        &format!("{q}/cast"),
+                        &[&format!("{q}/i32")],
+                        &[&format!("{q}/f32")],
+                    ),
+                    "to",
+                    DataType::Float as i64,
+                ),
+            ];
+            if outliers.is_empty() {
+                body.push(node(
+                    "Mul",
+                    &format!("{q}/rescale"),
+                    &[&format!("{q}/f32"), &format!("{q}/scale")],
+                    &[&out],
+                ));
+            } else {
+                let rows: Vec<f32> = outliers
+                    .iter()
+                    .flat_map(|&c| w[c * n..(c + 1) * n].iter().copied())
+                    .collect();
+                added.push(f32_tensor(&format!("{q}/wo"), &[outliers.len(), n], &rows));
+                body.extend([
+                    node(
+                        "Mul",
+                        &format!("{q}/rescale"),
+                        &[&format!("{q}/f32"), &format!("{q}/scale")],
+                        &[&format!("{q}/int8_part")],
+                    ),
+                    node(
+                        "MatMul",
+                        &format!("{q}/outlier_matmul"),
+                        &[&xo, &format!("{q}/wo")],
+                        &[&format!("{q}/float_part")],
+                    ),
+                    node(
+                        "Add",
+                        &format!("{q}/sum"),
+                        &[&format!("{q}/int8_part"), &format!("{q}/float_part")],
+                        &[&out],
+                    ),
+                ]);
+            }
+            let mut nodes = if si == 0 {
+                std::mem::take(&mut pre)
+            } else {
+                Vec::new()
+            };
+            nodes.extend(body);
+            replace.insert(site.node, nodes);
+        }
+    }
+    let old = std::mem::take(&mut g.node);
+    for (i, n) in old.into_iter().enumerate() {
+        match replace.remove(&i) {
+            Some(nodes) => g.node.extend(nodes),
+            None => g.node.push(n),
+        }
+    }
+    drop_unused_constants(g);
+    g.initializer.extend(added);
+    model
+}
+
+/// Removes the float weights no node reads any more. Graphs with subgraphs (If, Loop)
+/// keep them: a subgraph may read an outer name.
+fn drop_unused_constants(g: &mut GraphProto) {
+    if g.node.iter().any(|n| {
+        n.attribute
+            .iter()
+            .any(|a| a.g.is_some() || !a.graphs.is_empty())
+    }) {
+        return;
+    }
+    let used: HashSet<String> = g
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().cloned())
+        .chain(g.output.iter().filter_map(|o| o.name.clone()))
+        .collect();
+    g.initializer
+        .retain(|t| t.name.as_ref().is_none_or(|name| used.contains(name)));
+    g.node
+        .retain(|n| constant_value(n).is_none() || n.output.iter().any(|o| used.contains(o)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_are_scaled_to_their_own_maximum() {
+        // Column 0 spans ±2, column 1 ±0.5: each maps its maximum to ±127.
+        let w = [2.0, 0.5, -1.0, -0.5, 0.0, 0.25];
+        let (q, s) = quantize_columns(&w, 3, 2);
+        assert_eq!(q, vec![127, 127, -64, -127, 0, 64]);
+        assert!((s[0] - 2.0 / 127.0).abs() < 1e-9 && (s[1] - 0.5 / 127.0).abs() < 1e-9);
+        // An all-zero column gets a harmless scale, not a division by zero.
+        let (q, s) = quantize_columns(&[0.0, 1.0], 1, 2);
+        assert_eq!((q, s[0]), (vec![0, 127], 1.0));
+    }
+
+    #[test]
+    fn largest_channels_by_calibrated_maximum() {
+        assert_eq!(largest(&[0.1, 9.0, 0.3, 5.0, 0.2], 2), vec![1, 3]);
+        assert_eq!(largest(&[1.0], 0), Vec::<usize>::new());
+    }
+}
