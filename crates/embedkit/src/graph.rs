@@ -46,7 +46,32 @@ impl TextGraph {
         tokenizer: TextTokenizer,
         known_inputs: &[&str],
     ) -> Result<Self> {
-        let calibration = |m: &OnnxModel| crate::quantize::text_feeds(&tokenizer, m);
+        let feeds = crate::quantize::text_feeds;
+        Self::calibrated(core, dir, runtime, tokenizer, known_inputs, feeds)
+    }
+
+    /// As [`load`](Self::load) for a graph that reads sentence pairs (a cross-encoder):
+    /// the int8 tier calibrates it on pairs.
+    pub fn load_pairs(
+        core: &ModelCore,
+        dir: &Path,
+        runtime: &RuntimeOptions,
+        tokenizer: TokenizerOptions,
+    ) -> Result<Self> {
+        let tokenizer = TextTokenizer::from_dir(dir, tokenizer)?;
+        let feeds = crate::quantize::pair_feeds;
+        Self::calibrated(core, dir, runtime, tokenizer, &TEXT_INPUTS, feeds)
+    }
+
+    fn calibrated(
+        core: &ModelCore,
+        dir: &Path,
+        runtime: &RuntimeOptions,
+        tokenizer: TextTokenizer,
+        known_inputs: &[&str],
+        feeds: fn(&TextTokenizer, &OnnxModel) -> Result<Vec<Feed>>,
+    ) -> Result<Self> {
+        let calibration = |m: &OnnxModel| feeds(&tokenizer, m);
         let model = crate::quantize::load(&dir.join(&core.model_file), runtime, &calibration)?;
         model.check_inputs(&core.model, known_inputs)?;
         let output = model.first_output(&core.model)?;

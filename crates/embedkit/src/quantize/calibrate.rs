@@ -43,6 +43,34 @@ pub(crate) fn text_feeds(tokenizer: &TextTokenizer, model: &OnnxModel) -> Result
     Ok(feeds)
 }
 
+/// The built-in texts as (question-like opening, paragraph) pairs, for graphs that
+/// read sentence pairs.
+pub(crate) fn pair_feeds(tokenizer: &TextTokenizer, model: &OnnxModel) -> Result<Vec<Feed>> {
+    let texts: Vec<&str> = TEXTS.lines().filter(|l| !l.trim().is_empty()).collect();
+    let pairs: Vec<(String, &str)> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            // Half the pairs match (a text's own opening words), half do not.
+            let source = if i % 2 == 0 {
+                t
+            } else {
+                texts[(i + 7) % texts.len()]
+            };
+            let query: Vec<&str> = source.split_whitespace().take(6).collect();
+            (query.join(" "), *t)
+        })
+        .collect();
+    let mut feeds = Vec::new();
+    for chunk in pairs.chunks(BATCH) {
+        let encoded = tokenizer.encode_pairs(chunk)?;
+        let ids: Vec<&[u32]> = encoded.iter().map(|p| p.0.as_slice()).collect();
+        let types: Vec<&[u32]> = encoded.iter().map(|p| p.1.as_slice()).collect();
+        feeds.push(TokenBatch::with_types(&ids, Some(&types), tokenizer.padding()).feed(model)?);
+    }
+    Ok(feeds)
+}
+
 /// Sixteen 256×256 pictures made of gradients, blocks, stripes and noise, so every
 /// image family calibrates without image files.
 pub(crate) fn images() -> Vec<RgbImage> {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-pub(crate) use calibrate::{images as calibration_images, text_feeds, Calibrate};
+pub(crate) use calibrate::{images as calibration_images, pair_feeds, text_feeds, Calibrate};
 use rewrite::{Plan, Scheme};
 
 use crate::error::{Error, Result};

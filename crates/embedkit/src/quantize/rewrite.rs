@@ -64,6 +64,9 @@ pub enum Plan {
     AsIs(String),
 }
 
+/// Products with fewer output columns stay in float32.
+const MIN_OUTPUTS: i64 = 64;
+
 /// Operators that mean the graph is quantized already.
 const QUANTIZED_OPS: [&str; 9] = [
     "MatMulInteger",
@@ -137,7 +140,9 @@ pub fn plan(model: &ModelProto) -> Plan {
                 return None;
             };
             let t = consts.get(w.as_str())?;
-            let rank2 = t.dims.len() == 2 && t.dims.iter().all(|&d| d > 0);
+            // Narrow products (classifier heads) cost little in float32 and their few
+            // outputs are the result itself: they stay exact.
+            let rank2 = t.dims.len() == 2 && t.dims[0] > 0 && t.dims[1] >= MIN_OUTPUTS;
             (rank2 && t.data_type == Some(DataType::Float as i32)).then(|| Site {
                 node: i,
                 input: x.clone(),

@@ -88,7 +88,7 @@ impl Family for CrossEncoder {
 
     fn load(at: Load<'_, Self>) -> Result<CrossEncoder> {
         let options = TokenizerOptions::default();
-        let graph = TextGraph::load(&at.desc.core, at.dir, at.runtime, options)?;
+        let graph = TextGraph::load_pairs(&at.desc.core, at.dir, at.runtime, options)?;
         Ok(CrossEncoder { graph })
     }
 }
