@@ -321,21 +321,14 @@ fn load_graph(
 ) -> Result<(OnnxModel, String)> {
     let name = desc.core.model.as_str();
     // The int8 tier covers the families with one kind of input; this graph takes text
-    // and images at once, and its calibration is not written yet.
-    let exact;
-    let runtime = if runtime.precision == crate::quantize::Precision::Int8 {
+    // and images at once and its calibration is not written yet, so it loads as it is
+    // (`OnnxModel::load` never quantizes).
+    if runtime.precision == crate::quantize::Precision::Int8 {
         tracing::info!(
             "int8: {} runs exact (multimodal models are not quantized)",
             desc.core.model
         );
-        exact = RuntimeOptions {
-            precision: crate::quantize::Precision::Exact,
-            ..runtime.clone()
-        };
-        &exact
-    } else {
-        runtime
-    };
+    }
     let model = OnnxModel::load(&dir.join(&desc.core.model_file), runtime)?;
     for name in ["input_ids", "pixel_values"] {
         if !model.has_input(name) {

@@ -114,10 +114,7 @@ pub(crate) fn load(
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    format!("{:x}", Sha256::digest(bytes))
 }
 
 /// Writes `bytes` to `dest` through a temporary file in the same folder and a rename:

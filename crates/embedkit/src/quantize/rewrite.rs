@@ -353,26 +353,25 @@ pub fn rewrite(
                     DataType::Float as i64,
                 ),
             ];
-            if outliers.is_empty() {
-                body.push(node(
-                    "Mul",
-                    &format!("{q}/rescale"),
-                    &[&format!("{q}/f32"), &format!("{q}/scale")],
-                    &[&out],
-                ));
+            // Without outliers the rescaled product is the output itself.
+            let int8_part = if outliers.is_empty() {
+                out.clone()
             } else {
+                format!("{q}/int8_part")
+            };
+            body.push(node(
+                "Mul",
+                &format!("{q}/rescale"),
+                &[&format!("{q}/f32"), &format!("{q}/scale")],
+                &[&int8_part],
+            ));
+            if !outliers.is_empty() {
                 let rows: Vec<f32> = outliers
                     .iter()
                     .flat_map(|&c| w[c * n..(c + 1) * n].iter().copied())
                     .collect();
                 added.push(f32_tensor(&format!("{q}/wo"), &[outliers.len(), n], &rows));
                 body.extend([
-                    node(
-                        "Mul",
-                        &format!("{q}/rescale"),
-                        &[&format!("{q}/f32"), &format!("{q}/scale")],
-                        &[&format!("{q}/int8_part")],
-                    ),
                     node(
                         "MatMul",
                         &format!("{q}/outlier_matmul"),
@@ -382,7 +381,7 @@ pub fn rewrite(
                     node(
                         "Add",
                         &format!("{q}/sum"),
-                        &[&format!("{q}/int8_part"), &format!("{q}/float_part")],
+                        &[&int8_part, &format!("{q}/float_part")],
                         &[&out],
                     ),
                 ]);
