@@ -134,7 +134,11 @@ quickstart: setup
 
 ## The crates as crates.io would get them: `cargo package` builds the library, the server
 ## and the CLI from their packaged sources alone (no tests, test data or expected outputs).
+## Cargo unpacks the freshly packed crates into $CARGO_HOME/registry/src/-<hash of this
+## folder's path>/ to verify them, and reuses an unpacking of the same name and version left
+## by an earlier run there (stale sources: a CI run failed on that); clear ours first.
 package:
+	rm -rf "$${CARGO_HOME:-$$HOME/.cargo}"/registry/src/-*/embedkit-*
 	cargo package --workspace --exclude embedkit-bench --exclude embedkit-py --allow-dirty
 	@for c in embedkit embedkit-server embedkit-cli; do ls -l target/package/$$c-*.crate; done
 
