@@ -163,8 +163,9 @@ bench: setup $(BENCH_VENV)/.done
 	  --data target/bench
 
 ## The family benchmark: dense, SPLADE, ColBERT and rerank against fastembed's best batch size,
-## on models of real size (scripts/bench/family_models.py); BEFORE=<commit> adds embedkit
-## built from that commit, measured in the same run. Rewrites its BENCHMARKS.md section.
+## on models of real size (scripts/bench/family_models.py), embedkit at both precisions
+## (exact and int8, with int8's quality); BEFORE=<commit> adds embedkit built from that
+## commit, QUICK=1 runs fastembed at its two best settings only. Rewrites its section.
 bench-families: setup $(BENCH_VENV)/.done
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps .
 	$(PYTHON) scripts/bench/make_corpus.py --out target/bench
@@ -173,7 +174,7 @@ bench-families: setup $(BENCH_VENV)/.done
 	$(if $(BEFORE),bash scripts/bench/before_venv.sh $(BEFORE) target/bench/before)
 	$(BENCH_VENV)/bin/python scripts/bench/families.py --python $(BENCH_VENV)/bin/python \
 	  --models target/bench/models --splade $(SHARED_MODELS)/splade-tiny \
-	  --dense $(SHARED_MODELS)/all-MiniLM-L6-v2-fp32 --data target/bench \
+	  --dense $(SHARED_MODELS)/all-MiniLM-L6-v2-fp32 --data target/bench $(if $(QUICK),--quick) \
 	  $(if $(BEFORE),--before-python target/bench/before/venv/bin/python --before-label $(BEFORE))
 
 ## Load and fault test of `embedkit serve`: every text family at once, 64 clients, an API

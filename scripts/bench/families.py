@@ -2,6 +2,9 @@
 package (which runs at the Rust library's speed) against fastembed 0.9.1 at its best
 batch size, on the same model files, threads and inputs, in one run; optionally an
 earlier embedkit (`--before-python`, built from another commit) beside the current one.
+embedkit runs at both precisions: the exact tier and the int8 tier, whose quality
+against the exact vectors is measured first (scripts/bench/precision_quality.py, which
+also makes the cached int8 files outside the timed runs).
 
 Every run is a separate process (scripts/bench/run_family.py) under the same memory
 limit and timeout as the main suite; the medians of `--reps` runs are compared, and the
@@ -12,6 +15,7 @@ import datetime
 import json
 import os
 import statistics
+import subprocess
 from pathlib import Path
 
 from run import machine, run
@@ -28,6 +32,11 @@ FAMILIES = {
 # (256) is left out: on these paragraphs it was the slowest or ran out of memory under the
 # 12 GB limit in every family (BENCHMARKS.md's main suite has it).
 FASTEMBED_SETTINGS = [(1, None), (4, None), (16, None), (64, None), (1, 2)]
+# `--quick`: the two settings that were fastembed's best in every family so far.
+QUICK_SETTINGS = [(1, None), (1, 2)]
+# Issue 19's floors for the int8 tier, by quality figure.
+FLOORS = {"mean_cos": 0.995, "worst_cos": 0.98, "top10_kept": 0.92, "top20_terms_kept": 0.90,
+          "maxsim_top10_kept_mean": 0.95, "spearman_worst": 0.99}
 
 
 def main() -> None:
@@ -44,6 +53,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="BENCHMARKS.md")
     ap.add_argument("--results", default="target/bench/families.json")
+    ap.add_argument("--queries", type=Path, help="queries for the int8 quality figures (default DATA/queries.txt)")
+    ap.add_argument("--quick", action="store_true", help="fastembed at batch 1 and batch 1 x 2 processes only")
     args = ap.parse_args()
 
     lines = (args.data / "corpus.txt").read_text(encoding="utf-8").splitlines(keepends=True)
@@ -52,10 +63,14 @@ def main() -> None:
     runner = str(Path(__file__).with_name("run_family.py"))
     env = dict(os.environ, OMP_NUM_THREADS="1")
 
-    def command(python, package, family, batch=None, parallel=None):
-        folder = {"splade": args.splade, "dense": args.dense}.get(family, args.models / FAMILIES[family][0])
-        cmd = [python, runner, "--package", package, "--family", family, "--model-dir", str(folder),
+    def folder(family):
+        return {"splade": args.splade, "dense": args.dense}.get(family, args.models / FAMILIES[family][0])
+
+    def command(python, package, family, batch=None, parallel=None, precision=None):
+        cmd = [python, runner, "--package", package, "--family", family, "--model-dir", str(folder(family)),
                "--input", str(inputs), "--threads", str(args.threads)]
+        if precision:
+            cmd += ["--precision", precision]
         if batch:
             cmd += ["--batch-size", str(batch)]
         if parallel:
@@ -78,11 +93,21 @@ def main() -> None:
     results = {"machine": machine(), "docs": args.docs, "reps": args.reps,
                "date": datetime.date.today().isoformat(),
                "before_label": args.before_label if args.before_python else None, "families": {}}
+    settings = QUICK_SETTINGS if args.quick else FASTEMBED_SETTINGS
+    results["fastembed_settings"] = settings
+    quality_script = str(Path(__file__).with_name("precision_quality.py"))
     for family in FAMILIES:
         print(f"{family}:", flush=True)
+        q = subprocess.run([args.python, quality_script, "--family", family, "--model-dir", str(folder(family)),
+                            "--input", str(inputs), "--queries", str(args.queries or args.data / "queries.txt"),
+                            "--threads", str(args.threads)], env=env, capture_output=True, text=True)
+        quality = json.loads(q.stdout.strip().splitlines()[-1]) if q.returncode == 0 else {
+            "failed": (q.stderr.strip().splitlines() or ["no output"])[-1][:200]}
+        print(f"  int8 quality: {quality}", flush=True)
         contenders = [(f"fastembed batch={b} parallel={p}", command(args.python, "fastembed", family, b, p), b, p)
-                      for b, p in FASTEMBED_SETTINGS]
+                      for b, p in settings]
         contenders.append(("embedkit now", command(args.python, "embedkit", family), None, None))
+        contenders.append(("embedkit int8", command(args.python, "embedkit", family, precision="int8"), None, None))
         if args.before_python:
             contenders.append((f"embedkit {args.before_label}", command(args.before_python, "embedkit", family),
                                None, None))
@@ -96,7 +121,8 @@ def main() -> None:
         done = {label: summary(label, runs[label], b, p) for label, _, b, p in contenders}
         sweep = [done[label] for label, *_ in contenders if label.startswith("fastembed")]
         best = max((x for x in sweep if x["docs_s"]), key=lambda x: x["docs_s"], default=None)
-        row = {"fastembed_best": best, "fastembed_sweep": sweep, "after": done["embedkit now"]}
+        row = {"fastembed_best": best, "fastembed_sweep": sweep, "after": done["embedkit now"],
+               "int8": done["embedkit int8"], "int8_quality": quality}
         if args.before_python:
             row["before"] = done[f"embedkit {args.before_label}"]
         results["families"][family] = row
@@ -113,6 +139,26 @@ def rate(x):
 
 def ratio(a, b):
     return "—" if not a or not b or not a.get("docs_s") or not b.get("docs_s") else f"{a['docs_s'] / b['docs_s']:.2f}×"
+
+
+def quality_text(q):
+    if not q:
+        return "—"
+    if "failed" in q:
+        return f"failed: {q['failed']}"
+    names = {"mean_cos": "mean cos", "worst_cos": "worst cos", "top10_kept": "top-10 neighbours kept",
+             "top20_terms_kept": "top-20 terms kept", "maxsim_top10_kept_mean": "MaxSim top-10 kept",
+             "maxsim_top10_kept_worst": "worst query", "spearman_mean": "Spearman mean",
+             "spearman_worst": "worst query"}
+    parts = []
+    for key, value in q.items():
+        shown = f"{value * 100:.1f}%" if "kept" in key else f"{value:.4f}"
+        floor = FLOORS.get(key)
+        if floor is not None:
+            floor_shown = f"{floor * 100:.0f}%" if "kept" in key else f"{floor}"
+            shown += f" ({'≥' if value >= floor else '✗ <'} {floor_shown})"
+        parts.append(f"{names.get(key, key)} {shown}")
+    return ", ".join(parts)
 
 
 def write_markdown(res, out: Path) -> None:
@@ -143,12 +189,22 @@ def write_markdown(res, out: Path) -> None:
         rss = lambda x: "—" if not x or not x.get("rss_mb") else f"{x['rss_mb']:.0f} MB"
         row += f" {rss(best)} / {rss(now)} |"
         rows.append(row)
+    prec_rows = []
+    for family, r in res["families"].items():
+        best, exact, int8 = r["fastembed_best"], r["after"], r.get("int8")
+        if not int8:
+            continue
+        rss = lambda x: "—" if not x or not x.get("rss_mb") else f"{x['rss_mb']:.0f} MB"
+        prec_rows.append(f"| {family} | {rate(best)} | {rate(exact)} | {rate(int8)} | {ratio(int8, exact)} | "
+                         f"{ratio(int8, best)} | {rss(exact)} / {rss(int8)} | {quality_text(r.get('int8_quality'))} |")
+    settings = res.get("fastembed_settings", FASTEMBED_SETTINGS)
+    swept = ", ".join(f"batch {b}" + (f" x {p} processes" if p else "") for b, p in settings)
     text = "\n".join([
         START,
         f"Measured {res['date']} on {m['cpu']} ({m['cores']} cores), {res['docs']} paragraphs of the bench corpus, "
         f"2 threads, docs/s (higher is better): median of {res['reps']} runs (range in brackets), the "
-        f"contenders interleaved, each run its own process. fastembed 0.9.1 swept over batch sizes 1–64 "
-        f"and two processes; embedkit at its defaults "
+        f"contenders interleaved, each run its own process. fastembed 0.9.1 at {swept}; "
+        f"embedkit at its defaults "
         f"(its Python package, which runs at the Rust library's speed). "
         + (f"\"{before}\" is embedkit built from {before}, measured in the same run." if before else ""),
         "",
@@ -156,7 +212,19 @@ def write_markdown(res, out: Path) -> None:
         rule,
         *rows,
         "",
-        "Regenerate: `make bench-families` (`BEFORE=<commit>` adds an earlier embedkit).",
+        "#### Precision: the int8 tier beside the exact tier (issue 19)",
+        "",
+        "Same run, same paragraphs. Quality is int8 against embedkit's exact vectors (which are "
+        "fastembed's within float error), on the same paragraphs and the first 10 bench queries "
+        "(rerank: 100 paragraphs per query); a figure below issue 19's floor is marked ✗.",
+        "",
+        "| family | fastembed best | embedkit exact | embedkit int8 | int8 / exact | int8 / fastembed best "
+        "| peak RSS exact / int8 | int8 quality (floor) |",
+        "|---|---|---|---|---|---|---|---|",
+        *prec_rows,
+        "",
+        "Regenerate: `make bench-families` (`BEFORE=<commit>` adds an earlier embedkit, "
+        "`QUICK=1` runs fastembed at its two best settings only).",
         END,
     ])
     current = out.read_text(encoding="utf-8") if out.exists() else ""

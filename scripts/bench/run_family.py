@@ -39,11 +39,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--parallel", type=int, default=None)
+    ap.add_argument("--precision", choices=["exact", "int8"], default=None, help="embedkit only")
     args = ap.parse_args()
     with open(args.input, encoding="utf-8") as f:
         docs = f.read().split("\n")[:-1]
     cls = classes(args.package)[args.family]
-    model = cls(MODELS[args.family], specific_model_path=args.model_dir, threads=args.threads)
+    extra = {"precision": args.precision} if args.precision else {}
+    model = cls(MODELS[args.family], specific_model_path=args.model_dir, threads=args.threads, **extra)
     options = {}
     if args.batch_size:
         options["batch_size"] = args.batch_size

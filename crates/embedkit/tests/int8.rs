@@ -249,7 +249,7 @@ fn seeded_dense_model_rewrite_and_cache() {
 }
 
 #[test]
-fn a_changed_source_gets_its_own_int8_file() {
+fn a_changed_source_gets_a_new_int8_file_that_replaces_the_old() {
     let dir = copy_model("tiny:mean-384-trunc128", "changed");
     let name = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2";
     let build = || {
@@ -272,9 +272,18 @@ fn a_changed_source_gets_its_own_int8_file() {
     assert_eq!(first.len(), 1);
     assert_eq!(
         second.len(),
-        2,
-        "a new file keyed by the new source digest: {second:?}"
+        1,
+        "the new source's file replaces the old one: {second:?}"
     );
+    assert_ne!(first, second, "a new file keyed by the new source digest");
+    let stamps = std::fs::read_dir(second[0].parent().unwrap())
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".onnx.sha256")
+        })
+        .count();
+    assert_eq!(stamps, 1, "the old file's digest record goes with it");
 }
 
 #[test]

@@ -249,7 +249,34 @@ fn int8_file(
         started.elapsed().as_secs_f64(),
         dest.display()
     );
+    if Some(dir.as_path()) == source.parent() {
+        remove_superseded(&dir, &stem, &dest);
+    }
     Ok(dest)
+}
+
+/// Removes the int8 files an earlier scheme or an earlier version of the source left
+/// beside it (`STEM.int8-*.onnx` and their digest records), keeping `current`. Only
+/// beside the source: the shared fallback folder holds other models' files of the same
+/// stem. A process still running an old file keeps it open; Unix removes it after.
+fn remove_superseded(dir: &Path, stem: &str, current: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("{stem}.int8-");
+    let keep_stamp = current.with_extension("onnx.sha256");
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name.starts_with(&prefix)
+            && (name.ends_with(".onnx") || name.ends_with(".onnx.sha256"));
+        if ours && path != current && path != keep_stamp {
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::info!("int8: removed the superseded {}", path.display()),
+                Err(e) => tracing::warn!("int8: could not remove {}: {e}", path.display()),
+            }
+        }
+    }
 }
 
 /// Calibration runs once on the CPU, in one session, at exact precision.

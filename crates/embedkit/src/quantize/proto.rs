@@ -113,11 +113,6 @@ pub fn i8_tensor(name: &str, dims: &[usize], values: &[i8]) -> TensorProto {
     tensor(name, dims, DataType::Int8, raw)
 }
 
-pub fn i64_tensor(name: &str, dims: &[usize], values: &[i64]) -> TensorProto {
-    let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    tensor(name, dims, DataType::Int64, raw)
-}
-
 pub fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
     NodeProto {
         op_type: Some(op.to_string()),

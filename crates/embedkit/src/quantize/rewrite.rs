@@ -8,10 +8,11 @@
 //! Transformer activations carry a few channels tens of times larger than the rest;
 //! one activation scale per call would spend the int8 range on them. So, from
 //! calibration, the largest input channels are taken out (LLM.int8()'s decomposition):
-//! they are zeroed before quantization and multiplied in float32 on their own
-//! (`Gather` → `MatMul` on those rows of `W` → `Add`). Optionally the rest are smoothed
-//! (SmoothQuant: activations divided and weight rows multiplied by a per-channel
-//! factor). The schemes tried, and why this one, are in BENCHMARKS.md.
+//! they are zeroed before quantization and multiplied in float32 on their own (picked
+//! by a one-hot `MatMul` → `MatMul` on those rows of `W` → `Add` after the product's
+//! bias, which stays on the integer part where ONNX Runtime fuses it). Optionally the
+//! rest are smoothed (SmoothQuant: activations divided and weight rows multiplied by a
+//! per-channel factor). The schemes tried, and why this one, are in BENCHMARKS.md.
 
 use std::collections::{HashMap, HashSet};
 
@@ -19,7 +20,7 @@ use super::onnx_proto::{
     tensor_proto::DataType, type_proto, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto,
     ValueInfoProto,
 };
-use super::proto::{constant_value, f32_tensor, f32_values, i64_tensor, i8_tensor, node, with_int};
+use super::proto::{constant_value, f32_tensor, f32_values, i8_tensor, node, with_int};
 
 /// How a graph is quantized. Changing any of it changes [`Scheme::version`], so files
 /// cached under another scheme are rebuilt.
@@ -41,7 +42,7 @@ impl Scheme {
     /// A name for cached files: the rewrite's version and the scheme's parameters.
     pub fn version(&self) -> String {
         format!(
-            "q1-o{}-a{}",
+            "q2-o{}-a{}",
             self.outliers,
             (self.alpha * 100.0).round() as u32
         )
@@ -226,6 +227,7 @@ pub fn rewrite(
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
+    let readers = readers(g);
     // Sites sharing an input share its quantization (Q, K and V read one LayerNorm).
     let mut groups: Vec<(String, Vec<&Site>)> = Vec::new();
     for s in sites {
@@ -295,17 +297,19 @@ pub fn rewrite(
         ));
         let xo = format!("{p}/outliers");
         if !outliers.is_empty() {
-            let idx: Vec<i64> = outliers.iter().map(|&c| c as i64).collect();
-            added.push(i64_tensor(&format!("{p}/outlier_idx"), &[idx.len()], &idx));
-            pre.push(with_int(
-                node(
-                    "Gather",
-                    &format!("{p}/gather"),
-                    &[x, &format!("{p}/outlier_idx")],
-                    &[&xo],
-                ),
-                "axis",
-                -1,
+            // A one-hot [K, k] product picks the outlier channels out: ONNX Runtime's
+            // Gather on the last axis copies value by value and took 7% of the time.
+            let k = outliers.len();
+            let mut pick = vec![0f32; kdim * k];
+            for (j, &c) in outliers.iter().enumerate() {
+                pick[c * k + j] = 1.0;
+            }
+            added.push(f32_tensor(&format!("{p}/outlier_pick"), &[kdim, k], &pick));
+            pre.push(node(
+                "MatMul",
+                &format!("{p}/pick"),
+                &[x, &format!("{p}/outlier_pick")],
+                &[&xo],
             ));
         }
         for (si, (site, (dims, w))) in group.iter().zip(&weights).enumerate() {
@@ -371,6 +375,22 @@ pub fn rewrite(
                     .flat_map(|&c| w[c * n..(c + 1) * n].iter().copied())
                     .collect();
                 added.push(f32_tensor(&format!("{q}/wo"), &[outliers.len(), n], &rows));
+                // The bias is added to the integer part, where ONNX Runtime fuses it into
+                // its integer GEMM, and the model's own bias `Add` goes.
+                let (int8_sum, sum) = match bias_add(g, &consts, &readers, &out, n) {
+                    Some((j, bias, y)) => {
+                        let biased = format!("{q}/biased");
+                        body.push(node(
+                            "Add",
+                            &format!("{q}/bias"),
+                            &[&int8_part, &bias],
+                            &[&biased],
+                        ));
+                        replace.insert(j, Vec::new());
+                        (biased, y)
+                    }
+                    None => (int8_part, out),
+                };
                 body.extend([
                     node(
                         "MatMul",
@@ -381,8 +401,8 @@ pub fn rewrite(
                     node(
                         "Add",
                         &format!("{q}/sum"),
-                        &[&int8_part, &format!("{q}/float_part")],
-                        &[&out],
+                        &[&int8_sum, &format!("{q}/float_part")],
+                        &[&sum],
                     ),
                 ]);
             }
@@ -407,14 +427,64 @@ pub fn rewrite(
     model
 }
 
-/// Removes the float weights no node reads any more. Graphs with subgraphs (If, Loop)
-/// keep them: a subgraph may read an outer name.
-fn drop_unused_constants(g: &mut GraphProto) {
-    if g.node.iter().any(|n| {
+/// Which nodes read each value (a node reading one twice is listed twice); graph
+/// outputs count as a reader. Empty for graphs with subgraphs, whose readers are not all
+/// listed here, so nothing is fused there.
+fn readers(g: &GraphProto) -> HashMap<String, Vec<usize>> {
+    let mut map: HashMap<String, Vec<usize>> = HashMap::new();
+    if has_subgraphs(g) {
+        return map;
+    }
+    for (i, n) in g.node.iter().enumerate() {
+        for input in &n.input {
+            map.entry(input.clone()).or_default().push(i);
+        }
+    }
+    for o in g.output.iter().filter_map(|o| o.name.clone()) {
+        map.entry(o).or_default().push(usize::MAX);
+    }
+    map
+}
+
+/// The bias `Add` after a product: its only reader, adding a float32 constant of the
+/// product's `n` columns. Returns the node's index, the bias and the node's output.
+fn bias_add(
+    g: &GraphProto,
+    consts: &HashMap<String, TensorProto>,
+    readers: &HashMap<String, Vec<usize>>,
+    product: &str,
+    n: usize,
+) -> Option<(usize, String, String)> {
+    let &[j] = readers.get(product)?.as_slice() else {
+        return None;
+    };
+    let add = g.node.get(j)?;
+    if add.op_type.as_deref() != Some("Add") || !is_default_domain(add) {
+        return None;
+    }
+    let bias = match add.input.as_slice() {
+        [a, b] if a == product && b != product => b,
+        [a, b] if b == product && a != product => a,
+        _ => return None,
+    };
+    let t = consts.get(bias)?;
+    let vector = t.dims.len() == 1 && usize::try_from(t.dims[0]).ok() == Some(n);
+    let y = add.output.first()?;
+    (vector && t.data_type == Some(DataType::Float as i32)).then(|| (j, bias.clone(), y.clone()))
+}
+
+fn has_subgraphs(g: &GraphProto) -> bool {
+    g.node.iter().any(|n| {
         n.attribute
             .iter()
             .any(|a| a.g.is_some() || !a.graphs.is_empty())
-    }) {
+    })
+}
+
+/// Removes the float weights no node reads any more. Graphs with subgraphs (If, Loop)
+/// keep them: a subgraph may read an outer name.
+fn drop_unused_constants(g: &mut GraphProto) {
+    if has_subgraphs(g) {
         return;
     }
     let used: HashSet<String> = g
@@ -443,6 +513,91 @@ mod tests {
         // An all-zero column gets a harmless scale, not a division by zero.
         let (q, s) = quantize_columns(&[0.0, 1.0], 1, 2);
         assert_eq!((q, s[0]), (vec![0, 127], 1.0));
+    }
+
+    /// x [?, 4] → MatMul(W [4, 64]) → Add(b) → `z`, plus `y` read again by `extra`
+    /// nodes when asked (then the bias Add must stay).
+    fn product_with_bias(extra_reader: bool) -> (ModelProto, Vec<Site>) {
+        use super::super::onnx_proto::OperatorSetIdProto;
+        let w: Vec<f32> = (0..4 * 64).map(|i| (i % 7) as f32 - 3.0).collect();
+        let mut nodes = vec![
+            node("MatMul", "mm", &["x", "W"], &["y"]),
+            node("Add", "bias_add", &["y", "b"], &["z"]),
+        ];
+        if extra_reader {
+            nodes.push(node("Relu", "other", &["y"], &["r"]));
+        }
+        let model = ModelProto {
+            opset_import: vec![OperatorSetIdProto {
+                domain: Some(String::new()),
+                version: Some(17),
+            }],
+            graph: Some(GraphProto {
+                node: nodes,
+                initializer: vec![
+                    f32_tensor("W", &[4, 64], &w),
+                    f32_tensor("b", &[64], &[0.5; 64]),
+                ],
+                output: vec![ValueInfoProto {
+                    name: Some("z".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let Plan::Quantize(sites) = plan(&model) else {
+            panic!("the product is a site");
+        };
+        (model, sites)
+    }
+
+    #[test]
+    fn the_bias_moves_onto_the_integer_part_when_it_is_the_only_reader() {
+        let (model, sites) = product_with_bias(false);
+        let amax = HashMap::from([("x".to_string(), vec![1.0, 30.0, 1.0, 1.0])]);
+        let scheme = Scheme {
+            outliers: 1,
+            alpha: 0.0,
+        };
+        let g = rewrite(model, &sites, &amax, scheme).graph.unwrap();
+        let op = |name: &str| g.node.iter().find(|n| n.name.as_deref() == Some(name));
+        assert!(op("bias_add").is_none(), "the model's own bias Add is gone");
+        assert!(op("mm").is_none(), "the float product is gone");
+        let bias = g
+            .node
+            .iter()
+            .find(|n| n.input.iter().any(|i| i == "b"))
+            .expect("the bias is still added");
+        assert_eq!(bias.op_type.as_deref(), Some("Add"));
+        let last = g.node.iter().find(|n| n.output == ["z"]).unwrap();
+        assert_eq!(last.op_type.as_deref(), Some("Add"));
+        assert!(last.input.contains(&bias.output[0]), "outliers added last");
+        // The outlier channel is picked by a one-hot [4, 1] product.
+        let pick = g.initializer.iter().find(|t| {
+            t.name
+                .as_deref()
+                .is_some_and(|n| n.ends_with("/outlier_pick"))
+        });
+        let (dims, values) = f32_values(pick.unwrap()).unwrap();
+        assert_eq!((dims, values), (vec![4, 1], vec![0.0, 1.0, 0.0, 0.0]));
+    }
+
+    #[test]
+    fn a_product_read_elsewhere_keeps_its_bias_add() {
+        let (model, sites) = product_with_bias(true);
+        let amax = HashMap::from([("x".to_string(), vec![1.0, 30.0, 1.0, 1.0])]);
+        let scheme = Scheme {
+            outliers: 1,
+            alpha: 0.0,
+        };
+        let g = rewrite(model, &sites, &amax, scheme).graph.unwrap();
+        let add = g
+            .node
+            .iter()
+            .find(|n| n.name.as_deref() == Some("bias_add"));
+        assert_eq!(add.unwrap().input, ["y", "b"]);
+        assert!(g.node.iter().any(|n| n.output == ["y"]), "y is still made");
     }
 
     #[test]
