@@ -249,6 +249,35 @@ fn seeded_dense_model_rewrite_and_cache() {
 }
 
 #[test]
+fn threads_quantizing_one_model_at_once_all_succeed() {
+    let dir = copy_model("tiny:mean-384-trunc128", "threads");
+    let name = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2";
+    let docs = vec!["one model, quantized by four threads at once".to_string()];
+    // The barrier lines the threads up so their builds overlap.
+    let start = std::sync::Barrier::new(4);
+    let vectors: Vec<Vec<Vec<f32>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    TextEmbedding::builder(name)
+                        .specific_model_path(&dir)
+                        .precision(Precision::Int8)
+                        .build()
+                        .and_then(|m| m.embed(&docs, None))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap().expect("every thread's build succeeds"))
+            .collect()
+    });
+    assert!(vectors.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(int8_files(&dir).len(), 1);
+}
+
+#[test]
 fn a_changed_source_gets_a_new_int8_file_that_replaces_the_old() {
     let dir = copy_model("tiny:mean-384-trunc128", "changed");
     let name = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2";

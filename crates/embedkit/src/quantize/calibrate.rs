@@ -113,7 +113,10 @@ pub(super) fn calibrate(
     calibration: &dyn Calibrate,
 ) -> Result<HashMap<String, Vec<f32>>> {
     // ONNX Runtime opens files: the calibration graph is written, opened and removed.
-    let tmp = dir.join(format!(".embedkit-calibration.{}.onnx", std::process::id()));
+    let tmp = dir.join(format!(
+        ".embedkit-calibration.{}.onnx",
+        super::unique_suffix()
+    ));
     std::fs::write(&tmp, cal_model.encode_to_vec()).map_err(|e| Error::io(&tmp, e))?;
     let opened = OnnxModel::load(&tmp, opts);
     let _ = std::fs::remove_file(&tmp);

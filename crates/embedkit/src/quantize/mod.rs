@@ -117,6 +117,15 @@ fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
+/// A name part no other temporary file of ours has at the same time: the process id and
+/// a counter, so two threads quantizing the same model each write their own file (the
+/// last rename wins; the bytes are the same).
+pub(crate) fn unique_suffix() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
 /// Writes `bytes` to `dest` through a temporary file in the same folder and a rename:
 /// a reader sees the old file or the whole new one.
 fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
@@ -125,7 +134,7 @@ fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.partial", std::process::id()));
+    let tmp = dir.join(format!(".{name}.{}.partial", unique_suffix()));
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -145,7 +154,7 @@ fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
 /// under embedkit's own cache (`EMBEDKIT_HOME`).
 fn cache_dir_for(source: &Path) -> PathBuf {
     let beside = source.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let probe = beside.join(format!(".embedkit-write-probe.{}", std::process::id()));
+    let probe = beside.join(format!(".embedkit-write-probe.{}", unique_suffix()));
     match std::fs::File::create(&probe) {
         Ok(_) => {
             let _ = std::fs::remove_file(&probe);

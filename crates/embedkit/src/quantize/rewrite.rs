@@ -10,7 +10,8 @@
 //! calibration, the largest input channels are taken out (LLM.int8()'s decomposition):
 //! they are zeroed before quantization and multiplied in float32 on their own (picked
 //! by a one-hot `MatMul` → `MatMul` on those rows of `W` → `Add` after the product's
-//! bias, which stays on the integer part where ONNX Runtime fuses it). Optionally the
+//! bias, which stays on the integer part where ONNX Runtime fuses it); not in products
+//! far wider than deep, where that path costs as much as the product. Optionally the
 //! rest are smoothed (SmoothQuant: activations divided and weight rows multiplied by a
 //! per-channel factor). The schemes tried, and why this one, are in BENCHMARKS.md.
 
@@ -42,7 +43,7 @@ impl Scheme {
     /// A name for cached files: the rewrite's version and the scheme's parameters.
     pub fn version(&self) -> String {
         format!(
-            "q2-o{}-a{}",
+            "q3-o{}-a{}",
             self.outliers,
             (self.alpha * 100.0).round() as u32
         )
@@ -64,6 +65,10 @@ pub enum Plan {
     /// Used as it is, for this reason.
     AsIs(String),
 }
+
+/// Products with more than this many output columns per input channel get no float32
+/// outlier path.
+const WIDE: usize = 8;
 
 /// Products with fewer output columns stay in float32.
 const MIN_OUTPUTS: i64 = 64;
@@ -251,9 +256,16 @@ pub fn rewrite(
             continue;
         }
         let stats = amax.get(x).filter(|a| a.len() == kdim);
-        let outliers = stats
-            .map(|a| largest(a, scheme.outliers.min(kdim.saturating_sub(1))))
-            .unwrap_or_default();
+        // The float32 outlier path writes and adds a [tokens, N] result: for products far
+        // wider than deep (SPLADE's vocabulary, N = 30522 from K = 128) that costs as much
+        // as the integer product itself, so those run without it.
+        let widest = weights.iter().map(|(d, _)| d[1]).max().unwrap_or(0);
+        let k = if widest > WIDE * kdim {
+            0
+        } else {
+            scheme.outliers.min(kdim.saturating_sub(1))
+        };
+        let outliers = stats.map(|a| largest(a, k)).unwrap_or_default();
         // Smoothing factor per input channel: activations are divided by it, weights
         // multiplied.
         let mut smooth = vec![1f32; kdim];
@@ -515,11 +527,11 @@ mod tests {
         assert_eq!((q, s[0]), (vec![0, 127], 1.0));
     }
 
-    /// x [?, 4] → MatMul(W [4, 64]) → Add(b) → `z`, plus `y` read again by `extra`
-    /// nodes when asked (then the bias Add must stay).
+    /// x [?, 16] → MatMul(W [16, 64]) → Add(b) → `z`, plus `y` read again by another
+    /// node when asked (then the bias Add must stay).
     fn product_with_bias(extra_reader: bool) -> (ModelProto, Vec<Site>) {
         use super::super::onnx_proto::OperatorSetIdProto;
-        let w: Vec<f32> = (0..4 * 64).map(|i| (i % 7) as f32 - 3.0).collect();
+        let w: Vec<f32> = (0..16 * 64).map(|i| (i % 7) as f32 - 3.0).collect();
         let mut nodes = vec![
             node("MatMul", "mm", &["x", "W"], &["y"]),
             node("Add", "bias_add", &["y", "b"], &["z"]),
@@ -535,7 +547,7 @@ mod tests {
             graph: Some(GraphProto {
                 node: nodes,
                 initializer: vec![
-                    f32_tensor("W", &[4, 64], &w),
+                    f32_tensor("W", &[16, 64], &w),
                     f32_tensor("b", &[64], &[0.5; 64]),
                 ],
                 output: vec![ValueInfoProto {
@@ -552,10 +564,58 @@ mod tests {
         (model, sites)
     }
 
+    /// Calibrated maxima with channel 1 thirty times the rest.
+    fn one_outlier(k: usize) -> Vec<f32> {
+        let mut a = vec![1.0; k];
+        a[1] = 30.0;
+        a
+    }
+
+    fn one_hot(k: usize, at: usize) -> Vec<f32> {
+        (0..k).map(|i| if i == at { 1.0 } else { 0.0 }).collect()
+    }
+
+    #[test]
+    fn wide_products_get_no_outlier_path() {
+        // 16 columns per input channel (W [4, 64]): past WIDE, so integer only.
+        let w: Vec<f32> = (0..4 * 64).map(|i| (i % 5) as f32 - 2.0).collect();
+        let model = ModelProto {
+            opset_import: vec![super::super::onnx_proto::OperatorSetIdProto {
+                domain: Some(String::new()),
+                version: Some(17),
+            }],
+            graph: Some(GraphProto {
+                node: vec![node("MatMul", "mm", &["x", "W"], &["y"])],
+                initializer: vec![f32_tensor("W", &[4, 64], &w)],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let Plan::Quantize(sites) = plan(&model) else {
+            panic!("the product is a site");
+        };
+        let amax = HashMap::from([("x".to_string(), one_outlier(4))]);
+        let g = rewrite(model, &sites, &amax, Scheme::DEFAULT)
+            .graph
+            .unwrap();
+        let ops: Vec<&str> = g.node.iter().filter_map(|n| n.op_type.as_deref()).collect();
+        assert_eq!(
+            ops,
+            [
+                "DynamicQuantizeLinear",
+                "Mul",
+                "MatMulInteger",
+                "Cast",
+                "Mul"
+            ]
+        );
+        assert_eq!(g.node.last().unwrap().output, ["y"]);
+    }
+
     #[test]
     fn the_bias_moves_onto_the_integer_part_when_it_is_the_only_reader() {
         let (model, sites) = product_with_bias(false);
-        let amax = HashMap::from([("x".to_string(), vec![1.0, 30.0, 1.0, 1.0])]);
+        let amax = HashMap::from([("x".to_string(), one_outlier(16))]);
         let scheme = Scheme {
             outliers: 1,
             alpha: 0.0,
@@ -573,20 +633,20 @@ mod tests {
         let last = g.node.iter().find(|n| n.output == ["z"]).unwrap();
         assert_eq!(last.op_type.as_deref(), Some("Add"));
         assert!(last.input.contains(&bias.output[0]), "outliers added last");
-        // The outlier channel is picked by a one-hot [4, 1] product.
+        // The outlier channel is picked by a one-hot [16, 1] product.
         let pick = g.initializer.iter().find(|t| {
             t.name
                 .as_deref()
                 .is_some_and(|n| n.ends_with("/outlier_pick"))
         });
         let (dims, values) = f32_values(pick.unwrap()).unwrap();
-        assert_eq!((dims, values), (vec![4, 1], vec![0.0, 1.0, 0.0, 0.0]));
+        assert_eq!((dims, values), (vec![16, 1], one_hot(16, 1)));
     }
 
     #[test]
     fn a_product_read_elsewhere_keeps_its_bias_add() {
         let (model, sites) = product_with_bias(true);
-        let amax = HashMap::from([("x".to_string(), vec![1.0, 30.0, 1.0, 1.0])]);
+        let amax = HashMap::from([("x".to_string(), one_outlier(16))]);
         let scheme = Scheme {
             outliers: 1,
             alpha: 0.0,
