@@ -141,6 +141,10 @@ def ratio(a, b):
     return "—" if not a or not b or not a.get("docs_s") or not b.get("docs_s") else f"{a['docs_s'] / b['docs_s']:.2f}×"
 
 
+def rss(x):
+    return "—" if not x or not x.get("rss_mb") else f"{x['rss_mb']:.0f} MB"
+
+
 def quality_text(q):
     if not q:
         return "—"
@@ -186,7 +190,6 @@ def write_markdown(res, out: Path) -> None:
         row += f" {rate(now)} | {ratio(now, best)} |"
         if before:
             row += f" {ratio(now, old)} |"
-        rss = lambda x: "—" if not x or not x.get("rss_mb") else f"{x['rss_mb']:.0f} MB"
         row += f" {rss(best)} / {rss(now)} |"
         rows.append(row)
     prec_rows = []
@@ -194,7 +197,6 @@ def write_markdown(res, out: Path) -> None:
         best, exact, int8 = r["fastembed_best"], r["after"], r.get("int8")
         if not int8:
             continue
-        rss = lambda x: "—" if not x or not x.get("rss_mb") else f"{x['rss_mb']:.0f} MB"
         prec_rows.append(f"| {family} | {rate(best)} | {rate(exact)} | {rate(int8)} | {ratio(int8, exact)} | "
                          f"{ratio(int8, best)} | {rss(exact)} / {rss(int8)} | {quality_text(r.get('int8_quality'))} |")
     settings = res.get("fastembed_settings", FASTEMBED_SETTINGS)

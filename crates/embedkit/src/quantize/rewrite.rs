@@ -260,12 +260,12 @@ pub fn rewrite(
         // wider than deep (SPLADE's vocabulary, N = 30522 from K = 128) that costs as much
         // as the integer product itself, so those run without it.
         let widest = weights.iter().map(|(d, _)| d[1]).max().unwrap_or(0);
-        let k = if widest > WIDE * kdim {
+        let wanted = if widest > WIDE * kdim {
             0
         } else {
             scheme.outliers.min(kdim.saturating_sub(1))
         };
-        let outliers = stats.map(|a| largest(a, k)).unwrap_or_default();
+        let outliers = stats.map(|a| largest(a, wanted)).unwrap_or_default();
         // Smoothing factor per input channel: activations are divided by it, weights
         // multiplied.
         let mut smooth = vec![1f32; kdim];
@@ -527,33 +527,27 @@ mod tests {
         assert_eq!((q, s[0]), (vec![0, 127], 1.0));
     }
 
-    /// x [?, 16] → MatMul(W [16, 64]) → Add(b) → `z`, plus `y` read again by another
-    /// node when asked (then the bias Add must stay).
-    fn product_with_bias(extra_reader: bool) -> (ModelProto, Vec<Site>) {
-        use super::super::onnx_proto::OperatorSetIdProto;
-        let w: Vec<f32> = (0..16 * 64).map(|i| (i % 7) as f32 - 3.0).collect();
-        let mut nodes = vec![
-            node("MatMul", "mm", &["x", "W"], &["y"]),
-            node("Add", "bias_add", &["y", "b"], &["z"]),
-        ];
-        if extra_reader {
-            nodes.push(node("Relu", "other", &["y"], &["r"]));
-        }
+    /// A one-graph model of `nodes` and `initializers` at opset 17, and its sites.
+    fn model(
+        nodes: Vec<NodeProto>,
+        initializers: Vec<TensorProto>,
+        outputs: &[&str],
+    ) -> (ModelProto, Vec<Site>) {
         let model = ModelProto {
-            opset_import: vec![OperatorSetIdProto {
+            opset_import: vec![super::super::onnx_proto::OperatorSetIdProto {
                 domain: Some(String::new()),
                 version: Some(17),
             }],
             graph: Some(GraphProto {
                 node: nodes,
-                initializer: vec![
-                    f32_tensor("W", &[16, 64], &w),
-                    f32_tensor("b", &[64], &[0.5; 64]),
-                ],
-                output: vec![ValueInfoProto {
-                    name: Some("z".into()),
-                    ..Default::default()
-                }],
+                initializer: initializers,
+                output: outputs
+                    .iter()
+                    .map(|o| ValueInfoProto {
+                        name: Some(o.to_string()),
+                        ..Default::default()
+                    })
+                    .collect(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -562,6 +556,31 @@ mod tests {
             panic!("the product is a site");
         };
         (model, sites)
+    }
+
+    /// x [?, 16] → MatMul(W [16, 64]) → Add(b) → `z`, plus `y` read again by another
+    /// node when asked (then the bias Add must stay), rewritten with one outlier
+    /// channel (channel 1, thirty times the rest).
+    fn product_with_bias(extra_reader: bool) -> GraphProto {
+        let w: Vec<f32> = (0..16 * 64).map(|i| (i % 7) as f32 - 3.0).collect();
+        let mut nodes = vec![
+            node("MatMul", "mm", &["x", "W"], &["y"]),
+            node("Add", "bias_add", &["y", "b"], &["z"]),
+        ];
+        if extra_reader {
+            nodes.push(node("Relu", "other", &["y"], &["r"]));
+        }
+        let initializers = vec![
+            f32_tensor("W", &[16, 64], &w),
+            f32_tensor("b", &[64], &[0.5; 64]),
+        ];
+        let (model, sites) = model(nodes, initializers, &["z"]);
+        let amax = HashMap::from([("x".to_string(), one_outlier(16))]);
+        let scheme = Scheme {
+            outliers: 1,
+            alpha: 0.0,
+        };
+        rewrite(model, &sites, &amax, scheme).graph.unwrap()
     }
 
     /// Calibrated maxima with channel 1 thirty times the rest.
@@ -579,21 +598,8 @@ mod tests {
     fn wide_products_get_no_outlier_path() {
         // 16 columns per input channel (W [4, 64]): past WIDE, so integer only.
         let w: Vec<f32> = (0..4 * 64).map(|i| (i % 5) as f32 - 2.0).collect();
-        let model = ModelProto {
-            opset_import: vec![super::super::onnx_proto::OperatorSetIdProto {
-                domain: Some(String::new()),
-                version: Some(17),
-            }],
-            graph: Some(GraphProto {
-                node: vec![node("MatMul", "mm", &["x", "W"], &["y"])],
-                initializer: vec![f32_tensor("W", &[4, 64], &w)],
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let Plan::Quantize(sites) = plan(&model) else {
-            panic!("the product is a site");
-        };
+        let nodes = vec![node("MatMul", "mm", &["x", "W"], &["y"])];
+        let (model, sites) = model(nodes, vec![f32_tensor("W", &[4, 64], &w)], &[]);
         let amax = HashMap::from([("x".to_string(), one_outlier(4))]);
         let g = rewrite(model, &sites, &amax, Scheme::DEFAULT)
             .graph
@@ -614,13 +620,7 @@ mod tests {
 
     #[test]
     fn the_bias_moves_onto_the_integer_part_when_it_is_the_only_reader() {
-        let (model, sites) = product_with_bias(false);
-        let amax = HashMap::from([("x".to_string(), one_outlier(16))]);
-        let scheme = Scheme {
-            outliers: 1,
-            alpha: 0.0,
-        };
-        let g = rewrite(model, &sites, &amax, scheme).graph.unwrap();
+        let g = product_with_bias(false);
         let op = |name: &str| g.node.iter().find(|n| n.name.as_deref() == Some(name));
         assert!(op("bias_add").is_none(), "the model's own bias Add is gone");
         assert!(op("mm").is_none(), "the float product is gone");
@@ -645,13 +645,7 @@ mod tests {
 
     #[test]
     fn a_product_read_elsewhere_keeps_its_bias_add() {
-        let (model, sites) = product_with_bias(true);
-        let amax = HashMap::from([("x".to_string(), one_outlier(16))]);
-        let scheme = Scheme {
-            outliers: 1,
-            alpha: 0.0,
-        };
-        let g = rewrite(model, &sites, &amax, scheme).graph.unwrap();
+        let g = product_with_bias(true);
         let add = g
             .node
             .iter()
