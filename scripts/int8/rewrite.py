@@ -2,7 +2,7 @@
 # Every MatMul with a constant weight becomes: [Mul by 1/s (smoothing; 0 on outlier channels)]
 # -> DynamicQuantizeLinear -> MatMulInteger (per-column int8 weights) -> Cast -> Mul(scales),
 # plus, for the k outlier input channels, Gather -> fp32 MatMul on those weight rows -> Add
-# (LLM.int8()'s decomposition). Usage: rewrite.py ALPHA K [excluded-substring ...]
+# (LLM.int8()'s decomposition). Usage: [SKIP=a,b] [DECOMP=a,b] rewrite.py ALPHA K [excluded-substring ...]
 # Calibrates on corpus lines 600-800; evaluate with eval_rewrite.py.
 import os, sys, numpy as np, onnx, onnxruntime as ort
 from onnx import numpy_helper, helper, TensorProto
@@ -55,7 +55,9 @@ added = []
 for x, nodes in by_input.items():
     W = [const(n.input[1]) for n in nodes]
     a = amax[x]
-    k = k_out if any(d in nodes[0].name for d in DECOMP) else 0
+    # SKIP: comma-separated name parts of products that get no outlier path.
+    skip = [x for x in os.environ.get("SKIP", "").split(",") if x]
+    k = k_out if any(d in nodes[0].name for d in DECOMP) and not any(x in nodes[0].name for x in skip) else 0
     if k < 0:  # threshold: channels above |k| x the median channel maximum
         outl = np.nonzero(a > -k * np.median(a))[0]
         k = len(outl)

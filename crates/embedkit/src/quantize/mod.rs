@@ -272,20 +272,51 @@ fn remove_superseded(dir: &Path, stem: &str, current: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    let prefix = format!("{stem}.int8-");
     let keep_stamp = current.with_extension("onnx.sha256");
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = name.starts_with(&prefix)
-            && (name.ends_with(".onnx") || name.ends_with(".onnx.sha256"));
-        if ours && path != current && path != keep_stamp {
+        if is_int8_name(&name, stem) && path != current && path != keep_stamp {
             match std::fs::remove_file(&path) {
                 Ok(()) => tracing::info!("int8: removed the superseded {}", path.display()),
                 Err(e) => tracing::warn!("int8: could not remove {}: {e}", path.display()),
             }
         }
     }
+}
+
+/// Whether `name` is one of our int8 files of `stem` or its digest record:
+/// `STEM.int8-q<N>-<letter><N>...-<16 hex>.onnx[.sha256]`, nothing looser, so a user's
+/// own file beside the model is never taken for one.
+fn is_int8_name(name: &str, stem: &str) -> bool {
+    let Some(rest) = name
+        .strip_prefix(stem)
+        .and_then(|r| r.strip_prefix(".int8-"))
+    else {
+        return false;
+    };
+    let Some(rest) = rest
+        .strip_suffix(".onnx.sha256")
+        .or_else(|| rest.strip_suffix(".onnx"))
+    else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('-').collect();
+    let Some((digest, fields)) = parts.split_last() else {
+        return false;
+    };
+    let field = |f: &str| {
+        let mut chars = f.chars();
+        chars.next().is_some_and(|c| c.is_ascii_lowercase())
+            && !chars.as_str().is_empty()
+            && chars.as_str().bytes().all(|b| b.is_ascii_digit())
+    };
+    digest.len() == 16
+        && digest
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && fields.first().is_some_and(|f| f.starts_with('q'))
+        && fields.iter().all(|f| field(f))
 }
 
 /// Calibration runs once on the CPU, in one session, at exact precision.
@@ -311,5 +342,196 @@ mod tests {
         let err = "int4".parse::<Precision>().unwrap_err().to_string();
         assert!(err.contains("expected exact or int8"), "{err}");
         assert_eq!(Precision::default(), Precision::Exact);
+    }
+
+    use super::onnx_proto::tensor_proto::DataType;
+    use super::onnx_proto::{
+        type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+        TensorProto, TypeProto, ValueInfoProto,
+    };
+    use super::proto::{f32_tensor, node, with_int};
+    use crate::inputs::Feed;
+    use crate::runtime::Lane;
+    use ort::value::Tensor;
+
+    fn float_value(name: &str) -> ValueInfoProto {
+        ValueInfoProto {
+            name: Some(name.into()),
+            r#type: Some(TypeProto {
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: Some(DataType::Float as i32),
+                    shape: None,
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// A model at opset 17 reading one float input `x`.
+    fn float_model(nodes: Vec<NodeProto>, inits: Vec<TensorProto>, outputs: &[&str]) -> ModelProto {
+        ModelProto {
+            ir_version: Some(8),
+            opset_import: vec![OperatorSetIdProto {
+                domain: Some(String::new()),
+                version: Some(17),
+            }],
+            graph: Some(GraphProto {
+                name: Some("test".into()),
+                node: nodes,
+                initializer: inits,
+                input: vec![float_value("x")],
+                output: outputs.iter().map(|o| float_value(o)).collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn feed(x: &ndarray::Array2<f32>) -> Result<Feed> {
+        Ok(vec![(
+            "x".to_string(),
+            Tensor::from_array(x.clone())?.into_dyn(),
+        )])
+    }
+
+    #[test]
+    fn only_our_own_int8_names_are_taken_for_superseded_files() {
+        let ours = [
+            "model.int8-q3-o8-a0-d19abe57662ee1d8.onnx",
+            "model.int8-q3-o8-a0-d19abe57662ee1d8.onnx.sha256",
+            "model.int8-q1-o2-a50-0123456789abcdef.onnx",
+        ];
+        for name in ours {
+            assert!(is_int8_name(name, "model"), "{name}");
+        }
+        let theirs = [
+            "model.int8-mine.onnx",
+            "model.int8-q3-o8-a0-D19ABE57662EE1D8.onnx",
+            "model.int8-q3-o8-a0-d19abe57662ee1d.onnx",
+            "model.int8-o8-a0-d19abe57662ee1d8.onnx",
+            "model.int8-q3-o8-a0-d19abe57662ee1d8.onnx.bak",
+            "other.int8-q3-o8-a0-d19abe57662ee1d8.onnx",
+            "model.onnx",
+        ];
+        for name in theirs {
+            assert!(!is_int8_name(name, "model"), "{name}");
+        }
+        let version = Scheme::DEFAULT.version();
+        assert!(is_int8_name(
+            &format!("model.int8-{version}-0123456789abcdef.onnx"),
+            "model"
+        ));
+    }
+
+    /// Calibration asks for products' inputs as outputs, and a product may read a graph
+    /// input: ONNX Runtime hands such an output back as a view of the input's buffer,
+    /// which must still be alive when it is copied (it was freed first, once).
+    #[test]
+    fn an_output_that_is_a_graph_input_comes_back_intact() {
+        let dir = crate::runtime::test_dir("passthrough");
+        let src = dir.join("model.onnx");
+        let model = float_model(
+            vec![node("Relu", "relu", &["x"], &["y"])],
+            vec![],
+            &["x", "y"],
+        );
+        std::fs::write(&src, model.encode_to_vec()).unwrap();
+        let session = OnnxModel::load(&src, &RuntimeOptions::default()).unwrap();
+        let names = ["x".to_string(), "y".to_string()];
+        for i in 0..50 {
+            let x = ndarray::Array2::<f32>::from_shape_fn((64, 64), |(r, c)| {
+                (i * 64 * 64 + r * 64 + c) as f32 - 1000.0
+            });
+            let outs = session
+                .run_many_f32(Lane::Solo, feed(&x).unwrap(), &names)
+                .unwrap();
+            assert_eq!(outs[0], x.clone().into_dyn(), "run {i}");
+            assert_eq!(outs[1], x.mapv(|v| v.max(0.0)).into_dyn(), "run {i}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// x [rows, 32] → Gemm(transB, alpha 0.5, beta 2, C [96]) → y, and
+    /// x → Gemm(B [32, 80], no C) → y2: quantized, then run by ONNX Runtime next to the
+    /// float graph on inputs with one channel thirty times the rest.
+    #[test]
+    fn gemm_products_are_quantized_and_match_the_float_graph() {
+        let mut seed = 12345u32;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let b1: Vec<f32> = (0..96 * 32).map(|_| next()).collect();
+        let c1: Vec<f32> = (0..96).map(|_| next()).collect();
+        let b2: Vec<f32> = (0..32 * 80).map(|_| next()).collect();
+        let mut g1 = with_int(node("Gemm", "g1", &["x", "B1", "C1"], &["y"]), "transB", 1);
+        for (key, f) in [("alpha", 0.5f32), ("beta", 2.0)] {
+            g1.attribute.push(AttributeProto {
+                name: Some(key.into()),
+                r#type: Some(1), // FLOAT
+                f: Some(f),
+                ..Default::default()
+            });
+        }
+        let model = float_model(
+            vec![g1, node("Gemm", "g2", &["x", "B2"], &["y2"])],
+            vec![
+                f32_tensor("B1", &[96, 32], &b1),
+                f32_tensor("C1", &[96], &c1),
+                f32_tensor("B2", &[32, 80], &b2),
+            ],
+            &["y", "y2"],
+        );
+        let dir = crate::runtime::test_dir("int8-gemm");
+        let src = dir.join("model.onnx");
+        std::fs::write(&src, model.encode_to_vec()).unwrap();
+        let mut inputs = |rows: usize| {
+            let mut x = ndarray::Array2::<f32>::from_shape_fn((rows, 32), |_| next() * 4.0);
+            x.column_mut(3).mapv_inplace(|v| v * 30.0);
+            x
+        };
+        let batches: Vec<_> = (0..6).map(|i| inputs(8 + i)).collect();
+        let feed = |x: &ndarray::Array2<f32>| -> Result<Feed> {
+            Ok(vec![(
+                "x".to_string(),
+                Tensor::from_array(x.clone())?.into_dyn(),
+            )])
+        };
+        let calibration = |_: &OnnxModel| batches[..4].iter().map(feed).collect::<Result<Vec<_>>>();
+        let opts = RuntimeOptions::default();
+        let int8 = int8_file(&src, &opts, &calibration, Scheme::DEFAULT).unwrap();
+        assert_ne!(int8, src, "the Gemm graph was used as it is");
+        let rewritten =
+            ModelProto::decode(prost::bytes::Bytes::from(std::fs::read(&int8).unwrap())).unwrap();
+        let ops: Vec<String> = rewritten
+            .graph
+            .unwrap()
+            .node
+            .iter()
+            .filter_map(|n| n.op_type.clone())
+            .collect();
+        assert!(!ops.iter().any(|o| o == "Gemm"), "{ops:?}");
+        assert_eq!(ops.iter().filter(|o| *o == "MatMulInteger").count(), 2);
+        let names = ["y".to_string(), "y2".to_string()];
+        let exact = OnnxModel::load(&src, &opts).unwrap();
+        let quant = OnnxModel::load(&int8, &opts).unwrap();
+        for x in &batches[4..] {
+            let a = exact
+                .run_many_f32(Lane::Solo, feed(x).unwrap(), &names)
+                .unwrap();
+            let b = quant
+                .run_many_f32(Lane::Solo, feed(x).unwrap(), &names)
+                .unwrap();
+            for (a, b) in a.iter().zip(&b) {
+                assert_eq!(a.shape(), b.shape());
+                let peak = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let err = a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+                assert!(err <= 0.02 * peak, "error {err} against a peak of {peak}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

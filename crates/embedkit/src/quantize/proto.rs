@@ -133,6 +133,22 @@ pub fn with_int(mut n: NodeProto, key: &str, value: i64) -> NodeProto {
     n
 }
 
+/// An integer attribute of `n`, when set.
+pub fn attr_int(n: &NodeProto, key: &str) -> Option<i64> {
+    n.attribute
+        .iter()
+        .find(|a| a.name.as_deref() == Some(key))
+        .and_then(|a| a.i)
+}
+
+/// A float attribute of `n`, when set.
+pub fn attr_float(n: &NodeProto, key: &str) -> Option<f32> {
+    n.attribute
+        .iter()
+        .find(|a| a.name.as_deref() == Some(key))
+        .and_then(|a| a.f)
+}
+
 /// The tensor of a `Constant` node's `value` attribute.
 pub fn constant_value(n: &NodeProto) -> Option<&TensorProto> {
     if n.op_type.as_deref() != Some("Constant")

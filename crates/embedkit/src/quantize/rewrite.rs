@@ -1,6 +1,8 @@
 //! The int8 rewrite of one ONNX graph: which matrix products it quantizes and how.
 //!
-//! Each `MatMul` whose right side is a constant float32 matrix `W [K, N]` becomes
+//! Each `MatMul` whose right side is a constant float32 matrix `W [K, N]` (and each
+//! `Gemm` with a constant right side, its `alpha` and `transB` folded into `W` and
+//! `beta · C` kept as a float32 bias) becomes
 //! `DynamicQuantizeLinear` of its input (uint8, one scale per call) → `MatMulInteger`
 //! with `W` in int8, one scale per output column → `Cast` → `Mul` by the two scales.
 //! ONNX Runtime fuses that tail into its integer GEMM on CPUs with VNNI/AMX.
@@ -21,7 +23,9 @@ use super::onnx_proto::{
     tensor_proto::DataType, type_proto, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto,
     ValueInfoProto,
 };
-use super::proto::{constant_value, f32_tensor, f32_values, i8_tensor, node, with_int};
+use super::proto::{
+    attr_float, attr_int, constant_value, f32_tensor, f32_values, i8_tensor, node, with_int,
+};
 
 /// How a graph is quantized. Changing any of it changes [`Scheme::version`], so files
 /// cached under another scheme are rebuilt.
@@ -41,9 +45,10 @@ impl Scheme {
     };
 
     /// A name for cached files: the rewrite's version and the scheme's parameters.
+    /// (q4: `Gemm` nodes are rewritten too; graphs with only `MatMul` are as in q3.)
     pub fn version(&self) -> String {
         format!(
-            "q3-o{}-a{}",
+            "q4-o{}-a{}",
             self.outliers,
             (self.alpha * 100.0).round() as u32
         )
@@ -56,6 +61,20 @@ pub struct Site {
     node: usize,
     pub input: String,
     weight: String,
+    form: Form,
+}
+
+/// The operator a site replaces.
+#[derive(Debug, Clone, PartialEq)]
+enum Form {
+    MatMul,
+    /// `alpha · X · op(B) + beta · C`: the weight is stored `[N, K]` when `trans_b`;
+    /// `bias` is `beta · C` as `N` values, when the node has a `C`.
+    Gemm {
+        trans_b: bool,
+        alpha: f32,
+        bias: Option<Vec<f32>>,
+    },
 }
 
 /// What to do with a graph.
@@ -136,30 +155,122 @@ pub fn plan(model: &ModelProto) -> Plan {
         ));
     }
     let consts = constants(g);
-    let sites: Vec<Site> = g
-        .node
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| n.op_type.as_deref() == Some("MatMul") && is_default_domain(n))
-        .filter_map(|(i, n)| {
-            let [x, w] = n.input.as_slice() else {
-                return None;
-            };
-            let t = consts.get(w.as_str())?;
-            // Narrow products (classifier heads) cost little in float32 and their few
-            // outputs are the result itself: they stay exact.
-            let rank2 = t.dims.len() == 2 && t.dims[0] > 0 && t.dims[1] >= MIN_OUTPUTS;
-            (rank2 && t.data_type == Some(DataType::Float as i32)).then(|| Site {
-                node: i,
-                input: x.clone(),
-                weight: w.clone(),
+    let sites: Vec<Site> =
+        g.node
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| is_default_domain(n))
+            .filter_map(|(i, n)| {
+                let (x, w, form) = match n.op_type.as_deref() {
+                    Some("MatMul") => match n.input.as_slice() {
+                        [x, w] => (x, w, Form::MatMul),
+                        _ => return None,
+                    },
+                    Some("Gemm") => gemm_form(n, &consts)?,
+                    _ => return None,
+                };
+                let t = consts.get(w.as_str())?;
+                let (k, outputs) = match (&form, t.dims.as_slice()) {
+                    (Form::Gemm { trans_b: true, .. }, &[n, k]) => (k, n),
+                    (_, &[k, n]) => (k, n),
+                    _ => return None,
+                };
+                // Narrow products (classifier heads) cost little in float32 and their few
+                // outputs are the result itself: they stay exact.
+                (k > 0 && outputs >= MIN_OUTPUTS && t.data_type == Some(DataType::Float as i32))
+                    .then(|| Site {
+                        node: i,
+                        input: x.clone(),
+                        weight: w.clone(),
+                        form,
+                    })
             })
-        })
-        .collect();
+            .collect();
     if sites.is_empty() {
         return Plan::AsIs("it has no matrix product with float32 constant weights".into());
     }
     Plan::Quantize(sites)
+}
+
+/// A `Gemm` the rewrite can take: `X` not transposed, a constant `B` (checked by the
+/// caller) and a constant `C` of one value or one row, or none. Returns `X`, `B` and the
+/// form; `beta · C` is spread over the `N` columns here.
+fn gemm_form<'a>(
+    n: &'a NodeProto,
+    consts: &HashMap<&str, &TensorProto>,
+) -> Option<(&'a String, &'a String, Form)> {
+    if attr_int(n, "transA").unwrap_or(0) != 0 || n.output.len() != 1 {
+        return None;
+    }
+    let trans_b = attr_int(n, "transB").unwrap_or(0) != 0;
+    let alpha = attr_float(n, "alpha").unwrap_or(1.0);
+    let beta = attr_float(n, "beta").unwrap_or(1.0);
+    if !alpha.is_finite() || !beta.is_finite() {
+        return None;
+    }
+    let (x, w, c) = match n.input.as_slice() {
+        [x, w] => (x, w, None),
+        [x, w, c] if c.is_empty() => (x, w, None),
+        [x, w, c] => (x, w, Some(c)),
+        _ => return None,
+    };
+    let b = consts.get(w.as_str())?;
+    let columns = match (trans_b, b.dims.as_slice()) {
+        (true, &[n, _]) | (false, &[_, n]) => usize::try_from(n).ok()?,
+        _ => return None,
+    };
+    let bias = match c {
+        None => None,
+        Some(c) => {
+            let (dims, values) = f32_values(consts.get(c.as_str())?)?;
+            // One value, or one row of N (any leading ones): the same bias on every row.
+            let row = dims.last() == Some(&columns) && dims.iter().rev().skip(1).all(|&d| d == 1);
+            let spread: Vec<f32> = match values.len() {
+                1 => vec![values[0] * beta; columns],
+                _ if row => values.iter().map(|v| v * beta).collect(),
+                _ => return None,
+            };
+            Some(spread)
+        }
+    };
+    Some((
+        x,
+        w,
+        Form::Gemm {
+            trans_b,
+            alpha,
+            bias,
+        },
+    ))
+}
+
+/// A site's weight as `[K, N]` float32 values, `alpha` and `transB` applied.
+fn weight_matrix(
+    site: &Site,
+    consts: &HashMap<String, TensorProto>,
+) -> Option<(Vec<usize>, Vec<f32>)> {
+    let (dims, w) = f32_values(consts.get(&site.weight)?)?;
+    match &site.form {
+        Form::MatMul => Some((dims, w)),
+        Form::Gemm { trans_b, alpha, .. } => {
+            let &[rows, cols] = dims.as_slice() else {
+                return None;
+            };
+            let (k, n) = if *trans_b { (cols, rows) } else { (rows, cols) };
+            let at = |r: usize, c: usize| {
+                if *trans_b {
+                    w[c * cols + r]
+                } else {
+                    w[r * cols + c]
+                }
+            };
+            let mut out = Vec::with_capacity(k * n);
+            for r in 0..k {
+                out.extend((0..n).map(|c| at(r, c) * alpha));
+            }
+            Some((vec![k, n], out))
+        }
+    }
 }
 
 /// `model` with each site's input added as a graph output, for calibration.
@@ -246,7 +357,7 @@ pub fn rewrite(
     for (gi, (x, group)) in groups.iter().enumerate() {
         let weights: Vec<(Vec<usize>, Vec<f32>)> = group
             .iter()
-            .filter_map(|s| consts.get(&s.weight).and_then(f32_values))
+            .filter_map(|s| weight_matrix(s, &consts))
             .collect();
         if weights.len() != group.len() {
             continue;
@@ -369,8 +480,19 @@ pub fn rewrite(
                     DataType::Float as i64,
                 ),
             ];
-            // Without outliers the rescaled product is the output itself.
-            let int8_part = if outliers.is_empty() {
+            // A Gemm's own bias, spread over the columns.
+            let own_bias = match &site.form {
+                Form::Gemm {
+                    bias: Some(values), ..
+                } => {
+                    let name = format!("{q}/gemm_bias");
+                    added.push(f32_tensor(&name, &[n], values));
+                    Some(name)
+                }
+                _ => None,
+            };
+            // Without outliers or a bias the rescaled product is the output itself.
+            let int8_part = if outliers.is_empty() && own_bias.is_none() {
                 out.clone()
             } else {
                 format!("{q}/int8_part")
@@ -381,28 +503,37 @@ pub fn rewrite(
                 &[&format!("{q}/f32"), &format!("{q}/scale")],
                 &[&int8_part],
             ));
+            // The bias is added to the integer part, where ONNX Runtime fuses it into its
+            // integer GEMM, before the outliers: a Gemm's own, or, when outliers follow,
+            // the model's bias `Add` after the product (which then goes).
+            let bias = match own_bias {
+                Some(b) => Some((b, out.clone())),
+                None if !outliers.is_empty() => {
+                    bias_add(g, &consts, &readers, &out, n).map(|(j, b, y)| {
+                        replace.insert(j, Vec::new());
+                        (b, y)
+                    })
+                }
+                None => None,
+            };
+            let mut sum = int8_part;
+            let mut target = out;
+            if let Some((b, y)) = bias {
+                target = y;
+                let biased = if outliers.is_empty() {
+                    target.clone()
+                } else {
+                    format!("{q}/biased")
+                };
+                body.push(node("Add", &format!("{q}/bias"), &[&sum, &b], &[&biased]));
+                sum = biased;
+            }
             if !outliers.is_empty() {
                 let rows: Vec<f32> = outliers
                     .iter()
                     .flat_map(|&c| w[c * n..(c + 1) * n].iter().copied())
                     .collect();
                 added.push(f32_tensor(&format!("{q}/wo"), &[outliers.len(), n], &rows));
-                // The bias is added to the integer part, where ONNX Runtime fuses it into
-                // its integer GEMM, and the model's own bias `Add` goes.
-                let (int8_sum, sum) = match bias_add(g, &consts, &readers, &out, n) {
-                    Some((j, bias, y)) => {
-                        let biased = format!("{q}/biased");
-                        body.push(node(
-                            "Add",
-                            &format!("{q}/bias"),
-                            &[&int8_part, &bias],
-                            &[&biased],
-                        ));
-                        replace.insert(j, Vec::new());
-                        (biased, y)
-                    }
-                    None => (int8_part, out),
-                };
                 body.extend([
                     node(
                         "MatMul",
@@ -413,8 +544,8 @@ pub fn rewrite(
                     node(
                         "Add",
                         &format!("{q}/sum"),
-                        &[&int8_sum, &format!("{q}/float_part")],
-                        &[&sum],
+                        &[&sum, &format!("{q}/float_part")],
+                        &[&target],
                     ),
                 ]);
             }
@@ -652,6 +783,91 @@ mod tests {
             .find(|n| n.name.as_deref() == Some("bias_add"));
         assert_eq!(add.unwrap().input, ["y", "b"]);
         assert!(g.node.iter().any(|n| n.output == ["y"]), "y is still made");
+    }
+
+    fn gemm(inputs: &[&str], trans_a: i64, trans_b: i64, alpha: f32, beta: f32) -> NodeProto {
+        let mut n = with_int(
+            with_int(node("Gemm", "gemm", inputs, &["y"]), "transA", trans_a),
+            "transB",
+            trans_b,
+        );
+        for (key, value) in [("alpha", alpha), ("beta", beta)] {
+            n.attribute.push(super::super::onnx_proto::AttributeProto {
+                name: Some(key.into()),
+                f: Some(value),
+                ..Default::default()
+            });
+        }
+        n
+    }
+
+    fn plan_of(n: NodeProto, initializers: Vec<TensorProto>) -> Plan {
+        plan(&ModelProto {
+            opset_import: vec![super::super::onnx_proto::OperatorSetIdProto {
+                domain: Some(String::new()),
+                version: Some(17),
+            }],
+            graph: Some(GraphProto {
+                node: vec![n],
+                initializer: initializers,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn gemm_weights_are_taken_transposed_and_scaled_with_beta_times_c_as_bias() {
+        // B stored [N = 64, K = 2] (transB), alpha 0.5, C one value, beta 3.
+        let b: Vec<f32> = (0..128).map(|i| i as f32).collect();
+        let inits = vec![f32_tensor("B", &[64, 2], &b), f32_tensor("C", &[1], &[2.0])];
+        let Plan::Quantize(sites) = plan_of(gemm(&["x", "B", "C"], 0, 1, 0.5, 3.0), inits.clone())
+        else {
+            panic!("a Gemm with constant B and C is a site");
+        };
+        let Form::Gemm { bias, .. } = &sites[0].form else {
+            panic!("{:?}", sites[0].form);
+        };
+        assert_eq!(bias.as_deref(), Some(&[6.0; 64][..]));
+        let consts: HashMap<String, TensorProto> = inits
+            .into_iter()
+            .map(|t| (t.name.clone().unwrap(), t))
+            .collect();
+        let (dims, w) = weight_matrix(&sites[0], &consts).unwrap();
+        assert_eq!(dims, [2, 64]);
+        // W[k][n] = 0.5 · B[n][k]
+        assert_eq!((w[0], w[1], w[64], w[65]), (0.0, 1.0, 0.5, 1.5));
+    }
+
+    #[test]
+    fn gemms_the_rewrite_cannot_take_stay_float() {
+        let b = f32_tensor("B", &[2, 64], &[1.0; 128]);
+        let as_is = |p: Plan| matches!(p, Plan::AsIs(_));
+        // X transposed.
+        assert!(as_is(plan_of(
+            gemm(&["x", "B"], 1, 0, 1.0, 1.0),
+            vec![b.clone()]
+        )));
+        // C differs per row ([3, 64]): not one bias vector.
+        let c = f32_tensor("C", &[3, 64], &[0.0; 192]);
+        assert!(as_is(plan_of(
+            gemm(&["x", "B", "C"], 0, 0, 1.0, 1.0),
+            vec![b.clone(), c]
+        )));
+        // C computed by the graph.
+        assert!(as_is(plan_of(
+            gemm(&["x", "B", "c"], 0, 0, 1.0, 1.0),
+            vec![b.clone()]
+        )));
+        // Without C, and with an empty name for it: sites.
+        assert!(!as_is(plan_of(
+            gemm(&["x", "B"], 0, 0, 1.0, 1.0),
+            vec![b.clone()]
+        )));
+        assert!(!as_is(plan_of(
+            gemm(&["x", "B", ""], 0, 0, 1.0, 1.0),
+            vec![b]
+        )));
     }
 
     #[test]

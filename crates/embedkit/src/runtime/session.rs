@@ -347,12 +347,14 @@ impl OnnxModel {
             selector = selector.with(name.as_str());
         }
         let run_options = ort::session::RunOptions::new()?.with_outputs(selector);
-        let inputs: Vec<(
+        // Lent, not moved: an output that is a graph input is handed back as a view of
+        // the input's buffer, which must outlive the copy made below.
+        let lent: Vec<(
             std::borrow::Cow<'_, str>,
             ort::session::SessionInputValue<'_>,
         )> = inputs
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
+            .iter()
+            .map(|(k, v)| (k.as_str().into(), v.into()))
             .collect();
         let sessions = self.sessions()?;
         let pool = if self.plan.pool > 1 && lane == Lane::Pool {
@@ -368,7 +370,7 @@ impl OnnxModel {
                 .unwrap_or_else(|| pool[0].lock().unwrap_or_else(|e| e.into_inner())),
             None => sessions.solo.lock().unwrap_or_else(|e| e.into_inner()),
         };
-        let outputs = session.run_with_options(inputs, &run_options)?;
+        let outputs = session.run_with_options(lent, &run_options)?;
         names
             .iter()
             .map(|output| {
