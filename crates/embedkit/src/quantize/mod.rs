@@ -117,6 +117,14 @@ fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
+/// The sha256 of the file at `path`, read in pieces.
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(path, e))?;
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
 /// A name part no other temporary file of ours has at the same time: the process id and
 /// a counter, so two threads quantizing the same model each write their own file (the
 /// last rename wins; the bytes are the same).
@@ -172,8 +180,9 @@ fn int8_file(
     calibration: &dyn Calibrate,
     scheme: Scheme,
 ) -> Result<PathBuf> {
-    let bytes = std::fs::read(source).map_err(|e| Error::io(source, e))?;
-    let digest = sha256_hex(&bytes);
+    // Hashed as a stream: a cache hit never holds the source (which may be gigabytes)
+    // in memory; only a rebuild reads it whole.
+    let digest = sha256_file(source)?;
     let stem = source
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -195,8 +204,8 @@ fn int8_file(
     } else {
         tracing::info!("int8 units on this CPU: {}", units.join(", "));
     }
-    if let (Ok(cached), Ok(recorded)) = (std::fs::read(&dest), std::fs::read_to_string(&stamp)) {
-        if recorded.split_whitespace().next() == Some(sha256_hex(&cached).as_str()) {
+    if let (Ok(recorded), true) = (std::fs::read_to_string(&stamp), dest.exists()) {
+        if recorded.split_whitespace().next() == sha256_file(&dest).ok().as_deref() {
             tracing::info!("int8 model: reusing {}", dest.display());
             return Ok(dest);
         }
@@ -209,6 +218,13 @@ fn int8_file(
             "int8 model {} has no digest record; rebuilding it",
             dest.display()
         );
+    }
+    let bytes = std::fs::read(source).map_err(|e| Error::io(source, e))?;
+    if sha256_hex(&bytes) != digest {
+        return Err(Error::InvalidModel {
+            path: source.to_path_buf(),
+            reason: "the file changed while it was being read".into(),
+        });
     }
     let mut model =
         onnx_proto::ModelProto::decode(prost::bytes::Bytes::from(bytes)).map_err(|e| {
