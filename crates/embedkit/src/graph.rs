@@ -104,6 +104,17 @@ impl TextGraph {
         self.run_feed(batch.feed(&self.model)?, lane)
     }
 
+    /// Runs the graph and hands `f` a view of its output, not a copy.
+    pub fn run_view<R>(
+        &self,
+        batch: &TokenBatch,
+        lane: Lane,
+        f: impl FnOnce(ndarray::ArrayViewD<'_, f32>) -> Result<R>,
+    ) -> Result<R> {
+        self.model
+            .run_f32_view(lane, batch.feed(&self.model)?, &self.output, f)
+    }
+
     /// Runs the graph on inputs the family built itself.
     pub fn run_feed(&self, feed: Feed, lane: Lane) -> Result<ArrayD<f32>> {
         self.model.run_f32(lane, feed, &self.output)

@@ -342,13 +342,45 @@ impl OnnxModel {
         inputs: Vec<(String, ort::value::DynValue)>,
         names: &[String],
     ) -> Result<Vec<ndarray::ArrayD<f32>>> {
+        self.run_views(lane, inputs, names, |views| {
+            Ok(views.into_iter().map(|v| v.to_owned()).collect())
+        })
+    }
+
+    /// Runs the graph and hands `f` a view of one float output where ONNX Runtime wrote
+    /// it: no copy of outputs as large as SPLADE's `[batch, tokens, 30522]` logits. The
+    /// session stays taken while `f` runs.
+    pub fn run_f32_view<R>(
+        &self,
+        lane: Lane,
+        inputs: Vec<(String, ort::value::DynValue)>,
+        output: &str,
+        f: impl FnOnce(ndarray::ArrayViewD<'_, f32>) -> Result<R>,
+    ) -> Result<R> {
+        self.run_views(lane, inputs, &[output.to_string()], |mut views| {
+            let view = views.pop().ok_or_else(|| {
+                Error::Ort(format!("the model produced no output named {output:?}"))
+            })?;
+            f(view)
+        })
+    }
+
+    /// Runs the graph on named inputs and hands `f` views of the float outputs named, in
+    /// order.
+    fn run_views<R>(
+        &self,
+        lane: Lane,
+        inputs: Vec<(String, ort::value::DynValue)>,
+        names: &[String],
+        f: impl FnOnce(Vec<ndarray::ArrayViewD<'_, f32>>) -> Result<R>,
+    ) -> Result<R> {
         let mut selector = ort::session::OutputSelector::no_default();
         for name in names {
             selector = selector.with(name.as_str());
         }
         let run_options = ort::session::RunOptions::new()?.with_outputs(selector);
         // Lent, not moved: an output that is a graph input is handed back as a view of
-        // the input's buffer, which must outlive the copy made below.
+        // the input's buffer, which must outlive the views given to `f`.
         let lent: Vec<(
             std::borrow::Cow<'_, str>,
             ort::session::SessionInputValue<'_>,
@@ -371,7 +403,7 @@ impl OnnxModel {
             None => sessions.solo.lock().unwrap_or_else(|e| e.into_inner()),
         };
         let outputs = session.run_with_options(lent, &run_options)?;
-        names
+        let views = names
             .iter()
             .map(|output| {
                 let value = outputs.get(output.as_str()).ok_or_else(|| {
@@ -383,8 +415,9 @@ impl OnnxModel {
                         self.path.display()
                     ))
                 })?;
-                Ok(array.to_owned())
+                Ok(array)
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        f(views)
     }
 }

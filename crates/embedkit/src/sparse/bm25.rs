@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use ndarray::ArrayD;
+use ndarray::ArrayViewD;
 use rust_stemmers::{Algorithm, Stemmer};
 use unicode_general_category::{get_general_category, GeneralCategory as G};
 
@@ -265,7 +265,12 @@ impl SparseBackend for Bm25Backend {
         None
     }
 
-    fn finish(&self, _: ArrayD<f32>, _: &TokenBatch, _: Purpose) -> Result<Vec<SparseEmbedding>> {
+    fn finish(
+        &self,
+        _: ArrayViewD<'_, f32>,
+        _: &TokenBatch,
+        _: Purpose,
+    ) -> Result<Vec<SparseEmbedding>> {
         Err(Error::Unsupported("BM25 runs no model".into()))
     }
 

@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use ndarray::{ArrayD, Axis, Ix4};
+use ndarray::{ArrayViewD, Axis, Ix4};
 use rust_stemmers::{Algorithm, Stemmer};
 
 use super::bm25::token_id;
@@ -139,7 +139,7 @@ impl Bm42Backend {
     /// The vector of each row of a batch from the graph's attention.
     fn score_batch(
         &self,
-        attention: ndarray::ArrayD<f32>,
+        attention: ndarray::ArrayViewD<'_, f32>,
         padded: &TokenBatch,
     ) -> Result<Vec<SparseEmbedding>> {
         let shape = attention.shape().to_vec();
@@ -210,7 +210,7 @@ impl SparseBackend for Bm42Backend {
 
     fn finish(
         &self,
-        attention: ArrayD<f32>,
+        attention: ArrayViewD<'_, f32>,
         batch: &TokenBatch,
         _: Purpose,
     ) -> Result<Vec<SparseEmbedding>> {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use memmap2::Mmap;
-use ndarray::{Array3, ArrayD, ArrayView2, ArrayView3, Axis, Ix3};
+use ndarray::{Array3, ArrayView2, ArrayView3, ArrayViewD, Axis, Ix3};
 use ndarray_npy::{ReadNpyExt, ViewNpyExt};
 use rust_stemmers::{Algorithm, Stemmer};
 use serde::Deserialize;
@@ -394,7 +394,7 @@ impl MinicoilBackend {
     /// The vector of each row of a batch from the graph's token vectors.
     fn vectors(
         &self,
-        hidden: ArrayD<f32>,
+        hidden: ArrayViewD<'_, f32>,
         padded: &TokenBatch,
         query: bool,
     ) -> Result<Vec<SparseEmbedding>> {
@@ -445,7 +445,7 @@ impl SparseBackend for MinicoilBackend {
 
     fn finish(
         &self,
-        hidden: ArrayD<f32>,
+        hidden: ArrayViewD<'_, f32>,
         batch: &TokenBatch,
         purpose: Purpose,
     ) -> Result<Vec<SparseEmbedding>> {

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use ndarray::ArrayD;
+use ndarray::ArrayViewD;
 
 use crate::engine::{Builder, Model};
 use crate::error::{Error, Result};
@@ -106,7 +106,7 @@ trait SparseBackend: Send + Sync {
     /// One vector per row of a batch, from the graph's output.
     fn finish(
         &self,
-        output: ArrayD<f32>,
+        output: ArrayViewD<'_, f32>,
         batch: &TokenBatch,
         purpose: Purpose,
     ) -> Result<Vec<SparseEmbedding>>;
@@ -255,8 +255,9 @@ impl Pipeline for Sparse {
             (true, _) => Vec::new(),
             (false, Some(graph)) => {
                 let padded = graph.pad(&sequences);
-                let output = graph.run(&padded, lane)?;
-                self.backend.finish(output, &padded, purpose)?
+                graph.run_view(&padded, lane, |output| {
+                    self.backend.finish(output, &padded, purpose)
+                })?
             }
             (false, None) => return Err(Error::Unsupported("this model runs no graph".into())),
         }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use ndarray::{ArrayD, ArrayViewD, Axis, Ix3};
+use ndarray::{ArrayViewD, Axis, Ix3};
 
 use super::{tokens, SparseBackend, SparseEmbedding, SparseItem};
 use crate::error::{Error, Result};
@@ -150,10 +150,10 @@ impl SparseBackend for SpladeBackend {
 
     fn finish(
         &self,
-        logits: ArrayD<f32>,
+        logits: ArrayViewD<'_, f32>,
         batch: &TokenBatch,
         _: Purpose,
     ) -> Result<Vec<SparseEmbedding>> {
-        self.pool(logits.view(), batch)
+        self.pool(logits, batch)
     }
 }

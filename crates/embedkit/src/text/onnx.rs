@@ -123,22 +123,25 @@ impl DenseBackend for OnnxBackend {
             let scalar = ndarray::arr0(task).into_dyn();
             inputs.push(("task_id".into(), Tensor::from_array(scalar)?.into_dyn()));
         }
-        let output = self.model.run_f32(lane, inputs, &self.output)?;
-        if output.ndim() < 2 {
-            return Err(Error::ModelMismatch {
-                model: self.model_name.clone(),
-                reason: format!(
-                    "output {:?} has shape {:?}; expected [batch, seq, dim] or [batch, dim]",
-                    self.output,
-                    output.shape()
-                ),
-            });
-        }
-        pool(
-            output.view(),
-            &batch.attention_mask,
-            self.pipeline.pooling,
-            self.pipeline.normalize,
-        )
+        // Pooled straight from ONNX Runtime's output buffer: no copy of [batch, seq, dim].
+        self.model
+            .run_f32_view(lane, inputs, &self.output, |output| {
+                if output.ndim() < 2 {
+                    return Err(Error::ModelMismatch {
+                        model: self.model_name.clone(),
+                        reason: format!(
+                            "output {:?} has shape {:?}; expected [batch, seq, dim] or [batch, dim]",
+                            self.output,
+                            output.shape()
+                        ),
+                    });
+                }
+                pool(
+                    output,
+                    &batch.attention_mask,
+                    self.pipeline.pooling,
+                    self.pipeline.normalize,
+                )
+            })
     }
 }
