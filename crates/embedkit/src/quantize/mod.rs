@@ -360,29 +360,11 @@ mod tests {
         assert_eq!(Precision::default(), Precision::Exact);
     }
 
-    use super::onnx_proto::tensor_proto::DataType;
-    use super::onnx_proto::{
-        type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
-        TensorProto, TypeProto, ValueInfoProto,
-    };
-    use super::proto::{f32_tensor, node, with_int};
+    use super::onnx_proto::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto};
+    use super::proto::{f32_tensor, float_value, node, with_float, with_int};
     use crate::inputs::Feed;
     use crate::runtime::Lane;
     use ort::value::Tensor;
-
-    fn float_value(name: &str) -> ValueInfoProto {
-        ValueInfoProto {
-            name: Some(name.into()),
-            r#type: Some(TypeProto {
-                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                    elem_type: Some(DataType::Float as i32),
-                    shape: None,
-                })),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
 
     /// A model at opset 17 reading one float input `x`.
     fn float_model(nodes: Vec<NodeProto>, inits: Vec<TensorProto>, outputs: &[&str]) -> ModelProto {
@@ -483,15 +465,8 @@ mod tests {
         let b1: Vec<f32> = (0..96 * 32).map(|_| next()).collect();
         let c1: Vec<f32> = (0..96).map(|_| next()).collect();
         let b2: Vec<f32> = (0..32 * 80).map(|_| next()).collect();
-        let mut g1 = with_int(node("Gemm", "g1", &["x", "B1", "C1"], &["y"]), "transB", 1);
-        for (key, f) in [("alpha", 0.5f32), ("beta", 2.0)] {
-            g1.attribute.push(AttributeProto {
-                name: Some(key.into()),
-                r#type: Some(1), // FLOAT
-                f: Some(f),
-                ..Default::default()
-            });
-        }
+        let g1 = with_int(node("Gemm", "g1", &["x", "B1", "C1"], &["y"]), "transB", 1);
+        let g1 = with_float(with_float(g1, "alpha", 0.5), "beta", 2.0);
         let model = float_model(
             vec![g1, node("Gemm", "g2", &["x", "B2"], &["y2"])],
             vec![

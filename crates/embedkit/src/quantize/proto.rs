@@ -6,8 +6,8 @@ use std::path::Path;
 use prost::bytes::Bytes;
 
 use super::onnx_proto::{
-    attribute_proto::AttributeType, tensor_proto::DataLocation, tensor_proto::DataType,
-    AttributeProto, NodeProto, TensorProto,
+    attribute_proto::AttributeType, tensor_proto::DataLocation, tensor_proto::DataType, type_proto,
+    AttributeProto, NodeProto, TensorProto, TypeProto, ValueInfoProto,
 };
 use crate::error::{Error, Result};
 
@@ -128,6 +128,32 @@ pub fn with_int(mut n: NodeProto, key: &str, value: i64) -> NodeProto {
         name: Some(key.to_string()),
         r#type: Some(AttributeType::Int as i32),
         i: Some(value),
+        ..Default::default()
+    });
+    n
+}
+
+/// A graph input or output named `name`: a float32 tensor of any shape.
+pub fn float_value(name: &str) -> ValueInfoProto {
+    ValueInfoProto {
+        name: Some(name.to_string()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(DataType::Float as i32),
+                shape: None,
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+pub fn with_float(mut n: NodeProto, key: &str, value: f32) -> NodeProto {
+    n.attribute.push(AttributeProto {
+        name: Some(key.to_string()),
+        r#type: Some(AttributeType::Float as i32),
+        f: Some(value),
         ..Default::default()
     });
     n

@@ -19,12 +19,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::onnx_proto::{
-    tensor_proto::DataType, type_proto, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto,
-    ValueInfoProto,
-};
+use super::onnx_proto::{tensor_proto::DataType, GraphProto, ModelProto, NodeProto, TensorProto};
 use super::proto::{
-    attr_float, attr_int, constant_value, f32_tensor, f32_values, i8_tensor, node, with_int,
+    attr_float, attr_int, constant_value, f32_tensor, f32_values, float_value, i8_tensor, node,
+    with_int,
 };
 
 /// How a graph is quantized. Changing any of it changes [`Scheme::version`], so files
@@ -280,17 +278,7 @@ pub fn calibration_model(model: &ModelProto, sites: &[Site]) -> ModelProto {
         let mut have: HashSet<String> = g.output.iter().filter_map(|o| o.name.clone()).collect();
         for s in sites {
             if have.insert(s.input.clone()) {
-                g.output.push(ValueInfoProto {
-                    name: Some(s.input.clone()),
-                    r#type: Some(TypeProto {
-                        value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                            elem_type: Some(DataType::Float as i32),
-                            shape: None,
-                        })),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                });
+                g.output.push(float_value(&s.input));
             }
         }
     }
@@ -644,6 +632,8 @@ fn drop_unused_constants(g: &mut GraphProto) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::onnx_proto::ValueInfoProto;
+    use super::super::proto::with_float;
     use super::*;
 
     #[test]
@@ -659,12 +649,13 @@ mod tests {
     }
 
     /// A one-graph model of `nodes` and `initializers` at opset 17, and its sites.
-    fn model(
+    /// A one-graph model of `nodes` and `initializers` at opset 17.
+    fn graph_model(
         nodes: Vec<NodeProto>,
         initializers: Vec<TensorProto>,
         outputs: &[&str],
-    ) -> (ModelProto, Vec<Site>) {
-        let model = ModelProto {
+    ) -> ModelProto {
+        ModelProto {
             opset_import: vec![super::super::onnx_proto::OperatorSetIdProto {
                 domain: Some(String::new()),
                 version: Some(17),
@@ -682,7 +673,16 @@ mod tests {
                 ..Default::default()
             }),
             ..Default::default()
-        };
+        }
+    }
+
+    /// The same model and its sites.
+    fn model(
+        nodes: Vec<NodeProto>,
+        initializers: Vec<TensorProto>,
+        outputs: &[&str],
+    ) -> (ModelProto, Vec<Site>) {
+        let model = graph_model(nodes, initializers, outputs);
         let Plan::Quantize(sites) = plan(&model) else {
             panic!("the product is a site");
         };
@@ -786,34 +786,13 @@ mod tests {
     }
 
     fn gemm(inputs: &[&str], trans_a: i64, trans_b: i64, alpha: f32, beta: f32) -> NodeProto {
-        let mut n = with_int(
-            with_int(node("Gemm", "gemm", inputs, &["y"]), "transA", trans_a),
-            "transB",
-            trans_b,
-        );
-        for (key, value) in [("alpha", alpha), ("beta", beta)] {
-            n.attribute.push(super::super::onnx_proto::AttributeProto {
-                name: Some(key.into()),
-                f: Some(value),
-                ..Default::default()
-            });
-        }
-        n
+        let n = with_int(node("Gemm", "gemm", inputs, &["y"]), "transA", trans_a);
+        let n = with_float(with_int(n, "transB", trans_b), "alpha", alpha);
+        with_float(n, "beta", beta)
     }
 
     fn plan_of(n: NodeProto, initializers: Vec<TensorProto>) -> Plan {
-        plan(&ModelProto {
-            opset_import: vec![super::super::onnx_proto::OperatorSetIdProto {
-                domain: Some(String::new()),
-                version: Some(17),
-            }],
-            graph: Some(GraphProto {
-                node: vec![n],
-                initializer: initializers,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
+        plan(&graph_model(vec![n], initializers, &[]))
     }
 
     #[test]
