@@ -290,13 +290,36 @@ fn a_changed_source_gets_a_new_int8_file_that_replaces_the_old() {
     };
     build();
     let first = int8_files(&dir);
-    // Another valid source: the same graph with one more (unknown, ignored) field.
+    // A user's own files beside the model, named like ours but not ours: never removed.
     let source = source_onnx(&dir);
+    let beside = source.parent().unwrap().to_path_buf();
+    let stem = source.file_stem().unwrap().to_string_lossy().into_owned();
+    let theirs: Vec<PathBuf> = [
+        "int8-mine.onnx",
+        "int8-q9-latest.onnx",
+        "int8-q3.onnx.sha256",
+    ]
+    .iter()
+    .map(|suffix| beside.join(format!("{stem}.{suffix}")))
+    .collect();
+    for (i, path) in theirs.iter().enumerate() {
+        std::fs::write(path, format!("the user's file {i}")).unwrap();
+    }
+    // Another valid source: the same graph with one more (unknown, ignored) field.
     let mut bytes = std::fs::read(&source).unwrap();
     // Field 1000 (not in ONNX's ModelProto), varint 0: a valid, different file.
     bytes.extend_from_slice(&[0xC0, 0x3E, 0]);
     std::fs::write(&source, bytes).unwrap();
     build();
+    for (i, path) in theirs.iter().enumerate() {
+        assert_eq!(
+            std::fs::read_to_string(path).ok(),
+            Some(format!("the user's file {i}")),
+            "{} was removed or changed",
+            path.display()
+        );
+        std::fs::remove_file(path).unwrap();
+    }
     let second = int8_files(&dir);
     assert_eq!(first.len(), 1);
     assert_eq!(
