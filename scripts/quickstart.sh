@@ -22,5 +22,8 @@ first=$(grep -m1 '^ *1\. ' <<<"$out" || true)
 [[ "$first" == *"Cats purr"* ]] || { echo "quickstart: expected the cat sentence first, got: $first" >&2; exit 1; }
 n=$(tail -1 <<<"$out" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["embedding"]))')
 [[ "$n" == 384 ]] || { echo "quickstart: expected a 384-number vector, got $n" >&2; exit 1; }
-cargo run --quiet -p embedkit --example quickstart | tee /dev/stderr | grep -qx "2 vectors of 384 numbers"
+# Not `tee /dev/stderr`: when stderr is a file (a CI log), opening it again truncates it.
+example=$(cargo run --quiet -p embedkit --example quickstart)
+printf '%s\n' "$example"
+grep -qx "2 vectors of 384 numbers" <<<"$example" || { echo "quickstart: the Rust example printed: $example" >&2; exit 1; }
 echo "quickstart: the README's shell and Rust quick starts work"
