@@ -360,31 +360,11 @@ mod tests {
         assert_eq!(Precision::default(), Precision::Exact);
     }
 
-    use super::onnx_proto::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto};
-    use super::proto::{f32_tensor, float_value, node, with_float, with_int};
+    use super::onnx_proto::ModelProto;
+    use super::proto::{f32_tensor, float_model, node, with_float, with_int};
     use crate::inputs::Feed;
     use crate::runtime::Lane;
     use ort::value::Tensor;
-
-    /// A model at opset 17 reading one float input `x`.
-    fn float_model(nodes: Vec<NodeProto>, inits: Vec<TensorProto>, outputs: &[&str]) -> ModelProto {
-        ModelProto {
-            ir_version: Some(8),
-            opset_import: vec![OperatorSetIdProto {
-                domain: Some(String::new()),
-                version: Some(17),
-            }],
-            graph: Some(GraphProto {
-                name: Some("test".into()),
-                node: nodes,
-                initializer: inits,
-                input: vec![float_value("x")],
-                output: outputs.iter().map(|o| float_value(o)).collect(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
 
     fn feed(x: &ndarray::Array2<f32>) -> Result<Feed> {
         Ok(vec![(

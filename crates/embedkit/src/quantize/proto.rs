@@ -148,6 +148,32 @@ pub fn float_value(name: &str) -> ValueInfoProto {
     }
 }
 
+/// A model at opset 17 reading one float input `x`, with float outputs `outputs`.
+#[cfg(test)]
+pub fn float_model(
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+    outputs: &[&str],
+) -> super::onnx_proto::ModelProto {
+    use super::onnx_proto::{GraphProto, ModelProto, OperatorSetIdProto};
+    ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(17),
+        }],
+        graph: Some(GraphProto {
+            name: Some("test".into()),
+            node: nodes,
+            initializer: inits,
+            input: vec![float_value("x")],
+            output: outputs.iter().map(|o| float_value(o)).collect(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 pub fn with_float(mut n: NodeProto, key: &str, value: f32) -> NodeProto {
     n.attribute.push(AttributeProto {

@@ -632,8 +632,7 @@ fn drop_unused_constants(g: &mut GraphProto) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::onnx_proto::ValueInfoProto;
-    use super::super::proto::with_float;
+    use super::super::proto::{float_model, with_float};
     use super::*;
 
     #[test]
@@ -648,41 +647,13 @@ mod tests {
         assert_eq!((q, s[0]), (vec![0, 127], 1.0));
     }
 
-    /// A one-graph model of `nodes` and `initializers` at opset 17, and its sites.
-    /// A one-graph model of `nodes` and `initializers` at opset 17.
-    fn graph_model(
-        nodes: Vec<NodeProto>,
-        initializers: Vec<TensorProto>,
-        outputs: &[&str],
-    ) -> ModelProto {
-        ModelProto {
-            opset_import: vec![super::super::onnx_proto::OperatorSetIdProto {
-                domain: Some(String::new()),
-                version: Some(17),
-            }],
-            graph: Some(GraphProto {
-                node: nodes,
-                initializer: initializers,
-                output: outputs
-                    .iter()
-                    .map(|o| ValueInfoProto {
-                        name: Some(o.to_string()),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
-
-    /// The same model and its sites.
+    /// A one-graph model of `nodes` and `initializers` (`proto::float_model`) and its sites.
     fn model(
         nodes: Vec<NodeProto>,
         initializers: Vec<TensorProto>,
         outputs: &[&str],
     ) -> (ModelProto, Vec<Site>) {
-        let model = graph_model(nodes, initializers, outputs);
+        let model = float_model(nodes, initializers, outputs);
         let Plan::Quantize(sites) = plan(&model) else {
             panic!("the product is a site");
         };
@@ -792,7 +763,7 @@ mod tests {
     }
 
     fn plan_of(n: NodeProto, initializers: Vec<TensorProto>) -> Plan {
-        plan(&graph_model(vec![n], initializers, &[]))
+        plan(&float_model(vec![n], initializers, &[]))
     }
 
     #[test]
