@@ -1,6 +1,6 @@
 //! The `embedkit` binary, run as a user would, on the real all-MiniLM-L6-v2 fp32 model.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! plain lines, every output format holds the JSON Lines vectors exactly, with ids; bad
 //! rows stop the job or are skipped and listed.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

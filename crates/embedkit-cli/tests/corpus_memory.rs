@@ -2,7 +2,7 @@
 //! the job (measured by the kernel for that child alone) is about that of a job on a
 //! hundredth of the rows. Its own test binary, so no other test's children interfere.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::path::Path;

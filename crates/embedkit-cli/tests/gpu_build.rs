@@ -4,7 +4,7 @@
 //! what is missing. With an NVIDIA GPU and the CUDA libraries (`make setup-gpu`): `cuda`
 //! gives the CPU build's vectors within 1e-4.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

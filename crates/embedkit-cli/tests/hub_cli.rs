@@ -1,7 +1,7 @@
 //! The CLI against a local hub server: downloads on first use, no requests once cached,
 //! one transfer for two processes, and the cache commands.
 
-mod common;
+use crate::common;
 #[path = "../../embedkit/tests/common/hub_server.rs"]
 mod hub_server;
 

@@ -4,7 +4,7 @@
 //! certainly mid-run when the signal comes: the test waits for the partial output to
 //! hold rows (an event, with a deadline), never for a time.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::io::Write;

@@ -3,7 +3,7 @@
 //! that disconnects mid-request, a slow client, backpressure, graceful shutdown, and the
 //! official `openai` Python client.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

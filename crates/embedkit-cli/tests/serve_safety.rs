@@ -3,7 +3,7 @@
 //! that leave, one bad input among good ones, and a panic in inference. Each test is a
 //! probe the first server failed.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,7 +1,7 @@
 //! The cache on a shared machine and against a hostile network (issue 17): every attack
 //! a probe found, replayed against the local hub stand-in and planted files.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! process of its own (this binary, re-run), which embeds, forks, and checks that its
 //! child gives the same vectors within a deadline.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ fn a_forked_child_embeds_what_its_parent_did() {
     const TEST: &str = "a_forked_child_embeds_what_its_parent_did";
     if common::child_workload().is_none() {
         // The scenario forks; it runs in a process of its own, not in the test harness.
-        let peak = common::child_peak_rss_mb(TEST, "fork");
+        let peak = common::child_peak_rss_mb(module_path!(), TEST, "fork");
         assert!(peak > 0);
         return;
     }

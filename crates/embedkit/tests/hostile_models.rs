@@ -2,7 +2,7 @@
 //! model is built, before any inference, never with a panic or an out-of-bounds read.
 //! Each case copies a seeded test model and damages one thing.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

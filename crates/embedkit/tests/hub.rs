@@ -1,7 +1,7 @@
 //! Downloads against a real HTTP server on 127.0.0.1 that speaks the hub's protocol,
 //! with the faults a real network and hostile servers produce.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

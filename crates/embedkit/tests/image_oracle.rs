@@ -4,7 +4,7 @@
 //! cases (1x1, 4000x100, grayscale, grayscale+alpha, palette with transparency, RGBA,
 //! 16-bit grayscale, EXIF-rotated JPEG, animated GIF).
 
-mod common;
+use crate::common;
 
 use embedkit::{Error, ImageEmbedding, ImageInput};
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! SPLADE files against fastembed's vectors, the rewrite on the seeded model of every
 //! family, and the cache of rewritten graphs. Nothing here is timed.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! downloads one and fastembed loads it offline. Needs the oracle's virtualenv
 //! (`.venv-oracle`, made by `make test`).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

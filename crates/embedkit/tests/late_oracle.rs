@@ -2,7 +2,7 @@
 //! ColBERT-style registry family on seeded token encoders with the real I/O names, and
 //! MUVERA's random matrices (bit for bit) and encodings.
 
-mod common;
+use crate::common;
 
 use embedkit::{LateInteractionTextEmbedding, Muvera, MuveraOptions, Purpose};
 use ndarray::Array2;

@@ -2,7 +2,7 @@
 //! (tests/expected/multimodal_cases.json): ColPali and ColModernVBert on seeded graphs
 //! with their real input names, fed texts and real images, at fastembed's batchings.
 
-mod common;
+use crate::common;
 
 use embedkit::{LateInteractionMultimodalEmbedding, Muvera, MuveraOptions};
 use ndarray::Array2;

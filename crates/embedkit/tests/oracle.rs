@@ -2,7 +2,7 @@
 //! scripts/oracle/gen_expected.py) is embedded here and compared within the stated
 //! tolerance, per component.
 
-mod common;
+use crate::common;
 
 use embedkit::{CustomTextModel, ModelSource, Purpose, TextEmbedding};
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! cross-encoders with the real I/O names: with and without token_type_ids, external
 //! data, pair truncation at 64 tokens, and a custom model.
 
-mod common;
+use crate::common;
 
 use embedkit::{CustomReranker, ModelSource, TextCrossEncoder};
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! texts, NUL bytes. Each must finish with bounded memory, and give the vectors the
 //! model's truncation implies.
 
-mod common;
+use crate::common;
 
 use embedkit::TextEmbedding;
 
@@ -68,8 +68,8 @@ fn a_ten_megabyte_line_is_cut_at_max_length() {
     assert!(max_diff(&long[0], &short[0]) < 1e-6);
     // Memory, in child processes: the 10 MB line against its 20 KB prefix (the text
     // itself is built in both).
-    let grew = common::child_peak_rss_mb(TEST, "long")
-        .saturating_sub(common::child_peak_rss_mb(TEST, "prefix"));
+    let grew = common::child_peak_rss_mb(module_path!(), TEST, "long")
+        .saturating_sub(common::child_peak_rss_mb(module_path!(), TEST, "prefix"));
     eprintln!("10 MB line: {took:?}, peak RSS {grew} MB above the prefix's");
     // Tokenizing the whole line took 600 MB here; the cut keeps it to a few MB.
     assert!(grew < 100, "a 10 MB line grew the peak RSS by {grew} MB");
@@ -268,8 +268,8 @@ fn a_million_empty_texts_stream_in_bounded_memory() {
         Some(_) => 1_000_000,
         None => {
             // Memory, in child processes: a million texts against one.
-            let grew = common::child_peak_rss_mb(TEST, "million")
-                .saturating_sub(common::child_peak_rss_mb(TEST, "one"));
+            let grew = common::child_peak_rss_mb(module_path!(), TEST, "million")
+                .saturating_sub(common::child_peak_rss_mb(module_path!(), TEST, "one"));
             eprintln!("a million empty texts: peak RSS {grew} MB above one text's");
             // Held at once, the vectors alone would take 1e6 x 384 x 4 bytes = 1.5 GB.
             assert!(grew < 512, "peak RSS grew {grew} MB");

@@ -1,7 +1,7 @@
 //! Sparse parity with fastembed 0.9.1: every case of tests/expected/sparse_cases.json,
 //! on the real SPLADE-tiny model and seeded masked-LM models.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! TextEmbedding's behaviour beyond raw parity: streaming, lazy loading, prefixes,
 //! devices, and errors on bad models.
 
-mod common;
+use crate::common;
 
 use std::cell::Cell;
 use std::rc::Rc;

@@ -155,10 +155,16 @@ pub fn report_peak_rss() {
     println!("peak_rss_kb={kb}");
 }
 
-/// Runs the test `test` of this test binary again in a child process, alone, with the
-/// workload `workload`, and returns the child's peak resident memory in MB: a figure no
-/// other test running in parallel can move.
-pub fn child_peak_rss_mb(test: &str, workload: &str) -> u64 {
+/// Runs the test `test` of module `module` (its `module_path!()`) of this test binary
+/// again in a child process, alone, with the workload `workload`, and returns the child's
+/// peak resident memory in MB: a figure no other test running in parallel can move.
+pub fn child_peak_rss_mb(module: &str, test: &str, workload: &str) -> u64 {
+    // libtest names a test by its path without the crate: `resource_bounds::name`.
+    let name = match module.split_once("::") {
+        Some((_crate, path)) => format!("{path}::{test}"),
+        None => test.to_string(),
+    };
+    let test = name.as_str();
     let exe = std::env::current_exe().unwrap();
     let out = std::process::Command::new(exe)
         .args([test, "--exact", "--nocapture", "--test-threads=1"])

@@ -1,0 +1,13 @@
+//! The integration tests, one binary (ripgrep's layout): each file below is a module, and
+//! `common` is compiled once for all of them.
+
+mod common;
+
+mod cli;
+mod corpus;
+mod corpus_memory;
+mod gpu_build;
+mod hub_cli;
+mod resume;
+mod serve;
+mod serve_safety;
