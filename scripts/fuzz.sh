@@ -3,6 +3,7 @@
 #
 #   scripts/fuzz.sh --runs 2000 [target ...]      a fixed number of inputs each (CI)
 #   scripts/fuzz.sh --seconds 600 [target ...]    a fixed time each
+#   scripts/fuzz.sh --build-only                  only build them
 #
 # The machine has only the stable toolchain; cargo-fuzz needs nightly's -Z flags, which
 # RUSTC_BOOTSTRAP=1 lets stable rustc take. New inputs go to fuzz/corpus/<target>
@@ -12,28 +13,29 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 budget=(-runs=2000)
+build_only=
 case "${1:-}" in
 --runs) budget=("-runs=$2"); shift 2 ;;
 --seconds) budget=("-max_total_time=$2"); shift 2 ;;
+--build-only) build_only=1; shift ;;
 esac
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     targets=(text_embed tokenizer_files tokenize_cut archive bm25 image server_request)
 fi
 
-if ! cargo fuzz --version >/dev/null 2>&1; then
-    cargo install --locked --quiet cargo-fuzz --version 0.13.2
-fi
+fuzz=$(bash scripts/tool.sh cargo-fuzz)
 if [ ! -f target/test-models/manifest.json ]; then
     echo "fuzz: the seeded test models are missing; run \`make test-models\` first" >&2
     exit 1
 fi
 
 export RUSTC_BOOTSTRAP=1
-(cd fuzz && cargo fuzz build)
+(cd fuzz && "$fuzz" fuzz build)
+[ -z "$build_only" ] || exit 0
 for t in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$t" "fuzz/seeds/$t"
     echo "fuzz: $t (${budget[*]})"
-    (cd fuzz && cargo fuzz run "$t" "corpus/$t" "seeds/$t" -- \
+    (cd fuzz && "$fuzz" fuzz run "$t" "corpus/$t" "seeds/$t" -- \
         "${budget[@]}" -timeout=60 -rss_limit_mb=4096 -max_len=131072 -print_final_stats=1)
 done
