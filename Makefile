@@ -104,7 +104,7 @@ rust-check: setup setup-gpu-runtime test-models
 ## `scripts/fuzz.sh --seconds 600`.
 fuzz-smoke: setup test-models
 	bash scripts/fuzz.sh --runs 1000
-## Only the build of the fuzz targets (scripts/ci.sh overlaps it with the Python tests).
+## Only the build of the fuzz targets (a step of its own in scripts/ci.sh, to time it).
 fuzz-build: setup test-models
 	bash scripts/fuzz.sh --build-only
 
