@@ -94,36 +94,38 @@ bg_wait() {
     fi
 }
 
-step setup $MAKE --no-print-directory setup
+# target NAME: the step NAME, which is the make target of that name.
+target() { step "$1" $MAKE --no-print-directory "$1"; }
+
+target setup
+target setup-gpu-runtime
 if [ "$tier" = check ]; then
-    step setup-gpu-runtime $MAKE --no-print-directory setup-gpu-runtime
-    step test-models $MAKE --no-print-directory test-models
-    step fmt $MAKE --no-print-directory fmt
-    step clippy $MAKE --no-print-directory clippy
-    step rust-check $MAKE --no-print-directory rust-check
+    target test-models
+    target fmt
+    target clippy
+    target rust-check
     exit 0
 fi
 
 # The venvs' pip installs wait on the network more than the CPU: made while clippy runs.
 bg venvs $MAKE --no-print-directory venvs
-step setup-gpu-runtime $MAKE --no-print-directory setup-gpu-runtime
-step fmt $MAKE --no-print-directory fmt
-step clippy $MAKE --no-print-directory clippy
-step doc $MAKE --no-print-directory doc
-step rust-build $MAKE --no-print-directory rust-build
+target fmt
+target clippy
+target doc
+target rust-build
 bg_wait venvs
-step test-models $MAKE --no-print-directory test-models
-step rust-test $MAKE --no-print-directory rust-test
+target test-models
+target rust-test
 if [ "$tier" = ci ]; then
-    step quickstart $MAKE --no-print-directory quickstart
-    step package $MAKE --no-print-directory package
+    target quickstart
+    target package
 fi
-step wheel $MAKE --no-print-directory wheel
-step python-test $MAKE --no-print-directory python-test
+target wheel
+target python-test
 [ "$tier" = ci ] || exit 0
 
-step wheel-test $MAKE --no-print-directory wheel-test
+target wheel-test
 # Not overlapped with the Python tests: tried, the tests (ONNX Runtime's thread pools)
 # slowed by as much as the build gained, even with the build at nice 15.
-step fuzz-build $MAKE --no-print-directory fuzz-build
-step fuzz-smoke $MAKE --no-print-directory fuzz-smoke
+target fuzz-build
+target fuzz-smoke
