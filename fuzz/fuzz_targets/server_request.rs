@@ -12,7 +12,7 @@ use embedkit::{
     LateInteractionTextEmbedding, SparseTextEmbedding, TextCrossEncoder, TextEmbedding,
 };
 use embedkit_fuzz::test_model;
-use embedkit_server::{router, Config, Handle, Limits, Models, Served};
+use embedkit_server::{router, Config, Limits, Models, Served};
 use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;
 use tower::ServiceExt;
@@ -59,10 +59,10 @@ static SERVER: LazyLock<Server> = LazyLock::new(|| {
         .build()
         .expect("late-interaction model");
     let models = Models::new(vec![
-        Served::new(Handle::Dense(dense)),
-        Served::new(Handle::Sparse(sparse)),
-        Served::new(Handle::Late(late)),
-        Served::new(Handle::Rerank(rerank)),
+        Served::new(dense),
+        Served::new(sparse),
+        Served::new(late),
+        Served::new(rerank),
     ])
     .expect("models");
     let config = Config {

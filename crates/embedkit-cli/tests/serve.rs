@@ -332,7 +332,7 @@ fn bad_requests_get_json_errors_that_name_the_problem() {
         "/rerank",
         br#"{"query": "q", "texts": ["a"]}"#,
         424,
-        "no rerank model is served",
+        "no model served offers pair_scores for /rerank",
     );
     // OpenAI errors in OpenAI's shape.
     let (_, _, b) = request(port, "POST", "/v1/embeddings", br#"{"input": 3}"#);
@@ -832,9 +832,26 @@ fn one_server_serves_every_family_with_fastembeds_outputs() {
     );
     assert_eq!(status, 422, "{e}");
     assert!(e["error"].as_str().unwrap().contains("images[0]"), "{e}");
-    // Each model listed once, with its family.
+    // Each model listed once, with its family and what it can do.
     let (_, _, body) = request(port, "GET", "/v1/models", b"");
     let list: Value = serde_json::from_slice(&body).unwrap();
+    let caps: Vec<Value> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["capabilities"].clone())
+        .collect();
+    assert_eq!(
+        caps,
+        [
+            json!(["dense_text", "dense_token_ids", "tokens"]),
+            json!(["sparse_text", "tokens"]),
+            json!(["pair_scores"]),
+            json!(["multi_vector_text", "tokens"]),
+            json!(["dense_image"]),
+            json!(["multi_vector_text", "multi_vector_image"]),
+        ]
+    );
     let kinds: Vec<&str> = list["data"]
         .as_array()
         .unwrap()

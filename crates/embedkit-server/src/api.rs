@@ -535,6 +535,11 @@ pub struct ModelCard {
     /// embedkit's family: dense, sparse, late_interaction, rerank, image, multimodal.
     #[schema(value_type = String)]
     pub kind: embedkit::ModelKind,
+    /// What the model computes, and so the routes it answers: dense_text,
+    /// dense_token_ids, dense_image, sparse_text, multi_vector_text, multi_vector_image,
+    /// pair_scores, tokens.
+    #[schema(value_type = Vec<String>)]
+    pub capabilities: Vec<embedkit::Capability>,
     /// Vector size, for the families that have one.
     pub dim: Option<usize>,
 }

@@ -16,80 +16,75 @@ use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use embedkit::{Error, ImageInput, MultiVector, Result, SparseEmbedding};
+use embedkit::{
+    CallOptions, Capability, EmbeddingModel, Error, ImageInput, MultiVector, Purpose, Result,
+    SparseEmbedding,
+};
 use tokio::sync::{oneshot, watch};
 
 use crate::metrics::Metrics;
-use crate::models::{Handle, Models};
+use crate::models::Models;
 
-/// What a job computes, on which inputs (cloned only to retry a failed shared call).
+/// What a job computes (a capability of its model, for a purpose), on which inputs
+/// (cloned only to retry a failed shared call).
 #[derive(Clone)]
-pub(crate) enum Work {
-    /// Dense vectors of texts, tokenized here (once: the counts come back for `usage`).
-    /// On the inference thread rather than the handlers': tokenizer threads beside
-    /// ONNX Runtime's cost more throughput on a few cores than they bring.
-    DenseTexts(Vec<String>),
-    /// Dense vectors of token sequences (OpenAI's token-array input).
-    DenseIds(Vec<Vec<u32>>),
-    /// Dense vectors of encoded images.
+pub(crate) struct Work {
+    pub op: Capability,
+    pub purpose: Purpose,
+    pub inputs: Inputs,
+}
+
+/// A job's inputs, by what they are rather than by family.
+#[derive(Clone)]
+pub(crate) enum Inputs {
+    Texts(Vec<String>),
+    /// Token sequences (OpenAI's token-array input).
+    Ids(Vec<Vec<u32>>),
+    /// Encoded images.
     Images(Vec<Vec<u8>>),
-    Sparse(Vec<String>),
-    Late {
-        texts: Vec<String>,
-        query: bool,
-    },
-    MultimodalTexts(Vec<String>),
-    MultimodalImages(Vec<Vec<u8>>),
     /// (query, document) pairs.
-    Rerank(Vec<(String, String)>),
+    Pairs(Vec<(String, String)>),
 }
 
 impl Work {
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            Work::DenseIds(v) => v.len(),
-            Work::DenseTexts(v) => v.len(),
-            Work::Images(v) | Work::MultimodalImages(v) => v.len(),
-            Work::Sparse(v) | Work::MultimodalTexts(v) => v.len(),
-            Work::Late { texts, .. } => texts.len(),
-            Work::Rerank(v) => v.len(),
+    pub(crate) fn new(op: Capability, inputs: Inputs) -> Work {
+        Work {
+            op,
+            purpose: Purpose::Document,
+            inputs,
         }
     }
 
-    /// Jobs that may share one call: same operation, and a family whose results do not
-    /// depend on the company in the batch (ColPali-style models do: never shared).
-    fn joins(&self, other: &Work) -> bool {
-        match (self, other) {
-            (Work::DenseIds(_), Work::DenseIds(_))
-            | (Work::DenseTexts(_), Work::DenseTexts(_))
-            | (Work::Images(_), Work::Images(_))
-            | (Work::Sparse(_), Work::Sparse(_))
-            | (Work::Rerank(_), Work::Rerank(_)) => true,
-            (Work::Late { query: a, .. }, Work::Late { query: b, .. }) => a == b,
-            _ => false,
+    pub(crate) fn len(&self) -> usize {
+        match &self.inputs {
+            Inputs::Texts(v) => v.len(),
+            Inputs::Ids(v) => v.len(),
+            Inputs::Images(v) => v.len(),
+            Inputs::Pairs(v) => v.len(),
         }
+    }
+
+    /// Jobs that may share one call: same operation and purpose (whether the model
+    /// allows sharing at all is the model's to say).
+    fn joins(&self, other: &Work) -> bool {
+        self.op == other.op && self.purpose == other.purpose
     }
 
     /// Appends `other`'s inputs (of a job that [`joins`](Self::joins) this one).
     fn absorb(&mut self, other: Work) {
-        match (self, other) {
-            (Work::DenseIds(a), Work::DenseIds(b)) => a.extend(b),
-            (Work::DenseTexts(a), Work::DenseTexts(b)) => a.extend(b),
-            (Work::Images(a), Work::Images(b)) => a.extend(b),
-            (Work::Sparse(a), Work::Sparse(b)) => a.extend(b),
-            (Work::Rerank(a), Work::Rerank(b)) => a.extend(b),
-            (Work::Late { texts: a, .. }, Work::Late { texts: b, .. }) => a.extend(b),
+        match (&mut self.inputs, other.inputs) {
+            (Inputs::Texts(a), Inputs::Texts(b)) => a.extend(b),
+            (Inputs::Ids(a), Inputs::Ids(b)) => a.extend(b),
+            (Inputs::Images(a), Inputs::Images(b)) => a.extend(b),
+            (Inputs::Pairs(a), Inputs::Pairs(b)) => a.extend(b),
             _ => {}
         }
     }
 
     fn texts(&self) -> Box<dyn Iterator<Item = &str> + '_> {
-        match self {
-            Work::Sparse(v) | Work::MultimodalTexts(v) | Work::DenseTexts(v) => {
-                Box::new(v.iter().map(String::as_str))
-            }
-            Work::Late { texts, .. } => Box::new(texts.iter().map(String::as_str)),
-            Work::Rerank(v) => Box::new(v.iter().map(|(_, d)| d.as_str())),
+        match &self.inputs {
+            Inputs::Texts(v) => Box::new(v.iter().map(String::as_str)),
+            Inputs::Pairs(v) => Box::new(v.iter().map(|(_, d)| d.as_str())),
             _ => Box::new(std::iter::empty()),
         }
     }
@@ -320,8 +315,8 @@ impl Worker {
         let mut longest = first.longest;
         let mut batch = vec![first];
         let deadline = Instant::now() + self.policy.max_wait;
-        // Jobs of ColPali-style models never share a call.
-        let shareable = batch[0].work.joins(&batch[0].work);
+        // Jobs of models whose outputs depend on the batch never share a call.
+        let shareable = self.models.get(batch[0].model).model.shares_batches();
         while shareable && inputs < self.policy.max_batch_texts {
             let Some(job) = self.next(rx, Some(deadline)) else {
                 break;
@@ -416,7 +411,7 @@ impl Worker {
                     panic!("fault injection: input {p:?}");
                 }
             }
-            compute(&self.models.get(model).handle, work)
+            compute(&self.models.get(model).model, work)
         }))
         .map_err(|payload| {
             payload
@@ -428,36 +423,41 @@ impl Worker {
     }
 }
 
-fn images(v: &[Vec<u8>]) -> impl Iterator<Item = ImageInput> + '_ {
-    v.iter().map(|b| ImageInput::Bytes(b.clone()))
+fn images(v: &[Vec<u8>]) -> Vec<ImageInput> {
+    v.iter().map(|b| ImageInput::Bytes(b.clone())).collect()
 }
 
-/// One library call.
-fn compute(handle: &Handle, work: &Work) -> Result<Output> {
-    let mismatch = || Error::Unsupported("this model does not take this request".into());
-    match (handle, work) {
-        (Handle::Dense(m), Work::DenseIds(ids)) => m.embed_token_ids(ids, None).map(Output::Dense),
-        (Handle::Dense(m), Work::DenseTexts(t)) => {
-            let ids = m.tokenize(t)?;
+/// One library call, chosen by the job's capability and inputs.
+fn compute(model: &EmbeddingModel, work: &Work) -> Result<Output> {
+    use Capability as C;
+    let o = CallOptions::new().purpose(work.purpose);
+    match (work.op, &work.inputs) {
+        // Tokenized here (once: the counts come back for `usage`) where the model takes
+        // token ids. On the inference thread rather than the handlers': tokenizer
+        // threads beside ONNX Runtime's cost more throughput on a few cores than they
+        // bring.
+        (C::DenseText, Inputs::Texts(t))
+            if work.purpose == Purpose::Document
+                && model.can(C::DenseTokenIds)
+                && model.can(C::Tokens) =>
+        {
+            let ids = model.tokenize(t)?;
             let counts = ids.iter().map(Vec::len).collect();
-            m.embed_token_ids(&ids, None)
+            model
+                .embed_token_ids(&ids, &o)
                 .map(|v| Output::DenseCounted(v, counts))
         }
-        (Handle::Image(m), Work::Images(v)) => m.embed(images(v), None).map(Output::Dense),
-        (Handle::Sparse(m), Work::Sparse(t)) => m.embed(t, None).map(Output::Sparse),
-        (Handle::Late(m), Work::Late { texts, query }) => if *query {
-            m.query_embed(texts, None)
-        } else {
-            m.embed(texts, None)
+        (C::DenseText, Inputs::Texts(t)) => model.embed_dense(t, &o).map(Output::Dense),
+        (C::DenseTokenIds, Inputs::Ids(ids)) => model.embed_token_ids(ids, &o).map(Output::Dense),
+        (C::DenseImage, Inputs::Images(v)) => model.embed_images(&images(v), &o).map(Output::Dense),
+        (C::SparseText, Inputs::Texts(t)) => model.embed_sparse(t, &o).map(Output::Sparse),
+        (C::MultiVectorText, Inputs::Texts(t)) => model.embed_multi(t, &o).map(Output::Multi),
+        (C::MultiVectorImage, Inputs::Images(v)) => {
+            model.embed_images_multi(&images(v), &o).map(Output::Multi)
         }
-        .map(Output::Multi),
-        (Handle::Multimodal(m), Work::MultimodalTexts(t)) => {
-            m.embed_text(t, None).map(Output::Multi)
-        }
-        (Handle::Multimodal(m), Work::MultimodalImages(v)) => {
-            m.embed_image(images(v), None).map(Output::Multi)
-        }
-        (Handle::Rerank(m), Work::Rerank(pairs)) => m.rerank_pairs(pairs, None).map(Output::Scores),
-        _ => Err(mismatch()),
+        (C::PairScores, Inputs::Pairs(p)) => model.score_pairs(p, &o).map(Output::Scores),
+        (op, _) => Err(Error::Unsupported(format!(
+            "{op} does not take these inputs"
+        ))),
     }
 }

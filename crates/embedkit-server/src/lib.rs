@@ -21,7 +21,7 @@ mod routes;
 
 pub use batcher::BatchPolicy;
 pub use conn::{serve, Transport};
-pub use models::{Handle, Models, Served};
+pub use models::{Models, Served};
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;

@@ -1,111 +1,49 @@
-//! The models a server answers with: any number, of any family. The family comes from
-//! the registry; a request's `model` field picks one, and the first of each family is
-//! the default for that family's routes.
+//! The models a server answers with: any number, of any family. Routes ask for
+//! capabilities, never families: a request's `model` field picks a model, which must
+//! offer what the route serves; without one, the first model served that offers it
+//! answers. A model with several capabilities answers every route they allow.
 
 use axum::http::StatusCode;
-use embedkit::{
-    Error, ImageEmbedding, LateInteractionMultimodalEmbedding, LateInteractionTextEmbedding,
-    LoadOptions, ModelKind, Result, SparseTextEmbedding, TextCrossEncoder, TextEmbedding,
-};
+use embedkit::{Capability, EmbeddingModel, Error, LoadOptions, ModelKind, Result};
 
 use crate::api::{ApiError, ModelCard};
-
-/// A loaded model of one family.
-pub enum Handle {
-    Dense(TextEmbedding),
-    Image(ImageEmbedding),
-    Sparse(SparseTextEmbedding),
-    Late(LateInteractionTextEmbedding),
-    Multimodal(LateInteractionMultimodalEmbedding),
-    Rerank(TextCrossEncoder),
-}
 
 /// One served model and its name.
 pub struct Served {
     pub name: String,
-    pub handle: Handle,
+    pub model: EmbeddingModel,
 }
 
 impl Served {
-    /// Loads `name` as the family the registry says it is, with `load` (its
-    /// `specific_model_path` the model's files, if given). Loaded now, not on first use,
-    /// so a bad model fails at start rather than on a client's request.
+    /// Loads `name` as the registry says it is, with `load` (its `specific_model_path`
+    /// the model's files, if given). Loaded now, not on first use, so a bad model fails
+    /// at start rather than on a client's request.
     pub fn load(name: &str, mut load: LoadOptions) -> Result<Served> {
         load.lazy_load = false;
-        let handle = match embedkit::registry::kind_of(name)? {
-            ModelKind::Dense => {
-                Handle::Dense(TextEmbedding::builder(name).load_options(load).build()?)
-            }
-            ModelKind::Image => {
-                Handle::Image(ImageEmbedding::builder(name).load_options(load).build()?)
-            }
-            ModelKind::Sparse => Handle::Sparse(
-                SparseTextEmbedding::builder(name)
-                    .load_options(load)
-                    .build()?,
-            ),
-            ModelKind::LateInteraction => Handle::Late(
-                LateInteractionTextEmbedding::builder(name)
-                    .load_options(load)
-                    .build()?,
-            ),
-            ModelKind::Multimodal => Handle::Multimodal(
-                LateInteractionMultimodalEmbedding::builder(name)
-                    .load_options(load)
-                    .build()?,
-            ),
-            ModelKind::Rerank => {
-                // A reranker's batch size is its own (fastembed's per-model default).
-                load.batch_size = None;
-                Handle::Rerank(TextCrossEncoder::builder(name).load_options(load).build()?)
-            }
-        };
-        Ok(Served::new(handle))
+        Ok(Served::new(EmbeddingModel::load(name, load)?))
     }
 
-    /// A model loaded by the caller.
-    pub fn new(handle: Handle) -> Served {
-        let name = match &handle {
-            Handle::Dense(m) => m.description().core.model.clone(),
-            Handle::Image(m) => m.description().core.model.clone(),
-            Handle::Sparse(m) => m.description().core.model.clone(),
-            Handle::Late(m) => m.description().core.model.clone(),
-            Handle::Multimodal(m) => m.description().core.model.clone(),
-            Handle::Rerank(m) => m.description().core.model.clone(),
-        };
-        Served { name, handle }
+    /// A model loaded by the caller (a family's `Model`, or a handle).
+    pub fn new(model: impl Into<EmbeddingModel>) -> Served {
+        let model = model.into();
+        Served {
+            name: model.name().to_string(),
+            model,
+        }
     }
 
     pub fn kind(&self) -> ModelKind {
-        match &self.handle {
-            Handle::Dense(_) => ModelKind::Dense,
-            Handle::Image(_) => ModelKind::Image,
-            Handle::Sparse(_) => ModelKind::Sparse,
-            Handle::Late(_) => ModelKind::LateInteraction,
-            Handle::Multimodal(_) => ModelKind::Multimodal,
-            Handle::Rerank(_) => ModelKind::Rerank,
-        }
+        self.model.kind()
     }
 
-    /// The vector size, for families with one.
+    /// The vector size, for models that have one.
     pub fn dim(&self) -> Option<usize> {
-        match &self.handle {
-            Handle::Dense(m) => Some(m.embedding_size()),
-            Handle::Image(m) => Some(m.embedding_size()),
-            Handle::Late(m) => Some(m.embedding_size()),
-            Handle::Multimodal(m) => Some(m.embedding_size()),
-            Handle::Sparse(_) | Handle::Rerank(_) => None,
-        }
+        self.model.dim()
     }
 
-    /// The longest token sequence a text family takes (loading the model if lazy).
+    /// The longest token sequence a text model takes (loading the model if lazy).
     pub fn max_length(&self) -> Result<Option<usize>> {
-        match &self.handle {
-            Handle::Dense(m) => m.max_length(),
-            Handle::Sparse(m) => m.max_length(),
-            Handle::Late(m) => m.max_length(),
-            Handle::Multimodal(_) | Handle::Image(_) | Handle::Rerank(_) => Ok(None),
-        }
+        self.model.max_length()
     }
 
     pub fn card(&self) -> ModelCard {
@@ -119,6 +57,7 @@ impl Served {
                 .map(|(org, _)| org.to_string())
                 .unwrap_or_else(|| "embedkit".into()),
             kind: self.kind(),
+            capabilities: self.model.capabilities().to_vec(),
             dim: self.dim(),
         }
     }
@@ -166,15 +105,15 @@ impl Models {
         &self.list[i]
     }
 
-    /// The model a request on a route of the `kinds` families asks for: the one named,
-    /// or the first of the first family served.
+    /// The model a request on a route that serves `wanted` asks for: the one named,
+    /// which must offer one of them, or else the first model served that offers the
+    /// first of them (then the second, ...).
     pub(crate) fn pick(
         &self,
         requested: Option<&str>,
-        kinds: &[ModelKind],
+        wanted: &[Capability],
         route: &str,
     ) -> std::result::Result<usize, ApiError> {
-        let served = |k: &ModelKind| format!("{k:?}").to_lowercase();
         match requested.filter(|r| !r.is_empty()) {
             Some(name) => {
                 let Some(i) = self.list.iter().position(|m| m.answers_to(name)) else {
@@ -188,29 +127,35 @@ impl Models {
                         ),
                     ));
                 };
-                let kind = self.list[i].kind();
-                if kinds.contains(&kind) {
-                    Ok(i)
-                } else {
-                    Err(ApiError::validation(format!(
-                        "model {} is a {} model, which {route} does not serve; use {}",
-                        self.list[i].name,
-                        served(&kind),
-                        route_of(kind)
-                    )))
+                let m = &self.list[i].model;
+                if wanted.iter().any(|&c| m.can(c)) {
+                    return Ok(i);
                 }
+                let offers: Vec<&str> = m.capabilities().iter().map(|c| c.name()).collect();
+                let mut routes: Vec<&str> = Vec::new();
+                for &c in m.capabilities() {
+                    if !routes.contains(&route_of(c)) {
+                        routes.push(route_of(c));
+                    }
+                }
+                Err(ApiError::validation(format!(
+                    "model {} offers {}, which {route} does not serve; use {}",
+                    self.list[i].name,
+                    offers.join(", "),
+                    routes.join(" or ")
+                )))
             }
-            None => kinds
+            None => wanted
                 .iter()
-                .find_map(|k| self.list.iter().position(|m| m.kind() == *k))
+                .find_map(|&c| self.list.iter().position(|m| m.model.can(c)))
                 .ok_or_else(|| {
-                    let wanted: Vec<String> = kinds.iter().map(served).collect();
+                    let wanted: Vec<&str> = wanted.iter().map(|c| c.name()).collect();
                     ApiError::new(
                         StatusCode::FAILED_DEPENDENCY,
                         "unavailable",
                         format!(
-                            "no {} model is served for {route}; start the server with \
-                             --model NAME of that family",
+                            "no model served offers {} for {route}; start the server with \
+                             --model NAME of a model that does",
                             wanted.join(" or ")
                         ),
                     )
@@ -219,12 +164,15 @@ impl Models {
     }
 }
 
-/// Where a family's models are served.
-fn route_of(kind: ModelKind) -> &'static str {
-    match kind {
-        ModelKind::Dense | ModelKind::Image => "/embed or /v1/embeddings",
-        ModelKind::Sparse => "/embed_sparse",
-        ModelKind::LateInteraction | ModelKind::Multimodal => "/embed_late",
-        ModelKind::Rerank => "/rerank",
+/// Where a capability is served.
+fn route_of(c: Capability) -> &'static str {
+    match c {
+        Capability::DenseText | Capability::DenseTokenIds | Capability::DenseImage => {
+            "/embed or /v1/embeddings"
+        }
+        Capability::SparseText => "/embed_sparse",
+        Capability::MultiVectorText | Capability::MultiVectorImage => "/embed_late",
+        Capability::PairScores => "/rerank",
+        Capability::Tokens => "/tokenize",
     }
 }

@@ -7,13 +7,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use embedkit::text::pooling::l2_normalize;
-use embedkit::ModelKind;
+use embedkit::{CallOptions, Capability, Purpose};
 use tokio::sync::oneshot;
 
 use crate::api::*;
-use crate::batcher::{Job, Output, Refused, Work};
-use crate::models::Handle;
+use crate::batcher::{Inputs, Job, Output, Refused, Work};
 use crate::AppState;
 
 type Answer<T> = Result<T, ApiError>;
@@ -55,14 +53,34 @@ fn all_images(items: &[String]) -> bool {
     !items.is_empty() && items.iter().all(|s| s.starts_with("data:image/"))
 }
 
-/// The families a dense route picks its default model from: images by data URI go to
-/// the first image model, text to the first dense one.
-fn dense_kinds(images: bool) -> &'static [ModelKind] {
+/// What a dense route serves, in the order its default model is looked for: images by
+/// data URI go to the first model that embeds images, text to the first that embeds text.
+fn dense_wanted(images: bool) -> &'static [Capability] {
+    use Capability as C;
     if images {
-        &[ModelKind::Image, ModelKind::Dense]
+        &[C::DenseImage, C::DenseText, C::DenseTokenIds]
     } else {
-        &[ModelKind::Dense, ModelKind::Image]
+        &[C::DenseText, C::DenseTokenIds, C::DenseImage]
     }
+}
+
+/// Fails unless the picked model offers `c` for what the request gave (`given`).
+fn require(state: &AppState, model: usize, c: Capability, given: &str) -> Answer<()> {
+    let served = state.models.get(model);
+    if served.model.can(c) {
+        return Ok(());
+    }
+    let offers: Vec<&str> = served
+        .model
+        .capabilities()
+        .iter()
+        .map(|c| c.name())
+        .collect();
+    Err(ApiError::validation(format!(
+        "model {} does not take {given} (it offers {})",
+        served.name,
+        offers.join(", ")
+    )))
 }
 
 /// An upper bound on a text's tokens without tokenizing it: every token but the
@@ -188,35 +206,33 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// The request's `dimensions`: shorter only for Matryoshka models.
+/// The request's `dimensions`, checked before any work: shorter only for Matryoshka
+/// models.
 fn dimensions_of(state: &AppState, model: usize, requested: Option<u64>) -> Answer<Option<usize>> {
     let Some(d) = requested else { return Ok(None) };
-    let served = state.models.get(model);
-    let (dim, matryoshka) = match &served.handle {
-        Handle::Dense(m) => (m.embedding_size(), m.description().matryoshka),
-        Handle::Image(m) => (m.embedding_size(), false),
-        _ => return Ok(None),
-    };
-    match usize::try_from(d) {
-        Ok(d) if d == dim => Ok(None),
-        Ok(d) if d >= 1 && d < dim && matryoshka => Ok(Some(d)),
-        Ok(d) if d >= 1 && d < dim => Err(ApiError::validation(format!(
-            "model {} was not trained for shortened vectors (Matryoshka), so `dimensions` \
-             must be its size, {dim}; got {d}",
-            served.name
-        ))),
-        _ => Err(ApiError::validation(format!(
-            "dimensions must be an integer from 1 to {dim}, got {d}"
-        ))),
-    }
+    let d = usize::try_from(d).unwrap_or(usize::MAX);
+    state
+        .models
+        .get(model)
+        .model
+        .check_dimensions(Some(d))
+        .map_err(library_error)?;
+    Ok(Some(d))
 }
 
-fn shorten(mut v: Vec<f32>, dims: Option<usize>) -> Vec<f32> {
-    if let Some(d) = dims {
-        v.truncate(d);
-        l2_normalize(&mut v);
-    }
-    v
+/// The call's post-processing of dense vectors, by the library.
+fn finish(
+    state: &AppState,
+    model: usize,
+    vectors: Vec<Vec<f32>>,
+    o: &CallOptions,
+) -> Answer<Vec<Vec<f32>>> {
+    state
+        .models
+        .get(model)
+        .model
+        .finish_dense(vectors, o)
+        .map_err(library_error)
 }
 
 /// Dense vectors of texts or images for `/embed` and `/v1/embeddings`, and the tokens
@@ -228,15 +244,30 @@ async fn dense(
     field: &str,
     deadline: Deadline,
 ) -> Answer<(Vec<Vec<f32>>, usize)> {
-    let served = state.models.get(model);
-    let (work, tokens, longest) = match (&served.handle, input) {
-        (Handle::Dense(_), OpenAiInput::Texts(texts)) => {
+    let m = &state.models.get(model).model;
+    let (work, tokens, longest) = match input {
+        OpenAiInput::Texts(texts) if m.can(Capability::DenseText) => {
             check_texts(&texts, field, state)?;
             let longest = token_bound(state, model, texts.iter().map(|t| t.chars().count()));
             // Counted where tokenized, on the inference thread.
-            (Work::DenseTexts(texts), 0, longest)
+            (
+                Work::new(Capability::DenseText, Inputs::Texts(texts)),
+                0,
+                longest,
+            )
         }
-        (Handle::Dense(m), OpenAiInput::Ids(ids)) => {
+        OpenAiInput::Texts(items) => {
+            require(state, model, Capability::DenseImage, "texts")?;
+            check_images(&items, field, state)?;
+            let images = image_bytes(&items, field)?;
+            (
+                Work::new(Capability::DenseImage, Inputs::Images(images)),
+                0,
+                1,
+            )
+        }
+        OpenAiInput::Ids(ids) => {
+            require(state, model, Capability::DenseTokenIds, "token ids")?;
             if ids.len() > state.limits.max_inputs {
                 return Err(ApiError::validation(format!(
                     "{} inputs is more than the limit of {} per request (max_inputs)",
@@ -254,18 +285,12 @@ async fn dense(
             let cap = state.max_lengths[model].unwrap_or(usize::MAX);
             let tokens = ids.iter().map(|s| s.len().min(cap)).sum();
             let longest = ids.iter().map(|s| s.len().min(cap)).max().unwrap_or(0);
-            (Work::DenseIds(ids), tokens, longest)
+            (
+                Work::new(Capability::DenseTokenIds, Inputs::Ids(ids)),
+                tokens,
+                longest,
+            )
         }
-        (Handle::Image(_), OpenAiInput::Texts(items)) => {
-            check_images(&items, field, state)?;
-            (Work::Images(image_bytes(&items, field)?), 0, 1)
-        }
-        (Handle::Image(_), OpenAiInput::Ids(_)) => {
-            return Err(ApiError::validation(
-                "an image model takes images (data: URIs or base64), not token ids",
-            ))
-        }
-        _ => return Err(unexpected()),
     };
     let (vectors, tokens) = match run(state, model, work, longest, deadline).await? {
         Output::Dense(v) => (v, tokens),
@@ -286,17 +311,17 @@ pub(crate) async fn openai_embeddings(
     let answer = async {
         let model = state.models.pick(
             req.model.as_deref(),
-            dense_kinds(matches!(&req.input, OpenAiInput::Texts(t) if all_images(t))),
+            dense_wanted(matches!(&req.input, OpenAiInput::Texts(t) if all_images(t))),
             "/v1/embeddings",
         )?;
         let dims = dimensions_of(&state, model, req.dimensions)?;
         let base64 = req.encoding_format == Some(EncodingFormat::Base64);
         let (vectors, tokens) = dense(&state, model, req.input, "input", deadline).await?;
+        let vectors = finish(&state, model, vectors, &CallOptions::new().dimensions(dims))?;
         let data = vectors
             .into_iter()
             .enumerate()
             .map(|(index, v)| {
-                let v = shorten(v, dims);
                 let embedding = if base64 {
                     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
                     EmbeddingValue::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
@@ -335,7 +360,7 @@ pub(crate) async fn embed(
 ) -> Answer<Json<Vec<Vec<f32>>>> {
     let model = state.models.pick(
         req.model.as_deref(),
-        dense_kinds(all_images(&req.inputs.0)),
+        dense_wanted(all_images(&req.inputs.0)),
         "/embed",
     )?;
     let dims = dimensions_of(&state, model, req.dimensions)?;
@@ -348,18 +373,8 @@ pub(crate) async fn embed(
         deadline,
     )
     .await?;
-    Ok(Json(
-        vectors
-            .into_iter()
-            .map(|v| {
-                let mut v = shorten(v, dims);
-                if normalize {
-                    l2_normalize(&mut v);
-                }
-                v
-            })
-            .collect(),
-    ))
+    let o = CallOptions::new().dimensions(dims).normalize(normalize);
+    Ok(Json(finish(&state, model, vectors, &o)?))
 }
 
 #[utoipa::path(post, path = "/embed_sparse", tag = "tei", request_body = SparseRequest,
@@ -369,14 +384,22 @@ pub(crate) async fn embed_sparse(
     axum::Extension(deadline): axum::Extension<Deadline>,
     JsonBody(req): JsonBody<SparseRequest>,
 ) -> Answer<Json<Vec<Vec<SparseValue>>>> {
-    let model = state
-        .models
-        .pick(req.model.as_deref(), &[ModelKind::Sparse], "/embed_sparse")?;
+    let model = state.models.pick(
+        req.model.as_deref(),
+        &[Capability::SparseText],
+        "/embed_sparse",
+    )?;
     let texts = req.inputs.0;
     check_texts(&texts, "inputs", &state)?;
     let longest = token_bound(&state, model, texts.iter().map(|t| t.chars().count()));
-    let Output::Sparse(vectors) =
-        run(&state, model, Work::Sparse(texts), longest, deadline).await?
+    let Output::Sparse(vectors) = run(
+        &state,
+        model,
+        Work::new(Capability::SparseText, Inputs::Texts(texts)),
+        longest,
+        deadline,
+    )
+    .await?
     else {
         return Err(unexpected());
     };
@@ -402,49 +425,44 @@ pub(crate) async fn embed_late(
     axum::Extension(deadline): axum::Extension<Deadline>,
     JsonBody(req): JsonBody<LateRequest>,
 ) -> Answer<Json<Vec<Vec<Vec<f32>>>>> {
-    // Images go to the first multimodal model unless one is named.
-    let kinds: &[ModelKind] = if req.images.is_some() {
-        &[ModelKind::Multimodal, ModelKind::LateInteraction]
+    use Capability as C;
+    // Images go to the first model that embeds images unless one is named.
+    let wanted: &[Capability] = if req.images.is_some() {
+        &[C::MultiVectorImage, C::MultiVectorText]
     } else {
-        &[ModelKind::LateInteraction, ModelKind::Multimodal]
+        &[C::MultiVectorText, C::MultiVectorImage]
     };
     let model = state
         .models
-        .pick(req.model.as_deref(), kinds, "/embed_late")?;
-    let served = state.models.get(model);
-    let (work, longest) = match (&served.handle, req.inputs, req.images) {
-        (_, Some(_), Some(_)) => {
+        .pick(req.model.as_deref(), wanted, "/embed_late")?;
+    let (work, longest) = match (req.inputs, req.images) {
+        (Some(_), Some(_)) => {
             return Err(ApiError::validation(
                 "give `inputs` (texts) or `images`, not both",
             ))
         }
-        (_, None, None) => return Err(ApiError::validation("`inputs` is missing")),
-        (Handle::Late(_), Some(texts), None) => {
+        (None, None) => return Err(ApiError::validation("`inputs` is missing")),
+        (Some(texts), None) => {
+            require(&state, model, C::MultiVectorText, "texts on /embed_late")?;
             check_texts(&texts.0, "inputs", &state)?;
             let longest = token_bound(&state, model, texts.0.iter().map(|t| t.chars().count()));
-            (
-                Work::Late {
-                    texts: texts.0,
-                    query: req.is_query,
-                },
-                longest,
-            )
+            let mut work = Work::new(C::MultiVectorText, Inputs::Texts(texts.0));
+            if req.is_query {
+                work.purpose = Purpose::Query;
+            }
+            (work, longest)
         }
-        (Handle::Late(_), None, Some(_)) => {
-            return Err(ApiError::validation(format!(
-                "model {} embeds texts only; `images` needs a multimodal model",
-                served.name
-            )))
-        }
-        (Handle::Multimodal(_), Some(texts), None) => {
-            check_texts(&texts.0, "inputs", &state)?;
-            (Work::MultimodalTexts(texts.0), 0)
-        }
-        (Handle::Multimodal(_), None, Some(images)) => {
+        (None, Some(images)) => {
+            require(
+                &state,
+                model,
+                C::MultiVectorImage,
+                "`images` on /embed_late",
+            )?;
             check_images(&images.0, "images", &state)?;
-            (Work::MultimodalImages(image_bytes(&images.0, "images")?), 0)
+            let bytes = image_bytes(&images.0, "images")?;
+            (Work::new(C::MultiVectorImage, Inputs::Images(bytes)), 0)
         }
-        _ => return Err(unexpected()),
     };
     let Output::Multi(matrices) = run(&state, model, work, longest, deadline).await? else {
         return Err(unexpected());
@@ -466,7 +484,7 @@ pub(crate) async fn rerank(
 ) -> Answer<Json<Vec<Rank>>> {
     let model = state
         .models
-        .pick(req.model.as_deref(), &[ModelKind::Rerank], "/rerank")?;
+        .pick(req.model.as_deref(), &[Capability::PairScores], "/rerank")?;
     check_texts(std::slice::from_ref(&req.query), "query", &state)?;
     let texts = req.texts.0;
     check_texts(&texts, "texts", &state)?;
@@ -476,8 +494,8 @@ pub(crate) async fn rerank(
         .iter()
         .map(|t| (req.query.clone(), t.clone()))
         .collect();
-    let Output::Scores(scores) = run(&state, model, Work::Rerank(pairs), longest, deadline).await?
-    else {
+    let work = Work::new(Capability::PairScores, Inputs::Pairs(pairs));
+    let Output::Scores(scores) = run(&state, model, work, longest, deadline).await? else {
         return Err(unexpected());
     };
     // TEI answers best first.
@@ -506,26 +524,15 @@ pub(crate) async fn tokenize(
     axum::Extension(deadline): axum::Extension<Deadline>,
     JsonBody(req): JsonBody<TokenizeRequest>,
 ) -> Answer<Json<Vec<Vec<SimpleToken>>>> {
-    let model = state.models.pick(
-        req.model.as_deref(),
-        &[
-            ModelKind::Dense,
-            ModelKind::Sparse,
-            ModelKind::LateInteraction,
-        ],
-        "/tokenize",
-    )?;
+    let model = state
+        .models
+        .pick(req.model.as_deref(), &[Capability::Tokens], "/tokenize")?;
     let texts = req.inputs.0;
     check_texts(&texts, "inputs", &state)?;
     let worker = state.clone();
     // The tokens the model embeds, from the model itself.
-    let tokens = blocking(deadline, move || match &worker.models.get(model).handle {
-        Handle::Dense(m) => m.tokens(&texts),
-        Handle::Sparse(m) => m.tokens(&texts),
-        Handle::Late(m) => m.tokens(&texts),
-        _ => Err(embedkit::Error::Unsupported(
-            "this model has no tokenizer route".into(),
-        )),
+    let tokens = blocking(deadline, move || {
+        worker.models.get(model).model.tokens(&texts)
     })
     .await?;
     Ok(Json(
@@ -579,15 +586,7 @@ pub(crate) async fn models(State(state): State<Arc<AppState>>) -> Json<ModelList
 #[utoipa::path(get, path = "/v1/models/{id}", tag = "openai", params(("id" = String, Path, description = "a served model's name")),
     responses((status = 200, body = ModelCard), (status = 404, body = OpenAiErrorResponse)))]
 pub(crate) async fn model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    let kinds = [
-        ModelKind::Dense,
-        ModelKind::Image,
-        ModelKind::Sparse,
-        ModelKind::LateInteraction,
-        ModelKind::Multimodal,
-        ModelKind::Rerank,
-    ];
-    match state.models.pick(Some(&id), &kinds, "/v1/models") {
+    match state.models.pick(Some(&id), &Capability::ALL, "/v1/models") {
         Ok(i) => Json(state.models.get(i).card()).into_response(),
         Err(e) => e.shaped_for("/v1/").into_response(),
     }
@@ -600,9 +599,10 @@ pub(crate) async fn info(State(state): State<Arc<AppState>>) -> Json<Info> {
     Json(Info {
         model_id: first.name.clone(),
         model_dim: first.dim(),
-        model_type: match first.kind() {
-            ModelKind::Rerank => "reranker",
-            _ => "embedding",
+        model_type: if first.model.can(Capability::PairScores) {
+            "reranker"
+        } else {
+            "embedding"
         },
         max_input_length: state.max_lengths[0].unwrap_or(0),
         max_client_batch_size: state.limits.max_inputs,

@@ -40,6 +40,7 @@ mod batching;
 mod engine;
 pub mod error;
 mod graph;
+mod handle;
 pub mod hub;
 pub mod image;
 mod inputs;
@@ -63,6 +64,7 @@ mod tokenize;
 pub use batching::DEFAULT_MAX_BATCH_TOKENS;
 pub use engine::{Builder, Model, Stream};
 pub use error::{Error, Result};
+pub use handle::{CallOptions, Capability, Capable, EmbeddingModel, TextOutputs};
 pub use image::{ImageEmbedding, ImageEmbeddingBuilder, ImageInput};
 pub use late_interaction::{
     max_sim, max_sim_batch, LateInteractionTextEmbedding, LateInteractionTextEmbeddingBuilder,

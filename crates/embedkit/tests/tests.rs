@@ -5,6 +5,7 @@ mod common;
 
 mod cache_safety;
 mod fork;
+mod handle;
 mod hostile_models;
 mod hub;
 mod image_oracle;

@@ -17,9 +17,11 @@ use ort::value::Tensor;
 
 use crate::engine::{Builder, Model, Stream};
 use crate::error::{Error, Result};
+use crate::handle::{CallOptions, Capability, Capable};
 use crate::inputs::stack_images;
 use crate::pipeline::{Family, Load, Pipeline, Purpose};
 use crate::quantize;
+use crate::registry::Kind;
 use crate::registry::{ImageModelDescription, ImagePooling};
 use crate::runtime::{Lane, OnnxModel};
 use crate::text::pooling::l2_normalize;
@@ -201,5 +203,23 @@ impl Model<Image> {
         I::IntoIter: 'a,
     {
         self.stream(images.into_iter(), batch_size, Purpose::Document, as_image)
+    }
+}
+
+impl Capable for Model<Image> {
+    fn name(&self) -> &str {
+        &self.description().core.model
+    }
+    fn kind(&self) -> Kind {
+        Kind::Image
+    }
+    fn capabilities(&self) -> &'static [Capability] {
+        &[Capability::DenseImage]
+    }
+    fn dim(&self) -> Option<usize> {
+        Some(self.embedding_size())
+    }
+    fn dense_images(&self, images: &[ImageInput], o: &CallOptions) -> Result<Vec<Vec<f32>>> {
+        self.embed(images.iter().cloned(), o.batch_size)
     }
 }

@@ -14,7 +14,9 @@ use ndarray::{Array2, ArrayView2};
 use crate::batching::Batching;
 use crate::engine::{Builder, Model};
 use crate::error::{Error, Result};
+use crate::handle::{CallOptions, Capability, Capable};
 use crate::pipeline::{Family, Load, Pipeline, Purpose, TextPipeline};
+use crate::registry::Kind;
 use crate::registry::LateInteractionModelDescription;
 use crate::runtime::Lane;
 use crate::tokenize::Token;
@@ -142,6 +144,26 @@ pub fn max_sim(query: ArrayView2<'_, f32>, document: ArrayView2<'_, f32>) -> Res
 /// [`max_sim`] of one query against each document, in document order.
 pub fn max_sim_batch(query: ArrayView2<'_, f32>, documents: &[MultiVector]) -> Result<Vec<f32>> {
     documents.iter().map(|d| max_sim(query, d.view())).collect()
+}
+
+impl Capable for Model<Colbert> {
+    fn name(&self) -> &str {
+        &self.description().core.model
+    }
+    fn kind(&self) -> Kind {
+        Kind::LateInteraction
+    }
+    fn capabilities(&self) -> &'static [Capability] {
+        &[Capability::MultiVectorText, Capability::Tokens]
+    }
+    fn dim(&self) -> Option<usize> {
+        Some(self.embedding_size())
+    }
+    fn multi_texts(&self, texts: &[&str], o: &CallOptions) -> Result<Vec<MultiVector>> {
+        self.try_embed_iter(texts.iter().map(Ok), o.batch_size, o.purpose)
+            .collect()
+    }
+    crate::handle::text_tokens!();
 }
 
 #[cfg(test)]

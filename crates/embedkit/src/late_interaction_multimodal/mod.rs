@@ -19,10 +19,12 @@ use ort::value::{DynValue, Tensor};
 use crate::batching::Batching;
 use crate::engine::{as_text, Builder, Model, Stream};
 use crate::error::{Error, Result};
+use crate::handle::{CallOptions, Capability, Capable};
 use crate::image::{ImageInput, Preprocessor};
 use crate::late_interaction::MultiVector;
 use crate::pipeline::{Family, Load, Pipeline, Purpose};
 use crate::postprocess::MultiVectorModel;
+use crate::registry::Kind;
 use crate::registry::{MultimodalKind, MultimodalModelDescription};
 use crate::runtime::{Lane, OnnxModel, RuntimeOptions};
 use crate::tokenize::{TextTokenizer, TokenizerOptions};
@@ -399,4 +401,29 @@ fn split_rows(
         }
     }
     Ok(result)
+}
+
+impl Capable for Model<Multimodal> {
+    fn name(&self) -> &str {
+        &self.description().core.model
+    }
+    fn kind(&self) -> Kind {
+        Kind::Multimodal
+    }
+    fn capabilities(&self) -> &'static [Capability] {
+        &[Capability::MultiVectorText, Capability::MultiVectorImage]
+    }
+    fn dim(&self) -> Option<usize> {
+        Some(self.embedding_size())
+    }
+    // A batch's padding changes these models' outputs, so calls never share one.
+    fn shares_batches(&self) -> bool {
+        false
+    }
+    fn multi_texts(&self, texts: &[&str], o: &CallOptions) -> Result<Vec<MultiVector>> {
+        self.embed_text(texts, o.batch_size)
+    }
+    fn multi_images(&self, images: &[ImageInput], o: &CallOptions) -> Result<Vec<MultiVector>> {
+        self.embed_image(images.iter().cloned(), o.batch_size)
+    }
 }

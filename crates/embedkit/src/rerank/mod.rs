@@ -10,8 +10,10 @@ use serde::Serialize;
 use crate::engine::{Builder, Model, Stream};
 use crate::error::{Error, Result};
 use crate::graph::TextGraph;
+use crate::handle::{CallOptions, Capability, Capable};
 use crate::inputs::TokenBatch;
 use crate::pipeline::{Family, Load, Pipeline, Purpose};
+use crate::registry::Kind;
 use crate::registry::{ModelCore, ModelSource, RerankerModelDescription};
 use crate::runtime::Lane;
 use crate::tokenize::TokenizerOptions;
@@ -251,6 +253,21 @@ pub fn top_k(scores: &[f32], k: usize) -> Vec<RankedDocument> {
     });
     ranked.truncate(k);
     ranked
+}
+
+impl Capable for Model<CrossEncoder> {
+    fn name(&self) -> &str {
+        &self.description().core.model
+    }
+    fn kind(&self) -> Kind {
+        Kind::Rerank
+    }
+    fn capabilities(&self) -> &'static [Capability] {
+        &[Capability::PairScores]
+    }
+    fn pair_scores(&self, pairs: &[(&str, &str)], o: &CallOptions) -> Result<Vec<f32>> {
+        self.rerank_pairs(pairs, o.batch_size)
+    }
 }
 
 #[cfg(test)]

@@ -23,8 +23,10 @@ use ndarray::ArrayViewD;
 use crate::engine::{Builder, Model};
 use crate::error::{Error, Result};
 use crate::graph::TextGraph;
+use crate::handle::{CallOptions, Capability, Capable};
 use crate::inputs::TokenBatch;
 use crate::pipeline::{Family, Load, Pipeline, Purpose, TextPipeline};
+use crate::registry::Kind;
 use crate::registry::{SparseKind, SparseModelDescription};
 use crate::runtime::Lane;
 use crate::tokenize::Token;
@@ -343,6 +345,23 @@ pub(crate) fn token_texts(tokenizer: &crate::tokenize::TextTokenizer) -> Vec<Opt
         texts[id as usize] = Some(token);
     }
     texts
+}
+
+impl Capable for Model<Sparse> {
+    fn name(&self) -> &str {
+        &self.description().core.model
+    }
+    fn kind(&self) -> Kind {
+        Kind::Sparse
+    }
+    fn capabilities(&self) -> &'static [Capability] {
+        &[Capability::SparseText, Capability::Tokens]
+    }
+    fn sparse_texts(&self, texts: &[&str], o: &CallOptions) -> Result<Vec<SparseEmbedding>> {
+        self.try_embed_iter(texts.iter().map(Ok), o.batch_size, o.purpose)
+            .collect()
+    }
+    crate::handle::text_tokens!();
 }
 
 #[cfg(test)]

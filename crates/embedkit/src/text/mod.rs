@@ -10,7 +10,9 @@ mod static_model;
 
 use crate::engine::{Builder, Model};
 use crate::error::{Error, Result};
+use crate::handle::{CallOptions, Capability, Capable};
 use crate::pipeline::{Family, Load, Pipeline, Purpose, TextPipeline};
+use crate::registry::Kind;
 use crate::registry::{
     self, DenseKind, DenseModelDescription, DensePipeline, ModelCore, ModelSource, OutputSelector,
     Pooling,
@@ -316,4 +318,37 @@ impl Model<Dense> {
         }
         Ok(())
     }
+}
+
+impl Capable for Model<Dense> {
+    fn name(&self) -> &str {
+        &self.description().core.model
+    }
+    fn kind(&self) -> Kind {
+        Kind::Dense
+    }
+    fn capabilities(&self) -> &'static [Capability] {
+        &[
+            Capability::DenseText,
+            Capability::DenseTokenIds,
+            Capability::Tokens,
+        ]
+    }
+    fn dim(&self) -> Option<usize> {
+        Some(self.embedding_size())
+    }
+    fn matryoshka(&self) -> bool {
+        self.description().matryoshka
+    }
+    fn dense_texts(&self, texts: &[&str], o: &CallOptions) -> Result<Vec<Embedding>> {
+        self.try_embed_iter(texts.iter().map(Ok), o.batch_size, o.purpose)
+            .collect()
+    }
+    fn dense_token_ids(&self, ids: &[Vec<u32>], o: &CallOptions) -> Result<Vec<Embedding>> {
+        self.embed_token_ids(ids, o.batch_size)
+    }
+    fn check_token_ids(&self, ids: &[Vec<u32>]) -> Result<()> {
+        Model::check_token_ids(self, ids)
+    }
+    crate::handle::text_tokens!();
 }
