@@ -24,6 +24,7 @@ from ._embedkit import (
     InvalidInputError,
     ModelMismatchError,
     UnknownModelError,
+    UnsupportedError,
 )
 
 # Texts per engine call: large enough to sort by length and fill every session, small

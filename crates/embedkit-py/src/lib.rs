@@ -43,29 +43,28 @@ pyo3::create_exception!(
 );
 pyo3::create_exception!(
     _embedkit,
+    UnsupportedError,
+    EmbedkitError,
+    "The model does not offer the operation (a dense call on a sparse model, ...)."
+);
+pyo3::create_exception!(
+    _embedkit,
     ModelMismatchError,
     EmbedkitError,
     "The model files do not fit the model's description (graph inputs, outputs, sizes)."
 );
 
-/// The engine's error as the Python exception of its kind, with the engine's message.
+/// The engine's error as the Python exception of its kind, with the engine's message:
+/// the one place kinds become exception classes.
 fn err(e: embedkit::Error) -> PyErr {
-    use embedkit::Error as E;
+    use embedkit::ErrorKind as K;
     let message = e.to_string();
-    match e {
-        E::UnknownModel { .. } => UnknownModelError::new_err(message),
-        E::Download(_) | E::NotCached(_) | E::UnsafeArchive { .. } => {
-            DownloadError::new_err(message)
-        }
-        E::InvalidArgument(_)
-        | E::Input { .. }
-        | E::InputRow { .. }
-        | E::Image { .. }
-        | E::DuplicateModel(_)
-        | E::Tokenizer(_) => InvalidInputError::new_err(message),
-        E::ModelMismatch { .. } | E::InvalidModel { .. } | E::MissingFile { .. } => {
-            ModelMismatchError::new_err(message)
-        }
+    match e.kind() {
+        K::UnknownModel => UnknownModelError::new_err(message),
+        K::Unavailable => DownloadError::new_err(message),
+        K::InvalidInput => InvalidInputError::new_err(message),
+        K::Unsupported => UnsupportedError::new_err(message),
+        K::ModelMismatch => ModelMismatchError::new_err(message),
         _ => EmbedkitError::new_err(message),
     }
 }
@@ -623,6 +622,7 @@ fn _embedkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("UnknownModelError", m.py().get_type::<UnknownModelError>())?;
     m.add("DownloadError", m.py().get_type::<DownloadError>())?;
     m.add("InvalidInputError", m.py().get_type::<InvalidInputError>())?;
+    m.add("UnsupportedError", m.py().get_type::<UnsupportedError>())?;
     m.add(
         "ModelMismatchError",
         m.py().get_type::<ModelMismatchError>(),

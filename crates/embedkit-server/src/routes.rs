@@ -175,14 +175,13 @@ async fn run(
     }
 }
 
-/// A library error as an answer: the client's input (422) or ours (500).
+/// A library error as an answer, by its kind: the client's input (422) or ours (500).
+/// The one place library errors become statuses.
 fn library_error(e: embedkit::Error) -> ApiError {
-    use embedkit::Error as E;
-    match e {
-        E::InvalidArgument(_) | E::Image { .. } | E::Input { .. } | E::InputRow { .. } => {
-            ApiError::validation(e.to_string())
-        }
-        other => ApiError::backend(other.to_string()),
+    use embedkit::ErrorKind as K;
+    match e.kind() {
+        K::InvalidInput | K::Unsupported => ApiError::validation(e.to_string()),
+        _ => ApiError::backend(e.to_string()),
     }
 }
 

@@ -117,7 +117,7 @@ pub fn run_batches<T: Send>(
             if results.len() == batch.len() {
                 Ok(results)
             } else {
-                Err(Error::Ort(format!(
+                Err(Error::Internal(format!(
                     "the model returned {} results for a batch of {}",
                     results.len(),
                     batch.len()
@@ -173,7 +173,7 @@ pub fn run_batches<T: Send>(
                     }
                     Err(_) => {
                         let mut slot = failure.lock().unwrap_or_else(|p| p.into_inner());
-                        slot.get_or_insert((0, Error::Ort("a batch worker panicked".into())));
+                        slot.get_or_insert((0, Error::Internal("a batch worker panicked".into())));
                     }
                 }
             }
@@ -183,7 +183,7 @@ pub fn run_batches<T: Send>(
     let results: Vec<T> = out.into_iter().map_while(|r| r).collect();
     let error = match failure {
         Some((_, e)) => Some(e),
-        None if results.len() < items => Some(Error::Ort(format!(
+        None if results.len() < items => Some(Error::Internal(format!(
             "{} of {items} items were in no batch",
             items - results.len()
         ))),
@@ -274,7 +274,7 @@ impl<'a, S: 'a, T: 'a> WindowStream<'a, S, T> {
             let Ran { results, error } = (self.compute)(window);
             let error = error.or_else(|| {
                 (results.len() != expected).then(|| {
-                    Error::Ort(format!(
+                    Error::Internal(format!(
                         "{} results for a window of {expected} inputs",
                         results.len()
                     ))

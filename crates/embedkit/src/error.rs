@@ -13,9 +13,14 @@ pub enum Error {
     #[error("{0}")]
     RuntimeNotFound(String),
 
-    /// ONNX Runtime failed (loading a model, running it).
+    /// ONNX Runtime failed (loading a model, running it); its own error is the source.
     #[error("ONNX Runtime error: {0}")]
-    Ort(String),
+    Ort(#[source] ort::Error),
+
+    /// embedkit broke one of its own rules (a batch without results, a worker that
+    /// panicked): a bug to report, not something the caller did.
+    #[error("internal error: {0}")]
+    Internal(String),
 
     /// The requested execution provider or device cannot be used here.
     #[error("{0}")]
@@ -48,6 +53,14 @@ pub enum Error {
     /// A model file or config exists but cannot be used.
     #[error("invalid model file {path}: {reason}")]
     InvalidModel { path: PathBuf, reason: String },
+
+    /// ONNX Runtime refused a model file (truncated, corrupt, an unknown operator).
+    #[error("invalid model file {path}: ONNX Runtime could not load it: {source}")]
+    UnloadableModel {
+        path: PathBuf,
+        #[source]
+        source: ort::Error,
+    },
 
     /// The ONNX graph does not have the inputs or outputs the pipeline needs.
     #[error("model {model:?}: {reason}")]
@@ -104,6 +117,64 @@ impl Error {
 
 impl From<ort::Error> for Error {
     fn from(e: ort::Error) -> Self {
-        Error::Ort(e.to_string())
+        Error::Ort(e)
+    }
+}
+
+impl From<ort::Error<ort::session::builder::SessionBuilder>> for Error {
+    fn from(e: ort::Error<ort::session::builder::SessionBuilder>) -> Self {
+        Error::Ort(e.into())
+    }
+}
+
+/// What kind of failure an [`Error`] is: what each front end maps to its own terms
+/// (an HTTP status, a Python exception class, an exit code), in one place each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// An argument, option or input (text, image, row, token ids) cannot be used.
+    InvalidInput,
+    /// The model name is not in the registry.
+    UnknownModel,
+    /// The model does not offer the operation.
+    Unsupported,
+    /// The model files could not be fetched, are not cached, or were refused.
+    Unavailable,
+    /// The model files do not fit the model's description.
+    ModelMismatch,
+    /// The machine: no runtime library, an unusable device, a file that cannot be read
+    /// or written.
+    Environment,
+    /// ONNX Runtime failed while loading or running a graph.
+    Runtime,
+    /// A bug in embedkit.
+    Internal,
+}
+
+impl Error {
+    /// The kind of failure, for front ends to map.
+    pub fn kind(&self) -> ErrorKind {
+        use ErrorKind as K;
+        match self {
+            Error::InvalidArgument(_)
+            | Error::Input { .. }
+            | Error::InputRow { .. }
+            | Error::Image { .. }
+            | Error::DuplicateModel(_)
+            | Error::Tokenizer(_) => K::InvalidInput,
+            Error::UnknownModel { .. } => K::UnknownModel,
+            Error::Unsupported(_) => K::Unsupported,
+            Error::NotCached(_) | Error::Download(_) | Error::UnsafeArchive { .. } => {
+                K::Unavailable
+            }
+            Error::ModelMismatch { .. }
+            | Error::InvalidModel { .. }
+            | Error::UnloadableModel { .. }
+            | Error::MissingFile { .. } => K::ModelMismatch,
+            Error::RuntimeNotFound(_) | Error::Device(_) | Error::Io { .. } => K::Environment,
+            Error::Ort(_) => K::Runtime,
+            Error::Internal(_) => K::Internal,
+        }
     }
 }

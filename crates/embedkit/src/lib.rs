@@ -63,7 +63,7 @@ mod tokenize;
 
 pub use batching::DEFAULT_MAX_BATCH_TOKENS;
 pub use engine::{Builder, Model, Stream};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use handle::{CallOptions, Capability, Capable, EmbeddingModel, TextOutputs};
 pub use image::{ImageEmbedding, ImageEmbeddingBuilder, ImageInput};
 pub use late_interaction::{

@@ -309,3 +309,44 @@ fn normalize_makes_unit_vectors_of_raw_ones() {
         assert!(d <= 1e-4, "{d}");
     }
 }
+
+#[test]
+fn errors_keep_their_kind_and_source() {
+    use embedkit::ErrorKind as K;
+    use std::error::Error as _;
+    let o = CallOptions::new();
+    let e = EmbeddingModel::load("no-such/model", LoadOptions::default()).unwrap_err();
+    assert_eq!(e.kind(), K::UnknownModel, "{e}");
+
+    let dense = load(&case("cases.json", "minilm-fp32-edge"));
+    let e = dense.embed_sparse(&["a"], &o).unwrap_err();
+    assert_eq!(e.kind(), K::Unsupported, "{e}");
+    let e = dense.embed_token_ids(&[vec![u32::MAX]], &o).unwrap_err();
+    assert_eq!(e.kind(), K::InvalidInput, "{e}");
+    let e = dense
+        .embed_dense(&["a"], &CallOptions::new().batch_size(Some(0)))
+        .unwrap_err();
+    assert_eq!(e.kind(), K::InvalidInput, "{e}");
+
+    // A corrupt graph: ONNX Runtime's own error is kept as the source, not as text only.
+    let dir = tmp_dir("handle-corrupt-onnx");
+    let src = model_dir("tiny:cls-384");
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::write(
+        dir.join("model_optimized.onnx"),
+        b"\x08\x07not a protobuf\xff",
+    )
+    .unwrap();
+    let mut opts = LoadOptions::default();
+    opts.cache.specific_model_path = Some(dir.clone());
+    let e = EmbeddingModel::load("BAAI/bge-small-en-v1.5", opts).unwrap_err();
+    assert_eq!(e.kind(), K::ModelMismatch, "{e}");
+    assert!(e.to_string().contains("model_optimized.onnx"), "{e}");
+    assert!(e.source().is_some(), "{e}: no source");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -381,9 +381,9 @@ fn split_rows(
     let per = total / rows / dim;
     let out = out
         .into_shape_with_order((rows, per, dim))
-        .map_err(|e| Error::Ort(e.to_string()))?
+        .map_err(|e| Error::Internal(e.to_string()))?
         .into_dimensionality::<Ix3>()
-        .map_err(|e| Error::Ort(e.to_string()))?;
+        .map_err(|e| Error::Internal(e.to_string()))?;
     let mut result = Vec::with_capacity(rows);
     for (r, m) in out.outer_iter().enumerate() {
         match keep {

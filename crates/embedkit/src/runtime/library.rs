@@ -260,15 +260,12 @@ pub fn environment(explicit_library: Option<&Path>) -> Result<&'static Environme
             path.display()
         ))
     })?;
-    let env = builder
-        .with_name("embedkit")
-        .build()
-        .map_err(|e| Error::Ort(e.to_string()))?;
+    let env = builder.with_name("embedkit").build()?;
     let _ = RUNTIME.set(LoadedRuntime { env, path, source });
     RUNTIME
         .get()
         .map(|rt| &rt.env)
-        .ok_or_else(|| Error::Ort("runtime initialisation raced".into()))
+        .ok_or_else(|| Error::Internal("runtime initialisation raced".into()))
 }
 
 /// The path of the loaded runtime library, if it has been loaded.
@@ -292,7 +289,7 @@ pub fn runtime_info(explicit_library: Option<&Path>) -> Result<RuntimeInfo> {
     environment(explicit_library)?;
     let rt = RUNTIME
         .get()
-        .ok_or_else(|| Error::Ort("the runtime is not loaded".into()))?;
+        .ok_or_else(|| Error::Internal("the runtime is not loaded".into()))?;
     Ok(RuntimeInfo {
         version: library_version(&rt.path)?,
         library: rt.path.clone(),
@@ -305,7 +302,9 @@ pub fn runtime_info(explicit_library: Option<&Path>) -> Result<RuntimeInfo> {
 /// The library's own version string (`OrtGetApiBase()->GetVersionString()`): the build
 /// info has a git branch, often `HEAD`. `ort` reads it only privately, at load time.
 fn library_version(path: &Path) -> Result<String> {
-    let bad = |e: String| Error::Ort(format!("reading the version of {}: {e}", path.display()));
+    let bad = |e: String| {
+        Error::RuntimeNotFound(format!("reading the version of {}: {e}", path.display()))
+    };
     // SAFETY: the library is already loaded (dlopen returns the same handle) and exports
     // OrtGetApiBase with this signature, as `ort` itself relies on.
     unsafe {
@@ -339,7 +338,7 @@ fn available_providers() -> Result<Vec<String>> {
     if !status.0.is_null() {
         // SAFETY: a non-null status is owned by us and released once.
         unsafe { (api.ReleaseStatus)(status.0) };
-        return Err(Error::Ort(
+        return Err(Error::RuntimeNotFound(
             "ONNX Runtime could not list its providers".into(),
         ));
     }

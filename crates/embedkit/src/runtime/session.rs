@@ -34,7 +34,7 @@ fn open_session(
         preload_cuda_libraries();
     }
     let eps: Vec<ExecutionProviderDispatch> = providers.iter().map(dispatch).collect();
-    let ort_err = |e: ort::Error<ort::session::builder::SessionBuilder>| Error::Ort(e.to_string());
+    let ort_err = Error::from;
     let mut builder = Session::builder(env)?
         .with_optimization_level(GraphOptimizationLevel::All)
         .map_err(ort_err)?
@@ -55,9 +55,9 @@ fn open_session(
     }
     builder
         .commit_from_file(model_path)
-        .map_err(|e| Error::InvalidModel {
+        .map_err(|e| Error::UnloadableModel {
             path: model_path.to_path_buf(),
-            reason: format!("ONNX Runtime could not load it: {e}"),
+            source: e.into(),
         })
 }
 
@@ -331,8 +331,9 @@ impl OnnxModel {
         output: &str,
     ) -> Result<ndarray::ArrayD<f32>> {
         let mut outs = self.run_many_f32(lane, inputs, &[output.to_string()])?;
-        outs.pop()
-            .ok_or_else(|| Error::Ort(format!("the model produced no output named {output:?}")))
+        outs.pop().ok_or_else(|| {
+            Error::Internal(format!("the model produced no output named {output:?}"))
+        })
     }
 
     /// Runs the graph on named inputs and returns the float outputs named, in order.
@@ -359,7 +360,7 @@ impl OnnxModel {
     ) -> Result<R> {
         self.run_views(lane, inputs, &[output.to_string()], |mut views| {
             let view = views.pop().ok_or_else(|| {
-                Error::Ort(format!("the model produced no output named {output:?}"))
+                Error::Internal(format!("the model produced no output named {output:?}"))
             })?;
             f(view)
         })
@@ -407,7 +408,7 @@ impl OnnxModel {
             .iter()
             .map(|output| {
                 let value = outputs.get(output.as_str()).ok_or_else(|| {
-                    Error::Ort(format!("the model produced no output named {output:?}"))
+                    Error::Internal(format!("the model produced no output named {output:?}"))
                 })?;
                 let array = value.try_extract_array::<f32>().map_err(|e| {
                     Error::Unsupported(format!(

@@ -270,7 +270,7 @@ impl Pipeline for Sparse {
                 SparseItem::Done(v) => Ok(v.clone()),
                 SparseItem::Tokens(_) => computed
                     .next()
-                    .ok_or_else(|| Error::Ort("the model returned too few vectors".into())),
+                    .ok_or_else(|| Error::Internal("the model returned too few vectors".into())),
             })
             .collect()
     }
