@@ -57,7 +57,7 @@ fn open_session(
         .commit_from_file(model_path)
         .map_err(|e| Error::UnloadableModel {
             path: model_path.to_path_buf(),
-            source: e.into(),
+            source: e,
         })
 }
 
