@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::Args;
 use embedkit::{Purpose, TextEmbedding};
 
-use crate::vectors::Vector;
+use crate::vectors::{Shape, Vector};
 use crate::{corpus, job, IoArgs, ModelArgs};
 
 #[derive(Args, Debug)]
@@ -37,7 +37,7 @@ pub fn run(mut args: EmbedArgs) -> anyhow::Result<()> {
     } else {
         Purpose::Document
     };
-    let (job, docs) = job::start(&mut args.io, &args.corpus)?;
+    let (job, docs) = job::start(&mut args.io, &args.corpus, Shape::Dense)?;
     let name = args.model.name("BAAI/bge-small-en-v1.5");
     let load = args.model.load_options()?;
     let model = TextEmbedding::builder(name)

@@ -1,5 +1,5 @@
-//! `embedkit embed-image FILES...`: one `{"embedding": [...]}` line per image file, in
-//! the order given.
+//! `embedkit embed-image FILES...`: one `{"id": FILE, "embedding": [...]}` record per
+//! image file, in the order given, in any output format, resumable as `embed`.
 
 use std::path::PathBuf;
 
@@ -7,15 +7,26 @@ use anyhow::Context;
 use clap::Args;
 use embedkit::ImageEmbedding;
 
+use crate::corpus::Id;
+use crate::job::Output;
+use crate::vectors::{OutputFormat, Shape, Vector};
 use crate::{output, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct EmbedImageArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Write JSON Lines to FILE (default: stdout); the file appears only when complete.
+    /// Write to FILE (default: stdout), JSON Lines, or by extension .parquet or .npy (ids
+    /// beside it in NAME.ids.jsonl); it appears only when complete.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// The output's format [default: by extension: .parquet, .npy; else JSON Lines].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub output_format: Option<OutputFormat>,
+    /// Continue an interrupted or failed run into the same --output: the files already
+    /// written are skipped.
+    #[arg(long)]
+    pub resume: bool,
     /// No progress display and no summary line on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -25,6 +36,21 @@ pub struct EmbedImageArgs {
 }
 
 pub fn run(args: EmbedImageArgs) -> anyhow::Result<()> {
+    let format = OutputFormat::of(args.output.as_deref(), args.output_format);
+    let mut out = Output::open(args.output.as_deref(), format, args.resume, Shape::Dense)?;
+    let id_of = |f: &PathBuf| Id::Str(f.display().to_string());
+    // The files an earlier run wrote are the first ones given, by name.
+    let done = std::mem::take(&mut out.done);
+    for (i, id) in done.iter().enumerate() {
+        let same = args.files.get(i).map(id_of).is_some_and(|f| f == *id);
+        anyhow::ensure!(
+            same,
+            "the output holds {} images, but its image {i} is not the {i}th file given; \
+             --resume continues the same command",
+            done.len()
+        );
+    }
+    let files: Vec<PathBuf> = args.files[done.len()..].to_vec();
     let name = args.model.name("Qdrant/clip-ViT-B-32-vision");
     let load = args.model.load_options()?;
     let model = ImageEmbedding::builder(name)
@@ -35,8 +61,11 @@ pub fn run(args: EmbedImageArgs) -> anyhow::Result<()> {
         noun: "images",
         ..output::Progress::new(Some(args.files.len() as u64), args.quiet)
     };
-    let vectors = model.embed_iter(args.files, None);
-    output::write_jsonl(args.output.as_deref(), progress, vectors, |v| {
-        serde_json::to_string(&serde_json::json!({ "embedding": v }))
-    })
+    let ids: Vec<Id> = files.iter().map(id_of).collect();
+    let vectors = model.embed_iter(files, None);
+    let records = ids
+        .into_iter()
+        .zip(vectors)
+        .map(|(id, v)| v.map(|v| (id, Vector::Dense(v))));
+    out.write(progress, records)
 }

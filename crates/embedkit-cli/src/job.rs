@@ -27,7 +27,9 @@ use std::rc::Rc;
 
 use crate::corpus::{CorpusArgs, Id, Ids};
 use crate::output::{partial_path, Progress};
-use crate::vectors::{npy_header, record_batch, OutputFormat, Vector, NPY_HEADER, ROW_GROUP};
+use crate::vectors::{
+    npy_header, record_batch, OutputFormat, Shape, Vector, NPY_HEADER, ROW_GROUP,
+};
 use crate::IoArgs;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -47,8 +49,14 @@ pub struct Job {
 pub fn start(
     io: &mut IoArgs,
     corpus: &CorpusArgs,
+    shape: Shape,
 ) -> anyhow::Result<(Job, impl Iterator<Item = embedkit::Result<String>>)> {
-    let mut out = Output::open(io.output.as_deref(), io.output_format(), corpus.resume)?;
+    let mut out = Output::open(
+        io.output.as_deref(),
+        io.output_format(),
+        corpus.resume,
+        shape,
+    )?;
     let done = std::mem::take(&mut out.done);
     let texts = std::mem::take(&mut io.texts);
     let rows = crate::corpus::open(texts, io.input.as_deref(), corpus)?.after(done);
@@ -66,6 +74,38 @@ pub fn start(
 }
 
 impl Job {
+    /// How many rows an earlier run completed (the input continues after them).
+    pub fn resumed(&self) -> u64 {
+        self.out.resumed
+    }
+
+    /// Takes every result first (with its row's id), then writes the records `arrange`
+    /// makes of them (a ranking, say).
+    pub fn finish_arranged<T>(
+        self,
+        results: impl Iterator<Item = embedkit::Result<T>>,
+        arrange: impl FnOnce(Vec<(Id, T)>) -> Vec<(Id, Vector)>,
+    ) -> anyhow::Result<()> {
+        let ids = self.ids;
+        let all = results
+            .map(|r| Ok((ids.next_id()?, r?)))
+            .collect::<embedkit::Result<Vec<_>>>();
+        let all = match all {
+            Ok(all) => all,
+            Err(e) => {
+                self.out.abandon();
+                return Err(e.into());
+            }
+        };
+        crate::corpus::report_skipped(&self.skipped);
+        let records = arrange(all);
+        let progress = Progress {
+            total: Some(records.len() as u64),
+            ..self.progress
+        };
+        self.out.write(progress, records.into_iter().map(Ok))
+    }
+
     /// Writes the results (one per text, in order) with their rows' ids.
     pub fn finish(
         self,
@@ -117,6 +157,28 @@ pub struct Output {
     pub done: Vec<Id>,
     /// How many rows that is.
     resumed: u64,
+    /// Removes a fresh partial that never got a row when the job fails before writing
+    /// (a model that does not load, say): nothing is left behind.
+    guard: PartialGuard,
+}
+
+struct PartialGuard {
+    files: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
+    armed: bool,
+}
+
+impl Drop for PartialGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            for f in &self.files {
+                let _ = std::fs::remove_file(f);
+            }
+            for d in &self.dirs {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
 }
 
 enum Kind {
@@ -200,7 +262,13 @@ fn complete_lines(file: &mut File, key: Option<&str>) -> anyhow::Result<(Vec<Val
 }
 
 impl Output {
-    pub fn open(dest: Option<&Path>, format: OutputFormat, resume: bool) -> anyhow::Result<Output> {
+    pub fn open(
+        dest: Option<&Path>,
+        format: OutputFormat,
+        resume: bool,
+        shape: Shape,
+    ) -> anyhow::Result<Output> {
+        shape.check(format)?;
         let dest = dest.filter(|p| *p != Path::new("-"));
         let Some(dest) = dest else {
             if format != OutputFormat::Jsonl {
@@ -214,6 +282,11 @@ impl Output {
                 kind: Kind::Stdout(BufWriter::new(std::io::stdout())),
                 done: Vec::new(),
                 resumed: 0,
+                guard: PartialGuard {
+                    files: Vec::new(),
+                    dirs: Vec::new(),
+                    armed: false,
+                },
             });
         };
         let partial = partial_path(dest, "partial")?;
@@ -281,10 +354,25 @@ impl Output {
                 }
             }
         };
+        let (files, dirs) = match &kind {
+            Kind::Stdout(_) => (Vec::new(), Vec::new()),
+            Kind::Jsonl { partial, .. } => (vec![partial.clone()], Vec::new()),
+            Kind::Npy {
+                partial,
+                ids_partial,
+                ..
+            } => (vec![partial.clone(), ids_partial.clone()], Vec::new()),
+            Kind::Parquet { partial, parts, .. } => (vec![partial.clone()], vec![parts.clone()]),
+        };
         Ok(Output {
             dest: Some(dest.to_path_buf()),
             kind,
             resumed: done.len() as u64,
+            guard: PartialGuard {
+                files,
+                dirs,
+                armed: done.is_empty(),
+            },
             done,
         })
     }
@@ -308,6 +396,8 @@ impl Output {
             for result in results {
                 let (id, v) = result?;
                 bytes += self.put(id, v, &mut group)?;
+                // A row written is worth resuming: the partial stays if the job fails.
+                self.guard.armed = false;
                 count += 1;
                 bar.inc(1);
                 if interrupted() {
@@ -362,8 +452,10 @@ impl Output {
             Kind::Stdout(w) => write_line(w, &id, &v),
             Kind::Jsonl { file, .. } => write_line(file, &id, &v),
             Kind::Npy { data, ids, dim, .. } => {
-                let Vector::Dense(v) = v else {
-                    anyhow::bail!(".npy output holds dense vectors only; use .parquet or .jsonl")
+                let v = match v {
+                    Vector::Dense(v) => v,
+                    Vector::Score { score, .. } => vec![score],
+                    _ => anyhow::bail!(".npy holds rows of numbers; use .parquet or .jsonl"),
                 };
                 if dim.is_none() {
                     data.write_all(&npy_header(0, v.len()))?;

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::Args;
 use embedkit::{LateInteractionTextEmbedding, Muvera, MuveraOptions, Purpose};
 
-use crate::vectors::Vector;
+use crate::vectors::{Shape, Vector};
 use crate::{corpus, job, IoArgs, ModelArgs};
 
 #[derive(Args, Debug)]
@@ -38,7 +38,13 @@ pub struct LateArgs {
 }
 
 pub fn run(mut args: LateArgs) -> anyhow::Result<()> {
-    let (job, docs) = job::start(&mut args.io, &args.corpus)?;
+    // MUVERA encodings are fixed-width vectors; matrices are not.
+    let shape = if args.muvera {
+        Shape::Dense
+    } else {
+        Shape::Multi
+    };
+    let (job, docs) = job::start(&mut args.io, &args.corpus, shape)?;
     let name = args.model.name("colbert-ir/colbertv2.0");
     let load = args.model.load_options()?;
     let model = LateInteractionTextEmbedding::builder(name)

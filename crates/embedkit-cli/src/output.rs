@@ -1,8 +1,7 @@
-//! Output that is either complete or absent: a file is written beside its destination
-//! under a temporary name and renamed into place only when everything succeeded.
+//! How a job shows itself on stderr (progress, a closing summary) and where a partial
+//! output lives; the one writer of every command's records is `job::Output`.
 
-use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
@@ -90,44 +89,6 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-/// Writes one JSON line per result to `dest` (stdout when `None`), with `progress` on
-/// stderr. On any error a destination file is not left behind, half written.
-pub fn write_jsonl<T>(
-    dest: Option<&Path>,
-    progress: Progress,
-    results: impl Iterator<Item = embedkit::Result<T>>,
-    to_line: impl Fn(T) -> serde_json::Result<String>,
-) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
-    let bar = progress.bar();
-    let mut sink = Sink::open(dest)?;
-    let (mut count, mut bytes) = (0u64, 0u64);
-    let written = (|| -> anyhow::Result<()> {
-        let out = sink.writer();
-        for result in results {
-            let mut line = to_line(result?)?;
-            line.push('\n');
-            out.write_all(line.as_bytes())?;
-            count += 1;
-            bytes += line.len() as u64;
-            bar.inc(1);
-        }
-        Ok(())
-    })();
-    bar.finish_and_clear();
-    match written {
-        Ok(()) => {
-            sink.commit()?;
-            progress.summary(count, started.elapsed(), bytes, dest);
-            Ok(())
-        }
-        Err(e) => {
-            sink.abandon();
-            Err(e)
-        }
-    }
-}
-
 /// `dir/.NAME.<suffix>` beside `dest`: where its output is written until complete.
 pub fn partial_path(dest: &Path, suffix: &str) -> anyhow::Result<PathBuf> {
     let dir = dest
@@ -138,65 +99,4 @@ pub fn partial_path(dest: &Path, suffix: &str) -> anyhow::Result<PathBuf> {
         .file_name()
         .ok_or_else(|| anyhow::anyhow!("--output {} is not a file", dest.display()))?;
     Ok(dir.join(format!(".{}.{suffix}", name.to_string_lossy())))
-}
-
-pub enum Sink {
-    Stdout(BufWriter<io::Stdout>),
-    File {
-        writer: BufWriter<File>,
-        tmp: PathBuf,
-        dest: PathBuf,
-    },
-}
-
-impl Sink {
-    pub fn open(dest: Option<&Path>) -> anyhow::Result<Sink> {
-        match dest {
-            None => Ok(Sink::Stdout(BufWriter::new(io::stdout()))),
-            Some(p) if p == Path::new("-") => Ok(Sink::Stdout(BufWriter::new(io::stdout()))),
-            Some(dest) => {
-                let tmp = partial_path(dest, &format!("{}.partial", std::process::id()))?;
-                let file = File::create(&tmp)
-                    .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", tmp.display()))?;
-                Ok(Sink::File {
-                    writer: BufWriter::new(file),
-                    tmp,
-                    dest: dest.to_path_buf(),
-                })
-            }
-        }
-    }
-
-    pub fn writer(&mut self) -> &mut dyn Write {
-        match self {
-            Sink::Stdout(w) => w,
-            Sink::File { writer, .. } => writer,
-        }
-    }
-
-    /// Flushes and, for a file, moves it into place.
-    pub fn commit(self) -> anyhow::Result<()> {
-        match self {
-            Sink::Stdout(mut w) => Ok(w.flush()?),
-            Sink::File { writer, tmp, dest } => {
-                let file = writer
-                    .into_inner()
-                    .map_err(|e| anyhow::anyhow!("writing {}: {}", tmp.display(), e.error()))?;
-                file.sync_all()?;
-                drop(file);
-                std::fs::rename(&tmp, &dest).map_err(|e| {
-                    let _ = std::fs::remove_file(&tmp);
-                    anyhow::anyhow!("cannot move output into {}: {e}", dest.display())
-                })
-            }
-        }
-    }
-
-    /// Drops a partial file; what was written to stdout stays written.
-    pub fn abandon(self) {
-        if let Sink::File { writer, tmp, .. } = self {
-            drop(writer);
-            let _ = std::fs::remove_file(tmp);
-        }
-    }
 }

@@ -1,12 +1,14 @@
-//! `embedkit rerank`: a query and documents (one per line) in, JSON Lines
-//! `{"index": i, "score": s}` out — in input order, or the best `--top-k` first.
+//! `embedkit rerank`: a query and documents in, one record per document
+//! `{"id", "index", "score"}` out — in input order, or the best `--top-k` first — in
+//! any output format, with ids and `--resume` as `embed`.
 
 use anyhow::Context;
 use clap::Args;
 use embedkit::rerank::top_k;
-use embedkit::{RankedDocument, TextCrossEncoder};
+use embedkit::TextCrossEncoder;
 
-use crate::{input, output, IoArgs, ModelArgs};
+use crate::vectors::{Shape, Vector};
+use crate::{corpus, job, IoArgs, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct RerankArgs {
@@ -14,17 +16,18 @@ pub struct RerankArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub io: IoArgs,
+    #[command(flatten)]
+    pub corpus: corpus::CorpusArgs,
     /// The query the documents are scored against.
     #[arg(long, short)]
     pub query: String,
     /// Write only the K best documents, best first (reads every document first).
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", conflicts_with = "resume")]
     pub top_k: Option<usize>,
 }
 
-pub fn run(args: RerankArgs) -> anyhow::Result<()> {
-    let docs = input::documents(args.io.texts, args.io.input.as_deref())?;
-    let progress = output::Progress::new(docs.total, args.io.quiet);
+pub fn run(mut args: RerankArgs) -> anyhow::Result<()> {
+    let (job, docs) = job::start(&mut args.io, &args.corpus, Shape::Score)?;
     let name = args.model.name("Xenova/ms-marco-MiniLM-L-6-v2");
     let load = args.model.load_options()?;
     let model = TextCrossEncoder::builder(name)
@@ -32,28 +35,33 @@ pub fn run(args: RerankArgs) -> anyhow::Result<()> {
         .build()
         .with_context(|| format!("loading model {name}"))?;
     let query = args.query;
-    let pairs = docs.map(|d| d.map(|d| (query.as_str(), d)));
-    let flat = model
-        .rerank_pairs_iter(pairs, None)
-        .enumerate()
-        .map(|(index, score)| score.map(|score| RankedDocument { index, score }));
+    let pairs = docs.map(|d| d.map(|d| (query.clone(), d)));
+    let scores = model.rerank_pairs_iter(pairs, None);
+    let first = job.resumed();
     match args.top_k {
-        None => output::write_jsonl(args.io.output.as_deref(), progress, flat, |r| {
-            serde_json::to_string(&r)
+        None => job.finish(scores.enumerate().map(|(i, score)| {
+            score.map(|score| Vector::Score {
+                index: first + i as u64,
+                score,
+            })
+        })),
+        Some(k) => job.finish_arranged(scores, |all| {
+            let values: Vec<f32> = all.iter().map(|(_, s)| *s).collect();
+            let mut ids: Vec<Option<corpus::Id>> =
+                all.into_iter().map(|(id, _)| Some(id)).collect();
+            top_k(&values, k)
+                .into_iter()
+                .filter_map(|r| {
+                    let id = ids.get_mut(r.index)?.take()?;
+                    Some((
+                        id,
+                        Vector::Score {
+                            index: r.index as u64,
+                            score: r.score,
+                        },
+                    ))
+                })
+                .collect()
         }),
-        Some(k) => {
-            let all: Vec<RankedDocument> = flat.collect::<embedkit::Result<_>>()?;
-            let scores: Vec<f32> = all.iter().map(|r| r.score).collect();
-            let best = top_k(&scores, k).into_iter().map(Ok);
-            output::write_jsonl(
-                args.io.output.as_deref(),
-                output::Progress {
-                    total: None,
-                    ..progress
-                },
-                best,
-                |r| serde_json::to_string(&r),
-            )
-        }
     }
 }

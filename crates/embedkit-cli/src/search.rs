@@ -11,7 +11,10 @@ use anyhow::Context;
 use clap::Args;
 use embedkit::{Purpose, TextEmbedding};
 
-use crate::{input, IoArgs, ModelArgs};
+use crate::corpus::Id;
+use crate::job::Output;
+use crate::vectors::{Shape, Vector};
+use crate::{input, output, IoArgs, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct SearchArgs {
@@ -25,7 +28,8 @@ pub struct SearchArgs {
     /// How many documents to show, best first.
     #[arg(long, default_value_t = 10)]
     pub top_k: usize,
-    /// JSON Lines {"rank", "index", "score", "text"} instead of a table.
+    /// JSON Lines {"id", "rank", "index", "score", "text"} instead of a table (also what
+    /// --output writes, in the format of its extension).
     #[arg(long)]
     pub json: bool,
     /// Apply the model's query and passage prefixes (models trained with them).
@@ -82,6 +86,17 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     if args.top_k == 0 {
         anyhow::bail!("--top-k must be at least 1");
     }
+    // The output is opened (and a format that does not fit refused) before any work.
+    let out = if args.io.output.is_some() || args.json {
+        Some(Output::open(
+            args.io.output.as_deref(),
+            args.io.output_format(),
+            false,
+            Shape::Hit,
+        )?)
+    } else {
+        None
+    };
     let docs = input::documents(args.io.texts, args.io.input.as_deref())?;
     let name = args.model.name("BAAI/bge-small-en-v1.5");
     let model = TextEmbedding::builder(name)
@@ -124,19 +139,26 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         }
     }
     let ranked = best.into_sorted_vec();
-    let mut out = std::io::stdout().lock();
-    if !args.json {
-        writeln!(out, "query: {}", args.query)?;
+    // A table for people; records (any format, with ids) when asked for a file or JSON.
+    if args.io.output.is_some() || args.json {
+        let records = ranked.into_iter().enumerate().map(|(rank, hit)| {
+            Ok((
+                Id::Int(hit.index as i64),
+                Vector::Hit {
+                    rank: rank as u64 + 1,
+                    index: hit.index as u64,
+                    score: hit.score,
+                    text: hit.text,
+                },
+            ))
+        });
+        let progress = output::Progress::new(None, args.io.quiet);
+        return out.context("no output")?.write(progress, records);
     }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "query: {}", args.query)?;
     for (rank, hit) in ranked.iter().enumerate() {
-        if args.json {
-            let line = serde_json::json!({
-                "rank": rank + 1, "index": hit.index, "score": hit.score, "text": hit.text,
-            });
-            writeln!(out, "{line}")?;
-        } else {
-            writeln!(out, "{:>3}. {:.4}  {}", rank + 1, hit.score, hit.text)?;
-        }
+        writeln!(out, "{:>3}. {:.4}  {}", rank + 1, hit.score, hit.text)?;
     }
     Ok(())
 }

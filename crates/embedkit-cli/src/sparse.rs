@@ -6,7 +6,7 @@ use clap::Args;
 use embedkit::sparse::{Bm25Options, MinicoilOptions};
 use embedkit::{Purpose, SparseTextEmbedding};
 
-use crate::vectors::Vector;
+use crate::vectors::{Shape, Vector};
 use crate::{corpus, job, IoArgs, ModelArgs};
 
 #[derive(Args, Debug)]
@@ -42,7 +42,7 @@ pub struct SparseArgs {
 }
 
 pub fn run(mut args: SparseArgs) -> anyhow::Result<()> {
-    let (job, docs) = job::start(&mut args.io, &args.corpus)?;
+    let (job, docs) = job::start(&mut args.io, &args.corpus, Shape::Sparse)?;
     let name = args.model.name("prithivida/Splade_PP_en_v1");
     let load = args.model.load_options()?;
     let bm25 = Bm25Options::default();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use arrow_array::builder::{
     FixedSizeListBuilder, Float32Builder, Int64Builder, ListBuilder, StringBuilder, UInt32Builder,
+    UInt64Builder,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
@@ -40,11 +41,57 @@ impl OutputFormat {
     }
 }
 
-/// One result: a dense vector, a sparse one, or a matrix of token vectors.
+/// What a command's records are, known before any work: it decides which output
+/// formats fit (JSON Lines and Parquet take every shape; `.npy` fixed-width numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Dense,
+    Sparse,
+    Multi,
+    Score,
+    Hit,
+}
+
+impl Shape {
+    /// Refuses a format that does not fit, before anything is opened or computed.
+    pub fn check(self, format: OutputFormat) -> anyhow::Result<()> {
+        let what = match self {
+            Shape::Dense | Shape::Score => return Ok(()),
+            Shape::Sparse => "sparse vectors",
+            Shape::Multi => "token-vector matrices",
+            Shape::Hit => "search hits (with their texts)",
+        };
+        if format == OutputFormat::Npy {
+            anyhow::bail!(
+                ".npy holds rows of numbers of one width, which {what} are not; write \
+                 .jsonl or .parquet (or --output-format jsonl/parquet)"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// One result: a dense vector, a sparse one, a matrix of token vectors, a document's
+/// score, or a search hit.
 pub enum Vector {
     Dense(Vec<f32>),
-    Sparse { indices: Vec<u32>, values: Vec<f32> },
+    Sparse {
+        indices: Vec<u32>,
+        values: Vec<f32>,
+    },
     Multi(Array2<f32>),
+    /// A document's relevance; `index` is its position in the input.
+    Score {
+        index: u64,
+        score: f32,
+    },
+    /// A document ranked for a query, best first.
+    Hit {
+        rank: u64,
+        index: u64,
+        score: f32,
+        text: String,
+    },
 }
 
 impl Vector {
@@ -58,6 +105,17 @@ impl Vector {
                 let rows: Vec<Vec<f32>> = m.outer_iter().map(|r| r.to_vec()).collect();
                 json!({ "id": id.to_json(), "embeddings": rows })
             }
+            Vector::Score { index, score } => {
+                json!({ "id": id.to_json(), "index": index, "score": score })
+            }
+            Vector::Hit {
+                rank,
+                index,
+                score,
+                text,
+            } => json!({
+                "id": id.to_json(), "rank": rank, "index": index, "score": score, "text": text,
+            }),
         }
     }
 }
@@ -160,6 +218,47 @@ pub fn record_batch(group: &[(Id, Vector)], string_ids: bool) -> anyhow::Result<
             let col = b.finish();
             fields.push(Field::new("embeddings", col.data_type().clone(), false));
             columns.push(Arc::new(col));
+        }
+        Vector::Score { .. } => {
+            let (mut ib, mut sb) = (UInt64Builder::new(), Float32Builder::new());
+            for (_, v) in group {
+                let Vector::Score { index, score } = v else {
+                    anyhow::bail!("results of mixed kinds")
+                };
+                ib.append_value(*index);
+                sb.append_value(*score);
+            }
+            fields.push(Field::new("index", DataType::UInt64, false));
+            fields.push(Field::new("score", DataType::Float32, false));
+            columns.push(Arc::new(ib.finish()));
+            columns.push(Arc::new(sb.finish()));
+        }
+        Vector::Hit { .. } => {
+            let (mut rb, mut ib) = (UInt64Builder::new(), UInt64Builder::new());
+            let (mut sb, mut tb) = (Float32Builder::new(), StringBuilder::new());
+            for (_, v) in group {
+                let Vector::Hit {
+                    rank,
+                    index,
+                    score,
+                    text,
+                } = v
+                else {
+                    anyhow::bail!("results of mixed kinds")
+                };
+                rb.append_value(*rank);
+                ib.append_value(*index);
+                sb.append_value(*score);
+                tb.append_value(text);
+            }
+            fields.push(Field::new("rank", DataType::UInt64, false));
+            fields.push(Field::new("index", DataType::UInt64, false));
+            fields.push(Field::new("score", DataType::Float32, false));
+            fields.push(Field::new("text", DataType::Utf8, false));
+            columns.push(Arc::new(rb.finish()));
+            columns.push(Arc::new(ib.finish()));
+            columns.push(Arc::new(sb.finish()));
+            columns.push(Arc::new(tb.finish()));
         }
     }
     Ok(RecordBatch::try_new(

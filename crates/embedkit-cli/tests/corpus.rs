@@ -321,7 +321,7 @@ fn every_output_format_holds_the_jsonl_vectors() {
     }
     assert_eq!(row, texts.len());
 
-    // .npy holds dense vectors only: a clear error, and no file left behind.
+    // .npy holds fixed-width rows only: refused before any work, and no file left behind.
     let bad = embedkit(
         &[
             &sparse[..],
@@ -330,7 +330,7 @@ fn every_output_format_holds_the_jsonl_vectors() {
         .concat(),
     );
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("dense vectors only"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains(".npy holds rows of numbers of one width"));
     assert!(!dir.join("s.npy").exists() && !dir.join("s.ids.jsonl").exists());
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

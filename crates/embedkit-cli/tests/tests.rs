@@ -6,6 +6,7 @@ mod common;
 mod cli;
 mod corpus;
 mod corpus_memory;
+mod formats;
 mod gpu_build;
 mod hub_cli;
 mod resume;
