@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::Args;
 use embedkit::{Purpose, TextEmbedding};
 
-use crate::vectors::{Shape, Vector};
+use crate::vectors::DenseArgs;
 use crate::{corpus, job, IoArgs, ModelArgs};
 
 #[derive(Args, Debug)]
@@ -15,6 +15,8 @@ pub struct EmbedArgs {
     pub io: IoArgs,
     #[command(flatten)]
     pub corpus: corpus::CorpusArgs,
+    #[command(flatten)]
+    pub dense: DenseArgs,
     /// Embed as queries (`query_embed`).
     #[arg(long, conflicts_with = "passage")]
     pub query: bool,
@@ -37,7 +39,7 @@ pub fn run(mut args: EmbedArgs) -> anyhow::Result<()> {
     } else {
         Purpose::Document
     };
-    let (job, docs) = job::start(&mut args.io, &args.corpus, Shape::Dense)?;
+    let (job, docs) = job::start(&mut args.io, &args.corpus, args.dense.shape())?;
     let name = args.model.name("BAAI/bge-small-en-v1.5");
     let load = args.model.load_options()?;
     let model = TextEmbedding::builder(name)
@@ -45,9 +47,12 @@ pub fn run(mut args: EmbedArgs) -> anyhow::Result<()> {
         .add_prefixes(args.add_prefix)
         .build()
         .with_context(|| format!("loading model {}", name))?;
-
+    let dims = args
+        .dense
+        .check(name, model.embedding_size(), model.description().matryoshka)?;
+    let dense = &args.dense;
     let results = model
         .try_embed_iter(docs, None, purpose)
-        .map(|v| v.map(Vector::Dense));
+        .map(|v| v.map(|v| dense.apply(v, dims)));
     job.finish(results)
 }

@@ -9,7 +9,7 @@ use embedkit::ImageEmbedding;
 
 use crate::corpus::Id;
 use crate::job::Output;
-use crate::vectors::{OutputFormat, Shape, Vector};
+use crate::vectors::{DenseArgs, OutputFormat};
 use crate::{output, ModelArgs};
 
 #[derive(Args, Debug)]
@@ -27,6 +27,8 @@ pub struct EmbedImageArgs {
     /// written are skipped.
     #[arg(long)]
     pub resume: bool,
+    #[command(flatten)]
+    pub dense: DenseArgs,
     /// No progress display and no summary line on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -37,7 +39,12 @@ pub struct EmbedImageArgs {
 
 pub fn run(args: EmbedImageArgs) -> anyhow::Result<()> {
     let format = OutputFormat::of(args.output.as_deref(), args.output_format);
-    let mut out = Output::open(args.output.as_deref(), format, args.resume, Shape::Dense)?;
+    let mut out = Output::open(
+        args.output.as_deref(),
+        format,
+        args.resume,
+        args.dense.shape(),
+    )?;
     let id_of = |f: &PathBuf| Id::Str(f.display().to_string());
     // The files an earlier run wrote are the first ones given, by name.
     let done = std::mem::take(&mut out.done);
@@ -57,6 +64,7 @@ pub fn run(args: EmbedImageArgs) -> anyhow::Result<()> {
         .load_options(load)
         .build()
         .with_context(|| format!("loading model {name}"))?;
+    let dims = args.dense.check(name, model.embedding_size(), false)?;
     let progress = output::Progress {
         noun: "images",
         ..output::Progress::new(Some(args.files.len() as u64), args.quiet)
@@ -66,6 +74,6 @@ pub fn run(args: EmbedImageArgs) -> anyhow::Result<()> {
     let records = ids
         .into_iter()
         .zip(vectors)
-        .map(|(id, v)| v.map(|v| (id, Vector::Dense(v))));
+        .map(|(id, v)| v.map(|v| (id, args.dense.apply(v, dims))));
     out.write(progress, records)
 }

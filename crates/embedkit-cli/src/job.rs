@@ -193,6 +193,8 @@ enum Kind {
         ids_partial: PathBuf,
         ids: BufWriter<File>,
         dim: Option<usize>,
+        /// The element type (`<f4`, `|i1`, `|u1`) and its size in bytes.
+        dtype: (&'static str, usize),
     },
     Parquet {
         partial: PathBuf,
@@ -308,10 +310,12 @@ impl Output {
                 let ids_partial = partial_path(dest, "ids.partial")?;
                 let mut ids = open_locked(&ids_partial, !resume)?;
                 let (lines, _) = complete_lines(&mut ids, None)?;
-                let dim = npy_dim(&mut data)?;
+                let dtype = shape.npy_dtype();
+                let dim = npy_dim(&mut data, dtype.0)?;
+                let row_bytes = |d: usize| (dtype.1 * d) as u64;
                 let rows_in_data = match dim {
                     Some(d) if d > 0 => {
-                        (data.metadata()?.len().saturating_sub(NPY_HEADER as u64)) / (4 * d as u64)
+                        (data.metadata()?.len().saturating_sub(NPY_HEADER as u64)) / row_bytes(d)
                     }
                     _ => 0,
                 };
@@ -319,7 +323,7 @@ impl Output {
                 done = ids_from_lines(&lines[..rows as usize])?;
                 // Keep exactly `rows` of each: the vectors and their ids.
                 let data_len = if dim.is_some() {
-                    NPY_HEADER as u64 + rows * 4 * dim.unwrap_or(0) as u64
+                    NPY_HEADER as u64 + rows * row_bytes(dim.unwrap_or(0))
                 } else {
                     0
                 };
@@ -334,6 +338,7 @@ impl Output {
                     ids_partial,
                     ids: BufWriter::new(ids),
                     dim,
+                    dtype,
                 }
             }
             OutputFormat::Parquet => {
@@ -451,24 +456,31 @@ impl Output {
         match &mut self.kind {
             Kind::Stdout(w) => write_line(w, &id, &v),
             Kind::Jsonl { file, .. } => write_line(file, &id, &v),
-            Kind::Npy { data, ids, dim, .. } => {
-                let v = match v {
-                    Vector::Dense(v) => v,
-                    Vector::Score { score, .. } => vec![score],
+            Kind::Npy {
+                data,
+                ids,
+                dim,
+                dtype,
+                ..
+            } => {
+                let bytes: Vec<u8> = match v {
+                    Vector::Dense(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                    Vector::Score { score, .. } => score.to_le_bytes().to_vec(),
+                    Vector::Int8(v) => v.iter().map(|x| *x as u8).collect(),
+                    Vector::Binary(v) => v,
                     _ => anyhow::bail!(".npy holds rows of numbers; use .parquet or .jsonl"),
                 };
+                let n = bytes.len() / dtype.1;
                 if dim.is_none() {
-                    data.write_all(&npy_header(0, v.len()))?;
+                    data.write_all(&npy_header(0, n, dtype.0))?;
                 }
-                let d = *dim.get_or_insert(v.len());
-                anyhow::ensure!(v.len() == d, "vectors of {} and {d} numbers", v.len());
-                for x in &v {
-                    data.write_all(&x.to_le_bytes())?;
-                }
+                let d = *dim.get_or_insert(n);
+                anyhow::ensure!(n == d, "vectors of {n} and {d} numbers");
+                data.write_all(&bytes)?;
                 let mut line = serde_json::to_string(&id.to_json())?;
                 line.push('\n');
                 ids.write_all(line.as_bytes())?;
-                Ok(4 * d as u64)
+                Ok(bytes.len() as u64)
             }
             Kind::Parquet { .. } => {
                 group.push((id, v));
@@ -570,15 +582,19 @@ impl Output {
                 ids_partial,
                 ids,
                 dim,
+                dtype,
             } => {
                 let dim = dim.unwrap_or(0);
                 data.flush()?;
                 let rows = match dim {
                     0 => 0,
-                    d => (data.get_ref().metadata()?.len() - NPY_HEADER as u64) / (4 * d as u64),
+                    d => {
+                        (data.get_ref().metadata()?.len() - NPY_HEADER as u64)
+                            / (dtype.1 * d) as u64
+                    }
                 };
                 data.seek(SeekFrom::Start(0))?;
-                data.write_all(&npy_header(rows, dim))?;
+                data.write_all(&npy_header(rows, dim, dtype.0))?;
                 finish_file(data)?;
                 finish_file(ids)?;
                 rename(&ids_partial, &crate::vectors::sidecar_path(&dest))?;
@@ -620,7 +636,7 @@ fn rename(from: &Path, to: &Path) -> anyhow::Result<()> {
 }
 
 /// The dimension an `.npy` partial's header declares (None for an empty file).
-fn npy_dim(file: &mut File) -> anyhow::Result<Option<usize>> {
+fn npy_dim(file: &mut File, descr: &str) -> anyhow::Result<Option<usize>> {
     let len = file.metadata()?.len();
     if len < NPY_HEADER as u64 {
         file.set_len(0)?;
@@ -630,6 +646,11 @@ fn npy_dim(file: &mut File) -> anyhow::Result<Option<usize>> {
     file.seek(SeekFrom::Start(0))?;
     file.read_exact(&mut header)?;
     let text = String::from_utf8_lossy(&header);
+    anyhow::ensure!(
+        text.contains(&format!("'descr': '{descr}'")),
+        "the partial .npy output holds another element type than {descr}; run the same \
+         command (the same --output-dtype) with --resume, or without it to start over"
+    );
     let dim = text
         .split("'shape': (")
         .nth(1)

@@ -7,6 +7,7 @@ use embedkit::{LateInteractionTextEmbedding, Muvera, MuveraOptions, Purpose};
 
 use crate::vectors::{Shape, Vector};
 use crate::{corpus, job, IoArgs, ModelArgs};
+use embedkit::postprocess::VectorType;
 
 #[derive(Args, Debug)]
 pub struct LateArgs {
@@ -40,7 +41,7 @@ pub struct LateArgs {
 pub fn run(mut args: LateArgs) -> anyhow::Result<()> {
     // MUVERA encodings are fixed-width vectors; matrices are not.
     let shape = if args.muvera {
-        Shape::Dense
+        Shape::Dense(VectorType::Float32)
     } else {
         Shape::Multi
     };

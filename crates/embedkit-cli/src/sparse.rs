@@ -39,6 +39,12 @@ pub struct SparseArgs {
     /// BM25: no stemming and no default stopwords.
     #[arg(long)]
     pub disable_stemmer: bool,
+    /// Keep only each vector's K largest weights (pruning for smaller indexes).
+    #[arg(long, value_name = "K")]
+    pub top_terms: Option<usize>,
+    /// Drop weights below W.
+    #[arg(long, value_name = "W")]
+    pub min_weight: Option<f32>,
 }
 
 pub fn run(mut args: SparseArgs) -> anyhow::Result<()> {
@@ -70,8 +76,11 @@ pub fn run(mut args: SparseArgs) -> anyhow::Result<()> {
     } else {
         Purpose::Document
     };
-    let results = model.try_embed_iter(docs, None, purpose).map(|v| {
-        let (indices, values) = v?.into_parts();
+    let (top_terms, min_weight) = (args.top_terms, args.min_weight);
+    let results = model.try_embed_iter(docs, None, purpose).map(move |v| {
+        let mut v = v?;
+        embedkit::postprocess::prune_sparse(&mut v, top_terms, min_weight);
+        let (indices, values) = v.into_parts();
         Ok(Vector::Sparse { indices, values })
     });
     job.finish(results)

@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    FixedSizeListBuilder, Float32Builder, Int64Builder, ListBuilder, StringBuilder, UInt32Builder,
-    UInt64Builder,
+    FixedSizeListBuilder, Float32Builder, Int64Builder, Int8Builder, ListBuilder, StringBuilder,
+    UInt32Builder, UInt64Builder, UInt8Builder,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
-use clap::ValueEnum;
+use clap::{Args, ValueEnum};
+use embedkit::postprocess::{self, VectorType};
 use ndarray::Array2;
 use serde_json::json;
 
@@ -45,7 +46,7 @@ impl OutputFormat {
 /// formats fit (JSON Lines and Parquet take every shape; `.npy` fixed-width numbers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
-    Dense,
+    Dense(VectorType),
     Sparse,
     Multi,
     Score,
@@ -56,7 +57,7 @@ impl Shape {
     /// Refuses a format that does not fit, before anything is opened or computed.
     pub fn check(self, format: OutputFormat) -> anyhow::Result<()> {
         let what = match self {
-            Shape::Dense | Shape::Score => return Ok(()),
+            Shape::Dense(_) | Shape::Score => return Ok(()),
             Shape::Sparse => "sparse vectors",
             Shape::Multi => "token-vector matrices",
             Shape::Hit => "search hits (with their texts)",
@@ -69,12 +70,73 @@ impl Shape {
         }
         Ok(())
     }
+
+    /// The `.npy` element type of the records and its size in bytes.
+    pub fn npy_dtype(self) -> (&'static str, usize) {
+        match self {
+            Shape::Dense(VectorType::Int8) => ("|i1", 1),
+            Shape::Dense(VectorType::Binary) => ("|u1", 1),
+            _ => ("<f4", 4),
+        }
+    }
+}
+
+/// The dense options of the commands that write dense vectors: the library's post-
+/// processing steps, as flags.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DenseArgs {
+    /// Shorter vectors, for models trained for it (Matryoshka: nomic v1.5, jina v3, ...):
+    /// the first N values, L2-normalized again.
+    #[arg(long, value_name = "N")]
+    pub dimensions: Option<usize>,
+    /// L2-normalize each vector (last, after --dimensions).
+    #[arg(long)]
+    pub normalize: bool,
+    /// float32 (default), int8 (each vector scaled to ±127) or binary (sign bits packed
+    /// eight to a byte, first value highest).
+    #[arg(long, value_enum, value_name = "TYPE", default_value = "float32")]
+    pub output_dtype: VectorType,
+}
+
+impl DenseArgs {
+    /// Checks --dimensions against the model (its name, size and Matryoshka training),
+    /// before any work; `Some` is the shorter size to cut to.
+    pub fn check(&self, name: &str, dim: usize, matryoshka: bool) -> anyhow::Result<Option<usize>> {
+        Ok(match self.dimensions {
+            Some(d) => postprocess::check_dimensions(name, dim, matryoshka, d)?,
+            None => None,
+        })
+    }
+
+    pub fn shape(&self) -> Shape {
+        Shape::Dense(self.output_dtype)
+    }
+
+    /// One vector after the steps: shortened (to a size [`check`](Self::check) gave),
+    /// normalized, and in the output type.
+    pub fn apply(&self, mut v: Vec<f32>, dims: Option<usize>) -> Vector {
+        if let Some(d) = dims {
+            postprocess::matryoshka(&mut v, d);
+        }
+        if self.normalize {
+            postprocess::l2_normalize(&mut v);
+        }
+        match self.output_dtype {
+            VectorType::Float32 => Vector::Dense(v),
+            VectorType::Int8 => Vector::Int8(postprocess::to_int8(&v)),
+            VectorType::Binary => Vector::Binary(postprocess::to_binary(&v)),
+        }
+    }
 }
 
 /// One result: a dense vector, a sparse one, a matrix of token vectors, a document's
 /// score, or a search hit.
 pub enum Vector {
     Dense(Vec<f32>),
+    /// A dense vector as int8 (`--output-dtype int8`).
+    Int8(Vec<i8>),
+    /// A dense vector as packed bits (`--output-dtype binary`).
+    Binary(Vec<u8>),
     Sparse {
         indices: Vec<u32>,
         values: Vec<f32>,
@@ -98,6 +160,8 @@ impl Vector {
     pub fn to_json(&self, id: &Id) -> serde_json::Value {
         match self {
             Vector::Dense(v) => json!({ "id": id.to_json(), "embedding": v }),
+            Vector::Int8(v) => json!({ "id": id.to_json(), "embedding": v }),
+            Vector::Binary(v) => json!({ "id": id.to_json(), "embedding": v }),
             Vector::Sparse { indices, values } => {
                 json!({ "id": id.to_json(), "indices": indices, "values": values })
             }
@@ -164,6 +228,38 @@ pub fn record_batch(group: &[(Id, Vector)], string_ids: bool) -> anyhow::Result<
                     anyhow::bail!("results of mixed kinds")
                 };
                 anyhow::ensure!(v.len() == dim, "vectors of {} and {dim} numbers", v.len());
+                b.values().append_slice(v);
+                b.append(true);
+            }
+            let col = b.finish();
+            fields.push(Field::new("embedding", col.data_type().clone(), false));
+            columns.push(Arc::new(col));
+        }
+        Vector::Int8(first) => {
+            let dim = first.len();
+            let mut b = FixedSizeListBuilder::new(Int8Builder::new(), dim as i32)
+                .with_field(Field::new("item", DataType::Int8, false));
+            for (_, v) in group {
+                let Vector::Int8(v) = v else {
+                    anyhow::bail!("results of mixed kinds")
+                };
+                anyhow::ensure!(v.len() == dim, "vectors of {} and {dim} numbers", v.len());
+                b.values().append_slice(v);
+                b.append(true);
+            }
+            let col = b.finish();
+            fields.push(Field::new("embedding", col.data_type().clone(), false));
+            columns.push(Arc::new(col));
+        }
+        Vector::Binary(first) => {
+            let dim = first.len();
+            let mut b = FixedSizeListBuilder::new(UInt8Builder::new(), dim as i32)
+                .with_field(Field::new("item", DataType::UInt8, false));
+            for (_, v) in group {
+                let Vector::Binary(v) = v else {
+                    anyhow::bail!("results of mixed kinds")
+                };
+                anyhow::ensure!(v.len() == dim, "vectors of {} and {dim} bytes", v.len());
                 b.values().append_slice(v);
                 b.append(true);
             }
@@ -271,8 +367,9 @@ pub fn record_batch(group: &[(Id, Vector)], string_ids: bool) -> anyhow::Result<
 /// first (the count unknown) is rewritten in place at the end.
 pub const NPY_HEADER: usize = 128;
 
-pub fn npy_header(rows: u64, dim: usize) -> Vec<u8> {
-    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {dim}), }}");
+pub fn npy_header(rows: u64, dim: usize, descr: &str) -> Vec<u8> {
+    let dict =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {dim}), }}");
     // Magic, version 1.0, header length (u16 LE), then the dict padded with spaces to
     // NPY_HEADER bytes in all, ending in a newline.
     let mut out = b"\x93NUMPY\x01\x00".to_vec();
@@ -296,7 +393,7 @@ mod tests {
     #[test]
     fn npy_header_is_fixed_length_and_aligned() {
         for (rows, dim) in [(0, 0), (1, 384), (u64::MAX, usize::MAX)] {
-            let h = npy_header(rows, dim);
+            let h = npy_header(rows, dim, "<f4");
             assert_eq!(h.len(), NPY_HEADER);
             assert_eq!(h.len() % 64, 0);
             assert!(String::from_utf8_lossy(&h).contains(&format!("({rows}, {dim})")));

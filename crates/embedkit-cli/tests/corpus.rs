@@ -330,7 +330,9 @@ fn every_output_format_holds_the_jsonl_vectors() {
         .concat(),
     );
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains(".npy holds rows of numbers of one width"));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains(".npy holds rows of numbers of one width")
+    );
     assert!(!dir.join("s.npy").exists() && !dir.join("s.ids.jsonl").exists());
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

@@ -83,7 +83,7 @@ impl std::fmt::Display for Capability {
 /// Options of one call, the same for every operation and front end. Fields a call's
 /// operation does not use are ignored, except `dimensions`, which is refused where there
 /// is no dense vector to shorten.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct CallOptions {
     /// Inputs per batch; default: the model's.
@@ -95,6 +95,10 @@ pub struct CallOptions {
     pub dimensions: Option<usize>,
     /// L2-normalize each dense vector once more, last (TEI's `normalize`).
     pub normalize: bool,
+    /// Sparse vectors keep only their `sparse_top_k` largest weights.
+    pub sparse_top_k: Option<usize>,
+    /// Sparse vectors drop weights below this.
+    pub sparse_min_weight: Option<f32>,
 }
 
 impl CallOptions {
@@ -115,6 +119,14 @@ impl CallOptions {
     }
     pub fn normalize(mut self, yes: bool) -> Self {
         self.normalize = yes;
+        self
+    }
+    pub fn sparse_top_k(mut self, k: Option<usize>) -> Self {
+        self.sparse_top_k = k;
+        self
+    }
+    pub fn sparse_min_weight(mut self, w: Option<f32>) -> Self {
+        self.sparse_min_weight = w;
         self
     }
 }
@@ -316,21 +328,7 @@ impl EmbeddingModel {
                 )))
             }
         };
-        if d == dim {
-            Ok(None)
-        } else if d >= 1 && d < dim && self.matryoshka() {
-            Ok(Some(d))
-        } else if d >= 1 && d < dim {
-            Err(Error::InvalidArgument(format!(
-                "model {} was not trained for shortened vectors (Matryoshka), so \
-                 `dimensions` must be its size, {dim}; got {d}",
-                self.name()
-            )))
-        } else {
-            Err(Error::InvalidArgument(format!(
-                "dimensions must be an integer from 1 to {dim}, got {d}"
-            )))
-        }
+        postprocess::check_dimensions(self.name(), dim, self.matryoshka(), d)
     }
 
     /// Applies a call's post-processing to dense vectors the model gave (`dimensions`,
@@ -405,7 +403,8 @@ impl EmbeddingModel {
     ) -> Result<Vec<SparseEmbedding>> {
         self.require(Capability::SparseText)?;
         self.no_dimensions(o)?;
-        self.inner.sparse_texts(&refs(texts), o)
+        let v = self.inner.sparse_texts(&refs(texts), o)?;
+        Ok(finish_sparse(v, o))
     }
 
     /// One matrix per text.
@@ -476,8 +475,21 @@ impl EmbeddingModel {
         if let Some(dense) = out.dense.take() {
             out.dense = Some(self.finish_dense(dense, o)?);
         }
+        if let Some(sparse) = out.sparse.take() {
+            out.sparse = Some(finish_sparse(sparse, o));
+        }
         Ok(out)
     }
+}
+
+/// Applies a call's sparse pruning.
+fn finish_sparse(mut v: Vec<SparseEmbedding>, o: &CallOptions) -> Vec<SparseEmbedding> {
+    if o.sparse_top_k.is_some() || o.sparse_min_weight.is_some() {
+        for s in &mut v {
+            postprocess::prune_sparse(s, o.sparse_top_k, o.sparse_min_weight);
+        }
+    }
+    v
 }
 
 /// The one place that maps a family to its loader: a new family adds a line here and a

@@ -1,4 +1,6 @@
-//! Post-processing of embeddings: MUVERA fixed-dimensional encodings of multi-vectors.
+//! Post-processing of embeddings, as steps a call's options apply in the handle (and any
+//! caller may apply itself): Matryoshka shortening, normalization, sparse pruning, int8
+//! and binary vectors, and MUVERA fixed-dimensional encodings of multi-vectors.
 
 mod muvera;
 pub mod numpy_rng;
@@ -12,4 +14,127 @@ pub use crate::text::pooling::l2_normalize;
 pub fn matryoshka(v: &mut Vec<f32>, dims: usize) {
     v.truncate(dims);
     l2_normalize(v);
+}
+
+/// Checks a requested vector size against a model's (`name`, `dim`, whether it was
+/// trained for shorter vectors): `None` for its own size, `Some(d)` for a shorter one it
+/// may take; anything else is an error.
+pub fn check_dimensions(
+    name: &str,
+    dim: usize,
+    matryoshka: bool,
+    d: usize,
+) -> crate::Result<Option<usize>> {
+    use crate::Error;
+    if d == dim {
+        Ok(None)
+    } else if d >= 1 && d < dim && matryoshka {
+        Ok(Some(d))
+    } else if d >= 1 && d < dim {
+        Err(Error::InvalidArgument(format!(
+            "model {name} was not trained for shortened vectors (Matryoshka), so \
+             `dimensions` must be its size, {dim}; got {d}"
+        )))
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "dimensions must be an integer from 1 to {dim}, got {d}"
+        )))
+    }
+}
+
+/// How dense vectors are handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum VectorType {
+    /// float32, as the model computes them.
+    #[default]
+    Float32,
+    /// int8, each vector scaled so its largest magnitude is 127 (see [`to_int8`]).
+    Int8,
+    /// One bit per value, packed (see [`to_binary`]).
+    Binary,
+}
+
+/// A dense vector as int8: each value times `127 / max |value|`, rounded. A vector's
+/// scale is its own, so cosine similarity (and Qdrant's `Cosine` distance) is kept up to
+/// rounding; a zero vector stays zero.
+pub fn to_int8(v: &[f32]) -> Vec<i8> {
+    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    if max == 0.0 || !max.is_finite() {
+        return vec![0; v.len()];
+    }
+    let scale = 127.0 / max;
+    v.iter()
+        .map(|x| (x * scale).round().clamp(-127.0, 127.0) as i8)
+        .collect()
+}
+
+/// A dense vector as bits: 1 where a value is above 0, packed eight to a byte, the first
+/// value in the highest bit (numpy's `packbits`, what Qdrant's binary quantization and
+/// sentence-transformers' `ubinary` take); the last byte is padded with zeros.
+pub fn to_binary(v: &[f32]) -> Vec<u8> {
+    v.chunks(8)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .enumerate()
+                .fold(0u8, |byte, (i, x)| byte | (u8::from(*x > 0.0) << (7 - i)))
+        })
+        .collect()
+}
+
+/// Sparse pruning: drops weights below `min_weight`, then keeps the `top_k` largest
+/// (ties: the lower index); indices stay ascending.
+pub fn prune_sparse(
+    v: &mut crate::sparse::SparseEmbedding,
+    top_k: Option<usize>,
+    min_weight: Option<f32>,
+) {
+    let mut pairs: Vec<(u32, f32)> = v
+        .indices
+        .iter()
+        .copied()
+        .zip(v.values.iter().copied())
+        .filter(|(_, w)| min_weight.is_none_or(|m| *w >= m))
+        .collect();
+    if let Some(k) = top_k {
+        if pairs.len() > k {
+            pairs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            pairs.truncate(k);
+            pairs.sort_by_key(|p| p.0);
+        }
+    }
+    (v.indices, v.values) = pairs.into_iter().unzip();
+}
+
+pub use crate::rerank::top_k;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int8_scales_each_vector_to_127() {
+        assert_eq!(to_int8(&[0.5, -1.0, 0.25, 0.0]), vec![64, -127, 32, 0]);
+        assert_eq!(to_int8(&[0.0, 0.0]), vec![0, 0]);
+    }
+
+    #[test]
+    fn binary_packs_sign_bits_first_value_highest() {
+        // numpy: np.packbits(np.array([1,0,1,1,0,0,0,0, 1]) > 0) == [176, 128]
+        let v = [0.3, -0.1, 2.0, 0.5, 0.0, -3.0, -0.2, -1.0, 0.7];
+        assert_eq!(to_binary(&v), vec![0b1011_0000, 0b1000_0000]);
+    }
+
+    #[test]
+    fn pruning_keeps_the_largest_and_ascending_indices() {
+        let mut v = crate::sparse::SparseEmbedding {
+            indices: vec![3, 7, 9, 12],
+            values: vec![0.5, 0.1, 0.9, 0.5],
+        };
+        prune_sparse(&mut v, Some(2), Some(0.2));
+        assert_eq!(v.indices, vec![3, 9]);
+        assert_eq!(v.values, vec![0.5, 0.9]);
+    }
 }
