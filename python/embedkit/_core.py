@@ -122,10 +122,13 @@ def _models(json_text: str) -> list[dict[str, Any]]:
 
 
 class _Model:
-    """What every family's class shares: fastembed's constructor arguments, the engine
-    object they build, and `list_supported_models`."""
+    """What every class shares: fastembed's constructor arguments, the one engine class
+    they build (`embedkit._embedkit.Model`, the library's capability handle), and
+    `list_supported_models`. A class says only which registry table it lists (`_kind`),
+    which capabilities it needs (`_wanted`: one of them) and its builder settings."""
 
-    _native: Any  # the engine class of the family (embedkit._embedkit)
+    _kind: str  # the registry table listed by list_supported_models
+    _wanted: tuple[str, ...]  # capabilities, one of which the model must offer
 
     def __init__(self, model_name: str, cache_dir: str | None = None, threads: int | None = None,
                  providers: Sequence[Any] | None = None, cuda: Any = False,
@@ -136,27 +139,38 @@ class _Model:
         self.model_name = model_name
         self.cache_dir = cache_dir
         self.threads = threads
-        extra = self._extra_arguments(kwargs)
-        self._model = self._native(model_name, _options(
+        settings = self._settings(kwargs)
+        self._model = _embedkit.Model(model_name, _options(
             cache_dir, threads, providers, cuda, device_ids, lazy_load, device_id,
-            specific_model_path, local_files_only, batch_size, parallel, **kwargs), *extra)
+            specific_model_path, local_files_only, batch_size, parallel, **kwargs),
+            json.dumps(settings), list(self._wanted))
 
-    def _extra_arguments(self, kwargs: dict) -> tuple:
-        """Family-specific constructor arguments, taken out of `kwargs`."""
-        return ()
+    def _settings(self, kwargs: dict) -> dict | None:
+        """The family's builder settings (JSON object), taken out of `kwargs`."""
+        return None
+
+    @property
+    def capabilities(self) -> list[str]:
+        """What the model computes (`dense_text`, `sparse_text`, ...)."""
+        return self._model.capabilities
 
     @classmethod
     def list_supported_models(cls) -> list[dict[str, Any]]:
-        return _models(cls._native.list_supported_models())
+        return _models(_embedkit.list_supported_models(cls._kind))
 
 
 class TextEmbedding(_Model):
     """Dense text embeddings, as fastembed's `TextEmbedding`."""
 
-    _native = _embedkit.Text
+    _kind = "dense"
+    _wanted = ("dense_text",)
 
     def __init__(self, model_name: str = "BAAI/bge-small-en-v1.5", *args: Any, **kwargs: Any):
         super().__init__(model_name, *args, **kwargs)
+
+    def _settings(self, kwargs: dict) -> dict | None:
+        settings = {k: kwargs.pop(k) for k in ("add_prefixes", "task_id") if kwargs.get(k) is not None}
+        return settings or None
 
     @classmethod
     def add_custom_model(cls, model: str, pooling: Any, normalization: bool, sources: Any, dim: int,
@@ -164,7 +178,7 @@ class TextEmbedding(_Model):
                          size_in_gb: float = 0.0, additional_files: list[str] | None = None) -> None:
         from .common import _pooling_name, _sources_dict
 
-        _embedkit.Text.add_custom_model(json.dumps({
+        _embedkit.add_custom_text_model(json.dumps({
             "model": model, "pooling": _pooling_name(pooling), "normalization": normalization,
             "sources": _sources_dict(sources), "dim": dim, "model_file": model_file,
             "description": description, "license": license, "size_in_gb": size_in_gb,
@@ -182,22 +196,26 @@ class TextEmbedding(_Model):
     def embedding_size(self) -> int:
         return self._model.embedding_size
 
-    def _stream(self, documents: Iterable[str], batch_size: int | None, purpose: str) -> Iterator[np.ndarray]:
+    def _stream(self, documents: Iterable[str], batch_size: int | None, purpose: str,
+                kwargs: dict) -> Iterator[np.ndarray]:
+        dimensions, normalize = kwargs.get("dimensions"), bool(kwargs.get("normalize", False))
         for chunk in _chunks(documents, max(TEXT_CHUNK, batch_size or 0)):
-            yield from self._model.embed(chunk, batch_size, purpose)
+            yield from self._model.dense(chunk, batch_size, purpose, dimensions, normalize)
 
     def embed(self, documents: str | Iterable[str], batch_size: int = 256, parallel: int | None = None,
               **kwargs: Any) -> Iterator[np.ndarray]:
-        """One vector per document, lazily. `parallel` is accepted for fastembed's
-        signature; the engine's sessions are set when the model is built (`parallel=`
-        of the constructor) and already use every core by default."""
-        return self._stream(_texts(documents), batch_size, "document")
+        """One vector per document, lazily. `dimensions=N` shortens the vectors of
+        models trained for it (Matryoshka) and `normalize=True` L2-normalizes them.
+        `parallel` is accepted for fastembed's signature; the engine's sessions are set
+        when the model is built (`parallel=` of the constructor) and already use every
+        core by default."""
+        return self._stream(_texts(documents), batch_size, "document", kwargs)
 
     def query_embed(self, query: str | Iterable[str], **kwargs: Any) -> Iterator[np.ndarray]:
-        return self._stream(_texts(query), kwargs.get("batch_size"), "query")
+        return self._stream(_texts(query), kwargs.get("batch_size"), "query", kwargs)
 
     def passage_embed(self, texts: Iterable[str], **kwargs: Any) -> Iterator[np.ndarray]:
-        return self._stream(_texts(texts), kwargs.get("batch_size"), "passage")
+        return self._stream(_texts(texts), kwargs.get("batch_size"), "passage", kwargs)
 
     def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, **kwargs: Any) -> int:
         return sum(self._model.token_count(c) for c in _chunks(_texts(texts), batch_size))
@@ -232,26 +250,32 @@ class SparseEmbedding:
 class SparseTextEmbedding(_Model):
     """Sparse text embeddings (SPLADE, BM25, BM42, MiniCOIL), as fastembed's."""
 
-    _native = _embedkit.Sparse
+    _kind = "sparse"
+    _wanted = ("sparse_text",)
 
-    def _extra_arguments(self, kwargs: dict) -> tuple:
-        # BM25's parameters.
-        bm25 = tuple(kwargs.pop(k, None) for k in ("k", "b", "avg_len", "language"))
-        return (None if all(v is None for v in bm25) else bm25,)
-    def _stream(self, documents: Iterable[str], batch_size: int | None, query: bool) -> Iterator[SparseEmbedding]:
+    def _settings(self, kwargs: dict) -> dict | None:
+        # BM25's parameters, as fastembed takes them.
+        bm25 = {k: kwargs.pop(k) for k in ("k", "b", "avg_len", "language") if kwargs.get(k) is not None}
+        return {"bm25": bm25} if bm25 else None
+
+    def _stream(self, documents: Iterable[str], batch_size: int | None, purpose: str,
+                kwargs: dict) -> Iterator[SparseEmbedding]:
+        top_k, min_weight = kwargs.get("top_k"), kwargs.get("min_weight")
         for chunk in _chunks(documents, max(TEXT_CHUNK, batch_size or 0)):
-            for indices, values in self._model.embed(chunk, batch_size, query):
+            for indices, values in self._model.sparse(chunk, batch_size, purpose, top_k, min_weight):
                 yield SparseEmbedding(values=values, indices=indices)
 
     def embed(self, documents: str | Iterable[str], batch_size: int = 256, parallel: int | None = None,
               **kwargs: Any) -> Iterator[SparseEmbedding]:
-        return self._stream(_texts(documents), batch_size, False)
+        """One sparse vector per document; `top_k=K` keeps the K largest weights and
+        `min_weight=W` drops those below W."""
+        return self._stream(_texts(documents), batch_size, "document", kwargs)
 
     def query_embed(self, query: str | Iterable[str], **kwargs: Any) -> Iterator[SparseEmbedding]:
-        return self._stream(_texts(query), None, True)
+        return self._stream(_texts(query), None, "query", kwargs)
 
     def passage_embed(self, texts: Iterable[str], **kwargs: Any) -> Iterator[SparseEmbedding]:
-        return self._stream(_texts(texts), kwargs.get("batch_size"), False)
+        return self._stream(_texts(texts), kwargs.get("batch_size"), "document", kwargs)
 
     def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, **kwargs: Any) -> int:
         return sum(self._model.token_count(c) for c in _chunks(_texts(texts), batch_size))
@@ -260,29 +284,31 @@ class SparseTextEmbedding(_Model):
 class LateInteractionTextEmbedding(_Model):
     """ColBERT-family token vectors, as fastembed's."""
 
-    _native = _embedkit.LateText
+    _kind = "late_interaction"
+    _wanted = ("multi_vector_text",)
 
     @property
     def embedding_size(self) -> int:
         return self._model.embedding_size
 
-    def _stream(self, texts: Iterable[str], batch_size: int | None, query: bool) -> Iterator[np.ndarray]:
+    def _stream(self, texts: Iterable[str], batch_size: int | None, purpose: str) -> Iterator[np.ndarray]:
         for chunk in _chunks(texts, max(TEXT_CHUNK, batch_size or 0)):
-            yield from self._model.embed(chunk, batch_size, query)
+            yield from self._model.multi(chunk, batch_size, purpose)
 
     def embed(self, documents: str | Iterable[str], batch_size: int = 256, parallel: int | None = None,
               **kwargs: Any) -> Iterator[np.ndarray]:
-        return self._stream(_texts(documents), batch_size, False)
+        return self._stream(_texts(documents), batch_size, "document")
 
     def query_embed(self, query: str | Iterable[str], **kwargs: Any) -> Iterator[np.ndarray]:
-        return self._stream(_texts(query), None, True)
+        return self._stream(_texts(query), None, "query")
 
     def passage_embed(self, texts: Iterable[str], **kwargs: Any) -> Iterator[np.ndarray]:
-        return self._stream(_texts(texts), kwargs.get("batch_size"), False)
+        return self._stream(_texts(texts), kwargs.get("batch_size"), "document")
 
     def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, is_doc: bool = True,
                     include_extension: bool = False, **kwargs: Any) -> int:
-        return sum(self._model.token_count(c, is_doc, include_extension)
+        purpose = "document" if is_doc else "query"
+        return sum(self._model.token_count(c, purpose, include_extension)
                    for c in _chunks(_texts(texts), batch_size))
 
 
@@ -309,18 +335,26 @@ def _images(images: ImageInput | Iterable[ImageInput]) -> Iterable[ImageInput]:
 class ImageEmbedding(_Model):
     """Dense image embeddings, as fastembed's `ImageEmbedding`."""
 
-    _native = _embedkit.Image
+    _kind = "image"
+    _wanted = ("dense_image",)
+
+    @property
+    def embedding_size(self) -> int:
+        return self._model.embedding_size
 
     def embed(self, images: ImageInput | Iterable[ImageInput], batch_size: int = 16,
               parallel: int | None = None, **kwargs: Any) -> Iterator[np.ndarray]:
+        dimensions, normalize = kwargs.get("dimensions"), bool(kwargs.get("normalize", False))
         for chunk in _chunks(_images(images), max(64, batch_size)):
-            yield from self._model.embed([_image_item(i) for i in chunk], batch_size)
+            yield from self._model.dense_images([_image_item(i) for i in chunk], batch_size,
+                                                dimensions, normalize)
 
 
 class LateInteractionMultimodalEmbedding(_Model):
     """ColPali / ColModernVBert, as fastembed's."""
 
-    _native = _embedkit.Multimodal
+    _kind = "multimodal"
+    _wanted = ("multi_vector_text", "multi_vector_image")
 
     @property
     def embedding_size(self) -> int:
@@ -331,18 +365,19 @@ class LateInteractionMultimodalEmbedding(_Model):
     def embed_text(self, documents: str | Iterable[str], batch_size: int = 256,
                    parallel: int | None = None, **kwargs: Any) -> Iterator[np.ndarray]:
         for chunk in _chunks(_texts(documents), batch_size * max(1, TEXT_CHUNK // batch_size)):
-            yield from self._model.embed_text(chunk, batch_size)
+            yield from self._model.multi(chunk, batch_size)
 
     def embed_image(self, images: ImageInput | Iterable[ImageInput], batch_size: int = 16,
                     parallel: int | None = None, **kwargs: Any) -> Iterator[np.ndarray]:
         for chunk in _chunks(_images(images), batch_size * max(1, 64 // batch_size)):
-            yield from self._model.embed_image([_image_item(i) for i in chunk], batch_size)
+            yield from self._model.multi_images([_image_item(i) for i in chunk], batch_size)
 
 
 class TextCrossEncoder(_Model):
     """Cross-encoder reranking, as fastembed's `TextCrossEncoder`."""
 
-    _native = _embedkit.CrossEncoder
+    _kind = "rerank"
+    _wanted = ("pair_scores",)
 
     @classmethod
     def add_custom_model(cls, model: str, sources: Any, model_file: str = "onnx/model.onnx",
@@ -350,7 +385,7 @@ class TextCrossEncoder(_Model):
                          additional_files: list[str] | None = None) -> None:
         from .common import _sources_dict
 
-        _embedkit.CrossEncoder.add_custom_model(json.dumps({
+        _embedkit.add_custom_reranker(json.dumps({
             "model": model, "sources": _sources_dict(sources), "model_file": model_file,
             "description": description, "license": license, "size_in_gb": size_in_gb,
             "additional_files": additional_files or []}))
@@ -362,10 +397,10 @@ class TextCrossEncoder(_Model):
     def rerank_pairs(self, pairs: Iterable[tuple[str, str]], batch_size: int = 64,
                      parallel: int | None = None, **kwargs: Any) -> Iterator[float]:
         for chunk in _chunks(pairs, max(TEXT_CHUNK, batch_size)):
-            yield from self._model.rerank_pairs([(q, d) for q, d in chunk], batch_size)
+            yield from self._model.scores([(q, d) for q, d in chunk], batch_size)
 
     def token_count(self, pairs: Iterable[tuple[str, str]], batch_size: int = 1024, **kwargs: Any) -> int:
-        return sum(self._model.token_count([(q, d) for q, d in c]) for c in _chunks(pairs, batch_size))
+        return sum(self._model.pair_token_count([(q, d) for q, d in c]) for c in _chunks(pairs, batch_size))
 
 
 __all__ = [

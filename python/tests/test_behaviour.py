@@ -162,3 +162,37 @@ def test_sparse_embedding_helpers():
     assert set(e.as_object()) == {"values", "indices"}
     empty = embedkit.SparseEmbedding.from_dict({})
     assert empty.indices.dtype == np.int64 and len(empty.values) == 0
+
+
+def test_one_engine_class_with_capabilities_and_per_call_options():
+    """Every class is the one capability handle underneath: it says what it computes,
+    refuses a model that cannot do its job before loading it, and takes the per-call
+    options (Matryoshka `dimensions`, `normalize`, sparse pruning)."""
+    nomic = embedkit.TextEmbedding("nomic-ai/nomic-embed-text-v1.5",
+                                   specific_model_path=model_dir("tiny", "mean-768"))
+    assert nomic.capabilities == ["dense_text", "dense_token_ids", "tokens"]
+    texts = ["first document", "a second, longer document"]
+    full = np.stack(list(nomic.embed(texts)))
+    short = np.stack(list(nomic.embed(texts, dimensions=64)))
+    assert short.shape == (2, 64)
+    want = full[:, :64] / np.linalg.norm(full[:, :64], axis=1, keepdims=True)
+    assert np.abs(short - want).max() < 1e-5
+    unit = np.stack(list(nomic.embed(texts, normalize=True)))
+    assert np.abs(unit - full / np.linalg.norm(full, axis=1, keepdims=True)).max() < 1e-5
+    with pytest.raises(embedkit.InvalidInputError, match="dimensions"):
+        list(nomic.embed(texts, dimensions=0))
+
+    minilm = embedkit.TextEmbedding(MINILM, specific_model_path=model_dir("setup", "all-MiniLM-L6-v2-int8"))
+    with pytest.raises(embedkit.InvalidInputError, match="Matryoshka"):
+        list(minilm.embed(texts, dimensions=64))
+
+    # A model of another kind is refused by what it offers, not loaded.
+    with pytest.raises(embedkit.UnsupportedError, match="sparse_text.*not dense_text"):
+        embedkit.TextEmbedding("Qdrant/bm25", specific_model_path=model_dir("tiny", "bm25"))
+
+    bm25 = embedkit.SparseTextEmbedding("Qdrant/bm25", specific_model_path=model_dir("tiny", "bm25"))
+    doc = ["the quick brown fox jumps over the lazy dog near the river bank"]
+    whole = next(iter(bm25.embed(doc)))
+    top = next(iter(bm25.embed(doc, top_k=3)))
+    order = np.argsort(-whole.values, kind="stable")[:3]
+    assert sorted(top.indices.tolist()) == top.indices.tolist() == sorted(whole.indices[order].tolist())

@@ -1,17 +1,17 @@
 //! The native half of the Python package `embedkit` (module `embedkit._embedkit`).
 //!
-//! Each class here wraps one model family of the Rust library and computes one chunk of
-//! inputs per call, with the GIL released; the Python half (`python/embedkit`) gives
-//! fastembed's names and signatures, reads inputs lazily chunk by chunk and yields
-//! numpy arrays one by one. Model descriptions cross as JSON.
+//! One class, `Model`, wraps the library's capability handle for a model of any family
+//! and computes one chunk of inputs per call, with the GIL released; the Python half
+//! (`python/embedkit`) builds fastembed's classes on it from one table, reads inputs
+//! lazily chunk by chunk and yields numpy arrays one by one. Options, settings and model
+//! descriptions cross as JSON.
 
 use std::path::PathBuf;
 
 use embedkit::registry::ModelSource;
 use embedkit::{
-    CustomReranker, ImageInput, LateInteractionMultimodalEmbedding, LateInteractionTextEmbedding,
-    LoadOptions, Muvera, MuveraOptions, Purpose, SparseTextEmbedding, TextCrossEncoder,
-    TextEmbedding,
+    CallOptions, Capability, CustomReranker, EmbeddingModel, ImageInput, LoadOptions, Muvera,
+    MuveraOptions, Purpose, TextCrossEncoder, TextEmbedding,
 };
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
@@ -112,249 +112,296 @@ fn multi<'py>(
     vectors.into_iter().map(|m| m.into_pyarray(py)).collect()
 }
 
-/// Dense text embeddings.
+/// A model of any family, loaded by name (the registry decides what it is), offering its
+/// capabilities: the one engine class every Python class (`TextEmbedding`,
+/// `SparseTextEmbedding`, ...) is built on. Each call computes one chunk of inputs with
+/// the GIL released.
 #[pyclass(frozen)]
-struct Text {
-    inner: TextEmbedding,
+struct Model {
+    inner: EmbeddingModel,
 }
 
+fn capability_of(name: &str) -> PyResult<Capability> {
+    Capability::ALL
+        .into_iter()
+        .find(|c| c.name() == name)
+        .ok_or_else(|| InvalidInputError::new_err(format!("unknown capability {name:?}")))
+}
+
+/// A call's options: the batch size and purpose, and the dense steps.
+fn call(
+    batch_size: Option<usize>,
+    purpose: &str,
+    dimensions: Option<usize>,
+    normalize: bool,
+) -> PyResult<CallOptions> {
+    Ok(CallOptions::new()
+        .batch_size(batch_size)
+        .purpose(purpose_of(purpose)?)
+        .dimensions(dimensions)
+        .normalize(normalize))
+}
+
+fn sparse_rows(py: Python<'_>, out: Vec<embedkit::SparseEmbedding>) -> SparseRows<'_> {
+    out.into_iter()
+        .map(|e| {
+            let (indices, values) = e.into_parts();
+            let indices: Vec<i64> = indices.into_iter().map(i64::from).collect();
+            (indices.into_pyarray(py), values.into_pyarray(py))
+        })
+        .collect()
+}
+
+type SparseRows<'py> = Vec<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>)>;
+
 #[pymethods]
-impl Text {
+impl Model {
+    /// `options`: the loading options as JSON (fastembed's argument names); `settings`:
+    /// the family's builder settings as JSON (`null` for the defaults); `wanted`: the
+    /// capabilities the caller needs, one of which the model must offer.
     #[new]
-    #[pyo3(signature = (model_name, options, add_prefixes=false))]
+    #[pyo3(signature = (model_name, options, settings="null", wanted=Vec::new()))]
     fn new(
         py: Python<'_>,
         model_name: String,
         options: &str,
-        add_prefixes: bool,
+        settings: &str,
+        wanted: Vec<String>,
     ) -> PyResult<Self> {
         let load = load_options(options)?;
+        let settings: serde_json::Value = serde_json::from_str(settings).map_err(json_err)?;
+        let wanted = wanted
+            .iter()
+            .map(|w| capability_of(w))
+            .collect::<PyResult<Vec<_>>>()?;
         let inner = py
-            .detach(|| {
-                TextEmbedding::builder(model_name)
-                    .load_options(load)
-                    .add_prefixes(add_prefixes)
-                    .build()
-            })
+            .detach(|| EmbeddingModel::load_for(&model_name, load, &settings, &wanted))
             .map_err(err)?;
-        Ok(Text { inner })
+        Ok(Model { inner })
     }
 
-    /// One chunk of texts → an (n, dim) float32 array. `purpose`: document, query or passage.
-    #[pyo3(signature = (texts, batch_size=None, purpose="document"))]
-    fn embed<'py>(
+    #[getter]
+    fn name(&self) -> String {
+        self.inner.name().to_string()
+    }
+
+    #[getter]
+    fn capabilities(&self) -> Vec<&'static str> {
+        self.inner.capabilities().iter().map(|c| c.name()).collect()
+    }
+
+    /// The size of the dense vectors (or of the multi-vectors' rows).
+    #[getter]
+    fn embedding_size(&self) -> Option<usize> {
+        self.inner.dim()
+    }
+
+    /// Texts → an (n, dim) float32 array; `dimensions` and `normalize` as the library's.
+    #[pyo3(signature = (texts, batch_size=None, purpose="document", dimensions=None, normalize=false))]
+    fn dense<'py>(
         &self,
         py: Python<'py>,
         texts: Vec<String>,
         batch_size: Option<usize>,
         purpose: &str,
+        dimensions: Option<usize>,
+        normalize: bool,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let purpose = purpose_of(purpose)?;
+        let o = call(batch_size, purpose, dimensions, normalize)?;
+        let width = self.width(dimensions)?;
         let vectors = py
-            .detach(|| {
-                self.inner
-                    .try_embed_iter(texts.iter().map(Ok), batch_size, purpose)
-                    .collect::<embedkit::Result<Vec<_>>>()
-            })
+            .detach(|| self.inner.embed_dense(&texts, &o))
             .map_err(err)?;
-        rows(py, vectors, self.inner.embedding_size())
+        rows(py, vectors, width)
     }
 
-    #[getter]
-    fn embedding_size(&self) -> usize {
-        self.inner.embedding_size()
+    /// Images (paths or file bytes) → an (n, dim) float32 array.
+    #[pyo3(signature = (images, batch_size=None, dimensions=None, normalize=false))]
+    fn dense_images<'py>(
+        &self,
+        py: Python<'py>,
+        images: Vec<PyImage>,
+        batch_size: Option<usize>,
+        dimensions: Option<usize>,
+        normalize: bool,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let o = call(batch_size, "document", dimensions, normalize)?;
+        let width = self.width(dimensions)?;
+        let images: Vec<ImageInput> = images.into_iter().map(ImageInput::from).collect();
+        let vectors = py
+            .detach(|| self.inner.embed_images(&images, &o))
+            .map_err(err)?;
+        rows(py, vectors, width)
     }
 
-    fn token_count(&self, py: Python<'_>, texts: Vec<String>) -> PyResult<usize> {
-        py.detach(|| self.inner.token_count(&texts)).map_err(err)
-    }
-
-    #[staticmethod]
-    fn list_supported_models() -> PyResult<String> {
-        serde_json::to_string(&TextEmbedding::list_supported_models()).map_err(json_err)
-    }
-
-    /// `spec`: JSON of fastembed's `add_custom_model` arguments.
-    #[staticmethod]
-    fn add_custom_model(spec: &str) -> PyResult<()> {
-        #[derive(serde::Deserialize)]
-        struct Spec {
-            model: String,
-            pooling: embedkit::Pooling,
-            normalization: bool,
-            sources: ModelSource,
-            dim: usize,
-            model_file: Option<String>,
-            description: Option<String>,
-            license: Option<String>,
-            size_in_gb: Option<f64>,
-            additional_files: Option<Vec<String>>,
-        }
-        let s: Spec = serde_json::from_str(spec).map_err(json_err)?;
-        let mut m =
-            embedkit::CustomTextModel::new(s.model, s.pooling, s.normalization, s.sources, s.dim);
-        if let Some(f) = s.model_file {
-            m.model_file = f;
-        }
-        m.description = s.description.unwrap_or_default();
-        m.license = s.license.unwrap_or_default();
-        m.size_in_gb = s.size_in_gb.unwrap_or(0.0);
-        m.additional_files = s.additional_files.unwrap_or_default();
-        TextEmbedding::add_custom_model(m).map_err(err)
-    }
-}
-
-/// Sparse text embeddings: each chunk gives a list of (indices int64, values float32).
-#[pyclass(frozen)]
-struct Sparse {
-    inner: SparseTextEmbedding,
-}
-
-/// BM25's `k`, `b`, `avg_len` and `language`, each optional.
-type Bm25Args = (Option<f64>, Option<f64>, Option<f64>, Option<String>);
-
-type SparseRows<'py> = Vec<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>)>;
-
-#[pymethods]
-impl Sparse {
-    #[new]
-    #[pyo3(signature = (model_name, options, bm25=None))]
-    fn new(
-        py: Python<'_>,
-        model_name: String,
-        options: &str,
-        bm25: Option<Bm25Args>,
-    ) -> PyResult<Self> {
-        let load = load_options(options)?;
-        let mut builder = SparseTextEmbedding::builder(model_name).load_options(load);
-        if let Some((k, b, avg_len, language)) = bm25 {
-            let mut o = embedkit::sparse::Bm25Options::default();
-            if let Some(k) = k {
-                o.k = k;
-            }
-            if let Some(b) = b {
-                o.b = b;
-            }
-            if let Some(a) = avg_len {
-                o.avg_len = a;
-            }
-            if let Some(l) = language {
-                o.language = l;
-            }
-            builder = builder.bm25(o);
-        }
-        let inner = py.detach(|| builder.build()).map_err(err)?;
-        Ok(Sparse { inner })
-    }
-
-    #[pyo3(signature = (texts, batch_size=None, query=false))]
-    fn embed<'py>(
+    /// Texts → a list of (indices int64, values float32), pruned when asked.
+    #[pyo3(signature = (texts, batch_size=None, purpose="document", top_k=None, min_weight=None))]
+    fn sparse<'py>(
         &self,
         py: Python<'py>,
         texts: Vec<String>,
         batch_size: Option<usize>,
-        query: bool,
+        purpose: &str,
+        top_k: Option<usize>,
+        min_weight: Option<f32>,
     ) -> PyResult<SparseRows<'py>> {
+        let o = call(batch_size, purpose, None, false)?
+            .sparse_top_k(top_k)
+            .sparse_min_weight(min_weight);
         let out = py
-            .detach(|| {
-                if query {
-                    self.inner.query_embed(&texts, batch_size)
-                } else {
-                    self.inner.embed(&texts, batch_size)
-                }
-            })
+            .detach(|| self.inner.embed_sparse(&texts, &o))
             .map_err(err)?;
-        Ok(out
-            .into_iter()
-            .map(|e| {
-                let (indices, values) = e.into_parts();
-                let indices: Vec<i64> = indices.into_iter().map(i64::from).collect();
-                (indices.into_pyarray(py), values.into_pyarray(py))
-            })
-            .collect())
+        Ok(sparse_rows(py, out))
     }
 
-    fn token_count(&self, py: Python<'_>, texts: Vec<String>) -> PyResult<usize> {
-        py.detach(|| self.inner.token_count(&texts)).map_err(err)
-    }
-
-    #[staticmethod]
-    fn list_supported_models() -> PyResult<String> {
-        serde_json::to_string(&SparseTextEmbedding::list_supported_models()).map_err(json_err)
-    }
-}
-
-/// Late-interaction (ColBERT-family) text embeddings: one (tokens, dim) array per text.
-#[pyclass(frozen)]
-struct LateText {
-    inner: LateInteractionTextEmbedding,
-}
-
-#[pymethods]
-impl LateText {
-    #[new]
-    fn new(py: Python<'_>, model_name: String, options: &str) -> PyResult<Self> {
-        let load = load_options(options)?;
-        let inner = py
-            .detach(|| {
-                LateInteractionTextEmbedding::builder(model_name)
-                    .load_options(load)
-                    .build()
-            })
-            .map_err(err)?;
-        Ok(LateText { inner })
-    }
-
-    #[pyo3(signature = (texts, batch_size=None, query=false))]
-    fn embed<'py>(
+    /// Texts → one (tokens, dim) float32 array each.
+    #[pyo3(signature = (texts, batch_size=None, purpose="document"))]
+    fn multi<'py>(
         &self,
         py: Python<'py>,
         texts: Vec<String>,
         batch_size: Option<usize>,
-        query: bool,
+        purpose: &str,
     ) -> PyResult<Vec<Bound<'py, PyArray2<f32>>>> {
+        let o = call(batch_size, purpose, None, false)?;
         let out = py
-            .detach(|| {
-                if query {
-                    self.inner.query_embed(&texts, batch_size)
-                } else {
-                    self.inner.embed(&texts, batch_size)
-                }
-            })
+            .detach(|| self.inner.embed_multi(&texts, &o))
             .map_err(err)?;
         Ok(multi(py, out))
     }
 
-    #[getter]
-    fn embedding_size(&self) -> usize {
-        self.inner.embedding_size()
+    /// Images → one (patches, dim) float32 array each.
+    #[pyo3(signature = (images, batch_size=None))]
+    fn multi_images<'py>(
+        &self,
+        py: Python<'py>,
+        images: Vec<PyImage>,
+        batch_size: Option<usize>,
+    ) -> PyResult<Vec<Bound<'py, PyArray2<f32>>>> {
+        let o = call(batch_size, "document", None, false)?;
+        let images: Vec<ImageInput> = images.into_iter().map(ImageInput::from).collect();
+        let out = py
+            .detach(|| self.inner.embed_images_multi(&images, &o))
+            .map_err(err)?;
+        Ok(multi(py, out))
     }
 
-    #[pyo3(signature = (texts, is_doc=true, include_extension=false))]
+    /// (query, document) pairs → one score each.
+    #[pyo3(signature = (pairs, batch_size=None))]
+    fn scores(
+        &self,
+        py: Python<'_>,
+        pairs: Vec<(String, String)>,
+        batch_size: Option<usize>,
+    ) -> PyResult<Vec<f32>> {
+        let o = call(batch_size, "document", None, false)?;
+        py.detach(|| self.inner.score_pairs(&pairs, &o))
+            .map_err(err)
+    }
+
+    /// fastembed's `token_count` of texts.
+    #[pyo3(signature = (texts, purpose="document", include_extension=false))]
     fn token_count(
         &self,
         py: Python<'_>,
         texts: Vec<String>,
-        is_doc: bool,
+        purpose: &str,
         include_extension: bool,
     ) -> PyResult<usize> {
-        let purpose = if is_doc {
-            Purpose::Document
-        } else {
-            Purpose::Query
-        };
-        py.detach(|| {
-            self.inner
-                .token_count_with(&texts, purpose, include_extension)
-        })
-        .map_err(err)
+        let purpose = purpose_of(purpose)?;
+        py.detach(|| self.inner.token_count(&texts, purpose, include_extension))
+            .map_err(err)
     }
 
-    #[staticmethod]
-    fn list_supported_models() -> PyResult<String> {
-        serde_json::to_string(&LateInteractionTextEmbedding::list_supported_models())
-            .map_err(json_err)
+    /// fastembed's `token_count` of (query, document) pairs.
+    fn pair_token_count(&self, py: Python<'_>, pairs: Vec<(String, String)>) -> PyResult<usize> {
+        py.detach(|| self.inner.pair_token_count(&pairs))
+            .map_err(err)
     }
+}
+
+impl Model {
+    /// The width of a call's dense rows.
+    fn width(&self, dimensions: Option<usize>) -> PyResult<usize> {
+        let dims = self.inner.check_dimensions(dimensions).map_err(err)?;
+        dims.or(self.inner.dim())
+            .ok_or_else(|| UnsupportedError::new_err("this model has no dense vectors"))
+    }
+}
+
+/// Every supported model of a family (`dense`, `sparse`, `late_interaction`, `rerank`,
+/// `image`, `multimodal`) as JSON: built-in, then the custom ones.
+#[pyfunction]
+fn list_supported_models(kind: &str) -> PyResult<String> {
+    use embedkit::registry::Describe;
+    fn all<T: Describe>() -> PyResult<String> {
+        serde_json::to_string(&T::table().all()).map_err(json_err)
+    }
+    match kind {
+        "dense" => all::<embedkit::DenseModelDescription>(),
+        "sparse" => all::<embedkit::SparseModelDescription>(),
+        "late_interaction" => all::<embedkit::LateInteractionModelDescription>(),
+        "rerank" => all::<embedkit::RerankerModelDescription>(),
+        "image" => all::<embedkit::ImageModelDescription>(),
+        "multimodal" => all::<embedkit::MultimodalModelDescription>(),
+        other => Err(InvalidInputError::new_err(format!(
+            "unknown model kind {other:?}"
+        ))),
+    }
+}
+
+/// fastembed's `TextEmbedding.add_custom_model`; `spec`: its arguments as JSON.
+#[pyfunction]
+fn add_custom_text_model(spec: &str) -> PyResult<()> {
+    #[derive(serde::Deserialize)]
+    struct Spec {
+        model: String,
+        pooling: embedkit::Pooling,
+        normalization: bool,
+        sources: ModelSource,
+        dim: usize,
+        model_file: Option<String>,
+        description: Option<String>,
+        license: Option<String>,
+        size_in_gb: Option<f64>,
+        additional_files: Option<Vec<String>>,
+    }
+    let s: Spec = serde_json::from_str(spec).map_err(json_err)?;
+    let mut m =
+        embedkit::CustomTextModel::new(s.model, s.pooling, s.normalization, s.sources, s.dim);
+    if let Some(f) = s.model_file {
+        m.model_file = f;
+    }
+    m.description = s.description.unwrap_or_default();
+    m.license = s.license.unwrap_or_default();
+    m.size_in_gb = s.size_in_gb.unwrap_or(0.0);
+    m.additional_files = s.additional_files.unwrap_or_default();
+    TextEmbedding::add_custom_model(m).map_err(err)
+}
+
+/// fastembed's `TextCrossEncoder.add_custom_model`; `spec`: its arguments as JSON.
+#[pyfunction]
+fn add_custom_reranker(spec: &str) -> PyResult<()> {
+    #[derive(serde::Deserialize)]
+    struct Spec {
+        model: String,
+        sources: ModelSource,
+        model_file: Option<String>,
+        description: Option<String>,
+        license: Option<String>,
+        size_in_gb: Option<f64>,
+        additional_files: Option<Vec<String>>,
+    }
+    let s: Spec = serde_json::from_str(spec).map_err(json_err)?;
+    let mut c = CustomReranker::new(s.model, s.sources);
+    if let Some(f) = s.model_file {
+        c.model_file = f;
+    }
+    c.description = s.description.unwrap_or_default();
+    c.license = s.license.unwrap_or_default();
+    c.size_in_gb = s.size_in_gb.unwrap_or(0.0);
+    c.additional_files = s.additional_files.unwrap_or_default();
+    TextCrossEncoder::add_custom_model(c).map_err(err)
 }
 
 /// An image given from Python: a path or the bytes of a file.
@@ -370,172 +417,6 @@ impl From<PyImage> for ImageInput {
             PyImage::Bytes(b) => ImageInput::Bytes(b),
             PyImage::Path(p) => ImageInput::Path(p),
         }
-    }
-}
-
-/// Dense image embeddings.
-#[pyclass(frozen)]
-struct Image {
-    inner: embedkit::ImageEmbedding,
-}
-
-#[pymethods]
-impl Image {
-    #[new]
-    fn new(py: Python<'_>, model_name: String, options: &str) -> PyResult<Self> {
-        let load = load_options(options)?;
-        let inner = py
-            .detach(|| {
-                embedkit::ImageEmbedding::builder(model_name)
-                    .load_options(load)
-                    .build()
-            })
-            .map_err(err)?;
-        Ok(Image { inner })
-    }
-
-    #[pyo3(signature = (images, batch_size=None))]
-    fn embed<'py>(
-        &self,
-        py: Python<'py>,
-        images: Vec<PyImage>,
-        batch_size: Option<usize>,
-    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let vectors = py
-            .detach(|| self.inner.embed(images, batch_size))
-            .map_err(err)?;
-        rows(py, vectors, self.inner.embedding_size())
-    }
-
-    #[staticmethod]
-    fn list_supported_models() -> PyResult<String> {
-        serde_json::to_string(&embedkit::ImageEmbedding::list_supported_models()).map_err(json_err)
-    }
-}
-
-/// Multimodal late interaction (ColPali, ColModernVBert).
-#[pyclass(frozen)]
-struct Multimodal {
-    inner: LateInteractionMultimodalEmbedding,
-}
-
-#[pymethods]
-impl Multimodal {
-    #[new]
-    fn new(py: Python<'_>, model_name: String, options: &str) -> PyResult<Self> {
-        let load = load_options(options)?;
-        let inner = py
-            .detach(|| {
-                LateInteractionMultimodalEmbedding::builder(model_name)
-                    .load_options(load)
-                    .build()
-            })
-            .map_err(err)?;
-        Ok(Multimodal { inner })
-    }
-
-    #[pyo3(signature = (texts, batch_size=None))]
-    fn embed_text<'py>(
-        &self,
-        py: Python<'py>,
-        texts: Vec<String>,
-        batch_size: Option<usize>,
-    ) -> PyResult<Vec<Bound<'py, PyArray2<f32>>>> {
-        let out = py
-            .detach(|| self.inner.embed_text(&texts, batch_size))
-            .map_err(err)?;
-        Ok(multi(py, out))
-    }
-
-    #[pyo3(signature = (images, batch_size=None))]
-    fn embed_image<'py>(
-        &self,
-        py: Python<'py>,
-        images: Vec<PyImage>,
-        batch_size: Option<usize>,
-    ) -> PyResult<Vec<Bound<'py, PyArray2<f32>>>> {
-        let out = py
-            .detach(|| self.inner.embed_image(images, batch_size))
-            .map_err(err)?;
-        Ok(multi(py, out))
-    }
-
-    #[getter]
-    fn embedding_size(&self) -> usize {
-        self.inner.embedding_size()
-    }
-
-    #[staticmethod]
-    fn list_supported_models() -> PyResult<String> {
-        serde_json::to_string(&LateInteractionMultimodalEmbedding::list_supported_models())
-            .map_err(json_err)
-    }
-}
-
-/// Cross-encoder reranking.
-#[pyclass(frozen)]
-struct CrossEncoder {
-    inner: TextCrossEncoder,
-}
-
-#[pymethods]
-impl CrossEncoder {
-    #[new]
-    fn new(py: Python<'_>, model_name: String, options: &str) -> PyResult<Self> {
-        let load = load_options(options)?;
-        let inner = py
-            .detach(|| {
-                TextCrossEncoder::builder(model_name)
-                    .load_options(load)
-                    .build()
-            })
-            .map_err(err)?;
-        Ok(CrossEncoder { inner })
-    }
-
-    #[pyo3(signature = (pairs, batch_size=None))]
-    fn rerank_pairs(
-        &self,
-        py: Python<'_>,
-        pairs: Vec<(String, String)>,
-        batch_size: Option<usize>,
-    ) -> PyResult<Vec<f32>> {
-        py.detach(|| self.inner.rerank_pairs(&pairs, batch_size))
-            .map_err(err)
-    }
-
-    fn token_count(&self, py: Python<'_>, pairs: Vec<(String, String)>) -> PyResult<usize> {
-        py.detach(|| self.inner.token_count(&pairs)).map_err(err)
-    }
-
-    #[staticmethod]
-    fn list_supported_models() -> PyResult<String> {
-        serde_json::to_string(&TextCrossEncoder::list_supported_models()).map_err(json_err)
-    }
-
-    /// `spec`: JSON of fastembed's `add_custom_model` arguments.
-    #[staticmethod]
-    fn add_custom_model(spec: &str) -> PyResult<()> {
-        #[derive(serde::Deserialize)]
-        struct Spec {
-            model: String,
-            sources: ModelSource,
-            model_file: Option<String>,
-            description: Option<String>,
-            license: Option<String>,
-            size_in_gb: Option<f64>,
-            additional_files: Option<Vec<String>>,
-        }
-        let s: Spec = serde_json::from_str(spec).map_err(json_err)?;
-        let mut c = CustomReranker::new(s.model, s.sources);
-        if let Some(f) = s.model_file {
-            c.model_file = f;
-        }
-        c.description = s.description.unwrap_or_default();
-        c.license = s.license.unwrap_or_default();
-        c.size_in_gb = s.size_in_gb.unwrap_or(0.0);
-        c.additional_files = s.additional_files.unwrap_or_default();
-        TextCrossEncoder::add_custom_model(c).map_err(err)
     }
 }
 
@@ -627,13 +508,11 @@ fn _embedkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "ModelMismatchError",
         m.py().get_type::<ModelMismatchError>(),
     )?;
-    m.add_class::<Text>()?;
-    m.add_class::<Sparse>()?;
-    m.add_class::<LateText>()?;
-    m.add_class::<Image>()?;
-    m.add_class::<Multimodal>()?;
-    m.add_class::<CrossEncoder>()?;
+    m.add_class::<Model>()?;
     m.add_class::<MuveraCore>()?;
+    m.add_function(wrap_pyfunction!(list_supported_models, m)?)?;
+    m.add_function(wrap_pyfunction!(add_custom_text_model, m)?)?;
+    m.add_function(wrap_pyfunction!(add_custom_reranker, m)?)?;
     m.add_function(wrap_pyfunction!(loaded_runtime_library, m)?)?;
     Ok(())
 }

@@ -25,6 +25,17 @@ pub(crate) type Output<F> = <F as Pipeline>::Output;
 /// (see [`Model::window_len`]) is read ahead. The first error ends the stream.
 pub struct Stream<'a, T>(Box<dyn Iterator<Item = Result<T>> + 'a>);
 
+impl<'a, T: 'a> Stream<'a, T> {
+    pub(crate) fn from_iter(iter: impl Iterator<Item = Result<T>> + 'a) -> Self {
+        Stream(Box::new(iter))
+    }
+
+    /// A stream whose only item is `error`.
+    pub(crate) fn failed(error: crate::Error) -> Self {
+        Stream(Box::new(std::iter::once(Err(error))))
+    }
+}
+
 impl<T> Iterator for Stream<'_, T> {
     type Item = Result<T>;
     fn next(&mut self) -> Option<Result<T>> {

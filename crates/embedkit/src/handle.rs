@@ -8,11 +8,12 @@
 //! capabilities allow. A family whose one forward pass yields several outputs overrides
 //! [`Capable::embed_all`] so that a call wanting all of them runs the graph once.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::engine::Model;
+use crate::engine::{Model, Stream};
 use crate::error::{Error, Result};
 use crate::image::ImageInput;
 use crate::late_interaction::MultiVector;
@@ -142,7 +143,8 @@ pub struct TextOutputs {
 /// A loaded model as the handle sees it: what it can do and the raw operations. A family
 /// implements this once for its `Model`; [`EmbeddingModel`] checks capabilities and
 /// applies the per-call post-processing, so an implementation only computes. Operations
-/// a family lacks keep the default, which is an `Unsupported` error.
+/// a family lacks keep the default, which is an `Unsupported` error. Operations stream
+/// (bounded memory, input order); the handle's slice methods collect them.
 pub trait Capable: Send + Sync {
     /// The registry name.
     fn name(&self) -> &str;
@@ -150,6 +152,8 @@ pub trait Capable: Send + Sync {
     fn kind(&self) -> Kind;
     /// What it can do.
     fn capabilities(&self) -> &'static [Capability];
+    /// Loads the graph now if it was built lazily.
+    fn load_now(&self) -> Result<()>;
     /// The size of its dense vectors or of its multi-vectors' rows.
     fn dim(&self) -> Option<usize> {
         None
@@ -167,8 +171,9 @@ pub trait Capable: Send + Sync {
     fn shares_batches(&self) -> bool {
         true
     }
-    fn dense_texts(&self, _texts: &[&str], _o: &CallOptions) -> Result<Vec<Embedding>> {
-        Err(lacks(self.name(), Capability::DenseText))
+    /// Dense vectors of texts.
+    fn dense_stream<'a>(&'a self, _texts: Texts<'a>, _o: &CallOptions) -> Stream<'a, Embedding> {
+        Stream::failed(lacks(self.name(), Capability::DenseText))
     }
     fn dense_token_ids(&self, _ids: &[Vec<u32>], _o: &CallOptions) -> Result<Vec<Embedding>> {
         Err(lacks(self.name(), Capability::DenseTokenIds))
@@ -177,20 +182,28 @@ pub trait Capable: Send + Sync {
     fn check_token_ids(&self, _ids: &[Vec<u32>]) -> Result<()> {
         Err(lacks(self.name(), Capability::DenseTokenIds))
     }
-    fn dense_images(&self, _images: &[ImageInput], _o: &CallOptions) -> Result<Vec<Embedding>> {
-        Err(lacks(self.name(), Capability::DenseImage))
+    fn image_stream<'a>(&'a self, _images: Images<'a>, _o: &CallOptions) -> Stream<'a, Embedding> {
+        Stream::failed(lacks(self.name(), Capability::DenseImage))
     }
-    fn sparse_texts(&self, _texts: &[&str], _o: &CallOptions) -> Result<Vec<SparseEmbedding>> {
-        Err(lacks(self.name(), Capability::SparseText))
+    fn sparse_stream<'a>(
+        &'a self,
+        _texts: Texts<'a>,
+        _o: &CallOptions,
+    ) -> Stream<'a, SparseEmbedding> {
+        Stream::failed(lacks(self.name(), Capability::SparseText))
     }
-    fn multi_texts(&self, _texts: &[&str], _o: &CallOptions) -> Result<Vec<MultiVector>> {
-        Err(lacks(self.name(), Capability::MultiVectorText))
+    fn multi_stream<'a>(&'a self, _texts: Texts<'a>, _o: &CallOptions) -> Stream<'a, MultiVector> {
+        Stream::failed(lacks(self.name(), Capability::MultiVectorText))
     }
-    fn multi_images(&self, _images: &[ImageInput], _o: &CallOptions) -> Result<Vec<MultiVector>> {
-        Err(lacks(self.name(), Capability::MultiVectorImage))
+    fn multi_image_stream<'a>(
+        &'a self,
+        _images: Images<'a>,
+        _o: &CallOptions,
+    ) -> Stream<'a, MultiVector> {
+        Stream::failed(lacks(self.name(), Capability::MultiVectorImage))
     }
-    fn pair_scores(&self, _pairs: &[(&str, &str)], _o: &CallOptions) -> Result<Vec<f32>> {
-        Err(lacks(self.name(), Capability::PairScores))
+    fn score_stream<'a>(&'a self, _pairs: Pairs<'a>, _o: &CallOptions) -> Stream<'a, f32> {
+        Stream::failed(lacks(self.name(), Capability::PairScores))
     }
     fn tokenize(&self, _texts: &[&str]) -> Result<Vec<Vec<u32>>> {
         Err(lacks(self.name(), Capability::Tokens))
@@ -198,7 +211,22 @@ pub trait Capable: Send + Sync {
     fn tokens(&self, _texts: &[&str]) -> Result<Vec<Vec<Token>>> {
         Err(lacks(self.name(), Capability::Tokens))
     }
-    /// The text outputs in `wanted` (dense, sparse, multi-vector). By default one call
+    /// fastembed's `token_count` of texts: `purpose` picks documents or queries where a
+    /// family tells them apart; `include_extension` counts what a family adds (ColBERT's
+    /// query padding, a multimodal model's prompt).
+    fn count_tokens(
+        &self,
+        _texts: &[&str],
+        _purpose: Purpose,
+        _include_extension: bool,
+    ) -> Result<usize> {
+        Err(lacks(self.name(), Capability::Tokens))
+    }
+    /// fastembed's `token_count` of (query, document) pairs.
+    fn count_pair_tokens(&self, _pairs: &[(&str, &str)]) -> Result<usize> {
+        Err(lacks(self.name(), Capability::PairScores))
+    }
+    /// The text outputs in `wanted` (dense, sparse, multi-vector). By default one pass
     /// per output; a family that computes several in one pass overrides this.
     fn embed_all(
         &self,
@@ -209,9 +237,24 @@ pub trait Capable: Send + Sync {
         let mut out = TextOutputs::default();
         for &c in wanted {
             match c {
-                Capability::DenseText => out.dense = Some(self.dense_texts(texts, o)?),
-                Capability::SparseText => out.sparse = Some(self.sparse_texts(texts, o)?),
-                Capability::MultiVectorText => out.multi = Some(self.multi_texts(texts, o)?),
+                Capability::DenseText => {
+                    out.dense = Some(
+                        self.dense_stream(borrowed(texts), o)
+                            .collect::<Result<_>>()?,
+                    )
+                }
+                Capability::SparseText => {
+                    out.sparse = Some(
+                        self.sparse_stream(borrowed(texts), o)
+                            .collect::<Result<_>>()?,
+                    )
+                }
+                Capability::MultiVectorText => {
+                    out.multi = Some(
+                        self.multi_stream(borrowed(texts), o)
+                            .collect::<Result<_>>()?,
+                    )
+                }
                 other => {
                     return Err(Error::InvalidArgument(format!(
                         "{other} is not an output of texts"
@@ -221,6 +264,27 @@ pub trait Capable: Send + Sync {
         }
         Ok(out)
     }
+}
+
+/// Texts streamed into a model: each may fail (a line of a file that cannot be read),
+/// which ends the stream after the results before it.
+pub type Texts<'a> = Box<dyn Iterator<Item = Result<Cow<'a, str>>> + 'a>;
+/// Images streamed into a model.
+pub type Images<'a> = Box<dyn Iterator<Item = Result<ImageInput>> + 'a>;
+/// (query, document) pairs streamed into a model.
+pub type Pairs<'a> = Box<dyn Iterator<Item = Result<(Cow<'a, str>, Cow<'a, str>)>> + 'a>;
+
+fn borrowed<'a>(texts: &'a [&'a str]) -> Texts<'a> {
+    Box::new(texts.iter().map(|t| Ok(Cow::Borrowed(*t))))
+}
+
+fn texts_of<'a, I, S>(texts: I) -> Texts<'a>
+where
+    I: IntoIterator<Item = Result<S>>,
+    I::IntoIter: 'a,
+    S: Into<Cow<'a, str>>,
+{
+    Box::new(texts.into_iter().map(|t| t.map(Into::into)))
 }
 
 /// The error of an operation the model lacks.
@@ -263,17 +327,52 @@ impl EmbeddingModel {
     /// Loads the registry's model `name` (built-in or registered) as the family the
     /// registry says it is.
     pub fn load(name: &str, load: LoadOptions) -> Result<Self> {
-        let model: EmbeddingModel = match registry::kind_of(name)? {
-            Kind::Dense => build::<crate::text::Dense>(name, load)?,
-            Kind::Sparse => build::<crate::sparse::Sparse>(name, load)?,
-            Kind::LateInteraction => build::<crate::late_interaction::Colbert>(name, load)?,
-            Kind::Rerank => build::<crate::rerank::CrossEncoder>(name, load)?,
-            Kind::Image => build::<crate::image::Image>(name, load)?,
-            Kind::Multimodal => {
-                build::<crate::late_interaction_multimodal::Multimodal>(name, load)?
-            }
-        };
+        Self::load_with(name, load, &serde_json::Value::Null)
+    }
+
+    /// As [`load_with`](Self::load_with), for a front end that needs one of `wanted`
+    /// (a `TextEmbedding` needs dense vectors of texts): a model that offers none of them
+    /// is an `Unsupported` error naming what it offers, before its graph is loaded.
+    pub fn load_for(
+        name: &str,
+        mut load: LoadOptions,
+        settings: &serde_json::Value,
+        wanted: &[Capability],
+    ) -> Result<Self> {
+        let lazy = load.lazy_load;
+        load.lazy_load = true;
+        let model = Self::load_with(name, load, settings)?;
+        if !wanted.is_empty() && !wanted.iter().any(|&c| model.can(c)) {
+            let offers: Vec<&str> = model.capabilities().iter().map(|c| c.name()).collect();
+            let wanted: Vec<&str> = wanted.iter().map(|c| c.name()).collect();
+            return Err(Error::Unsupported(format!(
+                "model {name} offers {}, not {}",
+                offers.join(", "),
+                wanted.join(" or ")
+            )));
+        }
+        if !lazy {
+            model.inner.load_now()?;
+        }
         Ok(model)
+    }
+
+    /// As [`load`](Self::load), with the family's builder settings as a JSON object
+    /// (`{"add_prefixes": true}` for dense models, `{"bm25": {"language": "german"}}`
+    /// for sparse ones, ...; null or `{}` for the defaults). A key the family does not
+    /// have is an error.
+    pub fn load_with(name: &str, load: LoadOptions, settings: &serde_json::Value) -> Result<Self> {
+        use crate::{image, late_interaction, late_interaction_multimodal, rerank, sparse, text};
+        match registry::kind_of(name)? {
+            Kind::Dense => build::<text::Dense>(name, load, settings),
+            Kind::Sparse => build::<sparse::Sparse>(name, load, settings),
+            Kind::LateInteraction => build::<late_interaction::Colbert>(name, load, settings),
+            Kind::Rerank => build::<rerank::CrossEncoder>(name, load, settings),
+            Kind::Image => build::<image::Image>(name, load, settings),
+            Kind::Multimodal => {
+                build::<late_interaction_multimodal::Multimodal>(name, load, settings)
+            }
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -340,23 +439,23 @@ impl EmbeddingModel {
     ) -> Result<Vec<Embedding>> {
         let dims = self.check_dimensions(o.dimensions)?;
         for v in &mut vectors {
-            if let Some(d) = dims {
-                postprocess::matryoshka(v, d);
-            }
-            if o.normalize {
-                postprocess::l2_normalize(v);
-            }
+            finish_one(v, dims, o.normalize);
         }
         Ok(vectors)
     }
 
-    /// Fails before any work when `dimensions` is set on a call without dense vectors.
-    fn no_dimensions(&self, o: &CallOptions) -> Result<()> {
-        match o.dimensions {
-            Some(_) => Err(Error::InvalidArgument(
+    /// The checks of a call for `c` before any work: the capability, and `dimensions`
+    /// (dense calls only); `Some(d)` is the size to shorten to.
+    fn start(&self, c: Capability, o: &CallOptions) -> Result<Option<usize>> {
+        self.require(c)?;
+        match c {
+            Capability::DenseText | Capability::DenseTokenIds | Capability::DenseImage => {
+                self.check_dimensions(o.dimensions)
+            }
+            _ if o.dimensions.is_some() => Err(Error::InvalidArgument(
                 "`dimensions` applies to dense vectors only".into(),
             )),
-            None => Ok(()),
+            _ => Ok(None),
         }
     }
 
@@ -366,17 +465,29 @@ impl EmbeddingModel {
         texts: &[S],
         o: &CallOptions,
     ) -> Result<Vec<Embedding>> {
-        self.require(Capability::DenseText)?;
-        self.check_dimensions(o.dimensions)?;
-        let texts = refs(texts);
-        let v = self.inner.dense_texts(&texts, o)?;
-        self.finish_dense(v, o)
+        self.embed_dense_iter(texts.iter().map(|t| Ok(t.as_ref())), o)
+            .collect()
+    }
+
+    /// Dense vectors of any iterator of texts (that may fail), streamed in input order in
+    /// bounded memory.
+    pub fn embed_dense_iter<'a, I, S>(&'a self, texts: I, o: &CallOptions) -> Stream<'a, Embedding>
+    where
+        I: IntoIterator<Item = Result<S>>,
+        I::IntoIter: 'a,
+        S: Into<Cow<'a, str>>,
+    {
+        let dims = match self.start(Capability::DenseText, o) {
+            Ok(d) => d,
+            Err(e) => return Stream::failed(e),
+        };
+        let stream = self.inner.dense_stream(texts_of(texts), o);
+        finished(stream, dims, o.normalize)
     }
 
     /// One dense vector per token-id sequence, used as given (special tokens included).
     pub fn embed_token_ids(&self, ids: &[Vec<u32>], o: &CallOptions) -> Result<Vec<Embedding>> {
-        self.require(Capability::DenseTokenIds)?;
-        self.check_dimensions(o.dimensions)?;
+        self.start(Capability::DenseTokenIds, o)?;
         let v = self.inner.dense_token_ids(ids, o)?;
         self.finish_dense(v, o)
     }
@@ -389,10 +500,22 @@ impl EmbeddingModel {
 
     /// One dense vector per image.
     pub fn embed_images(&self, images: &[ImageInput], o: &CallOptions) -> Result<Vec<Embedding>> {
-        self.require(Capability::DenseImage)?;
-        self.check_dimensions(o.dimensions)?;
-        let v = self.inner.dense_images(images, o)?;
-        self.finish_dense(v, o)
+        self.embed_images_iter(images.iter().cloned().map(Ok), o)
+            .collect()
+    }
+
+    /// Dense vectors of any iterator of images (that may fail), streamed in input order.
+    pub fn embed_images_iter<'a, I>(&'a self, images: I, o: &CallOptions) -> Stream<'a, Embedding>
+    where
+        I: IntoIterator<Item = Result<ImageInput>>,
+        I::IntoIter: 'a,
+    {
+        let dims = match self.start(Capability::DenseImage, o) {
+            Ok(d) => d,
+            Err(e) => return Stream::failed(e),
+        };
+        let stream = self.inner.image_stream(Box::new(images.into_iter()), o);
+        finished(stream, dims, o.normalize)
     }
 
     /// One sparse vector per text.
@@ -401,10 +524,33 @@ impl EmbeddingModel {
         texts: &[S],
         o: &CallOptions,
     ) -> Result<Vec<SparseEmbedding>> {
-        self.require(Capability::SparseText)?;
-        self.no_dimensions(o)?;
-        let v = self.inner.sparse_texts(&refs(texts), o)?;
-        Ok(finish_sparse(v, o))
+        self.embed_sparse_iter(texts.iter().map(|t| Ok(t.as_ref())), o)
+            .collect()
+    }
+
+    /// Sparse vectors of any iterator of texts, streamed in input order, pruned as `o`
+    /// asks.
+    pub fn embed_sparse_iter<'a, I, S>(
+        &'a self,
+        texts: I,
+        o: &CallOptions,
+    ) -> Stream<'a, SparseEmbedding>
+    where
+        I: IntoIterator<Item = Result<S>>,
+        I::IntoIter: 'a,
+        S: Into<Cow<'a, str>>,
+    {
+        if let Err(e) = self.start(Capability::SparseText, o) {
+            return Stream::failed(e);
+        }
+        let (top_k, min_weight) = (o.sparse_top_k, o.sparse_min_weight);
+        let stream = self.inner.sparse_stream(texts_of(texts), o);
+        Stream::from_iter(stream.map(move |v| {
+            v.map(|mut v| {
+                prune(&mut v, top_k, min_weight);
+                v
+            })
+        }))
     }
 
     /// One matrix per text.
@@ -413,9 +559,25 @@ impl EmbeddingModel {
         texts: &[S],
         o: &CallOptions,
     ) -> Result<Vec<MultiVector>> {
-        self.require(Capability::MultiVectorText)?;
-        self.no_dimensions(o)?;
-        self.inner.multi_texts(&refs(texts), o)
+        self.embed_multi_iter(texts.iter().map(|t| Ok(t.as_ref())), o)
+            .collect()
+    }
+
+    /// Matrices of any iterator of texts, streamed in input order.
+    pub fn embed_multi_iter<'a, I, S>(
+        &'a self,
+        texts: I,
+        o: &CallOptions,
+    ) -> Stream<'a, MultiVector>
+    where
+        I: IntoIterator<Item = Result<S>>,
+        I::IntoIter: 'a,
+        S: Into<Cow<'a, str>>,
+    {
+        match self.start(Capability::MultiVectorText, o) {
+            Ok(_) => self.inner.multi_stream(texts_of(texts), o),
+            Err(e) => Stream::failed(e),
+        }
     }
 
     /// One matrix per image.
@@ -424,9 +586,26 @@ impl EmbeddingModel {
         images: &[ImageInput],
         o: &CallOptions,
     ) -> Result<Vec<MultiVector>> {
-        self.require(Capability::MultiVectorImage)?;
-        self.no_dimensions(o)?;
-        self.inner.multi_images(images, o)
+        self.embed_images_multi_iter(images.iter().cloned().map(Ok), o)
+            .collect()
+    }
+
+    /// Matrices of any iterator of images, streamed in input order.
+    pub fn embed_images_multi_iter<'a, I>(
+        &'a self,
+        images: I,
+        o: &CallOptions,
+    ) -> Stream<'a, MultiVector>
+    where
+        I: IntoIterator<Item = Result<ImageInput>>,
+        I::IntoIter: 'a,
+    {
+        match self.start(Capability::MultiVectorImage, o) {
+            Ok(_) => self
+                .inner
+                .multi_image_stream(Box::new(images.into_iter()), o),
+            Err(e) => Stream::failed(e),
+        }
     }
 
     /// The relevance score of each (query, document) pair, in order.
@@ -435,13 +614,27 @@ impl EmbeddingModel {
         pairs: &[(A, B)],
         o: &CallOptions,
     ) -> Result<Vec<f32>> {
-        self.require(Capability::PairScores)?;
-        self.no_dimensions(o)?;
-        let pairs: Vec<(&str, &str)> = pairs
-            .iter()
-            .map(|(a, b)| (a.as_ref(), b.as_ref()))
-            .collect();
-        self.inner.pair_scores(&pairs, o)
+        self.score_pairs_iter(pairs.iter().map(|(a, b)| Ok((a.as_ref(), b.as_ref()))), o)
+            .collect()
+    }
+
+    /// Scores of any iterator of (query, document) pairs, streamed in order.
+    pub fn score_pairs_iter<'a, I, A, B>(&'a self, pairs: I, o: &CallOptions) -> Stream<'a, f32>
+    where
+        I: IntoIterator<Item = Result<(A, B)>>,
+        I::IntoIter: 'a,
+        A: Into<Cow<'a, str>>,
+        B: Into<Cow<'a, str>>,
+    {
+        if let Err(e) = self.start(Capability::PairScores, o) {
+            return Stream::failed(e);
+        }
+        let pairs: Pairs<'a> = Box::new(
+            pairs
+                .into_iter()
+                .map(|p| p.map(|(a, b)| (a.into(), b.into()))),
+        );
+        self.inner.score_stream(pairs, o)
     }
 
     /// Token ids of each text as the model gets it (truncated, special tokens included).
@@ -456,6 +649,29 @@ impl EmbeddingModel {
         self.inner.tokens(&refs(texts))
     }
 
+    /// fastembed's `token_count` of texts (see [`Capable::count_tokens`]).
+    pub fn token_count<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        purpose: Purpose,
+        include_extension: bool,
+    ) -> Result<usize> {
+        self.inner
+            .count_tokens(&refs(texts), purpose, include_extension)
+    }
+
+    /// fastembed's `token_count` of (query, document) pairs.
+    pub fn pair_token_count<A: AsRef<str>, B: AsRef<str>>(
+        &self,
+        pairs: &[(A, B)],
+    ) -> Result<usize> {
+        let pairs: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(a, b)| (a.as_ref(), b.as_ref()))
+            .collect();
+        self.inner.count_pair_tokens(&pairs)
+    }
+
     /// Several text outputs at once (any of dense, sparse and multi-vector the model
     /// offers), from one pass where the family computes them together.
     pub fn embed_all<S: AsRef<str>>(
@@ -467,38 +683,77 @@ impl EmbeddingModel {
         for &c in wanted {
             self.require(c)?;
         }
-        if !wanted.contains(&Capability::DenseText) {
-            self.no_dimensions(o)?;
-        }
-        self.check_dimensions(o.dimensions)?;
+        let dims = if wanted.contains(&Capability::DenseText) {
+            self.check_dimensions(o.dimensions)?
+        } else if o.dimensions.is_some() {
+            return Err(Error::InvalidArgument(
+                "`dimensions` applies to dense vectors only".into(),
+            ));
+        } else {
+            None
+        };
         let mut out = self.inner.embed_all(&refs(texts), wanted, o)?;
-        if let Some(dense) = out.dense.take() {
-            out.dense = Some(self.finish_dense(dense, o)?);
+        if let Some(dense) = out.dense.as_mut() {
+            for v in dense {
+                finish_one(v, dims, o.normalize);
+            }
         }
-        if let Some(sparse) = out.sparse.take() {
-            out.sparse = Some(finish_sparse(sparse, o));
+        if let Some(sparse) = out.sparse.as_mut() {
+            for v in sparse {
+                prune(v, o.sparse_top_k, o.sparse_min_weight);
+            }
         }
         Ok(out)
     }
 }
 
-/// Applies a call's sparse pruning.
-fn finish_sparse(mut v: Vec<SparseEmbedding>, o: &CallOptions) -> Vec<SparseEmbedding> {
-    if o.sparse_top_k.is_some() || o.sparse_min_weight.is_some() {
-        for s in &mut v {
-            postprocess::prune_sparse(s, o.sparse_top_k, o.sparse_min_weight);
-        }
-    }
-    v
+/// A dense stream with a call's post-processing applied to each vector.
+fn finished(
+    stream: Stream<'_, Embedding>,
+    dims: Option<usize>,
+    normalize: bool,
+) -> Stream<'_, Embedding> {
+    Stream::from_iter(stream.map(move |v| {
+        v.map(|mut v| {
+            finish_one(&mut v, dims, normalize);
+            v
+        })
+    }))
 }
 
-/// The one place that maps a family to its loader: a new family adds a line here and a
-/// registry table.
-fn build<F: Family>(name: &str, load: LoadOptions) -> Result<EmbeddingModel>
+/// Shortens (to a size `check_dimensions` gave) and normalizes one dense vector.
+fn finish_one(v: &mut Embedding, dims: Option<usize>, normalize: bool) {
+    if let Some(d) = dims {
+        postprocess::matryoshka(v, d);
+    }
+    if normalize {
+        postprocess::l2_normalize(v);
+    }
+}
+
+/// Applies a call's sparse pruning to one vector.
+fn prune(v: &mut SparseEmbedding, top_k: Option<usize>, min_weight: Option<f32>) {
+    if top_k.is_some() || min_weight.is_some() {
+        postprocess::prune_sparse(v, top_k, min_weight);
+    }
+}
+
+/// The one place that maps a family to its loader: a new family adds a line to
+/// [`EmbeddingModel::load_with`] and a registry table.
+fn build<F: Family>(
+    name: &str,
+    load: LoadOptions,
+    settings: &serde_json::Value,
+) -> Result<EmbeddingModel>
 where
     Model<F>: Capable,
 {
-    Ok(Model::<F>::builder(name).load_options(load).build()?.into())
+    let mut builder = Model::<F>::builder(name).load_options(load);
+    if !settings.is_null() {
+        builder.settings = F::Settings::deserialize(settings)
+            .map_err(|e| Error::InvalidArgument(format!("settings of {name}: {e}")))?;
+    }
+    Ok(builder.build()?.into())
 }
 
 fn refs<S: AsRef<str>>(texts: &[S]) -> Vec<&str> {

@@ -69,10 +69,17 @@ pub trait Family: Pipeline + Sized {
     /// The registry's description of one model.
     type Description: Describe;
     /// The family's own builder settings (prefixes, BM25 parameters, ...).
-    type Settings: Clone + Debug + Default + Send + Sync;
+    /// Deserialized from a JSON object by front ends that load any family by name
+    /// (unknown keys refused); families without settings use [`NoSettings`].
+    type Settings: Clone + Debug + Default + Send + Sync + serde::de::DeserializeOwned;
     /// Loads the model from its folder.
     fn load(at: Load<'_, Self>) -> Result<Self>;
 }
+
+/// The settings of a family that has none: only `{}` deserializes into it.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoSettings {}
 
 /// What loading a model of family `F` gets: its description, its folder, the runtime
 /// options and the family's settings.

@@ -17,7 +17,7 @@ use ort::value::Tensor;
 
 use crate::engine::{Builder, Model, Stream};
 use crate::error::{Error, Result};
-use crate::handle::{CallOptions, Capability, Capable};
+use crate::handle::{CallOptions, Capability, Capable, Images};
 use crate::inputs::stack_images;
 use crate::pipeline::{Family, Load, Pipeline, Purpose};
 use crate::quantize;
@@ -51,7 +51,7 @@ pub struct Image {
 
 impl Family for Image {
     type Description = ImageModelDescription;
-    type Settings = ();
+    type Settings = crate::pipeline::NoSettings;
 
     fn load(at: Load<'_, Self>) -> Result<Image> {
         let (desc, dir) = (at.desc, at.dir);
@@ -210,6 +210,9 @@ impl Capable for Model<Image> {
     fn name(&self) -> &str {
         &self.description().core.model
     }
+    fn load_now(&self) -> Result<()> {
+        self.pipeline().map(drop)
+    }
     fn kind(&self) -> Kind {
         Kind::Image
     }
@@ -219,7 +222,7 @@ impl Capable for Model<Image> {
     fn dim(&self) -> Option<usize> {
         Some(self.embedding_size())
     }
-    fn dense_images(&self, images: &[ImageInput], o: &CallOptions) -> Result<Vec<Vec<f32>>> {
-        self.embed(images.iter().cloned(), o.batch_size)
+    fn image_stream<'a>(&'a self, images: Images<'a>, o: &CallOptions) -> Stream<'a, Vec<f32>> {
+        self.try_embed_iter(images, o.batch_size)
     }
 }

@@ -12,9 +12,10 @@ mod colbert;
 use ndarray::{Array2, ArrayView2};
 
 use crate::batching::Batching;
+use crate::engine::Stream;
 use crate::engine::{Builder, Model};
 use crate::error::{Error, Result};
-use crate::handle::{CallOptions, Capability, Capable};
+use crate::handle::{CallOptions, Capability, Capable, Texts};
 use crate::pipeline::{Family, Load, Pipeline, Purpose, TextPipeline};
 use crate::registry::Kind;
 use crate::registry::LateInteractionModelDescription;
@@ -45,7 +46,7 @@ pub type LateInteractionTextEmbeddingBuilder = Builder<Colbert>;
 
 impl Family for Colbert {
     type Description = LateInteractionModelDescription;
-    type Settings = ();
+    type Settings = crate::pipeline::NoSettings;
 
     fn load(at: Load<'_, Self>) -> Result<Colbert> {
         Colbert::load_from(at.desc, at.dir, at.runtime)
@@ -150,6 +151,17 @@ impl Capable for Model<Colbert> {
     fn name(&self) -> &str {
         &self.description().core.model
     }
+    fn load_now(&self) -> Result<()> {
+        self.pipeline().map(drop)
+    }
+    fn count_tokens(
+        &self,
+        texts: &[&str],
+        purpose: Purpose,
+        include_extension: bool,
+    ) -> Result<usize> {
+        self.token_count_with(texts, purpose, include_extension)
+    }
     fn kind(&self) -> Kind {
         Kind::LateInteraction
     }
@@ -159,9 +171,8 @@ impl Capable for Model<Colbert> {
     fn dim(&self) -> Option<usize> {
         Some(self.embedding_size())
     }
-    fn multi_texts(&self, texts: &[&str], o: &CallOptions) -> Result<Vec<MultiVector>> {
-        self.try_embed_iter(texts.iter().map(Ok), o.batch_size, o.purpose)
-            .collect()
+    fn multi_stream<'a>(&'a self, texts: Texts<'a>, o: &CallOptions) -> Stream<'a, MultiVector> {
+        self.try_embed_iter(texts, o.batch_size, o.purpose)
     }
     crate::handle::text_tokens!();
 }

@@ -19,7 +19,7 @@ use ort::value::{DynValue, Tensor};
 use crate::batching::Batching;
 use crate::engine::{as_text, Builder, Model, Stream};
 use crate::error::{Error, Result};
-use crate::handle::{CallOptions, Capability, Capable};
+use crate::handle::{CallOptions, Capability, Capable, Images, Texts};
 use crate::image::{ImageInput, Preprocessor};
 use crate::late_interaction::MultiVector;
 use crate::pipeline::{Family, Load, Pipeline, Purpose};
@@ -75,7 +75,7 @@ pub struct Multimodal {
 
 impl Family for Multimodal {
     type Description = MultimodalModelDescription;
-    type Settings = ();
+    type Settings = crate::pipeline::NoSettings;
 
     fn load(at: Load<'_, Self>) -> Result<Multimodal> {
         let backend: Box<dyn MultimodalBackend> = match at.desc.kind {
@@ -407,6 +407,17 @@ impl Capable for Model<Multimodal> {
     fn name(&self) -> &str {
         &self.description().core.model
     }
+    fn load_now(&self) -> Result<()> {
+        self.pipeline().map(drop)
+    }
+    fn count_tokens(
+        &self,
+        texts: &[&str],
+        _purpose: Purpose,
+        include_extension: bool,
+    ) -> Result<usize> {
+        Model::<Multimodal>::token_count(self, texts, include_extension)
+    }
     fn kind(&self) -> Kind {
         Kind::Multimodal
     }
@@ -420,10 +431,14 @@ impl Capable for Model<Multimodal> {
     fn shares_batches(&self) -> bool {
         false
     }
-    fn multi_texts(&self, texts: &[&str], o: &CallOptions) -> Result<Vec<MultiVector>> {
-        self.embed_text(texts, o.batch_size)
+    fn multi_stream<'a>(&'a self, texts: Texts<'a>, o: &CallOptions) -> Stream<'a, MultiVector> {
+        self.embed_text_iter(texts, o.batch_size)
     }
-    fn multi_images(&self, images: &[ImageInput], o: &CallOptions) -> Result<Vec<MultiVector>> {
-        self.embed_image(images.iter().cloned(), o.batch_size)
+    fn multi_image_stream<'a>(
+        &'a self,
+        images: Images<'a>,
+        o: &CallOptions,
+    ) -> Stream<'a, MultiVector> {
+        self.embed_image_iter(images, o.batch_size)
     }
 }

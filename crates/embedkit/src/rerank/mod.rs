@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::engine::{Builder, Model, Stream};
 use crate::error::{Error, Result};
 use crate::graph::TextGraph;
-use crate::handle::{CallOptions, Capability, Capable};
+use crate::handle::{CallOptions, Capability, Capable, Pairs};
 use crate::inputs::TokenBatch;
 use crate::pipeline::{Family, Load, Pipeline, Purpose};
 use crate::registry::Kind;
@@ -86,7 +86,7 @@ pub struct CrossEncoder {
 
 impl Family for CrossEncoder {
     type Description = RerankerModelDescription;
-    type Settings = ();
+    type Settings = crate::pipeline::NoSettings;
 
     fn load(at: Load<'_, Self>) -> Result<CrossEncoder> {
         let options = TokenizerOptions::default();
@@ -259,14 +259,20 @@ impl Capable for Model<CrossEncoder> {
     fn name(&self) -> &str {
         &self.description().core.model
     }
+    fn load_now(&self) -> Result<()> {
+        self.pipeline().map(drop)
+    }
+    fn count_pair_tokens(&self, pairs: &[(&str, &str)]) -> Result<usize> {
+        self.token_count(pairs)
+    }
     fn kind(&self) -> Kind {
         Kind::Rerank
     }
     fn capabilities(&self) -> &'static [Capability] {
         &[Capability::PairScores]
     }
-    fn pair_scores(&self, pairs: &[(&str, &str)], o: &CallOptions) -> Result<Vec<f32>> {
-        self.rerank_pairs(pairs, o.batch_size)
+    fn score_stream<'a>(&'a self, pairs: Pairs<'a>, o: &CallOptions) -> Stream<'a, f32> {
+        self.rerank_pairs_iter(pairs, o.batch_size)
     }
 }
 

@@ -43,7 +43,8 @@ pub const LANGUAGES: [&str; 18] = [
 ];
 
 /// BM25's parameters, with fastembed's defaults.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Bm25Options {
     pub k: f64,
     pub b: f64,

@@ -39,7 +39,8 @@ const GAP: u64 = 32_000;
 const TOKEN_MAX_LENGTH: usize = 40;
 
 /// MiniCOIL's BM25 parameters, with fastembed's defaults.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MinicoilOptions {
     pub k: f64,
     pub b: f64,

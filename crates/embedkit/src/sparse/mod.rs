@@ -20,10 +20,11 @@ use serde::{Deserialize, Serialize};
 
 use ndarray::ArrayViewD;
 
+use crate::engine::Stream;
 use crate::engine::{Builder, Model};
 use crate::error::{Error, Result};
 use crate::graph::TextGraph;
-use crate::handle::{CallOptions, Capability, Capable};
+use crate::handle::{CallOptions, Capability, Capable, Texts};
 use crate::inputs::TokenBatch;
 use crate::pipeline::{Family, Load, Pipeline, Purpose, TextPipeline};
 use crate::registry::Kind;
@@ -147,8 +148,11 @@ pub type SparseTextEmbedding = Model<Sparse>;
 /// Builder of a [`SparseTextEmbedding`].
 pub type SparseTextEmbeddingBuilder = Builder<Sparse>;
 
-/// Builder settings of the sparse family.
-#[derive(Debug, Clone)]
+/// Builder settings of the sparse family (as a JSON object for
+/// [`EmbeddingModel::load_with`](crate::EmbeddingModel::load_with): `alpha`, `bm25`,
+/// `minicoil`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SparseSettings {
     bm25: Bm25Options,
     minicoil: MinicoilOptions,
@@ -351,15 +355,29 @@ impl Capable for Model<Sparse> {
     fn name(&self) -> &str {
         &self.description().core.model
     }
+    fn load_now(&self) -> Result<()> {
+        self.pipeline().map(drop)
+    }
+    fn count_tokens(
+        &self,
+        texts: &[&str],
+        _purpose: Purpose,
+        _include_extension: bool,
+    ) -> Result<usize> {
+        self.token_count(texts)
+    }
     fn kind(&self) -> Kind {
         Kind::Sparse
     }
     fn capabilities(&self) -> &'static [Capability] {
         &[Capability::SparseText, Capability::Tokens]
     }
-    fn sparse_texts(&self, texts: &[&str], o: &CallOptions) -> Result<Vec<SparseEmbedding>> {
-        self.try_embed_iter(texts.iter().map(Ok), o.batch_size, o.purpose)
-            .collect()
+    fn sparse_stream<'a>(
+        &'a self,
+        texts: Texts<'a>,
+        o: &CallOptions,
+    ) -> Stream<'a, SparseEmbedding> {
+        self.try_embed_iter(texts, o.batch_size, o.purpose)
     }
     crate::handle::text_tokens!();
 }

@@ -8,9 +8,10 @@ mod onnx;
 pub mod pooling;
 mod static_model;
 
+use crate::engine::Stream;
 use crate::engine::{Builder, Model};
 use crate::error::{Error, Result};
-use crate::handle::{CallOptions, Capability, Capable};
+use crate::handle::{CallOptions, Capability, Capable, Texts};
 use crate::pipeline::{Family, Load, Pipeline, Purpose, TextPipeline};
 use crate::registry::Kind;
 use crate::registry::{
@@ -39,8 +40,11 @@ pub type TextEmbedding = Model<Dense>;
 /// Builder of a [`TextEmbedding`].
 pub type TextEmbeddingBuilder = Builder<Dense>;
 
-/// Builder settings of the dense family.
-#[derive(Debug, Clone, Default)]
+/// Builder settings of the dense family (as a JSON object for
+/// [`EmbeddingModel::load_with`](crate::EmbeddingModel::load_with): `add_prefixes`,
+/// `task_id`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DenseSettings {
     add_prefixes: bool,
     task_id: Option<i64>,
@@ -324,6 +328,17 @@ impl Capable for Model<Dense> {
     fn name(&self) -> &str {
         &self.description().core.model
     }
+    fn load_now(&self) -> Result<()> {
+        self.pipeline().map(drop)
+    }
+    fn count_tokens(
+        &self,
+        texts: &[&str],
+        _purpose: Purpose,
+        _include_extension: bool,
+    ) -> Result<usize> {
+        self.token_count(texts)
+    }
     fn kind(&self) -> Kind {
         Kind::Dense
     }
@@ -340,9 +355,8 @@ impl Capable for Model<Dense> {
     fn matryoshka(&self) -> bool {
         self.description().matryoshka
     }
-    fn dense_texts(&self, texts: &[&str], o: &CallOptions) -> Result<Vec<Embedding>> {
-        self.try_embed_iter(texts.iter().map(Ok), o.batch_size, o.purpose)
-            .collect()
+    fn dense_stream<'a>(&'a self, texts: Texts<'a>, o: &CallOptions) -> Stream<'a, Embedding> {
+        self.try_embed_iter(texts, o.batch_size, o.purpose)
     }
     fn dense_token_ids(&self, ids: &[Vec<u32>], o: &CallOptions) -> Result<Vec<Embedding>> {
         self.embed_token_ids(ids, o.batch_size)
