@@ -1,8 +1,7 @@
 //! `embedkit embed`: documents in, JSON Lines of vectors out, in input order.
 
-use anyhow::Context;
 use clap::Args;
-use embedkit::{Purpose, TextEmbedding};
+use embedkit::{Capability, Purpose};
 
 use crate::vectors::DenseArgs;
 use crate::{corpus, job, IoArgs, ModelArgs};
@@ -40,19 +39,18 @@ pub fn run(mut args: EmbedArgs) -> anyhow::Result<()> {
         Purpose::Document
     };
     let (job, docs) = job::start(&mut args.io, &args.corpus, args.dense.shape())?;
-    let name = args.model.name("BAAI/bge-small-en-v1.5");
-    let load = args.model.load_options()?;
-    let model = TextEmbedding::builder(name)
-        .load_options(load)
-        .add_prefixes(args.add_prefix)
-        .build()
-        .with_context(|| format!("loading model {}", name))?;
-    let dims = args
-        .dense
-        .check(name, model.embedding_size(), model.description().matryoshka)?;
+    let settings = if args.add_prefix {
+        serde_json::json!({ "add_prefixes": true })
+    } else {
+        serde_json::Value::Null
+    };
+    let model = args
+        .model
+        .load("BAAI/bge-small-en-v1.5", settings, Capability::DenseText)?;
+    let call = args.dense.call(&model)?.purpose(purpose);
     let dense = &args.dense;
     let results = model
-        .try_embed_iter(docs, None, purpose)
-        .map(|v| v.map(|v| dense.apply(v, dims)));
+        .embed_dense_iter(docs, &call)
+        .map(|v| v.map(|v| dense.convert(v)));
     job.finish(results)
 }

@@ -3,9 +3,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
-use embedkit::ImageEmbedding;
+use embedkit::{Capability, ImageInput};
 
 use crate::corpus::Id;
 use crate::job::Output;
@@ -58,22 +57,22 @@ pub fn run(args: EmbedImageArgs) -> anyhow::Result<()> {
         );
     }
     let files: Vec<PathBuf> = args.files[done.len()..].to_vec();
-    let name = args.model.name("Qdrant/clip-ViT-B-32-vision");
-    let load = args.model.load_options()?;
-    let model = ImageEmbedding::builder(name)
-        .load_options(load)
-        .build()
-        .with_context(|| format!("loading model {name}"))?;
-    let dims = args.dense.check(name, model.embedding_size(), false)?;
+    let model = args.model.load(
+        "Qdrant/clip-ViT-B-32-vision",
+        serde_json::Value::Null,
+        Capability::DenseImage,
+    )?;
+    let call = args.dense.call(&model)?;
     let progress = output::Progress {
         noun: "images",
         ..output::Progress::new(Some(args.files.len() as u64), args.quiet)
     };
     let ids: Vec<Id> = files.iter().map(id_of).collect();
-    let vectors = model.embed_iter(files, None);
+    let images = files.into_iter().map(|f| Ok(ImageInput::from(f)));
+    let vectors = model.embed_images_iter(images, &call);
     let records = ids
         .into_iter()
         .zip(vectors)
-        .map(|(id, v)| v.map(|v| (id, args.dense.apply(v, dims))));
+        .map(|(id, v)| v.map(|v| (id, args.dense.convert(v))));
     out.write(progress, records)
 }

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use embedkit::{LateInteractionTextEmbedding, Muvera, MuveraOptions, Purpose};
+use embedkit::{CallOptions, Capability, Muvera, MuveraOptions, Purpose};
 
 use crate::vectors::{Shape, Vector};
 use crate::{corpus, job, IoArgs, ModelArgs};
@@ -46,23 +46,25 @@ pub fn run(mut args: LateArgs) -> anyhow::Result<()> {
         Shape::Multi
     };
     let (job, docs) = job::start(&mut args.io, &args.corpus, shape)?;
-    let name = args.model.name("colbert-ir/colbertv2.0");
-    let load = args.model.load_options()?;
-    let model = LateInteractionTextEmbedding::builder(name)
-        .load_options(load)
-        .build()
-        .with_context(|| format!("loading model {name}"))?;
+    let model = args.model.load(
+        "colbert-ir/colbertv2.0",
+        serde_json::Value::Null,
+        Capability::MultiVectorText,
+    )?;
     let purpose = if args.query {
         Purpose::Query
     } else {
         Purpose::Document
     };
-    let matrices = model.try_embed_iter(docs, None, purpose);
+    let matrices = model.embed_multi_iter(docs, &CallOptions::new().purpose(purpose));
     if !args.muvera {
         return job.finish(matrices.map(|m| m.map(Vector::Multi)));
     }
-    let muvera = Muvera::from_multivector_model(
-        &model,
+    let dim = model
+        .dim()
+        .context("the model does not say the size of its token vectors")?;
+    let muvera = Muvera::new(
+        dim,
         MuveraOptions {
             k_sim: args.k_sim,
             dim_proj: args.dim_proj,

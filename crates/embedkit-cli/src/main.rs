@@ -20,8 +20,9 @@ mod vectors;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use embedkit::LoadOptions;
+use embedkit::{Capability, EmbeddingModel, LoadOptions};
 
 #[derive(Parser)]
 #[command(
@@ -94,6 +95,21 @@ impl ModelArgs {
     pub fn load_options(&self) -> anyhow::Result<LoadOptions> {
         self.load.validate()?;
         Ok(self.load.clone())
+    }
+
+    /// Loads the model (or the command's `default`) as the registry says it is, with the
+    /// family's `settings`; it must offer `wanted`, which is checked before its graph is
+    /// loaded. Every command that computes goes through here, so a new family is usable
+    /// by every command its capabilities fit.
+    pub fn load(
+        &self,
+        default: &str,
+        settings: serde_json::Value,
+        wanted: Capability,
+    ) -> anyhow::Result<EmbeddingModel> {
+        let name = self.name(default);
+        EmbeddingModel::load_for(name, self.load_options()?, &settings, &[wanted])
+            .with_context(|| format!("loading model {name}"))
     }
 }
 

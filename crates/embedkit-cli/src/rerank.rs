@@ -2,10 +2,9 @@
 //! `{"id", "index", "score"}` out — in input order, or the best `--top-k` first — in
 //! any output format, with ids and `--resume` as `embed`.
 
-use anyhow::Context;
 use clap::Args;
 use embedkit::rerank::top_k;
-use embedkit::TextCrossEncoder;
+use embedkit::{CallOptions, Capability};
 
 use crate::vectors::{Shape, Vector};
 use crate::{corpus, job, IoArgs, ModelArgs};
@@ -28,15 +27,14 @@ pub struct RerankArgs {
 
 pub fn run(mut args: RerankArgs) -> anyhow::Result<()> {
     let (job, docs) = job::start(&mut args.io, &args.corpus, Shape::Score)?;
-    let name = args.model.name("Xenova/ms-marco-MiniLM-L-6-v2");
-    let load = args.model.load_options()?;
-    let model = TextCrossEncoder::builder(name)
-        .load_options(load)
-        .build()
-        .with_context(|| format!("loading model {name}"))?;
+    let model = args.model.load(
+        "Xenova/ms-marco-MiniLM-L-6-v2",
+        serde_json::Value::Null,
+        Capability::PairScores,
+    )?;
     let query = args.query;
     let pairs = docs.map(|d| d.map(|d| (query.clone(), d)));
-    let scores = model.rerank_pairs_iter(pairs, None);
+    let scores = model.score_pairs_iter(pairs, &CallOptions::new());
     let first = job.resumed();
     match args.top_k {
         None => job.finish(scores.enumerate().map(|(i, score)| {

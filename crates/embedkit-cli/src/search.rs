@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use anyhow::Context;
 use clap::Args;
-use embedkit::{Purpose, TextEmbedding};
+use embedkit::{CallOptions, Capability, Purpose};
 
 use crate::corpus::Id;
 use crate::job::Output;
@@ -98,14 +98,19 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         None
     };
     let docs = input::documents(args.io.texts, args.io.input.as_deref())?;
-    let name = args.model.name("BAAI/bge-small-en-v1.5");
-    let model = TextEmbedding::builder(name)
-        .load_options(args.model.load_options()?)
-        .add_prefixes(args.add_prefix)
-        .build()
-        .with_context(|| format!("loading model {name}"))?;
+    let settings = if args.add_prefix {
+        serde_json::json!({ "add_prefixes": true })
+    } else {
+        serde_json::Value::Null
+    };
+    let model = args
+        .model
+        .load("BAAI/bge-small-en-v1.5", settings, Capability::DenseText)?;
     let query = model
-        .query_embed(&[args.query.as_str()], None)?
+        .embed_dense(
+            &[args.query.as_str()],
+            &CallOptions::new().purpose(Purpose::Query),
+        )?
         .pop()
         .context("no vector for the query")?;
     // The documents stream through the model; each text waits in `pending` (at most the
@@ -119,7 +124,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         }
     });
     let mut best: BinaryHeap<Hit> = BinaryHeap::new();
-    let vectors = model.try_embed_iter(source, None, Purpose::Passage);
+    let vectors = model.embed_dense_iter(source, &CallOptions::new().purpose(Purpose::Passage));
     for (index, vector) in vectors.enumerate() {
         let vector = vector?;
         let text = pending

@@ -1,10 +1,8 @@
 //! `embedkit sparse`: documents in, JSON Lines of sparse vectors out, in input order
 //! (SPLADE, BM25 with its parameters, BM42, MiniCOIL).
 
-use anyhow::Context;
 use clap::Args;
-use embedkit::sparse::{Bm25Options, MinicoilOptions};
-use embedkit::{Purpose, SparseTextEmbedding};
+use embedkit::{CallOptions, Capability, Purpose};
 
 use crate::vectors::{Shape, Vector};
 use crate::{corpus, job, IoArgs, ModelArgs};
@@ -49,38 +47,38 @@ pub struct SparseArgs {
 
 pub fn run(mut args: SparseArgs) -> anyhow::Result<()> {
     let (job, docs) = job::start(&mut args.io, &args.corpus, Shape::Sparse)?;
-    let name = args.model.name("prithivida/Splade_PP_en_v1");
-    let load = args.model.load_options()?;
-    let bm25 = Bm25Options::default();
-    let minicoil = MinicoilOptions::default();
-    let model = SparseTextEmbedding::builder(name)
-        .load_options(load)
-        .alpha(args.alpha)
-        .bm25(Bm25Options {
-            language: args.language.clone(),
-            k: args.k.unwrap_or(bm25.k),
-            b: args.b.unwrap_or(bm25.b),
-            avg_len: args.avg_len.unwrap_or(bm25.avg_len),
-            disable_stemmer: args.disable_stemmer,
-            ..bm25
-        })
-        .minicoil(MinicoilOptions {
-            k: args.k.unwrap_or(minicoil.k),
-            b: args.b.unwrap_or(minicoil.b),
-            avg_len: args.avg_len.unwrap_or(minicoil.avg_len),
-        })
-        .build()
-        .with_context(|| format!("loading model {}", name))?;
+    // The family's settings, as fastembed's keyword arguments: BM25's and MiniCOIL's
+    // parameters where given, BM42's alpha.
+    let mut shared = serde_json::Map::new();
+    for (key, value) in [("k", args.k), ("b", args.b), ("avg_len", args.avg_len)] {
+        if let Some(v) = value {
+            shared.insert(key.into(), v.into());
+        }
+    }
+    let mut bm25 = shared.clone();
+    bm25.insert("language".into(), args.language.clone().into());
+    bm25.insert("disable_stemmer".into(), args.disable_stemmer.into());
+    let settings = serde_json::json!({
+        "alpha": args.alpha,
+        "bm25": bm25,
+        "minicoil": shared,
+    });
+    let model = args.model.load(
+        "prithivida/Splade_PP_en_v1",
+        settings,
+        Capability::SparseText,
+    )?;
     let purpose = if args.query {
         Purpose::Query
     } else {
         Purpose::Document
     };
-    let (top_terms, min_weight) = (args.top_terms, args.min_weight);
-    let results = model.try_embed_iter(docs, None, purpose).map(move |v| {
-        let mut v = v?;
-        embedkit::postprocess::prune_sparse(&mut v, top_terms, min_weight);
-        let (indices, values) = v.into_parts();
+    let call = CallOptions::new()
+        .purpose(purpose)
+        .sparse_top_k(args.top_terms)
+        .sparse_min_weight(args.min_weight);
+    let results = model.embed_sparse_iter(docs, &call).map(|v| {
+        let (indices, values) = v?.into_parts();
         Ok(Vector::Sparse { indices, values })
     });
     job.finish(results)

@@ -13,6 +13,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use clap::{Args, ValueEnum};
 use embedkit::postprocess::{self, VectorType};
+use embedkit::{CallOptions, EmbeddingModel};
 use ndarray::Array2;
 use serde_json::json;
 
@@ -99,28 +100,21 @@ pub struct DenseArgs {
 }
 
 impl DenseArgs {
-    /// Checks --dimensions against the model (its name, size and Matryoshka training),
-    /// before any work; `Some` is the shorter size to cut to.
-    pub fn check(&self, name: &str, dim: usize, matryoshka: bool) -> anyhow::Result<Option<usize>> {
-        Ok(match self.dimensions {
-            Some(d) => postprocess::check_dimensions(name, dim, matryoshka, d)?,
-            None => None,
-        })
+    /// The call's options for `model`: --dimensions (checked against the model before
+    /// any work) and --normalize, applied by the library.
+    pub fn call(&self, model: &EmbeddingModel) -> anyhow::Result<CallOptions> {
+        model.check_dimensions(self.dimensions)?;
+        Ok(CallOptions::new()
+            .dimensions(self.dimensions)
+            .normalize(self.normalize))
     }
 
     pub fn shape(&self) -> Shape {
         Shape::Dense(self.output_dtype)
     }
 
-    /// One vector after the steps: shortened (to a size [`check`](Self::check) gave),
-    /// normalized, and in the output type.
-    pub fn apply(&self, mut v: Vec<f32>, dims: Option<usize>) -> Vector {
-        if let Some(d) = dims {
-            postprocess::matryoshka(&mut v, d);
-        }
-        if self.normalize {
-            postprocess::l2_normalize(&mut v);
-        }
+    /// One vector in the output type.
+    pub fn convert(&self, v: Vec<f32>) -> Vector {
         match self.output_dtype {
             VectorType::Float32 => Vector::Dense(v),
             VectorType::Int8 => Vector::Int8(postprocess::to_int8(&v)),

@@ -19,7 +19,10 @@ fn embedkit(args: &[String], stdin: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    // A command that fails before reading its input closes the pipe: not an error here.
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     child.wait_with_output().unwrap()
 }
 
@@ -476,5 +479,37 @@ fn dense_steps_and_sparse_pruning_are_what_numpy_computes() {
          for g, r in zip(got, base):\n    order = np.argsort(-np.array(r['values']), kind='stable')[:3]\n    \
          want = sorted(np.array(r['indices'])[order].tolist())\n    \
          assert g['indices'] == want, (g['indices'], want)",
+    );
+}
+
+#[test]
+fn a_command_refuses_a_model_without_its_capability_before_work() {
+    // `embed` needs dense vectors of texts; BM25 computes sparse ones.
+    let dir = tmpdir("formats-wrong-kind");
+    let dest = dir.join("out.jsonl");
+    let args = s(&[
+        "embed",
+        "-m",
+        "Qdrant/bm25",
+        "--model-path",
+        &tiny("bm25"),
+        "--output",
+        &dest.to_string_lossy(),
+    ]);
+    let out = embedkit(&args, b"one\n");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("offers sparse_text") && stderr.contains("dense_text"),
+        "{stderr}"
+    );
+    assert_eq!(files_in(&dir), Vec::<String>::new());
+    // ... and the same model through the command that fits it works.
+    let args = s(&["sparse", "-m", "Qdrant/bm25", "--model-path", &tiny("bm25")]);
+    let out = embedkit(&args, b"one\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
