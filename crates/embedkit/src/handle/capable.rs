@@ -1,0 +1,182 @@
+//! The seam a family implements once for its `Model`: [`Capable`], streaming in and out.
+
+use std::borrow::Cow;
+
+use super::{CallOptions, Capability, TextOutputs};
+use crate::engine::Stream;
+use crate::error::{Error, Result};
+use crate::image::ImageInput;
+use crate::late_interaction::MultiVector;
+use crate::pipeline::Purpose;
+use crate::registry::Kind;
+use crate::sparse::SparseEmbedding;
+use crate::text::Embedding;
+use crate::tokenize::Token;
+
+/// A loaded model as the handle sees it: what it can do and the raw operations. A family
+/// implements this once for its `Model`; [`EmbeddingModel`] checks capabilities and
+/// applies the per-call post-processing, so an implementation only computes. Operations
+/// a family lacks keep the default, which is an `Unsupported` error. Operations stream
+/// (bounded memory, input order); the handle's slice methods collect them.
+pub trait Capable: Send + Sync {
+    /// The registry name.
+    fn name(&self) -> &str;
+    /// The family (the class of the fastembed API that loads it).
+    fn kind(&self) -> Kind;
+    /// What it can do.
+    fn capabilities(&self) -> &'static [Capability];
+    /// Loads the graph now if it was built lazily.
+    fn load_now(&self) -> Result<()>;
+    /// The size of its dense vectors or of its multi-vectors' rows.
+    fn dim(&self) -> Option<usize> {
+        None
+    }
+    /// Whether its dense vectors may be shortened (Matryoshka training).
+    fn matryoshka(&self) -> bool {
+        false
+    }
+    /// The longest token sequence it takes, for models that truncate texts.
+    fn max_length(&self) -> Result<Option<usize>> {
+        Ok(None)
+    }
+    /// Whether inputs of different calls may share a batch without changing results
+    /// (not so for models whose outputs depend on the batch's padding).
+    fn shares_batches(&self) -> bool {
+        true
+    }
+    /// Dense vectors of texts.
+    fn dense_stream<'a>(&'a self, _texts: Texts<'a>, _o: &CallOptions) -> Stream<'a, Embedding> {
+        Stream::failed(lacks(self.name(), Capability::DenseText))
+    }
+    fn dense_token_ids(&self, _ids: &[Vec<u32>], _o: &CallOptions) -> Result<Vec<Embedding>> {
+        Err(lacks(self.name(), Capability::DenseTokenIds))
+    }
+    /// Fails unless every sequence is one the model can embed.
+    fn check_token_ids(&self, _ids: &[Vec<u32>]) -> Result<()> {
+        Err(lacks(self.name(), Capability::DenseTokenIds))
+    }
+    fn image_stream<'a>(&'a self, _images: Images<'a>, _o: &CallOptions) -> Stream<'a, Embedding> {
+        Stream::failed(lacks(self.name(), Capability::DenseImage))
+    }
+    fn sparse_stream<'a>(
+        &'a self,
+        _texts: Texts<'a>,
+        _o: &CallOptions,
+    ) -> Stream<'a, SparseEmbedding> {
+        Stream::failed(lacks(self.name(), Capability::SparseText))
+    }
+    fn multi_stream<'a>(&'a self, _texts: Texts<'a>, _o: &CallOptions) -> Stream<'a, MultiVector> {
+        Stream::failed(lacks(self.name(), Capability::MultiVectorText))
+    }
+    fn multi_image_stream<'a>(
+        &'a self,
+        _images: Images<'a>,
+        _o: &CallOptions,
+    ) -> Stream<'a, MultiVector> {
+        Stream::failed(lacks(self.name(), Capability::MultiVectorImage))
+    }
+    fn score_stream<'a>(&'a self, _pairs: Pairs<'a>, _o: &CallOptions) -> Stream<'a, f32> {
+        Stream::failed(lacks(self.name(), Capability::PairScores))
+    }
+    fn tokenize(&self, _texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        Err(lacks(self.name(), Capability::Tokens))
+    }
+    fn tokens(&self, _texts: &[&str]) -> Result<Vec<Vec<Token>>> {
+        Err(lacks(self.name(), Capability::Tokens))
+    }
+    /// fastembed's `token_count` of texts: `purpose` picks documents or queries where a
+    /// family tells them apart; `include_extension` counts what a family adds (ColBERT's
+    /// query padding, a multimodal model's prompt).
+    fn count_tokens(
+        &self,
+        _texts: &[&str],
+        _purpose: Purpose,
+        _include_extension: bool,
+    ) -> Result<usize> {
+        Err(lacks(self.name(), Capability::Tokens))
+    }
+    /// fastembed's `token_count` of (query, document) pairs.
+    fn count_pair_tokens(&self, _pairs: &[(&str, &str)]) -> Result<usize> {
+        Err(lacks(self.name(), Capability::PairScores))
+    }
+    /// The text outputs in `wanted` (dense, sparse, multi-vector). By default one pass
+    /// per output; a family that computes several in one pass overrides this.
+    fn embed_all(
+        &self,
+        texts: &[&str],
+        wanted: &[Capability],
+        o: &CallOptions,
+    ) -> Result<TextOutputs> {
+        let mut out = TextOutputs::default();
+        for &c in wanted {
+            match c {
+                Capability::DenseText => {
+                    out.dense = Some(
+                        self.dense_stream(borrowed(texts), o)
+                            .collect::<Result<_>>()?,
+                    )
+                }
+                Capability::SparseText => {
+                    out.sparse = Some(
+                        self.sparse_stream(borrowed(texts), o)
+                            .collect::<Result<_>>()?,
+                    )
+                }
+                Capability::MultiVectorText => {
+                    out.multi = Some(
+                        self.multi_stream(borrowed(texts), o)
+                            .collect::<Result<_>>()?,
+                    )
+                }
+                other => {
+                    return Err(Error::InvalidArgument(format!(
+                        "{other} is not an output of texts"
+                    )))
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Texts streamed into a model: each may fail (a line of a file that cannot be read),
+/// which ends the stream after the results before it.
+pub type Texts<'a> = Box<dyn Iterator<Item = Result<Cow<'a, str>>> + 'a>;
+/// Images streamed into a model.
+pub type Images<'a> = Box<dyn Iterator<Item = Result<ImageInput>> + 'a>;
+/// (query, document) pairs streamed into a model.
+pub type Pairs<'a> = Box<dyn Iterator<Item = Result<(Cow<'a, str>, Cow<'a, str>)>> + 'a>;
+
+pub(crate) fn borrowed<'a>(texts: &'a [&'a str]) -> Texts<'a> {
+    Box::new(texts.iter().map(|t| Ok(Cow::Borrowed(*t))))
+}
+
+pub(crate) fn texts_of<'a, I, S>(texts: I) -> Texts<'a>
+where
+    I: IntoIterator<Item = Result<S>>,
+    I::IntoIter: 'a,
+    S: Into<Cow<'a, str>>,
+{
+    Box::new(texts.into_iter().map(|t| t.map(Into::into)))
+}
+
+/// The error of an operation the model lacks.
+pub(crate) fn lacks(model: &str, c: Capability) -> Error {
+    Error::Unsupported(format!("model {model} does not offer {c}"))
+}
+
+/// The token methods of a text family's `Capable` impl: the engine's, as they are.
+macro_rules! text_tokens {
+    () => {
+        fn max_length(&self) -> Result<Option<usize>> {
+            crate::engine::Model::max_length(self)
+        }
+        fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+            crate::engine::Model::tokenize(self, texts)
+        }
+        fn tokens(&self, texts: &[&str]) -> Result<Vec<Vec<crate::tokenize::Token>>> {
+            crate::engine::Model::tokens(self, texts)
+        }
+    };
+}
+pub(crate) use text_tokens;
