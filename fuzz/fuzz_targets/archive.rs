@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use embedkit::hub::extract_archive;
+use embedkit::unstable::hub::extract_archive;
 use embedkit_fuzz::{check_message, scratch};
 use libfuzzer_sys::fuzz_target;
 

@@ -4,7 +4,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use embedkit::{hub, registry};
+use embedkit::registry;
+use embedkit::unstable::hub;
 
 #[derive(Args, Debug)]
 pub struct DownloadArgs {

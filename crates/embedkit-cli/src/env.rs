@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use embedkit::{hub, runtime};
+use embedkit::unstable::{hub, runtime};
 use serde_json::{json, Value};
 
 #[derive(Args, Debug)]

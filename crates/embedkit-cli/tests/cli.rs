@@ -735,7 +735,7 @@ fn search_ranks_documents_as_fastembeds_vectors_do() {
 /// itself finds (the file it pointed at, the CPU as std reports it, the bytes it wrote).
 #[test]
 fn env_reports_runtime_cpu_and_cache() {
-    let (library, _) = embedkit::runtime::find_library(None)
+    let (library, _) = embedkit::unstable::runtime::find_library(None)
         .expect("the ONNX Runtime library (make setup) is needed by this test");
     let cache = tmpdir("env-cache");
     let blobs = cache.join("models--org--tiny/blobs");
@@ -761,7 +761,7 @@ fn env_reports_runtime_cpu_and_cache() {
     assert_eq!(r["embedkit"], env!("CARGO_PKG_VERSION"));
     assert_eq!(
         r["runtime"]["version"],
-        embedkit::runtime::ORT_VERSION,
+        embedkit::unstable::runtime::ORT_VERSION,
         "{r}"
     );
     assert_eq!(r["runtime"]["library"], library.to_str().unwrap());

@@ -12,7 +12,7 @@ use common::repo_root;
 use std::process::{Command, Output};
 
 fn gpu_library() -> PathBuf {
-    let lib = embedkit::runtime::embedkit_home().join("runtime-gpu/libonnxruntime.so");
+    let lib = embedkit::unstable::runtime::embedkit_home().join("runtime-gpu/libonnxruntime.so");
     assert!(
         lib.is_file(),
         "{} is missing: run `make setup-gpu-runtime` (scripts/setup_gpu.sh --runtime-only)",
@@ -70,7 +70,7 @@ fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
 fn the_gpu_build_follows_the_device_rule() {
     let gpu_lib = gpu_library();
     let cpu = vectors(&embed(None, &["--device", "cpu"]));
-    if embedkit::runtime::gpu_present() {
+    if embedkit::unstable::runtime::gpu_present() {
         // A machine with a GPU: the CUDA path itself, against the CPU build.
         let on_gpu = vectors(&embed(Some(&gpu_lib), &["--device", "cuda"]));
         assert!(max_diff(&cpu, &on_gpu) < 1e-4);

@@ -491,7 +491,7 @@ impl MuveraCore {
 /// The ONNX Runtime library this process loaded, once a model has been built.
 #[pyfunction]
 fn loaded_runtime_library() -> Option<String> {
-    embedkit::runtime::loaded_library().map(|p| p.display().to_string())
+    embedkit::unstable::runtime::loaded_library().map(|p| p.display().to_string())
 }
 
 #[pymodule]

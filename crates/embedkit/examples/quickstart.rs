@@ -4,7 +4,7 @@
 //! cargo run -p embedkit --example quickstart
 
 fn main() -> Result<(), embedkit::Error> {
-    let dir = embedkit::runtime::embedkit_home().join("models/all-MiniLM-L6-v2-int8");
+    let dir = embedkit::unstable::runtime::embedkit_home().join("models/all-MiniLM-L6-v2-int8");
     let model = embedkit::TextEmbedding::builder("sentence-transformers/all-MiniLM-L6-v2")
         .specific_model_path(dir)
         .build()?;

@@ -21,8 +21,8 @@
 //! ```
 //!
 //! Inside, the modules follow the pipeline: [`registry`] describes models as data,
-//! [`hub`] finds their files, `tokenize` and `inputs` turn texts and images into graph
-//! inputs, `batching` plans and runs batches, [`runtime`] loads ONNX Runtime and runs
+//! `hub` finds their files, `tokenize` and `inputs` turn texts and images into graph
+//! inputs, `batching` plans and runs batches, `runtime` loads ONNX Runtime and runs
 //! sessions, and each family module ([`text`], [`sparse`], [`late_interaction`],
 //! [`rerank`], [`image`], [`late_interaction_multimodal`]) says only what its models
 //! compute, behind one seam (`pipeline`) that the one engine (`engine`) runs.
@@ -41,7 +41,7 @@ mod engine;
 pub mod error;
 mod graph;
 mod handle;
-pub mod hub;
+mod hub;
 pub mod image;
 mod inputs;
 pub mod late_interaction;
@@ -49,10 +49,10 @@ pub mod late_interaction_multimodal;
 pub mod options;
 mod pipeline;
 pub mod postprocess;
-pub mod quantize;
+mod quantize;
 pub mod registry;
 pub mod rerank;
-pub mod runtime;
+mod runtime;
 pub mod sparse;
 pub mod text;
 #[cfg(feature = "internals")]
@@ -61,10 +61,27 @@ pub mod tokenize;
 #[cfg(not(feature = "internals"))]
 mod tokenize;
 
+/// embedkit's machinery, public for its own tools (the CLI's `cache` and `env`
+/// commands), tests and fuzz targets: the hub client and cache layout, and the ONNX
+/// Runtime loader. **Unstable**: anything here may change in any release; the stable API
+/// is the crate root (the model classes, [`EmbeddingModel`], [`LoadOptions`],
+/// [`CallOptions`], the registry's descriptions, [`Error`]).
+pub mod unstable {
+    /// Model folders, the cache layout, downloads and safe archive extraction.
+    pub mod hub {
+        pub use crate::hub::*;
+    }
+    /// Finding and loading ONNX Runtime, providers and devices, sessions.
+    pub mod runtime {
+        pub use crate::runtime::*;
+    }
+}
+
 pub use batching::DEFAULT_MAX_BATCH_TOKENS;
 pub use engine::{Builder, Model, Stream};
 pub use error::{Error, ErrorKind, Result};
 pub use handle::{CallOptions, Capability, Capable, EmbeddingModel, TextOutputs};
+pub use hub::{CacheOptions, Fetcher, HubOptions};
 pub use image::{ImageEmbedding, ImageEmbeddingBuilder, ImageInput};
 pub use late_interaction::{
     max_sim, max_sim_batch, LateInteractionTextEmbedding, LateInteractionTextEmbeddingBuilder,
@@ -83,6 +100,7 @@ pub use registry::{
     RerankerModelDescription, SparseModelDescription,
 };
 pub use rerank::{CustomReranker, RankedDocument, TextCrossEncoder, TextCrossEncoderBuilder};
+pub use runtime::RuntimeOptions;
 pub use runtime::{Device, Provider};
 pub use sparse::{SparseEmbedding, SparseTextEmbedding, SparseTextEmbeddingBuilder};
 pub use text::{CustomTextModel, Embedding, TextEmbedding, TextEmbeddingBuilder};

@@ -7,7 +7,8 @@ use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use embedkit::hub::{self, HubOptions};
+use embedkit::unstable::hub;
+use embedkit::HubOptions;
 use embedkit::TextEmbedding;
 
 use common::hub_server::{bge_small_repo, sha256_hex, Fault, HubServer, Repo};

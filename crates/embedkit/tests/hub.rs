@@ -6,7 +6,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use embedkit::hub::HubOptions;
+use embedkit::HubOptions;
 use embedkit::{CustomTextModel, Error, ModelSource, Pooling, TextEmbedding};
 
 use common::hub_server::{bge_small_repo, sha256_hex, Fault, HubServer, Repo};

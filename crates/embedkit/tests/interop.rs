@@ -8,7 +8,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use embedkit::hub::HubOptions;
+use embedkit::HubOptions;
 use embedkit::TextEmbedding;
 
 use common::hub_server::{bge_small_repo, Fault, HubServer};

@@ -126,7 +126,7 @@ fn lazy_load_defers_loading_the_graph() {
 #[test]
 fn cuda_without_a_gpu_is_a_clear_error_and_cpu_providers_work() {
     let dir = model_dir("tiny:cls-384");
-    if !embedkit::runtime::gpu_present() {
+    if !embedkit::unstable::runtime::gpu_present() {
         let err = TextEmbedding::builder("BAAI/bge-small-en-v1.5")
             .specific_model_path(&dir)
             .device(Device::Cuda)

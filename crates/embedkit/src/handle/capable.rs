@@ -14,7 +14,7 @@ use crate::text::Embedding;
 use crate::tokenize::Token;
 
 /// A loaded model as the handle sees it: what it can do and the raw operations. A family
-/// implements this once for its `Model`; [`EmbeddingModel`] checks capabilities and
+/// implements this once for its `Model`; [`EmbeddingModel`](super::EmbeddingModel) checks capabilities and
 /// applies the per-call post-processing, so an implementation only computes. Operations
 /// a family lacks keep the default, which is an `Unsupported` error. Operations stream
 /// (bounded memory, input order); the handle's slice methods collect them.

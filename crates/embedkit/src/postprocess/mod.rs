@@ -3,7 +3,7 @@
 //! and binary vectors, and MUVERA fixed-dimensional encodings of multi-vectors.
 
 mod muvera;
-pub mod numpy_rng;
+pub(crate) mod numpy_rng;
 mod ziggurat;
 
 pub use muvera::{MultiVectorModel, Muvera, MuveraOptions};

@@ -41,7 +41,7 @@ pub fn model_dir(symbolic: &str) -> PathBuf {
         "shared" => std::env::var("EMBEDKIT_SHARED_MODELS")
             .map(PathBuf::from)
             .unwrap_or_else(|_| repo_root().join("../shared/models")),
-        "setup" => embedkit::runtime::embedkit_home().join("models"),
+        "setup" => embedkit::unstable::runtime::embedkit_home().join("models"),
         "tiny" => std::env::var("EMBEDKIT_TEST_MODELS")
             .map(PathBuf::from)
             .unwrap_or_else(|_| repo_root().join("target/test-models")),
