@@ -163,8 +163,24 @@ fn main() -> ExitCode {
         Err(e) if e.downcast_ref::<job::Interrupted>().is_some() => ExitCode::from(130),
         Err(e) => {
             eprintln!("embedkit: error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// The exit status of a failure, by the library error's kind (the one place kinds become
+/// statuses): 2 for what the caller can fix in the command or its input (as clap's usage
+/// errors), 3 for model files that could not be had, 1 for anything else.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use embedkit::ErrorKind as K;
+    let kind = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<embedkit::Error>())
+        .map(embedkit::Error::kind);
+    match kind {
+        Some(K::InvalidInput | K::UnknownModel | K::Unsupported) => 2,
+        Some(K::Unavailable) => 3,
+        _ => 1,
     }
 }
 

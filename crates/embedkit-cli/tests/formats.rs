@@ -504,6 +504,27 @@ fn a_command_refuses_a_model_without_its_capability_before_work() {
         "{stderr}"
     );
     assert_eq!(files_in(&dir), Vec::<String>::new());
+    // Exit statuses by the error's kind: 2 for what the command can fix, 3 for model
+    // files that cannot be had.
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let unknown = embedkit(&s(&["embed", "-m", "BAAI/bge-smal-en-v1.5"]), b"one\n");
+    assert_eq!(unknown.status.code(), Some(2));
+    let empty = tmpdir("formats-empty-cache");
+    let offline = embedkit(
+        &s(&[
+            "embed",
+            "--local-files-only",
+            "--cache-dir",
+            &empty.to_string_lossy(),
+        ]),
+        b"one\n",
+    );
+    assert_eq!(
+        offline.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
     // ... and the same model through the command that fits it works.
     let args = s(&["sparse", "-m", "Qdrant/bm25", "--model-path", &tiny("bm25")]);
     let out = embedkit(&args, b"one\n");
