@@ -4,16 +4,12 @@ use clap::Args;
 use embedkit::{Capability, Purpose};
 
 use crate::vectors::DenseArgs;
-use crate::{corpus, job, IoArgs, ModelArgs};
+use crate::{job, JobArgs};
 
 #[derive(Args, Debug)]
 pub struct EmbedArgs {
     #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub io: IoArgs,
-    #[command(flatten)]
-    pub corpus: corpus::CorpusArgs,
+    pub job: JobArgs,
     #[command(flatten)]
     pub dense: DenseArgs,
     /// Embed as queries (`query_embed`).
@@ -38,13 +34,10 @@ pub fn run(mut args: EmbedArgs) -> anyhow::Result<()> {
     } else {
         Purpose::Document
     };
-    let (job, docs) = job::start(&mut args.io, &args.corpus, args.dense.shape())?;
-    let settings = if args.add_prefix {
-        serde_json::json!({ "add_prefixes": true })
-    } else {
-        serde_json::Value::Null
-    };
+    let (job, docs) = job::start(&mut args.job.io, &args.job.corpus, args.dense.shape())?;
+    let settings = crate::prefix_settings(args.add_prefix);
     let model = args
+        .job
         .model
         .load("BAAI/bge-small-en-v1.5", settings, Capability::DenseText)?;
     let call = args.dense.call(&model)?.purpose(purpose);

@@ -6,17 +6,13 @@ use clap::Args;
 use embedkit::{CallOptions, Capability, Muvera, MuveraOptions, Purpose};
 
 use crate::vectors::{Shape, Vector};
-use crate::{corpus, job, IoArgs, ModelArgs};
+use crate::{job, JobArgs};
 use embedkit::postprocess::VectorType;
 
 #[derive(Args, Debug)]
 pub struct LateArgs {
     #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub io: IoArgs,
-    #[command(flatten)]
-    pub corpus: corpus::CorpusArgs,
+    pub job: JobArgs,
     /// Embed as queries (`query_embed`: query marker and mask expansion).
     #[arg(long)]
     pub query: bool,
@@ -45,8 +41,8 @@ pub fn run(mut args: LateArgs) -> anyhow::Result<()> {
     } else {
         Shape::Multi
     };
-    let (job, docs) = job::start(&mut args.io, &args.corpus, shape)?;
-    let model = args.model.load(
+    let (job, docs) = job::start(&mut args.job.io, &args.job.corpus, shape)?;
+    let model = args.job.model.load(
         "colbert-ir/colbertv2.0",
         serde_json::Value::Null,
         Capability::MultiVectorText,

@@ -113,6 +113,27 @@ impl ModelArgs {
     }
 }
 
+/// What every corpus job takes: the model, where documents come from and results go,
+/// and how the input is read (ids, bad rows, `--resume`).
+#[derive(Args, Debug, Clone)]
+pub struct JobArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub io: IoArgs,
+    #[command(flatten)]
+    pub corpus: corpus::CorpusArgs,
+}
+
+/// The dense family's settings for `--add-prefix`.
+pub fn prefix_settings(add_prefix: bool) -> serde_json::Value {
+    if add_prefix {
+        serde_json::json!({ "add_prefixes": true })
+    } else {
+        serde_json::Value::Null
+    }
+}
+
 /// Where documents come from and results go, for the commands that embed.
 #[derive(Args, Debug, Clone)]
 pub struct IoArgs {

@@ -7,16 +7,12 @@ use embedkit::rerank::top_k;
 use embedkit::{CallOptions, Capability};
 
 use crate::vectors::{Shape, Vector};
-use crate::{corpus, job, IoArgs, ModelArgs};
+use crate::{job, JobArgs};
 
 #[derive(Args, Debug)]
 pub struct RerankArgs {
     #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub io: IoArgs,
-    #[command(flatten)]
-    pub corpus: corpus::CorpusArgs,
+    pub job: JobArgs,
     /// The query the documents are scored against.
     #[arg(long, short)]
     pub query: String,
@@ -26,8 +22,8 @@ pub struct RerankArgs {
 }
 
 pub fn run(mut args: RerankArgs) -> anyhow::Result<()> {
-    let (job, docs) = job::start(&mut args.io, &args.corpus, Shape::Score)?;
-    let model = args.model.load(
+    let (job, docs) = job::start(&mut args.job.io, &args.job.corpus, Shape::Score)?;
+    let model = args.job.model.load(
         "Xenova/ms-marco-MiniLM-L-6-v2",
         serde_json::Value::Null,
         Capability::PairScores,
@@ -45,7 +41,7 @@ pub fn run(mut args: RerankArgs) -> anyhow::Result<()> {
         })),
         Some(k) => job.finish_arranged(scores, |all| {
             let values: Vec<f32> = all.iter().map(|(_, s)| *s).collect();
-            let mut ids: Vec<Option<corpus::Id>> =
+            let mut ids: Vec<Option<crate::corpus::Id>> =
                 all.into_iter().map(|(id, _)| Some(id)).collect();
             top_k(&values, k)
                 .into_iter()

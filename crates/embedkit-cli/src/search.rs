@@ -98,11 +98,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         None
     };
     let docs = input::documents(args.io.texts, args.io.input.as_deref())?;
-    let settings = if args.add_prefix {
-        serde_json::json!({ "add_prefixes": true })
-    } else {
-        serde_json::Value::Null
-    };
+    let settings = crate::prefix_settings(args.add_prefix);
     let model = args
         .model
         .load("BAAI/bge-small-en-v1.5", settings, Capability::DenseText)?;

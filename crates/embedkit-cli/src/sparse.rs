@@ -5,16 +5,12 @@ use clap::Args;
 use embedkit::{CallOptions, Capability, Purpose};
 
 use crate::vectors::{Shape, Vector};
-use crate::{corpus, job, IoArgs, ModelArgs};
+use crate::{job, JobArgs};
 
 #[derive(Args, Debug)]
 pub struct SparseArgs {
     #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub io: IoArgs,
-    #[command(flatten)]
-    pub corpus: corpus::CorpusArgs,
+    pub job: JobArgs,
     /// Embed as queries (`query_embed`).
     #[arg(long)]
     pub query: bool,
@@ -46,7 +42,7 @@ pub struct SparseArgs {
 }
 
 pub fn run(mut args: SparseArgs) -> anyhow::Result<()> {
-    let (job, docs) = job::start(&mut args.io, &args.corpus, Shape::Sparse)?;
+    let (job, docs) = job::start(&mut args.job.io, &args.job.corpus, Shape::Sparse)?;
     // The family's settings, as fastembed's keyword arguments: BM25's and MiniCOIL's
     // parameters where given, BM42's alpha.
     let mut shared = serde_json::Map::new();
@@ -63,7 +59,7 @@ pub fn run(mut args: SparseArgs) -> anyhow::Result<()> {
         "bm25": bm25,
         "minicoil": shared,
     });
-    let model = args.model.load(
+    let model = args.job.model.load(
         "prithivida/Splade_PP_en_v1",
         settings,
         Capability::SparseText,

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    FixedSizeListBuilder, Float32Builder, Int64Builder, Int8Builder, ListBuilder, StringBuilder,
-    UInt32Builder, UInt64Builder, UInt8Builder,
+    FixedSizeListBuilder, Float32Builder, Int64Builder, ListBuilder, PrimitiveBuilder,
+    StringBuilder, UInt32Builder, UInt64Builder,
 };
+use arrow_array::types::{Float32Type, Int8Type, UInt8Type};
+use arrow_array::ArrowPrimitiveType;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use clap::{Args, ValueEnum};
@@ -213,53 +215,29 @@ pub fn record_batch(group: &[(Id, Vector)], string_ids: bool) -> anyhow::Result<
     let mut fields = vec![id_field];
     let mut columns = vec![id];
     match &group[0].1 {
-        Vector::Dense(first) => {
-            let dim = first.len();
-            let mut b = FixedSizeListBuilder::new(Float32Builder::new(), dim as i32)
-                .with_field(Field::new("item", DataType::Float32, false));
-            for (_, v) in group {
-                let Vector::Dense(v) = v else {
-                    anyhow::bail!("results of mixed kinds")
-                };
-                anyhow::ensure!(v.len() == dim, "vectors of {} and {dim} numbers", v.len());
-                b.values().append_slice(v);
-                b.append(true);
-            }
-            let col = b.finish();
+        Vector::Dense(_) => {
+            let col = fixed_rows::<Float32Type>(group, |v| match v {
+                Vector::Dense(v) => Some(v),
+                _ => None,
+            })?;
             fields.push(Field::new("embedding", col.data_type().clone(), false));
-            columns.push(Arc::new(col));
+            columns.push(col);
         }
-        Vector::Int8(first) => {
-            let dim = first.len();
-            let mut b = FixedSizeListBuilder::new(Int8Builder::new(), dim as i32)
-                .with_field(Field::new("item", DataType::Int8, false));
-            for (_, v) in group {
-                let Vector::Int8(v) = v else {
-                    anyhow::bail!("results of mixed kinds")
-                };
-                anyhow::ensure!(v.len() == dim, "vectors of {} and {dim} numbers", v.len());
-                b.values().append_slice(v);
-                b.append(true);
-            }
-            let col = b.finish();
+        Vector::Int8(_) => {
+            let col = fixed_rows::<Int8Type>(group, |v| match v {
+                Vector::Int8(v) => Some(v),
+                _ => None,
+            })?;
             fields.push(Field::new("embedding", col.data_type().clone(), false));
-            columns.push(Arc::new(col));
+            columns.push(col);
         }
-        Vector::Binary(first) => {
-            let dim = first.len();
-            let mut b = FixedSizeListBuilder::new(UInt8Builder::new(), dim as i32)
-                .with_field(Field::new("item", DataType::UInt8, false));
-            for (_, v) in group {
-                let Vector::Binary(v) = v else {
-                    anyhow::bail!("results of mixed kinds")
-                };
-                anyhow::ensure!(v.len() == dim, "vectors of {} and {dim} bytes", v.len());
-                b.values().append_slice(v);
-                b.append(true);
-            }
-            let col = b.finish();
+        Vector::Binary(_) => {
+            let col = fixed_rows::<UInt8Type>(group, |v| match v {
+                Vector::Binary(v) => Some(v),
+                _ => None,
+            })?;
             fields.push(Field::new("embedding", col.data_type().clone(), false));
-            columns.push(Arc::new(col));
+            columns.push(col);
         }
         Vector::Sparse { .. } => {
             let item = |t| Field::new("item", t, false);
@@ -355,6 +333,24 @@ pub fn record_batch(group: &[(Id, Vector)], string_ids: bool) -> anyhow::Result<
         Arc::new(Schema::new(fields)),
         columns,
     )?)
+}
+
+/// A column of fixed-size lists of `T` (one row per record, every row as wide as the
+/// first); `row` picks a record's numbers, `None` for a record of another kind.
+fn fixed_rows<T: ArrowPrimitiveType>(
+    group: &[(Id, Vector)],
+    row: impl Fn(&Vector) -> Option<&Vec<T::Native>>,
+) -> anyhow::Result<ArrayRef> {
+    let dim = group.first().and_then(|(_, v)| row(v)).map_or(0, Vec::len);
+    let mut b = FixedSizeListBuilder::new(PrimitiveBuilder::<T>::new(), dim as i32)
+        .with_field(Field::new("item", T::DATA_TYPE, false));
+    for (_, v) in group {
+        let v = row(v).ok_or_else(|| anyhow::anyhow!("results of mixed kinds"))?;
+        anyhow::ensure!(v.len() == dim, "vectors of {} and {dim} numbers", v.len());
+        b.values().append_slice(v);
+        b.append(true);
+    }
+    Ok(Arc::new(b.finish()))
 }
 
 /// The `.npy` header's fixed length: long enough for any shape, so the header written

@@ -350,6 +350,36 @@ fn list_supported_models(kind: &str) -> PyResult<String> {
     }
 }
 
+/// The arguments both `add_custom_model`s take besides their own.
+#[derive(serde::Deserialize)]
+struct CustomCommon {
+    model_file: Option<String>,
+    description: Option<String>,
+    license: Option<String>,
+    size_in_gb: Option<f64>,
+    additional_files: Option<Vec<String>>,
+}
+
+impl CustomCommon {
+    /// Sets a custom description's shared fields (defaults where not given).
+    fn apply(
+        self,
+        model_file: &mut String,
+        description: &mut String,
+        license: &mut String,
+        size_in_gb: &mut f64,
+        additional_files: &mut Vec<String>,
+    ) {
+        if let Some(f) = self.model_file {
+            *model_file = f;
+        }
+        *description = self.description.unwrap_or_default();
+        *license = self.license.unwrap_or_default();
+        *size_in_gb = self.size_in_gb.unwrap_or(0.0);
+        *additional_files = self.additional_files.unwrap_or_default();
+    }
+}
+
 /// fastembed's `TextEmbedding.add_custom_model`; `spec`: its arguments as JSON.
 #[pyfunction]
 fn add_custom_text_model(spec: &str) -> PyResult<()> {
@@ -360,22 +390,19 @@ fn add_custom_text_model(spec: &str) -> PyResult<()> {
         normalization: bool,
         sources: ModelSource,
         dim: usize,
-        model_file: Option<String>,
-        description: Option<String>,
-        license: Option<String>,
-        size_in_gb: Option<f64>,
-        additional_files: Option<Vec<String>>,
+        #[serde(flatten)]
+        common: CustomCommon,
     }
     let s: Spec = serde_json::from_str(spec).map_err(json_err)?;
     let mut m =
         embedkit::CustomTextModel::new(s.model, s.pooling, s.normalization, s.sources, s.dim);
-    if let Some(f) = s.model_file {
-        m.model_file = f;
-    }
-    m.description = s.description.unwrap_or_default();
-    m.license = s.license.unwrap_or_default();
-    m.size_in_gb = s.size_in_gb.unwrap_or(0.0);
-    m.additional_files = s.additional_files.unwrap_or_default();
+    s.common.apply(
+        &mut m.model_file,
+        &mut m.description,
+        &mut m.license,
+        &mut m.size_in_gb,
+        &mut m.additional_files,
+    );
     TextEmbedding::add_custom_model(m).map_err(err)
 }
 
@@ -386,21 +413,18 @@ fn add_custom_reranker(spec: &str) -> PyResult<()> {
     struct Spec {
         model: String,
         sources: ModelSource,
-        model_file: Option<String>,
-        description: Option<String>,
-        license: Option<String>,
-        size_in_gb: Option<f64>,
-        additional_files: Option<Vec<String>>,
+        #[serde(flatten)]
+        common: CustomCommon,
     }
     let s: Spec = serde_json::from_str(spec).map_err(json_err)?;
     let mut c = CustomReranker::new(s.model, s.sources);
-    if let Some(f) = s.model_file {
-        c.model_file = f;
-    }
-    c.description = s.description.unwrap_or_default();
-    c.license = s.license.unwrap_or_default();
-    c.size_in_gb = s.size_in_gb.unwrap_or(0.0);
-    c.additional_files = s.additional_files.unwrap_or_default();
+    s.common.apply(
+        &mut c.model_file,
+        &mut c.description,
+        &mut c.license,
+        &mut c.size_in_gb,
+        &mut c.additional_files,
+    );
     TextCrossEncoder::add_custom_model(c).map_err(err)
 }
 

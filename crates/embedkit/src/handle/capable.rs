@@ -3,11 +3,12 @@
 use std::borrow::Cow;
 
 use super::{CallOptions, Capability, TextOutputs};
-use crate::engine::Stream;
+use crate::engine::{Model, Stream};
 use crate::error::{Error, Result};
 use crate::image::ImageInput;
 use crate::late_interaction::MultiVector;
-use crate::pipeline::Purpose;
+use crate::pipeline::{Family, Purpose};
+use crate::registry::Describe;
 use crate::registry::Kind;
 use crate::sparse::SparseEmbedding;
 use crate::text::Embedding;
@@ -18,15 +19,11 @@ use crate::tokenize::Token;
 /// applies the per-call post-processing, so an implementation only computes. Operations
 /// a family lacks keep the default, which is an `Unsupported` error. Operations stream
 /// (bounded memory, input order); the handle's slice methods collect them.
-pub trait Capable: Send + Sync {
-    /// The registry name.
-    fn name(&self) -> &str;
+pub trait Capable: Loaded + Send + Sync {
     /// The family (the class of the fastembed API that loads it).
     fn kind(&self) -> Kind;
     /// What it can do.
     fn capabilities(&self) -> &'static [Capability];
-    /// Loads the graph now if it was built lazily.
-    fn load_now(&self) -> Result<()>;
     /// The size of its dense vectors or of its multi-vectors' rows.
     fn dim(&self) -> Option<usize> {
         None
@@ -139,6 +136,23 @@ pub trait Capable: Send + Sync {
     }
 }
 
+/// What every engine model has, whatever its family: the engine gives it to `Model<F>`.
+pub trait Loaded {
+    /// The registry name.
+    fn name(&self) -> &str;
+    /// Loads the graph now if it was built lazily.
+    fn load_now(&self) -> Result<()>;
+}
+
+impl<F: Family> Loaded for Model<F> {
+    fn name(&self) -> &str {
+        self.description().name()
+    }
+    fn load_now(&self) -> Result<()> {
+        self.pipeline().map(drop)
+    }
+}
+
 /// Texts streamed into a model: each may fail (a line of a file that cannot be read),
 /// which ends the stream after the results before it.
 pub type Texts<'a> = Box<dyn Iterator<Item = Result<Cow<'a, str>>> + 'a>;
@@ -167,6 +181,17 @@ pub(crate) fn lacks(model: &str, c: Capability) -> Error {
 
 /// The token methods of a text family's `Capable` impl: the engine's, as they are.
 macro_rules! text_tokens {
+    (count) => {
+        fn count_tokens(
+            &self,
+            texts: &[&str],
+            _purpose: crate::pipeline::Purpose,
+            _include_extension: bool,
+        ) -> Result<usize> {
+            Self::token_count(self, texts)
+        }
+        crate::handle::text_tokens!();
+    };
     () => {
         fn max_length(&self) -> Result<Option<usize>> {
             crate::engine::Model::max_length(self)

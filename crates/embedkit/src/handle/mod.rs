@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 pub use call::{CallOptions, Capability, TextOutputs};
 pub(crate) use capable::{lacks, text_tokens, texts_of};
-pub use capable::{Capable, Images, Pairs, Texts};
+pub use capable::{Capable, Images, Loaded, Pairs, Texts};
 
 use crate::engine::{Model, Stream};
 use crate::error::{Error, Result};

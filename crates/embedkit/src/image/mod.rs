@@ -207,12 +207,6 @@ impl Model<Image> {
 }
 
 impl Capable for Model<Image> {
-    fn name(&self) -> &str {
-        &self.description().core.model
-    }
-    fn load_now(&self) -> Result<()> {
-        self.pipeline().map(drop)
-    }
     fn kind(&self) -> Kind {
         Kind::Image
     }

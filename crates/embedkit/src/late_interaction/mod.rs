@@ -148,12 +148,6 @@ pub fn max_sim_batch(query: ArrayView2<'_, f32>, documents: &[MultiVector]) -> R
 }
 
 impl Capable for Model<Colbert> {
-    fn name(&self) -> &str {
-        &self.description().core.model
-    }
-    fn load_now(&self) -> Result<()> {
-        self.pipeline().map(drop)
-    }
     fn count_tokens(
         &self,
         texts: &[&str],

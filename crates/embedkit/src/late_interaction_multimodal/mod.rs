@@ -404,12 +404,6 @@ fn split_rows(
 }
 
 impl Capable for Model<Multimodal> {
-    fn name(&self) -> &str {
-        &self.description().core.model
-    }
-    fn load_now(&self) -> Result<()> {
-        self.pipeline().map(drop)
-    }
     fn count_tokens(
         &self,
         texts: &[&str],

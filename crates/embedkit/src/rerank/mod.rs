@@ -256,12 +256,6 @@ pub fn top_k(scores: &[f32], k: usize) -> Vec<RankedDocument> {
 }
 
 impl Capable for Model<CrossEncoder> {
-    fn name(&self) -> &str {
-        &self.description().core.model
-    }
-    fn load_now(&self) -> Result<()> {
-        self.pipeline().map(drop)
-    }
     fn count_pair_tokens(&self, pairs: &[(&str, &str)]) -> Result<usize> {
         self.token_count(pairs)
     }

@@ -352,20 +352,6 @@ pub(crate) fn token_texts(tokenizer: &crate::tokenize::TextTokenizer) -> Vec<Opt
 }
 
 impl Capable for Model<Sparse> {
-    fn name(&self) -> &str {
-        &self.description().core.model
-    }
-    fn load_now(&self) -> Result<()> {
-        self.pipeline().map(drop)
-    }
-    fn count_tokens(
-        &self,
-        texts: &[&str],
-        _purpose: Purpose,
-        _include_extension: bool,
-    ) -> Result<usize> {
-        self.token_count(texts)
-    }
     fn kind(&self) -> Kind {
         Kind::Sparse
     }
@@ -379,7 +365,7 @@ impl Capable for Model<Sparse> {
     ) -> Stream<'a, SparseEmbedding> {
         self.try_embed_iter(texts, o.batch_size, o.purpose)
     }
-    crate::handle::text_tokens!();
+    crate::handle::text_tokens!(count);
 }
 
 #[cfg(test)]

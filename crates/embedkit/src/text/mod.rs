@@ -325,20 +325,6 @@ impl Model<Dense> {
 }
 
 impl Capable for Model<Dense> {
-    fn name(&self) -> &str {
-        &self.description().core.model
-    }
-    fn load_now(&self) -> Result<()> {
-        self.pipeline().map(drop)
-    }
-    fn count_tokens(
-        &self,
-        texts: &[&str],
-        _purpose: Purpose,
-        _include_extension: bool,
-    ) -> Result<usize> {
-        self.token_count(texts)
-    }
     fn kind(&self) -> Kind {
         Kind::Dense
     }
@@ -364,5 +350,5 @@ impl Capable for Model<Dense> {
     fn check_token_ids(&self, ids: &[Vec<u32>]) -> Result<()> {
         Model::check_token_ids(self, ids)
     }
-    crate::handle::text_tokens!();
+    crate::handle::text_tokens!(count);
 }
