@@ -534,3 +534,29 @@ fn a_command_refuses_a_model_without_its_capability_before_work() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_server_that_cannot_take_its_port_says_so_and_exits() {
+    // The port is held by this test for the whole run.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    let args = s(&[
+        "serve",
+        "--model",
+        &format!("Qdrant/bm25={}", tiny("bm25")),
+        "--port",
+        &port,
+    ]);
+    let out = Command::new(env!("CARGO_BIN_EXE_embedkit"))
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    drop(held);
+}

@@ -202,7 +202,11 @@ struct Worker {
 
 impl Batcher {
     /// Starts the inference thread.
-    pub fn start(models: Arc<Models>, policy: BatchPolicy, metrics: Arc<Metrics>) -> Result<Self> {
+    pub fn start(
+        models: Arc<Models>,
+        policy: BatchPolicy,
+        metrics: Arc<Metrics>,
+    ) -> crate::Result<Self> {
         let (tx, rx) = mpsc::sync_channel::<Job>(policy.queue_size.max(1));
         let alive = Arc::new(AtomicBool::new(true));
         let depth = Arc::new(AtomicI64::new(0));
@@ -230,8 +234,8 @@ impl Batcher {
                 }
                 thread_alive.store(false, Ordering::SeqCst);
             })
-            .map_err(|source| Error::Io {
-                path: "inference thread".into(),
+            .map_err(|source| crate::ServerError::Start {
+                what: "inference thread",
                 source,
             })?;
         Ok(Batcher {

@@ -190,7 +190,7 @@ pub async fn serve(
     app: Router,
     t: Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> embedkit::Result<()> {
+) -> crate::Result<()> {
     let builder = builder(&t);
     let (stop_tx, stop_rx) = watch::channel(false);
     // Every connection task holds a sender: all dropped means all closed.

@@ -13,6 +13,7 @@
 pub mod api;
 mod batcher;
 mod conn;
+mod error;
 mod guard;
 mod metrics;
 pub mod models;
@@ -33,7 +34,7 @@ use axum::{middleware, Router};
 use tokio::sync::Semaphore;
 
 use batcher::Batcher;
-use embedkit::{Error, Result};
+pub use error::{Result, ServerError};
 use metrics::Metrics;
 
 /// Request limits; breaking one is a JSON error that names it.
@@ -107,8 +108,8 @@ pub fn router(
     let max_lengths = models
         .iter()
         .map(Served::max_length)
-        .collect::<Result<Vec<_>>>()?;
-    let metrics = Arc::new(Metrics::new().map_err(|e| Error::Unsupported(e.to_string()))?);
+        .collect::<embedkit::Result<Vec<_>>>()?;
+    let metrics = Arc::new(Metrics::new()?);
     let models = Arc::new(models);
     let batcher = Batcher::start(models.clone(), config.policy.clone(), metrics.clone())?;
     let fatal = batcher.fatal();
@@ -159,22 +160,18 @@ pub fn run(addr: SocketAddr, models: Models, mut config: Config) -> Result<()> {
         .enable_all()
         .max_blocking_threads(cores)
         .build()
-        .map_err(|source| Error::Io {
-            path: "tokio runtime".into(),
+        .map_err(|source| ServerError::Start {
+            what: "async runtime",
             source,
         })?;
     let result = runtime.block_on(async move {
         let (app, mut fatal) = router(models, &config)?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|source| Error::Io {
-                path: addr.to_string().into(),
-                source,
-            })?;
-        let local = listener.local_addr().map_err(|source| Error::Io {
-            path: addr.to_string().into(),
-            source,
-        })?;
+            .map_err(|source| ServerError::Listen { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| ServerError::Listen { addr, source })?;
         tracing::info!(%local, "listening");
         if config.security.api_key.is_none() && !addr.ip().is_loopback() {
             tracing::warn!(
@@ -193,9 +190,7 @@ pub fn run(addr: SocketAddr, models: Models, mut config: Config) -> Result<()> {
         serve(listener, app, config.transport, stop).await?;
         let panicked = fatal.borrow_and_update().clone();
         match panicked {
-            Some(message) => Err(Error::Unsupported(format!(
-                "inference panicked ({message}); the server stopped"
-            ))),
+            Some(message) => Err(ServerError::InferencePanicked(message)),
             None => Ok(()),
         }
     });

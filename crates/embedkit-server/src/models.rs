@@ -4,7 +4,9 @@
 //! answers. A model with several capabilities answers every route they allow.
 
 use axum::http::StatusCode;
-use embedkit::{Capability, EmbeddingModel, Error, LoadOptions, ModelKind, Result};
+use embedkit::{Capability, EmbeddingModel, LoadOptions, ModelKind, Result};
+
+use crate::ServerError;
 
 use crate::api::{ApiError, ModelCard};
 
@@ -77,9 +79,9 @@ pub struct Models {
 
 impl Models {
     /// At least one model, no name twice.
-    pub fn new(list: Vec<Served>) -> Result<Models> {
+    pub fn new(list: Vec<Served>) -> crate::Result<Models> {
         if list.is_empty() {
-            return Err(Error::InvalidArgument(
+            return Err(ServerError::Config(
                 "a server needs at least one model".into(),
             ));
         }
@@ -88,7 +90,7 @@ impl Models {
                 .iter()
                 .any(|o| o.name.eq_ignore_ascii_case(&m.name))
             {
-                return Err(Error::InvalidArgument(format!(
+                return Err(ServerError::Config(format!(
                     "model {} is given twice",
                     m.name
                 )));
@@ -174,5 +176,17 @@ fn route_of(c: Capability) -> &'static str {
         Capability::MultiVectorText | Capability::MultiVectorImage => "/embed_late",
         Capability::PairScores => "/rerank",
         Capability::Tokens => "/tokenize",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_without_models_is_a_configuration_error() {
+        let e = Models::new(Vec::new()).err().expect("no models refused");
+        assert!(matches!(e, ServerError::Config(_)), "{e}");
+        assert!(e.to_string().contains("at least one model"), "{e}");
     }
 }
