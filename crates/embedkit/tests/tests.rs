@@ -12,6 +12,7 @@ mod image_oracle;
 mod int8;
 mod interop;
 mod late_oracle;
+mod m3_oracle;
 mod multimodal_oracle;
 mod oracle;
 mod rerank_oracle;

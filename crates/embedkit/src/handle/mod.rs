@@ -102,7 +102,9 @@ impl EmbeddingModel {
     /// for sparse ones, ...; null or `{}` for the defaults). A key the family does not
     /// have is an error.
     pub fn load_with(name: &str, load: LoadOptions, settings: &serde_json::Value) -> Result<Self> {
-        use crate::{image, late_interaction, late_interaction_multimodal, rerank, sparse, text};
+        use crate::{
+            bge_m3, image, late_interaction, late_interaction_multimodal, rerank, sparse, text,
+        };
         match registry::kind_of(name)? {
             Kind::Dense => build::<text::Dense>(name, load, settings),
             Kind::Sparse => build::<sparse::Sparse>(name, load, settings),
@@ -112,6 +114,7 @@ impl EmbeddingModel {
             Kind::Multimodal => {
                 build::<late_interaction_multimodal::Multimodal>(name, load, settings)
             }
+            Kind::BgeM3 => build::<bge_m3::BgeM3>(name, load, settings),
         }
     }
 

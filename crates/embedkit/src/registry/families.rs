@@ -230,6 +230,40 @@ pub struct MultimodalModelDescription {
     pub kind: MultimodalKind,
 }
 
+/// Where a BGE-M3-style model's three outputs come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum M3Layout {
+    /// The graph's first output is the last hidden state; the sparse and ColBERT heads are
+    /// torch checkpoints (`Linear` state dicts) beside it (`BAAI/bge-m3`).
+    HiddenState {
+        sparse_head: String,
+        colbert_head: String,
+    },
+    /// The graph applies the heads itself and names its three outputs
+    /// (`gpahal/bge-m3-onnx-int8`).
+    Outputs {
+        dense: String,
+        sparse: String,
+        colbert: String,
+    },
+}
+
+/// One model that gives dense, sparse (lexical) and multi-vector (ColBERT) embeddings from
+/// one pass, as FlagEmbedding's `BGEM3FlagModel`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BgeM3ModelDescription {
+    #[serde(flatten)]
+    pub core: ModelCore,
+    /// Dimensions of the dense vector and of each ColBERT row.
+    pub dim: usize,
+    /// The context the model was trained for, in tokens (documentation; truncation follows
+    /// `tokenizer_config.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<usize>,
+    pub layout: M3Layout,
+}
+
 /// The families' tables, each parsed from its compiled-in JSON file on first use.
 macro_rules! tables {
     ($($(#[$doc:meta])* $name:ident: $t:ty = $file:literal;)*) => {$(
@@ -251,6 +285,8 @@ tables! {
     IMAGE: ImageModelDescription = "image.json";
     /// Multimodal late-interaction models (`registry/late_interaction_multimodal.json`).
     MULTIMODAL: MultimodalModelDescription = "late_interaction_multimodal.json";
+    /// Dense + sparse + multi-vector models (`registry/bge_m3.json`).
+    BGE_M3: BgeM3ModelDescription = "bge_m3.json";
 }
 
 fn positive_dim(core: &ModelCore, dim: usize) -> Result<()> {
@@ -352,6 +388,23 @@ describe!(MultimodalModelDescription, MULTIMODAL {
             extra.push("config.json");
         }
         ModelFiles::new(&self.core, self.core.required_files(&extra), Vec::new())
+    }
+    fn check(&self) -> Result<()> {
+        positive_dim(&self.core, self.dim)
+    }
+});
+
+describe!(BgeM3ModelDescription, BGE_M3 {
+    fn files(&self) -> ModelFiles {
+        let mut required = self.core.required_files(&["tokenizer.json", "tokenizer_config.json"]);
+        if let M3Layout::HiddenState { sparse_head, colbert_head } = &self.layout {
+            for head in [sparse_head, colbert_head] {
+                if !required.contains(head) {
+                    required.push(head.clone());
+                }
+            }
+        }
+        ModelFiles::new(&self.core, required, Vec::new())
     }
     fn check(&self) -> Result<()> {
         positive_dim(&self.core, self.dim)

@@ -281,6 +281,9 @@ pub enum Kind {
     Image,
     /// `LateInteractionMultimodalEmbedding`.
     Multimodal,
+    /// `BgeM3Embedding`: dense, sparse and multi-vector from one pass (no fastembed
+    /// class; FlagEmbedding's `BGEM3FlagModel`).
+    BgeM3,
 }
 
 /// The family of the model `name` (built-in or registered), searched in the order
@@ -293,6 +296,7 @@ pub fn kind_of(name: &str) -> Result<Kind> {
         (RERANK.contains(name), Kind::Rerank),
         (IMAGE.contains(name), Kind::Image),
         (MULTIMODAL.contains(name), Kind::Multimodal),
+        (BGE_M3.contains(name), Kind::BgeM3),
     ];
     match found.iter().find(|(known, _)| *known) {
         Some((_, kind)) => Ok(*kind),
@@ -312,6 +316,7 @@ pub fn files_of(name: &str) -> Result<ModelFiles> {
         .or_else(|| files(&RERANK, name))
         .or_else(|| files(&IMAGE, name))
         .or_else(|| files(&MULTIMODAL, name))
+        .or_else(|| files(&BGE_M3, name))
         .ok_or_else(|| {
             let mut names: Vec<String> = Vec::new();
             fn names_of<T: Describe>(table: &Table<T>, out: &mut Vec<String>) {
@@ -323,6 +328,7 @@ pub fn files_of(name: &str) -> Result<ModelFiles> {
             names_of(&RERANK, &mut names);
             names_of(&IMAGE, &mut names);
             names_of(&MULTIMODAL, &mut names);
+            names_of(&BGE_M3, &mut names);
             Error::UnknownModel {
                 name: name.to_string(),
                 close: closest(name, names.iter().map(String::as_str)),
@@ -404,6 +410,16 @@ mod tests {
         check_table(&RERANK, 8);
         check_table(&IMAGE, 8);
         check_table(&MULTIMODAL, 2);
+        check_table(&BGE_M3, 2);
+        assert_eq!(kind_of("baai/bge-m3").unwrap(), Kind::BgeM3);
+        let m3 = files_of("BAAI/bge-m3").unwrap();
+        for f in [
+            "onnx/model.onnx_data",
+            "colbert_linear.pt",
+            "sparse_linear.pt",
+        ] {
+            assert!(m3.required.iter().any(|r| r == f), "{f}: {m3:?}");
+        }
         assert_eq!(kind_of("BAAI/bge-small-en-v1.5").unwrap(), Kind::Dense);
         assert_eq!(kind_of("qdrant/bm25").unwrap(), Kind::Sparse);
         assert_eq!(

@@ -368,7 +368,7 @@ impl OnnxModel {
 
     /// Runs the graph on named inputs and hands `f` views of the float outputs named, in
     /// order.
-    fn run_views<R>(
+    pub(crate) fn run_views<R>(
         &self,
         lane: Lane,
         inputs: Vec<(String, ort::value::DynValue)>,
