@@ -6,6 +6,7 @@ Switching from fastembed is one import line::
 """
 
 from ._core import (
+    BgeM3Embedding,
     DownloadError,
     EmbedkitError,
     InvalidInputError,
@@ -26,6 +27,7 @@ from ._fastembed import install_as_fastembed
 __version__ = "0.1.0"
 
 __all__ = [
+    "BgeM3Embedding",
     "DownloadError",
     "EmbedkitError",
     "InvalidInputError",

@@ -128,6 +128,7 @@ class _Model:
     which capabilities it needs (`_wanted`: one of them) and its builder settings."""
 
     _kind: str  # the registry table listed by list_supported_models
+    _also: tuple[str, ...] = ()  # tables of models that also offer `_wanted` (BGE-M3)
     _wanted: tuple[str, ...]  # capabilities, one of which the model must offer
 
     def __init__(self, model_name: str, cache_dir: str | None = None, threads: int | None = None,
@@ -156,7 +157,7 @@ class _Model:
 
     @classmethod
     def list_supported_models(cls) -> list[dict[str, Any]]:
-        return _models(_embedkit.list_supported_models(cls._kind))
+        return [m for kind in (cls._kind, *cls._also) for m in _models(_embedkit.list_supported_models(kind))]
 
 
 class TextEmbedding(_Model):
@@ -164,6 +165,7 @@ class TextEmbedding(_Model):
 
     _kind = "dense"
     _wanted = ("dense_text",)
+    _also = ("bge_m3",)
 
     def __init__(self, model_name: str = "BAAI/bge-small-en-v1.5", *args: Any, **kwargs: Any):
         super().__init__(model_name, *args, **kwargs)
@@ -252,6 +254,7 @@ class SparseTextEmbedding(_Model):
 
     _kind = "sparse"
     _wanted = ("sparse_text",)
+    _also = ("bge_m3",)
 
     def _settings(self, kwargs: dict) -> dict | None:
         # BM25's parameters, as fastembed takes them.
@@ -286,6 +289,7 @@ class LateInteractionTextEmbedding(_Model):
 
     _kind = "late_interaction"
     _wanted = ("multi_vector_text",)
+    _also = ("bge_m3",)
 
     @property
     def embedding_size(self) -> int:
@@ -403,8 +407,69 @@ class TextCrossEncoder(_Model):
         return sum(self._model.pair_token_count([(q, d) for q, d in c]) for c in _chunks(pairs, batch_size))
 
 
+class BgeM3Embedding(_Model):
+    """BGE-M3's three embeddings of each text from one pass: dense vectors, lexical
+    (sparse) weights and ColBERT multi-vectors. `encode` has the shape of FlagEmbedding's
+    `BGEM3FlagModel.encode`; queries are embedded exactly as documents."""
+
+    _kind = "bge_m3"
+    _wanted = ("dense_text", "sparse_text", "multi_vector_text")
+
+    def __init__(self, model_name: str = "BAAI/bge-m3", *args: Any, **kwargs: Any):
+        super().__init__(model_name, *args, **kwargs)
+
+    @property
+    def embedding_size(self) -> int:
+        return self._model.embedding_size
+
+    def encode(self, sentences: str | list[str], batch_size: int = 256, max_length: int | None = None,
+               return_dense: bool = True, return_sparse: bool = False, return_colbert_vecs: bool = False,
+               **kwargs: Any) -> dict[str, Any]:
+        """FlagEmbedding's result: `dense_vecs` (an (n, dim) float32 array),
+        `lexical_weights` (one `{str(token_id): weight}` dict per text, as FlagEmbedding
+        keys them) and `colbert_vecs` (one (tokens - 1, dim) array per text); the outputs
+        not asked for are None. A single string gives single results. Texts are truncated
+        at the model's length (8192 tokens for BGE-M3); a shorter `max_length` is refused
+        rather than ignored."""
+        limit = self._model.max_length
+        if max_length is not None and limit is not None and max_length < limit:
+            raise UnsupportedError(f"max_length={max_length}: embedkit truncates at the model's {limit} tokens; "
+                                   "per-call truncation is not supported yet")
+        single = isinstance(sentences, str)
+        texts = [sentences] if single else list(sentences)
+        wanted = [c for c, on in (("dense_text", return_dense), ("sparse_text", return_sparse),
+                                  ("multi_vector_text", return_colbert_vecs)) if on]
+        dense, sparse, colbert = [], [], []
+        for chunk in _chunks(texts, max(TEXT_CHUNK, batch_size)):
+            d, s, c = self._model.outputs(chunk, wanted, batch_size, "document")
+            if d is not None:
+                dense.append(d)
+            if s is not None:
+                sparse.extend({str(int(i)): float(v) for i, v in zip(ids, vals)} for ids, vals in s)
+            if c is not None:
+                colbert.extend(c)
+        dim = self._model.embedding_size
+        out = {
+            "dense_vecs": (np.concatenate(dense) if dense else np.zeros((0, dim), np.float32)) if return_dense else None,
+            "lexical_weights": sparse if return_sparse else None,
+            "colbert_vecs": colbert if return_colbert_vecs else None,
+        }
+        if single:
+            out = {k: (v[0] if v is not None else None) for k, v in out.items()}
+        return out
+
+    def encode_queries(self, queries: str | list[str], **kwargs: Any) -> dict[str, Any]:
+        return self.encode(queries, **kwargs)
+
+    def encode_corpus(self, corpus: str | list[str], **kwargs: Any) -> dict[str, Any]:
+        return self.encode(corpus, **kwargs)
+
+    def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, **kwargs: Any) -> int:
+        return sum(self._model.token_count(c) for c in _chunks(_texts(texts), batch_size))
+
+
 __all__ = [
-    "EmbedkitError", "ImageEmbedding", "LateInteractionMultimodalEmbedding",
+    "BgeM3Embedding", "EmbedkitError", "ImageEmbedding", "LateInteractionMultimodalEmbedding",
     "LateInteractionTextEmbedding", "SparseEmbedding", "SparseTextEmbedding",
     "TextCrossEncoder", "TextEmbedding",
 ]

@@ -3,7 +3,7 @@ that make_m3.py writes (the `bge-m3` folder: the encoder's weights as safetensor
 heads as torch checkpoints). Runs in its own venv (torch; `make oracle-m3`).
 
 Writes `bge-m3.json` (texts, dense vectors, lexical weights, ColBERT row counts) and
-`bge-m3-colbert.f32` (every ColBERT row, text after text) into --out.
+`bge-m3-colbert.f32` (the stored ColBERT rows, text after text; see kept_rows) into --out.
 
 usage: gen_m3.py --model DIR --data tests/data --out tests/expected
 """
@@ -35,12 +35,20 @@ def texts(data: Path) -> list:
     ]
     for group in sorted(multilingual):
         out.append(multilingual[group][0])
-    out.extend(corpus[20:40])
+    out.extend(corpus[20:26])
     return out
 
 
+def kept_rows(n: int) -> list:
+    """The ColBERT rows stored for a text of n rows: all of a short text; of a long one
+    the first and last 8 and every 8th (a 1024-wide row is 4 KB)."""
+    if n <= 24:
+        return list(range(n))
+    return sorted(set(range(8)) | set(range(n - 8, n)) | set(range(0, n, 8)))
+
+
 def encode(model, items: list, batch_size: int) -> dict:
-    return model.encode(items, batch_size=batch_size, max_length=8192, return_dense=True,
+    return model.encode(items, batch_size=batch_size, max_length=1024, return_dense=True,
                         return_sparse=True, return_colbert_vecs=True)
 
 
@@ -64,7 +72,7 @@ def main() -> None:
     tokenizer = model.tokenizer
     lengths = [len(tokenizer(t)["input_ids"]) for t in items]
     assert max(lengths) > 512, lengths
-    dense, sparse, counts, rows = [], [], [], []
+    dense, sparse, counts, kept, rows = [], [], [], [], []
     for i, t in enumerate(items):
         d = np.asarray(batched["dense_vecs"][i], dtype=np.float32)
         assert np.abs(d - alone[i]["dense_vecs"][0]).max() < TOLERANCE
@@ -78,15 +86,18 @@ def main() -> None:
         assert c.shape == alone[i]["colbert_vecs"][0].shape and np.abs(c - alone[i]["colbert_vecs"][0]).max() < TOLERANCE
         assert c.shape[0] == lengths[i] - 1, (c.shape, lengths[i])
         counts.append(int(c.shape[0]))
-        rows.append(c)
+        keep = kept_rows(c.shape[0])
+        kept.append(keep)
+        rows.append(c[keep])
     args.out.mkdir(parents=True, exist_ok=True)
     np.concatenate(rows).astype("<f4").tofile(args.out / "bge-m3-colbert.f32")
     doc = {"oracle": "FlagEmbedding 1.4.2 BGEM3FlagModel(use_fp16=False, devices='cpu'), "
-                     "encode(max_length=8192, batch_size=8); batch_size=1 agrees within tolerance",
+                     "encode(max_length=1024 (the seeded model's context), batch_size=8); batch_size=1 agrees within tolerance",
            "files": {f: hashlib.sha256((args.model / f).read_bytes()).hexdigest()
                      for f in ("model.safetensors", "colbert_linear.pt", "sparse_linear.pt", "tokenizer.json")},
            "tolerance": TOLERANCE, "dim": int(len(dense[0])), "texts": items, "token_counts": lengths,
-           "dense": dense, "sparse": sparse, "colbert_rows": counts, "colbert_file": "bge-m3-colbert.f32"}
+           "dense": dense, "sparse": sparse, "colbert_rows": counts, "colbert_kept": kept,
+           "colbert_file": "bge-m3-colbert.f32"}
     (args.out / "bge-m3.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     print(f"{len(items)} texts, {sum(counts)} ColBERT rows, longest {max(lengths)} tokens")
 

@@ -4,7 +4,8 @@
   with its weights in `onnx/model.onnx_data` (external data), the same weights as
   `model.safetensors` with an XLM-R `config.json` (what FlagEmbedding's `BGEM3FlagModel`
   loads, so the oracle runs the very same network in torch), and the two heads as torch
-  checkpoints: `colbert_linear.pt` and `sparse_linear.pt`.
+  checkpoints: `colbert_linear.pt` and `sparse_linear.pt`. The encoder is BGE-M3's width
+  (1024), so the registry's own descriptions load it.
 - `bge-m3-int8`: the `gpahal/bge-m3-onnx-int8` layout. One graph, `model_quantized.onnx`,
   the same encoder with the heads inside, outputs `dense_vecs`, `sparse_vecs`,
   `colbert_vecs` (weights fp32: the layout is what is tested, not the quantization).
@@ -28,11 +29,14 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-HIDDEN = 32
-HEADS = 2
+# BGE-M3's width (so the registry's descriptions fit the seeded models), with two layers,
+# a narrow feed-forward block and a 1024-token context to keep the files small (~45 MB).
+HIDDEN = 1024
+HEADS = 16
 FFN = 64
 LAYERS = 2
-MAX_POS = 8194  # 8192 tokens + XLM-R's position offset (padding_idx + 1)
+CONTEXT = 1024
+MAX_POS = CONTEXT + 2  # XLM-R's positions start after padding_idx
 PAD = 1
 EPS = 1e-5
 
@@ -68,16 +72,18 @@ def seeded_weights(vocab: int, seed: int) -> dict:
     """XLM-R weights under the names `transformers` gives them (Linear weights [out, in])."""
     rng = np.random.RandomState(seed)
 
-    def w(*shape, scale=0.2):
+    def w(*shape, scale=None):
+        # Linear weights scaled by their fan-in, so activations keep unit scale at 1024 wide.
+        scale = scale if scale is not None else 1.1 / math.sqrt(shape[-1])
         return (rng.standard_normal(shape) * scale).astype(np.float32)
 
     def ln(prefix):
         return {f"{prefix}.weight": (1.0 + rng.standard_normal(HIDDEN) * 0.1).astype(np.float32),
                 f"{prefix}.bias": w(HIDDEN, scale=0.1)}
 
-    p = {"embeddings.word_embeddings.weight": w(vocab, HIDDEN),
-         "embeddings.position_embeddings.weight": w(MAX_POS, HIDDEN),
-         "embeddings.token_type_embeddings.weight": w(1, HIDDEN)}
+    p = {"embeddings.word_embeddings.weight": w(vocab, HIDDEN, scale=0.2),
+         "embeddings.position_embeddings.weight": w(MAX_POS, HIDDEN, scale=0.2),
+         "embeddings.token_type_embeddings.weight": w(1, HIDDEN, scale=0.2)}
     p.update(ln("embeddings.LayerNorm"))
     for i in range(LAYERS):
         pre = f"encoder.layer.{i}"
@@ -275,7 +281,7 @@ def tokenizer_files(d: Path, tok, vocab: int) -> None:
     specials = {"bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>", "mask_token": "<mask>",
                 "pad_token": "<pad>", "sep_token": "</s>", "unk_token": "<unk>"}
     (d / "special_tokens_map.json").write_text(json.dumps(specials, indent=1))
-    config = dict(specials, model_max_length=8192, tokenizer_class="XLMRobertaTokenizer", clean_up_tokenization_spaces=True)
+    config = dict(specials, model_max_length=CONTEXT, tokenizer_class="XLMRobertaTokenizer", clean_up_tokenization_spaces=True)
     (d / "tokenizer_config.json").write_text(json.dumps(config, indent=1))
     xlmr = {"architectures": ["XLMRobertaModel"], "model_type": "xlm-roberta", "vocab_size": vocab,
             "hidden_size": HIDDEN, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS,
@@ -300,8 +306,17 @@ def write_m3(out: Path, texts: list, seed: int) -> dict:
     shutil.rmtree(d, ignore_errors=True)
     (d / "onnx").mkdir(parents=True)
     tokenizer_files(d, tok, vocab)
-    onnx.save_model(hidden_graph(params), str(d / "onnx/model.onnx"), save_as_external_data=True,
-                    all_tensors_to_one_file=True, location="model.onnx_data", size_threshold=1024)
+    # External data as the hub's export has it: the weights in model.onnx_data, one
+    # constant in a file of its own.
+    model = hidden_graph(params)
+    onnx.external_data_helper.convert_model_to_external_data(
+        model, all_tensors_to_one_file=True, location="model.onnx_data", size_threshold=1024)
+    for t in model.graph.initializer:
+        if t.name == "embeddings.token_type_embeddings.weight":
+            for entry in t.external_data:
+                if entry.key == "location":
+                    entry.value = "Constant_7_attr__value"
+    onnx.save_model(model, str(d / "onnx/model.onnx"))
     safetensors_file(d / "model.safetensors", params)
     torch_checkpoint(d / "colbert_linear.pt", heads["colbert"])
     torch_checkpoint(d / "sparse_linear.pt", heads["sparse"])

@@ -6,6 +6,7 @@ mod docs;
 mod embed;
 mod embed_image;
 mod env;
+mod hybrid;
 mod input;
 mod job;
 mod late;
@@ -47,6 +48,9 @@ enum Command {
     /// Token-vector matrices (ColBERT family) of documents or queries, or their MUVERA
     /// encodings, as JSON Lines.
     Late(Box<late::LateArgs>),
+    /// Dense, sparse and token vectors of each document from one pass (BGE-M3), as one
+    /// record: `embedding`, `indices`/`values`, `embeddings`.
+    Hybrid(Box<hybrid::HybridArgs>),
     /// Score documents (one per line) against a query with a cross-encoder, as JSON Lines
     /// {"index", "score"}.
     Rerank(Box<rerank::RerankArgs>),
@@ -78,7 +82,7 @@ pub struct ModelArgs {
     /// Model name from the registry (`embedkit models`); default BAAI/bge-small-en-v1.5
     /// for `embed` (as fastembed), prithivida/Splade_PP_en_v1 for `sparse`,
     /// colbert-ir/colbertv2.0 for `late`, Xenova/ms-marco-MiniLM-L-6-v2 for `rerank`,
-    /// Qdrant/clip-ViT-B-32-vision for `embed-image`.
+    /// Qdrant/clip-ViT-B-32-vision for `embed-image`, BAAI/bge-m3 for `hybrid`.
     #[arg(long, short)]
     pub model: Option<String>,
     #[command(flatten)]
@@ -107,8 +111,18 @@ impl ModelArgs {
         settings: serde_json::Value,
         wanted: Capability,
     ) -> anyhow::Result<EmbeddingModel> {
+        self.load_all(default, settings, &[wanted])
+    }
+
+    /// As [`load`](Self::load), for a model that must offer every capability in `wanted`.
+    pub fn load_all(
+        &self,
+        default: &str,
+        settings: serde_json::Value,
+        wanted: &[Capability],
+    ) -> anyhow::Result<EmbeddingModel> {
         let name = self.name(default);
-        EmbeddingModel::load_for(name, self.load_options()?, &settings, &[wanted])
+        EmbeddingModel::load_offering(name, self.load_options()?, &settings, wanted)
             .with_context(|| format!("loading model {name}"))
     }
 }
@@ -168,6 +182,7 @@ fn main() -> ExitCode {
         Command::EmbedImage(args) => embed_image::run(*args),
         Command::Sparse(args) => sparse::run(*args),
         Command::Late(args) => late::run(*args),
+        Command::Hybrid(args) => hybrid::run(*args),
         Command::Rerank(args) => rerank::run(*args),
         Command::Search(args) => search::run(*args),
         Command::Serve(args) => serve::run(*args),

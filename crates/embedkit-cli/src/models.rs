@@ -4,15 +4,15 @@ use std::io::Write;
 
 use clap::Args;
 use embedkit::{
-    ImageEmbedding, LateInteractionMultimodalEmbedding, LateInteractionTextEmbedding,
-    SparseTextEmbedding, TextCrossEncoder, TextEmbedding,
+    BgeM3Embedding, ImageEmbedding, LateInteractionMultimodalEmbedding,
+    LateInteractionTextEmbedding, SparseTextEmbedding, TextCrossEncoder, TextEmbedding,
 };
 
 #[derive(Args, Debug)]
 pub struct ModelsArgs {
     /// Print the full descriptions as JSON: {"dense": [...], "sparse": [...],
     /// "late_interaction": [...], "rerank": [...], "image": [...],
-    /// "late_interaction_multimodal": [...]}.
+    /// "late_interaction_multimodal": [...], "bge_m3": [...]}.
     #[arg(long)]
     pub json: bool,
 }
@@ -24,11 +24,12 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
     let rerank = TextCrossEncoder::list_supported_models();
     let image = ImageEmbedding::list_supported_models();
     let multimodal = LateInteractionMultimodalEmbedding::list_supported_models();
+    let m3 = BgeM3Embedding::list_supported_models();
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(
             &mut out,
-            &serde_json::json!({ "dense": dense, "sparse": sparse, "late_interaction": late, "rerank": rerank, "image": image, "late_interaction_multimodal": multimodal }),
+            &serde_json::json!({ "dense": dense, "sparse": sparse, "late_interaction": late, "rerank": rerank, "image": image, "late_interaction_multimodal": multimodal, "bge_m3": m3 }),
         )?;
         writeln!(out)?;
         return Ok(());
@@ -41,6 +42,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
         .chain(rerank.iter().map(|m| m.core.model.len()))
         .chain(image.iter().map(|m| m.core.model.len()))
         .chain(multimodal.iter().map(|m| m.core.model.len()))
+        .chain(m3.iter().map(|m| m.core.model.len()))
         .max()
         .unwrap_or(5);
     writeln!(
@@ -124,6 +126,19 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
         "MULTIMODAL LATE-INTERACTION MODEL", "DIM", "SIZE GB"
     )?;
     for m in &multimodal {
+        writeln!(
+            out,
+            "{:<width$}  {:>5}  {:>7.3}  {}",
+            m.core.model, m.dim, m.core.size_in_gb, m.core.license,
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:<width$}  {:>5}  {:>7}  LICENSE",
+        "DENSE + SPARSE + MULTI-VECTOR MODEL", "DIM", "SIZE GB"
+    )?;
+    for m in &m3 {
         writeln!(
             out,
             "{:<width$}  {:>5}  {:>7.3}  {}",

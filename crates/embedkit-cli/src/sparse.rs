@@ -14,9 +14,9 @@ pub struct SparseArgs {
     /// Embed as queries (`query_embed`).
     #[arg(long)]
     pub query: bool,
-    /// BM25: the language of the stemmer and stopwords.
-    #[arg(long, default_value = "english")]
-    pub language: String,
+    /// BM25: the language of the stemmer and stopwords [default: english].
+    #[arg(long)]
+    pub language: Option<String>,
     /// BM25 and MiniCOIL: term-frequency saturation k [default: 1.2].
     #[arg(long)]
     pub k: Option<f64>,
@@ -27,9 +27,9 @@ pub struct SparseArgs {
     /// for MiniCOIL].
     #[arg(long)]
     pub avg_len: Option<f64>,
-    /// BM42: weights are ln(1 + attention)^alpha.
-    #[arg(long, default_value_t = 0.5)]
-    pub alpha: f64,
+    /// BM42: weights are ln(1 + attention)^alpha [default: 0.5].
+    #[arg(long)]
+    pub alpha: Option<f64>,
     /// BM25: no stemming and no default stopwords.
     #[arg(long)]
     pub disable_stemmer: bool,
@@ -43,25 +43,9 @@ pub struct SparseArgs {
 
 pub fn run(mut args: SparseArgs) -> anyhow::Result<()> {
     let (job, docs) = job::start(&mut args.job.io, &args.job.corpus, Shape::Sparse)?;
-    // The family's settings, as fastembed's keyword arguments: BM25's and MiniCOIL's
-    // parameters where given, BM42's alpha.
-    let mut shared = serde_json::Map::new();
-    for (key, value) in [("k", args.k), ("b", args.b), ("avg_len", args.avg_len)] {
-        if let Some(v) = value {
-            shared.insert(key.into(), v.into());
-        }
-    }
-    let mut bm25 = shared.clone();
-    bm25.insert("language".into(), args.language.clone().into());
-    bm25.insert("disable_stemmer".into(), args.disable_stemmer.into());
-    let settings = serde_json::json!({
-        "alpha": args.alpha,
-        "bm25": bm25,
-        "minicoil": shared,
-    });
     let model = args.job.model.load(
         "prithivida/Splade_PP_en_v1",
-        settings,
+        settings(&args),
         Capability::SparseText,
     )?;
     let purpose = if args.query {
@@ -78,4 +62,38 @@ pub fn run(mut args: SparseArgs) -> anyhow::Result<()> {
         Ok(Vector::Sparse { indices, values })
     });
     job.finish(results)
+}
+
+/// The family's settings, as fastembed's keyword arguments: only those given, so a model
+/// whose family has none (BGE-M3) loads, and refuses a flag it would not honour.
+fn settings(args: &SparseArgs) -> serde_json::Value {
+    use serde_json::{Map, Value};
+    let mut shared = Map::new();
+    for (key, value) in [("k", args.k), ("b", args.b), ("avg_len", args.avg_len)] {
+        if let Some(v) = value {
+            shared.insert(key.into(), v.into());
+        }
+    }
+    let mut bm25 = shared.clone();
+    if let Some(language) = &args.language {
+        bm25.insert("language".into(), language.clone().into());
+    }
+    if args.disable_stemmer {
+        bm25.insert("disable_stemmer".into(), true.into());
+    }
+    let mut settings = Map::new();
+    if let Some(alpha) = args.alpha {
+        settings.insert("alpha".into(), alpha.into());
+    }
+    if !bm25.is_empty() {
+        settings.insert("bm25".into(), Value::Object(bm25));
+    }
+    if !shared.is_empty() {
+        settings.insert("minicoil".into(), Value::Object(shared));
+    }
+    if settings.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(settings)
+    }
 }

@@ -54,6 +54,8 @@ pub enum Shape {
     Multi,
     Score,
     Hit,
+    /// Several outputs of one text (`hybrid`): dense, sparse and token vectors.
+    Hybrid,
 }
 
 impl Shape {
@@ -64,6 +66,7 @@ impl Shape {
             Shape::Sparse => "sparse vectors",
             Shape::Multi => "token-vector matrices",
             Shape::Hit => "search hits (with their texts)",
+            Shape::Hybrid => "records of several outputs",
         };
         if format == OutputFormat::Npy {
             anyhow::bail!(
@@ -143,6 +146,8 @@ pub enum Vector {
         index: u64,
         score: f32,
     },
+    /// Several outputs of one text, from one pass (`hybrid`).
+    Hybrid(embedkit::TextOutput),
     /// A document ranked for a query, best first.
     Hit {
         rank: u64,
@@ -167,6 +172,21 @@ impl Vector {
             }
             Vector::Score { index, score } => {
                 json!({ "id": id.to_json(), "index": index, "score": score })
+            }
+            Vector::Hybrid(out) => {
+                let mut record = json!({ "id": id.to_json() });
+                if let Some(v) = &out.dense {
+                    record["embedding"] = json!(v);
+                }
+                if let Some(s) = &out.sparse {
+                    record["indices"] = json!(s.indices);
+                    record["values"] = json!(s.values);
+                }
+                if let Some(m) = &out.multi {
+                    let rows: Vec<Vec<f32>> = m.outer_iter().map(|r| r.to_vec()).collect();
+                    record["embeddings"] = json!(rows);
+                }
+                record
             }
             Vector::Hit {
                 rank,
@@ -240,52 +260,54 @@ pub fn record_batch(group: &[(Id, Vector)], string_ids: bool) -> anyhow::Result<
             columns.push(col);
         }
         Vector::Sparse { .. } => {
-            let item = |t| Field::new("item", t, false);
-            let mut ib = ListBuilder::new(UInt32Builder::new()).with_field(item(DataType::UInt32));
-            let mut vb =
-                ListBuilder::new(Float32Builder::new()).with_field(item(DataType::Float32));
-            for (_, v) in group {
-                let Vector::Sparse { indices, values } = v else {
-                    anyhow::bail!("results of mixed kinds")
-                };
-                ib.values().append_slice(indices);
-                ib.append(true);
-                vb.values().append_slice(values);
-                vb.append(true);
-            }
-            let (ic, vc) = (ib.finish(), vb.finish());
-            fields.push(Field::new("indices", ic.data_type().clone(), false));
-            fields.push(Field::new("values", vc.data_type().clone(), false));
-            columns.push(Arc::new(ic));
-            columns.push(Arc::new(vc));
+            let rows = group.iter().map(|(_, v)| match v {
+                Vector::Sparse { indices, values } => Some((&indices[..], &values[..])),
+                _ => None,
+            });
+            sparse_columns(rows, &mut fields, &mut columns)?;
         }
-        Vector::Multi(first) => {
-            let dim = first.ncols();
-            let inner = FixedSizeListBuilder::new(Float32Builder::new(), dim as i32)
-                .with_field(Field::new("item", DataType::Float32, false));
-            let inner_type = DataType::FixedSizeList(
-                Arc::new(Field::new("item", DataType::Float32, false)),
-                dim as i32,
-            );
-            let mut b = ListBuilder::new(inner).with_field(Field::new("item", inner_type, false));
-            for (_, v) in group {
-                let Vector::Multi(m) = v else {
-                    anyhow::bail!("results of mixed kinds")
-                };
-                anyhow::ensure!(
-                    m.ncols() == dim,
-                    "token vectors of {} and {dim} numbers",
-                    m.ncols()
-                );
-                for row in m.outer_iter() {
-                    b.values().values().extend(row.iter().map(|x| Some(*x)));
-                    b.values().append(true);
+        Vector::Multi(_) => {
+            let rows = group.iter().map(|(_, v)| match v {
+                Vector::Multi(m) => Some(m),
+                _ => None,
+            });
+            multi_column(rows, &mut fields, &mut columns)?;
+        }
+        Vector::Hybrid(first) => {
+            fn hybrid(v: &Vector) -> Option<&embedkit::TextOutput> {
+                match v {
+                    Vector::Hybrid(o) => Some(o),
+                    _ => None,
                 }
-                b.append(true);
             }
-            let col = b.finish();
-            fields.push(Field::new("embeddings", col.data_type().clone(), false));
-            columns.push(Arc::new(col));
+            for (_, v) in group {
+                let o = hybrid(v).ok_or_else(|| anyhow::anyhow!("results of mixed kinds"))?;
+                anyhow::ensure!(
+                    (o.dense.is_some(), o.sparse.is_some(), o.multi.is_some())
+                        == (
+                            first.dense.is_some(),
+                            first.sparse.is_some(),
+                            first.multi.is_some()
+                        ),
+                    "records with different outputs"
+                );
+            }
+            if first.dense.is_some() {
+                let col = fixed_rows::<Float32Type>(group, |v| hybrid(v)?.dense.as_ref())?;
+                fields.push(Field::new("embedding", col.data_type().clone(), false));
+                columns.push(col);
+            }
+            if first.sparse.is_some() {
+                let rows = group.iter().map(|(_, v)| {
+                    let s = hybrid(v)?.sparse.as_ref()?;
+                    Some((&s.indices[..], &s.values[..]))
+                });
+                sparse_columns(rows, &mut fields, &mut columns)?;
+            }
+            if first.multi.is_some() {
+                let rows = group.iter().map(|(_, v)| hybrid(v)?.multi.as_ref());
+                multi_column(rows, &mut fields, &mut columns)?;
+            }
         }
         Vector::Score { .. } => {
             let (mut ib, mut sb) = (UInt64Builder::new(), Float32Builder::new());
@@ -333,6 +355,65 @@ pub fn record_batch(group: &[(Id, Vector)], string_ids: bool) -> anyhow::Result<
         Arc::new(Schema::new(fields)),
         columns,
     )?)
+}
+
+/// The `indices` and `values` list columns of sparse vectors (`None`: a record of another
+/// kind).
+fn sparse_columns<'a>(
+    rows: impl Iterator<Item = Option<(&'a [u32], &'a [f32])>>,
+    fields: &mut Vec<Field>,
+    columns: &mut Vec<ArrayRef>,
+) -> anyhow::Result<()> {
+    let item = |t| Field::new("item", t, false);
+    let mut ib = ListBuilder::new(UInt32Builder::new()).with_field(item(DataType::UInt32));
+    let mut vb = ListBuilder::new(Float32Builder::new()).with_field(item(DataType::Float32));
+    for row in rows {
+        let (indices, values) = row.ok_or_else(|| anyhow::anyhow!("results of mixed kinds"))?;
+        ib.values().append_slice(indices);
+        ib.append(true);
+        vb.values().append_slice(values);
+        vb.append(true);
+    }
+    let (ic, vc) = (ib.finish(), vb.finish());
+    fields.push(Field::new("indices", ic.data_type().clone(), false));
+    fields.push(Field::new("values", vc.data_type().clone(), false));
+    columns.push(Arc::new(ic));
+    columns.push(Arc::new(vc));
+    Ok(())
+}
+
+/// The `embeddings` column of token-vector matrices: a list of fixed-size rows per record.
+fn multi_column<'a>(
+    rows: impl Iterator<Item = Option<&'a Array2<f32>>>,
+    fields: &mut Vec<Field>,
+    columns: &mut Vec<ArrayRef>,
+) -> anyhow::Result<()> {
+    let mut rows = rows.peekable();
+    let dim = rows.peek().copied().flatten().map_or(0, |m| m.ncols());
+    let inner = FixedSizeListBuilder::new(Float32Builder::new(), dim as i32)
+        .with_field(Field::new("item", DataType::Float32, false));
+    let inner_type = DataType::FixedSizeList(
+        Arc::new(Field::new("item", DataType::Float32, false)),
+        dim as i32,
+    );
+    let mut b = ListBuilder::new(inner).with_field(Field::new("item", inner_type, false));
+    for m in rows {
+        let m = m.ok_or_else(|| anyhow::anyhow!("results of mixed kinds"))?;
+        anyhow::ensure!(
+            m.ncols() == dim,
+            "token vectors of {} and {dim} numbers",
+            m.ncols()
+        );
+        for row in m.outer_iter() {
+            b.values().values().extend(row.iter().map(|x| Some(*x)));
+            b.values().append(true);
+        }
+        b.append(true);
+    }
+    let col = b.finish();
+    fields.push(Field::new("embeddings", col.data_type().clone(), false));
+    columns.push(Arc::new(col));
+    Ok(())
 }
 
 /// A column of fixed-size lists of `T` (one row per record, every row as wide as the

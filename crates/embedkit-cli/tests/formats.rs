@@ -160,6 +160,14 @@ fn every_command_writes_every_format_that_fits_and_refuses_the_rest_before_work(
             fields: &["embeddings"],
         },
         Case {
+            name: "hybrid",
+            args: s(&["hybrid", "-m", "BAAI/bge-m3", "--model-path", &tiny("bge-m3")]),
+            stdin: stdin.clone(),
+            ids: line_ids.clone(),
+            npy_fits: false,
+            fields: &["embedding", "embeddings", "indices", "values"],
+        },
+        Case {
             name: "late-muvera",
             args: s(&[
                 "late",

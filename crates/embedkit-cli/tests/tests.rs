@@ -9,6 +9,7 @@ mod corpus_memory;
 mod formats;
 mod gpu_build;
 mod hub_cli;
+mod m3;
 mod resume;
 mod serve;
 mod serve_safety;

@@ -153,6 +153,11 @@ fn sparse_rows(py: Python<'_>, out: Vec<embedkit::SparseEmbedding>) -> SparseRow
 }
 
 type SparseRows<'py> = Vec<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>)>;
+type AllOutputs<'py> = (
+    Option<Bound<'py, PyArray2<f32>>>,
+    Option<SparseRows<'py>>,
+    Option<Vec<Bound<'py, PyArray2<f32>>>>,
+);
 
 #[pymethods]
 impl Model {
@@ -194,6 +199,12 @@ impl Model {
     #[getter]
     fn embedding_size(&self) -> Option<usize> {
         self.inner.dim()
+    }
+
+    /// The longest token sequence the model takes (texts are truncated to it).
+    #[getter]
+    fn max_length(&self) -> PyResult<Option<usize>> {
+        self.inner.max_length().map_err(err)
     }
 
     /// Texts → an (n, dim) float32 array; `dimensions` and `normalize` as the library's.
@@ -270,6 +281,38 @@ impl Model {
         Ok(multi(py, out))
     }
 
+    /// Texts → the outputs `wanted` (`dense_text`, `sparse_text`, `multi_vector_text`)
+    /// from one pass where the model computes them together: (dense array or None,
+    /// sparse rows or None, multi-vectors or None).
+    #[pyo3(signature = (texts, wanted, batch_size=None, purpose="document"))]
+    fn outputs<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<String>,
+        wanted: Vec<String>,
+        batch_size: Option<usize>,
+        purpose: &str,
+    ) -> PyResult<AllOutputs<'py>> {
+        let o = call(batch_size, purpose, None, false)?;
+        let wanted = wanted
+            .iter()
+            .map(|w| capability_of(w))
+            .collect::<PyResult<Vec<_>>>()?;
+        let out = py
+            .detach(|| self.inner.embed_all(&texts, &wanted, &o))
+            .map_err(err)?;
+        let width = self.width(None);
+        let dense = match out.dense {
+            Some(d) => Some(rows(py, d, width?)?),
+            None => None,
+        };
+        Ok((
+            dense,
+            out.sparse.map(|s| sparse_rows(py, s)),
+            out.multi.map(|m| multi(py, m)),
+        ))
+    }
+
     /// Images → one (patches, dim) float32 array each.
     #[pyo3(signature = (images, batch_size=None))]
     fn multi_images<'py>(
@@ -330,7 +373,7 @@ impl Model {
 }
 
 /// Every supported model of a family (`dense`, `sparse`, `late_interaction`, `rerank`,
-/// `image`, `multimodal`) as JSON: built-in, then the custom ones.
+/// `image`, `multimodal`, `bge_m3`) as JSON: built-in, then the custom ones.
 #[pyfunction]
 fn list_supported_models(kind: &str) -> PyResult<String> {
     use embedkit::registry::Describe;
@@ -344,6 +387,7 @@ fn list_supported_models(kind: &str) -> PyResult<String> {
         "rerank" => all::<embedkit::RerankerModelDescription>(),
         "image" => all::<embedkit::ImageModelDescription>(),
         "multimodal" => all::<embedkit::MultimodalModelDescription>(),
+        "bge_m3" => all::<embedkit::BgeM3ModelDescription>(),
         other => Err(InvalidInputError::new_err(format!(
             "unknown model kind {other:?}"
         ))),

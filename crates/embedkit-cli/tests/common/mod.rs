@@ -19,3 +19,7 @@ pub fn tmpdir(name: &str) -> PathBuf {
     d
 }
 pub mod server;
+
+/// BGE-M3's oracle outputs and checks, shared with the library's tests.
+#[path = "../../../embedkit/tests/common/m3.rs"]
+pub mod m3;

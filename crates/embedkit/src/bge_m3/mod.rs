@@ -22,7 +22,7 @@ use serde_json::Value;
 use crate::engine::{Builder, Model, Stream};
 use crate::error::{Error, Result};
 use crate::graph::TextGraph;
-use crate::handle::{CallOptions, Capability, Capable, TextOutputs, Texts};
+use crate::handle::{CallOptions, Capability, Capable, TextOutput, Texts};
 use crate::late_interaction::MultiVector;
 use crate::pipeline::{Family, Load, NoSettings, Pipeline, Purpose, TextPipeline};
 use crate::postprocess::l2_normalize;
@@ -366,37 +366,26 @@ impl Capable for Model<BgeM3> {
         Stream::from_iter(all.map(|r| r.map(|o| o.multi)))
     }
     /// One pass for every output wanted.
-    fn embed_all(
-        &self,
-        texts: &[&str],
+    fn all_stream<'a>(
+        &'a self,
+        texts: Texts<'a>,
         wanted: &[Capability],
         o: &CallOptions,
-    ) -> Result<TextOutputs> {
-        let outputs = [
-            Capability::DenseText,
-            Capability::SparseText,
-            Capability::MultiVectorText,
-        ];
-        if let Some(other) = wanted.iter().find(|c| !outputs.contains(c)) {
-            return Err(Error::InvalidArgument(format!(
-                "{other} is not an output of texts"
-            )));
-        }
-        let all: Vec<M3Output> = self
-            .try_embed_iter(texts.iter().map(Ok::<_, Error>), o.batch_size, o.purpose)
-            .collect::<Result<_>>()?;
+    ) -> Stream<'a, TextOutput> {
         let want = |c| wanted.contains(&c);
-        let mut out = TextOutputs::default();
-        if want(Capability::DenseText) {
-            out.dense = Some(all.iter().map(|a| a.dense.clone()).collect());
-        }
-        if want(Capability::SparseText) {
-            out.sparse = Some(all.iter().map(|a| a.sparse.clone()).collect());
-        }
-        if want(Capability::MultiVectorText) {
-            out.multi = Some(all.into_iter().map(|a| a.multi).collect());
-        }
-        Ok(out)
+        let (dense, sparse, multi) = (
+            want(Capability::DenseText),
+            want(Capability::SparseText),
+            want(Capability::MultiVectorText),
+        );
+        let all = self.try_embed_iter(texts, o.batch_size, o.purpose);
+        Stream::from_iter(all.map(move |r| {
+            r.map(|m| TextOutput {
+                dense: dense.then_some(m.dense),
+                sparse: sparse.then_some(m.sparse),
+                multi: multi.then_some(m.multi),
+            })
+        }))
     }
     crate::handle::text_tokens!(count);
 }

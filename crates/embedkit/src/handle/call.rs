@@ -121,3 +121,44 @@ pub struct TextOutputs {
     pub sparse: Option<Vec<SparseEmbedding>>,
     pub multi: Option<Vec<MultiVector>>,
 }
+
+/// What one text became, for each output asked for (the others `None`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TextOutput {
+    pub dense: Option<Embedding>,
+    pub sparse: Option<SparseEmbedding>,
+    pub multi: Option<MultiVector>,
+}
+
+/// The outputs a text can have, which `embed_all` may ask for.
+pub const TEXT_OUTPUTS: [Capability; 3] = [
+    Capability::DenseText,
+    Capability::SparseText,
+    Capability::MultiVectorText,
+];
+
+impl TextOutputs {
+    /// Empty columns for the outputs in `wanted`.
+    pub(crate) fn wanting(wanted: &[Capability]) -> Self {
+        fn column<T>(wanted: &[Capability], c: Capability) -> Option<Vec<T>> {
+            wanted.contains(&c).then(Vec::new)
+        }
+        TextOutputs {
+            dense: column(wanted, Capability::DenseText),
+            sparse: column(wanted, Capability::SparseText),
+            multi: column(wanted, Capability::MultiVectorText),
+        }
+    }
+
+    /// Appends one text's outputs to the columns asked for.
+    pub(crate) fn push(&mut self, one: TextOutput) {
+        fn put<T>(column: &mut Option<Vec<T>>, value: Option<T>) {
+            if let (Some(c), Some(v)) = (column.as_mut(), value) {
+                c.push(v);
+            }
+        }
+        put(&mut self.dense, one.dense);
+        put(&mut self.sparse, one.sparse);
+        put(&mut self.multi, one.multi);
+    }
+}

@@ -2,7 +2,9 @@
 
 use std::borrow::Cow;
 
-use super::{CallOptions, Capability, TextOutputs};
+use std::collections::VecDeque;
+
+use super::{CallOptions, Capability, TextOutput};
 use crate::engine::{Model, Stream};
 use crate::error::{Error, Result};
 use crate::image::ImageInput;
@@ -96,43 +98,85 @@ pub trait Capable: Loaded + Send + Sync {
     fn count_pair_tokens(&self, _pairs: &[(&str, &str)]) -> Result<usize> {
         Err(lacks(self.name(), Capability::PairScores))
     }
-    /// The text outputs in `wanted` (dense, sparse, multi-vector). By default one pass
-    /// per output; a family that computes several in one pass overrides this.
-    fn embed_all(
-        &self,
-        texts: &[&str],
+    /// The text outputs in `wanted` (dense, sparse, multi-vector; checked by the handle)
+    /// of each text, streamed in input order. By default each window of texts takes one
+    /// pass per output; a family that computes several in one pass overrides this.
+    fn all_stream<'a>(
+        &'a self,
+        texts: Texts<'a>,
         wanted: &[Capability],
         o: &CallOptions,
-    ) -> Result<TextOutputs> {
-        let mut out = TextOutputs::default();
-        for &c in wanted {
-            match c {
-                Capability::DenseText => {
-                    out.dense = Some(
-                        self.dense_stream(borrowed(texts), o)
-                            .collect::<Result<_>>()?,
-                    )
-                }
-                Capability::SparseText => {
-                    out.sparse = Some(
-                        self.sparse_stream(borrowed(texts), o)
-                            .collect::<Result<_>>()?,
-                    )
-                }
-                Capability::MultiVectorText => {
-                    out.multi = Some(
-                        self.multi_stream(borrowed(texts), o)
-                            .collect::<Result<_>>()?,
-                    )
-                }
-                other => {
-                    return Err(Error::InvalidArgument(format!(
-                        "{other} is not an output of texts"
-                    )))
+    ) -> Stream<'a, TextOutput> {
+        let (wanted, o) = (wanted.to_vec(), o.clone());
+        let window = o.batch_size.unwrap_or(256).max(1) * 4;
+        let mut texts = texts;
+        let mut pending: VecDeque<Result<TextOutput>> = VecDeque::new();
+        let mut done = false;
+        Stream::from_iter(std::iter::from_fn(move || loop {
+            if let Some(next) = pending.pop_front() {
+                return Some(next);
+            }
+            if done {
+                return None;
+            }
+            let mut owned: Vec<String> = Vec::with_capacity(window);
+            let mut failed = None;
+            for t in texts.by_ref().take(window) {
+                match t {
+                    Ok(t) => owned.push(t.into_owned()),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
                 }
             }
-        }
-        Ok(out)
+            done = failed.is_some() || owned.len() < window;
+            let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
+            let mut outs = vec![TextOutput::default(); refs.len()];
+            let mut fill = || -> Result<()> {
+                for &c in &wanted {
+                    match c {
+                        Capability::DenseText => {
+                            for (out, v) in
+                                outs.iter_mut().zip(self.dense_stream(borrowed(&refs), &o))
+                            {
+                                out.dense = Some(v?);
+                            }
+                        }
+                        Capability::SparseText => {
+                            for (out, v) in
+                                outs.iter_mut().zip(self.sparse_stream(borrowed(&refs), &o))
+                            {
+                                out.sparse = Some(v?);
+                            }
+                        }
+                        Capability::MultiVectorText => {
+                            for (out, v) in
+                                outs.iter_mut().zip(self.multi_stream(borrowed(&refs), &o))
+                            {
+                                out.multi = Some(v?);
+                            }
+                        }
+                        other => {
+                            return Err(Error::InvalidArgument(format!(
+                                "{other} is not an output of texts"
+                            )))
+                        }
+                    }
+                }
+                Ok(())
+            };
+            match fill() {
+                Ok(()) => pending.extend(outs.into_iter().map(Ok)),
+                Err(e) => {
+                    pending.push_back(Err(e));
+                    done = true;
+                }
+            }
+            if let Some(e) = failed {
+                pending.push_back(Err(e));
+            }
+        }))
     }
 }
 

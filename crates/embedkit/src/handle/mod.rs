@@ -6,7 +6,7 @@
 //! a family states its capabilities once, by implementing [`Capable`] for its
 //! [`Model`](crate::Model), and is then served, written and called everywhere its
 //! capabilities allow. A family whose one forward pass yields several outputs overrides
-//! [`Capable::embed_all`] so that a call wanting all of them runs the graph once.
+//! [`Capable::all_stream`] so that a call wanting all of them runs the graph once.
 
 mod call;
 mod capable;
@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-pub use call::{CallOptions, Capability, TextOutputs};
+pub use call::{CallOptions, Capability, TextOutput, TextOutputs, TEXT_OUTPUTS};
 pub(crate) use capable::{lacks, text_tokens, texts_of};
 pub use capable::{Capable, Images, Loaded, Pairs, Texts};
 
@@ -75,26 +75,64 @@ impl EmbeddingModel {
     /// is an `Unsupported` error naming what it offers, before its graph is loaded.
     pub fn load_for(
         name: &str,
-        mut load: LoadOptions,
+        load: LoadOptions,
         settings: &serde_json::Value,
         wanted: &[Capability],
+    ) -> Result<Self> {
+        Self::load_checked(name, load, settings, |model| {
+            if wanted.is_empty() || wanted.iter().any(|&c| model.can(c)) {
+                return Ok(());
+            }
+            Err(model.refusal(
+                &wanted
+                    .iter()
+                    .map(|c| c.name())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+            ))
+        })
+    }
+
+    /// As [`load_for`](Self::load_for), for a front end that needs every one of `wanted`
+    /// (dense, sparse and multi-vector outputs of one pass).
+    pub fn load_offering(
+        name: &str,
+        load: LoadOptions,
+        settings: &serde_json::Value,
+        wanted: &[Capability],
+    ) -> Result<Self> {
+        Self::load_checked(name, load, settings, |model| {
+            match wanted.iter().find(|&&c| !model.can(c)) {
+                Some(c) => Err(model.refusal(c.name())),
+                None => Ok(()),
+            }
+        })
+    }
+
+    /// Loads lazily, runs `check`, then loads the graph unless the options say lazy.
+    fn load_checked(
+        name: &str,
+        mut load: LoadOptions,
+        settings: &serde_json::Value,
+        check: impl FnOnce(&Self) -> Result<()>,
     ) -> Result<Self> {
         let lazy = load.lazy_load;
         load.lazy_load = true;
         let model = Self::load_with(name, load, settings)?;
-        if !wanted.is_empty() && !wanted.iter().any(|&c| model.can(c)) {
-            let offers: Vec<&str> = model.capabilities().iter().map(|c| c.name()).collect();
-            let wanted: Vec<&str> = wanted.iter().map(|c| c.name()).collect();
-            return Err(Error::Unsupported(format!(
-                "model {name} offers {}, not {}",
-                offers.join(", "),
-                wanted.join(" or ")
-            )));
-        }
+        check(&model)?;
         if !lazy {
             model.inner.load_now()?;
         }
         Ok(model)
+    }
+
+    fn refusal(&self, wanted: &str) -> Error {
+        let offers: Vec<&str> = self.capabilities().iter().map(|c| c.name()).collect();
+        Error::Unsupported(format!(
+            "model {} offers {}, not {wanted}",
+            self.name(),
+            offers.join(", ")
+        ))
     }
 
     /// As [`load`](Self::load), with the family's builder settings as a JSON object
@@ -423,30 +461,71 @@ impl EmbeddingModel {
         wanted: &[Capability],
         o: &CallOptions,
     ) -> Result<TextOutputs> {
-        for &c in wanted {
-            self.require(c)?;
-        }
-        let dims = if wanted.contains(&Capability::DenseText) {
-            self.check_dimensions(o.dimensions)?
-        } else if o.dimensions.is_some() {
-            return Err(Error::InvalidArgument(
-                "`dimensions` applies to dense vectors only".into(),
-            ));
-        } else {
-            None
-        };
-        let mut out = self.inner.embed_all(&refs(texts), wanted, o)?;
-        if let Some(dense) = out.dense.as_mut() {
-            for v in dense {
-                finish_one(v, dims, o.normalize);
-            }
-        }
-        if let Some(sparse) = out.sparse.as_mut() {
-            for v in sparse {
-                prune(v, o.sparse_top_k, o.sparse_min_weight);
-            }
+        let mut out = TextOutputs::wanting(wanted);
+        for one in self.embed_all_iter(texts.iter().map(|t| Ok(t.as_ref())), wanted, o) {
+            out.push(one?);
         }
         Ok(out)
+    }
+
+    /// [`embed_all`](Self::embed_all) of any iterator of texts (that may fail): each
+    /// text's outputs streamed in input order, in bounded memory, with the call's dense
+    /// steps and sparse pruning applied.
+    pub fn embed_all_iter<'a, I, S>(
+        &'a self,
+        texts: I,
+        wanted: &[Capability],
+        o: &CallOptions,
+    ) -> Stream<'a, TextOutput>
+    where
+        I: IntoIterator<Item = Result<S>>,
+        I::IntoIter: 'a,
+        S: Into<Cow<'a, str>>,
+    {
+        let dims = match self.start_all(wanted, o) {
+            Ok(d) => d,
+            Err(e) => return Stream::failed(e),
+        };
+        let (normalize, top_k, min_weight) = (o.normalize, o.sparse_top_k, o.sparse_min_weight);
+        let stream = self.inner.all_stream(texts_of(texts), wanted, o);
+        Stream::from_iter(stream.map(move |one| {
+            one.map(|mut one| {
+                if let Some(v) = one.dense.as_mut() {
+                    finish_one(v, dims, normalize);
+                }
+                if let Some(v) = one.sparse.as_mut() {
+                    prune(v, top_k, min_weight);
+                }
+                one
+            })
+        }))
+    }
+
+    /// The checks of an `embed_all` call before any work: text outputs only, each one the
+    /// model offers, and `dimensions` for dense vectors only.
+    fn start_all(&self, wanted: &[Capability], o: &CallOptions) -> Result<Option<usize>> {
+        if wanted.is_empty() {
+            return Err(Error::InvalidArgument(
+                "ask for at least one output (dense, sparse or multi-vector)".into(),
+            ));
+        }
+        for &c in wanted {
+            if !TEXT_OUTPUTS.contains(&c) {
+                return Err(Error::InvalidArgument(format!(
+                    "{c} is not an output of texts"
+                )));
+            }
+            self.require(c)?;
+        }
+        if wanted.contains(&Capability::DenseText) {
+            self.check_dimensions(o.dimensions)
+        } else if o.dimensions.is_some() {
+            Err(Error::InvalidArgument(
+                "`dimensions` applies to dense vectors only".into(),
+            ))
+        } else {
+            Ok(None)
+        }
     }
 }
 

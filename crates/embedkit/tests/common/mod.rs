@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod hub_server;
+pub mod m3;
 
 use std::path::{Path, PathBuf};
 
