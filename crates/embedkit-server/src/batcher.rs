@@ -18,20 +18,34 @@ use std::time::{Duration, Instant};
 
 use embedkit::{
     CallOptions, Capability, EmbeddingModel, Error, ImageInput, MultiVector, Purpose, Result,
-    SparseEmbedding,
+    SparseEmbedding, TextOutput,
 };
 use tokio::sync::{oneshot, watch};
 
 use crate::metrics::Metrics;
 use crate::models::Models;
 
-/// What a job computes (a capability of its model, for a purpose), on which inputs
-/// (cloned only to retry a failed shared call).
+/// What a job computes (a capability of its model, or several outputs of texts from one
+/// pass, for a purpose), on which inputs (cloned only to retry a failed shared call).
 #[derive(Clone)]
 pub(crate) struct Work {
-    pub op: Capability,
+    pub op: Op,
     pub purpose: Purpose,
     pub inputs: Inputs,
+}
+
+/// A job's operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    One(Capability),
+    /// Several text outputs (dense, sparse, multi-vector) from one pass.
+    Outputs(Vec<Capability>),
+}
+
+impl From<Capability> for Op {
+    fn from(c: Capability) -> Op {
+        Op::One(c)
+    }
 }
 
 /// A job's inputs, by what they are rather than by family.
@@ -47,9 +61,9 @@ pub(crate) enum Inputs {
 }
 
 impl Work {
-    pub(crate) fn new(op: Capability, inputs: Inputs) -> Work {
+    pub(crate) fn new(op: impl Into<Op>, inputs: Inputs) -> Work {
         Work {
-            op,
+            op: op.into(),
             purpose: Purpose::Document,
             inputs,
         }
@@ -99,6 +113,8 @@ pub(crate) enum Output {
     Sparse(Vec<SparseEmbedding>),
     Multi(Vec<MultiVector>),
     Scores(Vec<f32>),
+    /// Several outputs of each text.
+    Texts(Vec<TextOutput>),
 }
 
 impl Output {
@@ -128,6 +144,7 @@ impl Output {
             Output::Sparse(v) => parts(v, lens, Output::Sparse),
             Output::Multi(v) => parts(v, lens, Output::Multi),
             Output::Scores(v) => parts(v, lens, Output::Scores),
+            Output::Texts(v) => parts(v, lens, Output::Texts),
         }
     }
 }
@@ -435,7 +452,20 @@ fn images(v: &[Vec<u8>]) -> Vec<ImageInput> {
 fn compute(model: &EmbeddingModel, work: &Work) -> Result<Output> {
     use Capability as C;
     let o = CallOptions::new().purpose(work.purpose);
-    match (work.op, &work.inputs) {
+    let op = match &work.op {
+        Op::One(c) => *c,
+        Op::Outputs(wanted) => {
+            let Inputs::Texts(t) = &work.inputs else {
+                return Err(Error::Unsupported("outputs of texts take texts".into()));
+            };
+            let texts = t.iter().map(|t| Ok(t.as_str()));
+            return model
+                .embed_all_iter(texts, wanted, &o)
+                .collect::<Result<_>>()
+                .map(Output::Texts);
+        }
+    };
+    match (op, &work.inputs) {
         // Tokenized here (once: the counts come back for `usage`) where the model takes
         // token ids. On the inference thread rather than the handlers': tokenizer
         // threads beside ONNX Runtime's cost more throughput on a few cores than they

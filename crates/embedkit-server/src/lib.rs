@@ -15,6 +15,7 @@ mod batcher;
 mod conn;
 mod error;
 mod guard;
+mod hybrid;
 mod metrics;
 pub mod models;
 mod openapi;
@@ -133,6 +134,7 @@ pub fn router(
         .route("/", post(routes::embed))
         .route("/embed_sparse", post(routes::embed_sparse))
         .route("/embed_late", post(routes::embed_late))
+        .route("/embed_hybrid", post(hybrid::embed_hybrid))
         .route("/rerank", post(routes::rerank))
         .route("/tokenize", post(routes::tokenize))
         .route("/health", get(routes::health))

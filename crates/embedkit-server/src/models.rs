@@ -166,6 +166,54 @@ impl Models {
     }
 }
 
+impl Models {
+    /// As [`pick`](Self::pick), for a route that needs every one of `wanted` from one
+    /// model (several outputs of one pass): the one named, which must offer them all, or
+    /// else the first model served that does.
+    pub(crate) fn pick_offering(
+        &self,
+        requested: Option<&str>,
+        wanted: &[Capability],
+        route: &str,
+    ) -> std::result::Result<usize, ApiError> {
+        let offers_all = |m: &EmbeddingModel| wanted.iter().all(|&c| m.can(c));
+        let names: Vec<&str> = wanted.iter().map(|c| c.name()).collect();
+        if let Some(name) = requested.filter(|r| !r.is_empty()) {
+            let i = self.pick(Some(name), wanted, route)?;
+            let served = &self.list[i];
+            if offers_all(&served.model) {
+                return Ok(i);
+            }
+            let offers: Vec<&str> = served
+                .model
+                .capabilities()
+                .iter()
+                .map(|c| c.name())
+                .collect();
+            return Err(ApiError::validation(format!(
+                "model {} offers {}; {route} asked for {}",
+                served.name,
+                offers.join(", "),
+                names.join(", ")
+            )));
+        }
+        self.list
+            .iter()
+            .position(|m| offers_all(&m.model))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::FAILED_DEPENDENCY,
+                    "unavailable",
+                    format!(
+                        "no model served offers {} together for {route}; start the server \
+                         with --model NAME of a model that does (BAAI/bge-m3)",
+                        names.join(", ")
+                    ),
+                )
+            })
+    }
+}
+
 /// Where a capability is served.
 fn route_of(c: Capability) -> &'static str {
     match c {

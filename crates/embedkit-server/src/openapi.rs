@@ -17,6 +17,7 @@ use crate::routes;
         routes::embed,
         routes::embed_sparse,
         routes::embed_late,
+        crate::hybrid::embed_hybrid,
         routes::rerank,
         routes::tokenize,
         routes::health,

@@ -14,10 +14,10 @@ use crate::api::*;
 use crate::batcher::{Inputs, Job, Output, Refused, Work};
 use crate::AppState;
 
-type Answer<T> = Result<T, ApiError>;
+pub(crate) type Answer<T> = Result<T, ApiError>;
 
 /// Texts checked against the request limits.
-fn check_texts(texts: &[String], field: &str, state: &AppState) -> Answer<()> {
+pub(crate) fn check_texts(texts: &[String], field: &str, state: &AppState) -> Answer<()> {
     check_images(texts, field, state)?;
     let limits = &state.limits;
     for (i, t) in texts.iter().enumerate() {
@@ -85,7 +85,11 @@ fn require(state: &AppState, model: usize, c: Capability, given: &str) -> Answer
 
 /// An upper bound on a text's tokens without tokenizing it: every token but the
 /// special ones covers at least one character.
-fn token_bound(state: &AppState, model: usize, texts: impl Iterator<Item = usize>) -> usize {
+pub(crate) fn token_bound(
+    state: &AppState,
+    model: usize,
+    texts: impl Iterator<Item = usize>,
+) -> usize {
     let cap = state.max_lengths[model].unwrap_or(usize::MAX);
     texts
         .map(|chars| chars.saturating_add(2).min(cap))
@@ -126,7 +130,7 @@ fn image_bytes(items: &[String], field: &str) -> Answer<Vec<Vec<u8>>> {
 }
 
 /// Queues a job and waits for its answer until the request's deadline.
-async fn run(
+pub(crate) async fn run(
     state: &AppState,
     model: usize,
     work: Work,
@@ -177,7 +181,7 @@ async fn run(
 
 /// A library error as an answer, by its kind: the client's input (422) or ours (500).
 /// The one place library errors become statuses.
-fn library_error(e: embedkit::Error) -> ApiError {
+pub(crate) fn library_error(e: embedkit::Error) -> ApiError {
     use embedkit::ErrorKind as K;
     match e.kind() {
         K::InvalidInput | K::Unsupported => ApiError::validation(e.to_string()),
@@ -185,7 +189,7 @@ fn library_error(e: embedkit::Error) -> ApiError {
     }
 }
 
-fn unexpected() -> ApiError {
+pub(crate) fn unexpected() -> ApiError {
     ApiError::backend("the model answered with an unexpected output")
 }
 
@@ -207,7 +211,11 @@ async fn blocking<T: Send + 'static>(
 
 /// The request's `dimensions`, checked before any work: shorter only for Matryoshka
 /// models.
-fn dimensions_of(state: &AppState, model: usize, requested: Option<u64>) -> Answer<Option<usize>> {
+pub(crate) fn dimensions_of(
+    state: &AppState,
+    model: usize,
+    requested: Option<u64>,
+) -> Answer<Option<usize>> {
     let Some(d) = requested else { return Ok(None) };
     let d = usize::try_from(d).unwrap_or(usize::MAX);
     state

@@ -182,3 +182,41 @@ fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn the_int8_tier_applies_to_the_hub_layout() {
+    check_files();
+    let want = expected();
+    // A copy: the int8 graph is cached beside the model.
+    let dir = tmp_dir("m3-int8");
+    copy_dir(&model_dir("tiny:bge-m3"), &dir);
+    let model = BgeM3Embedding::builder("BAAI/bge-m3")
+        .specific_model_path(&dir)
+        .threads(2)
+        .precision(embedkit::Precision::Int8)
+        .build()
+        .unwrap();
+    let out = model.embed(&want.texts, None).unwrap();
+    let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    for (i, o) in out.iter().enumerate() {
+        // Close to the exact vectors, not equal: the tier's contract.
+        let c = cos(&o.dense, &want.dense[i]);
+        assert!(c > 0.99, "text {i}: cosine {c} to the exact dense vector");
+        assert_eq!(o.multi.nrows(), want.multi[i].0, "text {i}: rows");
+        assert!(
+            o.dense != want.dense[i],
+            "text {i}: int8 gave the exact vector"
+        );
+    }
+    let int8_files = std::fs::read_dir(dir.join("onnx"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("int8")
+        })
+        .count();
+    assert!(int8_files > 0, "no int8 graph cached beside the model");
+}
