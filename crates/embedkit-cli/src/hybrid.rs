@@ -6,7 +6,7 @@
 use clap::{Args, ValueEnum};
 use embedkit::{CallOptions, Capability, Purpose};
 
-use crate::vectors::{Shape, Vector};
+use crate::vectors::{PruneArgs, Shape, Vector};
 use crate::{job, JobArgs};
 
 /// One output a record can hold.
@@ -48,12 +48,8 @@ pub struct HybridArgs {
     /// Dense: shorter vectors, for models trained for it (Matryoshka).
     #[arg(long, value_name = "N")]
     pub dimensions: Option<usize>,
-    /// Sparse: keep only each vector's K largest weights.
-    #[arg(long, value_name = "K")]
-    pub top_terms: Option<usize>,
-    /// Sparse: drop weights below W.
-    #[arg(long, value_name = "W")]
-    pub min_weight: Option<f32>,
+    #[command(flatten)]
+    pub prune: PruneArgs,
 }
 
 pub fn run(mut args: HybridArgs) -> anyhow::Result<()> {
@@ -69,11 +65,11 @@ pub fn run(mut args: HybridArgs) -> anyhow::Result<()> {
     } else {
         Purpose::Document
     };
-    let call = CallOptions::new()
-        .purpose(purpose)
-        .dimensions(args.dimensions)
-        .sparse_top_k(args.top_terms)
-        .sparse_min_weight(args.min_weight);
+    let call = args.prune.apply(
+        CallOptions::new()
+            .purpose(purpose)
+            .dimensions(args.dimensions),
+    );
     // Checked before the first document is read.
     model.check_dimensions(args.dimensions)?;
     let results = model

@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::Args;
 use embedkit::{
     BgeM3Embedding, ImageEmbedding, LateInteractionMultimodalEmbedding,
-    LateInteractionTextEmbedding, SparseTextEmbedding, TextCrossEncoder, TextEmbedding,
+    LateInteractionTextEmbedding, ModelCore, SparseTextEmbedding, TextCrossEncoder, TextEmbedding,
 };
 
 #[derive(Args, Debug)]
@@ -106,44 +106,43 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
             m.core.model, m.core.size_in_gb, m.core.license,
         )?;
     }
+    let dims = |core: &ModelCore, dim: usize| {
+        (
+            core.model.clone(),
+            dim,
+            core.size_in_gb,
+            core.license.clone(),
+        )
+    };
+    let image: Vec<_> = image.iter().map(|m| dims(&m.core, m.dim)).collect();
+    sized(&mut out, width, "IMAGE MODEL", &image)?;
+    let multimodal: Vec<_> = multimodal.iter().map(|m| dims(&m.core, m.dim)).collect();
+    sized(
+        &mut out,
+        width,
+        "MULTIMODAL LATE-INTERACTION MODEL",
+        &multimodal,
+    )?;
+    let m3: Vec<_> = m3.iter().map(|m| dims(&m.core, m.dim)).collect();
+    sized(&mut out, width, "DENSE + SPARSE + MULTI-VECTOR MODEL", &m3)?;
+    Ok(())
+}
+
+/// A section of (name, dim, size, licence) rows after a blank line.
+fn sized(
+    out: &mut impl Write,
+    width: usize,
+    title: &str,
+    rows: &[(String, usize, f64, String)],
+) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "{:<width$}  {:>5}  {:>7}  LICENSE",
-        "IMAGE MODEL", "DIM", "SIZE GB"
+        "{title:<width$}  {:>5}  {:>7}  LICENSE",
+        "DIM", "SIZE GB"
     )?;
-    for m in &image {
-        writeln!(
-            out,
-            "{:<width$}  {:>5}  {:>7.3}  {}",
-            m.core.model, m.dim, m.core.size_in_gb, m.core.license,
-        )?;
-    }
-    writeln!(out)?;
-    writeln!(
-        out,
-        "{:<width$}  {:>5}  {:>7}  LICENSE",
-        "MULTIMODAL LATE-INTERACTION MODEL", "DIM", "SIZE GB"
-    )?;
-    for m in &multimodal {
-        writeln!(
-            out,
-            "{:<width$}  {:>5}  {:>7.3}  {}",
-            m.core.model, m.dim, m.core.size_in_gb, m.core.license,
-        )?;
-    }
-    writeln!(out)?;
-    writeln!(
-        out,
-        "{:<width$}  {:>5}  {:>7}  LICENSE",
-        "DENSE + SPARSE + MULTI-VECTOR MODEL", "DIM", "SIZE GB"
-    )?;
-    for m in &m3 {
-        writeln!(
-            out,
-            "{:<width$}  {:>5}  {:>7.3}  {}",
-            m.core.model, m.dim, m.core.size_in_gb, m.core.license,
-        )?;
+    for (name, dim, size, license) in rows {
+        writeln!(out, "{name:<width$}  {dim:>5}  {size:>7.3}  {license}")?;
     }
     Ok(())
 }

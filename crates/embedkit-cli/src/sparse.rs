@@ -4,7 +4,7 @@
 use clap::Args;
 use embedkit::{CallOptions, Capability, Purpose};
 
-use crate::vectors::{Shape, Vector};
+use crate::vectors::{PruneArgs, Shape, Vector};
 use crate::{job, JobArgs};
 
 #[derive(Args, Debug)]
@@ -33,12 +33,8 @@ pub struct SparseArgs {
     /// BM25: no stemming and no default stopwords.
     #[arg(long)]
     pub disable_stemmer: bool,
-    /// Keep only each vector's K largest weights (pruning for smaller indexes).
-    #[arg(long, value_name = "K")]
-    pub top_terms: Option<usize>,
-    /// Drop weights below W.
-    #[arg(long, value_name = "W")]
-    pub min_weight: Option<f32>,
+    #[command(flatten)]
+    pub prune: PruneArgs,
 }
 
 pub fn run(mut args: SparseArgs) -> anyhow::Result<()> {
@@ -53,10 +49,7 @@ pub fn run(mut args: SparseArgs) -> anyhow::Result<()> {
     } else {
         Purpose::Document
     };
-    let call = CallOptions::new()
-        .purpose(purpose)
-        .sparse_top_k(args.top_terms)
-        .sparse_min_weight(args.min_weight);
+    let call = args.prune.apply(CallOptions::new().purpose(purpose));
     let results = model.embed_sparse_iter(docs, &call).map(|v| {
         let (indices, values) = v?.into_parts();
         Ok(Vector::Sparse { indices, values })

@@ -128,6 +128,25 @@ impl DenseArgs {
     }
 }
 
+/// Sparse pruning, as flags: the library's `prune_sparse` step.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PruneArgs {
+    /// Keep only each sparse vector's K largest weights (smaller indexes).
+    #[arg(long, value_name = "K")]
+    pub top_terms: Option<usize>,
+    /// Drop sparse weights below W.
+    #[arg(long, value_name = "W")]
+    pub min_weight: Option<f32>,
+}
+
+impl PruneArgs {
+    /// `o` with the pruning asked for.
+    pub fn apply(&self, o: CallOptions) -> CallOptions {
+        o.sparse_top_k(self.top_terms)
+            .sparse_min_weight(self.min_weight)
+    }
+}
+
 /// One result: a dense vector, a sparse one, a matrix of token vectors, a document's
 /// score, or a search hit.
 pub enum Vector {

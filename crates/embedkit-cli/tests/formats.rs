@@ -27,13 +27,9 @@ fn embedkit(args: &[String], stdin: &[u8]) -> Output {
 }
 
 fn tiny(name: &str) -> String {
-    let dir = repo_root().join("target/test-models").join(name);
-    assert!(
-        dir.is_dir(),
-        "{} is missing: run `make test-models`",
-        dir.display()
-    );
-    dir.to_string_lossy().into_owned()
+    crate::common::server::tiny(name)
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Rows and ids of an output file, read by pyarrow, numpy or json in the oracle venv.

@@ -189,11 +189,12 @@ fn tei_sparse(v: &Value) -> (Vec<u32>, Vec<f32>) {
 
 #[test]
 fn one_served_bge_m3_answers_every_route_its_outputs_allow() {
-    use crate::common::server::{post, start_model, tiny};
+    use crate::common::server::{post, start_model};
     let want = m3_expected(&repo_root());
     let texts: Vec<String> = want.texts[..10].to_vec();
     let n = texts.len();
-    let server = start_model("BAAI/bge-m3", &tiny("bge-m3"), &["--threads", "2"]);
+    let dir = std::path::PathBuf::from(tiny("bge-m3"));
+    let server = start_model("BAAI/bge-m3", &dir, &["--threads", "2"]);
     let port = server.port;
 
     // All three in one request, each checked against FlagEmbedding.

@@ -133,7 +133,6 @@ impl Models {
                 if wanted.iter().any(|&c| m.can(c)) {
                     return Ok(i);
                 }
-                let offers: Vec<&str> = m.capabilities().iter().map(|c| c.name()).collect();
                 let mut routes: Vec<&str> = Vec::new();
                 for &c in m.capabilities() {
                     if !routes.contains(&route_of(c)) {
@@ -143,7 +142,7 @@ impl Models {
                 Err(ApiError::validation(format!(
                     "model {} offers {}, which {route} does not serve; use {}",
                     self.list[i].name,
-                    offers.join(", "),
+                    offers(m),
                     routes.join(" or ")
                 )))
             }
@@ -184,16 +183,10 @@ impl Models {
             if offers_all(&served.model) {
                 return Ok(i);
             }
-            let offers: Vec<&str> = served
-                .model
-                .capabilities()
-                .iter()
-                .map(|c| c.name())
-                .collect();
             return Err(ApiError::validation(format!(
                 "model {} offers {}; {route} asked for {}",
                 served.name,
-                offers.join(", "),
+                offers(&served.model),
                 names.join(", ")
             )));
         }
@@ -212,6 +205,12 @@ impl Models {
                 )
             })
     }
+}
+
+/// What a model offers, for errors: its capabilities' names.
+pub(crate) fn offers(model: &EmbeddingModel) -> String {
+    let names: Vec<&str> = model.capabilities().iter().map(|c| c.name()).collect();
+    names.join(", ")
 }
 
 /// Where a capability is served.

@@ -70,16 +70,10 @@ fn require(state: &AppState, model: usize, c: Capability, given: &str) -> Answer
     if served.model.can(c) {
         return Ok(());
     }
-    let offers: Vec<&str> = served
-        .model
-        .capabilities()
-        .iter()
-        .map(|c| c.name())
-        .collect();
     Err(ApiError::validation(format!(
         "model {} does not take {given} (it offers {})",
         served.name,
-        offers.join(", ")
+        crate::models::offers(&served.model)
     )))
 }
 

@@ -332,6 +332,17 @@ impl Model<BgeM3> {
     pub fn embedding_size(&self) -> usize {
         self.description().dim
     }
+
+    /// One output of each text (the pass computes all three).
+    fn part<'a, T: 'a>(
+        &'a self,
+        texts: Texts<'a>,
+        o: &CallOptions,
+        pick: fn(M3Output) -> T,
+    ) -> Stream<'a, T> {
+        let all = self.try_embed_iter(texts, o.batch_size, o.purpose);
+        Stream::from_iter(all.map(move |r| r.map(pick)))
+    }
 }
 
 impl Capable for Model<BgeM3> {
@@ -350,20 +361,17 @@ impl Capable for Model<BgeM3> {
         Some(self.embedding_size())
     }
     fn dense_stream<'a>(&'a self, texts: Texts<'a>, o: &CallOptions) -> Stream<'a, Embedding> {
-        let all = self.try_embed_iter(texts, o.batch_size, o.purpose);
-        Stream::from_iter(all.map(|r| r.map(|o| o.dense)))
+        self.part(texts, o, |m| m.dense)
     }
     fn sparse_stream<'a>(
         &'a self,
         texts: Texts<'a>,
         o: &CallOptions,
     ) -> Stream<'a, SparseEmbedding> {
-        let all = self.try_embed_iter(texts, o.batch_size, o.purpose);
-        Stream::from_iter(all.map(|r| r.map(|o| o.sparse)))
+        self.part(texts, o, |m| m.sparse)
     }
     fn multi_stream<'a>(&'a self, texts: Texts<'a>, o: &CallOptions) -> Stream<'a, MultiVector> {
-        let all = self.try_embed_iter(texts, o.batch_size, o.purpose);
-        Stream::from_iter(all.map(|r| r.map(|o| o.multi)))
+        self.part(texts, o, |m| m.multi)
     }
     /// One pass for every output wanted.
     fn all_stream<'a>(

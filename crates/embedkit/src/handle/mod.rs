@@ -517,15 +517,13 @@ impl EmbeddingModel {
             }
             self.require(c)?;
         }
-        if wanted.contains(&Capability::DenseText) {
-            self.check_dimensions(o.dimensions)
-        } else if o.dimensions.is_some() {
-            Err(Error::InvalidArgument(
-                "`dimensions` applies to dense vectors only".into(),
-            ))
+        // `dimensions` as a dense call checks it, or as any other call refuses it.
+        let first = if wanted.contains(&Capability::DenseText) {
+            Capability::DenseText
         } else {
-            Ok(None)
-        }
+            wanted[0]
+        };
+        self.start(first, o)
     }
 }
 
