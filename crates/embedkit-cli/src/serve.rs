@@ -71,8 +71,8 @@ pub struct ServeArgs {
     /// Largest request body in bytes (413 beyond).
     #[arg(long, default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
-    /// Most inputs per request (422 beyond).
-    #[arg(long, default_value_t = 512)]
+    /// Most inputs per request (422 beyond); TEI's name is accepted too.
+    #[arg(long, alias = "max-client-batch-size", default_value_t = 512)]
     pub max_inputs: usize,
     /// Longest input in characters (422 beyond).
     #[arg(long, default_value_t = 100_000)]

@@ -12,4 +12,5 @@ mod hub_cli;
 mod m3;
 mod resume;
 mod serve;
+mod serve_compat;
 mod serve_safety;

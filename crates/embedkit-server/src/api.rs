@@ -546,6 +546,83 @@ pub struct Rank {
     pub text: Option<String>,
 }
 
+/// `POST /similarity` (TEI): the cosine similarity of a sentence to each of several.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SimilarityRequest {
+    pub inputs: SimilarityInput,
+    pub parameters: Option<SimilarityParameters>,
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SimilarityInput {
+    pub source_sentence: String,
+    pub sentences: Vec<String>,
+}
+
+/// TEI's parameters: `truncate` is accepted (inputs are always truncated to the model's
+/// length); `truncation_direction` may only be `right` and `prompt_name` only null.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct SimilarityParameters {
+    pub truncate: Option<bool>,
+    pub truncation_direction: Option<String>,
+    pub prompt_name: Option<String>,
+}
+
+/// `POST /v1/rerank`: Cohere's and Jina's rerank request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CohereRerankRequest {
+    pub model: Option<String>,
+    pub query: String,
+    /// Texts, or objects with a `text`.
+    pub documents: Vec<RerankDocument>,
+    /// The best N (default: all).
+    pub top_n: Option<usize>,
+    /// Each result's document beside its score (default false).
+    #[serde(default)]
+    pub return_documents: bool,
+    /// Accepted for Cohere clients; documents are truncated to the model's length.
+    pub max_chunks_per_doc: Option<u64>,
+}
+
+/// A document as Cohere and Jina take it: a string or `{"text": ...}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum RerankDocument {
+    Text(String),
+    Object { text: String },
+}
+
+impl RerankDocument {
+    pub fn into_text(self) -> String {
+        match self {
+            RerankDocument::Text(t) | RerankDocument::Object { text: t } => t,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CohereRerankResponse {
+    pub id: String,
+    pub model: String,
+    /// Best first.
+    pub results: Vec<CohereRerankResult>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CohereRerankResult {
+    pub index: usize,
+    /// The model's score through a sigmoid, in (0, 1), as Cohere's and Jina's.
+    pub relevance_score: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<DocumentText>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DocumentText {
+    pub text: String,
+}
+
 /// `POST /tokenize` (TEI).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenizeRequest {

@@ -12,6 +12,7 @@
 
 pub mod api;
 mod batcher;
+mod compat;
 mod conn;
 mod error;
 mod guard;
@@ -131,10 +132,12 @@ pub fn router(
         .route("/embed", post(routes::embed))
         // TEI answers its model's task at the root; huggingface_hub's InferenceClient
         // posts feature extraction there.
-        .route("/", post(routes::embed))
+        .route("/", post(compat::root))
         .route("/embed_sparse", post(routes::embed_sparse))
         .route("/embed_late", post(routes::embed_late))
         .route("/embed_hybrid", post(hybrid::embed_hybrid))
+        .route("/similarity", post(compat::similarity))
+        .route("/v1/rerank", post(compat::cohere_rerank))
         .route("/rerank", post(routes::rerank))
         .route("/tokenize", post(routes::tokenize))
         .route("/health", get(routes::health))

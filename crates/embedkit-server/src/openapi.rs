@@ -18,6 +18,8 @@ use crate::routes;
         routes::embed_sparse,
         routes::embed_late,
         crate::hybrid::embed_hybrid,
+        crate::compat::similarity,
+        crate::compat::cohere_rerank,
         routes::rerank,
         routes::tokenize,
         routes::health,

@@ -65,7 +65,7 @@ fn dense_wanted(images: bool) -> &'static [Capability] {
 }
 
 /// Fails unless the picked model offers `c` for what the request gave (`given`).
-fn require(state: &AppState, model: usize, c: Capability, given: &str) -> Answer<()> {
+pub(crate) fn require(state: &AppState, model: usize, c: Capability, given: &str) -> Answer<()> {
     let served = state.models.get(model);
     if served.model.can(c) {
         return Ok(());
@@ -238,7 +238,7 @@ fn finish(
 
 /// Dense vectors of texts or images for `/embed` and `/v1/embeddings`, and the tokens
 /// counted (once, after truncation).
-async fn dense(
+pub(crate) async fn dense(
     state: &Arc<AppState>,
     model: usize,
     input: OpenAiInput,
@@ -476,6 +476,30 @@ pub(crate) async fn embed_late(
     ))
 }
 
+/// The model's score of each (query, text) pair, in text order (raw, as fastembed's).
+pub(crate) async fn pair_scores(
+    state: &Arc<AppState>,
+    model: usize,
+    query: &str,
+    texts: &[String],
+    field: &str,
+    deadline: Deadline,
+) -> Answer<Vec<f32>> {
+    check_texts(std::slice::from_ref(&query.to_string()), "query", state)?;
+    check_texts(texts, field, state)?;
+    let q = query.chars().count();
+    let longest = token_bound(state, model, texts.iter().map(|t| q + t.chars().count())).min(512);
+    let pairs: Vec<(String, String)> = texts
+        .iter()
+        .map(|t| (query.to_string(), t.clone()))
+        .collect();
+    let work = Work::new(Capability::PairScores, Inputs::Pairs(pairs));
+    match run(state, model, work, longest, deadline).await? {
+        Output::Scores(scores) => Ok(scores),
+        _ => Err(unexpected()),
+    }
+}
+
 #[utoipa::path(post, path = "/rerank", tag = "tei", request_body = RerankRequest,
     responses((status = 200, description = "best first", body = Vec<Rank>), (status = 422, body = ErrorResponse)))]
 pub(crate) async fn rerank(
@@ -486,19 +510,8 @@ pub(crate) async fn rerank(
     let model = state
         .models
         .pick(req.model.as_deref(), &[Capability::PairScores], "/rerank")?;
-    check_texts(std::slice::from_ref(&req.query), "query", &state)?;
     let texts = req.texts.0;
-    check_texts(&texts, "texts", &state)?;
-    let q = req.query.chars().count();
-    let longest = token_bound(&state, model, texts.iter().map(|t| q + t.chars().count())).min(512);
-    let pairs: Vec<(String, String)> = texts
-        .iter()
-        .map(|t| (req.query.clone(), t.clone()))
-        .collect();
-    let work = Work::new(Capability::PairScores, Inputs::Pairs(pairs));
-    let Output::Scores(scores) = run(&state, model, work, longest, deadline).await? else {
-        return Err(unexpected());
-    };
+    let scores = pair_scores(&state, model, &req.query, &texts, "texts", deadline).await?;
     // TEI answers best first.
     let ranked = embedkit::rerank::top_k(&scores, scores.len());
     let mut texts: Vec<Option<String>> = texts.into_iter().map(Some).collect();

@@ -1,0 +1,184 @@
+//! Other servers' routes, for their clients: TEI's `/similarity` (also at `POST /`, where
+//! huggingface_hub's `InferenceClient.sentence_similarity` posts), the Cohere- and
+//! Jina-shaped `/v1/rerank`, and TEI's `--max-client-batch-size`.
+
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::common::repo_root;
+use crate::common::server::{minilm_dir, model_arg, post, start_args, tiny, MINILM};
+
+const RERANKER: &str = "Xenova/ms-marco-MiniLM-L-6-v2";
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+#[test]
+fn similarity_and_cohere_rerank_answer_as_their_clients_expect() {
+    let server = start_args(
+        &[
+            "--model".into(),
+            model_arg(MINILM, &minilm_dir()),
+            "--model".into(),
+            model_arg(RERANKER, &tiny("rerank-bert")),
+            "--max-client-batch-size".into(),
+            "8".into(),
+        ],
+        &[],
+    );
+    let port = server.port;
+    let source = "how do vector databases index embeddings";
+    let sentences = [
+        "an index of embeddings",
+        "a recipe for bread",
+        "vector search engines",
+    ];
+
+    // /similarity: the cosine of the source's vector to each sentence's, as /embed gives them.
+    let (status, vectors) = post(
+        port,
+        "/embed",
+        json!({ "inputs": [source, sentences[0], sentences[1], sentences[2]] }),
+    );
+    assert_eq!(status, 200, "{vectors}");
+    let vectors: Vec<Vec<f32>> = serde_json::from_value(vectors).unwrap();
+    let want: Vec<f32> = vectors[1..]
+        .iter()
+        .map(|v| cosine(&vectors[0], v))
+        .collect();
+    let body = json!({ "inputs": { "source_sentence": source, "sentences": sentences } });
+    for path in ["/similarity", "/"] {
+        let (status, got) = post(port, path, body.clone());
+        assert_eq!(status, 200, "{path}: {got}");
+        let got = floats(&got);
+        assert_eq!(got.len(), 3, "{path}");
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-5, "{path}: {got:?} vs {want:?}");
+        }
+    }
+    // The root still embeds TEI's `/embed` body.
+    let (status, v) = post(port, "/", json!({ "inputs": "hello" }));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v[0].as_array().unwrap().len(), 384);
+    let (status, v) = post(
+        port,
+        "/similarity",
+        json!({ "inputs": { "source_sentence": "a", "sentences": [] } }),
+    );
+    assert_eq!(status, 422, "{v}");
+    let (status, v) = post(
+        port,
+        "/similarity",
+        json!({ "inputs": { "source_sentence": "a", "sentences": ["b"] },
+                "parameters": { "prompt_name": "query" } }),
+    );
+    assert_eq!(
+        status, 422,
+        "an unsupported prompt is refused, not ignored: {v}"
+    );
+
+    // /v1/rerank: Cohere's request and answer; scores are /rerank's through a sigmoid.
+    let docs = [
+        "Paris is the capital of France.",
+        "Bread needs flour.",
+        "France's capital city",
+    ];
+    let (status, raw) = post(
+        port,
+        "/rerank",
+        json!({ "query": "capital of France", "texts": docs }),
+    );
+    assert_eq!(status, 200, "{raw}");
+    let raw: Vec<(usize, f32)> = raw
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["index"].as_u64().unwrap() as usize,
+                r["score"].as_f64().unwrap() as f32,
+            )
+        })
+        .collect();
+    let (status, v) = post(
+        port,
+        "/v1/rerank",
+        json!({ "model": RERANKER, "query": "capital of France",
+                "documents": [docs[0], {"text": docs[1]}, docs[2]],
+                "top_n": 2, "return_documents": true }),
+    );
+    assert_eq!(status, 200, "{v}");
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(v["model"], RERANKER);
+    assert!(v["id"].is_string());
+    for (r, (index, score)) in results.iter().zip(&raw) {
+        assert_eq!(r["index"].as_u64().unwrap() as usize, *index);
+        let relevance = r["relevance_score"].as_f64().unwrap() as f32;
+        assert!(
+            (relevance - 1.0 / (1.0 + (-score).exp())).abs() < 1e-6,
+            "{r}"
+        );
+        assert_eq!(r["document"]["text"], docs[*index]);
+    }
+    let (_, v) = post(
+        port,
+        "/v1/rerank",
+        json!({ "query": "q", "documents": docs }),
+    );
+    assert_eq!(v["results"].as_array().unwrap().len(), 3, "{v}");
+    assert!(v["results"][0].get("document").is_none(), "{v}");
+    let (status, _) = post(
+        port,
+        "/v1/rerank",
+        json!({ "query": "q", "documents": docs, "top_n": 0 }),
+    );
+    assert_eq!(status, 422);
+    let (status, _) = post(
+        port,
+        "/v1/rerank",
+        json!({ "query": "q", "documents": docs, "model": MINILM }),
+    );
+    assert_eq!(status, 422, "a dense model does not rerank");
+
+    // TEI's name for the per-request input limit.
+    let (status, v) = post(port, "/embed", json!({ "inputs": vec!["x"; 9] }));
+    assert_eq!(status, 422, "{v}");
+
+    // huggingface_hub's client, given the server's URL.
+    let python = repo_root().join(".venv-oracle/bin/python");
+    assert!(python.is_file(), "{} is missing", python.display());
+    let script = r#"
+import sys
+from huggingface_hub import InferenceClient
+hf = InferenceClient(model=f"http://127.0.0.1:{sys.argv[1]}")
+got = hf.sentence_similarity(sys.argv[2], other_sentences=sys.argv[3:])
+print(",".join(repr(float(x)) for x in got))
+"#;
+    let out = Command::new(python)
+        .args(["-c", script, &port.to_string(), source])
+        .args(sentences)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<f32> = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .split(',')
+        .map(|x| x.parse().unwrap())
+        .collect();
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() < 1e-5, "{got:?} vs {want:?}");
+    }
+}

@@ -1,0 +1,156 @@
+//! Routes other servers' clients call: TEI's `/similarity`, and the Cohere- and
+//! Jina-shaped `/v1/rerank`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json;
+use embedkit::Capability;
+
+use crate::api::*;
+use crate::routes::{dense, pair_scores, Answer};
+use crate::AppState;
+
+/// `POST /`, where TEI's clients post (huggingface_hub's `InferenceClient` given the
+/// server's URL): sentence similarity when `inputs` is `{source_sentence, sentences}`,
+/// else `/embed` — one server answers both, where TEI needs `TASK` set at start.
+pub(crate) async fn root(
+    state: State<Arc<AppState>>,
+    deadline: axum::Extension<Deadline>,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> Answer<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let shape = |e: serde_json::Error| ApiError::validation(format!("invalid request: {e}"));
+    if body["inputs"].is_object() {
+        let req = serde_json::from_value(body).map_err(shape)?;
+        Ok(similarity(state, deadline, JsonBody(req))
+            .await?
+            .into_response())
+    } else {
+        let req = serde_json::from_value(body).map_err(shape)?;
+        Ok(crate::routes::embed(state, deadline, JsonBody(req))
+            .await?
+            .into_response())
+    }
+}
+
+#[utoipa::path(post, path = "/similarity", tag = "tei", request_body = SimilarityRequest,
+    responses((status = 200, description = "cosine similarity of the source to each sentence", body = Vec<f32>),
+        (status = 422, body = ErrorResponse)))]
+pub(crate) async fn similarity(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(deadline): axum::Extension<Deadline>,
+    JsonBody(req): JsonBody<SimilarityRequest>,
+) -> Answer<Json<Vec<f32>>> {
+    let params = req.parameters.unwrap_or_default();
+    if params.prompt_name.is_some() {
+        return Err(ApiError::validation(
+            "`prompt_name` is not supported here; put the prompt in the text",
+        ));
+    }
+    if let Some(d) = params
+        .truncation_direction
+        .filter(|d| !d.eq_ignore_ascii_case("right"))
+    {
+        return Err(ApiError::validation(format!(
+            "truncation_direction {d:?}: only right is supported"
+        )));
+    }
+    if req.inputs.sentences.is_empty() {
+        return Err(ApiError::validation("`inputs.sentences` is empty"));
+    }
+    let model = state.models.pick(
+        req.model.as_deref(),
+        &[Capability::DenseText],
+        "/similarity",
+    )?;
+    let mut texts = Vec::with_capacity(req.inputs.sentences.len() + 1);
+    texts.push(req.inputs.source_sentence);
+    texts.extend(req.inputs.sentences);
+    let (vectors, _) = dense(&state, model, OpenAiInput::Texts(texts), "inputs", deadline).await?;
+    let (source, others) = vectors
+        .split_first()
+        .ok_or_else(|| ApiError::backend("no vectors"))?;
+    Ok(Json(others.iter().map(|v| cosine(source, v)).collect()))
+}
+
+/// Cosine similarity (0 when either vector is zero).
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let n = norm(a) * norm(b);
+    if n == 0.0 {
+        0.0
+    } else {
+        (dot / n) as f32
+    }
+}
+
+#[utoipa::path(post, path = "/v1/rerank", tag = "cohere", request_body = CohereRerankRequest,
+    responses((status = 200, description = "best first", body = CohereRerankResponse),
+        (status = 422, body = ErrorResponse)))]
+pub(crate) async fn cohere_rerank(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(deadline): axum::Extension<Deadline>,
+    JsonBody(req): JsonBody<CohereRerankRequest>,
+) -> Answer<Json<CohereRerankResponse>> {
+    static IDS: AtomicU64 = AtomicU64::new(0);
+    if req.top_n == Some(0) {
+        return Err(ApiError::validation("top_n must be at least 1"));
+    }
+    let model = state.models.pick(
+        req.model.as_deref(),
+        &[Capability::PairScores],
+        "/v1/rerank",
+    )?;
+    let texts: Vec<String> = req
+        .documents
+        .into_iter()
+        .map(RerankDocument::into_text)
+        .collect();
+    let scores = pair_scores(&state, model, &req.query, &texts, "documents", deadline).await?;
+    let n = req.top_n.unwrap_or(texts.len());
+    let mut texts: Vec<Option<String>> = texts.into_iter().map(Some).collect();
+    let results = embedkit::rerank::top_k(&scores, n)
+        .into_iter()
+        .map(|r| CohereRerankResult {
+            index: r.index,
+            relevance_score: sigmoid(r.score),
+            document: if req.return_documents {
+                texts
+                    .get_mut(r.index)
+                    .and_then(Option::take)
+                    .map(|text| DocumentText { text })
+            } else {
+                None
+            },
+        })
+        .collect();
+    Ok(Json(CohereRerankResponse {
+        id: format!("rerank-{}", IDS.fetch_add(1, Ordering::Relaxed)),
+        model: state.models.get(model).name.clone(),
+        results,
+    }))
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_and_sigmoid() {
+        assert!((cosine(&[1.0, 0.0], &[1.0, 1.0]) - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
+        assert_eq!(cosine(&[0.0, 0.0], &[1.0, 1.0]), 0.0);
+        assert_eq!(sigmoid(0.0), 0.5);
+        assert!(sigmoid(10.0) > 0.9999 && sigmoid(-10.0) < 1e-4);
+    }
+}
