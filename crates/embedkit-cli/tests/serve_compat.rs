@@ -149,6 +149,32 @@ fn similarity_and_cohere_rerank_answer_as_their_clients_expect() {
     );
     assert_eq!(status, 422, "a dense model does not rerank");
 
+    // TEI's timing headers, in milliseconds, on answers that ran a model.
+    let (status, headers, _) = crate::common::server::request(
+        port,
+        "POST",
+        "/embed",
+        json!({ "inputs": ["a", "b"] }).to_string().as_bytes(),
+    );
+    assert_eq!(status, 200);
+    let header = |name: &str| -> u64 {
+        headers
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} in {headers}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let total = header("x-compute-time");
+    assert_eq!(header("x-total-time"), total);
+    assert!(
+        header("x-queue-time") + header("x-tokenization-time") + header("x-inference-time")
+            <= total + 2
+    );
+    let (_, headers, _) = crate::common::server::request(port, "GET", "/health", b"");
+    assert!(!headers.contains("x-compute-time"), "{headers}");
+
     // TEI's name for the per-request input limit.
     let (status, v) = post(port, "/embed", json!({ "inputs": vec!["x"; 9] }));
     assert_eq!(status, 422, "{v}");

@@ -156,7 +156,19 @@ pub(crate) struct Job {
     /// Tokens of the job's longest input (an estimate from above where the handler did
     /// not tokenize): a batch costs inputs × its longest input once padded.
     pub longest: usize,
-    pub reply: oneshot::Sender<Result<Output>>,
+    /// When it was queued.
+    pub queued: Instant,
+    pub reply: oneshot::Sender<Answered>,
+}
+
+/// A job's answer and where its time went.
+pub(crate) struct Answered {
+    pub result: Result<Output>,
+    /// From queued to its batch's start.
+    pub queue: Duration,
+    /// Its batch's tokenizing (where the model takes token ids), then the rest.
+    pub tokenization: Duration,
+    pub inference: Duration,
 }
 
 /// How requests are grouped.
@@ -377,8 +389,9 @@ impl Worker {
         let lens: Vec<usize> = batch.iter().map(|j| j.work.len()).collect();
         let mut replies = Vec::with_capacity(batch.len());
         let mut works = Vec::with_capacity(batch.len());
+        let started = Instant::now();
         for job in batch {
-            replies.push(job.reply);
+            replies.push((job.reply, started.saturating_duration_since(job.queued)));
             works.push(job.work);
         }
         let single = works.len() == 1;
@@ -392,40 +405,51 @@ impl Worker {
             work.absorb(w);
         }
         self.metrics.batch_size.observe(work.len() as f64);
-        let started = Instant::now();
-        let result = self.guarded(model, &work)?;
-        self.metrics
-            .inference_seconds
-            .observe(started.elapsed().as_secs_f64());
+        let (result, tokenization) = self.guarded(model, &work)?;
+        let spent = started.elapsed();
+        self.metrics.inference_seconds.observe(spent.as_secs_f64());
+        let answer = |result, queue, tokenization: Duration, spent: Duration| Answered {
+            result,
+            queue,
+            tokenization,
+            inference: spent.saturating_sub(tokenization),
+        };
         match (result, parts_for_retry) {
             (Ok(out), _) => {
-                for (reply, part) in replies.into_iter().zip(out.split(&lens)) {
+                for ((reply, queue), part) in replies.into_iter().zip(out.split(&lens)) {
                     // The client may have gone; its answer is dropped.
-                    let _ = reply.send(Ok(part));
+                    let _ = reply.send(answer(Ok(part), queue, tokenization, spent));
                 }
             }
             (Err(e), None) => {
-                if let Some(reply) = replies.pop() {
-                    let _ = reply.send(Err(e));
+                if let Some((reply, queue)) = replies.pop() {
+                    let _ = reply.send(answer(Err(e), queue, tokenization, spent));
                 }
             }
             (Err(_), Some(parts)) => {
                 // One input failed the call: each job alone, so only its own fails.
-                for (reply, part) in replies.into_iter().zip(parts) {
+                for ((reply, queue), part) in replies.into_iter().zip(parts) {
                     if reply.is_closed() {
                         self.metrics.jobs_dropped.inc();
                         continue;
                     }
-                    let r = self.guarded(model, &part)?;
-                    let _ = reply.send(r);
+                    let alone = Instant::now();
+                    let (r, tokenization) = self.guarded(model, &part)?;
+                    let spent = spent + alone.elapsed();
+                    let _ = reply.send(answer(r, queue, tokenization, spent));
                 }
             }
         }
         Ok(())
     }
 
-    /// Runs `work` on `model`, catching a panic (`Err` with its message).
-    fn guarded(&self, model: usize, work: &Work) -> std::result::Result<Result<Output>, String> {
+    /// Runs `work` on `model`, catching a panic (`Err` with its message); with the time
+    /// spent tokenizing.
+    fn guarded(
+        &self,
+        model: usize,
+        work: &Work,
+    ) -> std::result::Result<(Result<Output>, Duration), String> {
         catch_unwind(AssertUnwindSafe(|| {
             if let Some(p) = &self.panic_on {
                 if work.texts().any(|t| t == p) {
@@ -448,8 +472,19 @@ fn images(v: &[Vec<u8>]) -> Vec<ImageInput> {
     v.iter().map(|b| ImageInput::Bytes(b.clone())).collect()
 }
 
-/// One library call, chosen by the job's capability and inputs.
-fn compute(model: &EmbeddingModel, work: &Work) -> Result<Output> {
+/// One library call, chosen by the job's capability and inputs; with the time spent
+/// tokenizing where that is a step of its own.
+fn compute(model: &EmbeddingModel, work: &Work) -> (Result<Output>, Duration) {
+    let mut tokenization = Duration::ZERO;
+    let out = compute_timed(model, work, &mut tokenization);
+    (out, tokenization)
+}
+
+fn compute_timed(
+    model: &EmbeddingModel,
+    work: &Work,
+    tokenization: &mut Duration,
+) -> Result<Output> {
     use Capability as C;
     let o = CallOptions::new().purpose(work.purpose);
     let op = match &work.op {
@@ -475,7 +510,9 @@ fn compute(model: &EmbeddingModel, work: &Work) -> Result<Output> {
                 && model.can(C::DenseTokenIds)
                 && model.can(C::Tokens) =>
         {
+            let started = Instant::now();
             let ids = model.tokenize(t)?;
+            *tokenization = started.elapsed();
             let counts = ids.iter().map(Vec::len).collect();
             model
                 .embed_token_ids(&ids, &o)

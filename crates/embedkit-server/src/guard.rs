@@ -181,8 +181,11 @@ pub(crate) async fn front(
                     let _held = permit.map(|p| InProgress::new(p, &state));
                     // Handlers answer within the deadline themselves (408, 504); this is
                     // the backstop for anything that does not.
-                    let answer =
-                        tokio::time::timeout(timeout + Duration::from_secs(1), next.run(req)).await;
+                    let answer = tokio::time::timeout(
+                        timeout + Duration::from_secs(1),
+                        crate::timing::scoped(started, next.run(req)),
+                    )
+                    .await;
                     answer.unwrap_or_else(|_| {
                         ApiError::new(
                             StatusCode::GATEWAY_TIMEOUT,

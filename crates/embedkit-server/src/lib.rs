@@ -21,6 +21,7 @@ mod metrics;
 pub mod models;
 mod openapi;
 mod routes;
+mod timing;
 
 pub use batcher::BatchPolicy;
 pub use conn::{serve, Transport};

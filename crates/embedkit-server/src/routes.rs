@@ -139,6 +139,7 @@ pub(crate) async fn run(
             model,
             work,
             longest,
+            queued: std::time::Instant::now(),
             reply,
         })
         .map_err(|refused| match refused {
@@ -155,11 +156,12 @@ pub(crate) async fn run(
         })?;
     // Dropping `answer` on timeout tells the batcher the job is no longer wanted.
     match tokio::time::timeout_at(deadline.0.into(), answer).await {
-        Ok(Ok(Ok(output))) => {
+        Ok(Ok(answered)) => {
+            crate::timing::record(&answered);
+            let output = answered.result.map_err(library_error)?;
             state.metrics.texts.inc_by(n as u64);
             Ok(output)
         }
-        Ok(Ok(Err(e))) => Err(library_error(e)),
         Ok(Err(_)) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unhealthy",
