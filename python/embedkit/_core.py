@@ -128,7 +128,6 @@ class _Model:
     which capabilities it needs (`_wanted`: one of them) and its builder settings."""
 
     _kind: str  # the registry table listed by list_supported_models
-    _also: tuple[str, ...] = ()  # tables of models that also offer `_wanted` (BGE-M3)
     _wanted: tuple[str, ...]  # capabilities, one of which the model must offer
 
     def __init__(self, model_name: str, cache_dir: str | None = None, threads: int | None = None,
@@ -157,7 +156,7 @@ class _Model:
 
     @classmethod
     def list_supported_models(cls) -> list[dict[str, Any]]:
-        return [m for kind in (cls._kind, *cls._also) for m in _models(_embedkit.list_supported_models(kind))]
+        return _models(_embedkit.list_supported_models(cls._kind))
 
 
 class TextEmbedding(_Model):
@@ -165,7 +164,6 @@ class TextEmbedding(_Model):
 
     _kind = "dense"
     _wanted = ("dense_text",)
-    _also = ("bge_m3",)
 
     def __init__(self, model_name: str = "BAAI/bge-small-en-v1.5", *args: Any, **kwargs: Any):
         super().__init__(model_name, *args, **kwargs)
@@ -254,7 +252,6 @@ class SparseTextEmbedding(_Model):
 
     _kind = "sparse"
     _wanted = ("sparse_text",)
-    _also = ("bge_m3",)
 
     def _settings(self, kwargs: dict) -> dict | None:
         # BM25's parameters, as fastembed takes them.
@@ -289,7 +286,6 @@ class LateInteractionTextEmbedding(_Model):
 
     _kind = "late_interaction"
     _wanted = ("multi_vector_text",)
-    _also = ("bge_m3",)
 
     @property
     def embedding_size(self) -> int:
