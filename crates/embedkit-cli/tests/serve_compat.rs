@@ -175,6 +175,32 @@ fn similarity_and_cohere_rerank_answer_as_their_clients_expect() {
     let (_, headers, _) = crate::common::server::request(port, "GET", "/health", b"");
     assert!(!headers.contains("x-compute-time"), "{headers}");
 
+    // TEI's `truncate: false`: an input longer than the model takes is refused (413),
+    // named; without it, truncated.
+    let long = "word ".repeat(3000);
+    let (status, v) = post(
+        port,
+        "/embed",
+        json!({ "inputs": ["short", long], "truncate": false }),
+    );
+    assert_eq!(status, 413, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("inputs[1]"), "{v}");
+    let (status, _) = post(port, "/embed", json!({ "inputs": ["short", long] }));
+    assert_eq!(status, 200);
+    let (status, _) = post(
+        port,
+        "/embed",
+        json!({ "inputs": ["short"], "truncate": false }),
+    );
+    assert_eq!(status, 200);
+    let (status, v) = post(
+        port,
+        "/similarity",
+        json!({ "inputs": { "source_sentence": "a", "sentences": ["b", long] },
+                "parameters": { "truncate": false } }),
+    );
+    assert_eq!(status, 413, "{v}");
+
     // TEI's name for the per-request input limit.
     let (status, v) = post(port, "/embed", json!({ "inputs": vec!["x"; 9] }));
     assert_eq!(status, 422, "{v}");

@@ -452,8 +452,8 @@ pub struct EmbedRequest {
     /// Unit-length vectors (default true).
     pub normalize: Option<bool>,
     pub dimensions: Option<u64>,
-    /// Accepted for TEI clients: inputs are always truncated to the model's length,
-    /// as fastembed does.
+    /// TEI's: false refuses an input longer than the model takes (413, naming it);
+    /// absent or true truncates it, as fastembed does.
     pub truncate: Option<bool>,
     pub model: Option<String>,
 }
@@ -481,6 +481,8 @@ pub struct LateRequest {
     /// Queries rather than documents (default false).
     #[serde(default)]
     pub is_query: bool,
+    /// False refuses an input longer than the model takes (413); default: truncate.
+    pub truncate: Option<bool>,
     pub model: Option<String>,
 }
 
@@ -497,7 +499,7 @@ pub struct HybridRequest {
     /// Queries rather than documents (default false).
     #[serde(default)]
     pub is_query: bool,
-    /// Accepted for TEI clients: inputs are always truncated to the model's length.
+    /// False refuses an input longer than the model takes (413); default: truncate.
     pub truncate: Option<bool>,
     pub model: Option<String>,
 }
@@ -560,8 +562,8 @@ pub struct SimilarityInput {
     pub sentences: Vec<String>,
 }
 
-/// TEI's parameters: `truncate` is accepted (inputs are always truncated to the model's
-/// length); `truncation_direction` may only be `right` and `prompt_name` only null.
+/// TEI's parameters: `truncate` false refuses an over-long input (default: truncate);
+/// `truncation_direction` may only be `right` and `prompt_name` only null.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct SimilarityParameters {
     pub truncate: Option<bool>,

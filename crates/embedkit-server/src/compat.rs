@@ -9,7 +9,7 @@ use axum::Json;
 use embedkit::Capability;
 
 use crate::api::*;
-use crate::routes::{dense, pair_scores, Answer};
+use crate::routes::{check_texts, dense, pair_scores, refuse_overlong, Answer};
 use crate::AppState;
 
 /// `POST /`, where TEI's clients post (huggingface_hub's `InferenceClient` given the
@@ -68,6 +68,8 @@ pub(crate) async fn similarity(
     let mut texts = Vec::with_capacity(req.inputs.sentences.len() + 1);
     texts.push(req.inputs.source_sentence);
     texts.extend(req.inputs.sentences);
+    check_texts(&texts, "inputs", &state)?;
+    refuse_overlong(&state, model, &texts, "inputs", params.truncate, deadline).await?;
     let (vectors, _) = dense(&state, model, OpenAiInput::Texts(texts), "inputs", deadline).await?;
     let (source, others) = vectors
         .split_first()

@@ -11,7 +11,8 @@ use embedkit::{CallOptions, Capability, Purpose};
 use crate::api::*;
 use crate::batcher::{Inputs, Op, Output, Work};
 use crate::routes::{
-    check_texts, dimensions_of, library_error, run, token_bound, unexpected, Answer,
+    check_texts, dimensions_of, library_error, refuse_overlong, run, token_bound, unexpected,
+    Answer,
 };
 use crate::AppState;
 
@@ -57,6 +58,7 @@ pub(crate) async fn embed_hybrid(
     };
     let texts = req.inputs.0;
     check_texts(&texts, "inputs", &state)?;
+    refuse_overlong(&state, model, &texts, "inputs", req.truncate, deadline).await?;
     let longest = token_bound(&state, model, texts.iter().map(|t| t.chars().count()));
     let mut work = Work::new(Op::Outputs(wanted), Inputs::Texts(texts));
     if req.is_query {

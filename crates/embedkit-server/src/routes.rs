@@ -175,6 +175,33 @@ pub(crate) async fn run(
     }
 }
 
+/// With TEI's `truncate: false`, the first text longer than the model takes is refused
+/// (413, as TEI), naming its position; otherwise texts are truncated.
+pub(crate) async fn refuse_overlong(
+    state: &AppState,
+    model: usize,
+    texts: &[String],
+    field: &str,
+    truncate: Option<bool>,
+    deadline: Deadline,
+) -> Answer<()> {
+    if truncate != Some(false) {
+        return Ok(());
+    }
+    let m = state.models.get(model).model.clone();
+    let max = state.max_lengths[model];
+    let owned = texts.to_vec();
+    if let Some(i) = blocking(deadline, move || m.first_overlong(&owned)).await? {
+        let mut e = ApiError::validation(format!(
+            "{field}[{i}] is longer than the model takes ({} tokens) and `truncate` is false",
+            max.map_or_else(|| "its maximum".to_string(), |n| n.to_string())
+        ));
+        e.status = StatusCode::PAYLOAD_TOO_LARGE;
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// A library error as an answer, by its kind: the client's input (422) or ours (500).
 /// The one place library errors become statuses.
 pub(crate) fn library_error(e: embedkit::Error) -> ApiError {
@@ -190,7 +217,7 @@ pub(crate) fn unexpected() -> ApiError {
 }
 
 /// Runs `f` on the blocking pool (tokenizing is CPU work), within the deadline.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     deadline: Deadline,
     f: impl FnOnce() -> embedkit::Result<T> + Send + 'static,
 ) -> Answer<T> {
@@ -368,6 +395,18 @@ pub(crate) async fn embed(
     )?;
     let dims = dimensions_of(&state, model, req.dimensions)?;
     let normalize = req.normalize.unwrap_or(true);
+    if !all_images(&req.inputs.0) {
+        check_texts(&req.inputs.0, "inputs", &state)?;
+        refuse_overlong(
+            &state,
+            model,
+            &req.inputs.0,
+            "inputs",
+            req.truncate,
+            deadline,
+        )
+        .await?;
+    }
     let (vectors, _) = dense(
         &state,
         model,
@@ -394,6 +433,7 @@ pub(crate) async fn embed_sparse(
     )?;
     let texts = req.inputs.0;
     check_texts(&texts, "inputs", &state)?;
+    refuse_overlong(&state, model, &texts, "inputs", req.truncate, deadline).await?;
     let longest = token_bound(&state, model, texts.iter().map(|t| t.chars().count()));
     let Output::Sparse(vectors) = run(
         &state,
@@ -448,6 +488,7 @@ pub(crate) async fn embed_late(
         (Some(texts), None) => {
             require(&state, model, C::MultiVectorText, "texts on /embed_late")?;
             check_texts(&texts.0, "inputs", &state)?;
+            refuse_overlong(&state, model, &texts.0, "inputs", req.truncate, deadline).await?;
             let longest = token_bound(&state, model, texts.0.iter().map(|t| t.chars().count()));
             let mut work = Work::new(C::MultiVectorText, Inputs::Texts(texts.0));
             if req.is_query {

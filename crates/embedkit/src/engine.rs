@@ -460,6 +460,13 @@ impl<F: Family + TextPipeline> Model<F> {
         Ok(self.pipeline()?.max_length())
     }
 
+    /// Whether each text is longer than the model takes, so that embedding truncates it
+    /// (what TEI's `truncate: false` refuses).
+    pub fn overlong<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<bool>> {
+        let refs: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
+        self.pipeline()?.overlong(&refs)
+    }
+
     /// The number of tokens of the texts after truncation, special tokens included
     /// (fastembed's `token_count`).
     pub fn token_count<S: AsRef<str>>(&self, texts: &[S]) -> Result<usize> {

@@ -112,4 +112,7 @@ pub trait TextPipeline: for<'a> Pipeline<Input<'a> = &'a str> {
 
     /// The longest token sequence the model takes, when it truncates.
     fn max_length(&self) -> Option<usize>;
+
+    /// Whether each text is longer than the model takes (embedding truncates it).
+    fn overlong(&self, texts: &[&str]) -> Result<Vec<bool>>;
 }

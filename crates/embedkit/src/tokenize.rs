@@ -285,6 +285,26 @@ impl TextTokenizer {
             .collect())
     }
 
+    /// Whether each text has more tokens (special tokens included) than the model takes,
+    /// so that embedding truncates it.
+    pub fn overlong<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<bool>> {
+        texts
+            .iter()
+            .map(|t| {
+                let t = t.as_ref();
+                // A text cut before tokenizing has more than max_length tokens before the cut.
+                if self.cut_long(t).len() < t.len() {
+                    return Ok(true);
+                }
+                let encoding = self
+                    .untruncated
+                    .encode_fast(t, true)
+                    .map_err(|e| Error::Tokenizer(e.to_string()))?;
+                Ok(encoding.len() > self.max_length)
+            })
+            .collect()
+    }
+
     /// Token ids and type ids of each (first, second) pair, with special tokens,
     /// truncated longest-first, unpadded.
     ///

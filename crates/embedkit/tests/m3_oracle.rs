@@ -136,6 +136,14 @@ fn the_handle_offers_three_outputs_and_queries_embed_as_documents() {
         check_sparse(name, &sparse, &want);
         let multi = model.embed_multi(&texts, &query).unwrap();
         check_multi(name, &multi, &want);
+        // Which texts the model would truncate (its context is 1024 tokens here).
+        let long = "library ".repeat(1500);
+        assert_eq!(model.first_overlong(&texts).unwrap(), None, "{name}");
+        assert_eq!(
+            model.first_overlong(&[texts[0], long.as_str()]).unwrap(),
+            Some(1),
+            "{name}"
+        );
         // Not a Matryoshka model: only its own size.
         let short = CallOptions::default().dimensions(Some(16));
         assert!(model.embed_dense(&texts[..1], &short).is_err());

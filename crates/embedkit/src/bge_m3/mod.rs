@@ -325,6 +325,10 @@ impl TextPipeline for BgeM3 {
     fn max_length(&self) -> Option<usize> {
         Some(self.graph.tokenizer.max_length())
     }
+
+    fn overlong(&self, texts: &[&str]) -> Result<Vec<bool>> {
+        self.graph.tokenizer.overlong(texts)
+    }
 }
 
 impl Model<BgeM3> {

@@ -83,6 +83,10 @@ pub trait Capable: Loaded + Send + Sync {
     fn tokens(&self, _texts: &[&str]) -> Result<Vec<Vec<Token>>> {
         Err(lacks(self.name(), Capability::Tokens))
     }
+    /// Whether each text is longer than the model takes.
+    fn overlong(&self, _texts: &[&str]) -> Result<Vec<bool>> {
+        Err(lacks(self.name(), Capability::Tokens))
+    }
     /// fastembed's `token_count` of texts: `purpose` picks documents or queries where a
     /// family tells them apart; `include_extension` counts what a family adds (ColBERT's
     /// query padding, a multimodal model's prompt).
@@ -245,6 +249,9 @@ macro_rules! text_tokens {
         }
         fn tokens(&self, texts: &[&str]) -> Result<Vec<Vec<crate::tokenize::Token>>> {
             crate::engine::Model::tokens(self, texts)
+        }
+        fn overlong(&self, texts: &[&str]) -> Result<Vec<bool>> {
+            crate::engine::Model::overlong(self, texts)
         }
     };
 }

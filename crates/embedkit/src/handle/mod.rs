@@ -430,6 +430,17 @@ impl EmbeddingModel {
         self.inner.tokens(&refs(texts))
     }
 
+    /// The position of the first text longer than the model takes (which embedding would
+    /// truncate), if any: for callers that refuse rather than truncate.
+    pub fn first_overlong<S: AsRef<str>>(&self, texts: &[S]) -> Result<Option<usize>> {
+        self.require(Capability::Tokens)?;
+        Ok(self
+            .inner
+            .overlong(&refs(texts))?
+            .iter()
+            .position(|&long| long))
+    }
+
     /// fastembed's `token_count` of texts (see [`Capable::count_tokens`]).
     pub fn token_count<S: AsRef<str>>(
         &self,

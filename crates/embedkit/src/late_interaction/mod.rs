@@ -98,6 +98,10 @@ impl TextPipeline for Colbert {
     fn max_length(&self) -> Option<usize> {
         Some(self.tokenizer().max_length())
     }
+
+    fn overlong(&self, texts: &[&str]) -> Result<Vec<bool>> {
+        self.tokenizer().overlong(texts)
+    }
 }
 
 impl Model<Colbert> {

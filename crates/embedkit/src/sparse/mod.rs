@@ -299,6 +299,14 @@ impl TextPipeline for Sparse {
     fn max_length(&self) -> Option<usize> {
         self.backend.graph().map(|g| g.tokenizer.max_length())
     }
+
+    fn overlong(&self, texts: &[&str]) -> Result<Vec<bool>> {
+        match self.backend.graph() {
+            Some(g) => g.tokenizer.overlong(texts),
+            // BM25 reads whole texts.
+            None => Ok(vec![false; texts.len()]),
+        }
+    }
 }
 
 /// Word pieces merged into words, each with the positions of its pieces, as fastembed

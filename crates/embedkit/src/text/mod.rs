@@ -83,6 +83,8 @@ trait DenseBackend: Send + Sync {
     fn vocab_size(&self) -> usize;
     /// Longest sequence the model takes.
     fn max_length(&self) -> usize;
+    /// Whether each text is longer than that.
+    fn overlong(&self, texts: &[&str]) -> Result<Vec<bool>>;
     /// Each id's token text and special flag.
     fn describe_tokens(&self, ids: &[u32]) -> Vec<Token>;
 }
@@ -194,6 +196,10 @@ impl TextPipeline for Dense {
 
     fn max_length(&self) -> Option<usize> {
         Some(self.backend.max_length())
+    }
+
+    fn overlong(&self, texts: &[&str]) -> Result<Vec<bool>> {
+        self.backend.overlong(texts)
     }
 }
 

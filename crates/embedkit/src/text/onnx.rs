@@ -104,6 +104,10 @@ impl DenseBackend for OnnxBackend {
         self.tokenizer.max_length()
     }
 
+    fn overlong(&self, texts: &[&str]) -> Result<Vec<bool>> {
+        self.tokenizer.overlong(texts)
+    }
+
     fn describe_tokens(&self, ids: &[u32]) -> Vec<Token> {
         self.tokenizer.describe(ids)
     }

@@ -173,6 +173,18 @@ impl DenseBackend for StaticBackend {
         MAX_LENGTH
     }
 
+    fn overlong(&self, texts: &[&str]) -> Result<Vec<bool>> {
+        // The tokenizer truncates; what it cut off is its overflow.
+        let enc = self
+            .tokenizer
+            .encode_batch_fast(texts.to_vec(), false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(enc
+            .iter()
+            .map(|e| !e.get_overflowing().is_empty())
+            .collect())
+    }
+
     fn describe_tokens(&self, ids: &[u32]) -> Vec<Token> {
         describe_ids(&self.tokenizer, ids)
     }
