@@ -205,9 +205,51 @@ fn similarity_and_cohere_rerank_answer_as_their_clients_expect() {
     let (status, v) = post(port, "/embed", json!({ "inputs": vec!["x"; 9] }));
     assert_eq!(status, 422, "{v}");
 
-    // huggingface_hub's client, given the server's URL.
+    // Cohere's SDK, both clients (v1 posts /v1/rerank, v2 /v2/rerank).
     let python = repo_root().join(".venv-oracle/bin/python");
     assert!(python.is_file(), "{} is missing", python.display());
+    let script = r#"
+import sys, cohere
+url = f"http://127.0.0.1:{sys.argv[1]}"
+docs = sys.argv[2:]
+v1 = cohere.Client(api_key="unused", base_url=url).rerank(
+    model="Xenova/ms-marco-MiniLM-L-6-v2", query="capital of France", documents=docs, top_n=2,
+    return_documents=True)
+v2 = cohere.ClientV2(api_key="unused", base_url=url).rerank(
+    model="Xenova/ms-marco-MiniLM-L-6-v2", query="capital of France", documents=docs, top_n=2)
+for r in (v1, v2):
+    print(";".join(f"{x.index}:{x.relevance_score!r}" for x in r.results))
+print(v1.results[0].document.text)
+"#;
+    let out = Command::new(&python)
+        .args(["-c", script, &port.to_string()])
+        .args(docs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    for line in &lines[..2] {
+        let got: Vec<(usize, f32)> = line
+            .split(';')
+            .map(|p| {
+                let (i, s) = p.split_once(':').unwrap();
+                (i.parse().unwrap(), s.parse().unwrap())
+            })
+            .collect();
+        for ((i, s), (index, score)) in got.iter().zip(&raw) {
+            assert_eq!(i, index, "{stdout}");
+            assert!((s - 1.0 / (1.0 + (-score).exp())).abs() < 1e-6, "{stdout}");
+        }
+    }
+    assert_eq!(lines[2], docs[raw[0].0]);
+
+    // huggingface_hub's client, given the server's URL.
     let script = r#"
 import sys
 from huggingface_hub import InferenceClient

@@ -139,6 +139,7 @@ pub fn router(
         .route("/embed_hybrid", post(hybrid::embed_hybrid))
         .route("/similarity", post(compat::similarity))
         .route("/v1/rerank", post(compat::cohere_rerank))
+        .route("/v2/rerank", post(compat::cohere_rerank))
         .route("/rerank", post(routes::rerank))
         .route("/tokenize", post(routes::tokenize))
         .route("/health", get(routes::health))
