@@ -149,6 +149,39 @@ fn similarity_and_cohere_rerank_answer_as_their_clients_expect() {
     );
     assert_eq!(status, 422, "a dense model does not rerank");
 
+    // TEI's /decode: the ids /tokenize gives back to their text.
+    let (status, tokens) = post(
+        port,
+        "/tokenize",
+        json!({ "inputs": ["Hello world", "a b"] }),
+    );
+    assert_eq!(status, 200, "{tokens}");
+    let ids: Vec<Vec<u64>> = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].as_u64().unwrap())
+                .collect()
+        })
+        .collect();
+    let (status, v) = post(port, "/decode", json!({ "ids": ids }));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v, json!(["hello world", "a b"]), "MiniLM lowercases");
+    let (_, v) = post(
+        port,
+        "/decode",
+        json!({ "ids": ids[0], "skip_special_tokens": false }),
+    );
+    assert_eq!(v, json!(["[CLS] hello world [SEP]"]));
+    let (status, v) = post(port, "/decode", json!({ "ids": [[1, 99999999]] }));
+    assert_eq!(status, 422, "an id outside the vocabulary: {v}");
+    let (status, _) = post(port, "/decode", json!({ "ids": [-1] }));
+    assert_eq!(status, 422);
+
     // TEI's timing headers, in milliseconds, on answers that ran a model.
     let (status, headers, _) = crate::common::server::request(
         port,

@@ -548,6 +548,38 @@ pub struct Rank {
     pub text: Option<String>,
 }
 
+/// `POST /decode` (TEI): token ids back to text.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DecodeRequest {
+    /// One sequence of token ids, or several.
+    pub ids: InputIds,
+    /// Leave out special tokens (default true, as TEI).
+    #[serde(default = "yes")]
+    pub skip_special_tokens: bool,
+    pub model: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// TEI's `ids`: one sequence or a list of them.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum InputIds {
+    Single(Vec<u32>),
+    Batch(Vec<Vec<u32>>),
+}
+
+impl InputIds {
+    pub fn into_batch(self) -> Vec<Vec<u32>> {
+        match self {
+            InputIds::Single(ids) => vec![ids],
+            InputIds::Batch(all) => all,
+        }
+    }
+}
+
 /// `POST /similarity` (TEI): the cosine similarity of a sentence to each of several.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SimilarityRequest {

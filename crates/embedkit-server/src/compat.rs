@@ -1,5 +1,5 @@
-//! Routes other servers' clients call: TEI's `/similarity`, and the Cohere- and
-//! Jina-shaped `/v1/rerank`.
+//! Routes other servers' clients call: TEI's `/similarity` and `/decode`, and the
+//! Cohere- and Jina-shaped `/v1/rerank`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use axum::Json;
 use embedkit::Capability;
 
 use crate::api::*;
-use crate::routes::{check_texts, dense, pair_scores, refuse_overlong, Answer};
+use crate::routes::{blocking, check_texts, dense, pair_scores, refuse_overlong, Answer};
 use crate::AppState;
 
 /// `POST /`, where TEI's clients post (huggingface_hub's `InferenceClient` given the
@@ -75,6 +75,34 @@ pub(crate) async fn similarity(
         .split_first()
         .ok_or_else(|| ApiError::backend("no vectors"))?;
     Ok(Json(others.iter().map(|v| cosine(source, v)).collect()))
+}
+
+#[utoipa::path(post, path = "/decode", tag = "tei", request_body = DecodeRequest,
+    responses((status = 200, description = "the text of each sequence", body = Vec<String>),
+        (status = 422, body = ErrorResponse)))]
+pub(crate) async fn decode(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(deadline): axum::Extension<Deadline>,
+    JsonBody(req): JsonBody<DecodeRequest>,
+) -> Answer<Json<Vec<String>>> {
+    let model = state
+        .models
+        .pick(req.model.as_deref(), &[Capability::Tokens], "/decode")?;
+    let ids = req.ids.into_batch();
+    if ids.is_empty() {
+        return Err(ApiError::validation("`ids` is empty"));
+    }
+    if ids.len() > state.limits.max_inputs {
+        return Err(ApiError::validation(format!(
+            "{} sequences is more than the limit of {} per request (max_inputs)",
+            ids.len(),
+            state.limits.max_inputs
+        )));
+    }
+    let m = state.models.get(model).model.clone();
+    let skip = req.skip_special_tokens;
+    let texts = blocking(deadline, move || m.decode(&ids, skip)).await?;
+    Ok(Json(texts))
 }
 
 /// Cosine similarity (0 when either vector is zero).

@@ -19,6 +19,7 @@ use crate::routes;
         routes::embed_late,
         crate::hybrid::embed_hybrid,
         crate::compat::similarity,
+        crate::compat::decode,
         crate::compat::cohere_rerank,
         routes::rerank,
         routes::tokenize,

@@ -460,6 +460,12 @@ impl<F: Family + TextPipeline> Model<F> {
         Ok(self.pipeline()?.max_length())
     }
 
+    /// The text of each token-id sequence, special tokens dropped when `skip_special`
+    /// (what TEI's `/decode` gives).
+    pub fn decode(&self, ids: &[Vec<u32>], skip_special: bool) -> Result<Vec<String>> {
+        self.pipeline()?.decode(ids, skip_special)
+    }
+
     /// Whether each text is longer than the model takes, so that embedding truncates it
     /// (what TEI's `truncate: false` refuses).
     pub fn overlong<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<bool>> {

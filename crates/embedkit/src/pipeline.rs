@@ -115,4 +115,7 @@ pub trait TextPipeline: for<'a> Pipeline<Input<'a> = &'a str> {
 
     /// Whether each text is longer than the model takes (embedding truncates it).
     fn overlong(&self, texts: &[&str]) -> Result<Vec<bool>>;
+
+    /// The text of each token-id sequence.
+    fn decode(&self, ids: &[Vec<u32>], skip_special: bool) -> Result<Vec<String>>;
 }

@@ -285,6 +285,12 @@ impl TextTokenizer {
             .collect())
     }
 
+    /// The text of each token-id sequence (special tokens dropped when asked), as the
+    /// tokenizer's decoder joins its pieces.
+    pub fn decode(&self, ids: &[Vec<u32>], skip_special: bool) -> Result<Vec<String>> {
+        decode_with(&self.tokenizer, ids, skip_special)
+    }
+
     /// Whether each text has more tokens (special tokens included) than the model takes,
     /// so that embedding truncates it.
     pub fn overlong<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<bool>> {
@@ -481,6 +487,27 @@ impl TextTokenizer {
     pub fn describe(&self, ids: &[u32]) -> Vec<Token> {
         describe_ids(&self.tokenizer, ids)
     }
+}
+
+/// [`TextTokenizer::decode`] with any `tokenizers` tokenizer; ids outside the vocabulary
+/// are an error rather than skipped.
+pub(crate) fn decode_with(
+    tokenizer: &Tokenizer,
+    ids: &[Vec<u32>],
+    skip_special: bool,
+) -> Result<Vec<String>> {
+    let size = tokenizer.get_vocab_size(true) as u32;
+    for (i, seq) in ids.iter().enumerate() {
+        if let Some(&bad) = seq.iter().find(|&&id| id >= size) {
+            return Err(Error::InvalidArgument(format!(
+                "ids[{i}] holds token id {bad}, outside the vocabulary of {size}"
+            )));
+        }
+    }
+    let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+    tokenizer
+        .decode_batch(&refs, skip_special)
+        .map_err(|e| Error::Tokenizer(e.to_string()))
 }
 
 /// One token as a model sees it: its id, its text in the vocabulary, and whether it

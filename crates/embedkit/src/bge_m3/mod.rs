@@ -329,6 +329,10 @@ impl TextPipeline for BgeM3 {
     fn overlong(&self, texts: &[&str]) -> Result<Vec<bool>> {
         self.graph.tokenizer.overlong(texts)
     }
+
+    fn decode(&self, ids: &[Vec<u32>], skip_special: bool) -> Result<Vec<String>> {
+        self.graph.tokenizer.decode(ids, skip_special)
+    }
 }
 
 impl Model<BgeM3> {

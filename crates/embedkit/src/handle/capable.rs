@@ -87,6 +87,10 @@ pub trait Capable: Loaded + Send + Sync {
     fn overlong(&self, _texts: &[&str]) -> Result<Vec<bool>> {
         Err(lacks(self.name(), Capability::Tokens))
     }
+    /// The text of each token-id sequence.
+    fn decode(&self, _ids: &[Vec<u32>], _skip_special: bool) -> Result<Vec<String>> {
+        Err(lacks(self.name(), Capability::Tokens))
+    }
     /// fastembed's `token_count` of texts: `purpose` picks documents or queries where a
     /// family tells them apart; `include_extension` counts what a family adds (ColBERT's
     /// query padding, a multimodal model's prompt).
@@ -252,6 +256,9 @@ macro_rules! text_tokens {
         }
         fn overlong(&self, texts: &[&str]) -> Result<Vec<bool>> {
             crate::engine::Model::overlong(self, texts)
+        }
+        fn decode(&self, ids: &[Vec<u32>], skip_special: bool) -> Result<Vec<String>> {
+            crate::engine::Model::decode(self, ids, skip_special)
         }
     };
 }

@@ -430,6 +430,12 @@ impl EmbeddingModel {
         self.inner.tokens(&refs(texts))
     }
 
+    /// The text of each token-id sequence (special tokens dropped when `skip_special`).
+    pub fn decode(&self, ids: &[Vec<u32>], skip_special: bool) -> Result<Vec<String>> {
+        self.require(Capability::Tokens)?;
+        self.inner.decode(ids, skip_special)
+    }
+
     /// The position of the first text longer than the model takes (which embedding would
     /// truncate), if any: for callers that refuse rather than truncate.
     pub fn first_overlong<S: AsRef<str>>(&self, texts: &[S]) -> Result<Option<usize>> {

@@ -102,6 +102,10 @@ impl TextPipeline for Colbert {
     fn overlong(&self, texts: &[&str]) -> Result<Vec<bool>> {
         self.tokenizer().overlong(texts)
     }
+
+    fn decode(&self, ids: &[Vec<u32>], skip_special: bool) -> Result<Vec<String>> {
+        self.tokenizer().decode(ids, skip_special)
+    }
 }
 
 impl Model<Colbert> {

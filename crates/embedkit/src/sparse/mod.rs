@@ -307,6 +307,15 @@ impl TextPipeline for Sparse {
             None => Ok(vec![false; texts.len()]),
         }
     }
+
+    fn decode(&self, ids: &[Vec<u32>], skip_special: bool) -> Result<Vec<String>> {
+        match self.backend.graph() {
+            Some(g) => g.tokenizer.decode(ids, skip_special),
+            None => Err(Error::Unsupported(
+                "this sparse model has no tokenizer to decode token ids with".into(),
+            )),
+        }
+    }
 }
 
 /// Word pieces merged into words, each with the positions of its pieces, as fastembed

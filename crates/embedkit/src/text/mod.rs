@@ -85,6 +85,8 @@ trait DenseBackend: Send + Sync {
     fn max_length(&self) -> usize;
     /// Whether each text is longer than that.
     fn overlong(&self, texts: &[&str]) -> Result<Vec<bool>>;
+    /// The text of each token-id sequence.
+    fn decode(&self, ids: &[Vec<u32>], skip_special: bool) -> Result<Vec<String>>;
     /// Each id's token text and special flag.
     fn describe_tokens(&self, ids: &[u32]) -> Vec<Token>;
 }
@@ -200,6 +202,10 @@ impl TextPipeline for Dense {
 
     fn overlong(&self, texts: &[&str]) -> Result<Vec<bool>> {
         self.backend.overlong(texts)
+    }
+
+    fn decode(&self, ids: &[Vec<u32>], skip_special: bool) -> Result<Vec<String>> {
+        self.backend.decode(ids, skip_special)
     }
 }
 

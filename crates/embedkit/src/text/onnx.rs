@@ -108,6 +108,10 @@ impl DenseBackend for OnnxBackend {
         self.tokenizer.overlong(texts)
     }
 
+    fn decode(&self, ids: &[Vec<u32>], skip_special: bool) -> Result<Vec<String>> {
+        self.tokenizer.decode(ids, skip_special)
+    }
+
     fn describe_tokens(&self, ids: &[u32]) -> Vec<Token> {
         self.tokenizer.describe(ids)
     }

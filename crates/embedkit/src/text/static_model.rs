@@ -185,6 +185,10 @@ impl DenseBackend for StaticBackend {
             .collect())
     }
 
+    fn decode(&self, ids: &[Vec<u32>], skip_special: bool) -> Result<Vec<String>> {
+        crate::tokenize::decode_with(&self.tokenizer, ids, skip_special)
+    }
+
     fn describe_tokens(&self, ids: &[u32]) -> Vec<Token> {
         describe_ids(&self.tokenizer, ids)
     }
