@@ -9,10 +9,9 @@
 //! - A panic in inference is caught: the jobs in hand are answered, the server reports
 //!   itself unhealthy and shuts down so that it exits non-zero (an orchestrator restarts it).
 
-use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +23,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::metrics::Metrics;
 use crate::models::Models;
+use crate::queues::{Budget, Queues};
 
 /// What a job computes (a capability of its model, or several outputs of texts from one
 /// pass, for a purpose), on which inputs (cloned only to retry a failed shared call).
@@ -78,13 +78,7 @@ impl Work {
         }
     }
 
-    /// Jobs that may share one call: same operation and purpose (whether the model
-    /// allows sharing at all is the model's to say).
-    fn joins(&self, other: &Work) -> bool {
-        self.op == other.op && self.purpose == other.purpose
-    }
-
-    /// Appends `other`'s inputs (of a job that [`joins`](Self::joins) this one).
+    /// Appends `other`'s inputs (of a job of the same queue: model, operation, purpose).
     fn absorb(&mut self, other: Work) {
         match (&mut self.inputs, other.inputs) {
             (Inputs::Texts(a), Inputs::Texts(b)) => a.extend(b),
@@ -223,8 +217,8 @@ struct Worker {
     policy: BatchPolicy,
     metrics: Arc<Metrics>,
     depth: Arc<AtomicI64>,
-    /// Jobs taken from the queue that did not fit the last batch, first served next.
-    held: VecDeque<Job>,
+    /// Jobs taken from the channel, by model, operation and purpose.
+    queues: Queues,
     /// Test hook for the fault tests: an input equal to this text panics inference.
     panic_on: Option<String>,
 }
@@ -245,7 +239,7 @@ impl Batcher {
             policy: policy.clone(),
             metrics: metrics.clone(),
             depth: depth.clone(),
-            held: VecDeque::new(),
+            queues: Queues::default(),
             panic_on: policy.panic_on_input.clone(),
         };
         let thread_alive = alive.clone();
@@ -310,70 +304,74 @@ impl Batcher {
 }
 
 impl Worker {
-    /// The next job whose client is still waiting: held ones first, then the queue
-    /// (waiting at most until `until`, or for good when `None`).
-    fn next(&mut self, rx: &Mutex<mpsc::Receiver<Job>>, until: Option<Instant>) -> Option<Job> {
-        loop {
-            let job = match self.held.pop_front() {
-                Some(j) => j,
-                None => {
-                    let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
-                    let job = match until {
-                        None => rx.recv().ok()?,
-                        Some(t) => {
-                            match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
-                                Ok(j) => j,
-                                Err(RecvTimeoutError::Timeout)
-                                | Err(RecvTimeoutError::Disconnected) => return None,
-                            }
-                        }
-                    };
-                    let left = self.depth.fetch_sub(1, Ordering::Relaxed) - 1;
-                    self.metrics.queue_depth.set(left + self.held.len() as i64);
-                    job
-                }
-            };
-            if job.reply.is_closed() {
-                self.metrics.jobs_dropped.inc();
-                continue;
+    /// One job from the channel into its queue, waiting until `until` (for good when
+    /// `None`); false when none came (timeout, or the server is stopping).
+    fn receive(&mut self, rx: &Mutex<mpsc::Receiver<Job>>, until: Option<Instant>) -> bool {
+        let job = {
+            let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+            match until {
+                None => rx.recv().ok(),
+                Some(t) => rx
+                    .recv_timeout(t.saturating_duration_since(Instant::now()))
+                    .ok(),
             }
-            return Some(job);
+        };
+        let Some(job) = job else { return false };
+        self.depth.fetch_sub(1, Ordering::Relaxed);
+        self.queues.push(job);
+        true
+    }
+
+    /// Jobs waiting, in the channel and in the queues.
+    fn report_depth(&self) {
+        self.metrics
+            .queue_depth
+            .set(self.depth.load(Ordering::Relaxed) + self.queues.len() as i64);
+    }
+
+    /// Every job already in the channel into its queue.
+    fn drain(&mut self, rx: &Mutex<mpsc::Receiver<Job>>) {
+        loop {
+            let job = rx.lock().unwrap_or_else(|e| e.into_inner()).try_recv();
+            let Ok(job) = job else { return };
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+            self.queues.push(job);
         }
     }
 
-    /// A batch: a first job and the jobs that may join it within the budgets.
+    /// A batch: the job that has waited longest, and the jobs of its queue that fit the
+    /// budgets, waiting up to `max_wait` for company when its queue runs dry.
     fn gather(&mut self, rx: &Mutex<mpsc::Receiver<Job>>) -> Option<Vec<Job>> {
-        let first = self.next(rx, None)?;
-        let mut inputs = first.work.len();
-        let mut longest = first.longest;
-        let mut batch = vec![first];
-        let deadline = Instant::now() + self.policy.max_wait;
-        // Jobs of models whose outputs depend on the batch never share a call.
-        let shareable = self.models.get(batch[0].model).model.shares_batches();
-        while shareable && inputs < self.policy.max_batch_texts {
-            let Some(job) = self.next(rx, Some(deadline)) else {
-                break;
-            };
-            let n = inputs + job.work.len();
-            let l = longest.max(job.longest);
-            let fits = job.model == batch[0].model
-                && job.work.joins(&batch[0].work)
-                && n <= self.policy.max_batch_texts
-                && n.saturating_mul(l) <= self.policy.max_batch_tokens.max(inputs * longest);
-            if fits {
-                inputs = n;
-                longest = l;
-                batch.push(job);
-            } else {
-                // Served first next time, ahead of the queue.
-                self.held.push_front(job);
-                break;
+        let budget = Budget {
+            max_inputs: self.policy.max_batch_texts,
+            max_tokens: self.policy.max_batch_tokens,
+        };
+        let models = self.models.clone();
+        let shares = |m: usize| models.get(m).model.shares_batches();
+        loop {
+            if self.queues.len() == 0 && !self.receive(rx, None) {
+                return None;
             }
+            self.drain(rx);
+            let mut dropped = 0;
+            let started = self.queues.start(shares, &mut dropped);
+            let Some(mut filling) = started else {
+                // Only jobs whose clients had gone.
+                self.metrics.jobs_dropped.inc_by(dropped);
+                self.report_depth();
+                continue;
+            };
+            let deadline = Instant::now() + self.policy.max_wait;
+            while !self.queues.fill(&mut filling, budget, &mut dropped) {
+                if !self.receive(rx, Some(deadline)) {
+                    break;
+                }
+                self.drain(rx);
+            }
+            self.metrics.jobs_dropped.inc_by(dropped);
+            self.report_depth();
+            return Some(filling.jobs);
         }
-        self.metrics
-            .queue_depth
-            .set(self.depth.load(Ordering::Relaxed) + self.held.len() as i64);
-        Some(batch)
     }
 
     /// Runs a batch and answers its jobs; `Err` with the message of a panic.

@@ -20,6 +20,7 @@ mod hybrid;
 mod metrics;
 pub mod models;
 mod openapi;
+mod queues;
 mod routes;
 mod timing;
 
