@@ -53,8 +53,12 @@ pub struct HybridArgs {
 }
 
 pub fn run(mut args: HybridArgs) -> anyhow::Result<()> {
-    let mut wanted: Vec<Capability> = args.outputs.iter().map(|p| p.capability()).collect();
-    wanted.dedup();
+    let mut wanted: Vec<Capability> = Vec::new();
+    for c in args.outputs.iter().map(|p| p.capability()) {
+        if !wanted.contains(&c) {
+            wanted.push(c);
+        }
+    }
     let (job, docs) = job::start(&mut args.job.io, &args.job.corpus, Shape::Hybrid)?;
     let model = args
         .job
