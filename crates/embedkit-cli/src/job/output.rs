@@ -1,6 +1,8 @@
 //! The writer of every command's records, in each format, resumable.
 
 use std::fs::File;
+
+use anyhow::Context;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -48,7 +50,9 @@ impl Drop for PartialGuard {
 }
 
 enum Kind {
-    Stdout(BufWriter<std::io::Stdout>),
+    /// Stdout, or a destination that is not a regular file (a device, a FIFO): written
+    /// straight through, with no partial file and no rename.
+    Stream(BufWriter<Box<dyn Write + Send>>),
     Jsonl {
         partial: PathBuf,
         file: BufWriter<File>,
@@ -72,6 +76,21 @@ enum Kind {
 }
 
 impl Output {
+    /// Records written straight to `w` (JSON Lines).
+    fn stream(w: Box<dyn Write + Send>) -> Output {
+        Output {
+            dest: None,
+            kind: Kind::Stream(BufWriter::new(w)),
+            done: Vec::new(),
+            resumed: 0,
+            guard: PartialGuard {
+                files: Vec::new(),
+                dirs: Vec::new(),
+                armed: false,
+            },
+        }
+    }
+
     pub fn open(
         dest: Option<&Path>,
         format: OutputFormat,
@@ -87,18 +106,28 @@ impl Output {
             if resume {
                 anyhow::bail!("--resume needs --output FILE");
             }
-            return Ok(Output {
-                dest: None,
-                kind: Kind::Stdout(BufWriter::new(std::io::stdout())),
-                done: Vec::new(),
-                resumed: 0,
-                guard: PartialGuard {
-                    files: Vec::new(),
-                    dirs: Vec::new(),
-                    armed: false,
-                },
-            });
+            return Ok(Output::stream(Box::new(std::io::stdout())));
         };
+        // A device or FIFO (/dev/null, /dev/stdout, a named pipe): renaming a finished
+        // partial file onto it would replace the device, so it is written straight
+        // through, as stdout is.
+        if std::fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            if format != OutputFormat::Jsonl {
+                anyhow::bail!(
+                    "{} is not a regular file: {format:?} output needs one (JSON Lines can \
+                     stream to it)",
+                    dest.display()
+                );
+            }
+            if resume {
+                anyhow::bail!("--resume needs a regular file, not {}", dest.display());
+            }
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(dest)
+                .with_context(|| format!("opening {}", dest.display()))?;
+            return Ok(Output::stream(Box::new(file)));
+        }
         let partial = partial_path(dest, "partial")?;
         let done;
         let kind = match format {
@@ -168,7 +197,7 @@ impl Output {
             }
         };
         let (files, dirs) = match &kind {
-            Kind::Stdout(_) => (Vec::new(), Vec::new()),
+            Kind::Stream(_) => (Vec::new(), Vec::new()),
             Kind::Jsonl { partial, .. } => (vec![partial.clone()], Vec::new()),
             Kind::Npy {
                 partial,
@@ -262,7 +291,7 @@ impl Output {
     /// Writes one result (Parquet: into the group, written when full); returns bytes.
     fn put(&mut self, id: Id, v: Vector, group: &mut Vec<(Id, Vector)>) -> anyhow::Result<u64> {
         match &mut self.kind {
-            Kind::Stdout(w) => write_line(w, &id, &v),
+            Kind::Stream(w) => write_line(w, &id, &v),
             Kind::Jsonl { file, .. } => write_line(file, &id, &v),
             Kind::Npy {
                 data,
@@ -303,7 +332,7 @@ impl Output {
     /// Removes the partial output (nothing in it is worth resuming).
     pub(super) fn abandon(self) {
         match self.kind {
-            Kind::Stdout(_) => {}
+            Kind::Stream(_) => {}
             Kind::Jsonl { partial, file } => {
                 drop(file);
                 let _ = std::fs::remove_file(partial);
@@ -359,7 +388,7 @@ impl Output {
     /// Flushes what was written, leaving the partial for --resume.
     fn keep(&mut self) -> anyhow::Result<()> {
         match &mut self.kind {
-            Kind::Stdout(w) => w.flush()?,
+            Kind::Stream(w) => w.flush()?,
             Kind::Jsonl { file, .. } => file.flush()?,
             Kind::Npy { data, ids, .. } => {
                 data.flush()?;
@@ -373,13 +402,13 @@ impl Output {
     /// Completes the output: the final file appears under its name. Returns its size.
     fn commit(self) -> anyhow::Result<Option<u64>> {
         let Some(dest) = self.dest else {
-            if let Kind::Stdout(mut w) = self.kind {
+            if let Kind::Stream(mut w) = self.kind {
                 w.flush()?;
             }
             return Ok(None);
         };
         match self.kind {
-            Kind::Stdout(_) => {}
+            Kind::Stream(_) => {}
             Kind::Jsonl { partial, file } => {
                 finish_file(file)?;
                 rename(&partial, &dest)?;
