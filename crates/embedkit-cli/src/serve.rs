@@ -81,10 +81,14 @@ pub struct ServeArgs {
     /// answer is not ready.
     #[arg(long, default_value_t = 30)]
     pub request_timeout_secs: u64,
-    /// Seconds a connection may stay silent (before its first request too), or take to
-    /// send a request's headers, before it is closed.
+    /// Seconds a connection may stay silent (before its first request too), or go without
+    /// a request in flight (headers trickled a byte at a time count as none), before it
+    /// is closed.
     #[arg(long, default_value_t = 60)]
     pub idle_timeout_secs: u64,
+    /// Connections open at once at most; one more is answered 503 and closed.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
     /// Seconds to wait at shutdown for requests in flight; then the server exits anyway.
     #[arg(long, default_value_t = 20)]
     pub shutdown_timeout_secs: u64,
@@ -151,6 +155,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
             http2: args.http2,
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         },
     };
     let addr = SocketAddr::new(args.host, args.port);

@@ -309,3 +309,78 @@ print(",".join(repr(float(x)) for x in got))
         assert!((g - w).abs() < 1e-5, "{got:?} vs {want:?}");
     }
 }
+
+/// TEI's `prompt_name`: the model folder's sentence-transformers prompts, put before each
+/// text on every text route (so `query: hello` and `hello` with the `query` prompt are one
+/// input); an unknown name, or `truncation_direction` left, is refused, not ignored.
+#[test]
+fn prompt_name_puts_the_models_prompt_before_each_text() {
+    let dir = crate::common::tmpdir("prompts-model");
+    for entry in std::fs::read_dir(minilm_dir()).unwrap() {
+        let entry = entry.unwrap();
+        std::os::unix::fs::symlink(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    std::fs::write(
+        dir.join("config_sentence_transformers.json"),
+        r#"{"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": null}"#,
+    )
+    .unwrap();
+    let server = start_args(&["--model".into(), model_arg(MINILM, &dir)], &[]);
+    let port = server.port;
+    let texts = ["hello world", "vector search in practice"];
+    let prompted: Vec<String> = texts.iter().map(|t| format!("query: {t}")).collect();
+
+    let (status, with) = post(
+        port,
+        "/embed",
+        json!({ "inputs": texts, "prompt_name": "query" }),
+    );
+    assert_eq!(status, 200, "{with}");
+    let (_, by_hand) = post(port, "/embed", json!({ "inputs": prompted }));
+    let (_, plain) = post(port, "/embed", json!({ "inputs": texts }));
+    assert_eq!(with, by_hand);
+    assert_ne!(with, plain);
+
+    let (status, tokens) = post(
+        port,
+        "/tokenize",
+        json!({ "inputs": texts[0], "prompt_name": "query" }),
+    );
+    assert_eq!(status, 200, "{tokens}");
+    let (_, by_hand) = post(port, "/tokenize", json!({ "inputs": prompted[0] }));
+    assert_eq!(tokens, by_hand);
+
+    let (status, sim) = post(
+        port,
+        "/similarity",
+        json!({ "inputs": { "source_sentence": texts[0], "sentences": [texts[1]] },
+                "parameters": { "prompt_name": "query", "truncation_direction": "Right" } }),
+    );
+    assert_eq!(status, 200, "{sim}");
+    let (_, by_hand) = post(
+        port,
+        "/similarity",
+        json!({ "inputs": { "source_sentence": prompted[0], "sentences": [prompted[1]] } }),
+    );
+    assert_eq!(sim, by_hand);
+
+    let (status, v) = post(
+        port,
+        "/embed",
+        json!({ "inputs": texts, "prompt_name": "document" }),
+    );
+    assert_eq!(status, 422, "{v}");
+    let said = v["error"].as_str().unwrap();
+    assert!(said.contains("passage, query"), "{said}");
+    for route in ["/embed", "/tokenize"] {
+        let (status, v) = post(
+            port,
+            route,
+            json!({ "inputs": texts, "truncation_direction": "Left" }),
+        );
+        assert_eq!(
+            status, 422,
+            "{route}: left truncation is refused, not ignored: {v}"
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! `embedkit serve` put where others can reach it: API keys, JSON-only bodies, the Host
-//! check, silent and HTTP/2 connections, the shutdown deadline, request ids, clients
+//! check, silent, trickling and HTTP/2 connections, the connection cap, the shutdown
+//! deadline, request ids, clients
 //! that leave, one bad input among good ones, and a panic in inference. Each test is a
 //! probe the first server failed.
 
@@ -207,6 +208,102 @@ fn silent_connections_are_closed_and_http2_is_off_unless_asked() {
     );
 }
 
+/// Sends `step` every 200 ms (and reads what comes back) until the server closes the
+/// connection; how long that took, or `None` if it stayed open for `limit`.
+fn trickle_until_closed(s: &mut TcpStream, step: &[u8], limit: Duration) -> Option<Duration> {
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < limit {
+        if s.write_all(step).is_err() {
+            return Some(started.elapsed());
+        }
+        match s.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+    None
+}
+
+#[test]
+fn clients_that_trickle_bytes_without_a_request_are_closed() {
+    let server = start(&["--http2", "--idle-timeout-secs", "1"]);
+    // HTTP/2: pings every 200 ms keep bytes moving both ways, and no request ever starts.
+    let mut h2 = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    let ping = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00pingping";
+    assert!(
+        trickle_until_closed(&mut h2, ping, Duration::from_secs(15)).is_some(),
+        "an HTTP/2 connection that only pings stayed open"
+    );
+    // HTTP/2 headers a byte at a time: a HEADERS frame that never completes.
+    let mut h2 = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    h2.write_all(b"\x00\x40\x00\x01\x04\x00\x00\x00\x01")
+        .unwrap();
+    assert!(
+        trickle_until_closed(&mut h2, b"\x82", Duration::from_secs(15)).is_some(),
+        "an HTTP/2 connection trickling one HEADERS frame stayed open"
+    );
+    // HTTP/1 headers a byte at a time.
+    let mut h1 = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    h1.write_all(b"POST /embed HTTP/1.1\r\nHost: localhost\r\n")
+        .unwrap();
+    assert!(
+        trickle_until_closed(&mut h1, b"x", Duration::from_secs(15)).is_some(),
+        "an HTTP/1 connection trickling its headers stayed open"
+    );
+    // A connection that asks and waits is served as before, over HTTP/1 and HTTP/2.
+    assert_eq!(request(server.port, "GET", "/health", b"").0, 200);
+}
+
+#[test]
+fn connections_beyond_the_cap_get_503_until_one_closes() {
+    let server = start(&["--max-connections", "2"]);
+    let port = server.port;
+    let keep_alive = |s: &mut TcpStream| {
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+    };
+    // Two connections, each answered once and kept open.
+    let mut open: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    for s in &mut open {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        keep_alive(s);
+    }
+    let (status, head, body) = request(port, "GET", "/health", b"");
+    assert_eq!(status, 503, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error_type"], "overloaded", "{v}");
+    // The connections inside the cap still work.
+    keep_alive(&mut open[0]);
+    // Once one closes, a new connection is served.
+    drop(open.pop());
+    wait_until("a slot frees", Duration::from_secs(20), || {
+        request(port, "GET", "/health", b"").0 == 200
+    });
+    keep_alive(&mut open[0]);
+}
+
 #[test]
 fn shutdown_has_a_deadline_whatever_the_clients_do() {
     let mut server = start(&[
@@ -407,13 +504,14 @@ fn a_bad_input_fails_its_own_request_only() {
         std::thread::spawn(move || post(port, "/embed", json!({"inputs": inputs})))
     };
     let g = send(vec![good.clone(), good.clone()]);
-    let b = send(vec![bad]);
+    let b = send(vec![good.clone(), bad]);
     let (gs, gv) = g.join().unwrap();
     let (bs, bv) = b.join().unwrap();
     assert_eq!(gs, 200, "{gv}");
     assert_eq!(gv.as_array().unwrap().len(), 2);
     assert_eq!(bs, 422, "{bv}");
-    assert!(bv["error"].as_str().unwrap().contains("decode"), "{bv}");
+    let said = bv["error"].as_str().unwrap();
+    assert!(said.starts_with("inputs[1]: cannot decode"), "{bv}");
     assert_eq!(post(port, "/embed", json!({"inputs": [good]})).0, 200);
 }
 

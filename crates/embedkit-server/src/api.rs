@@ -455,6 +455,11 @@ pub struct EmbedRequest {
     /// TEI's: false refuses an input longer than the model takes (413, naming it);
     /// absent or true truncates it, as fastembed does.
     pub truncate: Option<bool>,
+    /// TEI's: a prompt from the model's `config_sentence_transformers.json`, put before
+    /// each text.
+    pub prompt_name: Option<String>,
+    /// TEI's: `right` (the default); `left` is refused rather than ignored.
+    pub truncation_direction: Option<String>,
     pub model: Option<String>,
 }
 
@@ -463,6 +468,11 @@ pub struct EmbedRequest {
 pub struct SparseRequest {
     pub inputs: Strings,
     pub truncate: Option<bool>,
+    /// TEI's: a prompt from the model's `config_sentence_transformers.json`, put before
+    /// each text.
+    pub prompt_name: Option<String>,
+    /// TEI's: `right` (the default); `left` is refused rather than ignored.
+    pub truncation_direction: Option<String>,
     pub model: Option<String>,
 }
 
@@ -483,6 +493,11 @@ pub struct LateRequest {
     pub is_query: bool,
     /// False refuses an input longer than the model takes (413); default: truncate.
     pub truncate: Option<bool>,
+    /// TEI's: a prompt from the model's `config_sentence_transformers.json`, put before
+    /// each text.
+    pub prompt_name: Option<String>,
+    /// TEI's: `right` (the default); `left` is refused rather than ignored.
+    pub truncation_direction: Option<String>,
     pub model: Option<String>,
 }
 
@@ -501,6 +516,11 @@ pub struct HybridRequest {
     pub is_query: bool,
     /// False refuses an input longer than the model takes (413); default: truncate.
     pub truncate: Option<bool>,
+    /// TEI's: a prompt from the model's `config_sentence_transformers.json`, put before
+    /// each text.
+    pub prompt_name: Option<String>,
+    /// TEI's: `right` (the default); `left` is refused rather than ignored.
+    pub truncation_direction: Option<String>,
     pub model: Option<String>,
 }
 
@@ -595,7 +615,8 @@ pub struct SimilarityInput {
 }
 
 /// TEI's parameters: `truncate` false refuses an over-long input (default: truncate);
-/// `truncation_direction` may only be `right` and `prompt_name` only null.
+/// `prompt_name` a prompt from the model's `config_sentence_transformers.json`;
+/// `truncation_direction` may only be `right`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct SimilarityParameters {
     pub truncate: Option<bool>,
@@ -661,6 +682,11 @@ pub struct DocumentText {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenizeRequest {
     pub inputs: Strings,
+    /// TEI's: a prompt from the model's `config_sentence_transformers.json`, put before
+    /// each text.
+    pub prompt_name: Option<String>,
+    /// TEI's: `right` (the default); `left` is refused rather than ignored.
+    pub truncation_direction: Option<String>,
     pub model: Option<String>,
 }
 

@@ -9,7 +9,9 @@ use axum::Json;
 use embedkit::Capability;
 
 use crate::api::*;
-use crate::routes::{blocking, check_texts, dense, pair_scores, refuse_overlong, Answer};
+use crate::routes::{
+    blocking, check_texts, dense, pair_scores, refuse_overlong, tei_text_fields, Answer,
+};
 use crate::AppState;
 
 /// `POST /`, where TEI's clients post (huggingface_hub's `InferenceClient` given the
@@ -44,19 +46,6 @@ pub(crate) async fn similarity(
     JsonBody(req): JsonBody<SimilarityRequest>,
 ) -> Answer<Json<Vec<f32>>> {
     let params = req.parameters.unwrap_or_default();
-    if params.prompt_name.is_some() {
-        return Err(ApiError::validation(
-            "`prompt_name` is not supported here; put the prompt in the text",
-        ));
-    }
-    if let Some(d) = params
-        .truncation_direction
-        .filter(|d| !d.eq_ignore_ascii_case("right"))
-    {
-        return Err(ApiError::validation(format!(
-            "truncation_direction {d:?}: only right is supported"
-        )));
-    }
     if req.inputs.sentences.is_empty() {
         return Err(ApiError::validation("`inputs.sentences` is empty"));
     }
@@ -68,6 +57,13 @@ pub(crate) async fn similarity(
     let mut texts = Vec::with_capacity(req.inputs.sentences.len() + 1);
     texts.push(req.inputs.source_sentence);
     texts.extend(req.inputs.sentences);
+    tei_text_fields(
+        &state,
+        model,
+        &mut texts,
+        params.prompt_name.as_deref(),
+        params.truncation_direction.as_deref(),
+    )?;
     check_texts(&texts, "inputs", &state)?;
     refuse_overlong(&state, model, &texts, "inputs", params.truncate, deadline).await?;
     let (vectors, _) = dense(&state, model, OpenAiInput::Texts(texts), "inputs", deadline).await?;

@@ -11,8 +11,8 @@ use embedkit::{CallOptions, Capability, Purpose};
 use crate::api::*;
 use crate::batcher::{Inputs, Op, Output, Work};
 use crate::routes::{
-    check_texts, dimensions_of, library_error, refuse_overlong, run, token_bound, unexpected,
-    Answer,
+    check_texts, dimensions_of, library_error, refuse_overlong, run, tei_text_fields, token_bound,
+    unexpected, Answer,
 };
 use crate::AppState;
 
@@ -56,7 +56,14 @@ pub(crate) async fn embed_hybrid(
     } else {
         None
     };
-    let texts = req.inputs.0;
+    let mut texts = req.inputs.0;
+    tei_text_fields(
+        &state,
+        model,
+        &mut texts,
+        req.prompt_name.as_deref(),
+        req.truncation_direction.as_deref(),
+    )?;
     check_texts(&texts, "inputs", &state)?;
     refuse_overlong(&state, model, &texts, "inputs", req.truncate, deadline).await?;
     let longest = token_bound(&state, model, texts.iter().map(|t| t.chars().count()));
@@ -64,7 +71,8 @@ pub(crate) async fn embed_hybrid(
     if req.is_query {
         work.purpose = Purpose::Query;
     }
-    let Output::Texts(outputs) = run(&state, model, work, longest, deadline).await? else {
+    let Output::Texts(outputs) = run(&state, model, work, "inputs", longest, deadline).await?
+    else {
         return Err(unexpected());
     };
     let o = CallOptions::new()

@@ -3,6 +3,8 @@
 //! offer what the route serves; without one, the first model served that offers it
 //! answers. A model with several capabilities answers every route they allow.
 
+use std::collections::BTreeMap;
+
 use axum::http::StatusCode;
 use embedkit::{Capability, EmbeddingModel, LoadOptions, ModelKind, Result};
 
@@ -14,6 +16,8 @@ use crate::api::{ApiError, ModelCard};
 pub struct Served {
     pub name: String,
     pub model: EmbeddingModel,
+    /// Its sentence-transformers prompts (TEI's `prompt_name`), or why they are unusable.
+    prompts: std::result::Result<BTreeMap<String, String>, String>,
 }
 
 impl Served {
@@ -22,7 +26,10 @@ impl Served {
     /// at start rather than on a client's request.
     pub fn load(name: &str, mut load: LoadOptions) -> Result<Served> {
         load.lazy_load = false;
-        Ok(Served::new(EmbeddingModel::load(name, load)?))
+        let model = EmbeddingModel::load(name, load)?;
+        // A prompts file that cannot be read fails the start, not a request.
+        model.prompts()?;
+        Ok(Served::new(model))
     }
 
     /// A model loaded by the caller (a family's `Model`, or a handle).
@@ -30,6 +37,7 @@ impl Served {
         let model = model.into();
         Served {
             name: model.name().to_string(),
+            prompts: model.prompts().map_err(|e| e.to_string()),
             model,
         }
     }
@@ -62,6 +70,30 @@ impl Served {
             capabilities: self.model.capabilities().to_vec(),
             dim: self.dim(),
         }
+    }
+
+    /// The text of the prompt `name` (TEI's `prompt_name`), or why there is none.
+    pub(crate) fn prompt(&self, name: &str) -> std::result::Result<&str, ApiError> {
+        let prompts = self
+            .prompts
+            .as_ref()
+            .map_err(|e| ApiError::backend(e.clone()))?;
+        prompts.get(name).map(String::as_str).ok_or_else(|| {
+            let known: Vec<&str> = prompts.keys().map(String::as_str).collect();
+            ApiError::validation(if known.is_empty() {
+                format!(
+                    "prompt_name {name:?}: model {} names no prompts (they are read from {})",
+                    self.name,
+                    embedkit::registry::PROMPTS_CONFIG
+                )
+            } else {
+                format!(
+                    "prompt_name {name:?} is not one of model {}'s prompts: {}",
+                    self.name,
+                    known.join(", ")
+                )
+            })
+        })
     }
 
     /// Whether a request's `model` names this one: the full name or the part after the

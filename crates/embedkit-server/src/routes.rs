@@ -128,6 +128,7 @@ pub(crate) async fn run(
     state: &AppState,
     model: usize,
     work: Work,
+    field: &str,
     longest: usize,
     deadline: Deadline,
 ) -> Answer<Output> {
@@ -158,7 +159,7 @@ pub(crate) async fn run(
     match tokio::time::timeout_at(deadline.0.into(), answer).await {
         Ok(Ok(answered)) => {
             crate::timing::record(&answered);
-            let output = answered.result.map_err(library_error)?;
+            let output = answered.result.map_err(|e| input_error(e, field))?;
             state.metrics.texts.inc_by(n as u64);
             Ok(output)
         }
@@ -202,6 +203,39 @@ pub(crate) async fn refuse_overlong(
     Ok(())
 }
 
+/// TEI's per-request text fields, before any other check: `prompt_name` puts the
+/// model's prompt of that name before each text (so that truncation and token counts
+/// include it, as in TEI); `truncation_direction` left is refused, not ignored.
+pub(crate) fn tei_text_fields(
+    state: &AppState,
+    model: usize,
+    texts: &mut [String],
+    prompt_name: Option<&str>,
+    truncation_direction: Option<&str>,
+) -> Answer<()> {
+    match truncation_direction {
+        None => {}
+        Some(d) if d.eq_ignore_ascii_case("right") => {}
+        Some(d) if d.eq_ignore_ascii_case("left") => {
+            return Err(ApiError::validation(
+                "truncation_direction left is not supported: texts are truncated at the right",
+            ))
+        }
+        Some(d) => {
+            return Err(ApiError::validation(format!(
+                "truncation_direction {d:?}: expected right or left"
+            )))
+        }
+    }
+    if let Some(name) = prompt_name {
+        let prompt = state.models.get(model).prompt(name)?;
+        for t in texts.iter_mut() {
+            t.insert_str(0, prompt);
+        }
+    }
+    Ok(())
+}
+
 /// A library error as an answer, by its kind: the client's input (422) or ours (500).
 /// The one place library errors become statuses.
 pub(crate) fn library_error(e: embedkit::Error) -> ApiError {
@@ -209,6 +243,17 @@ pub(crate) fn library_error(e: embedkit::Error) -> ApiError {
     match e.kind() {
         K::InvalidInput | K::Unsupported => ApiError::validation(e.to_string()),
         _ => ApiError::backend(e.to_string()),
+    }
+}
+
+/// A library error about one input of the request, named by the request's field and
+/// index (a failed shared batch is retried per request, so the index is the request's).
+fn input_error(e: embedkit::Error, field: &str) -> ApiError {
+    match (&e, e.input_index()) {
+        (embedkit::Error::Image { reason, .. }, Some(i)) => {
+            ApiError::validation(format!("{field}[{i}]: cannot decode the image: {reason}"))
+        }
+        _ => library_error(e),
     }
 }
 
@@ -322,7 +367,7 @@ pub(crate) async fn dense(
             )
         }
     };
-    let (vectors, tokens) = match run(state, model, work, longest, deadline).await? {
+    let (vectors, tokens) = match run(state, model, work, field, longest, deadline).await? {
         Output::Dense(v) => (v, tokens),
         Output::DenseCounted(v, counts) => (v, counts.iter().sum()),
         _ => return Err(unexpected()),
@@ -395,7 +440,21 @@ pub(crate) async fn embed(
     )?;
     let dims = dimensions_of(&state, model, req.dimensions)?;
     let normalize = req.normalize.unwrap_or(true);
-    if !all_images(&req.inputs.0) {
+    let mut req = req;
+    if all_images(&req.inputs.0) {
+        if req.prompt_name.is_some() {
+            return Err(ApiError::validation(
+                "`prompt_name` is for texts, not images",
+            ));
+        }
+    } else {
+        tei_text_fields(
+            &state,
+            model,
+            &mut req.inputs.0,
+            req.prompt_name.as_deref(),
+            req.truncation_direction.as_deref(),
+        )?;
         check_texts(&req.inputs.0, "inputs", &state)?;
         refuse_overlong(
             &state,
@@ -431,7 +490,14 @@ pub(crate) async fn embed_sparse(
         &[Capability::SparseText],
         "/embed_sparse",
     )?;
-    let texts = req.inputs.0;
+    let mut texts = req.inputs.0;
+    tei_text_fields(
+        &state,
+        model,
+        &mut texts,
+        req.prompt_name.as_deref(),
+        req.truncation_direction.as_deref(),
+    )?;
     check_texts(&texts, "inputs", &state)?;
     refuse_overlong(&state, model, &texts, "inputs", req.truncate, deadline).await?;
     let longest = token_bound(&state, model, texts.iter().map(|t| t.chars().count()));
@@ -439,6 +505,7 @@ pub(crate) async fn embed_sparse(
         &state,
         model,
         Work::new(Capability::SparseText, Inputs::Texts(texts)),
+        "inputs",
         longest,
         deadline,
     )
@@ -478,6 +545,11 @@ pub(crate) async fn embed_late(
     let model = state
         .models
         .pick(req.model.as_deref(), wanted, "/embed_late")?;
+    let field = if req.images.is_some() {
+        "images"
+    } else {
+        "inputs"
+    };
     let (work, longest) = match (req.inputs, req.images) {
         (Some(_), Some(_)) => {
             return Err(ApiError::validation(
@@ -485,8 +557,15 @@ pub(crate) async fn embed_late(
             ))
         }
         (None, None) => return Err(ApiError::validation("`inputs` is missing")),
-        (Some(texts), None) => {
+        (Some(mut texts), None) => {
             require(&state, model, C::MultiVectorText, "texts on /embed_late")?;
+            tei_text_fields(
+                &state,
+                model,
+                &mut texts.0,
+                req.prompt_name.as_deref(),
+                req.truncation_direction.as_deref(),
+            )?;
             check_texts(&texts.0, "inputs", &state)?;
             refuse_overlong(&state, model, &texts.0, "inputs", req.truncate, deadline).await?;
             let longest = token_bound(&state, model, texts.0.iter().map(|t| t.chars().count()));
@@ -503,12 +582,17 @@ pub(crate) async fn embed_late(
                 C::MultiVectorImage,
                 "`images` on /embed_late",
             )?;
+            if req.prompt_name.is_some() {
+                return Err(ApiError::validation(
+                    "`prompt_name` is for texts, not images",
+                ));
+            }
             check_images(&images.0, "images", &state)?;
             let bytes = image_bytes(&images.0, "images")?;
             (Work::new(C::MultiVectorImage, Inputs::Images(bytes)), 0)
         }
     };
-    let Output::Multi(matrices) = run(&state, model, work, longest, deadline).await? else {
+    let Output::Multi(matrices) = run(&state, model, work, field, longest, deadline).await? else {
         return Err(unexpected());
     };
     Ok(Json(
@@ -537,7 +621,7 @@ pub(crate) async fn pair_scores(
         .map(|t| (query.to_string(), t.clone()))
         .collect();
     let work = Work::new(Capability::PairScores, Inputs::Pairs(pairs));
-    match run(state, model, work, longest, deadline).await? {
+    match run(state, model, work, field, longest, deadline).await? {
         Output::Scores(scores) => Ok(scores),
         _ => Err(unexpected()),
     }
@@ -584,7 +668,14 @@ pub(crate) async fn tokenize(
     let model = state
         .models
         .pick(req.model.as_deref(), &[Capability::Tokens], "/tokenize")?;
-    let texts = req.inputs.0;
+    let mut texts = req.inputs.0;
+    tei_text_fields(
+        &state,
+        model,
+        &mut texts,
+        req.prompt_name.as_deref(),
+        req.truncation_direction.as_deref(),
+    )?;
     check_texts(&texts, "inputs", &state)?;
     let worker = state.clone();
     // The tokens the model embeds, from the model itself.

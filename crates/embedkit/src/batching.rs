@@ -218,6 +218,8 @@ pub struct WindowStream<'a, S, T> {
     /// An input error, reported after the results of the inputs before it.
     pending_error: Option<Error>,
     finished: bool,
+    /// Inputs handed to `compute` so far, to number an error's input within the call.
+    taken: usize,
 }
 
 impl<'a, S: 'a, T: 'a> WindowStream<'a, S, T> {
@@ -235,6 +237,7 @@ impl<'a, S: 'a, T: 'a> WindowStream<'a, S, T> {
             ready: VecDeque::new(),
             pending_error: None,
             finished: false,
+            taken: 0,
         }
     }
 
@@ -250,6 +253,7 @@ impl<'a, S: 'a, T: 'a> WindowStream<'a, S, T> {
             ready: VecDeque::new(),
             pending_error: Some(error),
             finished: true,
+            taken: 0,
         }
     }
 
@@ -271,7 +275,10 @@ impl<'a, S: 'a, T: 'a> WindowStream<'a, S, T> {
         }
         if !window.is_empty() {
             let expected = window.len();
+            let before = self.taken;
+            self.taken += expected;
             let Ran { results, error } = (self.compute)(window);
+            let error = error.map(|e| e.at_input(|k| before + k));
             let error = error.or_else(|| {
                 (results.len() != expected).then(|| {
                     Error::Internal(format!(
@@ -312,6 +319,37 @@ impl<'a, S: 'a, T: 'a> Iterator for WindowStream<'a, S, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_input_error_is_numbered_within_the_whole_stream() {
+        // Windows of 3; the input at 7 (the second of the third window) fails.
+        let stream = WindowStream::new((0..10usize).map(Ok), 3, |window: Vec<usize>| match window
+            .iter()
+            .position(|&x| x == 7)
+        {
+            Some(k) => Ran {
+                results: window[..k].to_vec(),
+                error: Some(
+                    Error::Image {
+                        image: "from bytes".into(),
+                        reason: "bad".into(),
+                        input: None,
+                    }
+                    .for_input(k),
+                ),
+            },
+            None => Ran {
+                results: window,
+                error: None,
+            },
+        });
+        let out: Vec<Result<usize>> = stream.collect();
+        assert_eq!(out.len(), 8);
+        assert!(out[..7].iter().all(|r| r.is_ok()));
+        let err = out[7].as_ref().unwrap_err();
+        assert_eq!(err.input_index(), Some(7));
+        assert!(err.to_string().contains("(input 7)"), "{err}");
+    }
 
     #[test]
     fn plan_covers_every_item_once_and_respects_limits() {

@@ -363,7 +363,9 @@ fn run_items<P: Pipeline>(
         pipeline.parallelism(),
         |batch, lane| {
             let refs: Vec<&P::Item> = batch.iter().map(|&i| &items[i]).collect();
-            pipeline.run(&refs, purpose, lane)
+            pipeline
+                .run(&refs, purpose, lane)
+                .map_err(|e| e.at_input(|k| batch.get(k).copied().unwrap_or(k)))
         },
     )
 }

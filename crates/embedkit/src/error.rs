@@ -82,9 +82,14 @@ pub enum Error {
     #[error("input row {row}: {reason}")]
     InputRow { row: u64, reason: String },
 
-    /// An image could not be read or decoded; `source` names the file.
-    #[error("cannot decode image {image}: {reason}")]
-    Image { image: String, reason: String },
+    /// An image could not be read or decoded; `image` names the file (or says it came
+    /// as bytes) and `input` is its position among the inputs of the call, when known.
+    #[error("cannot decode image {image}{}: {reason}", at_input(.input))]
+    Image {
+        image: String,
+        reason: String,
+        input: Option<usize>,
+    },
 
     /// The operation is known but not implemented for this model family yet.
     #[error("{0}")]
@@ -98,6 +103,10 @@ pub enum Error {
     },
 }
 
+fn at_input(input: &Option<usize>) -> String {
+    input.map_or_else(String::new, |i| format!(" (input {i})"))
+}
+
 fn suggestion(close: &[String]) -> String {
     if close.is_empty() {
         "; run `embedkit models` to list the supported models".to_string()
@@ -107,6 +116,32 @@ fn suggestion(close: &[String]) -> String {
 }
 
 impl Error {
+    /// The position among the call's inputs of the input this error is about, when it
+    /// is about one (an image that does not decode).
+    pub fn input_index(&self) -> Option<usize> {
+        match self {
+            Error::Image { input, .. } => *input,
+            _ => None,
+        }
+    }
+
+    /// Renumbers the input this error is about: a batch knows the position in itself,
+    /// each layer above maps it to its own (`at` gives the position in the batch).
+    pub(crate) fn at_input(mut self, at: impl FnOnce(usize) -> usize) -> Self {
+        if let Error::Image { input, .. } = &mut self {
+            *input = input.map(at);
+        }
+        self
+    }
+
+    /// Marks this error as about the input at `i` of a batch (the innermost layer).
+    pub(crate) fn for_input(mut self, i: usize) -> Self {
+        if let Error::Image { input, .. } = &mut self {
+            *input = Some(i);
+        }
+        self
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

@@ -103,6 +103,19 @@ fn decoding_errors_name_the_file_and_lose_nothing() {
         .embed_iter(inputs, None)
         .collect::<Vec<_>>();
     assert!(results[0].is_ok() && results[1].is_err());
+    // The failed image is named by its position among the call's inputs, whichever
+    // batch it fell in.
+    let good = image_path("photo.png");
+    let inputs = vec![good.clone(), good.clone(), good.clone(), garbage, good];
+    let err = ImageEmbedding::builder(case["model"].as_str().unwrap())
+        .specific_model_path(&dir)
+        .batch_size(2)
+        .build()
+        .unwrap()
+        .embed(inputs, None)
+        .unwrap_err();
+    assert_eq!(err.input_index(), Some(3), "{err}");
+    assert!(err.to_string().contains("(input 3)"), "{err}");
 }
 
 #[test]

@@ -194,6 +194,8 @@ pub trait Loaded {
     fn name(&self) -> &str;
     /// Loads the graph now if it was built lazily.
     fn load_now(&self) -> Result<()>;
+    /// The folder the model files are read from.
+    fn model_dir(&self) -> &std::path::Path;
 }
 
 impl<F: Family> Loaded for Model<F> {
@@ -202,6 +204,9 @@ impl<F: Family> Loaded for Model<F> {
     }
     fn load_now(&self) -> Result<()> {
         self.pipeline().map(drop)
+    }
+    fn model_dir(&self) -> &std::path::Path {
+        Model::model_dir(self)
     }
 }
 

@@ -156,6 +156,19 @@ impl EmbeddingModel {
         }
     }
 
+    /// The folder the model files are read from.
+    pub fn model_dir(&self) -> &std::path::Path {
+        self.inner.model_dir()
+    }
+
+    /// The prompts the model's sentence-transformers configuration names
+    /// (`config_sentence_transformers.json`, `"prompts": {"query": "query: ", ...}`), as
+    /// TEI's `prompt_name` and sentence-transformers' `encode(prompt_name=...)` use them;
+    /// empty when the model has none.
+    pub fn prompts(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        crate::registry::prompts_in(self.model_dir())
+    }
+
     pub fn name(&self) -> &str {
         self.inner.name()
     }

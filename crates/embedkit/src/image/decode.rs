@@ -60,6 +60,7 @@ fn decode_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Image {
         image: what.to_string(),
         reason: e.to_string(),
+        input: None,
     }
 }
 

@@ -12,6 +12,7 @@ pub mod resample;
 pub use decode::{to_rgb, ImageInput, MAX_PIXELS};
 pub use preprocess::Preprocessor;
 
+use image::RgbImage;
 use ndarray::{ArrayD, Axis, Ix3};
 use ort::value::Tensor;
 
@@ -116,15 +117,25 @@ impl Pipeline for Image {
     }
 
     fn run(&self, images: &[&ImageInput], _: Purpose, lane: Lane) -> Result<Vec<Vec<f32>>> {
-        let arrays = images
-            .iter()
-            .map(|i| self.preprocessor.apply(to_rgb(i)?))
-            .collect::<Result<Vec<_>>>()?;
+        let arrays = each_image(images, |rgb| self.preprocessor.apply(rgb))?;
         let batch = stack_images(&arrays)?;
         let inputs = vec![(self.input.clone(), Tensor::from_array(batch)?.into_dyn())];
         let out = self.model.run_f32(lane, inputs, &self.output)?;
         self.pool(out, images.len())
     }
+}
+
+/// Decodes each image of a batch and applies `f`; an image that fails is named by its
+/// position in the batch, which the layers above renumber to the call's.
+pub(crate) fn each_image<T>(
+    images: &[&ImageInput],
+    mut f: impl FnMut(RgbImage) -> Result<T>,
+) -> Result<Vec<T>> {
+    images
+        .iter()
+        .enumerate()
+        .map(|(k, i)| to_rgb(i).and_then(&mut f).map_err(|e| e.for_input(k)))
+        .collect()
 }
 
 impl Image {

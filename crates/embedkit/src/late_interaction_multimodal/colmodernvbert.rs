@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{Multimodal, MultimodalBackend, Parts};
 use crate::error::{Error, Result};
-use crate::image::{to_rgb, ImageInput};
+use crate::image::{each_image, ImageInput};
 use crate::inputs::TokenBatch;
 use crate::late_interaction::MultiVector;
 use crate::pipeline::Load;
@@ -123,13 +123,12 @@ impl MultimodalBackend for ColModernVBert {
 
     fn embed_images(&self, images: &[&ImageInput], lane: Lane) -> Result<Vec<MultiVector>> {
         let p = &self.parts;
-        let mut tiles = Vec::with_capacity(images.len());
         let mut prompts = Vec::with_capacity(images.len());
-        for image in images {
-            let (frames, (rows, cols)) = p.preprocessor.apply_tiles(to_rgb(image)?)?;
+        let tiles = each_image(images, |rgb| {
+            let (frames, (rows, cols)) = p.preprocessor.apply_tiles(rgb)?;
             prompts.push(self.image_prompt(rows, cols));
-            tiles.push(frames);
-        }
+            Ok(frames)
+        })?;
         let max_tiles = tiles.iter().map(Vec::len).max().unwrap_or(0);
         let Some(shape) = tiles.iter().flatten().next().map(|t| t.dim()) else {
             return Err(Error::InvalidArgument(

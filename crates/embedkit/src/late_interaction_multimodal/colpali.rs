@@ -7,7 +7,7 @@ use ndarray::{Array2, Array4};
 
 use super::{Multimodal, MultimodalBackend, Parts};
 use crate::error::{Error, Result};
-use crate::image::{to_rgb, ImageInput};
+use crate::image::{each_image, ImageInput};
 use crate::inputs::{stack_images, TokenBatch};
 use crate::late_interaction::MultiVector;
 use crate::pipeline::Load;
@@ -66,10 +66,7 @@ impl MultimodalBackend for ColPali {
 
     fn embed_images(&self, images: &[&ImageInput], lane: Lane) -> Result<Vec<MultiVector>> {
         let p = &self.parts;
-        let arrays = images
-            .iter()
-            .map(|i| p.preprocessor.apply(to_rgb(i)?))
-            .collect::<Result<Vec<_>>>()?;
+        let arrays = each_image(images, |rgb| p.preprocessor.apply(rgb))?;
         let pixels = stack_images(&arrays)?;
         let prompt: Vec<i64> = std::iter::repeat_n(IMAGE_TOKEN, IMAGE_TOKENS)
             .chain(IMAGE_PROMPT)

@@ -131,13 +131,48 @@ pub struct ModelFiles {
     pub optional: Vec<String>,
 }
 
-/// The config files fastembed fetches when a repo has them.
-pub const OPTIONAL_CONFIGS: [&str; 4] = [
+/// The config files fetched when a repo has them: fastembed's four, and the
+/// sentence-transformers config that names a model's prompts.
+pub const OPTIONAL_CONFIGS: [&str; 5] = [
     "config.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
     "preprocessor_config.json",
+    PROMPTS_CONFIG,
 ];
+
+/// Where sentence-transformers keeps a model's prompts.
+pub const PROMPTS_CONFIG: &str = "config_sentence_transformers.json";
+
+/// The prompts `config_sentence_transformers.json` in `dir` names (`"prompts"`, name to
+/// text); empty when the file is absent or names none.
+pub(crate) fn prompts_in(
+    dir: &std::path::Path,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let path = dir.join(PROMPTS_CONFIG);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let bad = |reason: String| Error::InvalidModel {
+        path: path.clone(),
+        reason,
+    };
+    let config: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    match config.get("prompts") {
+        None | Some(serde_json::Value::Null) => Ok(Default::default()),
+        Some(serde_json::Value::Object(map)) => map
+            .iter()
+            .map(|(name, text)| match text.as_str() {
+                Some(t) => Ok((name.clone(), t.to_string())),
+                None => Err(bad(format!("prompt {name:?} is not a string"))),
+            })
+            .collect(),
+        Some(_) => Err(bad("\"prompts\" is not an object".into())),
+    }
+}
 
 impl ModelFiles {
     /// `required` files plus `extra_optional` ones, and the [`OPTIONAL_CONFIGS`] not
