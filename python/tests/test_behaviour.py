@@ -170,7 +170,7 @@ def test_one_engine_class_with_capabilities_and_per_call_options():
     options (Matryoshka `dimensions`, `normalize`, sparse pruning)."""
     nomic = embedkit.TextEmbedding("nomic-ai/nomic-embed-text-v1.5",
                                    specific_model_path=model_dir("tiny", "mean-768"))
-    assert nomic.capabilities == ["dense_text", "dense_token_ids", "tokens"]
+    assert nomic.capabilities == ["dense_text", "dense_token_ids", "token_vectors", "tokens"]
     texts = ["first document", "a second, longer document"]
     full = np.stack(list(nomic.embed(texts)))
     short = np.stack(list(nomic.embed(texts, dimensions=64)))

@@ -257,6 +257,47 @@ def run_late(roots: dict, inputs: dict, args) -> None:
     (args.out / "late_models.json").write_text(json.dumps(listing, indent=1, ensure_ascii=False) + "\n")
 
 
+TOKEN_CASES = [
+    dict(name="tokens-minilm-edge", model="sentence-transformers/all-MiniLM-L6-v2",
+         dir="shared:all-MiniLM-L6-v2-fp32", inputs="edge"),
+    dict(name="tokens-bge-small-b7", model="BAAI/bge-small-en-v1.5", dir="tiny:cls-384",
+         inputs="edge", batch_size=7),
+]
+
+
+def run_tokens(roots: dict, inputs: dict, args) -> None:
+    """Token vectors (a dense model's output before pooling) as fastembed's
+    TokenEmbeddingsModel gives them; its own list has one model, so the dense model's
+    description is added to it for the run."""
+    from fastembed.late_interaction import token_embeddings
+
+    entries = []
+    for case in TOKEN_CASES:
+        desc = next(d for d in TextEmbedding._list_supported_models() if d.model == case["model"])
+        if all(d.model != desc.model for d in token_embeddings.supported_token_embeddings_models):
+            token_embeddings.supported_token_embeddings_models.append(desc)
+        model_dir = resolve(case["dir"], roots)
+        model = token_embeddings.TokenEmbeddingsModel(case["model"], specific_model_path=str(model_dir),
+                                                      threads=2)
+        texts = inputs[case["inputs"]]
+        kwargs = {"batch_size": case["batch_size"]} if "batch_size" in case else {}
+        mats = [np.asarray(m, dtype="<f4") for m in model.embed(texts, **kwargs)]
+        data_file = f"{case['name']}.f32"
+        (args.out / data_file).write_bytes(b"".join(m.tobytes() for m in mats))
+        entries.append({
+            **case,
+            "rows": [int(m.shape[0]) for m in mats],
+            "dim": int(mats[0].shape[1]),
+            "data_file": data_file,
+            "model_file": desc.model_file,
+            "model_file_sha256": hashlib.sha256((model_dir / desc.model_file).read_bytes()).hexdigest(),
+        })
+        print(f"{case['name']}: {sum(m.shape[0] for m in mats)} vectors")
+    (args.out / "token_cases.json").write_text(json.dumps(
+        {"fastembed": fastembed.__version__, "tolerance": 1e-5, "cases": entries},
+        indent=1, ensure_ascii=False) + "\n")
+
+
 RERANK_QUERY = "which vector database stores embeddings for semantic search?"
 RERANK_CASES = [
     dict(name="rerank-msmarco-edge", model="Xenova/ms-marco-MiniLM-L-6-v2", dir="tiny:rerank-bert",
@@ -428,7 +469,7 @@ def main() -> None:
     ap.add_argument("--tiny", required=True, type=Path)
     ap.add_argument("--data", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--only", choices=["dense", "sparse", "late", "rerank", "image", "multimodal"], help="regenerate one family's files")
+    ap.add_argument("--only", choices=["dense", "sparse", "late", "tokens", "rerank", "image", "multimodal"], help="regenerate one family's files")
     args = ap.parse_args()
     roots = {"shared": args.shared, "setup": args.setup, "tiny": args.tiny}
     inputs = {
@@ -442,6 +483,9 @@ def main() -> None:
         return
     if args.only == "late":
         run_late(roots, inputs, args)
+        return
+    if args.only == "tokens":
+        run_tokens(roots, inputs, args)
         return
     if args.only == "rerank":
         run_rerank(roots, inputs, args)
@@ -490,6 +534,7 @@ def main() -> None:
     if args.only != "dense":
         run_sparse(roots, inputs, args)
         run_late(roots, inputs, args)
+        run_tokens(roots, inputs, args)
         run_rerank(roots, inputs, args)
         run_image(roots, args)
         run_multimodal(roots, inputs, args)

@@ -844,7 +844,7 @@ fn one_server_serves_every_family_with_fastembeds_outputs() {
     assert_eq!(
         caps,
         [
-            json!(["dense_text", "dense_token_ids", "tokens"]),
+            json!(["dense_text", "dense_token_ids", "token_vectors", "tokens"]),
             json!(["sparse_text", "tokens"]),
             json!(["pair_scores"]),
             json!(["multi_vector_text", "tokens"]),

@@ -463,6 +463,20 @@ pub struct EmbedRequest {
     pub model: Option<String>,
 }
 
+/// `POST /embed_all` (TEI): each text's token vectors, before pooling.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EmbedAllRequest {
+    pub inputs: Strings,
+    /// False refuses an input longer than the model takes (413); default: truncate.
+    pub truncate: Option<bool>,
+    /// TEI's: a prompt from the model's `config_sentence_transformers.json`, put before
+    /// each text.
+    pub prompt_name: Option<String>,
+    /// TEI's: `right` (the default); `left` is refused rather than ignored.
+    pub truncation_direction: Option<String>,
+    pub model: Option<String>,
+}
+
 /// `POST /embed_sparse` (TEI).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SparseRequest {

@@ -521,6 +521,7 @@ fn compute_timed(
         (C::DenseImage, Inputs::Images(v)) => model.embed_images(&images(v), &o).map(Output::Dense),
         (C::SparseText, Inputs::Texts(t)) => model.embed_sparse(t, &o).map(Output::Sparse),
         (C::MultiVectorText, Inputs::Texts(t)) => model.embed_multi(t, &o).map(Output::Multi),
+        (C::TokenVectors, Inputs::Texts(t)) => model.embed_token_vectors(t, &o).map(Output::Multi),
         (C::MultiVectorImage, Inputs::Images(v)) => {
             model.embed_images_multi(&images(v), &o).map(Output::Multi)
         }

@@ -1,5 +1,5 @@
-//! Routes other servers' clients call: TEI's `/similarity` and `/decode`, and the
-//! Cohere- and Jina-shaped `/v1/rerank`.
+//! Routes other servers' clients call: TEI's `/similarity`, `/decode` and `/embed_all`,
+//! and the Cohere- and Jina-shaped `/v1/rerank`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,8 +9,10 @@ use axum::Json;
 use embedkit::Capability;
 
 use crate::api::*;
+use crate::batcher::{Inputs, Output, Work};
 use crate::routes::{
-    blocking, check_texts, dense, pair_scores, refuse_overlong, tei_text_fields, Answer,
+    blocking, check_texts, dense, pair_scores, refuse_overlong, run, tei_text_fields, token_bound,
+    unexpected, Answer,
 };
 use crate::AppState;
 
@@ -179,4 +181,41 @@ mod tests {
         assert_eq!(sigmoid(0.0), 0.5);
         assert!(sigmoid(10.0) > 0.9999 && sigmoid(-10.0) < 1e-4);
     }
+}
+
+#[utoipa::path(post, path = "/embed_all", tag = "tei", request_body = EmbedAllRequest,
+    responses((status = 200, description = "per input, one vector per token", body = Vec<Vec<Vec<f32>>>),
+        (status = 422, body = ErrorResponse)))]
+pub(crate) async fn embed_all(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(deadline): axum::Extension<Deadline>,
+    JsonBody(req): JsonBody<EmbedAllRequest>,
+) -> Answer<Json<Vec<Vec<Vec<f32>>>>> {
+    let model = state.models.pick(
+        req.model.as_deref(),
+        &[Capability::TokenVectors],
+        "/embed_all",
+    )?;
+    let mut texts = req.inputs.0;
+    tei_text_fields(
+        &state,
+        model,
+        &mut texts,
+        req.prompt_name.as_deref(),
+        req.truncation_direction.as_deref(),
+    )?;
+    check_texts(&texts, "inputs", &state)?;
+    refuse_overlong(&state, model, &texts, "inputs", req.truncate, deadline).await?;
+    let longest = token_bound(&state, model, texts.iter().map(|t| t.chars().count()));
+    let work = Work::new(Capability::TokenVectors, Inputs::Texts(texts));
+    let Output::Multi(matrices) = run(&state, model, work, "inputs", longest, deadline).await?
+    else {
+        return Err(unexpected());
+    };
+    Ok(Json(
+        matrices
+            .into_iter()
+            .map(|m| m.outer_iter().map(|row| row.to_vec()).collect())
+            .collect(),
+    ))
 }

@@ -140,6 +140,7 @@ pub fn router(
         .route("/embed_hybrid", post(hybrid::embed_hybrid))
         .route("/similarity", post(compat::similarity))
         .route("/decode", post(compat::decode))
+        .route("/embed_all", post(compat::embed_all))
         .route("/v1/rerank", post(compat::cohere_rerank))
         .route("/v2/rerank", post(compat::cohere_rerank))
         .route("/rerank", post(routes::rerank))

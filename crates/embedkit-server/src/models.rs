@@ -253,6 +253,7 @@ fn route_of(c: Capability) -> &'static str {
         }
         Capability::SparseText => "/embed_sparse",
         Capability::MultiVectorText | Capability::MultiVectorImage => "/embed_late",
+        Capability::TokenVectors => "/embed_all",
         Capability::PairScores => "/rerank",
         Capability::Tokens => "/tokenize",
     }

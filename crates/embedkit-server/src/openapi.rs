@@ -20,6 +20,7 @@ use crate::routes;
         crate::hybrid::embed_hybrid,
         crate::compat::similarity,
         crate::compat::decode,
+        crate::compat::embed_all,
         crate::compat::cohere_rerank,
         routes::rerank,
         routes::tokenize,

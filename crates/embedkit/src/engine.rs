@@ -13,7 +13,7 @@ use crate::hub::{self, HubOptions};
 use crate::options::{check_batch_size, LoadOptions};
 use crate::pipeline::{Family, Load, Pipeline, Purpose, TextPipeline};
 use crate::registry::{self, Describe};
-use crate::runtime::{Device, Provider, RuntimeOptions};
+use crate::runtime::{Device, Lane, Provider, RuntimeOptions};
 use crate::tokenize::Token;
 
 /// One input of a family's pipeline.
@@ -290,13 +290,26 @@ impl<F: Family> Model<F> {
         purpose: Purpose,
         view: for<'x> fn(&'x S) -> Input<'x, F>,
     ) -> Stream<'a, Output<F>> {
+        self.stream_with(source, batch_size, purpose, view, <F as Pipeline>::run)
+    }
+
+    /// [`Model::stream`] with another computation of a batch than the pipeline's `run`
+    /// (a second output of the same prepared items: a dense model's token vectors).
+    pub(crate) fn stream_with<'a, S: 'a, T: Send + 'a>(
+        &'a self,
+        source: impl Iterator<Item = Result<S>> + 'a,
+        batch_size: Option<usize>,
+        purpose: Purpose,
+        view: for<'x> fn(&'x S) -> Input<'x, F>,
+        run: RunBatch<F, T>,
+    ) -> Stream<'a, T> {
         if let Err(e) = check_batch_size(batch_size) {
-            return Stream(Box::new(WindowStream::<S, Output<F>>::failed(e)));
+            return Stream(Box::new(WindowStream::<S, T>::failed(e)));
         }
         let batch_size = batch_size.unwrap_or(self.batch_size);
         let pipeline = match self.pipeline() {
             Ok(p) => p,
-            Err(e) => return Stream(Box::new(WindowStream::<S, Output<F>>::failed(e))),
+            Err(e) => return Stream(Box::new(WindowStream::<S, T>::failed(e))),
         };
         let window = batching::window_len(batch_size, pipeline.batching(purpose));
         Stream(Box::new(WindowStream::new(
@@ -318,9 +331,9 @@ impl<F: Family> Model<F> {
                 run_items(
                     pipeline.as_ref(),
                     &items,
-                    batch_size,
-                    self.max_batch_tokens,
+                    (batch_size, self.max_batch_tokens),
                     purpose,
+                    run,
                 )
             },
         )))
@@ -338,23 +351,29 @@ impl<F: Family> Model<F> {
         run_items(
             pipeline.as_ref(),
             items,
-            batch_size.unwrap_or(self.batch_size),
-            self.max_batch_tokens,
+            (batch_size.unwrap_or(self.batch_size), self.max_batch_tokens),
             purpose,
+            <F as Pipeline>::run,
         )
         .into_result()
     }
 }
 
-/// Plans `items` into batches as the pipeline allows and runs them, on the session pool
-/// when there is more than one batch; results in item order (up to the first failed item).
-fn run_items<P: Pipeline>(
+/// How a batch of prepared items is computed: the pipeline's `run`, or another output
+/// of the same items.
+pub(crate) type RunBatch<P, T> =
+    for<'x> fn(&P, &[&'x <P as Pipeline>::Item], Purpose, Lane) -> Result<Vec<T>>;
+
+/// Plans `items` into batches as the pipeline allows (at most `limits`: inputs, padded
+/// tokens) and runs them with `run`, on the session pool when there is more than one
+/// batch; results in item order (up to the first failed item).
+fn run_items<P: Pipeline, T: Send>(
     pipeline: &P,
     items: &[P::Item],
-    batch_size: usize,
-    max_tokens: usize,
+    (batch_size, max_tokens): (usize, usize),
     purpose: Purpose,
-) -> Ran<P::Output> {
+    run: RunBatch<P, T>,
+) -> Ran<T> {
     let costs: Vec<usize> = items.iter().map(|i| pipeline.cost(i, purpose)).collect();
     let batches = batching::plan(&costs, batch_size, max_tokens, pipeline.batching(purpose));
     batching::run_batches(
@@ -363,8 +382,7 @@ fn run_items<P: Pipeline>(
         pipeline.parallelism(),
         |batch, lane| {
             let refs: Vec<&P::Item> = batch.iter().map(|&i| &items[i]).collect();
-            pipeline
-                .run(&refs, purpose, lane)
+            run(pipeline, &refs, purpose, lane)
                 .map_err(|e| e.at_input(|k| batch.get(k).copied().unwrap_or(k)))
         },
     )

@@ -177,6 +177,10 @@ fn each_family_states_its_capabilities_and_refuses_the_rest() {
     let table = [
         (
             case("cases.json", "minilm-fp32-edge"),
+            &[C::DenseText, C::DenseTokenIds, C::TokenVectors, C::Tokens][..],
+        ),
+        (
+            case("cases.json", "static-potion"),
             &[C::DenseText, C::DenseTokenIds, C::Tokens][..],
         ),
         (
@@ -220,6 +224,7 @@ fn each_family_states_its_capabilities_and_refuses_the_rest() {
                 C::SparseText => m.embed_sparse(&["a"], &o).err(),
                 C::MultiVectorText => m.embed_multi(&["a"], &o).err(),
                 C::MultiVectorImage => m.embed_images_multi(&img, &o).err(),
+                C::TokenVectors => m.embed_token_vectors(&["a"], &o).err(),
                 C::PairScores => m.score_pairs(&[("a", "b")], &o).err(),
                 C::Tokens => m.tokens(&["a"]).err(),
             };
@@ -349,4 +354,32 @@ fn errors_keep_their_kind_and_source() {
     assert!(e.to_string().contains("model_optimized.onnx"), "{e}");
     assert!(e.source().is_some(), "{e}: no source");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A dense model's vectors per token, before pooling, are fastembed's
+/// `TokenEmbeddingsModel` outputs (tests/expected/token_cases.json): padding dropped
+/// whatever the batch, special tokens kept; a static model has none to give.
+#[test]
+fn token_vectors_are_fastembeds_token_embeddings() {
+    let all = cases("token_cases.json");
+    let tol = tolerance(all["tolerance"].as_f64().unwrap() as f32);
+    for c in all["cases"].as_array().unwrap() {
+        let name = c["name"].as_str().unwrap();
+        let m = load(c);
+        let texts = inputs(c["inputs"].as_str().unwrap());
+        let want = matrices(c);
+        for batch_size in [c["batch_size"].as_u64().map(|b| b as usize), Some(1)] {
+            let o = CallOptions::new().batch_size(batch_size);
+            let got = m.embed_token_vectors(&texts, &o).unwrap();
+            let rows: Vec<usize> = got.iter().map(|g| g.nrows()).collect();
+            let want_rows: Vec<usize> = want.iter().map(Vec::len).collect();
+            assert_eq!(rows, want_rows, "{name}: tokens per input");
+            assert_matrices(name, &got, &want, tol);
+        }
+    }
+    let m = load(&case("cases.json", "static-potion"));
+    let e = m
+        .embed_token_vectors(&["a"], &CallOptions::new())
+        .unwrap_err();
+    assert!(e.to_string().contains("token_vectors"), "{e}");
 }

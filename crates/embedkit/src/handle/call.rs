@@ -23,6 +23,8 @@ pub enum Capability {
     MultiVectorText,
     /// One matrix (a vector per patch) per image.
     MultiVectorImage,
+    /// The model's vectors of each token of a text, before pooling (TEI's `/embed_all`).
+    TokenVectors,
     /// One relevance score per (query, document) pair.
     PairScores,
     /// The texts' tokens as the model sees them.
@@ -31,13 +33,14 @@ pub enum Capability {
 
 impl Capability {
     /// Every capability, in a stable order.
-    pub const ALL: [Capability; 8] = [
+    pub const ALL: [Capability; 9] = [
         Capability::DenseText,
         Capability::DenseTokenIds,
         Capability::DenseImage,
         Capability::SparseText,
         Capability::MultiVectorText,
         Capability::MultiVectorImage,
+        Capability::TokenVectors,
         Capability::PairScores,
         Capability::Tokens,
     ];
@@ -51,6 +54,7 @@ impl Capability {
             Capability::SparseText => "sparse_text",
             Capability::MultiVectorText => "multi_vector_text",
             Capability::MultiVectorImage => "multi_vector_image",
+            Capability::TokenVectors => "token_vectors",
             Capability::PairScores => "pair_scores",
             Capability::Tokens => "tokens",
         }

@@ -74,6 +74,13 @@ pub trait Capable: Loaded + Send + Sync {
     ) -> Stream<'a, MultiVector> {
         Stream::failed(lacks(self.name(), Capability::MultiVectorImage))
     }
+    fn token_vector_stream<'a>(
+        &'a self,
+        _texts: Texts<'a>,
+        _o: &CallOptions,
+    ) -> Stream<'a, MultiVector> {
+        Stream::failed(lacks(self.name(), Capability::TokenVectors))
+    }
     fn score_stream<'a>(&'a self, _pairs: Pairs<'a>, _o: &CallOptions) -> Stream<'a, f32> {
         Stream::failed(lacks(self.name(), Capability::PairScores))
     }

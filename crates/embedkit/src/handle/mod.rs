@@ -347,6 +347,35 @@ impl EmbeddingModel {
         }))
     }
 
+    /// The model's vectors of each token of each text, before pooling: one row per
+    /// token the model saw (special tokens included, padding dropped), as fastembed's
+    /// `TokenEmbeddingsModel` and TEI's `/embed_all` give them.
+    pub fn embed_token_vectors<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        o: &CallOptions,
+    ) -> Result<Vec<MultiVector>> {
+        self.embed_token_vectors_iter(texts.iter().map(|t| Ok(t.as_ref())), o)
+            .collect()
+    }
+
+    /// Token vectors of any iterator of texts, streamed in input order.
+    pub fn embed_token_vectors_iter<'a, I, S>(
+        &'a self,
+        texts: I,
+        o: &CallOptions,
+    ) -> Stream<'a, MultiVector>
+    where
+        I: IntoIterator<Item = Result<S>>,
+        I::IntoIter: 'a,
+        S: Into<Cow<'a, str>>,
+    {
+        match self.start(Capability::TokenVectors, o) {
+            Ok(_) => self.inner.token_vector_stream(texts_of(texts), o),
+            Err(e) => Stream::failed(e),
+        }
+    }
+
     /// One matrix per text.
     pub fn embed_multi<S: AsRef<str>>(
         &self,

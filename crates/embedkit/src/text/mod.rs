@@ -12,6 +12,7 @@ use crate::engine::Stream;
 use crate::engine::{Builder, Model};
 use crate::error::{Error, Result};
 use crate::handle::{CallOptions, Capability, Capable, Texts};
+use crate::late_interaction::MultiVector;
 use crate::pipeline::{Family, Load, Pipeline, Purpose, TextPipeline};
 use crate::registry::Kind;
 use crate::registry::{
@@ -75,6 +76,17 @@ trait DenseBackend: Send + Sync {
         task: Option<i64>,
         lane: Lane,
     ) -> Result<Vec<Embedding>>;
+    /// Each sequence's vectors before pooling, one per token (padding dropped).
+    fn token_vectors(
+        &self,
+        _sequences: &[&[u32]],
+        _task: Option<i64>,
+        _lane: Lane,
+    ) -> Result<Vec<MultiVector>> {
+        Err(Error::Unsupported(
+            "this model has no vectors per token (a static embedding table)".into(),
+        ))
+    }
     /// How many batches may run at once.
     fn parallelism(&self) -> usize {
         1
@@ -184,6 +196,20 @@ impl Pipeline for Dense {
             });
         }
         Ok(vectors)
+    }
+}
+
+impl Dense {
+    /// Token vectors of a batch: [`Pipeline::run`]'s other output.
+    fn token_batch(
+        &self,
+        batch: &[&Vec<u32>],
+        purpose: Purpose,
+        lane: Lane,
+    ) -> Result<Vec<MultiVector>> {
+        let seqs: Vec<&[u32]> = batch.iter().map(|s| s.as_slice()).collect();
+        self.backend
+            .token_vectors(&seqs, self.task_for(purpose), lane)
     }
 }
 
@@ -341,11 +367,19 @@ impl Capable for Model<Dense> {
         Kind::Dense
     }
     fn capabilities(&self) -> &'static [Capability] {
-        &[
-            Capability::DenseText,
-            Capability::DenseTokenIds,
-            Capability::Tokens,
-        ]
+        match self.description().pipeline.kind {
+            DenseKind::Onnx => &[
+                Capability::DenseText,
+                Capability::DenseTokenIds,
+                Capability::TokenVectors,
+                Capability::Tokens,
+            ],
+            DenseKind::Static => &[
+                Capability::DenseText,
+                Capability::DenseTokenIds,
+                Capability::Tokens,
+            ],
+        }
     }
     fn dim(&self) -> Option<usize> {
         Some(self.embedding_size())
@@ -358,6 +392,19 @@ impl Capable for Model<Dense> {
     }
     fn dense_token_ids(&self, ids: &[Vec<u32>], o: &CallOptions) -> Result<Vec<Embedding>> {
         self.embed_token_ids(ids, o.batch_size)
+    }
+    fn token_vector_stream<'a>(
+        &'a self,
+        texts: Texts<'a>,
+        o: &CallOptions,
+    ) -> Stream<'a, MultiVector> {
+        self.stream_with(
+            texts,
+            o.batch_size,
+            o.purpose,
+            crate::engine::as_text::<std::borrow::Cow<'a, str>>,
+            Dense::token_batch,
+        )
     }
     fn check_token_ids(&self, ids: &[Vec<u32>]) -> Result<()> {
         Model::check_token_ids(self, ids)

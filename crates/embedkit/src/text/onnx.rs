@@ -2,12 +2,14 @@
 
 use std::path::Path;
 
+use ndarray::Ix3;
 use ort::value::Tensor;
 
 use super::pooling::pool;
 use super::{DenseBackend, Embedding};
 use crate::error::{Error, Result};
 use crate::inputs::TokenBatch;
+use crate::late_interaction::MultiVector;
 use crate::quantize;
 use crate::registry::{DenseModelDescription, DensePipeline, OutputSelector};
 use crate::runtime::{Lane, OnnxModel, RuntimeOptions};
@@ -122,15 +124,7 @@ impl DenseBackend for OnnxBackend {
         task: Option<i64>,
         lane: Lane,
     ) -> Result<Vec<Embedding>> {
-        let batch = TokenBatch::new(sequences, self.tokenizer.padding());
-        let mut inputs = batch.feed(&self.model)?;
-        if self.feeds_task {
-            let task = task.filter(|_| self.has_tasks).ok_or_else(|| {
-                Error::InvalidArgument(format!("model {} needs a task id", self.model_name))
-            })?;
-            let scalar = ndarray::arr0(task).into_dyn();
-            inputs.push(("task_id".into(), Tensor::from_array(scalar)?.into_dyn()));
-        }
+        let (batch, inputs) = self.feeds(sequences, task)?;
         // Pooled straight from ONNX Runtime's output buffer: no copy of [batch, seq, dim].
         self.model
             .run_f32_view(lane, inputs, &self.output, |output| {
@@ -151,5 +145,58 @@ impl DenseBackend for OnnxBackend {
                     self.pipeline.normalize,
                 )
             })
+    }
+
+    /// The output's rows at the attended positions, as they come (fastembed's
+    /// `TokenEmbeddingsModel`, TEI's `/embed_all`): padding dropped, wherever it is.
+    fn token_vectors(
+        &self,
+        sequences: &[&[u32]],
+        task: Option<i64>,
+        lane: Lane,
+    ) -> Result<Vec<MultiVector>> {
+        let (batch, inputs) = self.feeds(sequences, task)?;
+        self.model
+            .run_f32_view(lane, inputs, &self.output, |output| {
+                let output = output.into_dimensionality::<Ix3>().map_err(|_| {
+                    Error::Unsupported(format!(
+                        "model {} outputs one vector per text ({:?} has no token axis), not \
+                         one per token",
+                        self.model_name, self.output
+                    ))
+                })?;
+                output
+                    .outer_iter()
+                    .zip(batch.attention_mask.outer_iter())
+                    .map(|(rows, mask)| {
+                        let kept: Vec<usize> = (0..mask.len()).filter(|&t| mask[t] != 0).collect();
+                        let mut m = MultiVector::zeros((kept.len(), rows.ncols()));
+                        for (r, &t) in kept.iter().enumerate() {
+                            m.row_mut(r).assign(&rows.row(t));
+                        }
+                        Ok(m)
+                    })
+                    .collect()
+            })
+    }
+}
+
+impl OnnxBackend {
+    /// The padded batch and the graph's inputs for `sequences`.
+    fn feeds(
+        &self,
+        sequences: &[&[u32]],
+        task: Option<i64>,
+    ) -> Result<(TokenBatch, Vec<(String, ort::value::DynValue)>)> {
+        let batch = TokenBatch::new(sequences, self.tokenizer.padding());
+        let mut inputs = batch.feed(&self.model)?;
+        if self.feeds_task {
+            let task = task.filter(|_| self.has_tasks).ok_or_else(|| {
+                Error::InvalidArgument(format!("model {} needs a task id", self.model_name))
+            })?;
+            let scalar = ndarray::arr0(task).into_dyn();
+            inputs.push(("task_id".into(), Tensor::from_array(scalar)?.into_dyn()));
+        }
+        Ok((batch, inputs))
     }
 }
