@@ -512,13 +512,15 @@ fn late_cli_writes_the_oracles_matrices_and_muvera_encodings() {
             })
             .collect();
         assert_eq!(got.len(), want.len());
-        // The CLI writes f32; query encodings are sums, far from 1, so relative.
+        // The CLI writes f32 and runs the model itself, whose vectors match the
+        // oracle's within 1e-5 (float kernels differ between CPUs); query encodings
+        // are sums of them, far from 1, so relative, at the model's tolerance.
         let d = got
             .iter()
             .zip(&want)
             .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
             .fold(0f64, f64::max);
-        assert!(d <= 1e-6, "muvera {kind}: relative |diff| {d:e}");
+        assert!(d <= 1e-5, "muvera {kind}: relative |diff| {d:e}");
     }
 }
 

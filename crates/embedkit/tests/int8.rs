@@ -109,6 +109,20 @@ fn quality(reference: &[Vec<f32>], got: &[Vec<f32>]) -> (f32, f32, f32) {
     (mean, worst, kept)
 }
 
+/// Whether the int8 tier uses 7-bit weights here: the library's rule (x86-64 without
+/// VNNI), restated, since a test cannot see inside the rewrite.
+fn seven_bit_weights() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        !(std::arch::is_x86_feature_detected!("avx512vnni")
+            || std::arch::is_x86_feature_detected!("avxvnni"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 fn spearman(a: &[f32], b: &[f32]) -> f32 {
     let rank = |v: &[f32]| {
         let mut idx: Vec<usize> = (0..v.len()).collect();
@@ -152,7 +166,11 @@ fn minilm_int8_keeps_the_quality_floors_against_fastembed() {
     );
     assert!(mean >= 0.995, "mean cosine {mean}");
     assert!(worst >= 0.98, "worst cosine {worst}");
-    assert!(kept >= 0.92, "top-10 neighbours kept {kept}");
+    // Where ONNX Runtime's int8 products would saturate (x86-64 without VNNI) the tier
+    // uses 7-bit weights, which keep a little less: 92.0% measured on an AVX2-only AMD
+    // EPYC (2026-12-06), 93.3% with 8-bit weights on AVX-512 VNNI.
+    let floor = if seven_bit_weights() { 0.91 } else { 0.92 };
+    assert!(kept >= floor, "top-10 neighbours kept {kept}");
     // And it is not the exact graph: int8 vectors differ from fastembed's.
     assert!(
         mean < 0.99999,

@@ -107,7 +107,7 @@ pub(crate) fn load(
     match opts.precision {
         Precision::Exact => OnnxModel::load(path, opts),
         Precision::Int8 => {
-            let file = int8_file(path, opts, calibration, Scheme::DEFAULT)?;
+            let file = int8_file(path, opts, calibration, Scheme::for_this_machine())?;
             OnnxModel::load(&file, opts)
         }
     }
@@ -473,7 +473,7 @@ mod tests {
         };
         let calibration = |_: &OnnxModel| batches[..4].iter().map(feed).collect::<Result<Vec<_>>>();
         let opts = RuntimeOptions::default();
-        let int8 = int8_file(&src, &opts, &calibration, Scheme::DEFAULT).unwrap();
+        let int8 = int8_file(&src, &opts, &calibration, Scheme::for_this_machine()).unwrap();
         assert_ne!(int8, src, "the Gemm graph was used as it is");
         let rewritten =
             ModelProto::decode(prost::bytes::Bytes::from(std::fs::read(&int8).unwrap())).unwrap();

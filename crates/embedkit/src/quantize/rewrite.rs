@@ -33,23 +33,61 @@ pub struct Scheme {
     pub outliers: usize,
     /// SmoothQuant's migration strength; 0 is no smoothing.
     pub alpha: f32,
+    /// Weight levels: 8 bits (±127), or 7 (±63) where 8 would saturate.
+    pub weight_bits: u8,
 }
 
 impl Scheme {
-    /// The shipped scheme.
+    /// The shipped scheme, on a machine whose int8 products do not saturate.
     pub const DEFAULT: Scheme = Scheme {
         outliers: 8,
         alpha: 0.0,
+        weight_bits: 8,
     };
+
+    /// The shipped scheme for this machine. ONNX Runtime's u8×s8 kernels for x86-64
+    /// without VNNI (AVX2, AVX-512 without VNNI) add pairs of products in 16 bits
+    /// (`vpmaddubsw`): 2 · 255 · 127 overflows and saturates, which costs whole
+    /// percent of a product's range. 7-bit weights keep every pair in range there (what
+    /// ONNX Runtime's own quantizer calls `reduce_range`); VNNI, AMX and ARM kernels
+    /// accumulate in 32 bits and keep 8.
+    pub fn for_this_machine() -> Scheme {
+        Scheme {
+            weight_bits: if pairs_saturate() { 7 } else { 8 },
+            ..Scheme::DEFAULT
+        }
+    }
 
     /// A name for cached files: the rewrite's version and the scheme's parameters.
     /// (q4: `Gemm` nodes are rewritten too; graphs with only `MatMul` are as in q3.)
     pub fn version(&self) -> String {
+        let bits = match self.weight_bits {
+            8 => String::new(),
+            b => format!("-w{b}"),
+        };
         format!(
-            "q4-o{}-a{}",
+            "q4-o{}-a{}{bits}",
             self.outliers,
             (self.alpha * 100.0).round() as u32
         )
+    }
+
+    /// The largest weight level.
+    fn weight_max(&self) -> f32 {
+        ((1u32 << (self.weight_bits.clamp(2, 8) - 1)) - 1) as f32
+    }
+}
+
+/// Whether ONNX Runtime's u8×s8 products on this CPU add pairs in 16 bits.
+fn pairs_saturate() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        !(std::arch::is_x86_feature_detected!("avx512vnni")
+            || std::arch::is_x86_feature_detected!("avxvnni"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
@@ -294,8 +332,9 @@ fn largest(amax: &[f32], k: usize) -> Vec<usize> {
     idx
 }
 
-/// Weights `[K, N]` in int8 with one symmetric scale per column.
-fn quantize_columns(w: &[f32], k: usize, n: usize) -> (Vec<i8>, Vec<f32>) {
+/// Weights `[K, N]` in int8 with one symmetric scale per column, each column's
+/// largest magnitude mapped to `top` (127, or 63 for 7-bit weights).
+fn quantize_columns(w: &[f32], k: usize, n: usize, top: f32) -> (Vec<i8>, Vec<f32>) {
     let mut scale = vec![0f32; n];
     for row in w.chunks_exact(n) {
         for (s, v) in scale.iter_mut().zip(row) {
@@ -303,14 +342,14 @@ fn quantize_columns(w: &[f32], k: usize, n: usize) -> (Vec<i8>, Vec<f32>) {
         }
     }
     for s in &mut scale {
-        *s = if *s > 0.0 { *s / 127.0 } else { 1.0 };
+        *s = if *s > 0.0 { *s / top } else { 1.0 };
     }
     let mut q = Vec::with_capacity(k * n);
     for row in w.chunks_exact(n) {
         q.extend(
             row.iter()
                 .zip(&scale)
-                .map(|(v, s)| (v / s).round().clamp(-127.0, 127.0) as i8),
+                .map(|(v, s)| (v / s).round().clamp(-top, top) as i8),
         );
     }
     (q, scale)
@@ -435,7 +474,7 @@ pub fn rewrite(
                 };
                 row.iter_mut().for_each(|v| *v *= f);
             }
-            let (wq, ws) = quantize_columns(&scaled, kdim, n);
+            let (wq, ws) = quantize_columns(&scaled, kdim, n, scheme.weight_max());
             added.push(i8_tensor(&format!("{q}/wq"), &[kdim, n], &wq));
             added.push(f32_tensor(&format!("{q}/ws"), &[n], &ws));
             added.push(i8_tensor(&format!("{q}/wz"), &[n], &vec![0i8; n]));
@@ -636,14 +675,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn seven_bit_weights_have_their_own_cache_name_and_range() {
+        let seven = Scheme {
+            weight_bits: 7,
+            ..Scheme::DEFAULT
+        };
+        assert_eq!(Scheme::DEFAULT.version(), "q4-o8-a0");
+        assert_eq!(seven.version(), "q4-o8-a0-w7");
+        assert_eq!(seven.weight_max(), 63.0);
+        let (q, _) = quantize_columns(&[63.0, -21.0], 2, 1, seven.weight_max());
+        assert_eq!(q, vec![63, -21]);
+    }
+
+    #[test]
     fn columns_are_scaled_to_their_own_maximum() {
         // Column 0 spans ±2, column 1 ±0.5: each maps its maximum to ±127.
         let w = [2.0, 0.5, -1.0, -0.5, 0.0, 0.25];
-        let (q, s) = quantize_columns(&w, 3, 2);
+        let (q, s) = quantize_columns(&w, 3, 2, 127.0);
         assert_eq!(q, vec![127, 127, -64, -127, 0, 64]);
         assert!((s[0] - 2.0 / 127.0).abs() < 1e-9 && (s[1] - 0.5 / 127.0).abs() < 1e-9);
         // An all-zero column gets a harmless scale, not a division by zero.
-        let (q, s) = quantize_columns(&[0.0, 1.0], 1, 2);
+        let (q, s) = quantize_columns(&[0.0, 1.0], 1, 2, 127.0);
         assert_eq!((q, s[0]), (vec![0, 127], 1.0));
     }
 
@@ -680,7 +732,7 @@ mod tests {
         let amax = HashMap::from([("x".to_string(), one_outlier(16))]);
         let scheme = Scheme {
             outliers: 1,
-            alpha: 0.0,
+            ..Scheme::DEFAULT
         };
         rewrite(model, &sites, &amax, scheme).graph.unwrap()
     }
