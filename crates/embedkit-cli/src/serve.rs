@@ -19,6 +19,12 @@ pub struct ServeArgs {
     /// of each family is its routes' default. Default: BAAI/bge-small-en-v1.5.
     #[arg(long = "model", short, value_name = "NAME[=DIR]")]
     pub models: Vec<String>,
+    /// More models, each with its own options, from a JSON file: `{"models": [{"name":
+    /// NAME, "path": DIR, "threads": N, "parallel": N, "precision": "int8", "device":
+    /// "cpu", "batch_size": N, "max_batch_tokens": N}]}` (all but `name` optional; what
+    /// an entry leaves out comes from the flags). Served after the --model ones.
+    #[arg(long, value_name = "FILE")]
+    pub models_config: Option<PathBuf>,
     #[command(flatten)]
     pub load: LoadOptions,
     /// Address to listen on.
@@ -94,6 +100,62 @@ pub struct ServeArgs {
     pub shutdown_timeout_secs: u64,
 }
 
+/// `--models-config`'s file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelsConfig {
+    models: Vec<ModelEntry>,
+}
+
+/// One model of `--models-config`: its name, files and the options that differ from
+/// the flags'.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelEntry {
+    name: String,
+    path: Option<PathBuf>,
+    threads: Option<usize>,
+    parallel: Option<usize>,
+    precision: Option<embedkit::Precision>,
+    device: Option<embedkit::Device>,
+    batch_size: Option<usize>,
+    max_batch_tokens: Option<usize>,
+}
+
+impl ModelEntry {
+    /// `load` (the flags') with this entry's options over it.
+    fn apply(&self, mut load: LoadOptions) -> LoadOptions {
+        load.cache.specific_model_path = self.path.clone();
+        if self.threads.is_some() {
+            load.runtime.threads = self.threads;
+        }
+        if self.parallel.is_some() {
+            load.runtime.parallel = self.parallel;
+        }
+        if let Some(p) = self.precision {
+            load.runtime.precision = p;
+        }
+        if let Some(d) = self.device {
+            load.runtime.device = d;
+        }
+        if self.batch_size.is_some() {
+            load.batch_size = self.batch_size;
+        }
+        if let Some(n) = self.max_batch_tokens {
+            load.max_batch_tokens = n;
+        }
+        load
+    }
+}
+
+fn read_models_config(path: &std::path::Path) -> anyhow::Result<Vec<ModelEntry>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading --models-config {}", path.display()))?;
+    let config: ModelsConfig = serde_json::from_str(&text)
+        .with_context(|| format!("--models-config {}", path.display()))?;
+    Ok(config.models)
+}
+
 /// `NAME[=DIR]`.
 fn split_model(spec: &str) -> (String, Option<PathBuf>) {
     match spec.split_once('=') {
@@ -106,7 +168,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     args.load.validate()?;
     let mut specs: Vec<(String, Option<PathBuf>)> =
         args.models.iter().map(|s| split_model(s)).collect();
-    if specs.is_empty() {
+    if specs.is_empty() && args.models_config.is_none() {
         specs.push(("BAAI/bge-small-en-v1.5".into(), None));
     }
     // --model-path is the folder of the first model given without one.
@@ -121,12 +183,26 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(name) = &args.rerank_model {
         specs.push((name.clone(), args.rerank_model_path.clone()));
     }
+    let mut entries: Vec<ModelEntry> = specs
+        .into_iter()
+        .map(|(name, path)| ModelEntry {
+            name,
+            path,
+            ..ModelEntry::default()
+        })
+        .collect();
+    if let Some(file) = &args.models_config {
+        entries.extend(read_models_config(file)?);
+    }
     let mut served = Vec::new();
-    for (name, dir) in specs {
-        let mut load: LoadOptions = args.load.clone();
-        load.cache.specific_model_path = dir;
-        let model = Served::load(&name, load).with_context(|| format!("loading model {name}"))?;
-        tracing::info!(model = %model.name, kind = ?model.kind(), "loaded");
+    for entry in &entries {
+        let load = entry.apply(args.load.clone());
+        load.validate()
+            .with_context(|| format!("options of model {}", entry.name))?;
+        let (threads, precision) = (load.runtime.threads, load.runtime.precision);
+        let model = Served::load(&entry.name, load)
+            .with_context(|| format!("loading model {}", entry.name))?;
+        tracing::info!(model = %model.name, kind = ?model.kind(), ?threads, ?precision, "loaded");
         served.push(model);
     }
     let models = Models::new(served)?;

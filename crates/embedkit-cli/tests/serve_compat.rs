@@ -466,3 +466,91 @@ fn embed_all_gives_the_token_vectors_of_fastembed() {
         "{minilm}"
     );
 }
+
+/// `--models-config`: each model with its own options (here MiniLM in int8, the reranker
+/// exact with its own batch size) beside the flags; a wrong key or a missing file stops
+/// the server before it listens, naming the problem.
+#[test]
+fn a_models_config_gives_each_model_its_own_options() {
+    let dir = crate::common::tmpdir("models-config");
+    // The int8 file is written beside the model: a folder of links, not the shared one.
+    let minilm = dir.join("minilm");
+    std::fs::create_dir_all(&minilm).unwrap();
+    for entry in std::fs::read_dir(minilm_dir()).unwrap() {
+        let entry = entry.unwrap();
+        std::os::unix::fs::symlink(entry.path(), minilm.join(entry.file_name())).unwrap();
+    }
+    let config = dir.join("models.json");
+    std::fs::write(
+        &config,
+        json!({ "models": [
+            { "name": MINILM, "path": minilm, "precision": "int8", "threads": 1 },
+            { "name": RERANKER, "path": tiny("rerank-bert"), "batch_size": 4 },
+        ] })
+        .to_string(),
+    )
+    .unwrap();
+    let server = start_args(
+        &["--models-config".into(), config.display().to_string()],
+        &[],
+    );
+    let port = server.port;
+    let texts: Vec<String> = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("tests/data/edge_inputs.json")).unwrap(),
+    )
+    .unwrap();
+    let (status, v) = post(port, "/embed", json!({ "inputs": texts }));
+    assert_eq!(status, 200, "{v}");
+    let got: Vec<Vec<f32>> = serde_json::from_value(v).unwrap();
+    let exact = crate::common::server::oracle_rows("minilm-fp32-edge.f32", 384);
+    assert_eq!(got.len(), exact.len());
+    // int8: close to fastembed's exact vectors, not equal to them.
+    let d = crate::common::server::max_diff(&got, &exact);
+    assert!(
+        d > 1e-4,
+        "the int8 option was not applied: max difference {d}"
+    );
+    for (g, e) in got.iter().zip(&exact) {
+        assert!(cosine(g, e) > 0.98, "cosine {}", cosine(g, e));
+    }
+    let (status, v) = post(
+        port,
+        "/rerank",
+        json!({ "query": "capital of France", "texts": ["Paris", "bread", "France"] }),
+    );
+    assert_eq!(status, 200, "{v}");
+    drop(server);
+
+    for (bad, says) in [
+        (
+            json!({ "models": [{ "name": MINILM, "thread": 1 }] }),
+            "thread",
+        ),
+        (json!({ "models": [{ "path": "x" }] }), "name"),
+        (
+            json!({ "models": [{ "name": MINILM, "threads": 0 }] }),
+            "threads",
+        ),
+    ] {
+        std::fs::write(&config, bad.to_string()).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_embedkit"))
+            .args(["serve", "--port", "0", "--models-config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad}: started");
+        assert!(err.contains(says), "{bad}: {err}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_embedkit"))
+        .args(["serve", "--port", "0", "--models-config"])
+        .arg(dir.join("absent.json"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("absent.json"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
