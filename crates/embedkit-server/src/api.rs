@@ -759,3 +759,28 @@ pub struct Health {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+
+/// `tei()` of the requests with TEI's text fields (`truncate`, `prompt_name`,
+/// `truncation_direction`), for [`crate::inputs::ready_texts`].
+macro_rules! tei_text {
+    ($($request:ty),*) => {$(
+        impl $request {
+            pub(crate) fn tei(&self) -> crate::inputs::TeiText {
+                crate::inputs::TeiText {
+                    truncate: self.truncate,
+                    prompt_name: self.prompt_name.clone(),
+                    truncation_direction: self.truncation_direction.clone(),
+                }
+            }
+        }
+    )*};
+}
+
+tei_text!(
+    EmbedRequest,
+    SparseRequest,
+    LateRequest,
+    HybridRequest,
+    EmbedAllRequest,
+    SimilarityParameters
+);

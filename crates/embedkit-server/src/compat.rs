@@ -10,10 +10,8 @@ use embedkit::Capability;
 
 use crate::api::*;
 use crate::batcher::{Inputs, Output, Work};
-use crate::routes::{
-    blocking, check_texts, dense, pair_scores, refuse_overlong, run, tei_text_fields, token_bound,
-    unexpected, Answer,
-};
+use crate::inputs::ready_texts;
+use crate::routes::{blocking, dense, pair_scores, run, unexpected, Answer};
 use crate::AppState;
 
 /// `POST /`, where TEI's clients post (huggingface_hub's `InferenceClient` given the
@@ -59,15 +57,7 @@ pub(crate) async fn similarity(
     let mut texts = Vec::with_capacity(req.inputs.sentences.len() + 1);
     texts.push(req.inputs.source_sentence);
     texts.extend(req.inputs.sentences);
-    tei_text_fields(
-        &state,
-        model,
-        &mut texts,
-        params.prompt_name.as_deref(),
-        params.truncation_direction.as_deref(),
-    )?;
-    check_texts(&texts, "inputs", &state)?;
-    refuse_overlong(&state, model, &texts, "inputs", params.truncate, deadline).await?;
+    ready_texts(&state, model, &mut texts, &params.tei(), deadline).await?;
     let (vectors, _) = dense(&state, model, OpenAiInput::Texts(texts), "inputs", deadline).await?;
     let (source, others) = vectors
         .split_first()
@@ -196,17 +186,9 @@ pub(crate) async fn embed_all(
         &[Capability::TokenVectors],
         "/embed_all",
     )?;
+    let tei = req.tei();
     let mut texts = req.inputs.0;
-    tei_text_fields(
-        &state,
-        model,
-        &mut texts,
-        req.prompt_name.as_deref(),
-        req.truncation_direction.as_deref(),
-    )?;
-    check_texts(&texts, "inputs", &state)?;
-    refuse_overlong(&state, model, &texts, "inputs", req.truncate, deadline).await?;
-    let longest = token_bound(&state, model, texts.iter().map(|t| t.chars().count()));
+    let longest = ready_texts(&state, model, &mut texts, &tei, deadline).await?;
     let work = Work::new(Capability::TokenVectors, Inputs::Texts(texts));
     let Output::Multi(matrices) = run(&state, model, work, "inputs", longest, deadline).await?
     else {

@@ -10,10 +10,8 @@ use embedkit::{CallOptions, Capability, Purpose};
 
 use crate::api::*;
 use crate::batcher::{Inputs, Op, Output, Work};
-use crate::routes::{
-    check_texts, dimensions_of, library_error, refuse_overlong, run, tei_text_fields, token_bound,
-    unexpected, Answer,
-};
+use crate::inputs::ready_texts;
+use crate::routes::{dimensions_of, library_error, run, unexpected, Answer};
 use crate::AppState;
 
 #[utoipa::path(post, path = "/embed_hybrid", tag = "embedkit", request_body = HybridRequest,
@@ -25,6 +23,7 @@ pub(crate) async fn embed_hybrid(
     JsonBody(req): JsonBody<HybridRequest>,
 ) -> Answer<Json<Vec<HybridEmbedding>>> {
     use Capability as C;
+    let tei = req.tei();
     let parts = req
         .outputs
         .unwrap_or_else(|| vec![HybridPart::Dense, HybridPart::Sparse, HybridPart::Multi]);
@@ -57,16 +56,7 @@ pub(crate) async fn embed_hybrid(
         None
     };
     let mut texts = req.inputs.0;
-    tei_text_fields(
-        &state,
-        model,
-        &mut texts,
-        req.prompt_name.as_deref(),
-        req.truncation_direction.as_deref(),
-    )?;
-    check_texts(&texts, "inputs", &state)?;
-    refuse_overlong(&state, model, &texts, "inputs", req.truncate, deadline).await?;
-    let longest = token_bound(&state, model, texts.iter().map(|t| t.chars().count()));
+    let longest = ready_texts(&state, model, &mut texts, &tei, deadline).await?;
     let mut work = Work::new(Op::Outputs(wanted), Inputs::Texts(texts));
     if req.is_query {
         work.purpose = Purpose::Query;

@@ -17,6 +17,7 @@ mod conn;
 mod error;
 mod guard;
 mod hybrid;
+mod inputs;
 mod metrics;
 pub mod models;
 mod openapi;

@@ -1,0 +1,187 @@
+//! A request's inputs, checked and made ready before any work: the limits on texts and
+//! images, images decoded from data URIs, TEI's text fields (`prompt_name`,
+//! `truncation_direction`, `truncate: false`) and the token bound the batcher gathers by.
+
+use axum::http::StatusCode;
+use base64::Engine;
+
+use crate::api::*;
+use crate::routes::{blocking, Answer};
+use crate::AppState;
+
+/// Texts checked against the request limits.
+pub(crate) fn check_texts(texts: &[String], field: &str, state: &AppState) -> Answer<()> {
+    check_images(texts, field, state)?;
+    let limits = &state.limits;
+    for (i, t) in texts.iter().enumerate() {
+        // Bytes bound characters from above: count only when it may matter.
+        if t.len() > limits.max_input_chars && t.chars().count() > limits.max_input_chars {
+            return Err(ApiError::validation(format!(
+                "{field}[{i}] has {} characters, more than the limit of {} (max_input_chars)",
+                t.chars().count(),
+                limits.max_input_chars
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Inputs checked against the count limit (an image's size is the body's to bound).
+pub(crate) fn check_images(items: &[String], field: &str, state: &AppState) -> Answer<()> {
+    if items.is_empty() {
+        return Err(ApiError::validation(format!("`{field}` is empty")));
+    }
+    if items.len() > state.limits.max_inputs {
+        return Err(ApiError::validation(format!(
+            "{} inputs is more than the limit of {} per request (max_inputs)",
+            items.len(),
+            state.limits.max_inputs
+        )));
+    }
+    Ok(())
+}
+
+/// Whether every input is an image as a `data:image/...` URI.
+pub(crate) fn all_images(items: &[String]) -> bool {
+    !items.is_empty() && items.iter().all(|s| s.starts_with("data:image/"))
+}
+
+/// An upper bound on a text's tokens without tokenizing it: every token but the
+/// special ones covers at least one character.
+pub(crate) fn token_bound(
+    state: &AppState,
+    model: usize,
+    texts: impl Iterator<Item = usize>,
+) -> usize {
+    let cap = state.max_lengths[model].unwrap_or(usize::MAX);
+    texts
+        .map(|chars| chars.saturating_add(2).min(cap))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Images given as `data:` URIs or bare base64, decoded to their file bytes.
+pub(crate) fn image_bytes(items: &[String], field: &str) -> Answer<Vec<Vec<u8>>> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let payload = match s.strip_prefix("data:") {
+                Some(rest) => match rest.split_once(',') {
+                    Some((meta, data)) if meta.ends_with(";base64") => data,
+                    _ => {
+                        return Err(ApiError::validation(format!(
+                            "{field}[{i}]: a data URI must be base64: data:image/png;base64,..."
+                        )))
+                    }
+                },
+                None => s.as_str(),
+            };
+            let clean: String = payload
+                .chars()
+                .filter(|c| !c.is_ascii_whitespace())
+                .collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(clean.as_bytes())
+                .map_err(|e| {
+                    ApiError::validation(format!(
+                        "{field}[{i}] is not an image as a data: URI or base64: {e}"
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// With TEI's `truncate: false`, the first text longer than the model takes is refused
+/// (413, as TEI), naming its position; otherwise texts are truncated.
+pub(crate) async fn refuse_overlong(
+    state: &AppState,
+    model: usize,
+    texts: &[String],
+    field: &str,
+    truncate: Option<bool>,
+    deadline: Deadline,
+) -> Answer<()> {
+    if truncate != Some(false) {
+        return Ok(());
+    }
+    let m = state.models.get(model).model.clone();
+    let max = state.max_lengths[model];
+    let owned = texts.to_vec();
+    if let Some(i) = blocking(deadline, move || m.first_overlong(&owned)).await? {
+        let mut e = ApiError::validation(format!(
+            "{field}[{i}] is longer than the model takes ({} tokens) and `truncate` is false",
+            max.map_or_else(|| "its maximum".to_string(), |n| n.to_string())
+        ));
+        e.status = StatusCode::PAYLOAD_TOO_LARGE;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// TEI's per-request text fields.
+#[derive(Debug, Default)]
+pub(crate) struct TeiText {
+    pub truncate: Option<bool>,
+    pub prompt_name: Option<String>,
+    pub truncation_direction: Option<String>,
+}
+
+/// A TEI text request's inputs made ready for the model: its prompt put before each,
+/// limits checked, an over-long input refused when `truncate` is false. Gives the
+/// padded-length bound the batcher gathers by.
+pub(crate) async fn ready_texts(
+    state: &AppState,
+    model: usize,
+    texts: &mut [String],
+    tei: &TeiText,
+    deadline: Deadline,
+) -> Answer<usize> {
+    tei_text_fields(
+        state,
+        model,
+        texts,
+        tei.prompt_name.as_deref(),
+        tei.truncation_direction.as_deref(),
+    )?;
+    check_texts(texts, "inputs", state)?;
+    refuse_overlong(state, model, texts, "inputs", tei.truncate, deadline).await?;
+    Ok(token_bound(
+        state,
+        model,
+        texts.iter().map(|t| t.chars().count()),
+    ))
+}
+
+/// TEI's per-request text fields, before any other check: `prompt_name` puts the
+/// model's prompt of that name before each text (so that truncation and token counts
+/// include it, as in TEI); `truncation_direction` left is refused, not ignored.
+pub(crate) fn tei_text_fields(
+    state: &AppState,
+    model: usize,
+    texts: &mut [String],
+    prompt_name: Option<&str>,
+    truncation_direction: Option<&str>,
+) -> Answer<()> {
+    match truncation_direction {
+        None => {}
+        Some(d) if d.eq_ignore_ascii_case("right") => {}
+        Some(d) if d.eq_ignore_ascii_case("left") => {
+            return Err(ApiError::validation(
+                "truncation_direction left is not supported: texts are truncated at the right",
+            ))
+        }
+        Some(d) => {
+            return Err(ApiError::validation(format!(
+                "truncation_direction {d:?}: expected right or left"
+            )))
+        }
+    }
+    if let Some(name) = prompt_name {
+        let prompt = state.models.get(model).prompt(name)?;
+        for t in texts.iter_mut() {
+            t.insert_str(0, prompt);
+        }
+    }
+    Ok(())
+}
