@@ -312,8 +312,12 @@ async fn connection(
 /// Answers a connection beyond the cap with a 503 and closes it. The request is read
 /// (briefly, a little) before closing, so that the kernel does not reset the connection
 /// over unread bytes and lose the answer.
-fn refuse(mut stream: TcpStream, refusing: &Arc<Semaphore>) {
-    tracing::warn!("open connections are at --max-connections; refusing one");
+fn refuse(mut stream: TcpStream, refusing: &Arc<Semaphore>, warned: &mut Option<Instant>) {
+    // At most one warning a minute: a flood of connections must not flood the log.
+    if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+        tracing::warn!("open connections are at --max-connections; refusing new ones");
+        *warned = Some(Instant::now());
+    }
     let Ok(turn) = refusing.clone().try_acquire_owned() else {
         return;
     };
@@ -355,6 +359,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(t.max_connections.max(1)));
     // Refusals being answered at once; beyond, a connection is just closed.
     let refusing = Arc::new(Semaphore::new(64));
+    let mut warned: Option<Instant> = None;
     let (stop_tx, stop_rx) = watch::channel(false);
     // Every connection task holds a sender: all dropped means all closed.
     let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
@@ -372,7 +377,7 @@ pub async fn serve(
                     }
                 };
                 let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    refuse(stream, &refusing);
+                    refuse(stream, &refusing, &mut warned);
                     continue;
                 };
                 let app = app.clone();
