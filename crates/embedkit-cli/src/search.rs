@@ -9,6 +9,7 @@ use std::rc::Rc;
 
 use anyhow::Context;
 use clap::Args;
+use embedkit::postprocess::cosine;
 use embedkit::{CallOptions, Capability, Purpose};
 
 use crate::corpus::Id;
@@ -63,22 +64,6 @@ impl Ord for Hit {
             .score
             .total_cmp(&self.score)
             .then(self.index.cmp(&other.index))
-    }
-}
-
-/// The cosine of two vectors (0 for a zero vector).
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum();
-    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        (dot / (na * nb)) as f32
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
+use embedkit::postprocess::cosine;
 use embedkit::Capability;
 
 use crate::api::*;
@@ -91,22 +92,6 @@ pub(crate) async fn decode(
     let skip = req.skip_special_tokens;
     let texts = blocking(deadline, move || m.decode(&ids, skip)).await?;
     Ok(Json(texts))
-}
-
-/// Cosine similarity (0 when either vector is zero).
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum();
-    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let n = norm(a) * norm(b);
-    if n == 0.0 {
-        0.0
-    } else {
-        (dot / n) as f32
-    }
 }
 
 #[utoipa::path(post, path = "/v1/rerank", tag = "cohere", request_body = CohereRerankRequest,

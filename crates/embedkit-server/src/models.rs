@@ -28,16 +28,24 @@ impl Served {
         load.lazy_load = false;
         let model = EmbeddingModel::load(name, load)?;
         // A prompts file that cannot be read fails the start, not a request.
-        model.prompts()?;
-        Ok(Served::new(model))
+        let prompts = model.prompts()?;
+        Ok(Served::with_prompts(model, Ok(prompts)))
     }
 
     /// A model loaded by the caller (a family's `Model`, or a handle).
     pub fn new(model: impl Into<EmbeddingModel>) -> Served {
         let model = model.into();
+        let prompts = model.prompts().map_err(|e| e.to_string());
+        Served::with_prompts(model, prompts)
+    }
+
+    fn with_prompts(
+        model: EmbeddingModel,
+        prompts: std::result::Result<BTreeMap<String, String>, String>,
+    ) -> Served {
         Served {
             name: model.name().to_string(),
-            prompts: model.prompts().map_err(|e| e.to_string()),
+            prompts,
             model,
         }
     }

@@ -56,6 +56,22 @@ pub enum VectorType {
     Binary,
 }
 
+/// The cosine of two vectors, summed in f64; 0 when either is a zero vector.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let n = norm(a) * norm(b);
+    if n == 0.0 {
+        0.0
+    } else {
+        (dot / n) as f32
+    }
+}
+
 /// A dense vector as int8: each value times `127 / max |value|`, rounded. A vector's
 /// scale is its own, so cosine similarity (and Qdrant's `Cosine` distance) is kept up to
 /// rounding; a zero vector stays zero.
