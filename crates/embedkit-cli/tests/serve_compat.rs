@@ -372,17 +372,76 @@ fn prompt_name_puts_the_models_prompt_before_each_text() {
     assert_eq!(status, 422, "{v}");
     let said = v["error"].as_str().unwrap();
     assert!(said.contains("passage, query"), "{said}");
-    for route in ["/embed", "/tokenize"] {
-        let (status, v) = post(
-            port,
-            route,
-            json!({ "inputs": texts, "truncation_direction": "Left" }),
-        );
-        assert_eq!(
-            status, 422,
-            "{route}: left truncation is refused, not ignored: {v}"
-        );
-    }
+    let (status, v) = post(
+        port,
+        "/embed",
+        json!({ "inputs": texts, "truncation_direction": "Left" }),
+    );
+    assert_eq!(status, 422, "left truncation is refused, not ignored: {v}");
+    // /tokenize truncates nothing (as TEI), so either direction is the same.
+    let (status, v) = post(
+        port,
+        "/tokenize",
+        json!({ "inputs": texts, "truncation_direction": "Left" }),
+    );
+    assert_eq!(status, 200, "{v}");
+}
+
+/// TEI's `/tokenize`: every token of the text (none cut at the model's 512), each with the
+/// bytes of the text it stands for, special tokens only with `add_special_tokens`. The
+/// expected tokens are Hugging Face `tokenizers` 0.23 (Python) on MiniLM's tokenizer.json,
+/// its character offsets turned into UTF-8 byte offsets as TEI reports them.
+#[test]
+fn tokenize_gives_teis_tokens_with_byte_offsets() {
+    let server = start_args(&["--model".into(), model_arg(MINILM, &minilm_dir())], &[]);
+    let port = server.port;
+    let text = "ünïcödé and emoji 🚀 naïveté";
+    let want = [
+        (27260, "ünïcödé", 0, 11),
+        (1998, "and", 12, 15),
+        (7861, "em", 16, 18),
+        (29147, "oj", 18, 20),
+        (2072, "i", 20, 21),
+        (100, "🚀", 22, 26),
+        (15743, "naïve", 27, 33),
+        (2618, "té", 33, 36),
+    ];
+    let plain: Vec<Value> = want
+        .iter()
+        .map(|(id, t, start, stop)| {
+            json!({ "id": id, "text": t, "special": false, "start": start, "stop": stop })
+        })
+        .collect();
+    let special = |id: u32, t: &str| json!({ "id": id, "text": t, "special": true, "start": null, "stop": null });
+    let mut with_special = vec![special(101, "[CLS]")];
+    with_special.extend(plain.iter().cloned());
+    with_special.push(special(102, "[SEP]"));
+
+    let (status, v) = post(port, "/tokenize", json!({ "inputs": text }));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v, json!([with_special]));
+    let (status, v) = post(
+        port,
+        "/tokenize",
+        json!({ "inputs": [text, text], "add_special_tokens": false }),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v, json!([plain, plain]));
+
+    // Past the model's 512 tokens: every token, as TEI counts them for chunking.
+    let long = "word ".repeat(700);
+    let (status, v) = post(port, "/tokenize", json!({ "inputs": long }));
+    assert_eq!(status, 200);
+    let row = v[0].as_array().unwrap();
+    assert_eq!(row.len(), 702, "700 words and [CLS], [SEP]");
+    assert_eq!(row[700]["start"], 3495);
+    assert_eq!(row[700]["stop"], 3499);
+    let (status, v) = post(
+        port,
+        "/tokenize",
+        json!({ "inputs": "a", "add_special_tokens": "no" }),
+    );
+    assert_eq!(status, 422, "{v}");
 }
 
 /// TEI's `/embed_all`: each text's vectors per token before pooling, fastembed's

@@ -692,23 +692,30 @@ pub struct DocumentText {
     pub text: String,
 }
 
-/// `POST /tokenize` (TEI).
+/// `POST /tokenize` (TEI): each text's tokens, not truncated (as TEI).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenizeRequest {
     pub inputs: Strings,
+    /// TEI's: the model's special tokens (`[CLS]`, `</s>`, ...) too (default true).
+    #[serde(default = "yes")]
+    pub add_special_tokens: bool,
     /// TEI's: a prompt from the model's `config_sentence_transformers.json`, put before
     /// each text.
     pub prompt_name: Option<String>,
-    /// TEI's: `right` (the default); `left` is refused rather than ignored.
+    /// Accepted (`right` or `left`) for the clients that send it: nothing is truncated.
     pub truncation_direction: Option<String>,
     pub model: Option<String>,
 }
 
+/// A token as TEI's `/tokenize` gives it: a special token has its vocabulary text and
+/// null offsets, any other the text's bytes `start..stop` (UTF-8 byte offsets).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SimpleToken {
     pub id: u32,
     pub text: String,
     pub special: bool,
+    pub start: Option<usize>,
+    pub stop: Option<usize>,
 }
 
 /// `GET /v1/models` (OpenAI).

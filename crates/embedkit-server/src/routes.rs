@@ -496,18 +496,25 @@ pub(crate) async fn tokenize(
         .models
         .pick(req.model.as_deref(), &[Capability::Tokens], "/tokenize")?;
     let mut texts = req.inputs.0;
-    tei_text_fields(
-        &state,
-        model,
-        &mut texts,
-        req.prompt_name.as_deref(),
-        req.truncation_direction.as_deref(),
-    )?;
+    // Nothing is truncated here (as TEI): either direction gives the same tokens.
+    let direction = req.truncation_direction.as_deref();
+    tei_text_fields(&state, model, &mut texts, req.prompt_name.as_deref(), None)?;
+    if let Some(d) = direction {
+        if !d.eq_ignore_ascii_case("left") && !d.eq_ignore_ascii_case("right") {
+            return Err(ApiError::validation(format!(
+                "truncation_direction {d:?}: expected right or left"
+            )));
+        }
+    }
     check_texts(&texts, "inputs", &state)?;
     let worker = state.clone();
-    // The tokens the model embeds, from the model itself.
+    let add_special = req.add_special_tokens;
     let tokens = blocking(deadline, move || {
-        worker.models.get(model).model.tokens(&texts)
+        worker
+            .models
+            .get(model)
+            .model
+            .token_spans(&texts, add_special)
     })
     .await?;
     Ok(Json(
@@ -519,6 +526,8 @@ pub(crate) async fn tokenize(
                         id: t.id,
                         text: t.text,
                         special: t.special,
+                        start: t.start,
+                        stop: t.stop,
                     })
                     .collect()
             })

@@ -14,7 +14,7 @@ use crate::options::{check_batch_size, LoadOptions};
 use crate::pipeline::{Family, Load, Pipeline, Purpose, TextPipeline};
 use crate::registry::{self, Describe};
 use crate::runtime::{Device, Lane, Provider, RuntimeOptions};
-use crate::tokenize::Token;
+use crate::tokenize::{Token, TokenSpan};
 
 /// One input of a family's pipeline.
 pub(crate) type Input<'a, F> = <F as Pipeline>::Input<'a>;
@@ -472,6 +472,19 @@ impl<F: Family + TextPipeline> Model<F> {
             .iter()
             .map(|ids| pipeline.describe_tokens(ids))
             .collect())
+    }
+
+    /// Each text's tokens as the tokenizer gives them, not truncated, with the bytes of
+    /// the text each stands for; the special tokens the model adds (none for static
+    /// embeddings) only when `add_special` (TEI's `/tokenize`). A model's own additions
+    /// (prefixes, ColBERT's markers) are not in it.
+    pub fn token_spans<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        add_special: bool,
+    ) -> Result<Vec<Vec<TokenSpan>>> {
+        let refs: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
+        self.pipeline()?.spans(&refs, add_special)
     }
 
     /// The longest token sequence the model takes (longer texts are truncated), or

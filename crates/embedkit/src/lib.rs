@@ -106,4 +106,4 @@ pub use runtime::RuntimeOptions;
 pub use runtime::{Device, Provider};
 pub use sparse::{SparseEmbedding, SparseTextEmbedding, SparseTextEmbeddingBuilder};
 pub use text::{CustomTextModel, Embedding, TextEmbedding, TextEmbeddingBuilder};
-pub use tokenize::Token;
+pub use tokenize::{Token, TokenSpan};

@@ -14,7 +14,7 @@ use crate::batching::Batching;
 use crate::error::Result;
 use crate::registry::Describe;
 use crate::runtime::{Lane, RuntimeOptions};
-use crate::tokenize::Token;
+use crate::tokenize::{Token, TokenSpan};
 
 /// What a call embeds. It picks the query or passage prefix (when switched on), the
 /// task of multi-task models, and, for families that treat queries differently (ColBERT
@@ -109,6 +109,10 @@ pub trait TextPipeline: for<'a> Pipeline<Input<'a> = &'a str> {
 
     /// Each id's token text and special flag.
     fn describe_tokens(&self, ids: &[u32]) -> Vec<Token>;
+
+    /// Each text's tokens as its tokenizer gives them, not truncated, with their offsets
+    /// in the text; the special tokens the model adds only when `add_special`.
+    fn spans(&self, texts: &[&str], add_special: bool) -> Result<Vec<Vec<TokenSpan>>>;
 
     /// The longest token sequence the model takes, when it truncates.
     fn max_length(&self) -> Option<usize>;

@@ -285,6 +285,12 @@ impl TextTokenizer {
             .collect())
     }
 
+    /// Each text's tokens, not truncated, with where each came from in the text (TEI's
+    /// `/tokenize`); special tokens only when `add_special`.
+    pub fn spans<S: AsRef<str>>(&self, texts: &[S], add_special: bool) -> Result<Vec<Vec<TokenSpan>>> {
+        spans_with(&self.untruncated, texts, add_special)
+    }
+
     /// The text of each token-id sequence (special tokens dropped when asked), as the
     /// tokenizer's decoder joins its pieces.
     pub fn decode(&self, ids: &[Vec<u32>], skip_special: bool) -> Result<Vec<String>> {
@@ -517,6 +523,54 @@ pub struct Token {
     pub id: u32,
     pub text: String,
     pub special: bool,
+}
+
+/// A text's token and the bytes of the text it stands for, as TEI's `/tokenize` gives it:
+/// a special token has its vocabulary text and no offsets, any other the text's bytes
+/// `start..stop` (UTF-8 offsets, as `tokenizers` reports them).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenSpan {
+    pub id: u32,
+    pub text: String,
+    pub special: bool,
+    pub start: Option<usize>,
+    pub stop: Option<usize>,
+}
+
+/// [`TokenSpan`]s of each text with `tokenizer` as it is set (truncation included).
+pub(crate) fn spans_with<S: AsRef<str>>(
+    tokenizer: &Tokenizer,
+    texts: &[S],
+    add_special: bool,
+) -> Result<Vec<Vec<TokenSpan>>> {
+    texts
+        .iter()
+        .map(|text| {
+            let text = text.as_ref();
+            // `encode` (not `encode_fast`): the offsets are the point.
+            let e = tokenizer
+                .encode(text, add_special)
+                .map_err(|e| Error::Tokenizer(e.to_string()))?;
+            let pieces = e.get_ids().iter().zip(e.get_offsets()).zip(e.get_special_tokens_mask());
+            Ok(pieces
+                .zip(e.get_tokens())
+                .map(|(((&id, &(start, stop)), &special), token)| {
+                    if special == 1 {
+                        return TokenSpan { id, text: token.clone(), special: true, start: None, stop: None };
+                    }
+                    // Offsets may split a character (byte-level BPE): lossy, as TEI.
+                    let bytes = text.as_bytes().get(start..stop.max(start)).unwrap_or_default();
+                    TokenSpan {
+                        id,
+                        text: String::from_utf8_lossy(bytes).into_owned(),
+                        special: false,
+                        start: Some(start),
+                        stop: Some(stop),
+                    }
+                })
+                .collect())
+        })
+        .collect()
 }
 
 /// [`Token`]s of `ids` in `tokenizer`'s vocabulary ("" for ids outside it).

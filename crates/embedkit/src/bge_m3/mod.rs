@@ -30,7 +30,7 @@ use crate::registry::{BgeM3ModelDescription, Kind, M3Layout};
 use crate::runtime::Lane;
 use crate::sparse::SparseEmbedding;
 use crate::text::Embedding;
-use crate::tokenize::{Token, TokenizerOptions};
+use crate::tokenize::{Token, TokenSpan, TokenizerOptions};
 
 use heads::Linear;
 
@@ -320,6 +320,10 @@ impl TextPipeline for BgeM3 {
 
     fn describe_tokens(&self, ids: &[u32]) -> Vec<Token> {
         self.graph.tokenizer.describe(ids)
+    }
+
+    fn spans(&self, texts: &[&str], add_special: bool) -> Result<Vec<Vec<TokenSpan>>> {
+        self.graph.tokenizer.spans(texts, add_special)
     }
 
     fn max_length(&self) -> Option<usize> {

@@ -14,7 +14,7 @@ use crate::registry::Describe;
 use crate::registry::Kind;
 use crate::sparse::SparseEmbedding;
 use crate::text::Embedding;
-use crate::tokenize::Token;
+use crate::tokenize::{Token, TokenSpan};
 
 /// A loaded model as the handle sees it: what it can do and the raw operations. A family
 /// implements this once for its `Model`; [`EmbeddingModel`](super::EmbeddingModel) checks capabilities and
@@ -88,6 +88,9 @@ pub trait Capable: Loaded + Send + Sync {
         Err(lacks(self.name(), Capability::Tokens))
     }
     fn tokens(&self, _texts: &[&str]) -> Result<Vec<Vec<Token>>> {
+        Err(lacks(self.name(), Capability::Tokens))
+    }
+    fn token_spans(&self, _texts: &[&str], _add_special: bool) -> Result<Vec<Vec<TokenSpan>>> {
         Err(lacks(self.name(), Capability::Tokens))
     }
     /// Whether each text is longer than the model takes.
@@ -265,6 +268,13 @@ macro_rules! text_tokens {
         }
         fn tokens(&self, texts: &[&str]) -> Result<Vec<Vec<crate::tokenize::Token>>> {
             crate::engine::Model::tokens(self, texts)
+        }
+        fn token_spans(
+            &self,
+            texts: &[&str],
+            add_special: bool,
+        ) -> Result<Vec<Vec<crate::tokenize::TokenSpan>>> {
+            crate::engine::Model::token_spans(self, texts, add_special)
         }
         fn overlong(&self, texts: &[&str]) -> Result<Vec<bool>> {
             crate::engine::Model::overlong(self, texts)

@@ -30,7 +30,7 @@ use crate::postprocess;
 use crate::registry::{self, Kind};
 use crate::sparse::SparseEmbedding;
 use crate::text::Embedding;
-use crate::tokenize::Token;
+use crate::tokenize::{Token, TokenSpan};
 
 /// A model of any family, shared cheaply (clones share the loaded model).
 ///
@@ -470,6 +470,17 @@ impl EmbeddingModel {
     pub fn tokens<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<Token>>> {
         self.require(Capability::Tokens)?;
         self.inner.tokens(&refs(texts))
+    }
+
+    /// Each text's tokens as the tokenizer gives them, not truncated, with the bytes of the
+    /// text each stands for (TEI's `/tokenize`); special tokens only when `add_special`.
+    pub fn token_spans<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        add_special: bool,
+    ) -> Result<Vec<Vec<TokenSpan>>> {
+        self.require(Capability::Tokens)?;
+        self.inner.token_spans(&refs(texts), add_special)
     }
 
     /// The text of each token-id sequence (special tokens dropped when `skip_special`).

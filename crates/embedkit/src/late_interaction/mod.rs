@@ -20,7 +20,7 @@ use crate::pipeline::{Family, Load, Pipeline, Purpose, TextPipeline};
 use crate::registry::Kind;
 use crate::registry::LateInteractionModelDescription;
 use crate::runtime::Lane;
-use crate::tokenize::Token;
+use crate::tokenize::{Token, TokenSpan};
 
 pub use colbert::Colbert;
 
@@ -93,6 +93,10 @@ impl TextPipeline for Colbert {
 
     fn describe_tokens(&self, ids: &[u32]) -> Vec<Token> {
         self.tokenizer().describe(ids)
+    }
+
+    fn spans(&self, texts: &[&str], add_special: bool) -> Result<Vec<Vec<TokenSpan>>> {
+        self.tokenizer().spans(texts, add_special)
     }
 
     fn max_length(&self) -> Option<usize> {

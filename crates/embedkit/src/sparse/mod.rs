@@ -30,7 +30,7 @@ use crate::pipeline::{Family, Load, Pipeline, Purpose, TextPipeline};
 use crate::registry::Kind;
 use crate::registry::{SparseKind, SparseModelDescription};
 use crate::runtime::Lane;
-use crate::tokenize::Token;
+use crate::tokenize::{Token, TokenSpan};
 
 /// A sparse vector: token ids (ascending, no duplicates) and their weights, what a Qdrant
 /// sparse vector holds.
@@ -294,6 +294,15 @@ impl TextPipeline for Sparse {
             .graph()
             .map(|g| g.tokenizer.describe(ids))
             .unwrap_or_default()
+    }
+
+    fn spans(&self, texts: &[&str], add_special: bool) -> Result<Vec<Vec<TokenSpan>>> {
+        match self.backend.graph() {
+            Some(g) => g.tokenizer.spans(texts, add_special),
+            None => Err(Error::Unsupported(
+                "BM25 has no tokenizer of token ids (it stems words)".into(),
+            )),
+        }
     }
 
     fn max_length(&self) -> Option<usize> {

@@ -20,7 +20,7 @@ use crate::registry::{
     Pooling,
 };
 use crate::runtime::Lane;
-use crate::tokenize::Token;
+use crate::tokenize::{Token, TokenSpan};
 
 /// One embedding vector.
 pub type Embedding = Vec<f32>;
@@ -101,6 +101,8 @@ trait DenseBackend: Send + Sync {
     fn decode(&self, ids: &[Vec<u32>], skip_special: bool) -> Result<Vec<String>>;
     /// Each id's token text and special flag.
     fn describe_tokens(&self, ids: &[u32]) -> Vec<Token>;
+    /// Each text's tokens, untruncated, with their offsets.
+    fn spans(&self, texts: &[&str], add_special: bool) -> Result<Vec<Vec<TokenSpan>>>;
 }
 
 /// A loaded dense model: the dense text family (see [`TextEmbedding`]).
@@ -220,6 +222,10 @@ impl TextPipeline for Dense {
 
     fn describe_tokens(&self, ids: &[u32]) -> Vec<Token> {
         self.backend.describe_tokens(ids)
+    }
+
+    fn spans(&self, texts: &[&str], add_special: bool) -> Result<Vec<Vec<TokenSpan>>> {
+        self.backend.spans(texts, add_special)
     }
 
     fn max_length(&self) -> Option<usize> {

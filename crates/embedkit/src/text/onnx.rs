@@ -13,7 +13,7 @@ use crate::late_interaction::MultiVector;
 use crate::quantize;
 use crate::registry::{DenseModelDescription, DensePipeline, OutputSelector};
 use crate::runtime::{Lane, OnnxModel, RuntimeOptions};
-use crate::tokenize::{TextTokenizer, Token, TokenizerOptions};
+use crate::tokenize::{TextTokenizer, Token, TokenSpan, TokenizerOptions};
 
 /// The inputs embedkit knows how to feed a text model.
 const KNOWN_INPUTS: [&str; 4] = ["input_ids", "attention_mask", "token_type_ids", "task_id"];
@@ -116,6 +116,10 @@ impl DenseBackend for OnnxBackend {
 
     fn describe_tokens(&self, ids: &[u32]) -> Vec<Token> {
         self.tokenizer.describe(ids)
+    }
+
+    fn spans(&self, texts: &[&str], add_special: bool) -> Result<Vec<Vec<TokenSpan>>> {
+        self.tokenizer.spans(texts, add_special)
     }
 
     fn embed_batch(

@@ -13,7 +13,7 @@ use super::{DenseBackend, Embedding};
 use crate::error::{Error, Result};
 use crate::registry::DenseModelDescription;
 use crate::runtime::Lane;
-use crate::tokenize::{describe_ids, Token};
+use crate::tokenize::{describe_ids, spans_with, Token, TokenSpan};
 
 /// Same cap as the ONNX exports of these models and model2vec's default.
 const MAX_LENGTH: usize = 512;
@@ -191,6 +191,16 @@ impl DenseBackend for StaticBackend {
 
     fn describe_tokens(&self, ids: &[u32]) -> Vec<Token> {
         describe_ids(&self.tokenizer, ids)
+    }
+
+    fn spans(&self, texts: &[&str], _add_special: bool) -> Result<Vec<Vec<TokenSpan>>> {
+        // Untruncated: a copy without the limit (only for this rarely called method).
+        let mut whole = self.tokenizer.clone();
+        whole
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        // The model adds no special tokens (see `tokenize`), whatever tokenizer.json says.
+        spans_with(&whole, texts, false)
     }
 
     fn embed_batch(
