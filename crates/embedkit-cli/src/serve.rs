@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use embedkit::LoadOptions;
 use embedkit_server::{
-    self as server, BatchPolicy, Config, Limits, Models, Security, Served, Transport,
+    self as server, BatchPolicy, Config, DefaultPrompt, Limits, Models, Security, Served, Transport,
 };
 
 #[derive(Args, Debug)]
@@ -22,9 +22,19 @@ pub struct ServeArgs {
     /// More models, each with its own options, from a JSON file: `{"models": [{"name":
     /// NAME, "path": DIR, "threads": N, "parallel": N, "precision": "int8", "device":
     /// "cpu", "batch_size": N, "max_batch_tokens": N}]}` (all but `name` optional; what
-    /// an entry leaves out comes from the flags). Served after the --model ones.
+    /// an entry leaves out comes from the flags; also "default_prompt_name" or
+    /// "default_prompt"). Served after the --model ones.
     #[arg(long, value_name = "FILE")]
     pub models_config: Option<PathBuf>,
+    /// TEI's: the prompt of this name (from each model's
+    /// `config_sentence_transformers.json`) before every text of a request that names no
+    /// `prompt_name`, for the models that embed texts; a model without it fails the start.
+    #[arg(long, value_name = "NAME", conflicts_with = "default_prompt")]
+    pub default_prompt_name: Option<String>,
+    /// TEI's: this text before every text of a request that names no `prompt_name`, for
+    /// the models that embed texts.
+    #[arg(long, value_name = "TEXT")]
+    pub default_prompt: Option<String>,
     #[command(flatten)]
     pub load: LoadOptions,
     /// Address to listen on.
@@ -120,6 +130,36 @@ struct ModelEntry {
     device: Option<embedkit::Device>,
     batch_size: Option<usize>,
     max_batch_tokens: Option<usize>,
+    default_prompt_name: Option<String>,
+    default_prompt: Option<String>,
+}
+
+/// `--default-prompt-name` or `--default-prompt` (or an entry's own), if any.
+fn default_prompt(
+    name: &Option<String>,
+    text: &Option<String>,
+) -> anyhow::Result<Option<DefaultPrompt>> {
+    match (name, text) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!("default_prompt_name and default_prompt: give one or the other")
+        }
+        (Some(n), None) => Ok(Some(DefaultPrompt::Name(n.clone()))),
+        (None, Some(t)) => Ok(Some(DefaultPrompt::Text(t.clone()))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Whether a model embeds texts (where a default prompt applies; not rerankers' pairs).
+fn embeds_texts(model: &Served) -> bool {
+    use embedkit::Capability as C;
+    [
+        C::DenseText,
+        C::SparseText,
+        C::MultiVectorText,
+        C::TokenVectors,
+    ]
+    .iter()
+    .any(|&c| model.model.can(c))
 }
 
 impl ModelEntry {
@@ -194,14 +234,23 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(file) = &args.models_config {
         entries.extend(read_models_config(file)?);
     }
+    let flag_prompt = default_prompt(&args.default_prompt_name, &args.default_prompt)?;
     let mut served = Vec::new();
     for entry in &entries {
         let load = entry.apply(args.load.clone());
         load.validate()
             .with_context(|| format!("options of model {}", entry.name))?;
         let (threads, precision) = (load.runtime.threads, load.runtime.precision);
-        let model = Served::load(&entry.name, load)
+        let mut model = Served::load(&entry.name, load)
             .with_context(|| format!("loading model {}", entry.name))?;
+        let own = default_prompt(&entry.default_prompt_name, &entry.default_prompt)
+            .with_context(|| format!("options of model {}", entry.name))?;
+        let prompt = own.or_else(|| flag_prompt.clone().filter(|_| embeds_texts(&model)));
+        if let Some(prompt) = prompt {
+            model = model
+                .with_default_prompt(prompt)
+                .with_context(|| format!("model {}", entry.name))?;
+        }
         tracing::info!(model = %model.name, kind = ?model.kind(), ?threads, ?precision, "loaded");
         served.push(model);
     }

@@ -613,3 +613,90 @@ fn a_models_config_gives_each_model_its_own_options() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// TEI's `--default-prompt-name` and `--default-prompt`: the prompt before every text of
+/// a request that names none (`/embed`, OpenAI's `/v1/embeddings`, `/tokenize`), a named
+/// `prompt_name` still winning; a name the model lacks stops the start, naming the ones it
+/// has; the reranker beside it is left alone.
+#[test]
+fn a_default_prompt_goes_before_texts_that_name_none() {
+    let dir = crate::common::tmpdir("default-prompt-model");
+    for entry in std::fs::read_dir(minilm_dir()).unwrap() {
+        let entry = entry.unwrap();
+        std::os::unix::fs::symlink(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    std::fs::write(
+        dir.join("config_sentence_transformers.json"),
+        r#"{"prompts": {"query": "query: ", "passage": "passage: "}}"#,
+    )
+    .unwrap();
+    let texts = ["hello world", "vector search in practice"];
+    let with = |p: &str| -> Vec<String> { texts.iter().map(|t| format!("{p}{t}")).collect() };
+    // The plain server: the vectors and tokens of the prompted texts, by hand.
+    let plain = start_args(&["--model".into(), model_arg(MINILM, &dir)], &[]);
+    let (_, query_vectors) = post(plain.port, "/embed", json!({ "inputs": with("query: ") }));
+    let (_, passage_vectors) = post(plain.port, "/embed", json!({ "inputs": with("passage: ") }));
+    let (_, plain_vectors) = post(plain.port, "/embed", json!({ "inputs": texts }));
+    let (_, query_tokens) = post(
+        plain.port,
+        "/tokenize",
+        json!({ "inputs": with("query: ") }),
+    );
+    let (_, openai_query) = post(
+        plain.port,
+        "/v1/embeddings",
+        json!({ "input": with("query: ") }),
+    );
+    assert_ne!(query_vectors, plain_vectors);
+    drop(plain);
+
+    for flags in [
+        vec!["--default-prompt-name", "query"],
+        vec!["--default-prompt", "query: "],
+    ] {
+        let mut args = vec![
+            "--model".to_string(),
+            model_arg(MINILM, &dir),
+            "--model".into(),
+            model_arg(RERANKER, &tiny("rerank-bert")),
+        ];
+        args.extend(flags.iter().map(|s| s.to_string()));
+        let server = start_args(&args, &[]);
+        let port = server.port;
+        let (status, v) = post(port, "/embed", json!({ "inputs": texts }));
+        assert_eq!(status, 200, "{flags:?}: {v}");
+        assert_eq!(v, query_vectors, "{flags:?}");
+        let (_, v) = post(
+            port,
+            "/embed",
+            json!({ "inputs": texts, "prompt_name": "passage" }),
+        );
+        assert_eq!(v, passage_vectors, "{flags:?}: a named prompt wins");
+        let (_, v) = post(port, "/tokenize", json!({ "inputs": texts }));
+        assert_eq!(v, query_tokens, "{flags:?}");
+        let (_, v) = post(port, "/v1/embeddings", json!({ "input": texts }));
+        assert_eq!(v["data"], openai_query["data"], "{flags:?}");
+        assert_eq!(v["usage"], openai_query["usage"], "{flags:?}");
+        let (status, v) = post(
+            port,
+            "/rerank",
+            json!({ "query": "q", "texts": ["a", "b"] }),
+        );
+        assert_eq!(status, 200, "{flags:?}: the reranker has no prompt: {v}");
+    }
+
+    let out = Command::new(env!("CARGO_BIN_EXE_embedkit"))
+        .args(["serve", "--port", "0", "--model", &model_arg(MINILM, &dir)])
+        .args(["--default-prompt-name", "document"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with an unknown prompt");
+    assert!(err.contains("passage, query"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_embedkit"))
+        .args(["serve", "--port", "0", "--model", &model_arg(MINILM, &dir)])
+        .args(["--default-prompt-name", "query", "--default-prompt", "x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "both flags at once");
+}

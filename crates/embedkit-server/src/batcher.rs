@@ -26,8 +26,7 @@ use crate::models::Models;
 use crate::queues::{Budget, Queues};
 
 /// What a job computes (a capability of its model, or several outputs of texts from one
-/// pass, for a purpose), on which inputs (cloned only to retry a failed shared call).
-#[derive(Clone)]
+/// pass, for a purpose), on which inputs.
 pub(crate) struct Work {
     pub op: Op,
     pub purpose: Purpose,
@@ -49,13 +48,12 @@ impl From<Capability> for Op {
 }
 
 /// A job's inputs, by what they are rather than by family.
-#[derive(Clone)]
 pub(crate) enum Inputs {
     Texts(Vec<String>),
     /// Token sequences (OpenAI's token-array input).
     Ids(Vec<Vec<u32>>),
-    /// Encoded images.
-    Images(Vec<Vec<u8>>),
+    /// Images (encoded files, moved in: never copied on the way to the model).
+    Images(Vec<ImageInput>),
     /// (query, document) pairs.
     Pairs(Vec<(String, String)>),
 }
@@ -76,6 +74,40 @@ impl Work {
             Inputs::Images(v) => v.len(),
             Inputs::Pairs(v) => v.len(),
         }
+    }
+}
+
+impl Inputs {
+    /// Encoded image files.
+    pub(crate) fn images(files: Vec<Vec<u8>>) -> Inputs {
+        Inputs::Images(files.into_iter().map(ImageInput::Bytes).collect())
+    }
+}
+
+impl Work {
+    /// Splits merged work back into its jobs' parts, `lens` inputs each (to retry them
+    /// one by one without having kept a copy).
+    fn split(self, lens: &[usize]) -> Vec<Work> {
+        fn parts<T>(v: Vec<T>, lens: &[usize], wrap: fn(Vec<T>) -> Inputs) -> Vec<Inputs> {
+            let mut it = v.into_iter();
+            lens.iter()
+                .map(|&n| wrap(it.by_ref().take(n).collect()))
+                .collect()
+        }
+        let inputs = match self.inputs {
+            Inputs::Texts(v) => parts(v, lens, Inputs::Texts),
+            Inputs::Ids(v) => parts(v, lens, Inputs::Ids),
+            Inputs::Images(v) => parts(v, lens, Inputs::Images),
+            Inputs::Pairs(v) => parts(v, lens, Inputs::Pairs),
+        };
+        inputs
+            .into_iter()
+            .map(|inputs| Work {
+                op: self.op.clone(),
+                purpose: self.purpose,
+                inputs,
+            })
+            .collect()
     }
 
     /// Appends `other`'s inputs (of a job of the same queue: model, operation, purpose).
@@ -393,8 +425,6 @@ impl Worker {
             works.push(job.work);
         }
         let single = works.len() == 1;
-        // Merge, keeping the parts to retry alone if the merged call fails.
-        let parts_for_retry: Option<Vec<Work>> = if single { None } else { Some(works.clone()) };
         let mut merged = works.into_iter();
         let Some(mut work) = merged.next() else {
             return Ok(());
@@ -412,21 +442,21 @@ impl Worker {
             tokenization,
             inference: spent.saturating_sub(tokenization),
         };
-        match (result, parts_for_retry) {
+        match (result, single) {
             (Ok(out), _) => {
                 for ((reply, queue), part) in replies.into_iter().zip(out.split(&lens)) {
                     // The client may have gone; its answer is dropped.
                     let _ = reply.send(answer(Ok(part), queue, tokenization, spent));
                 }
             }
-            (Err(e), None) => {
+            (Err(e), true) => {
                 if let Some((reply, queue)) = replies.pop() {
                     let _ = reply.send(answer(Err(e), queue, tokenization, spent));
                 }
             }
-            (Err(_), Some(parts)) => {
+            (Err(_), false) => {
                 // One input failed the call: each job alone, so only its own fails.
-                for ((reply, queue), part) in replies.into_iter().zip(parts) {
+                for ((reply, queue), part) in replies.into_iter().zip(work.split(&lens)) {
                     if reply.is_closed() {
                         self.metrics.jobs_dropped.inc();
                         continue;
@@ -464,10 +494,6 @@ impl Worker {
                 .unwrap_or_else(|| "a panic without a message".into())
         })
     }
-}
-
-fn images(v: &[Vec<u8>]) -> Vec<ImageInput> {
-    v.iter().map(|b| ImageInput::Bytes(b.clone())).collect()
 }
 
 /// One library call, chosen by the job's capability and inputs; with the time spent
@@ -518,12 +544,12 @@ fn compute_timed(
         }
         (C::DenseText, Inputs::Texts(t)) => model.embed_dense(t, &o).map(Output::Dense),
         (C::DenseTokenIds, Inputs::Ids(ids)) => model.embed_token_ids(ids, &o).map(Output::Dense),
-        (C::DenseImage, Inputs::Images(v)) => model.embed_images(&images(v), &o).map(Output::Dense),
+        (C::DenseImage, Inputs::Images(v)) => model.embed_images(v, &o).map(Output::Dense),
         (C::SparseText, Inputs::Texts(t)) => model.embed_sparse(t, &o).map(Output::Sparse),
         (C::MultiVectorText, Inputs::Texts(t)) => model.embed_multi(t, &o).map(Output::Multi),
         (C::TokenVectors, Inputs::Texts(t)) => model.embed_token_vectors(t, &o).map(Output::Multi),
         (C::MultiVectorImage, Inputs::Images(v)) => {
-            model.embed_images_multi(&images(v), &o).map(Output::Multi)
+            model.embed_images_multi(v, &o).map(Output::Multi)
         }
         (C::PairScores, Inputs::Pairs(p)) => model.score_pairs(p, &o).map(Output::Scores),
         (op, _) => Err(Error::Unsupported(format!(

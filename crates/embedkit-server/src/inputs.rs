@@ -155,7 +155,8 @@ pub(crate) async fn ready_texts(
 
 /// TEI's per-request text fields, before any other check: `prompt_name` puts the
 /// model's prompt of that name before each text (so that truncation and token counts
-/// include it, as in TEI); `truncation_direction` left is refused, not ignored.
+/// include it, as in TEI), or the model's default prompt when none is named;
+/// `truncation_direction` left is refused, not ignored.
 pub(crate) fn tei_text_fields(
     state: &AppState,
     model: usize,
@@ -177,11 +178,25 @@ pub(crate) fn tei_text_fields(
             )))
         }
     }
-    if let Some(name) = prompt_name {
-        let prompt = state.models.get(model).prompt(name)?;
+    let served = state.models.get(model);
+    let prompt = match prompt_name {
+        Some(name) => Some(served.prompt(name)?),
+        None => served.default_prompt(),
+    };
+    if let Some(prompt) = prompt {
         for t in texts.iter_mut() {
             t.insert_str(0, prompt);
         }
     }
     Ok(())
+}
+
+/// The served model's default prompt (if any) before each text: for the routes without
+/// `prompt_name` (OpenAI's), as TEI applies its `--default-prompt` there too.
+pub(crate) fn default_prompt(state: &AppState, model: usize, texts: &mut [String]) {
+    if let Some(prompt) = state.models.get(model).default_prompt() {
+        for t in texts.iter_mut() {
+            t.insert_str(0, prompt);
+        }
+    }
 }

@@ -27,7 +27,7 @@ mod timing;
 
 pub use batcher::BatchPolicy;
 pub use conn::{serve, Transport};
-pub use models::{Models, Served};
+pub use models::{DefaultPrompt, Models, Served};
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;

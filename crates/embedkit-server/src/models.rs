@@ -18,6 +18,16 @@ pub struct Served {
     pub model: EmbeddingModel,
     /// Its sentence-transformers prompts (TEI's `prompt_name`), or why they are unusable.
     prompts: std::result::Result<BTreeMap<String, String>, String>,
+    /// Put before each text of a request that names no prompt (TEI's `--default-prompt`).
+    default_prompt: Option<String>,
+}
+
+/// A prompt put before each text of the requests that name none: TEI's
+/// `--default-prompt-name` (one of the model's prompts) or `--default-prompt` (a text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DefaultPrompt {
+    Name(String),
+    Text(String),
 }
 
 impl Served {
@@ -46,8 +56,31 @@ impl Served {
         Served {
             name: model.name().to_string(),
             prompts,
+            default_prompt: None,
             model,
         }
+    }
+
+    /// The same model with a prompt for the requests that name none; a name the model's
+    /// prompts lack is an error now, not on a request.
+    pub fn with_default_prompt(
+        mut self,
+        prompt: DefaultPrompt,
+    ) -> std::result::Result<Served, ServerError> {
+        let text = match prompt {
+            DefaultPrompt::Text(t) => t,
+            DefaultPrompt::Name(name) => self
+                .prompt(&name)
+                .map_err(|e| ServerError::Config(format!("default prompt: {}", e.message)))?
+                .to_string(),
+        };
+        self.default_prompt = Some(text);
+        Ok(self)
+    }
+
+    /// The prompt for requests that name none.
+    pub(crate) fn default_prompt(&self) -> Option<&str> {
+        self.default_prompt.as_deref()
     }
 
     pub fn kind(&self) -> ModelKind {

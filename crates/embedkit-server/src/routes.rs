@@ -194,7 +194,7 @@ pub(crate) async fn dense(
             check_images(&items, field, state)?;
             let images = image_bytes(&items, field)?;
             (
-                Work::new(Capability::DenseImage, Inputs::Images(images)),
+                Work::new(Capability::DenseImage, Inputs::images(images)),
                 0,
                 1,
             )
@@ -249,7 +249,13 @@ pub(crate) async fn openai_embeddings(
         )?;
         let dims = dimensions_of(&state, model, req.dimensions)?;
         let base64 = req.encoding_format == Some(EncodingFormat::Base64);
-        let (vectors, tokens) = dense(&state, model, req.input, "input", deadline).await?;
+        let mut input = req.input;
+        if let OpenAiInput::Texts(texts) = &mut input {
+            if !all_images(texts) {
+                default_prompt(&state, model, texts);
+            }
+        }
+        let (vectors, tokens) = dense(&state, model, input, "input", deadline).await?;
         let vectors = finish(&state, model, vectors, &CallOptions::new().dimensions(dims))?;
         let data = vectors
             .into_iter()
@@ -416,7 +422,7 @@ pub(crate) async fn embed_late(
             }
             check_images(&images.0, "images", &state)?;
             let bytes = image_bytes(&images.0, "images")?;
-            (Work::new(C::MultiVectorImage, Inputs::Images(bytes)), 0)
+            (Work::new(C::MultiVectorImage, Inputs::images(bytes)), 0)
         }
     };
     let Output::Multi(matrices) = run(&state, model, work, field, longest, deadline).await? else {

@@ -287,7 +287,11 @@ impl TextTokenizer {
 
     /// Each text's tokens, not truncated, with where each came from in the text (TEI's
     /// `/tokenize`); special tokens only when `add_special`.
-    pub fn spans<S: AsRef<str>>(&self, texts: &[S], add_special: bool) -> Result<Vec<Vec<TokenSpan>>> {
+    pub fn spans<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        add_special: bool,
+    ) -> Result<Vec<Vec<TokenSpan>>> {
         spans_with(&self.untruncated, texts, add_special)
     }
 
@@ -551,15 +555,28 @@ pub(crate) fn spans_with<S: AsRef<str>>(
             let e = tokenizer
                 .encode(text, add_special)
                 .map_err(|e| Error::Tokenizer(e.to_string()))?;
-            let pieces = e.get_ids().iter().zip(e.get_offsets()).zip(e.get_special_tokens_mask());
+            let pieces = e
+                .get_ids()
+                .iter()
+                .zip(e.get_offsets())
+                .zip(e.get_special_tokens_mask());
             Ok(pieces
                 .zip(e.get_tokens())
                 .map(|(((&id, &(start, stop)), &special), token)| {
                     if special == 1 {
-                        return TokenSpan { id, text: token.clone(), special: true, start: None, stop: None };
+                        return TokenSpan {
+                            id,
+                            text: token.clone(),
+                            special: true,
+                            start: None,
+                            stop: None,
+                        };
                     }
                     // Offsets may split a character (byte-level BPE): lossy, as TEI.
-                    let bytes = text.as_bytes().get(start..stop.max(start)).unwrap_or_default();
+                    let bytes = text
+                        .as_bytes()
+                        .get(start..stop.max(start))
+                        .unwrap_or_default();
                     TokenSpan {
                         id,
                         text: String::from_utf8_lossy(bytes).into_owned(),
