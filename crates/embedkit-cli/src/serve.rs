@@ -90,6 +90,11 @@ pub struct ServeArgs {
     /// Most inputs per request (422 beyond); TEI's name is accepted too.
     #[arg(long, alias = "max-client-batch-size", default_value_t = 512)]
     pub max_inputs: usize,
+    /// Numbers in one answer of vectors per token (/embed_all, /embed_late, and
+    /// /embed_hybrid's multi-vectors): a request that could exceed it is refused with
+    /// 413 before any work. Default 2^24 (64 MiB of floats).
+    #[arg(long, default_value_t = 1 << 24, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_output_numbers: u64,
     /// Longest input in characters (422 beyond).
     #[arg(long, default_value_t = 100_000)]
     pub max_input_chars: usize,
@@ -262,6 +267,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_input_chars: args.max_input_chars.max(1),
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
             max_concurrent_requests: args.max_concurrent_requests.max(1),
+            max_output_numbers: usize::try_from(args.max_output_numbers).unwrap_or(usize::MAX),
         },
         policy: BatchPolicy {
             queue_size: args.queue_size.max(1),

@@ -581,3 +581,52 @@ fn the_openapi_document_lists_every_route() {
         .unwrap()
         .contains(&json!("input")));
 }
+
+/// Vectors per token make answers of gigabytes from a request of kilobytes (512 texts ×
+/// 512 tokens × 1024 numbers): `--max-output-numbers` refuses such a request with 413
+/// before any work, on `/embed_all` and `/embed_late`, saying what to change; a request
+/// whose characters only look long (12 letters, a few tokens) is counted exactly and
+/// answered.
+#[test]
+fn answers_of_vectors_per_token_are_bounded() {
+    let server = start_args(
+        &[
+            "--model".into(),
+            model_arg(MINILM, &minilm_dir()),
+            "--model".into(),
+            model_arg("colbert-ir/colbertv2.0", &tiny("colbert-128")),
+            "--max-output-numbers".into(),
+            "5000".into(),
+        ],
+        &[],
+    );
+    let port = server.port;
+    let long = "the quick brown fox jumps over the lazy dog again and again";
+    // MiniLM's token vectors are 384 wide: 13 tokens are 4992 numbers at most, 14 more.
+    let (status, v) = post(port, "/embed_all", json!({ "inputs": [long] }));
+    assert_eq!(status, 413, "{v}");
+    let said = v["error"].as_str().unwrap();
+    assert!(said.contains("max_output_numbers"), "{said}");
+    // 12 characters could be 14 tokens (5376 numbers): tokenized, they are far fewer.
+    let (status, v) = post(port, "/embed_all", json!({ "inputs": ["aaaaaaaaaaaa"] }));
+    assert_eq!(status, 200, "{v}");
+    let rows = v[0].as_array().unwrap();
+    assert!(rows.len() * 384 <= 5000, "{} rows", rows.len());
+    assert_eq!(rows[0].as_array().unwrap().len(), 384);
+
+    // ColBERT's 128-wide vectors: 8 short texts pass, 40 long ones do not.
+    let model = "colbert-ir/colbertv2.0";
+    let (status, v) = post(
+        port,
+        "/embed_late",
+        json!({ "inputs": vec!["a b"; 8], "model": model }),
+    );
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = post(
+        port,
+        "/embed_late",
+        json!({ "inputs": vec![long; 40], "model": model }),
+    );
+    assert_eq!(status, 413, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("max_output_numbers"));
+}

@@ -754,6 +754,7 @@ pub struct Info {
     pub max_input_chars: usize,
     pub max_body_bytes: usize,
     pub max_concurrent_requests: usize,
+    pub max_output_numbers: usize,
     pub auth: bool,
     pub models: Vec<ModelCard>,
     pub version: &'static str,

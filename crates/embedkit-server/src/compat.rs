@@ -11,7 +11,7 @@ use embedkit::Capability;
 
 use crate::api::*;
 use crate::batcher::{Inputs, Output, Work};
-use crate::inputs::ready_texts;
+use crate::inputs::{ready_texts, refuse_large_answer};
 use crate::routes::{blocking, dense, pair_scores, run, unexpected, Answer};
 use crate::AppState;
 
@@ -174,6 +174,7 @@ pub(crate) async fn embed_all(
     let tei = req.tei();
     let mut texts = req.inputs.0;
     let longest = ready_texts(&state, model, &mut texts, &tei, deadline).await?;
+    refuse_large_answer(&state, model, &texts, deadline).await?;
     let work = Work::new(Capability::TokenVectors, Inputs::Texts(texts));
     let Output::Multi(matrices) = run(&state, model, work, "inputs", longest, deadline).await?
     else {

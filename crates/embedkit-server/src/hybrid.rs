@@ -10,7 +10,7 @@ use embedkit::{CallOptions, Capability, Purpose};
 
 use crate::api::*;
 use crate::batcher::{Inputs, Op, Output, Work};
-use crate::inputs::ready_texts;
+use crate::inputs::{ready_texts, refuse_large_answer};
 use crate::routes::{dimensions_of, library_error, run, unexpected, Answer};
 use crate::AppState;
 
@@ -57,6 +57,9 @@ pub(crate) async fn embed_hybrid(
     };
     let mut texts = req.inputs.0;
     let longest = ready_texts(&state, model, &mut texts, &tei, deadline).await?;
+    if wanted.contains(&C::MultiVectorText) {
+        refuse_large_answer(&state, model, &texts, deadline).await?;
+    }
     let mut work = Work::new(Op::Outputs(wanted), Inputs::Texts(texts));
     if req.is_query {
         work.purpose = Purpose::Query;

@@ -92,6 +92,46 @@ pub(crate) fn image_bytes(items: &[String], field: &str) -> Answer<Vec<Vec<u8>>>
         .collect()
 }
 
+/// A request for vectors per token whose answer could hold more numbers than
+/// `max_output_numbers` is refused (413) before any work: 512 texts of 512 tokens of
+/// 1024-wide vectors are a gigabyte of floats and several of JSON. Bounded first from the
+/// characters; only a request that bound does not clear is tokenized to count exactly.
+pub(crate) async fn refuse_large_answer(
+    state: &AppState,
+    model: usize,
+    texts: &[String],
+    deadline: Deadline,
+) -> Answer<()> {
+    let limit = state.limits.max_output_numbers;
+    let served = state.models.get(model);
+    let width = served.dim().unwrap_or(1).max(1);
+    let cap = state.max_lengths[model].unwrap_or(usize::MAX);
+    let bound = texts
+        .iter()
+        .map(|t| t.chars().count().saturating_add(2).min(cap))
+        .fold(0usize, usize::saturating_add);
+    if bound.saturating_mul(width) <= limit {
+        return Ok(());
+    }
+    let m = served.model.clone();
+    let owned = texts.to_vec();
+    let tokens = blocking(deadline, move || {
+        m.tokenize(&owned)
+            .map(|ids| ids.iter().map(Vec::len).fold(0usize, usize::saturating_add))
+    })
+    .await?;
+    let numbers = tokens.saturating_mul(width);
+    if numbers > limit {
+        let mut e = ApiError::validation(format!(
+            "the answer would hold {numbers} numbers ({tokens} vectors of {width}), more than \
+             the limit of {limit} per request (max_output_numbers): send fewer or shorter texts"
+        ));
+        e.status = StatusCode::PAYLOAD_TOO_LARGE;
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// With TEI's `truncate: false`, the first text longer than the model takes is refused
 /// (413, as TEI), naming its position; otherwise texts are truncated.
 pub(crate) async fn refuse_overlong(

@@ -57,6 +57,9 @@ pub struct Limits {
     /// Requests with work (POST) in progress at once, counted before their bodies are
     /// read; beyond, 503. Memory for bodies is at most this × `max_body_bytes`.
     pub max_concurrent_requests: usize,
+    /// Numbers in one answer of vectors per token (`/embed_all`, `/embed_late`,
+    /// `/embed_hybrid`'s multi-vectors), bounded before any work (413).
+    pub max_output_numbers: usize,
 }
 
 impl Default for Limits {
@@ -67,6 +70,8 @@ impl Default for Limits {
             max_input_chars: 100_000,
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 64,
+            // 64 MiB of floats: TEI's worst answer (32 texts × 512 tokens × 1024).
+            max_output_numbers: 1 << 24,
         }
     }
 }

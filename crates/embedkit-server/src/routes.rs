@@ -402,6 +402,7 @@ pub(crate) async fn embed_late(
         (Some(mut texts), None) => {
             require(&state, model, C::MultiVectorText, "texts on /embed_late")?;
             let longest = ready_texts(&state, model, &mut texts.0, &tei, deadline).await?;
+            refuse_large_answer(&state, model, &texts.0, deadline).await?;
             let mut work = Work::new(C::MultiVectorText, Inputs::Texts(texts.0));
             if req.is_query {
                 work.purpose = Purpose::Query;
@@ -599,6 +600,7 @@ pub(crate) async fn info(State(state): State<Arc<AppState>>) -> Json<Info> {
         max_input_chars: state.limits.max_input_chars,
         max_body_bytes: state.limits.max_body_bytes,
         max_concurrent_requests: state.limits.max_concurrent_requests,
+        max_output_numbers: state.limits.max_output_numbers,
         auth: state.security.api_key.is_some(),
         models: cards,
         version: env!("CARGO_PKG_VERSION"),
