@@ -1,5 +1,5 @@
-//! Routes other servers' clients call: TEI's `/similarity`, `/decode` and `/embed_all`,
-//! and the Cohere- and Jina-shaped `/v1/rerank`.
+//! Routes other servers' clients call: TEI's `/similarity`, `/tokenize`, `/decode` and
+//! `/embed_all`, and the Cohere- and Jina-shaped `/v1/rerank`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use embedkit::Capability;
 
 use crate::api::*;
 use crate::batcher::{Inputs, Output, Work};
-use crate::inputs::{ready_texts, refuse_large_answer};
+use crate::inputs::{check_texts, ready_texts, refuse_large_answer, tei_text_fields};
 use crate::routes::{blocking, dense, pair_scores, run, unexpected, Answer};
 use crate::AppState;
 
@@ -184,6 +184,56 @@ pub(crate) async fn embed_all(
         matrices
             .into_iter()
             .map(|m| m.outer_iter().map(|row| row.to_vec()).collect())
+            .collect(),
+    ))
+}
+
+#[utoipa::path(post, path = "/tokenize", tag = "tei", request_body = TokenizeRequest,
+    responses((status = 200, body = Vec<Vec<SimpleToken>>), (status = 422, body = ErrorResponse)))]
+pub(crate) async fn tokenize(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(deadline): axum::Extension<Deadline>,
+    JsonBody(req): JsonBody<TokenizeRequest>,
+) -> Answer<Json<Vec<Vec<SimpleToken>>>> {
+    let model = state
+        .models
+        .pick(req.model.as_deref(), &[Capability::Tokens], "/tokenize")?;
+    let mut texts = req.inputs.0;
+    // Nothing is truncated here (as TEI): either direction gives the same tokens.
+    let direction = req.truncation_direction.as_deref();
+    tei_text_fields(&state, model, &mut texts, req.prompt_name.as_deref(), None)?;
+    if let Some(d) = direction {
+        if !d.eq_ignore_ascii_case("left") && !d.eq_ignore_ascii_case("right") {
+            return Err(ApiError::validation(format!(
+                "truncation_direction {d:?}: expected right or left"
+            )));
+        }
+    }
+    check_texts(&texts, "inputs", &state)?;
+    let worker = state.clone();
+    let add_special = req.add_special_tokens;
+    let tokens = blocking(deadline, move || {
+        worker
+            .models
+            .get(model)
+            .model
+            .token_spans(&texts, add_special)
+    })
+    .await?;
+    Ok(Json(
+        tokens
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|t| SimpleToken {
+                        id: t.id,
+                        text: t.text,
+                        special: t.special,
+                        start: t.start,
+                        stop: t.stop,
+                    })
+                    .collect()
+            })
             .collect(),
     ))
 }

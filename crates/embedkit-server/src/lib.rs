@@ -150,7 +150,7 @@ pub fn router(
         .route("/v1/rerank", post(compat::cohere_rerank))
         .route("/v2/rerank", post(compat::cohere_rerank))
         .route("/rerank", post(routes::rerank))
-        .route("/tokenize", post(routes::tokenize))
+        .route("/tokenize", post(compat::tokenize))
         .route("/health", get(routes::health))
         .route("/info", get(routes::info))
         .route("/metrics", get(routes::render_metrics))

@@ -23,7 +23,7 @@ use crate::routes;
         crate::compat::embed_all,
         crate::compat::cohere_rerank,
         routes::rerank,
-        routes::tokenize,
+        crate::compat::tokenize,
         routes::health,
         routes::info,
         routes::render_metrics,
