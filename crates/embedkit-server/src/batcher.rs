@@ -84,21 +84,23 @@ impl Inputs {
     }
 }
 
+/// `v` cut into consecutive parts of `lens` items, each wrapped by `wrap`.
+fn split_into<T, W>(v: Vec<T>, lens: &[usize], wrap: fn(Vec<T>) -> W) -> Vec<W> {
+    let mut it = v.into_iter();
+    lens.iter()
+        .map(|&n| wrap(it.by_ref().take(n).collect()))
+        .collect()
+}
+
 impl Work {
     /// Splits merged work back into its jobs' parts, `lens` inputs each (to retry them
     /// one by one without having kept a copy).
     fn split(self, lens: &[usize]) -> Vec<Work> {
-        fn parts<T>(v: Vec<T>, lens: &[usize], wrap: fn(Vec<T>) -> Inputs) -> Vec<Inputs> {
-            let mut it = v.into_iter();
-            lens.iter()
-                .map(|&n| wrap(it.by_ref().take(n).collect()))
-                .collect()
-        }
         let inputs = match self.inputs {
-            Inputs::Texts(v) => parts(v, lens, Inputs::Texts),
-            Inputs::Ids(v) => parts(v, lens, Inputs::Ids),
-            Inputs::Images(v) => parts(v, lens, Inputs::Images),
-            Inputs::Pairs(v) => parts(v, lens, Inputs::Pairs),
+            Inputs::Texts(v) => split_into(v, lens, Inputs::Texts),
+            Inputs::Ids(v) => split_into(v, lens, Inputs::Ids),
+            Inputs::Images(v) => split_into(v, lens, Inputs::Images),
+            Inputs::Pairs(v) => split_into(v, lens, Inputs::Pairs),
         };
         inputs
             .into_iter()
@@ -146,17 +148,11 @@ pub(crate) enum Output {
 impl Output {
     /// Splits a batch's output into the jobs' parts, `lens` inputs each.
     fn split(self, lens: &[usize]) -> Vec<Output> {
-        fn parts<T>(v: Vec<T>, lens: &[usize], wrap: fn(Vec<T>) -> Output) -> Vec<Output> {
-            let mut it = v.into_iter();
-            lens.iter()
-                .map(|&n| wrap(it.by_ref().take(n).collect()))
-                .collect()
-        }
         match self {
-            Output::Dense(v) => parts(v, lens, Output::Dense),
+            Output::Dense(v) => split_into(v, lens, Output::Dense),
             Output::DenseCounted(v, counts) => {
                 let mut counts = counts.into_iter();
-                parts(v, lens, Output::Dense)
+                split_into(v, lens, Output::Dense)
                     .into_iter()
                     .zip(lens)
                     .map(|(part, &n)| match part {
@@ -167,10 +163,10 @@ impl Output {
                     })
                     .collect()
             }
-            Output::Sparse(v) => parts(v, lens, Output::Sparse),
-            Output::Multi(v) => parts(v, lens, Output::Multi),
-            Output::Scores(v) => parts(v, lens, Output::Scores),
-            Output::Texts(v) => parts(v, lens, Output::Texts),
+            Output::Sparse(v) => split_into(v, lens, Output::Sparse),
+            Output::Multi(v) => split_into(v, lens, Output::Multi),
+            Output::Scores(v) => split_into(v, lens, Output::Scores),
+            Output::Texts(v) => split_into(v, lens, Output::Texts),
         }
     }
 }
