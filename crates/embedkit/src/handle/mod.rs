@@ -10,6 +10,7 @@
 
 mod call;
 mod capable;
+mod tokens;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -25,12 +26,11 @@ use crate::error::{Error, Result};
 use crate::image::ImageInput;
 use crate::late_interaction::MultiVector;
 use crate::options::LoadOptions;
-use crate::pipeline::{Family, Purpose};
+use crate::pipeline::Family;
 use crate::postprocess;
 use crate::registry::{self, Kind};
 use crate::sparse::SparseEmbedding;
 use crate::text::Embedding;
-use crate::tokenize::{Token, TokenSpan};
 
 /// A model of any family, shared cheaply (clones share the loaded model).
 ///
@@ -458,69 +458,6 @@ impl EmbeddingModel {
                 .map(|p| p.map(|(a, b)| (a.into(), b.into()))),
         );
         self.inner.score_stream(pairs, o)
-    }
-
-    /// Token ids of each text as the model gets it (truncated, special tokens included).
-    pub fn tokenize<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<u32>>> {
-        self.require(Capability::Tokens)?;
-        self.inner.tokenize(&refs(texts))
-    }
-
-    /// Each text's tokens as the model gets them.
-    pub fn tokens<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<Token>>> {
-        self.require(Capability::Tokens)?;
-        self.inner.tokens(&refs(texts))
-    }
-
-    /// Each text's tokens as the tokenizer gives them, not truncated, with the bytes of the
-    /// text each stands for (TEI's `/tokenize`); special tokens only when `add_special`.
-    pub fn token_spans<S: AsRef<str>>(
-        &self,
-        texts: &[S],
-        add_special: bool,
-    ) -> Result<Vec<Vec<TokenSpan>>> {
-        self.require(Capability::Tokens)?;
-        self.inner.token_spans(&refs(texts), add_special)
-    }
-
-    /// The text of each token-id sequence (special tokens dropped when `skip_special`).
-    pub fn decode(&self, ids: &[Vec<u32>], skip_special: bool) -> Result<Vec<String>> {
-        self.require(Capability::Tokens)?;
-        self.inner.decode(ids, skip_special)
-    }
-
-    /// The position of the first text longer than the model takes (which embedding would
-    /// truncate), if any: for callers that refuse rather than truncate.
-    pub fn first_overlong<S: AsRef<str>>(&self, texts: &[S]) -> Result<Option<usize>> {
-        self.require(Capability::Tokens)?;
-        Ok(self
-            .inner
-            .overlong(&refs(texts))?
-            .iter()
-            .position(|&long| long))
-    }
-
-    /// fastembed's `token_count` of texts (see [`Capable::count_tokens`]).
-    pub fn token_count<S: AsRef<str>>(
-        &self,
-        texts: &[S],
-        purpose: Purpose,
-        include_extension: bool,
-    ) -> Result<usize> {
-        self.inner
-            .count_tokens(&refs(texts), purpose, include_extension)
-    }
-
-    /// fastembed's `token_count` of (query, document) pairs.
-    pub fn pair_token_count<A: AsRef<str>, B: AsRef<str>>(
-        &self,
-        pairs: &[(A, B)],
-    ) -> Result<usize> {
-        let pairs: Vec<(&str, &str)> = pairs
-            .iter()
-            .map(|(a, b)| (a.as_ref(), b.as_ref()))
-            .collect();
-        self.inner.count_pair_tokens(&pairs)
     }
 
     /// Several text outputs at once (any of dense, sparse and multi-vector the model
