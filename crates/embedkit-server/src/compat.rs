@@ -11,7 +11,7 @@ use embedkit::Capability;
 
 use crate::api::*;
 use crate::batcher::{Inputs, Output, Work};
-use crate::inputs::{check_texts, ready_texts, refuse_large_answer, tei_text_fields};
+use crate::inputs::{check_texts, put_prompt, ready_texts, refuse_large_answer, truncates_left};
 use crate::routes::{blocking, dense, pair_scores, run, unexpected, Answer};
 use crate::AppState;
 
@@ -200,15 +200,8 @@ pub(crate) async fn tokenize(
         .pick(req.model.as_deref(), &[Capability::Tokens], "/tokenize")?;
     let mut texts = req.inputs.0;
     // Nothing is truncated here (as TEI): either direction gives the same tokens.
-    let direction = req.truncation_direction.as_deref();
-    tei_text_fields(&state, model, &mut texts, req.prompt_name.as_deref(), None)?;
-    if let Some(d) = direction {
-        if !d.eq_ignore_ascii_case("left") && !d.eq_ignore_ascii_case("right") {
-            return Err(ApiError::validation(format!(
-                "truncation_direction {d:?}: expected right or left"
-            )));
-        }
-    }
+    truncates_left(req.truncation_direction.as_deref())?;
+    put_prompt(&state, model, &mut texts, req.prompt_name.as_deref())?;
     check_texts(&texts, "inputs", &state)?;
     let worker = state.clone();
     let add_special = req.add_special_tokens;

@@ -55,9 +55,14 @@ pub(crate) fn token_bound(
 ) -> usize {
     let cap = state.max_lengths[model].unwrap_or(usize::MAX);
     texts
-        .map(|chars| chars.saturating_add(2).min(cap))
+        .map(|chars| tokens_at_most(chars, cap))
         .max()
         .unwrap_or(0)
+}
+
+/// A text of `chars` characters has at most this many tokens in a model that takes `cap`.
+fn tokens_at_most(chars: usize, cap: usize) -> usize {
+    chars.saturating_add(2).min(cap)
 }
 
 /// Images given as `data:` URIs or bare base64, decoded to their file bytes.
@@ -108,7 +113,7 @@ pub(crate) async fn refuse_large_answer(
     let cap = state.max_lengths[model].unwrap_or(usize::MAX);
     let bound = texts
         .iter()
-        .map(|t| t.chars().count().saturating_add(2).min(cap))
+        .map(|t| tokens_at_most(t.chars().count(), cap))
         .fold(0usize, usize::saturating_add);
     if bound.saturating_mul(width) <= limit {
         return Ok(());
@@ -204,20 +209,35 @@ pub(crate) fn tei_text_fields(
     prompt_name: Option<&str>,
     truncation_direction: Option<&str>,
 ) -> Answer<()> {
-    match truncation_direction {
-        None => {}
-        Some(d) if d.eq_ignore_ascii_case("right") => {}
-        Some(d) if d.eq_ignore_ascii_case("left") => {
-            return Err(ApiError::validation(
-                "truncation_direction left is not supported: texts are truncated at the right",
-            ))
-        }
-        Some(d) => {
-            return Err(ApiError::validation(format!(
-                "truncation_direction {d:?}: expected right or left"
-            )))
-        }
+    if truncates_left(truncation_direction)? {
+        return Err(ApiError::validation(
+            "truncation_direction left is not supported: texts are truncated at the right",
+        ));
     }
+    put_prompt(state, model, texts, prompt_name)
+}
+
+/// TEI's `truncation_direction`: whether it is `left` (absent is `right`); anything else
+/// is refused.
+pub(crate) fn truncates_left(direction: Option<&str>) -> Answer<bool> {
+    match direction {
+        None => Ok(false),
+        Some(d) if d.eq_ignore_ascii_case("right") => Ok(false),
+        Some(d) if d.eq_ignore_ascii_case("left") => Ok(true),
+        Some(d) => Err(ApiError::validation(format!(
+            "truncation_direction {d:?}: expected right or left"
+        ))),
+    }
+}
+
+/// The model's prompt named `prompt_name`, or its default prompt when none is named (as
+/// TEI applies `--default-prompt`, on routes without the field too), before each text.
+pub(crate) fn put_prompt(
+    state: &AppState,
+    model: usize,
+    texts: &mut [String],
+    prompt_name: Option<&str>,
+) -> Answer<()> {
     let served = state.models.get(model);
     let prompt = match prompt_name {
         Some(name) => Some(served.prompt(name)?),
@@ -229,14 +249,4 @@ pub(crate) fn tei_text_fields(
         }
     }
     Ok(())
-}
-
-/// The served model's default prompt (if any) before each text: for the routes without
-/// `prompt_name` (OpenAI's), as TEI applies its `--default-prompt` there too.
-pub(crate) fn default_prompt(state: &AppState, model: usize, texts: &mut [String]) {
-    if let Some(prompt) = state.models.get(model).default_prompt() {
-        for t in texts.iter_mut() {
-            t.insert_str(0, prompt);
-        }
-    }
 }

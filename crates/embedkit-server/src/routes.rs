@@ -252,7 +252,7 @@ pub(crate) async fn openai_embeddings(
         let mut input = req.input;
         if let OpenAiInput::Texts(texts) = &mut input {
             if !all_images(texts) {
-                default_prompt(&state, model, texts);
+                put_prompt(&state, model, texts, None)?;
             }
         }
         let (vectors, tokens) = dense(&state, model, input, "input", deadline).await?;
