@@ -8,7 +8,7 @@ use image::RgbImage;
 use prost::Message;
 
 use super::onnx_proto::ModelProto;
-use super::rewrite::Site;
+use super::plan::Site;
 use crate::error::{Error, Result};
 use crate::inputs::{Feed, TokenBatch};
 use crate::runtime::{Lane, OnnxModel, RuntimeOptions};

@@ -8,6 +8,7 @@
 mod calibrate;
 #[allow(clippy::all, missing_docs, rustdoc::all)]
 mod onnx_proto;
+mod plan;
 mod proto;
 mod rewrite;
 
@@ -18,7 +19,8 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 
 pub(crate) use calibrate::{images as calibration_images, pair_feeds, text_feeds, Calibrate};
-use rewrite::{Plan, Scheme};
+use plan::Plan;
+use rewrite::Scheme;
 
 use crate::error::{Error, Result};
 use crate::runtime::{Device, OnnxModel, RuntimeOptions};
@@ -239,7 +241,7 @@ fn int8_file(
             source.parent().unwrap_or(Path::new(".")),
         )?;
     }
-    let sites = match rewrite::plan(&model) {
+    let sites = match plan::plan(&model) {
         Plan::AsIs(reason) => {
             tracing::info!("int8: using {} as it is: {reason}", source.display());
             return Ok(source.to_path_buf());
