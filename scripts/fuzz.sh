@@ -4,6 +4,7 @@
 #   scripts/fuzz.sh --runs 2000 [target ...]      a fixed number of inputs each (CI)
 #   scripts/fuzz.sh --seconds 600 [target ...]    a fixed time each
 #   scripts/fuzz.sh --build-only                  only build them
+#   FUZZ_JOBS=N: targets run at once (default: the number of cores)
 #   --quick-build (first): optimized at opt-level 1 in 16 codegen units instead of
 #   cargo-fuzz's opt-level 3 in one (a fifth less build time for CI's smoke run, which
 #   runs a fixed number of inputs; the same sanitizer, instrumentation and assertions)
@@ -42,9 +43,28 @@ fi
 export RUSTC_BOOTSTRAP=1
 (cd fuzz && "$fuzz" fuzz build "${build[@]}")
 [ -z "$build_only" ] || exit 0
-for t in "${targets[@]}"; do
+# The targets run side by side, one per core (libFuzzer without -jobs is one process on
+# one core; run one after another they left the other core idle), each into a log of its
+# own that is printed when it ends; any failure fails the script after all have ended.
+logs=fuzz/logs
+mkdir -p "$logs"
+run_target() {
+    local t=$1
     mkdir -p "fuzz/corpus/$t" "fuzz/seeds/$t"
-    echo "fuzz: $t (${budget[*]})"
-    (cd fuzz && "$fuzz" fuzz run "${build[@]}" "$t" "corpus/$t" "seeds/$t" -- \
-        "${budget[@]}" -timeout=60 -rss_limit_mb=4096 -max_len=131072 -print_final_stats=1)
-done
+    if (cd fuzz && "$fuzz" fuzz run "${build[@]}" "$t" "corpus/$t" "seeds/$t" -- \
+        "${budget[@]}" -timeout=60 -rss_limit_mb=4096 -max_len=131072 -print_final_stats=1) \
+        >"$logs/$t.log" 2>&1; then
+        echo "fuzz: $t (${budget[*]}): ok, $(grep -c . "$logs/$t.log") lines in $logs/$t.log"
+        grep -E '^stat::(number_of_executed_units|peak_rss_mb|new_units_added)' "$logs/$t.log" | sed "s/^/  $t: /"
+    else
+        echo "fuzz: $t FAILED; the end of $logs/$t.log:"
+        tail -60 "$logs/$t.log"
+        return 1
+    fi
+}
+export -f run_target
+export fuzz logs
+export FUZZ_BUILD="${build[*]}" FUZZ_BUDGET="${budget[*]}"
+jobs=${FUZZ_JOBS:-$(nproc)}
+printf '%s\n' "${targets[@]}" |
+    xargs -P "$jobs" -I{} bash -c 'build=($FUZZ_BUILD); budget=($FUZZ_BUDGET); run_target "$1"' _ {}
