@@ -540,48 +540,6 @@ fn a_panic_in_inference_stops_the_server_with_an_error() {
     });
 }
 
-#[test]
-fn the_openapi_document_lists_every_route() {
-    let server = start(&[]);
-    let (status, headers, body) = request(server.port, "GET", "/openapi.json", b"");
-    assert_eq!(status, 200);
-    assert!(headers.contains("application/json"));
-    let doc: Value = serde_json::from_slice(&body).unwrap();
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for (path, method) in [
-        ("/v1/embeddings", "post"),
-        ("/v1/models", "get"),
-        ("/embed", "post"),
-        ("/embed_sparse", "post"),
-        ("/embed_late", "post"),
-        ("/embed_all", "post"),
-        ("/similarity", "post"),
-        ("/decode", "post"),
-        ("/v1/rerank", "post"),
-        ("/rerank", "post"),
-        ("/tokenize", "post"),
-        ("/health", "get"),
-        ("/info", "get"),
-        ("/metrics", "get"),
-    ] {
-        let op = &doc["paths"][path][method];
-        assert!(op.is_object(), "{method} {path} is not documented");
-        if method == "post" {
-            let schema = &op["requestBody"]["content"]["application/json"]["schema"]["$ref"];
-            let name = schema.as_str().unwrap().rsplit('/').next().unwrap();
-            assert!(
-                doc["components"]["schemas"][name].is_object(),
-                "{name} is not in the components"
-            );
-        }
-    }
-    let embed = &doc["components"]["schemas"]["OpenAiEmbeddingRequest"];
-    assert!(embed["required"]
-        .as_array()
-        .unwrap()
-        .contains(&json!("input")));
-}
-
 /// Vectors per token make answers of gigabytes from a request of kilobytes (512 texts ×
 /// 512 tokens × 1024 numbers): `--max-output-numbers` refuses such a request with 413
 /// before any work, on `/embed_all` and `/embed_late`, saying what to change; a request
