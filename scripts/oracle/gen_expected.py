@@ -27,6 +27,10 @@ CASES = [
          dir="shared:all-MiniLM-L6-v2-fp32", inputs="edge", method="query_embed"),
     dict(name="minilm-fp32-corpus", model="sentence-transformers/all-MiniLM-L6-v2",
          dir="shared:all-MiniLM-L6-v2-fp32", inputs="corpus", batch_size=16),
+    # TEI's truncation_direction=left: fastembed's own pipeline with its tokenizer set to
+    # cut at the left (the edge inputs hold two texts far over 512 tokens).
+    dict(name="minilm-fp32-left", model="sentence-transformers/all-MiniLM-L6-v2",
+         dir="shared:all-MiniLM-L6-v2-fp32", inputs="edge", truncation="left"),
     dict(name="minilm-int8-edge", model="sentence-transformers/all-MiniLM-L6-v2",
          dir="setup:all-MiniLM-L6-v2-int8", inputs="edge"),
     dict(name="minilm-int8-passage", model="sentence-transformers/all-MiniLM-L6-v2",
@@ -308,6 +312,10 @@ RERANK_CASES = [
          inputs="edge"),
     dict(name="rerank-int8-pairs", model="BAAI/bge-reranker-v2-m3-int8", dir="tiny:rerank-trunc64",
          inputs="pairs", method="rerank_pairs"),
+    # TEI's truncation_direction=left on pairs: fastembed with its tokenizer set so (the
+    # seeded model truncates pairs at 64 tokens, so most pairs are cut).
+    dict(name="rerank-int8-pairs-left", model="BAAI/bge-reranker-v2-m3-int8", dir="tiny:rerank-trunc64",
+         inputs="pairs", method="rerank_pairs", truncation="left"),
     dict(name="rerank-custom-pairs", model="embedkit-test/custom-reranker", dir="tiny:rerank-bert",
          inputs="pairs", method="rerank_pairs", custom=dict(model_file="onnx/model.onnx")),
 ]
@@ -323,12 +331,23 @@ def run_rerank(roots: dict, inputs: dict, args) -> None:
     pairs += [(edge[i], edge[-1 - i]) for i in range(len(edge))]
     (args.data / "rerank_pairs.json").write_text(json.dumps(pairs, ensure_ascii=False, indent=0) + "\n")
     entries = []
+    kept = {}
+    if args.cases:
+        old = json.loads((args.out / "rerank_cases.json").read_text())["cases"]
+        kept = {e["name"]: e for e in old if e["name"] not in args.cases}
     for case in RERANK_CASES:
+        if case["name"] in kept:
+            entries.append(kept[case["name"]])
+            continue
         model_dir = resolve(case["dir"], roots)
         if case.get("custom"):
             TextCrossEncoder.add_custom_model(case["model"], sources=ModelSource(hf=case["model"]),
                                               model_file=case["custom"]["model_file"])
         model = TextCrossEncoder(case["model"], specific_model_path=str(model_dir), threads=2)
+        if "truncation" in case:
+            tokenizer = model.model.tokenizer
+            limit = tokenizer.truncation["max_length"]
+            tokenizer.enable_truncation(max_length=limit, direction=case["truncation"])
         kwargs = {"batch_size": case["batch_size"]} if "batch_size" in case else {}
         if case.get("method") == "rerank_pairs":
             scores = list(model.rerank_pairs(pairs, **kwargs))
@@ -469,6 +488,8 @@ def main() -> None:
     ap.add_argument("--tiny", required=True, type=Path)
     ap.add_argument("--data", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--cases", nargs="+", metavar="NAME",
+                    help="regenerate only these dense or rerank cases, keeping the others' entries")
     ap.add_argument("--only", choices=["dense", "sparse", "late", "tokens", "rerank", "image", "multimodal"], help="regenerate one family's files")
     args = ap.parse_args()
     roots = {"shared": args.shared, "setup": args.setup, "tiny": args.tiny}
@@ -497,7 +518,21 @@ def main() -> None:
         run_multimodal(roots, inputs, args)
         return
     entries = []
+    kept = {}
+    if args.cases:
+        unknown = set(args.cases) - {c["name"] for c in CASES + RERANK_CASES}
+        if unknown:
+            ap.error(f"no dense or rerank case named {sorted(unknown)}")
+        if set(args.cases) & {c["name"] for c in RERANK_CASES}:
+            run_rerank(roots, inputs, args)
+        if not set(args.cases) & {c["name"] for c in CASES}:
+            return
+        old = json.loads((args.out / "cases.json").read_text())["cases"]
+        kept = {e["name"]: e for e in old if e["name"] not in args.cases}
     for case in CASES:
+        if case["name"] in kept:
+            entries.append(kept[case["name"]])
+            continue
         model_dir = resolve(case["dir"], roots)
         custom = case.get("custom")
         if custom:
@@ -509,6 +544,10 @@ def main() -> None:
             )
         kwargs = {"task_id": case["task_id"]} if "task_id" in case else {}
         model = TextEmbedding(case["model"], specific_model_path=str(model_dir), threads=2, **kwargs)
+        if "truncation" in case:
+            tokenizer = model.model.tokenizer
+            limit = tokenizer.truncation["max_length"]
+            tokenizer.enable_truncation(max_length=limit, direction=case["truncation"])
         texts = inputs[case["inputs"]]
         method = case.get("method", "embed")
         batch_size = case.get("batch_size", 256)
@@ -518,7 +557,8 @@ def main() -> None:
         desc = next(d for d in TextEmbedding._list_supported_models() if d.model == case["model"])
         model_file = model_dir / desc.model_file
         entries.append({
-            **{k: v for k, v in case.items() if k in ("name", "model", "dir", "inputs", "custom", "task_id")},
+            **{k: v for k, v in case.items()
+               if k in ("name", "model", "dir", "inputs", "custom", "task_id", "truncation")},
             "method": method,
             "oracle_batch_size": batch_size,
             "shape": list(vectors.shape),
@@ -531,7 +571,7 @@ def main() -> None:
     listing = TextEmbedding.list_supported_models()
     builtin = [m for m in listing if not m["model"].startswith("embedkit-test/")]
     (args.out / "dense_models.json").write_text(json.dumps(builtin, indent=1, ensure_ascii=False) + "\n")
-    if args.only != "dense":
+    if args.only != "dense" and not args.cases:
         run_sparse(roots, inputs, args)
         run_late(roots, inputs, args)
         run_tokens(roots, inputs, args)

@@ -12,6 +12,8 @@ pub struct EmbedArgs {
     pub job: JobArgs,
     #[command(flatten)]
     pub dense: DenseArgs,
+    #[command(flatten)]
+    pub cut: crate::CutArgs,
     /// Embed as queries (`query_embed`).
     #[arg(long, conflicts_with = "passage")]
     pub query: bool,
@@ -40,7 +42,7 @@ pub fn run(mut args: EmbedArgs) -> anyhow::Result<()> {
         .job
         .model
         .load("BAAI/bge-small-en-v1.5", settings, Capability::DenseText)?;
-    let call = args.dense.call(&model)?.purpose(purpose);
+    let call = args.cut.apply(args.dense.call(&model)?.purpose(purpose));
     let dense = &args.dense;
     let results = model
         .embed_dense_iter(docs, &call)

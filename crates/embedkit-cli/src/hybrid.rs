@@ -50,6 +50,8 @@ pub struct HybridArgs {
     pub dimensions: Option<usize>,
     #[command(flatten)]
     pub prune: PruneArgs,
+    #[command(flatten)]
+    pub cut: crate::CutArgs,
 }
 
 pub fn run(mut args: HybridArgs) -> anyhow::Result<()> {
@@ -70,9 +72,11 @@ pub fn run(mut args: HybridArgs) -> anyhow::Result<()> {
         Purpose::Document
     };
     let call = args.prune.apply(
-        CallOptions::new()
-            .purpose(purpose)
-            .dimensions(args.dimensions),
+        args.cut.apply(
+            CallOptions::new()
+                .purpose(purpose)
+                .dimensions(args.dimensions),
+        ),
     );
     // Checked before the first document is read.
     model.check_dimensions(args.dimensions)?;

@@ -13,6 +13,8 @@ use embedkit::postprocess::VectorType;
 pub struct LateArgs {
     #[command(flatten)]
     pub job: JobArgs,
+    #[command(flatten)]
+    pub cut: crate::CutArgs,
     /// Embed as queries (`query_embed`: query marker and mask expansion).
     #[arg(long)]
     pub query: bool,
@@ -52,7 +54,8 @@ pub fn run(mut args: LateArgs) -> anyhow::Result<()> {
     } else {
         Purpose::Document
     };
-    let matrices = model.embed_multi_iter(docs, &CallOptions::new().purpose(purpose));
+    let call = args.cut.apply(CallOptions::new().purpose(purpose));
+    let matrices = model.embed_multi_iter(docs, &call);
     if !args.muvera {
         return job.finish(matrices.map(|m| m.map(Vector::Multi)));
     }

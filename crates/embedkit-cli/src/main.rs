@@ -23,7 +23,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use embedkit::{Capability, EmbeddingModel, LoadOptions};
+use embedkit::{CallOptions, Capability, EmbeddingModel, LoadOptions, TruncationSide};
 
 #[derive(Parser)]
 #[command(
@@ -124,6 +124,32 @@ impl ModelArgs {
         let name = self.name(default);
         EmbeddingModel::load_offering(name, self.load_options()?, &settings, wanted)
             .with_context(|| format!("loading model {name}"))
+    }
+}
+
+/// Where the text commands cut texts longer than the model takes.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CutArgs {
+    /// Cut over-long texts at the left (keep their end) or at the right (keep their
+    /// start) [default: where the model's tokenizer configuration says: the right for
+    /// almost every model].
+    #[arg(long, value_enum, value_name = "SIDE")]
+    pub truncation_side: Option<Side>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum Side {
+    Left,
+    Right,
+}
+
+impl CutArgs {
+    /// `call` with this truncation side.
+    pub fn apply(&self, call: CallOptions) -> CallOptions {
+        call.truncation(self.truncation_side.map(|s| match s {
+            Side::Left => TruncationSide::Left,
+            Side::Right => TruncationSide::Right,
+        }))
     }
 }
 

@@ -13,6 +13,8 @@ use crate::{job, JobArgs};
 pub struct RerankArgs {
     #[command(flatten)]
     pub job: JobArgs,
+    #[command(flatten)]
+    pub cut: crate::CutArgs,
     /// The query the documents are scored against.
     #[arg(long, short)]
     pub query: String,
@@ -30,7 +32,7 @@ pub fn run(mut args: RerankArgs) -> anyhow::Result<()> {
     )?;
     let query = args.query;
     let pairs = docs.map(|d| d.map(|d| (query.clone(), d)));
-    let scores = model.score_pairs_iter(pairs, &CallOptions::new());
+    let scores = model.score_pairs_iter(pairs, &args.cut.apply(CallOptions::new()));
     let first = job.resumed();
     match args.top_k {
         None => job.finish(scores.enumerate().map(|(i, score)| {

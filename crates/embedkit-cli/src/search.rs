@@ -23,6 +23,8 @@ pub struct SearchArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub io: IoArgs,
+    #[command(flatten)]
+    pub cut: crate::CutArgs,
     /// The query the documents are ranked for.
     #[arg(long, short)]
     pub query: String,
@@ -90,7 +92,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let query = model
         .embed_dense(
             &[args.query.as_str()],
-            &CallOptions::new().purpose(Purpose::Query),
+            &args.cut.apply(CallOptions::new().purpose(Purpose::Query)),
         )?
         .pop()
         .context("no vector for the query")?;
@@ -105,7 +107,8 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         }
     });
     let mut best: BinaryHeap<Hit> = BinaryHeap::new();
-    let vectors = model.embed_dense_iter(source, &CallOptions::new().purpose(Purpose::Passage));
+    let passages = args.cut.apply(CallOptions::new().purpose(Purpose::Passage));
+    let vectors = model.embed_dense_iter(source, &passages);
     for (index, vector) in vectors.enumerate() {
         let vector = vector?;
         let text = pending

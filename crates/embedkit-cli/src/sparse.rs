@@ -11,6 +11,8 @@ use crate::{job, JobArgs};
 pub struct SparseArgs {
     #[command(flatten)]
     pub job: JobArgs,
+    #[command(flatten)]
+    pub cut: crate::CutArgs,
     /// Embed as queries (`query_embed`).
     #[arg(long)]
     pub query: bool,
@@ -49,7 +51,9 @@ pub fn run(mut args: SparseArgs) -> anyhow::Result<()> {
     } else {
         Purpose::Document
     };
-    let call = args.prune.apply(CallOptions::new().purpose(purpose));
+    let call = args
+        .prune
+        .apply(args.cut.apply(CallOptions::new().purpose(purpose)));
     let results = model.embed_sparse_iter(docs, &call).map(|v| {
         let (indices, values) = v?.into_parts();
         Ok(Vector::Sparse { indices, values })

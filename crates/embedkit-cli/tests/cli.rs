@@ -100,6 +100,50 @@ fn embeds_stdin_lines_like_fastembed() {
     }
 }
 
+/// `--truncation-side left` keeps the end of an over-long text: fastembed's vectors with
+/// its tokenizer set to cut at the left (tests/expected/minilm-fp32-left); `right` is
+/// the model's own cut.
+#[test]
+fn truncation_side_left_keeps_the_end_of_long_texts_as_fastembed_does() {
+    let dir = minilm_dir();
+    let (texts, right) = oracle_edge();
+    let bytes = std::fs::read(repo_root().join("tests/expected/minilm-fp32-left.f32")).unwrap();
+    let left: Vec<Vec<f32>> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect::<Vec<f32>>()
+        .chunks(384)
+        .map(<[f32]>::to_vec)
+        .collect();
+    let picked: Vec<usize> = (0..texts.len())
+        .filter(|&i| !texts[i].contains('\n') && !texts[i].contains('\r'))
+        .collect();
+    assert!(picked.contains(&6), "the 21 kB input is one line");
+    let input: String = picked.iter().map(|&i| format!("{}\n", texts[i])).collect();
+    for (side, want) in [("left", &left), ("right", &right)] {
+        let out = embed_minilm(
+            dir.to_str().unwrap(),
+            &["--truncation-side", side],
+            input.as_bytes(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = vectors(&out.stdout);
+        assert_eq!(got.len(), picked.len());
+        for (g, &i) in got.iter().zip(&picked) {
+            let diff = g
+                .iter()
+                .zip(&want[i])
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(diff <= 1e-5, "{side}, input {i}: |diff| {diff}");
+        }
+    }
+}
+
 #[test]
 fn arguments_and_output_file() {
     let dir = minilm_dir();

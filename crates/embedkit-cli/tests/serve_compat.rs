@@ -7,7 +7,9 @@ use std::process::Command;
 use serde_json::{json, Value};
 
 use crate::common::repo_root;
-use crate::common::server::{minilm_dir, model_arg, post, start_args, tiny, MINILM};
+use crate::common::server::{
+    max_diff, minilm_dir, model_arg, oracle_rows, post, start_args, tiny, MINILM,
+};
 
 pub(crate) const RERANKER: &str = "Xenova/ms-marco-MiniLM-L-6-v2";
 
@@ -312,7 +314,7 @@ print(",".join(repr(float(x)) for x in got))
 
 /// TEI's `prompt_name`: the model folder's sentence-transformers prompts, put before each
 /// text on every text route (so `query: hello` and `hello` with the `query` prompt are one
-/// input); an unknown name, or `truncation_direction` left, is refused, not ignored.
+/// input); an unknown name, or an unknown `truncation_direction`, is refused, not ignored.
 #[test]
 fn prompt_name_puts_the_models_prompt_before_each_text() {
     let dir = crate::common::tmpdir("prompts-model");
@@ -375,9 +377,12 @@ fn prompt_name_puts_the_models_prompt_before_each_text() {
     let (status, v) = post(
         port,
         "/embed",
-        json!({ "inputs": texts, "truncation_direction": "Left" }),
+        json!({ "inputs": texts, "truncation_direction": "Middle" }),
     );
-    assert_eq!(status, 422, "left truncation is refused, not ignored: {v}");
+    assert_eq!(
+        status, 422,
+        "an unknown direction is refused, not ignored: {v}"
+    );
     // /tokenize truncates nothing (as TEI), so either direction is the same.
     let (status, v) = post(
         port,
@@ -385,6 +390,93 @@ fn prompt_name_puts_the_models_prompt_before_each_text() {
         json!({ "inputs": texts, "truncation_direction": "Left" }),
     );
     assert_eq!(status, 200, "{v}");
+}
+
+/// TEI's `truncation_direction`: `Left` keeps the end of each over-long text. Its vectors
+/// are fastembed's with its tokenizer set to cut at the left (tests/expected's
+/// minilm-fp32-left; input 6 is 21 kB); absent and `Right` are the model's own cut. The
+/// field reaches the model on `/similarity`, `/embed_all` and `/rerank` too.
+#[test]
+fn truncation_direction_left_keeps_the_end_of_long_texts_as_fastembed_does() {
+    let server = start_args(
+        &[
+            "--model".into(),
+            model_arg(MINILM, &minilm_dir()),
+            "--model".into(),
+            model_arg(RERANKER, &tiny("rerank-bert")),
+        ],
+        &[],
+    );
+    let port = server.port;
+    let (texts, right) = crate::serve::oracle_edge();
+    let left = oracle_rows("minilm-fp32-left.f32", 384);
+    let vectors = |body: Value| -> Vec<Vec<f32>> {
+        let (status, v) = post(port, "/embed", body);
+        assert_eq!(status, 200, "{v}");
+        serde_json::from_value(v).unwrap()
+    };
+
+    let got = vectors(json!({ "inputs": texts, "truncation_direction": "Left" }));
+    let diff = max_diff(&got, &left);
+    assert!(diff <= 1e-5, "left: |diff| {diff} from fastembed's");
+    assert!(
+        max_diff(&got[6..7], &right[6..7]) > 1e-2,
+        "the long text's end is not its start"
+    );
+    for body in [
+        json!({ "inputs": texts }),
+        json!({ "inputs": texts, "truncation_direction": "right" }),
+    ] {
+        let diff = max_diff(&vectors(body), &right);
+        assert!(diff <= 1e-5, "right: |diff| {diff} from fastembed's");
+    }
+
+    // /similarity: the cosine of the left-cut source to a short sentence.
+    let (status, sim) = post(
+        port,
+        "/similarity",
+        json!({ "inputs": { "source_sentence": texts[6], "sentences": [texts[3]] },
+                "parameters": { "truncation_direction": "Left" } }),
+    );
+    assert_eq!(status, 200, "{sim}");
+    let want = cosine(&left[6], &left[3]);
+    let sim = sim[0].as_f64().unwrap() as f32;
+    assert!(
+        (sim - want).abs() <= 1e-5,
+        "similarity {sim}, fastembed's vectors {want}"
+    );
+
+    // /embed_all: the token vectors of the window each side keeps.
+    let token_vectors = |direction: &str| -> Value {
+        let (status, v) = post(
+            port,
+            "/embed_all",
+            json!({ "inputs": [texts[6]], "truncation_direction": direction }),
+        );
+        assert_eq!(status, 200, "{v}");
+        v
+    };
+    let (l, r) = (token_vectors("Left"), token_vectors("Right"));
+    assert_eq!(l[0].as_array().unwrap().len(), 512);
+    assert_eq!(r[0].as_array().unwrap().len(), 512);
+    assert_ne!(l, r);
+
+    // /rerank: a long document scores by its end when cut at the left; Right is the default.
+    let long = format!(
+        "{} a recipe for sourdough bread",
+        "vector search engines ".repeat(200)
+    );
+    let score = |direction: Option<&str>| -> f64 {
+        let mut body = json!({ "query": "bread", "texts": [long] });
+        if let Some(d) = direction {
+            body["truncation_direction"] = json!(d);
+        }
+        let (status, v) = post(port, "/rerank", body);
+        assert_eq!(status, 200, "{v}");
+        v[0]["score"].as_f64().unwrap()
+    };
+    assert_eq!(score(None), score(Some("Right")));
+    assert_ne!(score(Some("Left")), score(None));
 }
 
 /// TEI's `/tokenize`: every token of the text (none cut at the model's 512), each with the
@@ -442,86 +534,4 @@ fn tokenize_gives_teis_tokens_with_byte_offsets() {
         json!({ "inputs": "a", "add_special_tokens": "no" }),
     );
     assert_eq!(status, 422, "{v}");
-}
-
-/// TEI's `/embed_all`: each text's vectors per token before pooling, fastembed's
-/// `TokenEmbeddingsModel` values (tests/expected/token_cases.json), batched with other
-/// requests or not; a model without them is refused, naming what it offers.
-#[test]
-fn embed_all_gives_the_token_vectors_of_fastembed() {
-    let server = start_args(
-        &[
-            "--model".into(),
-            model_arg(MINILM, &minilm_dir()),
-            "--model".into(),
-            model_arg(RERANKER, &tiny("rerank-bert")),
-        ],
-        &[],
-    );
-    let port = server.port;
-    let cases: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_root().join("tests/expected/token_cases.json")).unwrap(),
-    )
-    .unwrap();
-    let case = &cases["cases"][0];
-    assert_eq!(case["model"], MINILM);
-    let rows: Vec<usize> = serde_json::from_value(case["rows"].clone()).unwrap();
-    let dim = case["dim"].as_u64().unwrap() as usize;
-    let mut all =
-        crate::common::server::oracle_rows(case["data_file"].as_str().unwrap(), dim).into_iter();
-    let want: Vec<Vec<Vec<f32>>> = rows
-        .iter()
-        .map(|&n| all.by_ref().take(n).collect())
-        .collect();
-    let texts: Vec<String> = serde_json::from_str(
-        &std::fs::read_to_string(repo_root().join("tests/data/edge_inputs.json")).unwrap(),
-    )
-    .unwrap();
-    // Two requests at once, so that they may share a batch.
-    let (a, b) = (texts[..10].to_vec(), texts[10..].to_vec());
-    let send = |inputs: Vec<String>| {
-        std::thread::spawn(move || post(port, "/embed_all", json!({ "inputs": inputs })))
-    };
-    let (ja, jb) = (send(a), send(b));
-    let mut got: Vec<Vec<Vec<f32>>> = Vec::new();
-    for j in [ja, jb] {
-        let (status, v) = j.join().unwrap();
-        assert_eq!(status, 200, "{v}");
-        got.extend(serde_json::from_value::<Vec<Vec<Vec<f32>>>>(v).unwrap());
-    }
-    assert_eq!(got.len(), want.len());
-    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert_eq!(g.len(), w.len(), "input {i}: tokens");
-        let d = crate::common::server::max_diff(g, w);
-        assert!(d <= 1e-5, "input {i}: max difference {d}");
-    }
-
-    let (status, v) = post(
-        port,
-        "/embed_all",
-        json!({ "inputs": ["a"], "model": RERANKER }),
-    );
-    assert_eq!(status, 422, "{v}");
-    assert!(
-        v["error"]
-            .as_str()
-            .unwrap()
-            .contains("/embed_all does not serve"),
-        "{v}"
-    );
-    let (_, _, body) = crate::common::server::request(port, "GET", "/v1/models", b"");
-    let models: Value = serde_json::from_slice(&body).unwrap();
-    let minilm = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["id"] == MINILM)
-        .unwrap();
-    assert!(
-        minilm["capabilities"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("token_vectors")),
-        "{minilm}"
-    );
 }

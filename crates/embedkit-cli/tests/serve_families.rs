@@ -1,8 +1,10 @@
 //! One `embedkit serve` with a model of every family, each route's answers against
-//! fastembed's committed outputs, and `/tokenize` against the model's own tokenizer.
+//! fastembed's committed outputs (`/embed_all` too), and `/tokenize` against the model's
+//! own tokenizer.
 
 use crate::common;
 use crate::serve::oracle_edge;
+use crate::serve_compat::RERANKER;
 
 use common::repo_root;
 use common::server::*;
@@ -229,4 +231,86 @@ fn tokenize_is_the_served_models_own_tokenizer() {
     assert_eq!(by_ids["data"], by_text["data"]);
     let counted: usize = ids.iter().map(Vec::len).sum();
     assert_eq!(by_text["usage"]["prompt_tokens"], counted);
+}
+
+/// TEI's `/embed_all`: each text's vectors per token before pooling, fastembed's
+/// `TokenEmbeddingsModel` values (tests/expected/token_cases.json), batched with other
+/// requests or not; a model without them is refused, naming what it offers.
+#[test]
+fn embed_all_gives_the_token_vectors_of_fastembed() {
+    let server = start_args(
+        &[
+            "--model".into(),
+            model_arg(MINILM, &minilm_dir()),
+            "--model".into(),
+            model_arg(RERANKER, &tiny("rerank-bert")),
+        ],
+        &[],
+    );
+    let port = server.port;
+    let cases: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("tests/expected/token_cases.json")).unwrap(),
+    )
+    .unwrap();
+    let case = &cases["cases"][0];
+    assert_eq!(case["model"], MINILM);
+    let rows: Vec<usize> = serde_json::from_value(case["rows"].clone()).unwrap();
+    let dim = case["dim"].as_u64().unwrap() as usize;
+    let mut all =
+        crate::common::server::oracle_rows(case["data_file"].as_str().unwrap(), dim).into_iter();
+    let want: Vec<Vec<Vec<f32>>> = rows
+        .iter()
+        .map(|&n| all.by_ref().take(n).collect())
+        .collect();
+    let texts: Vec<String> = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("tests/data/edge_inputs.json")).unwrap(),
+    )
+    .unwrap();
+    // Two requests at once, so that they may share a batch.
+    let (a, b) = (texts[..10].to_vec(), texts[10..].to_vec());
+    let send = |inputs: Vec<String>| {
+        std::thread::spawn(move || post(port, "/embed_all", json!({ "inputs": inputs })))
+    };
+    let (ja, jb) = (send(a), send(b));
+    let mut got: Vec<Vec<Vec<f32>>> = Vec::new();
+    for j in [ja, jb] {
+        let (status, v) = j.join().unwrap();
+        assert_eq!(status, 200, "{v}");
+        got.extend(serde_json::from_value::<Vec<Vec<Vec<f32>>>>(v).unwrap());
+    }
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g.len(), w.len(), "input {i}: tokens");
+        let d = crate::common::server::max_diff(g, w);
+        assert!(d <= 1e-5, "input {i}: max difference {d}");
+    }
+
+    let (status, v) = post(
+        port,
+        "/embed_all",
+        json!({ "inputs": ["a"], "model": RERANKER }),
+    );
+    assert_eq!(status, 422, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("/embed_all does not serve"),
+        "{v}"
+    );
+    let (_, _, body) = crate::common::server::request(port, "GET", "/v1/models", b"");
+    let models: Value = serde_json::from_slice(&body).unwrap();
+    let minilm = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == MINILM)
+        .unwrap();
+    assert!(
+        minilm["capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("token_vectors")),
+        "{minilm}"
+    );
 }

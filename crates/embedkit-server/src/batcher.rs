@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use embedkit::{
     CallOptions, Capability, EmbeddingModel, Error, ImageInput, MultiVector, Purpose, Result,
-    SparseEmbedding, TextOutput,
+    SparseEmbedding, TextOutput, TruncationSide,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -30,6 +30,9 @@ use crate::queues::{Budget, Queues};
 pub(crate) struct Work {
     pub op: Op,
     pub purpose: Purpose,
+    /// Where over-long texts are cut (TEI's `truncation_direction`); `None`: where the
+    /// model says.
+    pub truncation: Option<TruncationSide>,
     pub inputs: Inputs,
 }
 
@@ -63,6 +66,7 @@ impl Work {
         Work {
             op: op.into(),
             purpose: Purpose::Document,
+            truncation: None,
             inputs,
         }
     }
@@ -107,6 +111,7 @@ impl Work {
             .map(|inputs| Work {
                 op: self.op.clone(),
                 purpose: self.purpose,
+                truncation: self.truncation,
                 inputs,
             })
             .collect()
@@ -506,7 +511,9 @@ fn compute_timed(
     tokenization: &mut Duration,
 ) -> Result<Output> {
     use Capability as C;
-    let o = CallOptions::new().purpose(work.purpose);
+    let o = CallOptions::new()
+        .purpose(work.purpose)
+        .truncation(work.truncation);
     let op = match &work.op {
         Op::One(c) => *c,
         Op::Outputs(wanted) => {
@@ -531,7 +538,7 @@ fn compute_timed(
                 && model.can(C::Tokens) =>
         {
             let started = Instant::now();
-            let ids = model.tokenize(t)?;
+            let ids = model.tokenize_at(t, work.truncation)?;
             *tokenization = started.elapsed();
             let counts = ids.iter().map(Vec::len).collect();
             model

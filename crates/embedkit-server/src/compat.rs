@@ -11,7 +11,7 @@ use embedkit::Capability;
 
 use crate::api::*;
 use crate::batcher::{Inputs, Output, Work};
-use crate::inputs::{check_texts, put_prompt, ready_texts, refuse_large_answer, truncates_left};
+use crate::inputs::{check_texts, put_prompt, ready_texts, refuse_large_answer, truncation_side};
 use crate::routes::{blocking, dense, pair_scores, run, unexpected, Answer};
 use crate::AppState;
 
@@ -58,8 +58,16 @@ pub(crate) async fn similarity(
     let mut texts = Vec::with_capacity(req.inputs.sentences.len() + 1);
     texts.push(req.inputs.source_sentence);
     texts.extend(req.inputs.sentences);
-    ready_texts(&state, model, &mut texts, &params.tei(), deadline).await?;
-    let (vectors, _) = dense(&state, model, OpenAiInput::Texts(texts), "inputs", deadline).await?;
+    let ready = ready_texts(&state, model, &mut texts, &params.tei(), deadline).await?;
+    let (vectors, _) = dense(
+        &state,
+        model,
+        OpenAiInput::Texts(texts),
+        "inputs",
+        ready.truncation,
+        deadline,
+    )
+    .await?;
     let (source, others) = vectors
         .split_first()
         .ok_or_else(|| ApiError::backend("no vectors"))?;
@@ -116,7 +124,15 @@ pub(crate) async fn cohere_rerank(
         .into_iter()
         .map(RerankDocument::into_text)
         .collect();
-    let scores = pair_scores(&state, model, &req.query, &texts, "documents", deadline).await?;
+    let scores = pair_scores(
+        &state,
+        model,
+        (&req.query, &texts),
+        "documents",
+        None,
+        deadline,
+    )
+    .await?;
     let n = req.top_n.unwrap_or(texts.len());
     let mut texts: Vec<Option<String>> = texts.into_iter().map(Some).collect();
     let results = embedkit::rerank::top_k(&scores, n)
@@ -173,10 +189,12 @@ pub(crate) async fn embed_all(
     )?;
     let tei = req.tei();
     let mut texts = req.inputs.0;
-    let longest = ready_texts(&state, model, &mut texts, &tei, deadline).await?;
+    let ready = ready_texts(&state, model, &mut texts, &tei, deadline).await?;
     refuse_large_answer(&state, model, &texts, deadline).await?;
-    let work = Work::new(Capability::TokenVectors, Inputs::Texts(texts));
-    let Output::Multi(matrices) = run(&state, model, work, "inputs", longest, deadline).await?
+    let mut work = Work::new(Capability::TokenVectors, Inputs::Texts(texts));
+    work.truncation = ready.truncation;
+    let Output::Multi(matrices) =
+        run(&state, model, work, "inputs", ready.longest, deadline).await?
     else {
         return Err(unexpected());
     };
@@ -200,7 +218,7 @@ pub(crate) async fn tokenize(
         .pick(req.model.as_deref(), &[Capability::Tokens], "/tokenize")?;
     let mut texts = req.inputs.0;
     // Nothing is truncated here (as TEI): either direction gives the same tokens.
-    truncates_left(req.truncation_direction.as_deref())?;
+    truncation_side(req.truncation_direction.as_deref())?;
     put_prompt(&state, model, &mut texts, req.prompt_name.as_deref())?;
     check_texts(&texts, "inputs", &state)?;
     let worker = state.clone();

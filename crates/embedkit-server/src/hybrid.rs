@@ -56,15 +56,17 @@ pub(crate) async fn embed_hybrid(
         None
     };
     let mut texts = req.inputs.0;
-    let longest = ready_texts(&state, model, &mut texts, &tei, deadline).await?;
+    let ready = ready_texts(&state, model, &mut texts, &tei, deadline).await?;
     if wanted.contains(&C::MultiVectorText) {
         refuse_large_answer(&state, model, &texts, deadline).await?;
     }
     let mut work = Work::new(Op::Outputs(wanted), Inputs::Texts(texts));
+    work.truncation = ready.truncation;
     if req.is_query {
         work.purpose = Purpose::Query;
     }
-    let Output::Texts(outputs) = run(&state, model, work, "inputs", longest, deadline).await?
+    let Output::Texts(outputs) =
+        run(&state, model, work, "inputs", ready.longest, deadline).await?
     else {
         return Err(unexpected());
     };

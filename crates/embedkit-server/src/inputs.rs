@@ -4,6 +4,7 @@
 
 use axum::http::StatusCode;
 use base64::Engine;
+use embedkit::TruncationSide;
 
 use crate::api::*;
 use crate::routes::{blocking, Answer};
@@ -172,60 +173,46 @@ pub(crate) struct TeiText {
     pub truncation_direction: Option<String>,
 }
 
-/// A TEI text request's inputs made ready for the model: its prompt put before each,
-/// limits checked, an over-long input refused when `truncate` is false. Gives the
-/// padded-length bound the batcher gathers by.
+/// A TEI text request's inputs made ready for the model.
+pub(crate) struct Ready {
+    /// The padded-length bound the batcher gathers by.
+    pub longest: usize,
+    /// Where the request asks over-long texts to be cut.
+    pub truncation: Option<TruncationSide>,
+}
+
+/// A TEI text request's inputs made ready for the model: its prompt put before each
+/// (the model's prompt named by `prompt_name`, or its default prompt, so that
+/// truncation and token counts include it, as in TEI), `truncation_direction` read,
+/// limits checked, an over-long input refused when `truncate` is false.
 pub(crate) async fn ready_texts(
     state: &AppState,
     model: usize,
     texts: &mut [String],
     tei: &TeiText,
     deadline: Deadline,
-) -> Answer<usize> {
-    tei_text_fields(
-        state,
-        model,
-        texts,
-        tei.prompt_name.as_deref(),
-        tei.truncation_direction.as_deref(),
-    )?;
+) -> Answer<Ready> {
+    let truncation = truncation_side(tei.truncation_direction.as_deref())?;
+    put_prompt(state, model, texts, tei.prompt_name.as_deref())?;
     check_texts(texts, "inputs", state)?;
     refuse_overlong(state, model, texts, "inputs", tei.truncate, deadline).await?;
-    Ok(token_bound(
-        state,
-        model,
-        texts.iter().map(|t| t.chars().count()),
-    ))
+    let longest = token_bound(state, model, texts.iter().map(|t| t.chars().count()));
+    Ok(Ready {
+        longest,
+        truncation,
+    })
 }
 
-/// TEI's per-request text fields, before any other check: `prompt_name` puts the
-/// model's prompt of that name before each text (so that truncation and token counts
-/// include it, as in TEI), or the model's default prompt when none is named;
-/// `truncation_direction` left is refused, not ignored.
-pub(crate) fn tei_text_fields(
-    state: &AppState,
-    model: usize,
-    texts: &mut [String],
-    prompt_name: Option<&str>,
-    truncation_direction: Option<&str>,
-) -> Answer<()> {
-    if truncates_left(truncation_direction)? {
-        return Err(ApiError::validation(
-            "truncation_direction left is not supported: texts are truncated at the right",
-        ));
-    }
-    put_prompt(state, model, texts, prompt_name)
-}
-
-/// TEI's `truncation_direction`: whether it is `left` (absent is `right`); anything else
-/// is refused.
-pub(crate) fn truncates_left(direction: Option<&str>) -> Answer<bool> {
+/// TEI's `truncation_direction` (`Right` or `Left`; any case): absent is `None`, where
+/// the model cuts (the right, unless its tokenizer configuration says otherwise);
+/// anything else is refused.
+pub(crate) fn truncation_side(direction: Option<&str>) -> Answer<Option<TruncationSide>> {
     match direction {
-        None => Ok(false),
-        Some(d) if d.eq_ignore_ascii_case("right") => Ok(false),
-        Some(d) if d.eq_ignore_ascii_case("left") => Ok(true),
+        None => Ok(None),
+        Some(d) if d.eq_ignore_ascii_case("right") => Ok(Some(TruncationSide::Right)),
+        Some(d) if d.eq_ignore_ascii_case("left") => Ok(Some(TruncationSide::Left)),
         Some(d) => Err(ApiError::validation(format!(
-            "truncation_direction {d:?}: expected right or left"
+            "truncation_direction {d:?}: expected Right or Left"
         ))),
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 
 use crate::batcher::{Job, Op};
-use embedkit::Purpose;
+use embedkit::{Purpose, TruncationSide};
 
 /// What jobs must share to run in one call.
 #[derive(Clone, PartialEq)]
@@ -15,6 +15,7 @@ struct Key {
     model: usize,
     op: Op,
     purpose: Purpose,
+    truncation: Option<TruncationSide>,
 }
 
 impl Key {
@@ -23,6 +24,7 @@ impl Key {
             model: job.model,
             op: job.work.op.clone(),
             purpose: job.work.purpose,
+            truncation: job.work.truncation,
         }
     }
 }

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use embedkit::{CallOptions, Capability, Purpose};
+use embedkit::{CallOptions, Capability, Purpose, TruncationSide};
 use tokio::sync::oneshot;
 
 use crate::api::*;
@@ -175,6 +175,7 @@ pub(crate) async fn dense(
     model: usize,
     input: OpenAiInput,
     field: &str,
+    truncation: Option<TruncationSide>,
     deadline: Deadline,
 ) -> Answer<(Vec<Vec<f32>>, usize)> {
     let m = &state.models.get(model).model;
@@ -183,11 +184,9 @@ pub(crate) async fn dense(
             check_texts(&texts, field, state)?;
             let longest = token_bound(state, model, texts.iter().map(|t| t.chars().count()));
             // Counted where tokenized, on the inference thread.
-            (
-                Work::new(Capability::DenseText, Inputs::Texts(texts)),
-                0,
-                longest,
-            )
+            let mut work = Work::new(Capability::DenseText, Inputs::Texts(texts));
+            work.truncation = truncation;
+            (work, 0, longest)
         }
         OpenAiInput::Texts(items) => {
             require(state, model, Capability::DenseImage, "texts")?;
@@ -255,7 +254,7 @@ pub(crate) async fn openai_embeddings(
                 put_prompt(&state, model, texts, None)?;
             }
         }
-        let (vectors, tokens) = dense(&state, model, input, "input", deadline).await?;
+        let (vectors, tokens) = dense(&state, model, input, "input", None, deadline).await?;
         let vectors = finish(&state, model, vectors, &CallOptions::new().dimensions(dims))?;
         let data = vectors
             .into_iter()
@@ -305,6 +304,7 @@ pub(crate) async fn embed(
     let dims = dimensions_of(&state, model, req.dimensions)?;
     let normalize = req.normalize.unwrap_or(true);
     let mut req = req;
+    let mut truncation = None;
     if all_images(&req.inputs.0) {
         if req.prompt_name.is_some() {
             return Err(ApiError::validation(
@@ -313,13 +313,16 @@ pub(crate) async fn embed(
         }
     } else {
         let tei = req.tei();
-        ready_texts(&state, model, &mut req.inputs.0, &tei, deadline).await?;
+        truncation = ready_texts(&state, model, &mut req.inputs.0, &tei, deadline)
+            .await?
+            .truncation;
     }
     let (vectors, _) = dense(
         &state,
         model,
         OpenAiInput::Texts(req.inputs.0),
         "inputs",
+        truncation,
         deadline,
     )
     .await?;
@@ -341,16 +344,11 @@ pub(crate) async fn embed_sparse(
     )?;
     let tei = req.tei();
     let mut texts = req.inputs.0;
-    let longest = ready_texts(&state, model, &mut texts, &tei, deadline).await?;
-    let Output::Sparse(vectors) = run(
-        &state,
-        model,
-        Work::new(Capability::SparseText, Inputs::Texts(texts)),
-        "inputs",
-        longest,
-        deadline,
-    )
-    .await?
+    let ready = ready_texts(&state, model, &mut texts, &tei, deadline).await?;
+    let mut work = Work::new(Capability::SparseText, Inputs::Texts(texts));
+    work.truncation = ready.truncation;
+    let Output::Sparse(vectors) =
+        run(&state, model, work, "inputs", ready.longest, deadline).await?
     else {
         return Err(unexpected());
     };
@@ -401,13 +399,14 @@ pub(crate) async fn embed_late(
         (None, None) => return Err(ApiError::validation("`inputs` is missing")),
         (Some(mut texts), None) => {
             require(&state, model, C::MultiVectorText, "texts on /embed_late")?;
-            let longest = ready_texts(&state, model, &mut texts.0, &tei, deadline).await?;
+            let ready = ready_texts(&state, model, &mut texts.0, &tei, deadline).await?;
             refuse_large_answer(&state, model, &texts.0, deadline).await?;
             let mut work = Work::new(C::MultiVectorText, Inputs::Texts(texts.0));
+            work.truncation = ready.truncation;
             if req.is_query {
                 work.purpose = Purpose::Query;
             }
-            (work, longest)
+            (work, ready.longest)
         }
         (None, Some(images)) => {
             require(
@@ -441,9 +440,9 @@ pub(crate) async fn embed_late(
 pub(crate) async fn pair_scores(
     state: &Arc<AppState>,
     model: usize,
-    query: &str,
-    texts: &[String],
+    (query, texts): (&str, &[String]),
     field: &str,
+    truncation: Option<TruncationSide>,
     deadline: Deadline,
 ) -> Answer<Vec<f32>> {
     check_texts(std::slice::from_ref(&query.to_string()), "query", state)?;
@@ -454,7 +453,8 @@ pub(crate) async fn pair_scores(
         .iter()
         .map(|t| (query.to_string(), t.clone()))
         .collect();
-    let work = Work::new(Capability::PairScores, Inputs::Pairs(pairs));
+    let mut work = Work::new(Capability::PairScores, Inputs::Pairs(pairs));
+    work.truncation = truncation;
     match run(state, model, work, field, longest, deadline).await? {
         Output::Scores(scores) => Ok(scores),
         _ => Err(unexpected()),
@@ -471,8 +471,17 @@ pub(crate) async fn rerank(
     let model = state
         .models
         .pick(req.model.as_deref(), &[Capability::PairScores], "/rerank")?;
+    let truncation = truncation_side(req.truncation_direction.as_deref())?;
     let texts = req.texts.0;
-    let scores = pair_scores(&state, model, &req.query, &texts, "texts", deadline).await?;
+    let scores = pair_scores(
+        &state,
+        model,
+        (&req.query, &texts),
+        "texts",
+        truncation,
+        deadline,
+    )
+    .await?;
     // TEI answers best first.
     let ranked = embedkit::rerank::top_k(&scores, scores.len());
     let mut texts: Vec<Option<String>> = texts.into_iter().map(Some).collect();

@@ -11,10 +11,10 @@ use crate::batching::{self, Ran, WindowStream};
 use crate::error::Result;
 use crate::hub::{self, HubOptions};
 use crate::options::{check_batch_size, LoadOptions};
-use crate::pipeline::{Family, Load, Pipeline, Purpose, TextPipeline};
+use crate::pipeline::{Family, Load, Pipeline, Prep, Purpose, TextPipeline};
 use crate::registry::{self, Describe};
 use crate::runtime::{Device, Lane, Provider, RuntimeOptions};
-use crate::tokenize::{Token, TokenSpan};
+use crate::tokenize::{Token, TokenSpan, TruncationSide};
 
 /// One input of a family's pipeline.
 pub(crate) type Input<'a, F> = <F as Pipeline>::Input<'a>;
@@ -287,10 +287,10 @@ impl<F: Family> Model<F> {
         &'a self,
         source: impl Iterator<Item = Result<S>> + 'a,
         batch_size: Option<usize>,
-        purpose: Purpose,
+        call: impl Into<Prep>,
         view: for<'x> fn(&'x S) -> Input<'x, F>,
     ) -> Stream<'a, Output<F>> {
-        self.stream_with(source, batch_size, purpose, view, <F as Pipeline>::run)
+        self.stream_with(source, batch_size, call, view, <F as Pipeline>::run)
     }
 
     /// [`Model::stream`] with another computation of a batch than the pipeline's `run`
@@ -299,10 +299,12 @@ impl<F: Family> Model<F> {
         &'a self,
         source: impl Iterator<Item = Result<S>> + 'a,
         batch_size: Option<usize>,
-        purpose: Purpose,
+        call: impl Into<Prep>,
         view: for<'x> fn(&'x S) -> Input<'x, F>,
         run: RunBatch<F, T>,
     ) -> Stream<'a, T> {
+        let call = call.into();
+        let purpose = call.purpose;
         if let Err(e) = check_batch_size(batch_size) {
             return Stream(Box::new(WindowStream::<S, T>::failed(e)));
         }
@@ -317,7 +319,7 @@ impl<F: Family> Model<F> {
             window,
             move |inputs: Vec<S>| {
                 let views: Vec<Input<'_, F>> = inputs.iter().map(view).collect();
-                let items = match pipeline.prepare(&views, purpose) {
+                let items = match pipeline.prepare(&views, call) {
                     Ok(items) => items,
                     Err(e) => {
                         return Ran {
@@ -442,26 +444,37 @@ impl<F: Family + TextPipeline> Model<F> {
     }
 
     /// As [`embed_iter`](Self::embed_iter), for inputs that can fail (lines of a file)
-    /// and any [`Purpose`]; an input error ends the stream after the results before it.
+    /// and any [`Purpose`] (or a [`Prep`]: a purpose and the end an over-long text is
+    /// cut at); an input error ends the stream after the results before it.
     pub fn try_embed_iter<'a, I, S>(
         &'a self,
         texts: I,
         batch_size: Option<usize>,
-        purpose: Purpose,
+        call: impl Into<Prep>,
     ) -> Stream<'a, Output<F>>
     where
         I: IntoIterator<Item = Result<S>>,
         I::IntoIter: 'a,
         S: AsRef<str> + 'a,
     {
-        self.stream(texts.into_iter(), batch_size, purpose, as_text::<S>)
+        self.stream(texts.into_iter(), batch_size, call, as_text::<S>)
     }
 
     /// Token ids of each text as the model gets it (truncated, special tokens included,
     /// no padding).
     pub fn tokenize<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<u32>>> {
+        self.tokenize_at(texts, None)
+    }
+
+    /// [`Self::tokenize`] with over-long texts cut at `side` (`None`: where the model
+    /// says).
+    pub fn tokenize_at<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        side: Option<TruncationSide>,
+    ) -> Result<Vec<Vec<u32>>> {
         let refs: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
-        self.pipeline()?.tokenize(&refs)
+        self.pipeline()?.tokenize(&refs, side)
     }
 
     /// Each text's tokens as the model gets them: id, vocabulary text, special flag.

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::inputs::{Feed, TokenBatch};
 use crate::registry::ModelCore;
 use crate::runtime::{Lane, OnnxModel, RuntimeOptions};
-use crate::tokenize::{TextTokenizer, TokenizerOptions};
+use crate::tokenize::{TextTokenizer, TokenizerOptions, TruncationSide};
 
 /// The inputs a text graph may take: ids, mask and token types.
 pub const TEXT_INPUTS: [&str; 3] = ["input_ids", "attention_mask", "token_type_ids"];
@@ -90,8 +90,8 @@ impl TextGraph {
     }
 
     /// Token ids of each text, truncated, unpadded.
-    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-        self.tokenizer.encode_batch(texts)
+    pub fn tokenize(&self, texts: &[&str], side: Option<TruncationSide>) -> Result<Vec<Vec<u32>>> {
+        self.tokenizer.encode_batch_from(texts, side)
     }
 
     /// Pads `sequences` as the tokenizer says.

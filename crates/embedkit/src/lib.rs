@@ -93,7 +93,7 @@ pub use late_interaction_multimodal::{
     LateInteractionMultimodalEmbedding, LateInteractionMultimodalEmbeddingBuilder,
 };
 pub use options::LoadOptions;
-pub use pipeline::Purpose;
+pub use pipeline::{Prep, Purpose};
 pub use postprocess::{Muvera, MuveraOptions};
 pub use quantize::Precision;
 pub use registry::{
@@ -106,4 +106,4 @@ pub use runtime::RuntimeOptions;
 pub use runtime::{Device, Provider};
 pub use sparse::{SparseEmbedding, SparseTextEmbedding, SparseTextEmbeddingBuilder};
 pub use text::{CustomTextModel, Embedding, TextEmbedding, TextEmbeddingBuilder};
-pub use tokenize::{Token, TokenSpan};
+pub use tokenize::{Token, TokenSpan, TruncationSide};

@@ -14,7 +14,7 @@ use crate::batching::Batching;
 use crate::error::Result;
 use crate::registry::Describe;
 use crate::runtime::{Lane, RuntimeOptions};
-use crate::tokenize::{Token, TokenSpan};
+use crate::tokenize::{Token, TokenSpan, TruncationSide};
 
 /// What a call embeds. It picks the query or passage prefix (when switched on), the
 /// task of multi-task models, and, for families that treat queries differently (ColBERT
@@ -30,6 +30,33 @@ pub enum Purpose {
     Passage,
 }
 
+/// What one call asks of a family's preparation of its inputs (tokenizing) beside them:
+/// `Prep::from(Purpose::Query).truncation(Some(TruncationSide::Left))`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub struct Prep {
+    pub purpose: Purpose,
+    /// Where an over-long text is cut; `None`: where the model's tokenizer configuration
+    /// says. Families that cut nothing ignore it.
+    pub truncation: Option<TruncationSide>,
+}
+
+impl Prep {
+    pub fn truncation(mut self, side: Option<TruncationSide>) -> Self {
+        self.truncation = side;
+        self
+    }
+}
+
+impl From<Purpose> for Prep {
+    fn from(purpose: Purpose) -> Prep {
+        Prep {
+            purpose,
+            truncation: None,
+        }
+    }
+}
+
 /// How a loaded family computes: the per-model half of the seam.
 pub trait Pipeline: Send + Sync + 'static {
     /// One input as the caller gives it (a text, a pair of texts, an image).
@@ -40,7 +67,7 @@ pub trait Pipeline: Send + Sync + 'static {
     type Output: Send;
 
     /// Prepares a window of inputs, in order: one item each.
-    fn prepare(&self, inputs: &[Self::Input<'_>], purpose: Purpose) -> Result<Vec<Self::Item>>;
+    fn prepare(&self, inputs: &[Self::Input<'_>], call: Prep) -> Result<Vec<Self::Item>>;
 
     /// The item's length in a padded batch of `purpose` (tokens); batches are planned
     /// from these.
@@ -94,15 +121,19 @@ pub struct Load<'a, F: Family> {
 /// the engine gives all of them the same `embed` / `query_embed` / `passage_embed` /
 /// streaming / token methods.
 pub trait TextPipeline: for<'a> Pipeline<Input<'a> = &'a str> {
-    /// Token ids of each text as the model gets it (truncated, special tokens included,
-    /// no padding, no prefix).
-    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>>;
+    /// Token ids of each text as the model gets it (truncated at `side`, or where the
+    /// model says when `None`; special tokens included, no padding, no prefix).
+    fn tokenize(&self, texts: &[&str], side: Option<TruncationSide>) -> Result<Vec<Vec<u32>>>;
 
     /// The number of tokens of the texts, as the model counts them.
     fn token_count(&self, texts: &[&str]) -> Result<usize> {
         let mut total = 0usize;
         for chunk in texts.chunks(1024) {
-            total += self.tokenize(chunk)?.iter().map(Vec::len).sum::<usize>();
+            total += self
+                .tokenize(chunk, None)?
+                .iter()
+                .map(Vec::len)
+                .sum::<usize>();
         }
         Ok(total)
     }

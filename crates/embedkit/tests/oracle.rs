@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use embedkit::{CustomTextModel, ModelSource, Purpose, TextEmbedding};
+use embedkit::{CustomTextModel, ModelSource, Prep, Purpose, TextEmbedding, TruncationSide};
 use serde_json::Value;
 
 use common::*;
@@ -58,8 +58,15 @@ fn embed(model: &TextEmbedding, case: &Value, texts: &[String]) -> Vec<Vec<f32>>
         "passage_embed" => Purpose::Passage,
         other => panic!("unknown method {other}"),
     };
+    // TEI's truncation_direction, for the cases made with fastembed's tokenizer set so.
+    let truncation = case.get("truncation").map(|side| match side.as_str() {
+        Some("left") => TruncationSide::Left,
+        Some("right") => TruncationSide::Right,
+        other => panic!("unknown truncation {other:?}"),
+    });
+    let call = Prep::from(purpose).truncation(truncation);
     model
-        .try_embed_iter(texts.iter().map(|t| Ok(t.as_str())), None, purpose)
+        .try_embed_iter(texts.iter().map(|t| Ok(t.as_str())), None, call)
         .collect::<embedkit::Result<Vec<_>>>()
         .unwrap_or_else(|e| panic!("{}: {e}", case["name"]))
 }

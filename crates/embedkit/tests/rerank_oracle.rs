@@ -1,10 +1,14 @@
 //! Reranking parity with fastembed 0.9.1 (tests/expected/rerank_cases.json) on seeded
 //! cross-encoders with the real I/O names: with and without token_type_ids, external
-//! data, pair truncation at 64 tokens, and a custom model.
+//! data, pair truncation at 64 tokens (and at the left, TEI's `truncation_direction`),
+//! and a custom model.
 
 use crate::common;
 
-use embedkit::{CustomReranker, ModelSource, TextCrossEncoder};
+use embedkit::{
+    CallOptions, CustomReranker, EmbeddingModel, LoadOptions, ModelSource, TextCrossEncoder,
+    TruncationSide,
+};
 use serde_json::Value;
 
 use common::*;
@@ -46,7 +50,27 @@ fn rerankers_match_fastembed() {
                 .batch_size(batch_size)
                 .build()
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
-            let (got, count) = if case["method"] == "rerank_pairs" {
+            let (got, count) = if let Some(side) = case.get("truncation") {
+                // Cut at another end than the model's: a per-call option, so through the
+                // handle.
+                let side = match side.as_str() {
+                    Some("left") => TruncationSide::Left,
+                    other => panic!("{name}: truncation {other:?}"),
+                };
+                let mut load = LoadOptions::default();
+                load.cache.specific_model_path = Some(dir.clone());
+                load.runtime.threads = Some(2);
+                load.runtime.device = device();
+                let handle = EmbeddingModel::load(model_name, load).unwrap();
+                let call = CallOptions::new()
+                    .batch_size(Some(batch_size))
+                    .truncation(Some(side));
+                let pairs = pairs();
+                (
+                    handle.score_pairs(&pairs, &call).unwrap(),
+                    model.token_count(&pairs).unwrap(),
+                )
+            } else if case["method"] == "rerank_pairs" {
                 let pairs = pairs();
                 (
                     model.rerank_pairs(&pairs, None).unwrap(),

@@ -330,6 +330,8 @@ pub struct RerankRequest {
     /// Accepted for TEI clients; scores are the model's logits, as fastembed gives them.
     pub raw_scores: Option<bool>,
     pub truncate: Option<bool>,
+    /// `Right` (default) or `Left`: which end of a long text is cut.
+    pub truncation_direction: Option<String>,
     pub model: Option<String>,
 }
 
@@ -389,7 +391,7 @@ pub struct SimilarityInput {
 
 /// TEI's parameters: `truncate` false refuses an over-long input (default: truncate);
 /// `prompt_name` a prompt from the model's `config_sentence_transformers.json`;
-/// `truncation_direction` may only be `right`.
+/// `truncation_direction` `Right` (default) or `Left`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct SimilarityParameters {
     pub truncate: Option<bool>,

@@ -24,13 +24,13 @@ use crate::error::{Error, Result};
 use crate::graph::TextGraph;
 use crate::handle::{CallOptions, Capability, Capable, TextOutput, Texts};
 use crate::late_interaction::MultiVector;
-use crate::pipeline::{Family, Load, NoSettings, Pipeline, Purpose, TextPipeline};
+use crate::pipeline::{Family, Load, NoSettings, Pipeline, Prep, Purpose, TextPipeline};
 use crate::postprocess::l2_normalize;
 use crate::registry::{BgeM3ModelDescription, Kind, M3Layout};
 use crate::runtime::Lane;
 use crate::sparse::SparseEmbedding;
 use crate::text::Embedding;
-use crate::tokenize::{Token, TokenSpan, TokenizerOptions};
+use crate::tokenize::{Token, TokenSpan, TokenizerOptions, TruncationSide};
 
 use heads::Linear;
 
@@ -295,8 +295,8 @@ impl Pipeline for BgeM3 {
     type Output = M3Output;
 
     // Queries are embedded as documents: no instruction, no query marker.
-    fn prepare(&self, texts: &[&str], _: Purpose) -> Result<Vec<Vec<u32>>> {
-        self.graph.tokenize(texts)
+    fn prepare(&self, texts: &[&str], call: Prep) -> Result<Vec<Vec<u32>>> {
+        self.graph.tokenize(texts, call.truncation)
     }
 
     fn cost(&self, item: &Vec<u32>, _: Purpose) -> usize {
@@ -314,8 +314,8 @@ impl Pipeline for BgeM3 {
 }
 
 impl TextPipeline for BgeM3 {
-    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-        self.graph.tokenize(texts)
+    fn tokenize(&self, texts: &[&str], side: Option<TruncationSide>) -> Result<Vec<Vec<u32>>> {
+        self.graph.tokenize(texts, side)
     }
 
     fn describe_tokens(&self, ids: &[u32]) -> Vec<Token> {
@@ -352,7 +352,7 @@ impl Model<BgeM3> {
         o: &CallOptions,
         pick: fn(M3Output) -> T,
     ) -> Stream<'a, T> {
-        let all = self.try_embed_iter(texts, o.batch_size, o.purpose);
+        let all = self.try_embed_iter(texts, o.batch_size, o.prep());
         Stream::from_iter(all.map(move |r| r.map(pick)))
     }
 }
@@ -398,7 +398,7 @@ impl Capable for Model<BgeM3> {
             want(Capability::SparseText),
             want(Capability::MultiVectorText),
         );
-        let all = self.try_embed_iter(texts, o.batch_size, o.purpose);
+        let all = self.try_embed_iter(texts, o.batch_size, o.prep());
         Stream::from_iter(all.map(move |r| {
             r.map(|m| TextOutput {
                 dense: dense.then_some(m.dense),

@@ -3,9 +3,10 @@
 use serde::Serialize;
 
 use crate::late_interaction::MultiVector;
-use crate::pipeline::Purpose;
+use crate::pipeline::{Prep, Purpose};
 use crate::sparse::SparseEmbedding;
 use crate::text::Embedding;
+use crate::tokenize::TruncationSide;
 
 /// What a model can compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
@@ -86,6 +87,9 @@ pub struct CallOptions {
     pub sparse_top_k: Option<usize>,
     /// Sparse vectors drop weights below this.
     pub sparse_min_weight: Option<f32>,
+    /// Where an over-long text is cut (TEI's `truncation_direction`); `None`: where the
+    /// model's tokenizer configuration says.
+    pub truncation: Option<TruncationSide>,
 }
 
 impl CallOptions {
@@ -115,6 +119,14 @@ impl CallOptions {
     pub fn sparse_min_weight(mut self, w: Option<f32>) -> Self {
         self.sparse_min_weight = w;
         self
+    }
+    pub fn truncation(mut self, side: Option<TruncationSide>) -> Self {
+        self.truncation = side;
+        self
+    }
+    /// What preparing this call's inputs needs to know.
+    pub fn prep(&self) -> Prep {
+        Prep::from(self.purpose).truncation(self.truncation)
     }
 }
 

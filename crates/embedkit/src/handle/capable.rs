@@ -84,7 +84,11 @@ pub trait Capable: Loaded + Send + Sync {
     fn score_stream<'a>(&'a self, _pairs: Pairs<'a>, _o: &CallOptions) -> Stream<'a, f32> {
         Stream::failed(lacks(self.name(), Capability::PairScores))
     }
-    fn tokenize(&self, _texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+    fn tokenize(
+        &self,
+        _texts: &[&str],
+        _side: Option<crate::tokenize::TruncationSide>,
+    ) -> Result<Vec<Vec<u32>>> {
         Err(lacks(self.name(), Capability::Tokens))
     }
     fn tokens(&self, _texts: &[&str]) -> Result<Vec<Vec<Token>>> {
@@ -263,8 +267,12 @@ macro_rules! text_tokens {
         fn max_length(&self) -> Result<Option<usize>> {
             crate::engine::Model::max_length(self)
         }
-        fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-            crate::engine::Model::tokenize(self, texts)
+        fn tokenize(
+            &self,
+            texts: &[&str],
+            side: Option<crate::tokenize::TruncationSide>,
+        ) -> Result<Vec<Vec<u32>>> {
+            crate::engine::Model::tokenize_at(self, texts, side)
         }
         fn tokens(&self, texts: &[&str]) -> Result<Vec<Vec<crate::tokenize::Token>>> {
             crate::engine::Model::tokens(self, texts)

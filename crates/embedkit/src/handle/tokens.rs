@@ -3,13 +3,23 @@
 use super::{refs, Capability, EmbeddingModel};
 use crate::error::Result;
 use crate::pipeline::Purpose;
-use crate::tokenize::{Token, TokenSpan};
+use crate::tokenize::{Token, TokenSpan, TruncationSide};
 
 impl EmbeddingModel {
     /// Token ids of each text as the model gets it (truncated, special tokens included).
     pub fn tokenize<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<u32>>> {
+        self.tokenize_at(texts, None)
+    }
+
+    /// [`Self::tokenize`] with over-long texts cut at `side` (`None`: where the model
+    /// says).
+    pub fn tokenize_at<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        side: Option<TruncationSide>,
+    ) -> Result<Vec<Vec<u32>>> {
         self.require(Capability::Tokens)?;
-        self.inner.tokenize(&refs(texts))
+        self.inner.tokenize(&refs(texts), side)
     }
 
     /// Each text's tokens as the model gets them.

@@ -20,7 +20,7 @@ use crate::engine::{Builder, Model, Stream};
 use crate::error::{Error, Result};
 use crate::handle::{CallOptions, Capability, Capable, Images};
 use crate::inputs::stack_images;
-use crate::pipeline::{Family, Load, Pipeline, Purpose};
+use crate::pipeline::{Family, Load, Pipeline, Prep, Purpose};
 use crate::quantize;
 use crate::registry::Kind;
 use crate::registry::{ImageModelDescription, ImagePooling};
@@ -103,7 +103,7 @@ impl Pipeline for Image {
     type Item = ImageInput;
     type Output = Vec<f32>;
 
-    fn prepare(&self, images: &[&ImageInput], _: Purpose) -> Result<Vec<ImageInput>> {
+    fn prepare(&self, images: &[&ImageInput], _: Prep) -> Result<Vec<ImageInput>> {
         Ok(images.iter().map(|&i| i.clone()).collect())
     }
 

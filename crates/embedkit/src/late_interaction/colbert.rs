@@ -14,7 +14,7 @@ use crate::inputs::TokenBatch;
 use crate::pipeline::Purpose;
 use crate::registry::{ColbertConfig, LateInteractionModelDescription, LateInteractionStyle};
 use crate::runtime::{Lane, RuntimeOptions};
-use crate::tokenize::{TextTokenizer, TokenizerOptions};
+use crate::tokenize::{TextTokenizer, TokenizerOptions, TruncationSide};
 
 /// A loaded ColBERT-style model: the late-interaction text family.
 pub struct Colbert {
@@ -83,8 +83,12 @@ impl Colbert {
 
     /// Token ids of each text (documents and queries alike; queries are expanded when
     /// their batch is built).
-    pub(crate) fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-        self.graph.tokenize(texts)
+    pub(crate) fn tokenize(
+        &self,
+        texts: &[&str],
+        side: Option<TruncationSide>,
+    ) -> Result<Vec<Vec<u32>>> {
+        self.graph.tokenize(texts, side)
     }
 
     /// A text's length in its batch: the marker added, queries expanded.
@@ -194,7 +198,7 @@ impl Colbert {
     ) -> Result<usize> {
         let mut total = 0;
         for chunk in texts.chunks(1024) {
-            let encoded = self.graph.tokenize(chunk)?;
+            let encoded = self.graph.tokenize(chunk, None)?;
             for ids in &encoded {
                 total += match (is_doc, include_extension, self.cfg.min_query_length) {
                     (false, true, Some(min)) => ids.len().max(min),

@@ -16,11 +16,11 @@ use crate::engine::Stream;
 use crate::engine::{Builder, Model};
 use crate::error::{Error, Result};
 use crate::handle::{CallOptions, Capability, Capable, Texts};
-use crate::pipeline::{Family, Load, Pipeline, Purpose, TextPipeline};
+use crate::pipeline::{Family, Load, Pipeline, Prep, Purpose, TextPipeline};
 use crate::registry::Kind;
 use crate::registry::LateInteractionModelDescription;
 use crate::runtime::Lane;
-use crate::tokenize::{Token, TokenSpan};
+use crate::tokenize::{Token, TokenSpan, TruncationSide};
 
 pub use colbert::Colbert;
 
@@ -58,8 +58,8 @@ impl Pipeline for Colbert {
     type Item = Vec<u32>;
     type Output = MultiVector;
 
-    fn prepare(&self, texts: &[&str], _: Purpose) -> Result<Vec<Vec<u32>>> {
-        self.tokenize(texts)
+    fn prepare(&self, texts: &[&str], call: Prep) -> Result<Vec<Vec<u32>>> {
+        self.tokenize(texts, call.truncation)
     }
 
     fn cost(&self, item: &Vec<u32>, purpose: Purpose) -> usize {
@@ -87,8 +87,8 @@ impl Pipeline for Colbert {
 }
 
 impl TextPipeline for Colbert {
-    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-        Colbert::tokenize(self, texts)
+    fn tokenize(&self, texts: &[&str], side: Option<TruncationSide>) -> Result<Vec<Vec<u32>>> {
+        Colbert::tokenize(self, texts, side)
     }
 
     fn describe_tokens(&self, ids: &[u32]) -> Vec<Token> {
@@ -178,7 +178,7 @@ impl Capable for Model<Colbert> {
         Some(self.embedding_size())
     }
     fn multi_stream<'a>(&'a self, texts: Texts<'a>, o: &CallOptions) -> Stream<'a, MultiVector> {
-        self.try_embed_iter(texts, o.batch_size, o.purpose)
+        self.try_embed_iter(texts, o.batch_size, o.prep())
     }
     crate::handle::text_tokens!();
 }

@@ -11,6 +11,7 @@
 mod colmodernvbert;
 mod colpali;
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use ndarray::{Array2, ArrayD, Axis, Ix3};
@@ -22,12 +23,12 @@ use crate::error::{Error, Result};
 use crate::handle::{CallOptions, Capability, Capable, Images, Texts};
 use crate::image::{ImageInput, Preprocessor};
 use crate::late_interaction::MultiVector;
-use crate::pipeline::{Family, Load, Pipeline, Purpose};
+use crate::pipeline::{Family, Load, Pipeline, Prep, Purpose};
 use crate::postprocess::MultiVectorModel;
 use crate::registry::Kind;
 use crate::registry::{MultimodalKind, MultimodalModelDescription};
 use crate::runtime::{Lane, OnnxModel, RuntimeOptions};
-use crate::tokenize::{TextTokenizer, TokenizerOptions};
+use crate::tokenize::{TextTokenizer, TokenizerOptions, TruncationSide};
 
 /// A family's way of turning texts and images into graph inputs and outputs.
 trait MultimodalBackend: Send + Sync {
@@ -91,7 +92,14 @@ impl Pipeline for Multimodal {
     type Item = MultimodalItem;
     type Output = MultiVector;
 
-    fn prepare(&self, inputs: &[MultimodalInput<'_>], _: Purpose) -> Result<Vec<MultimodalItem>> {
+    fn prepare(&self, inputs: &[MultimodalInput<'_>], call: Prep) -> Result<Vec<MultimodalItem>> {
+        // Texts are tokenized with the model's prompt when their batch runs, cut where
+        // the model says; a call asking to cut at the left is refused, not ignored.
+        if call.truncation == Some(TruncationSide::Left) {
+            return Err(Error::Unsupported(
+                "this model's texts cannot be cut at the left".into(),
+            ));
+        }
         Ok(inputs
             .iter()
             .map(|i| match *i {
@@ -426,7 +434,8 @@ impl Capable for Model<Multimodal> {
         false
     }
     fn multi_stream<'a>(&'a self, texts: Texts<'a>, o: &CallOptions) -> Stream<'a, MultiVector> {
-        self.embed_text_iter(texts, o.batch_size)
+        let call = Prep::from(Purpose::Query).truncation(o.truncation);
+        self.stream(texts, o.batch_size, call, text_input::<Cow<'a, str>>)
     }
     fn multi_image_stream<'a>(
         &'a self,

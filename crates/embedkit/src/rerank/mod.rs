@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::graph::TextGraph;
 use crate::handle::{CallOptions, Capability, Capable, Pairs};
 use crate::inputs::TokenBatch;
-use crate::pipeline::{Family, Load, Pipeline, Purpose};
+use crate::pipeline::{Family, Load, Pipeline, Prep, Purpose};
 use crate::registry::Kind;
 use crate::registry::{ModelCore, ModelSource, RerankerModelDescription};
 use crate::runtime::Lane;
@@ -103,8 +103,10 @@ impl Pipeline for CrossEncoder {
     type Item = EncodedPair;
     type Output = f32;
 
-    fn prepare(&self, pairs: &[(&str, &str)], _: Purpose) -> Result<Vec<EncodedPair>> {
-        self.graph.tokenizer.encode_pairs(pairs)
+    fn prepare(&self, pairs: &[(&str, &str)], call: Prep) -> Result<Vec<EncodedPair>> {
+        self.graph
+            .tokenizer
+            .encode_pairs_from(pairs, call.truncation)
     }
 
     fn cost(&self, item: &EncodedPair, _: Purpose) -> usize {
@@ -208,7 +210,23 @@ impl Model<CrossEncoder> {
         A: AsRef<str> + 'a,
         B: AsRef<str> + 'a,
     {
-        self.stream(pairs.into_iter(), batch_size, Purpose::Document, as_pair)
+        self.pairs_stream(pairs, batch_size, Purpose::Document)
+    }
+
+    /// [`Self::rerank_pairs_iter`] for a call's [`Prep`] (where long texts are cut).
+    fn pairs_stream<'a, I, A, B>(
+        &'a self,
+        pairs: I,
+        batch_size: Option<usize>,
+        call: impl Into<Prep>,
+    ) -> Stream<'a, f32>
+    where
+        I: IntoIterator<Item = Result<(A, B)>>,
+        I::IntoIter: 'a,
+        A: AsRef<str> + 'a,
+        B: AsRef<str> + 'a,
+    {
+        self.stream(pairs.into_iter(), batch_size, call, as_pair)
     }
 
     /// The `k` most relevant documents, best first (ties keep input order).
@@ -266,7 +284,7 @@ impl Capable for Model<CrossEncoder> {
         &[Capability::PairScores]
     }
     fn score_stream<'a>(&'a self, pairs: Pairs<'a>, o: &CallOptions) -> Stream<'a, f32> {
-        self.rerank_pairs_iter(pairs, o.batch_size)
+        self.pairs_stream(pairs, o.batch_size, o.prep())
     }
 }
 

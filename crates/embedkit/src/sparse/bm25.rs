@@ -18,7 +18,7 @@ use super::{SparseBackend, SparseEmbedding, SparseItem};
 use crate::error::{Error, Result};
 use crate::graph::TextGraph;
 use crate::inputs::TokenBatch;
-use crate::pipeline::Purpose;
+use crate::pipeline::{Prep, Purpose};
 
 /// The languages fastembed's BM25 has Snowball stemmers (and, but for Tamil, stopwords) for.
 pub const LANGUAGES: [&str; 18] = [
@@ -247,12 +247,13 @@ pub(crate) fn is_punctuation_token(w: &str) -> bool {
 }
 
 impl SparseBackend for Bm25Backend {
-    /// Finished vectors: BM25 runs no model. Queries weigh each distinct stem 1.
-    fn prepare(&self, texts: &[&str], purpose: Purpose) -> Result<Vec<SparseItem>> {
+    /// Finished vectors: BM25 runs no model. Queries weigh each distinct stem 1. Texts
+    /// are not truncated, so the call's truncation side has nothing to cut.
+    fn prepare(&self, texts: &[&str], call: Prep) -> Result<Vec<SparseItem>> {
         Ok(texts
             .iter()
             .map(|t| {
-                SparseItem::Done(match purpose {
+                SparseItem::Done(match call.purpose {
                     Purpose::Query => SparseEmbedding::from_pairs(
                         self.stems(t).iter().map(|s| (token_id(s), 1.0)),
                     ),

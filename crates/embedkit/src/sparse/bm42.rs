@@ -17,7 +17,7 @@ use super::{tokens, SparseBackend, SparseEmbedding, SparseItem};
 use crate::error::{Error, Result};
 use crate::graph::TextGraph;
 use crate::inputs::TokenBatch;
-use crate::pipeline::Purpose;
+use crate::pipeline::{Prep, Purpose};
 use crate::registry::SparseModelDescription;
 use crate::runtime::RuntimeOptions;
 use crate::tokenize::TokenizerOptions;
@@ -182,9 +182,9 @@ impl Bm42Backend {
 }
 
 impl SparseBackend for Bm42Backend {
-    fn prepare(&self, texts: &[&str], purpose: Purpose) -> Result<Vec<SparseItem>> {
-        let encoded = self.graph.tokenize(texts)?;
-        if purpose != Purpose::Query {
+    fn prepare(&self, texts: &[&str], call: Prep) -> Result<Vec<SparseItem>> {
+        let encoded = self.graph.tokenize(texts, call.truncation)?;
+        if call.purpose != Purpose::Query {
             return Ok(tokens(encoded));
         }
         // Queries run no model: each distinct stem weighs 1.

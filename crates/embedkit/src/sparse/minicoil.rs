@@ -24,7 +24,7 @@ use super::{merge_pieces, tokens, SparseBackend, SparseEmbedding, SparseItem};
 use crate::error::{Error, Result};
 use crate::graph::TextGraph;
 use crate::inputs::TokenBatch;
-use crate::pipeline::Purpose;
+use crate::pipeline::{Prep, Purpose};
 use crate::registry::SparseModelDescription;
 use crate::runtime::RuntimeOptions;
 use crate::tokenize::TokenizerOptions;
@@ -436,8 +436,8 @@ impl MinicoilBackend {
 }
 
 impl SparseBackend for MinicoilBackend {
-    fn prepare(&self, texts: &[&str], _: Purpose) -> Result<Vec<SparseItem>> {
-        Ok(tokens(self.graph.tokenize(texts)?))
+    fn prepare(&self, texts: &[&str], call: Prep) -> Result<Vec<SparseItem>> {
+        Ok(tokens(self.graph.tokenize(texts, call.truncation)?))
     }
 
     fn graph(&self) -> Option<&TextGraph> {

@@ -26,11 +26,11 @@ use crate::error::{Error, Result};
 use crate::graph::TextGraph;
 use crate::handle::{CallOptions, Capability, Capable, Texts};
 use crate::inputs::TokenBatch;
-use crate::pipeline::{Family, Load, Pipeline, Purpose, TextPipeline};
+use crate::pipeline::{Family, Load, Pipeline, Prep, Purpose, TextPipeline};
 use crate::registry::Kind;
 use crate::registry::{SparseKind, SparseModelDescription};
 use crate::runtime::Lane;
-use crate::tokenize::{Token, TokenSpan};
+use crate::tokenize::{Token, TokenSpan, TruncationSide};
 
 /// A sparse vector: token ids (ascending, no duplicates) and their weights, what a Qdrant
 /// sparse vector holds.
@@ -103,7 +103,7 @@ pub enum SparseItem {
 /// the rest (padding, running, tokenizing) is the same for all of them.
 trait SparseBackend: Send + Sync {
     /// Token ids of each text, or its finished vector when no graph is needed.
-    fn prepare(&self, texts: &[&str], purpose: Purpose) -> Result<Vec<SparseItem>>;
+    fn prepare(&self, texts: &[&str], call: Prep) -> Result<Vec<SparseItem>>;
     /// The tokenizer and graph, for models that have them.
     fn graph(&self) -> Option<&TextGraph>;
     /// One vector per row of a batch, from the graph's output.
@@ -115,14 +115,21 @@ trait SparseBackend: Send + Sync {
     ) -> Result<Vec<SparseEmbedding>>;
     /// The number of tokens of the texts, as the model counts them.
     fn token_count(&self, texts: &[&str]) -> Result<usize> {
-        Ok(tokenize(self.graph(), texts)?.iter().map(Vec::len).sum())
+        Ok(tokenize(self.graph(), texts, None)?
+            .iter()
+            .map(Vec::len)
+            .sum())
     }
 }
 
 /// Token ids of the texts, from the graph's tokenizer.
-fn tokenize(graph: Option<&TextGraph>, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+fn tokenize(
+    graph: Option<&TextGraph>,
+    texts: &[&str],
+    side: Option<TruncationSide>,
+) -> Result<Vec<Vec<u32>>> {
     match graph {
-        Some(g) => g.tokenize(texts),
+        Some(g) => g.tokenize(texts, side),
         None => Err(Error::Unsupported(
             "this sparse model has no tokenizer and no token ids".into(),
         )),
@@ -229,8 +236,8 @@ impl Pipeline for Sparse {
     type Item = SparseItem;
     type Output = SparseEmbedding;
 
-    fn prepare(&self, texts: &[&str], purpose: Purpose) -> Result<Vec<SparseItem>> {
-        self.backend.prepare(texts, purpose)
+    fn prepare(&self, texts: &[&str], call: Prep) -> Result<Vec<SparseItem>> {
+        self.backend.prepare(texts, call)
     }
 
     fn cost(&self, item: &SparseItem, _: Purpose) -> usize {
@@ -281,8 +288,8 @@ impl Pipeline for Sparse {
 }
 
 impl TextPipeline for Sparse {
-    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-        tokenize(self.backend.graph(), texts)
+    fn tokenize(&self, texts: &[&str], side: Option<TruncationSide>) -> Result<Vec<Vec<u32>>> {
+        tokenize(self.backend.graph(), texts, side)
     }
 
     fn token_count(&self, texts: &[&str]) -> Result<usize> {
@@ -389,7 +396,7 @@ impl Capable for Model<Sparse> {
         texts: Texts<'a>,
         o: &CallOptions,
     ) -> Stream<'a, SparseEmbedding> {
-        self.try_embed_iter(texts, o.batch_size, o.purpose)
+        self.try_embed_iter(texts, o.batch_size, o.prep())
     }
     crate::handle::text_tokens!(count);
 }

@@ -13,7 +13,7 @@ use super::{tokens, SparseBackend, SparseEmbedding, SparseItem};
 use crate::error::{Error, Result};
 use crate::graph::TextGraph;
 use crate::inputs::TokenBatch;
-use crate::pipeline::Purpose;
+use crate::pipeline::{Prep, Purpose};
 use crate::registry::{SparseKind, SparseModelDescription};
 use crate::runtime::RuntimeOptions;
 use crate::tokenize::{TextTokenizer, TokenizerOptions};
@@ -126,9 +126,9 @@ fn load_idf(path: &Path, tokenizer: &TextTokenizer) -> Result<HashMap<u32, f32>>
 }
 
 impl SparseBackend for SpladeBackend {
-    fn prepare(&self, texts: &[&str], purpose: Purpose) -> Result<Vec<SparseItem>> {
-        let ids = self.graph.tokenize(texts)?;
-        if self.kind != SparseKind::IfSplade || purpose != Purpose::Query {
+    fn prepare(&self, texts: &[&str], call: Prep) -> Result<Vec<SparseItem>> {
+        let ids = self.graph.tokenize(texts, call.truncation)?;
+        if self.kind != SparseKind::IfSplade || call.purpose != Purpose::Query {
             return Ok(tokens(ids));
         }
         // Inference-free queries: each distinct non-special token weighs its IDF.

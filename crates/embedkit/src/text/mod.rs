@@ -13,14 +13,14 @@ use crate::engine::{Builder, Model};
 use crate::error::{Error, Result};
 use crate::handle::{CallOptions, Capability, Capable, Texts};
 use crate::late_interaction::MultiVector;
-use crate::pipeline::{Family, Load, Pipeline, Purpose, TextPipeline};
+use crate::pipeline::{Family, Load, Pipeline, Prep, Purpose, TextPipeline};
 use crate::registry::Kind;
 use crate::registry::{
     self, DenseKind, DenseModelDescription, DensePipeline, ModelCore, ModelSource, OutputSelector,
     Pooling,
 };
 use crate::runtime::Lane;
-use crate::tokenize::{Token, TokenSpan};
+use crate::tokenize::{Token, TokenSpan, TruncationSide};
 
 /// One embedding vector.
 pub type Embedding = Vec<f32>;
@@ -67,8 +67,8 @@ impl Builder<Dense> {
 
 /// A way of computing a dense model's vectors: tokenization plus a batch computation.
 trait DenseBackend: Send + Sync {
-    /// Token ids of each text, truncated, unpadded.
-    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>>;
+    /// Token ids of each text, truncated (at `side`, or where the model says), unpadded.
+    fn tokenize(&self, texts: &[&str], side: Option<TruncationSide>) -> Result<Vec<Vec<u32>>>;
     /// One vector per sequence, in the order given.
     fn embed_batch(
         &self,
@@ -163,14 +163,14 @@ impl Pipeline for Dense {
     type Item = Vec<u32>;
     type Output = Embedding;
 
-    fn prepare(&self, texts: &[&str], purpose: Purpose) -> Result<Vec<Vec<u32>>> {
-        match self.prefix_for(purpose) {
+    fn prepare(&self, texts: &[&str], call: Prep) -> Result<Vec<Vec<u32>>> {
+        match self.prefix_for(call.purpose) {
             Some(prefix) => {
                 let prefixed: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
                 let refs: Vec<&str> = prefixed.iter().map(String::as_str).collect();
-                self.backend.tokenize(&refs)
+                self.backend.tokenize(&refs, call.truncation)
             }
-            None => self.backend.tokenize(texts),
+            None => self.backend.tokenize(texts, call.truncation),
         }
     }
 
@@ -216,8 +216,8 @@ impl Dense {
 }
 
 impl TextPipeline for Dense {
-    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-        self.backend.tokenize(texts)
+    fn tokenize(&self, texts: &[&str], side: Option<TruncationSide>) -> Result<Vec<Vec<u32>>> {
+        self.backend.tokenize(texts, side)
     }
 
     fn describe_tokens(&self, ids: &[u32]) -> Vec<Token> {
@@ -394,7 +394,7 @@ impl Capable for Model<Dense> {
         self.description().matryoshka
     }
     fn dense_stream<'a>(&'a self, texts: Texts<'a>, o: &CallOptions) -> Stream<'a, Embedding> {
-        self.try_embed_iter(texts, o.batch_size, o.purpose)
+        self.try_embed_iter(texts, o.batch_size, o.prep())
     }
     fn dense_token_ids(&self, ids: &[Vec<u32>], o: &CallOptions) -> Result<Vec<Embedding>> {
         self.embed_token_ids(ids, o.batch_size)
@@ -407,7 +407,7 @@ impl Capable for Model<Dense> {
         self.stream_with(
             texts,
             o.batch_size,
-            o.purpose,
+            o.prep(),
             crate::engine::as_text::<std::borrow::Cow<'a, str>>,
             Dense::token_batch,
         )

@@ -13,7 +13,7 @@ use crate::late_interaction::MultiVector;
 use crate::quantize;
 use crate::registry::{DenseModelDescription, DensePipeline, OutputSelector};
 use crate::runtime::{Lane, OnnxModel, RuntimeOptions};
-use crate::tokenize::{TextTokenizer, Token, TokenSpan, TokenizerOptions};
+use crate::tokenize::{TextTokenizer, Token, TokenSpan, TokenizerOptions, TruncationSide};
 
 /// The inputs embedkit knows how to feed a text model.
 const KNOWN_INPUTS: [&str; 4] = ["input_ids", "attention_mask", "token_type_ids", "task_id"];
@@ -90,8 +90,8 @@ impl OnnxBackend {
 }
 
 impl DenseBackend for OnnxBackend {
-    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-        self.tokenizer.encode_batch(texts)
+    fn tokenize(&self, texts: &[&str], side: Option<TruncationSide>) -> Result<Vec<Vec<u32>>> {
+        self.tokenizer.encode_batch_from(texts, side)
     }
 
     fn parallelism(&self) -> usize {

@@ -4,6 +4,7 @@
 //! vocabulary-quantized models.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use safetensors::{Dtype, SafeTensors};
 use tokenizers::{Tokenizer, TruncationParams};
@@ -13,13 +14,15 @@ use super::{DenseBackend, Embedding};
 use crate::error::{Error, Result};
 use crate::registry::DenseModelDescription;
 use crate::runtime::Lane;
-use crate::tokenize::{describe_ids, spans_with, Token, TokenSpan};
+use crate::tokenize::{describe_ids, spans_with, truncating_at, Token, TokenSpan, TruncationSide};
 
 /// Same cap as the ONNX exports of these models and model2vec's default.
 const MAX_LENGTH: usize = 512;
 
 pub(crate) struct StaticBackend {
     tokenizer: Tokenizer,
+    /// The tokenizer truncating at the other end, made when a call first asks.
+    other_side: OnceLock<Tokenizer>,
     unk_id: Option<u32>,
     /// Row-major [rows, dim].
     embeddings: Vec<f32>,
@@ -74,6 +77,7 @@ impl StaticBackend {
         let unk_id = unknown_token_id(&tok_path)?;
         Ok(StaticBackend {
             tokenizer,
+            other_side: OnceLock::new(),
             unk_id,
             embeddings,
             dim,
@@ -157,9 +161,8 @@ fn half_to_f32(h: u16) -> f32 {
 }
 
 impl DenseBackend for StaticBackend {
-    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-        let enc = self
-            .tokenizer
+    fn tokenize(&self, texts: &[&str], side: Option<TruncationSide>) -> Result<Vec<Vec<u32>>> {
+        let enc = truncating_at(&self.tokenizer, &self.other_side, side)?
             .encode_batch_fast(texts.to_vec(), false)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(enc.into_iter().map(|e| e.get_ids().to_vec()).collect())

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use serde_json::Value;
 use tokenizers::{
@@ -22,6 +23,26 @@ mod tokens;
 use pairs::pair_lengths;
 pub(crate) use tokens::{decode_with, describe_ids, spans_with};
 pub use tokens::{Token, TokenSpan};
+
+/// Which end of a text longer than the model takes is cut (TEI's
+/// `truncation_direction`). Calls that name none cut where the model's tokenizer
+/// configuration says (the right, for almost every model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TruncationSide {
+    /// Keep the start of the text.
+    Right,
+    /// Keep the end of the text.
+    Left,
+}
+
+impl From<TruncationSide> for TruncationDirection {
+    fn from(side: TruncationSide) -> Self {
+        match side {
+            TruncationSide::Right => TruncationDirection::Right,
+            TruncationSide::Left => TruncationDirection::Left,
+        }
+    }
+}
 
 /// Which side pad tokens go on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +68,8 @@ pub struct TextTokenizer {
     tokenizer: Tokenizer,
     /// The same tokenizer without truncation, for pairs (truncated by [`pair_lengths`]).
     untruncated: Tokenizer,
+    /// The same tokenizer truncating at the other end, made when a call first asks.
+    other_side: OnceLock<Tokenizer>,
     max_length: usize,
     padding: Padding,
     special_token_to_id: HashMap<String, u32>,
@@ -67,6 +90,40 @@ const CUT_MARGIN: usize = 1024;
 pub struct TokenizerOptions {
     /// Pad every batch to the truncation length instead of its longest sequence.
     pub pad_to_max_length: bool,
+}
+
+/// `tokenizer`, or when `side` is the other end from where it truncates, a copy of it
+/// truncating there: made on first use and kept in `other` (most callers never ask).
+pub(crate) fn truncating_at<'a>(
+    tokenizer: &'a Tokenizer,
+    other: &'a OnceLock<Tokenizer>,
+    side: Option<TruncationSide>,
+) -> Result<&'a Tokenizer> {
+    let (Some(side), Some(params)) = (side, tokenizer.get_truncation()) else {
+        return Ok(tokenizer);
+    };
+    let direction = TruncationDirection::from(side);
+    if params.direction == direction {
+        return Ok(tokenizer);
+    }
+    if let Some(t) = other.get() {
+        return Ok(t);
+    }
+    let mut copy = tokenizer.clone();
+    copy.with_truncation(Some(TruncationParams {
+        direction,
+        ..params.clone()
+    }))
+    .map_err(|e| Error::Tokenizer(e.to_string()))?;
+    Ok(other.get_or_init(|| copy))
+}
+
+/// Where `tokenizer` cuts over-long texts (a tokenizer without truncation cuts nothing;
+/// right is as good an answer as any for it).
+fn direction_of(tokenizer: &Tokenizer) -> TruncationDirection {
+    tokenizer
+        .get_truncation()
+        .map_or(TruncationDirection::Right, |t| t.direction)
 }
 
 fn read_json(path: &Path) -> Result<Value> {
@@ -271,6 +328,7 @@ impl TextTokenizer {
         Ok(TextTokenizer {
             tokenizer,
             untruncated,
+            other_side: OnceLock::new(),
             max_length,
             padding,
             special_token_to_id,
@@ -280,15 +338,34 @@ impl TextTokenizer {
 
     /// Token ids of each text, with special tokens, truncated, unpadded.
     pub fn encode_batch<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<u32>>> {
-        let inputs: Vec<&str> = texts.iter().map(|t| self.cut_long(t.as_ref())).collect();
-        let encodings = self
-            .tokenizer
+        self.encode_batch_from(texts, None)
+    }
+
+    /// [`Self::encode_batch`] with an over-long text cut at `side` (`None`: where the
+    /// model's configuration says).
+    pub fn encode_batch_from<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        side: Option<TruncationSide>,
+    ) -> Result<Vec<Vec<u32>>> {
+        let tokenizer = self.truncating_at(side)?;
+        let right = direction_of(tokenizer) == TruncationDirection::Right;
+        let inputs: Vec<&str> = texts
+            .iter()
+            .map(|t| self.cut_long(t.as_ref(), right))
+            .collect();
+        let encodings = tokenizer
             .encode_batch_fast(inputs, true)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(encodings
             .into_iter()
             .map(|e| e.get_ids().to_vec())
             .collect())
+    }
+
+    /// The tokenizer that truncates at `side` ([`truncating_at`]).
+    fn truncating_at(&self, side: Option<TruncationSide>) -> Result<&Tokenizer> {
+        truncating_at(&self.tokenizer, &self.other_side, side)
     }
 
     /// Each text's tokens, not truncated, with where each came from in the text (TEI's
@@ -315,7 +392,7 @@ impl TextTokenizer {
             .map(|t| {
                 let t = t.as_ref();
                 // A text cut before tokenizing has more than max_length tokens before the cut.
-                if self.cut_long(t).len() < t.len() {
+                if self.cut_long(t, true).len() < t.len() {
                     return Ok(true);
                 }
                 let encoding = self
@@ -340,6 +417,16 @@ impl TextTokenizer {
         &self,
         pairs: &[(A, B)],
     ) -> Result<Vec<(Vec<u32>, Vec<u32>)>> {
+        self.encode_pairs_from(pairs, None)
+    }
+
+    /// [`Self::encode_pairs`] with each over-long text cut at `side` (`None`: where the
+    /// model's configuration says).
+    pub fn encode_pairs_from<A: AsRef<str>, B: AsRef<str>>(
+        &self,
+        pairs: &[(A, B)],
+        side: Option<TruncationSide>,
+    ) -> Result<Vec<(Vec<u32>, Vec<u32>)>> {
         let err = |e: tokenizers::Error| Error::Tokenizer(e.to_string());
         let added = self
             .tokenizer
@@ -347,15 +434,12 @@ impl TextTokenizer {
             .map(|p| p.added_tokens(true))
             .unwrap_or(0);
         let budget = self.max_length.saturating_sub(added);
-        let direction = self
-            .tokenizer
-            .get_truncation()
-            .map(|t| t.direction)
-            .unwrap_or(TruncationDirection::Right);
+        let direction = side.map_or_else(|| direction_of(&self.tokenizer), Into::into);
+        let right = direction == TruncationDirection::Right;
         let mut out = Vec::with_capacity(pairs.len());
         for (a, b) in pairs {
             let (a, b) = (a.as_ref(), b.as_ref());
-            let (cut_a, cut_b) = (self.cut_long(a), self.cut_long(b));
+            let (cut_a, cut_b) = (self.cut_long(a, right), self.cut_long(b, right));
             let mut first = self.untruncated.encode_fast(cut_a, false).map_err(err)?;
             let mut second = self.untruncated.encode_fast(cut_b, false).map_err(err)?;
             // A cut text keeps more tokens than the budget, but the split of the budget
@@ -417,8 +501,8 @@ impl TextTokenizer {
     /// length), so the words before the cut tokenize exactly as in the whole text. When
     /// no such word exists (one huge word, truncation from the left), the whole text is
     /// tokenized.
-    fn cut_long<'a>(&self, text: &'a str) -> &'a str {
-        if !self.cut_long_texts {
+    fn cut_long<'a>(&self, text: &'a str, cuts_right: bool) -> &'a str {
+        if !self.cut_long_texts || !cuts_right {
             return text;
         }
         let window = self
@@ -426,13 +510,6 @@ impl TextTokenizer {
             .saturating_mul(CUT_BYTES_PER_TOKEN)
             .saturating_add(CUT_MARGIN);
         if text.len() <= window {
-            return text;
-        }
-        let right = self
-            .tokenizer
-            .get_truncation()
-            .is_none_or(|t| t.direction == TruncationDirection::Right);
-        if !right {
             return text;
         }
         let mut end = window;
@@ -473,6 +550,7 @@ impl TextTokenizer {
                 "maximum length {max_length} leaves no room beside the {added} special tokens"
             )));
         }
+        self.other_side = OnceLock::new();
         self.tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length,
