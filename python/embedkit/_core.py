@@ -199,13 +199,17 @@ class TextEmbedding(_Model):
     def _stream(self, documents: Iterable[str], batch_size: int | None, purpose: str,
                 kwargs: dict) -> Iterator[np.ndarray]:
         dimensions, normalize = kwargs.get("dimensions"), bool(kwargs.get("normalize", False))
+        side = kwargs.get("truncation_side")
         for chunk in _chunks(documents, max(TEXT_CHUNK, batch_size or 0)):
-            yield from self._model.dense(chunk, batch_size, purpose, dimensions, normalize)
+            yield from self._model.dense(chunk, batch_size, purpose, dimensions, normalize,
+                                         truncation_side=side)
 
     def embed(self, documents: str | Iterable[str], batch_size: int = 256, parallel: int | None = None,
               **kwargs: Any) -> Iterator[np.ndarray]:
         """One vector per document, lazily. `dimensions=N` shortens the vectors of
         models trained for it (Matryoshka) and `normalize=True` L2-normalizes them.
+        `truncation_side="left"` keeps the end of an over-long text ("right", its start;
+        default: where the model's tokenizer configuration says).
         `parallel` is accepted for fastembed's signature; the engine's sessions are set
         when the model is built (`parallel=` of the constructor) and already use every
         core by default."""
@@ -261,8 +265,10 @@ class SparseTextEmbedding(_Model):
     def _stream(self, documents: Iterable[str], batch_size: int | None, purpose: str,
                 kwargs: dict) -> Iterator[SparseEmbedding]:
         top_k, min_weight = kwargs.get("top_k"), kwargs.get("min_weight")
+        side = kwargs.get("truncation_side")
         for chunk in _chunks(documents, max(TEXT_CHUNK, batch_size or 0)):
-            for indices, values in self._model.sparse(chunk, batch_size, purpose, top_k, min_weight):
+            for indices, values in self._model.sparse(chunk, batch_size, purpose, top_k, min_weight,
+                                                      truncation_side=side):
                 yield SparseEmbedding(values=values, indices=indices)
 
     def embed(self, documents: str | Iterable[str], batch_size: int = 256, parallel: int | None = None,
@@ -291,19 +297,21 @@ class LateInteractionTextEmbedding(_Model):
     def embedding_size(self) -> int:
         return self._model.embedding_size
 
-    def _stream(self, texts: Iterable[str], batch_size: int | None, purpose: str) -> Iterator[np.ndarray]:
+    def _stream(self, texts: Iterable[str], batch_size: int | None, purpose: str,
+                kwargs: dict) -> Iterator[np.ndarray]:
+        side = kwargs.get("truncation_side")
         for chunk in _chunks(texts, max(TEXT_CHUNK, batch_size or 0)):
-            yield from self._model.multi(chunk, batch_size, purpose)
+            yield from self._model.multi(chunk, batch_size, purpose, truncation_side=side)
 
     def embed(self, documents: str | Iterable[str], batch_size: int = 256, parallel: int | None = None,
               **kwargs: Any) -> Iterator[np.ndarray]:
-        return self._stream(_texts(documents), batch_size, "document")
+        return self._stream(_texts(documents), batch_size, "document", kwargs)
 
     def query_embed(self, query: str | Iterable[str], **kwargs: Any) -> Iterator[np.ndarray]:
-        return self._stream(_texts(query), None, "query")
+        return self._stream(_texts(query), None, "query", kwargs)
 
     def passage_embed(self, texts: Iterable[str], **kwargs: Any) -> Iterator[np.ndarray]:
-        return self._stream(_texts(texts), kwargs.get("batch_size"), "document")
+        return self._stream(_texts(texts), kwargs.get("batch_size"), "document", kwargs)
 
     def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, is_doc: bool = True,
                     include_extension: bool = False, **kwargs: Any) -> int:
@@ -392,12 +400,14 @@ class TextCrossEncoder(_Model):
 
     def rerank(self, query: str, documents: Iterable[str], batch_size: int = 64,
                parallel: int | None = None, **kwargs: Any) -> Iterator[float]:
-        return self.rerank_pairs(((query, d) for d in _texts(documents)), batch_size)
+        return self.rerank_pairs(((query, d) for d in _texts(documents)), batch_size, **kwargs)
 
     def rerank_pairs(self, pairs: Iterable[tuple[str, str]], batch_size: int = 64,
                      parallel: int | None = None, **kwargs: Any) -> Iterator[float]:
+        """One score per pair; `truncation_side="left"` cuts over-long texts at the left."""
+        side = kwargs.get("truncation_side")
         for chunk in _chunks(pairs, max(TEXT_CHUNK, batch_size)):
-            yield from self._model.scores([(q, d) for q, d in chunk], batch_size)
+            yield from self._model.scores([(q, d) for q, d in chunk], batch_size, truncation_side=side)
 
     def token_count(self, pairs: Iterable[tuple[str, str]], batch_size: int = 1024, **kwargs: Any) -> int:
         return sum(self._model.pair_token_count([(q, d) for q, d in c]) for c in _chunks(pairs, batch_size))
@@ -437,7 +447,8 @@ class BgeM3Embedding(_Model):
                                   ("multi_vector_text", return_colbert_vecs)) if on]
         dense, sparse, colbert = [], [], []
         for chunk in _chunks(texts, max(TEXT_CHUNK, batch_size)):
-            d, s, c = self._model.outputs(chunk, wanted, batch_size, "document")
+            d, s, c = self._model.outputs(chunk, wanted, batch_size, "document",
+                                          truncation_side=kwargs.get("truncation_side"))
             if d is not None:
                 dense.append(d)
             if s is not None:

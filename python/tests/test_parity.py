@@ -165,6 +165,39 @@ def test_supported_models_match(ours, theirs):
     assert a == b
 
 
+def _cut_left(tokenizer) -> None:
+    """fastembed's tokenizer set to cut over-long texts at the left (TEI's Left)."""
+    tokenizer.enable_truncation(max_length=tokenizer.truncation["max_length"], direction="left")
+
+
+def test_truncation_side_left_is_fastembed_with_its_tokenizer_cut_at_the_left(edge_inputs, corpus):
+    import fastembed
+    from fastembed.rerank.cross_encoder import TextCrossEncoder
+
+    path = model_dir("shared", "all-MiniLM-L6-v2-fp32")
+    name = "sentence-transformers/all-MiniLM-L6-v2"
+    ours = embedkit.TextEmbedding(name, specific_model_path=path, threads=2)
+    theirs = fastembed.TextEmbedding(name, specific_model_path=path, threads=2)
+    right = list(theirs.embed(edge_inputs))
+    _cut_left(theirs.model.tokenizer)
+    left = list(theirs.embed(edge_inputs))
+    close(ours.embed(edge_inputs, truncation_side="left"), left)
+    close(ours.embed(edge_inputs, truncation_side="right"), right)
+    close(ours.query_embed(edge_inputs, truncation_side="left"), left)
+    assert np.abs(left[6] - right[6]).max() > 1e-2  # the 21 kB input: its end, not its start
+    with pytest.raises(embedkit.InvalidInputError, match="truncation_side"):
+        list(ours.embed(["x"], truncation_side="middle"))
+
+    # Pairs, cut at the left on the seeded reranker that truncates at 64 tokens.
+    path = model_dir("tiny", "rerank-trunc64")
+    name = "BAAI/bge-reranker-v2-m3-int8"
+    pairs = [(corpus[i], corpus[i + 1]) for i in range(0, 20, 2)]
+    ours = embedkit.TextCrossEncoder(name, specific_model_path=path)
+    theirs = TextCrossEncoder(name, specific_model_path=path)
+    _cut_left(theirs.model.tokenizer)
+    close(ours.rerank_pairs(pairs, truncation_side="left"), theirs.rerank_pairs(pairs))
+
+
 def test_custom_model(edge_inputs):
     import fastembed
     from fastembed.common.model_description import ModelSource as TheirSource, PoolingType as TheirPooling

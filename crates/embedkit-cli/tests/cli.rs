@@ -71,15 +71,20 @@ pub(crate) fn oracle_edge() -> (Vec<String>, Vec<Vec<f32>>) {
     (texts, floats.chunks(384).map(<[f32]>::to_vec).collect())
 }
 
+/// The inputs without line breaks inside them, one per line: their indexes and the text.
+fn one_per_line(texts: &[String]) -> (Vec<usize>, String) {
+    let picked: Vec<usize> = (0..texts.len())
+        .filter(|&i| !texts[i].contains('\n') && !texts[i].contains('\r'))
+        .collect();
+    let input = picked.iter().map(|&i| format!("{}\n", texts[i])).collect();
+    (picked, input)
+}
+
 #[test]
 fn embeds_stdin_lines_like_fastembed() {
     let dir = minilm_dir();
     let (texts, want) = oracle_edge();
-    // One document per line: the inputs without line breaks inside them.
-    let picked: Vec<usize> = (0..texts.len())
-        .filter(|&i| !texts[i].contains('\n') && !texts[i].contains('\r'))
-        .collect();
-    let input: String = picked.iter().map(|&i| format!("{}\n", texts[i])).collect();
+    let (picked, input) = one_per_line(&texts);
     let out = embed_minilm(
         dir.to_str().unwrap(),
         &["--batch-size", "4"],
@@ -107,19 +112,9 @@ fn embeds_stdin_lines_like_fastembed() {
 fn truncation_side_left_keeps_the_end_of_long_texts_as_fastembed_does() {
     let dir = minilm_dir();
     let (texts, right) = oracle_edge();
-    let bytes = std::fs::read(repo_root().join("tests/expected/minilm-fp32-left.f32")).unwrap();
-    let left: Vec<Vec<f32>> = bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect::<Vec<f32>>()
-        .chunks(384)
-        .map(<[f32]>::to_vec)
-        .collect();
-    let picked: Vec<usize> = (0..texts.len())
-        .filter(|&i| !texts[i].contains('\n') && !texts[i].contains('\r'))
-        .collect();
+    let left = crate::common::server::oracle_rows("minilm-fp32-left.f32", 384);
+    let (picked, input) = one_per_line(&texts);
     assert!(picked.contains(&6), "the 21 kB input is one line");
-    let input: String = picked.iter().map(|&i| format!("{}\n", texts[i])).collect();
     for (side, want) in [("left", &left), ("right", &right)] {
         let out = embed_minilm(
             dir.to_str().unwrap(),

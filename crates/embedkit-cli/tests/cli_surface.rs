@@ -1,8 +1,11 @@
 //! What the binary tells a user beside vectors: `embedkit env`, shell completions and man
 //! pages for every command, and progress on a terminal.
 
-use crate::cli::{embedkit, minilm_dir};
-use crate::common::{repo_root, tmpdir};
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::cli::{embedkit, minilm_dir, MINILM};
+use crate::common::tmpdir;
 
 /// `embedkit env --json` with the runtime named by ORT_DYLIB_PATH and a cache holding one
 /// model of known size: every field a bug report needs, checked against what the test

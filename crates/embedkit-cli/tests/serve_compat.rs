@@ -8,10 +8,23 @@ use serde_json::{json, Value};
 
 use crate::common::repo_root;
 use crate::common::server::{
-    max_diff, minilm_dir, model_arg, oracle_rows, post, start_args, tiny, MINILM,
+    max_diff, minilm_dir, model_arg, oracle_rows, post, start_args, tiny, Server, MINILM,
 };
 
 pub(crate) const RERANKER: &str = "Xenova/ms-marco-MiniLM-L-6-v2";
+
+/// A server with the real MiniLM and the seeded reranker.
+pub(crate) fn start_minilm_and_reranker() -> Server {
+    start_args(
+        &[
+            "--model".into(),
+            model_arg(MINILM, &minilm_dir()),
+            "--model".into(),
+            model_arg(RERANKER, &tiny("rerank-bert")),
+        ],
+        &[],
+    )
+}
 
 pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
@@ -398,15 +411,7 @@ fn prompt_name_puts_the_models_prompt_before_each_text() {
 /// field reaches the model on `/similarity`, `/embed_all` and `/rerank` too.
 #[test]
 fn truncation_direction_left_keeps_the_end_of_long_texts_as_fastembed_does() {
-    let server = start_args(
-        &[
-            "--model".into(),
-            model_arg(MINILM, &minilm_dir()),
-            "--model".into(),
-            model_arg(RERANKER, &tiny("rerank-bert")),
-        ],
-        &[],
-    );
+    let server = start_minilm_and_reranker();
     let port = server.port;
     let (texts, right) = crate::serve::oracle_edge();
     let left = oracle_rows("minilm-fp32-left.f32", 384);

@@ -4,7 +4,7 @@
 
 use crate::common;
 use crate::serve::oracle_edge;
-use crate::serve_compat::RERANKER;
+use crate::serve_compat::{start_minilm_and_reranker, RERANKER};
 
 use common::repo_root;
 use common::server::*;
@@ -238,15 +238,7 @@ fn tokenize_is_the_served_models_own_tokenizer() {
 /// requests or not; a model without them is refused, naming what it offers.
 #[test]
 fn embed_all_gives_the_token_vectors_of_fastembed() {
-    let server = start_args(
-        &[
-            "--model".into(),
-            model_arg(MINILM, &minilm_dir()),
-            "--model".into(),
-            model_arg(RERANKER, &tiny("rerank-bert")),
-        ],
-        &[],
-    );
+    let server = start_minilm_and_reranker();
     let port = server.port;
     let cases: Value = serde_json::from_str(
         &std::fs::read_to_string(repo_root().join("tests/expected/token_cases.json")).unwrap(),

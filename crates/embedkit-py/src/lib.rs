@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use embedkit::registry::ModelSource;
 use embedkit::{
     CallOptions, Capability, CustomReranker, EmbeddingModel, ImageInput, LoadOptions, Muvera,
-    MuveraOptions, Purpose, TextCrossEncoder, TextEmbedding,
+    MuveraOptions, Purpose, TextCrossEncoder, TextEmbedding, TruncationSide,
 };
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
@@ -142,6 +142,19 @@ fn call(
         .normalize(normalize))
 }
 
+/// `truncation_side=`: "left" keeps the end of an over-long text, "right" its start;
+/// None cuts where the model's tokenizer configuration says.
+fn side_of(side: Option<&str>) -> PyResult<Option<TruncationSide>> {
+    match side {
+        None => Ok(None),
+        Some("left") => Ok(Some(TruncationSide::Left)),
+        Some("right") => Ok(Some(TruncationSide::Right)),
+        Some(other) => Err(InvalidInputError::new_err(format!(
+            "truncation_side={other:?}: expected \"left\" or \"right\""
+        ))),
+    }
+}
+
 fn sparse_rows(py: Python<'_>, out: Vec<embedkit::SparseEmbedding>) -> SparseRows<'_> {
     out.into_iter()
         .map(|e| {
@@ -208,7 +221,8 @@ impl Model {
     }
 
     /// Texts → an (n, dim) float32 array; `dimensions` and `normalize` as the library's.
-    #[pyo3(signature = (texts, batch_size=None, purpose="document", dimensions=None, normalize=false))]
+    #[pyo3(signature = (texts, batch_size=None, purpose="document", dimensions=None, normalize=false, *, truncation_side=None))]
+    #[allow(clippy::too_many_arguments)]
     fn dense<'py>(
         &self,
         py: Python<'py>,
@@ -217,8 +231,10 @@ impl Model {
         purpose: &str,
         dimensions: Option<usize>,
         normalize: bool,
+        truncation_side: Option<&str>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let o = call(batch_size, purpose, dimensions, normalize)?;
+        let o =
+            call(batch_size, purpose, dimensions, normalize)?.truncation(side_of(truncation_side)?);
         let width = self.width(dimensions)?;
         let vectors = py
             .detach(|| self.inner.embed_dense(&texts, &o))
@@ -246,7 +262,8 @@ impl Model {
     }
 
     /// Texts → a list of (indices int64, values float32), pruned when asked.
-    #[pyo3(signature = (texts, batch_size=None, purpose="document", top_k=None, min_weight=None))]
+    #[pyo3(signature = (texts, batch_size=None, purpose="document", top_k=None, min_weight=None, *, truncation_side=None))]
+    #[allow(clippy::too_many_arguments)]
     fn sparse<'py>(
         &self,
         py: Python<'py>,
@@ -255,8 +272,10 @@ impl Model {
         purpose: &str,
         top_k: Option<usize>,
         min_weight: Option<f32>,
+        truncation_side: Option<&str>,
     ) -> PyResult<SparseRows<'py>> {
         let o = call(batch_size, purpose, None, false)?
+            .truncation(side_of(truncation_side)?)
             .sparse_top_k(top_k)
             .sparse_min_weight(min_weight);
         let out = py
@@ -266,15 +285,16 @@ impl Model {
     }
 
     /// Texts → one (tokens, dim) float32 array each.
-    #[pyo3(signature = (texts, batch_size=None, purpose="document"))]
+    #[pyo3(signature = (texts, batch_size=None, purpose="document", *, truncation_side=None))]
     fn multi<'py>(
         &self,
         py: Python<'py>,
         texts: Vec<String>,
         batch_size: Option<usize>,
         purpose: &str,
+        truncation_side: Option<&str>,
     ) -> PyResult<Vec<Bound<'py, PyArray2<f32>>>> {
-        let o = call(batch_size, purpose, None, false)?;
+        let o = call(batch_size, purpose, None, false)?.truncation(side_of(truncation_side)?);
         let out = py
             .detach(|| self.inner.embed_multi(&texts, &o))
             .map_err(err)?;
@@ -284,7 +304,7 @@ impl Model {
     /// Texts → the outputs `wanted` (`dense_text`, `sparse_text`, `multi_vector_text`)
     /// from one pass where the model computes them together: (dense array or None,
     /// sparse rows or None, multi-vectors or None).
-    #[pyo3(signature = (texts, wanted, batch_size=None, purpose="document"))]
+    #[pyo3(signature = (texts, wanted, batch_size=None, purpose="document", *, truncation_side=None))]
     fn outputs<'py>(
         &self,
         py: Python<'py>,
@@ -292,8 +312,9 @@ impl Model {
         wanted: Vec<String>,
         batch_size: Option<usize>,
         purpose: &str,
+        truncation_side: Option<&str>,
     ) -> PyResult<AllOutputs<'py>> {
-        let o = call(batch_size, purpose, None, false)?;
+        let o = call(batch_size, purpose, None, false)?.truncation(side_of(truncation_side)?);
         let wanted = wanted
             .iter()
             .map(|w| capability_of(w))
@@ -330,14 +351,15 @@ impl Model {
     }
 
     /// (query, document) pairs → one score each.
-    #[pyo3(signature = (pairs, batch_size=None))]
+    #[pyo3(signature = (pairs, batch_size=None, *, truncation_side=None))]
     fn scores(
         &self,
         py: Python<'_>,
         pairs: Vec<(String, String)>,
         batch_size: Option<usize>,
+        truncation_side: Option<&str>,
     ) -> PyResult<Vec<f32>> {
-        let o = call(batch_size, "document", None, false)?;
+        let o = call(batch_size, "document", None, false)?.truncation(side_of(truncation_side)?);
         py.detach(|| self.inner.score_pairs(&pairs, &o))
             .map_err(err)
     }
