@@ -82,14 +82,15 @@ fn one_per_line(texts: &[String]) -> (Vec<usize>, String) {
 
 #[test]
 fn embeds_stdin_lines_like_fastembed() {
-    let dir = minilm_dir();
     let (texts, want) = oracle_edge();
     let (picked, input) = one_per_line(&texts);
-    let out = embed_minilm(
-        dir.to_str().unwrap(),
-        &["--batch-size", "4"],
-        input.as_bytes(),
-    );
+    embeds_lines_as_the_oracle(&["--batch-size", "4"], &input, &picked, &want);
+}
+
+/// `embed` of `input` (the edge inputs `picked`, one per line) with `args` gives the
+/// oracle's `want` rows for them, within 1e-5.
+fn embeds_lines_as_the_oracle(args: &[&str], input: &str, picked: &[usize], want: &[Vec<f32>]) {
+    let out = embed_minilm(minilm_dir().to_str().unwrap(), args, input.as_bytes());
     assert!(
         out.status.success(),
         "{}",
@@ -97,10 +98,10 @@ fn embeds_stdin_lines_like_fastembed() {
     );
     let got = vectors(&out.stdout);
     assert_eq!(got.len(), picked.len());
-    for (g, &i) in got.iter().zip(&picked) {
+    for (g, &i) in got.iter().zip(picked) {
         assert_eq!(g.len(), want[i].len(), "input {i}: vector length");
         for (a, b) in g.iter().zip(&want[i]) {
-            assert!((a - b).abs() <= 1e-5, "input {i}: {a} vs {b}");
+            assert!((a - b).abs() <= 1e-5, "{args:?}, input {i}: {a} vs {b}");
         }
     }
 }
@@ -110,33 +111,12 @@ fn embeds_stdin_lines_like_fastembed() {
 /// the model's own cut.
 #[test]
 fn truncation_side_left_keeps_the_end_of_long_texts_as_fastembed_does() {
-    let dir = minilm_dir();
     let (texts, right) = oracle_edge();
     let left = crate::common::server::oracle_rows("minilm-fp32-left.f32", 384);
     let (picked, input) = one_per_line(&texts);
     assert!(picked.contains(&6), "the 21 kB input is one line");
-    for (side, want) in [("left", &left), ("right", &right)] {
-        let out = embed_minilm(
-            dir.to_str().unwrap(),
-            &["--truncation-side", side],
-            input.as_bytes(),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let got = vectors(&out.stdout);
-        assert_eq!(got.len(), picked.len());
-        for (g, &i) in got.iter().zip(&picked) {
-            let diff = g
-                .iter()
-                .zip(&want[i])
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
-            assert!(diff <= 1e-5, "{side}, input {i}: |diff| {diff}");
-        }
-    }
+    embeds_lines_as_the_oracle(&["--truncation-side", "left"], &input, &picked, &left);
+    embeds_lines_as_the_oracle(&["--truncation-side", "right"], &input, &picked, &right);
 }
 
 #[test]
