@@ -140,8 +140,7 @@ python-test: wheel setup test-models $(PY_VENV)/.done
 
 ## The Python package as users install it: a manylinux abi3 wheel (zig, from PyPI, links it
 ## against an old glibc so any manylinux_2_28 system takes it) and an sdist, in target/wheels.
-## The cargo profile is `release`; `make wheel PROFILE=dist` for a wheel to publish (the test
-## tiers build it with PROFILE=quick, Cargo.toml says why).
+## The cargo profile is `release`; `make wheel PROFILE=dist` for a wheel to publish.
 PROFILE ?= release
 WHEEL_VENV := .venv-wheel
 $(WHEEL_VENV)/.done: scripts/python/wheel.txt

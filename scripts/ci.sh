@@ -26,8 +26,6 @@ check | test | ci) ;;
 esac
 
 MAKE=${MAKE:-make}
-# The wheel the Python tests install is built at opt-level 1 (Cargo.toml's `quick`).
-export PROFILE=${PROFILE:-quick}
 mkdir -p target/ci
 table=target/ci/steps-$tier.tsv
 : >"$table"
