@@ -19,6 +19,13 @@ import fastembed
 from fastembed import SparseTextEmbedding, TextEmbedding
 from fastembed.common.model_description import ModelSource, PoolingType
 
+def cut_at(model, side: str) -> None:
+    """fastembed's `model` with its tokenizer cutting over-long texts at `side` (TEI's
+    truncation_direction), at the length fastembed set."""
+    tokenizer = model.model.tokenizer
+    tokenizer.enable_truncation(max_length=tokenizer.truncation["max_length"], direction=side)
+
+
 CASES = [
     # real models
     dict(name="minilm-fp32-edge", model="sentence-transformers/all-MiniLM-L6-v2",
@@ -345,9 +352,7 @@ def run_rerank(roots: dict, inputs: dict, args) -> None:
                                               model_file=case["custom"]["model_file"])
         model = TextCrossEncoder(case["model"], specific_model_path=str(model_dir), threads=2)
         if "truncation" in case:
-            tokenizer = model.model.tokenizer
-            limit = tokenizer.truncation["max_length"]
-            tokenizer.enable_truncation(max_length=limit, direction=case["truncation"])
+            cut_at(model, case["truncation"])
         kwargs = {"batch_size": case["batch_size"]} if "batch_size" in case else {}
         if case.get("method") == "rerank_pairs":
             scores = list(model.rerank_pairs(pairs, **kwargs))
@@ -545,9 +550,7 @@ def main() -> None:
         kwargs = {"task_id": case["task_id"]} if "task_id" in case else {}
         model = TextEmbedding(case["model"], specific_model_path=str(model_dir), threads=2, **kwargs)
         if "truncation" in case:
-            tokenizer = model.model.tokenizer
-            limit = tokenizer.truncation["max_length"]
-            tokenizer.enable_truncation(max_length=limit, direction=case["truncation"])
+            cut_at(model, case["truncation"])
         texts = inputs[case["inputs"]]
         method = case.get("method", "embed")
         batch_size = case.get("batch_size", 256)

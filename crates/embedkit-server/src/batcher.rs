@@ -71,6 +71,12 @@ impl Work {
         }
     }
 
+    /// The same work, its over-long texts cut at `side`.
+    pub(crate) fn cut_at(mut self, side: Option<TruncationSide>) -> Work {
+        self.truncation = side;
+        self
+    }
+
     pub(crate) fn len(&self) -> usize {
         match &self.inputs {
             Inputs::Texts(v) => v.len(),

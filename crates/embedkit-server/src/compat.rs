@@ -191,8 +191,7 @@ pub(crate) async fn embed_all(
     let mut texts = req.inputs.0;
     let ready = ready_texts(&state, model, &mut texts, &tei, deadline).await?;
     refuse_large_answer(&state, model, &texts, deadline).await?;
-    let mut work = Work::new(Capability::TokenVectors, Inputs::Texts(texts));
-    work.truncation = ready.truncation;
+    let work = Work::new(Capability::TokenVectors, Inputs::Texts(texts)).cut_at(ready.truncation);
     let Output::Multi(matrices) =
         run(&state, model, work, "inputs", ready.longest, deadline).await?
     else {

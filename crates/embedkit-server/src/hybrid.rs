@@ -60,8 +60,7 @@ pub(crate) async fn embed_hybrid(
     if wanted.contains(&C::MultiVectorText) {
         refuse_large_answer(&state, model, &texts, deadline).await?;
     }
-    let mut work = Work::new(Op::Outputs(wanted), Inputs::Texts(texts));
-    work.truncation = ready.truncation;
+    let mut work = Work::new(Op::Outputs(wanted), Inputs::Texts(texts)).cut_at(ready.truncation);
     if req.is_query {
         work.purpose = Purpose::Query;
     }

@@ -184,8 +184,7 @@ pub(crate) async fn dense(
             check_texts(&texts, field, state)?;
             let longest = token_bound(state, model, texts.iter().map(|t| t.chars().count()));
             // Counted where tokenized, on the inference thread.
-            let mut work = Work::new(Capability::DenseText, Inputs::Texts(texts));
-            work.truncation = truncation;
+            let work = Work::new(Capability::DenseText, Inputs::Texts(texts)).cut_at(truncation);
             (work, 0, longest)
         }
         OpenAiInput::Texts(items) => {
@@ -345,8 +344,7 @@ pub(crate) async fn embed_sparse(
     let tei = req.tei();
     let mut texts = req.inputs.0;
     let ready = ready_texts(&state, model, &mut texts, &tei, deadline).await?;
-    let mut work = Work::new(Capability::SparseText, Inputs::Texts(texts));
-    work.truncation = ready.truncation;
+    let work = Work::new(Capability::SparseText, Inputs::Texts(texts)).cut_at(ready.truncation);
     let Output::Sparse(vectors) =
         run(&state, model, work, "inputs", ready.longest, deadline).await?
     else {
@@ -401,8 +399,8 @@ pub(crate) async fn embed_late(
             require(&state, model, C::MultiVectorText, "texts on /embed_late")?;
             let ready = ready_texts(&state, model, &mut texts.0, &tei, deadline).await?;
             refuse_large_answer(&state, model, &texts.0, deadline).await?;
-            let mut work = Work::new(C::MultiVectorText, Inputs::Texts(texts.0));
-            work.truncation = ready.truncation;
+            let mut work =
+                Work::new(C::MultiVectorText, Inputs::Texts(texts.0)).cut_at(ready.truncation);
             if req.is_query {
                 work.purpose = Purpose::Query;
             }
@@ -453,8 +451,7 @@ pub(crate) async fn pair_scores(
         .iter()
         .map(|t| (query.to_string(), t.clone()))
         .collect();
-    let mut work = Work::new(Capability::PairScores, Inputs::Pairs(pairs));
-    work.truncation = truncation;
+    let work = Work::new(Capability::PairScores, Inputs::Pairs(pairs)).cut_at(truncation);
     match run(state, model, work, field, longest, deadline).await? {
         Output::Scores(scores) => Ok(scores),
         _ => Err(unexpected()),

@@ -210,23 +210,7 @@ impl Model<CrossEncoder> {
         A: AsRef<str> + 'a,
         B: AsRef<str> + 'a,
     {
-        self.pairs_stream(pairs, batch_size, Purpose::Document)
-    }
-
-    /// [`Self::rerank_pairs_iter`] for a call's [`Prep`] (where long texts are cut).
-    fn pairs_stream<'a, I, A, B>(
-        &'a self,
-        pairs: I,
-        batch_size: Option<usize>,
-        call: impl Into<Prep>,
-    ) -> Stream<'a, f32>
-    where
-        I: IntoIterator<Item = Result<(A, B)>>,
-        I::IntoIter: 'a,
-        A: AsRef<str> + 'a,
-        B: AsRef<str> + 'a,
-    {
-        self.stream(pairs.into_iter(), batch_size, call, as_pair)
+        self.stream(pairs.into_iter(), batch_size, Purpose::Document, as_pair)
     }
 
     /// The `k` most relevant documents, best first (ties keep input order).
@@ -284,7 +268,7 @@ impl Capable for Model<CrossEncoder> {
         &[Capability::PairScores]
     }
     fn score_stream<'a>(&'a self, pairs: Pairs<'a>, o: &CallOptions) -> Stream<'a, f32> {
-        self.pairs_stream(pairs, o.batch_size, o.prep())
+        self.stream(pairs, o.batch_size, o.prep(), as_pair)
     }
 }
 
