@@ -19,9 +19,12 @@ pub fn test_model(name: &str) -> PathBuf {
     dir
 }
 
-/// A fresh folder for this process, emptied first.
+/// A fresh folder for this process, emptied first. Under fuzz/target (libFuzzer ends the
+/// process with `exit`, so nothing would remove it): it goes with the build's folder.
 pub fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("embedkit-fuzz-{tag}-{}", std::process::id()));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/scratch")
+        .join(format!("{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch folder");
     dir

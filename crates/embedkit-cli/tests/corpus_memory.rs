@@ -80,8 +80,7 @@ fn peak_rss_mib(input: &Path, output: &Path) -> f64 {
 
 #[test]
 fn a_million_row_parquet_corpus_streams_in_bounded_memory() {
-    let dir = std::env::temp_dir().join(format!("embedkit-corpus-mem-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::TmpDir::new("embedkit-corpus-mem", "parquet");
     let (small, large) = (dir.join("small.parquet"), dir.join("large.parquet"));
     write_corpus(&small, 10_000);
     write_corpus(&large, 1_000_000);

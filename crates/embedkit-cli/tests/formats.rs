@@ -4,7 +4,7 @@
 //! any work and leaves no file at all.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
@@ -262,7 +262,7 @@ fn every_command_writes_every_format_that_fits_and_refuses_the_rest_before_work(
     let mut failures = Vec::new();
     for case in &cases {
         for ext in ["jsonl", "parquet", "npy"] {
-            let dir: PathBuf = tmpdir(&format!("formats-{}-{ext}", case.name));
+            let dir = tmpdir(&format!("formats-{}-{ext}", case.name));
             let dest = dir.join(format!("out.{ext}"));
             let mut args = case.args.clone();
             args.extend([

@@ -19,7 +19,7 @@ const REPO: &str = "Qdrant/bge-small-en-v1.5-onnx-Q";
 const COMMIT: &str = "89abcdef0123456789abcdef0123456789abcdef";
 
 /// A private folder (0700), as a cache root must be.
-fn tmp(name: &str) -> PathBuf {
+fn tmp(name: &str) -> common::TmpDir {
     let d = tmp_dir(name);
     std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
     d

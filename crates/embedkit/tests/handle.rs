@@ -348,7 +348,7 @@ fn errors_keep_their_kind_and_source() {
     )
     .unwrap();
     let mut opts = LoadOptions::default();
-    opts.cache.specific_model_path = Some(dir.clone());
+    opts.cache.specific_model_path = Some(dir.to_path_buf());
     let e = EmbeddingModel::load("BAAI/bge-small-en-v1.5", opts).unwrap_err();
     assert_eq!(e.kind(), K::ModelMismatch, "{e}");
     assert!(e.to_string().contains("model_optimized.onnx"), "{e}");

@@ -4,15 +4,14 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use embedkit::TextEmbedding;
 
 /// A copy of a test model folder in a fresh temporary folder.
-fn copy_of(symbolic: &str, case: &str) -> PathBuf {
+fn copy_of(symbolic: &str, case: &str) -> common::TmpDir {
     let src = common::model_dir(symbolic);
-    let dst = std::env::temp_dir().join(format!("embedkit-hostile-{}-{case}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dst);
+    let dst = common::TmpDir::new("embedkit-hostile", case);
     copy_dir(&src, &dst);
     dst
 }

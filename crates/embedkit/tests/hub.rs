@@ -148,7 +148,8 @@ fn a_stalled_server_times_out_instead_of_hanging() {
 fn resumes_after(fault: Fault, at: usize, name: &str) {
     let server = HubServer::start();
     server.add_repo(REPO, repo_with(fault));
-    let model = build(&tmp_dir(name), options(&server)).unwrap();
+    let cache = tmp_dir(name);
+    let model = build(&cache, options(&server)).unwrap();
     assert_eq!(
         model.embed(&["hello hub"], None).unwrap()[0],
         reference_vector()
@@ -217,7 +218,8 @@ fn a_gated_repo_says_how_to_pass_a_token() {
     assert!(err.contains("gated") && err.contains("HF_TOKEN"), "{err}");
     let mut with_token = options(&server);
     with_token.token = Some("hf_secret".into());
-    let model = build(&tmp_dir("gated2"), with_token).unwrap();
+    let cache = tmp_dir("gated2");
+    let model = build(&cache, with_token).unwrap();
     assert_eq!(
         model.embed(&["hello hub"], None).unwrap()[0],
         reference_vector()
@@ -228,8 +230,9 @@ fn a_gated_repo_says_how_to_pass_a_token() {
 fn offline_never_touches_the_network() {
     let server = HubServer::start();
     server.add_repo(REPO, repo_with(Fault::None));
+    let cache = tmp_dir("offline");
     let err = TextEmbedding::builder(MODEL)
-        .cache_dir(tmp_dir("offline"))
+        .cache_dir(cache.to_path_buf())
         .hub_options(options(&server))
         .local_files_only(true)
         .build()

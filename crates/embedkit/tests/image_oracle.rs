@@ -73,8 +73,7 @@ fn decoding_errors_name_the_file_and_lose_nothing() {
         .specific_model_path(&dir)
         .build()
         .unwrap();
-    let tmp = std::env::temp_dir().join(format!("embedkit-img-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp = common::TmpDir::new("embedkit-img", "bad-files");
     let truncated = tmp.join("truncated.jpg");
     let photo = std::fs::read(image_path("photo.jpg")).unwrap();
     std::fs::write(&truncated, &photo[..400]).unwrap();

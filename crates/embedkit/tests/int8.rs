@@ -14,7 +14,7 @@ use embedkit::{
 };
 
 /// A writable copy of a model folder: the int8 file is cached beside the source.
-fn copy_model(symbolic: &str, name: &str) -> PathBuf {
+fn copy_model(symbolic: &str, name: &str) -> common::TmpDir {
     let src = model_dir(symbolic);
     let dst = tmp_dir(&format!("int8-{name}"));
     copy_tree(&src, &dst);

@@ -158,7 +158,7 @@ fn a_missing_or_wrong_head_is_a_clear_error() {
     copy_dir(&src, &dir);
     std::fs::remove_file(dir.join("sparse_linear.pt")).unwrap();
     let mut load = options("bge-m3");
-    load.cache.specific_model_path = Some(dir.clone());
+    load.cache.specific_model_path = Some(dir.to_path_buf());
     let err = load_err(load.clone(), "a missing head must fail");
     assert!(err.contains("sparse_linear.pt"), "{err}");
     // A head of the wrong width: the ColBERT checkpoint where the sparse one belongs.

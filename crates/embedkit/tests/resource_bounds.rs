@@ -124,9 +124,8 @@ fn hard_text(rng: &mut Rng, bytes: usize) -> String {
 
 /// Writes a tokenizer folder: `tokenizer.json` from `json`, and a config naming the pad
 /// token and the maximum length.
-fn tokenizer_dir(name: &str, json: serde_json::Value, max_length: usize) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("embedkit-cut-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn tokenizer_dir(name: &str, json: serde_json::Value, max_length: usize) -> common::TmpDir {
+    let dir = common::TmpDir::new("embedkit-cut", name);
     std::fs::write(dir.join("tokenizer.json"), json.to_string()).unwrap();
     let config = serde_json::json!({"model_max_length": max_length, "pad_token": "<pad>"});
     std::fs::write(dir.join("tokenizer_config.json"), config.to_string()).unwrap();
@@ -221,10 +220,12 @@ fn metaspace_unigram() -> serde_json::Value {
 fn cutting_long_texts_keeps_the_tokens_of_the_whole_text() {
     use embedkit::tokenize::{TextTokenizer, TokenizerOptions};
     let wordpiece = common::model_dir("shared:all-MiniLM-L6-v2-fp32");
+    let bpe = tokenizer_dir("bpe", byte_level_bpe(), 64);
+    let unigram = tokenizer_dir("unigram", metaspace_unigram(), 64);
     let folders = [
         ("wordpiece", wordpiece.clone()),
-        ("bpe", tokenizer_dir("bpe", byte_level_bpe(), 64)),
-        ("unigram", tokenizer_dir("unigram", metaspace_unigram(), 64)),
+        ("bpe", bpe.to_path_buf()),
+        ("unigram", unigram.to_path_buf()),
     ];
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut compared = 0;

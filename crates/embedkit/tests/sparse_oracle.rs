@@ -235,10 +235,9 @@ fn sparse_registry_matches_fastembeds_listing() {
 }
 
 /// A copy of the seeded MiniCOIL folder in which `edit` breaks something.
-fn broken_minicoil(name: &str, edit: impl FnOnce(&std::path::Path)) -> std::path::PathBuf {
+fn broken_minicoil(name: &str, edit: impl FnOnce(&std::path::Path)) -> common::TmpDir {
     let src = model_dir("tiny:minicoil");
-    let dir = std::env::temp_dir().join(format!("embedkit-minicoil-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::TmpDir::new("embedkit-minicoil", name);
     std::fs::create_dir_all(dir.join("onnx")).unwrap();
     for entry in std::fs::read_dir(&src).unwrap() {
         let path = entry.unwrap().path();

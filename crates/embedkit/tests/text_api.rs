@@ -98,9 +98,7 @@ fn prefixes_apply_only_on_request() {
 #[test]
 fn lazy_load_defers_loading_the_graph() {
     let src = model_dir("tiny:cls-384");
-    let tmp = std::env::temp_dir().join(format!("embedkit-lazy-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp = common::TmpDir::new("embedkit-lazy", "graph");
     for f in [
         "tokenizer.json",
         "tokenizer_config.json",

@@ -111,7 +111,8 @@ mod tests {
 
     #[test]
     fn cuda_libraries_load_in_dependency_order() {
-        let root = test_dir("cuda").join("nvidia");
+        let dir = test_dir("cuda");
+        let root = dir.join("nvidia");
         for (pkg, file) in [
             ("cudnn", "libcudnn_ops.so.9"),
             ("cudnn", "libcudnn.so.9"),

@@ -378,7 +378,6 @@ mod tests {
             .unwrap()
             .to_string_lossy()
             .ends_with(LIB_EXT));
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

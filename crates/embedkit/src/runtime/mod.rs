@@ -68,15 +68,13 @@ impl RuntimeOptions {
     }
 }
 
-/// A fresh folder for one test, unique per process and thread.
+// The integration tests' folder guard, for the unit tests too.
 #[cfg(test)]
-pub(crate) fn test_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "embedkit-rt-test-{name}-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+#[path = "../../tests/common/tmp.rs"]
+mod test_tmp;
+
+/// A fresh folder for one unit test (each has its own name), removed when it passes.
+#[cfg(test)]
+pub(crate) fn test_dir(name: &str) -> test_tmp::TmpDir {
+    test_tmp::TmpDir::new("embedkit-rt-test", name)
 }

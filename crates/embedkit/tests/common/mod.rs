@@ -3,6 +3,8 @@
 
 pub mod hub_server;
 pub mod m3;
+pub mod tmp;
+pub use tmp::TmpDir;
 
 use std::path::{Path, PathBuf};
 
@@ -188,11 +190,7 @@ pub fn child_peak_rss_mb(module: &str, test: &str, workload: &str) -> u64 {
     kb / 1024
 }
 
-/// A fresh, empty folder for one test: its name and this process's id keep it apart
-/// from other tests and other test binaries.
-pub fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("embedkit-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh, empty folder for one test, removed when it passes.
+pub fn tmp_dir(name: &str) -> TmpDir {
+    TmpDir::new("embedkit-test", name)
 }
