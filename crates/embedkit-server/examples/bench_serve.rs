@@ -47,6 +47,28 @@ struct Stream {
     clients: usize,
 }
 
+impl Stream {
+    fn new(path: &str, model: &str, clients: usize, texts: usize) -> Stream {
+        Stream {
+            path: path.into(),
+            model: model.into(),
+            texts,
+            clients,
+        }
+    }
+}
+
+/// 3 s of `streams`, not counted: the first batches of each shape allocate.
+fn warm(
+    rt: &tokio::runtime::Runtime,
+    port: u16,
+    pid: u32,
+    docs: &Arc<Vec<String>>,
+    streams: &[Stream],
+) {
+    rt.block_on(drive(port, pid, docs.clone(), streams, 3.0));
+}
+
 #[derive(Default)]
 struct Tally {
     docs: usize,
@@ -424,20 +446,8 @@ fn peers(
             &expected,
             rt,
         ));
-        let stream = |clients, texts| Stream {
-            path: peer.path.to_string(),
-            model: peer.model.clone(),
-            texts,
-            clients,
-        };
-        // Warm-up: the first batches of each shape allocate.
-        rt.block_on(drive(
-            port,
-            server.pid(),
-            docs.clone(),
-            &[stream(8, 8)],
-            3.0,
-        ));
+        let stream = |clients, texts| Stream::new(peer.path, &peer.model, clients, texts);
+        warm(rt, port, server.pid(), docs, &[stream(8, 8)]);
         let runs = cells
             .iter()
             .map(|c| {
@@ -521,22 +531,10 @@ fn families_table(
             );
             continue;
         }
-        // Late interaction and rerank: the seeded models are small, 1000 texts suffice.
         let library = library_rate(r, docs, threads);
         let (server, port) = start_embedkit(bin, threads, &[(r.model, &r.dir)]);
-        let stream = |clients, texts| Stream {
-            path: r.path.into(),
-            model: r.model.into(),
-            texts,
-            clients,
-        };
-        rt.block_on(drive(
-            port,
-            server.pid(),
-            docs.clone(),
-            &[stream(8, 8)],
-            3.0,
-        ));
+        let stream = |clients, texts| Stream::new(r.path, r.model, clients, texts);
+        warm(rt, port, server.pid(), docs, &[stream(8, 8)]);
         let mut row = format!("| `{}` | {} | {library:.0} |", r.path, r.model);
         for (texts, clients) in [(1, 8), (8, 8), (1, 32), (8, 32)] {
             let mut run = rt.block_on(drive(
@@ -583,15 +581,10 @@ fn mixed(
     let (server, port) = start_embedkit(bin, threads, &models);
     let streams: Vec<Stream> = picked
         .iter()
-        .map(|r| Stream {
-            path: r.path.into(),
-            model: r.model.into(),
-            texts: 8,
-            clients: 8,
-        })
+        .map(|r| Stream::new(r.path, r.model, 8, 8))
         .collect();
+    warm(rt, port, server.pid(), docs, &streams);
     let go = |s: &[Stream]| rt.block_on(drive(port, server.pid(), docs.clone(), s, secs));
-    go(&streams); // warm-up of every model
     let mut alone: Vec<Run> = streams
         .iter()
         .map(|s| go(std::slice::from_ref(s)))
