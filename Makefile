@@ -217,7 +217,7 @@ bench-families: setup $(BENCH_VENV)/.done
 ## embedkit serve against a peer server: infinity (infinity-emb 0.0.78 from PyPI, its ONNX
 ## and torch engines) on all-MiniLM-L6-v2 fp32, one server at a time, one load generator;
 ## then embedkit's server ÷ library per family and a mixed-traffic run
-## (crates/embedkit-server/examples/bench_serve.rs); to target/bench/serve.md.
+## (crates/embedkit-server/examples/bench_serve/); to target/bench/serve.md.
 SERVE_VENV := .venv-serve
 $(SERVE_VENV)/.done: scripts/bench/serve-requirements.txt
 	rm -rf $(SERVE_VENV)

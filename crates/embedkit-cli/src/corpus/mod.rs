@@ -429,8 +429,14 @@ fn read_all(path: &Path, args: &CorpusArgs) -> Vec<Result<(Id, String)>> {
         .collect()
 }
 
+// The integration tests' folder guard, for the unit tests too.
+#[cfg(test)]
+#[path = "../../../embedkit/tests/common/tmp.rs"]
+mod test_tmp;
+
 #[cfg(test)]
 mod tests {
+    use super::test_tmp::TmpDir;
     use super::*;
 
     fn args(id: Option<&str>, skip: bool) -> CorpusArgs {
@@ -443,17 +449,17 @@ mod tests {
         }
     }
 
-    fn tmp(name: &str, data: &[u8]) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("embedkit-corpus-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+    /// A file holding `data`, in a folder removed when the test passes.
+    fn tmp(name: &str, data: &[u8]) -> (TmpDir, PathBuf) {
+        let dir = TmpDir::new("embedkit-corpus", name);
         let p = dir.join(name);
         std::fs::write(&p, data).unwrap();
-        p
+        (dir, p)
     }
 
     #[test]
     fn csv_rows_carry_ids_and_name_bad_rows() {
-        let p = tmp(
+        let (_dir, p) = tmp(
             "a.csv",
             b"id,text\nx1,\"hello, world\"\nx2\nx3,\"two\nlines\"\nx4,bad\xff\n",
         );
@@ -478,7 +484,7 @@ mod tests {
 
     #[test]
     fn jsonl_rows_keep_number_and_string_ids() {
-        let p = tmp(
+        let (_dir, p) = tmp(
             "a.jsonl",
             b"{\"id\": 7, \"text\": \"a\"}\n{\"id\": \"b\", \"text\": \"b\"}\n\n{\"text\": 3, \"id\": 1}\n",
         );

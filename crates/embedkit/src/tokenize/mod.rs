@@ -18,9 +18,9 @@ use tokenizers::{
 
 use crate::error::{Error, Result};
 
+mod cut;
 mod pairs;
 mod tokens;
-use pairs::pair_lengths;
 pub(crate) use tokens::{decode_with, describe_ids, spans_with};
 pub use tokens::{Token, TokenSpan};
 
@@ -66,7 +66,7 @@ pub struct Padding {
 #[derive(Clone)]
 pub struct TextTokenizer {
     tokenizer: Tokenizer,
-    /// The same tokenizer without truncation, for pairs (truncated by [`pair_lengths`]).
+    /// The same tokenizer without truncation, for pairs (truncated by `pairs::pair_lengths`).
     untruncated: Tokenizer,
     /// The same tokenizer truncating at the other end, made when a call first asks.
     other_side: OnceLock<Tokenizer>,
@@ -76,14 +76,6 @@ pub struct TextTokenizer {
     /// Whether long texts are cut before tokenizing ([`Self::cut_long`]).
     cut_long_texts: bool,
 }
-
-/// Bytes of text per kept token beyond which a text is cut before tokenizing
-/// ([`TextTokenizer::cut_long`]): far more than any tokenizer's bytes per token.
-const CUT_BYTES_PER_TOKEN: usize = 32;
-
-/// How far before the end of the tokenized window a cut must be, so that no word or
-/// added token running past the window's end reaches it.
-const CUT_MARGIN: usize = 1024;
 
 /// Variations a family may ask for.
 #[derive(Debug, Clone, Copy, Default)]
@@ -420,63 +412,6 @@ impl TextTokenizer {
         self.encode_pairs_from(pairs, None)
     }
 
-    /// [`Self::encode_pairs`] with each over-long text cut at `side` (`None`: where the
-    /// model's configuration says).
-    pub fn encode_pairs_from<A: AsRef<str>, B: AsRef<str>>(
-        &self,
-        pairs: &[(A, B)],
-        side: Option<TruncationSide>,
-    ) -> Result<Vec<(Vec<u32>, Vec<u32>)>> {
-        let err = |e: tokenizers::Error| Error::Tokenizer(e.to_string());
-        let added = self
-            .tokenizer
-            .get_post_processor()
-            .map(|p| p.added_tokens(true))
-            .unwrap_or(0);
-        let budget = self.max_length.saturating_sub(added);
-        let direction = side.map_or_else(|| direction_of(&self.tokenizer), Into::into);
-        let right = direction == TruncationDirection::Right;
-        let mut out = Vec::with_capacity(pairs.len());
-        for (a, b) in pairs {
-            let (a, b) = (a.as_ref(), b.as_ref());
-            let (cut_a, cut_b) = (self.cut_long(a, right), self.cut_long(b, right));
-            let mut first = self.untruncated.encode_fast(cut_a, false).map_err(err)?;
-            let mut second = self.untruncated.encode_fast(cut_b, false).map_err(err)?;
-            // A cut text keeps more tokens than the budget, but the split of the budget
-            // also depends on which text is longer; a cut is kept only where that stays
-            // known, else the whole text is tokenized.
-            let (was_a, was_b) = (cut_a.len() < a.len(), cut_b.len() < b.len());
-            let known = match (was_a, was_b) {
-                (false, false) => true,
-                (true, false) => first.len() > second.len(),
-                (false, true) => first.len() <= second.len(),
-                (true, true) => false,
-            };
-            if !known {
-                if was_a {
-                    first = self.untruncated.encode_fast(a, false).map_err(err)?;
-                }
-                if was_b {
-                    second = self.untruncated.encode_fast(b, false).map_err(err)?;
-                }
-            }
-            let (n1, n2) = pair_lengths(first.len(), second.len(), budget);
-            first.truncate(n1, 0, direction);
-            second.truncate(n2, 0, direction);
-            first.take_overflowing();
-            second.take_overflowing();
-            let encoding = self
-                .untruncated
-                .post_process(first, Some(second), true)
-                .map_err(err)?;
-            out.push((
-                encoding.get_ids().to_vec(),
-                encoding.get_type_ids().to_vec(),
-            ));
-        }
-        Ok(out)
-    }
-
     pub fn max_length(&self) -> usize {
         self.max_length
     }
@@ -488,53 +423,6 @@ impl TextTokenizer {
     pub fn with_long_text_cut(mut self, on: bool) -> Self {
         self.cut_long_texts = on;
         self
-    }
-
-    /// A prefix of a long text that truncates to the same tokens as the whole text.
-    ///
-    /// `tokenizers` normalizes and splits the whole text before truncating: a 10 MB line
-    /// took seconds and 600 MB for the 512 tokens kept. A text longer than a window of
-    /// [`CUT_BYTES_PER_TOKEN`] bytes per kept token is cut at the start of a word that
-    /// begins at least [`CUT_MARGIN`] bytes before the window's end and has at least
-    /// `max_length` tokens before it. Normalizing and pre-tokenizing are local (a split
-    /// depends on the characters around it, an added token is matched within its own
-    /// length), so the words before the cut tokenize exactly as in the whole text. When
-    /// no such word exists (one huge word, truncation from the left), the whole text is
-    /// tokenized.
-    fn cut_long<'a>(&self, text: &'a str, cuts_right: bool) -> &'a str {
-        if !self.cut_long_texts || !cuts_right {
-            return text;
-        }
-        let window = self
-            .max_length
-            .saturating_mul(CUT_BYTES_PER_TOKEN)
-            .saturating_add(CUT_MARGIN);
-        if text.len() <= window {
-            return text;
-        }
-        let mut end = window;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        let head = &text[..end];
-        let Ok(encoding) = self.untruncated.encode(head, false) else {
-            return text;
-        };
-        let words = encoding.get_word_ids();
-        let offsets = encoding.get_offsets();
-        let latest = end - CUT_MARGIN;
-        // The last word start at or before `latest`, with enough tokens before it.
-        // (Offsets are checked to fall between characters before slicing: a panic on a
-        // user's text is worse than tokenizing it whole.)
-        let cut = (self.max_length..words.len()).rev().find(|&i| {
-            let starts_word = words[i].is_none() || words[i] != words[i - 1];
-            let at = offsets[i].0;
-            starts_word && at <= latest && at > offsets[i - 1].0 && text.is_char_boundary(at)
-        });
-        match cut {
-            Some(i) => &text[..offsets[i].0],
-            None => text,
-        }
     }
 
     /// The same tokenizer truncating at `max_length`, as `enable_truncation(max_length)`

@@ -2,9 +2,73 @@
 //! `tokenizers` makes, which the Rust crate's pair truncation does not (see
 //! `TextTokenizer::encode_pairs`).
 
+use tokenizers::{PostProcessor, TruncationDirection};
+
+use super::{direction_of, TextTokenizer, TruncationSide};
+use crate::error::{Error, Result};
+
+impl TextTokenizer {
+    /// [`Self::encode_pairs`] with each over-long text cut at `side` (`None`: where the
+    /// model's configuration says).
+    pub fn encode_pairs_from<A: AsRef<str>, B: AsRef<str>>(
+        &self,
+        pairs: &[(A, B)],
+        side: Option<TruncationSide>,
+    ) -> Result<Vec<(Vec<u32>, Vec<u32>)>> {
+        let err = |e: tokenizers::Error| Error::Tokenizer(e.to_string());
+        let added = self
+            .tokenizer
+            .get_post_processor()
+            .map(|p| p.added_tokens(true))
+            .unwrap_or(0);
+        let budget = self.max_length.saturating_sub(added);
+        let direction = side.map_or_else(|| direction_of(&self.tokenizer), Into::into);
+        let right = direction == TruncationDirection::Right;
+        let mut out = Vec::with_capacity(pairs.len());
+        for (a, b) in pairs {
+            let (a, b) = (a.as_ref(), b.as_ref());
+            let (cut_a, cut_b) = (self.cut_long(a, right), self.cut_long(b, right));
+            let mut first = self.untruncated.encode_fast(cut_a, false).map_err(err)?;
+            let mut second = self.untruncated.encode_fast(cut_b, false).map_err(err)?;
+            // A cut text keeps more tokens than the budget, but the split of the budget
+            // also depends on which text is longer; a cut is kept only where that stays
+            // known, else the whole text is tokenized.
+            let (was_a, was_b) = (cut_a.len() < a.len(), cut_b.len() < b.len());
+            let known = match (was_a, was_b) {
+                (false, false) => true,
+                (true, false) => first.len() > second.len(),
+                (false, true) => first.len() <= second.len(),
+                (true, true) => false,
+            };
+            if !known {
+                if was_a {
+                    first = self.untruncated.encode_fast(a, false).map_err(err)?;
+                }
+                if was_b {
+                    second = self.untruncated.encode_fast(b, false).map_err(err)?;
+                }
+            }
+            let (n1, n2) = pair_lengths(first.len(), second.len(), budget);
+            first.truncate(n1, 0, direction);
+            second.truncate(n2, 0, direction);
+            first.take_overflowing();
+            second.take_overflowing();
+            let encoding = self
+                .untruncated
+                .post_process(first, Some(second), true)
+                .map_err(err)?;
+            out.push((
+                encoding.get_ids().to_vec(),
+                encoding.get_type_ids().to_vec(),
+            ));
+        }
+        Ok(out)
+    }
+}
+
 /// Lengths two texts of `n1` and `n2` tokens keep in a pair of at most `budget` tokens
 /// (special tokens excluded), as Python `tokenizers` 0.23.3 truncates longest-first.
-pub(super) fn pair_lengths(n1: usize, n2: usize, budget: usize) -> (usize, usize) {
+fn pair_lengths(n1: usize, n2: usize, budget: usize) -> (usize, usize) {
     if n1 + n2 <= budget {
         return (n1, n2);
     }
