@@ -257,10 +257,13 @@ class SparseTextEmbedding(_Model):
     _kind = "sparse"
     _wanted = ("sparse_text",)
 
+    # fastembed's keyword arguments of the sparse kinds (BM25, MiniCOIL, BM42); a model
+    # refuses one its kind does not read instead of ignoring it.
+    _SETTINGS = ("k", "b", "avg_len", "language", "token_max_length", "disable_stemmer", "alpha")
+
     def _settings(self, kwargs: dict) -> dict | None:
-        # BM25's parameters, as fastembed takes them.
-        bm25 = {k: kwargs.pop(k) for k in ("k", "b", "avg_len", "language") if kwargs.get(k) is not None}
-        return {"bm25": bm25} if bm25 else None
+        given = {k: kwargs.pop(k) for k in self._SETTINGS if kwargs.get(k) is not None}
+        return given or None
 
     def _stream(self, documents: Iterable[str], batch_size: int | None, purpose: str,
                 kwargs: dict) -> Iterator[SparseEmbedding]:

@@ -190,6 +190,10 @@ def test_one_engine_class_with_capabilities_and_per_call_options():
     with pytest.raises(embedkit.UnsupportedError, match="sparse_text.*not dense_text"):
         embedkit.TextEmbedding("Qdrant/bm25", specific_model_path=model_dir("tiny", "bm25"))
 
+    # A keyword argument the model's kind does not read is refused (fastembed drops it).
+    with pytest.raises(embedkit.InvalidInputError, match="alpha"):
+        embedkit.SparseTextEmbedding("Qdrant/bm25", specific_model_path=model_dir("tiny", "bm25"), alpha=0.8)
+
     bm25 = embedkit.SparseTextEmbedding("Qdrant/bm25", specific_model_path=model_dir("tiny", "bm25"))
     doc = ["the quick brown fox jumps over the lazy dog near the river bank"]
     whole = next(iter(bm25.embed(doc)))

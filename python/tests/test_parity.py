@@ -65,6 +65,10 @@ SPARSE = [
     ("Qdrant/bm25", "tiny", "bm25", {"language": "german", "k": 0.9, "b": 0.4, "avg_len": 60.0}, True),
     ("Qdrant/bm42-all-minilm-l6-v2-attentions", "shared", "all-MiniLM-L6-v2-fp32", {}, True),
     ("Qdrant/minicoil-v1", "tiny", "minicoil", {}, True),
+    # Each kind's own keyword arguments, as fastembed's classes take them.
+    ("Qdrant/bm25", "tiny", "bm25", {"disable_stemmer": True, "token_max_length": 6}, True),
+    ("Qdrant/bm42-all-minilm-l6-v2-attentions", "shared", "all-MiniLM-L6-v2-fp32", {"alpha": 0.8}, True),
+    ("Qdrant/minicoil-v1", "tiny", "minicoil", {"k": 0.9, "b": 0.4, "avg_len": 60.0}, True),
 ]
 
 

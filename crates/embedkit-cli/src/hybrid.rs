@@ -4,9 +4,11 @@
 //! `embeddings`).
 
 use clap::{Args, ValueEnum};
-use embedkit::{CallOptions, Capability, Purpose};
+use embedkit::{Capability, Purpose};
 
-use crate::vectors::{PruneArgs, Shape, Vector};
+use embedkit::postprocess::VectorType;
+
+use crate::vectors::{DenseArgs, PruneArgs, Shape, Vector};
 use crate::{job, JobArgs};
 
 /// One output a record can hold.
@@ -45,9 +47,11 @@ pub struct HybridArgs {
     /// Embed as queries (`query_embed`; BGE-M3 embeds queries as documents).
     #[arg(long)]
     pub query: bool,
-    /// Dense: shorter vectors, for models trained for it (Matryoshka).
-    #[arg(long, value_name = "N")]
-    pub dimensions: Option<usize>,
+    /// Dense output: --dimensions, --normalize; --output-dtype int8/binary when the
+    /// records hold only the dense vector.
+    #[command(flatten)]
+    pub dense: DenseArgs,
+    /// Sparse output only.
     #[command(flatten)]
     pub prune: PruneArgs,
     #[command(flatten)]
@@ -61,7 +65,15 @@ pub fn run(mut args: HybridArgs) -> anyhow::Result<()> {
             wanted.push(c);
         }
     }
-    let (job, docs) = job::start(&mut args.job.io, &args.job.corpus, Shape::Hybrid)?;
+    let dense_only = wanted == [Capability::DenseText];
+    refuse_unused_flags(&args, &wanted, dense_only)?;
+    // Records of the dense vector alone are fixed-width rows (`.npy` fits them).
+    let shape = if dense_only {
+        args.dense.shape()
+    } else {
+        Shape::Hybrid
+    };
+    let (job, docs) = job::start(&mut args.job.io, &args.job.corpus, shape)?;
     let model = args
         .job
         .model
@@ -71,17 +83,49 @@ pub fn run(mut args: HybridArgs) -> anyhow::Result<()> {
     } else {
         Purpose::Document
     };
-    let call = args.prune.apply(
-        args.cut.apply(
-            CallOptions::new()
-                .purpose(purpose)
-                .dimensions(args.dimensions),
-        ),
-    );
-    // Checked before the first document is read.
-    model.check_dimensions(args.dimensions)?;
-    let results = model
-        .embed_all_iter(docs, &wanted, &call)
-        .map(|o| o.map(Vector::Hybrid));
-    job.finish(results)
+    // --dimensions is checked against the model before the first document is read.
+    let call = args.dense.call(&model)?.purpose(purpose);
+    let call = args.prune.apply(args.cut.apply(call));
+    let outputs = model.embed_all_iter(docs, &wanted, &call);
+    if dense_only {
+        let dense = args.dense.clone();
+        return job.finish(outputs.map(move |o| {
+            let v = o?.dense.unwrap_or_default();
+            Ok(dense.convert(v))
+        }));
+    }
+    job.finish(outputs.map(|o| o.map(Vector::Hybrid)))
+}
+
+/// A flag for an output the records do not hold would be ignored: refused before work,
+/// as a usage error (exit 2).
+fn refuse_unused_flags(
+    args: &HybridArgs,
+    wanted: &[Capability],
+    dense_only: bool,
+) -> anyhow::Result<()> {
+    let d = &args.dense;
+    if !wanted.contains(&Capability::DenseText) && (d.dimensions.is_some() || d.normalize) {
+        return Err(usage(
+            "--dimensions and --normalize shape the dense output; add dense to --outputs",
+        ));
+    }
+    if !dense_only && d.output_dtype != VectorType::Float32 {
+        return Err(usage(
+            "--output-dtype applies to records of the dense vector alone (--outputs dense)",
+        ));
+    }
+    let p = &args.prune;
+    if !wanted.contains(&Capability::SparseText)
+        && (p.top_terms.is_some() || p.min_weight.is_some())
+    {
+        return Err(usage(
+            "--top-terms and --min-weight prune the sparse output; add sparse to --outputs",
+        ));
+    }
+    Ok(())
+}
+
+fn usage(message: &str) -> anyhow::Error {
+    embedkit::Error::InvalidArgument(message.into()).into()
 }

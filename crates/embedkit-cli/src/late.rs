@@ -22,17 +22,17 @@ pub struct LateArgs {
     #[arg(long)]
     pub muvera: bool,
     /// MUVERA: SimHash hyperplanes per repetition (2^k_sim clusters).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, requires = "muvera", default_value_t = 5)]
     pub k_sim: u32,
     /// MUVERA: dimensions each cluster is projected to.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, requires = "muvera", default_value_t = 16)]
     pub dim_proj: usize,
     /// MUVERA: repetitions.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, requires = "muvera", default_value_t = 20)]
     pub r_reps: usize,
     /// MUVERA: seed of the random matrices (the same seed as fastembed's gives the same
     /// encodings).
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, requires = "muvera", default_value_t = 42)]
     pub seed: u64,
 }
 

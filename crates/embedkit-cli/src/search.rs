@@ -32,7 +32,7 @@ pub struct SearchArgs {
     #[arg(long, default_value_t = 10)]
     pub top_k: usize,
     /// JSON Lines {"id", "rank", "index", "score", "text"} instead of a table (also what
-    /// --output writes, in the format of its extension).
+    /// --output writes, in the format of its extension or --output-format).
     #[arg(long)]
     pub json: bool,
     /// Apply the model's query and passage prefixes (models trained with them).
@@ -74,7 +74,8 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         anyhow::bail!("--top-k must be at least 1");
     }
     // The output is opened (and a format that does not fit refused) before any work.
-    let out = if args.io.output.is_some() || args.json {
+    let machine = args.io.output.is_some() || args.io.output_format.is_some() || args.json;
+    let out = if machine {
         Some(Output::open(
             args.io.output.as_deref(),
             args.io.output_format(),
@@ -129,7 +130,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     }
     let ranked = best.into_sorted_vec();
     // A table for people; records (any format, with ids) when asked for a file or JSON.
-    if args.io.output.is_some() || args.json {
+    if let Some(out) = out {
         let records = ranked.into_iter().enumerate().map(|(rank, hit)| {
             Ok((
                 Id::Int(hit.index as i64),
@@ -142,7 +143,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
             ))
         });
         let progress = output::Progress::new(None, args.io.quiet);
-        return out.context("no output")?.write(progress, records);
+        return out.write(progress, records);
     }
     let mut out = std::io::stdout().lock();
     writeln!(out, "query: {}", args.query)?;

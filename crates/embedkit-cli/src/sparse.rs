@@ -61,36 +61,30 @@ pub fn run(mut args: SparseArgs) -> anyhow::Result<()> {
     job.finish(results)
 }
 
-/// The family's settings, as fastembed's keyword arguments: only those given, so a model
-/// whose family has none (BGE-M3) loads, and refuses a flag it would not honour.
+/// The family's settings, as fastembed's keyword arguments: only those given, so that a
+/// model whose kind does not read one (SPLADE and `--language`, BM25 and `--alpha`)
+/// refuses it instead of ignoring it.
 fn settings(args: &SparseArgs) -> serde_json::Value {
-    use serde_json::{Map, Value};
-    let mut shared = Map::new();
-    for (key, value) in [("k", args.k), ("b", args.b), ("avg_len", args.avg_len)] {
+    let mut settings = serde_json::Map::new();
+    for (key, value) in [
+        ("k", args.k),
+        ("b", args.b),
+        ("avg_len", args.avg_len),
+        ("alpha", args.alpha),
+    ] {
         if let Some(v) = value {
-            shared.insert(key.into(), v.into());
+            settings.insert(key.into(), v.into());
         }
     }
-    let mut bm25 = shared.clone();
     if let Some(language) = &args.language {
-        bm25.insert("language".into(), language.clone().into());
+        settings.insert("language".into(), language.clone().into());
     }
     if args.disable_stemmer {
-        bm25.insert("disable_stemmer".into(), true.into());
-    }
-    let mut settings = Map::new();
-    if let Some(alpha) = args.alpha {
-        settings.insert("alpha".into(), alpha.into());
-    }
-    if !bm25.is_empty() {
-        settings.insert("bm25".into(), Value::Object(bm25));
-    }
-    if !shared.is_empty() {
-        settings.insert("minicoil".into(), Value::Object(shared));
+        settings.insert("disable_stemmer".into(), true.into());
     }
     if settings.is_empty() {
-        Value::Null
+        serde_json::Value::Null
     } else {
-        Value::Object(settings)
+        serde_json::Value::Object(settings)
     }
 }

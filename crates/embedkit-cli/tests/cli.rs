@@ -295,6 +295,22 @@ fn sparse_embeds_with_the_real_splade_model() {
     );
     // "paris" (id 3000 in the bert vocabulary) is among the expanded terms.
     assert!(indices.contains(&3000), "{indices:?}");
+    // BM25's flags do not apply to SPLADE: refused before any output, not ignored.
+    for flag in [
+        &["--language", "german"][..],
+        &["--k", "0.9"],
+        &["--disable-stemmer"],
+    ] {
+        let mut args = vec!["sparse", "--model-path", dir.to_str().unwrap()];
+        args.extend_from_slice(flag);
+        let out = embedkit(&args, b"paris\n");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag:?}: {err}");
+        assert!(
+            out.stdout.is_empty() && err.contains(&flag[0][2..].replace('-', "_")),
+            "{err}"
+        );
+    }
 }
 
 #[test]

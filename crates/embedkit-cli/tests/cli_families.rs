@@ -126,6 +126,10 @@ fn late_cli_writes_the_oracles_matrices_and_muvera_encodings() {
             .fold(0f64, f64::max);
         assert!(d <= 1e-5, "muvera {kind}: relative |diff| {d:e}");
     }
+    // MUVERA's parameters without --muvera would be ignored: a usage error.
+    let out = embedkit(&["late", "--model-path", dir, "--k-sim", "3", "x"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--muvera"));
 }
 
 #[test]
@@ -336,4 +340,20 @@ fn search_ranks_documents_as_fastembeds_vectors_do() {
         let s = line["score"].as_f64().unwrap() as f32;
         assert!((s - score).abs() < 1e-5, "{s} vs {score}");
     }
+    // --output-format without --output: the same records on stdout, in that format.
+    let mut args = vec![
+        "search",
+        "--model",
+        MINILM,
+        "--model-path",
+        dir.to_str().unwrap(),
+        "--query",
+        &texts[query],
+        "--top-k",
+        "5",
+    ];
+    args.extend(["--output-format", "jsonl"]);
+    let again = embedkit(&args, input.as_bytes());
+    assert!(again.status.success());
+    assert_eq!(again.stdout, out.stdout);
 }

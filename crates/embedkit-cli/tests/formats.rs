@@ -170,6 +170,22 @@ fn every_command_writes_every_format_that_fits_and_refuses_the_rest_before_work(
             fields: &["embedding", "embeddings", "indices", "values"],
         },
         Case {
+            name: "hybrid-dense",
+            args: s(&[
+                "hybrid",
+                "-m",
+                "BAAI/bge-m3",
+                "--model-path",
+                &tiny("bge-m3"),
+                "--outputs",
+                "dense",
+            ]),
+            stdin: stdin.clone(),
+            ids: line_ids.clone(),
+            npy_fits: true,
+            fields: &["embedding"],
+        },
+        Case {
             name: "late-muvera",
             args: s(&[
                 "late",

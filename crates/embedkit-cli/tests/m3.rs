@@ -147,6 +147,29 @@ print(sorted(table[0]))
     );
     let keys: Vec<&String> = records[0].as_object().unwrap().keys().collect();
     assert_eq!(keys, ["id", "indices", "values"]);
+    // A flag for an output the records do not hold is refused before work, no file.
+    let refused = dir.join("refused.jsonl");
+    for (outputs, flag) in [
+        ("sparse", &["--dimensions", "8"][..]),
+        ("multi", &["--normalize"]),
+        ("dense,multi", &["--top-terms", "3"]),
+        ("dense", &["--min-weight", "0.1"]),
+        ("dense,sparse", &["--output-dtype", "int8"]),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_embedkit"))
+            .args(["hybrid", "-m", "BAAI/bge-m3", "--model-path", &path])
+            .args(["--outputs", outputs])
+            .args(flag)
+            .arg("--output")
+            .arg(&refused)
+            .arg("a text")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{outputs} {flag:?}: {err}");
+        assert!(err.contains(flag[0]), "{outputs} {flag:?}: {err}");
+        assert!(!refused.exists(), "{outputs} {flag:?} wrote a file");
+    }
 }
 
 #[test]

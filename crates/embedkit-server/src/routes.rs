@@ -105,14 +105,20 @@ pub(crate) fn library_error(e: embedkit::Error) -> ApiError {
 }
 
 /// A library error about one input of the request, named by the request's field and
-/// index (a failed shared batch is retried per request, so the index is the request's).
+/// index (a failed shared batch is retried per request, so the index is the request's);
+/// its status is still the kind's ([`library_error`]).
 fn input_error(e: embedkit::Error, field: &str) -> ApiError {
-    match (&e, e.input_index()) {
+    let named = match (&e, e.input_index()) {
         (embedkit::Error::Image { reason, .. }, Some(i)) => {
-            ApiError::validation(format!("{field}[{i}]: cannot decode the image: {reason}"))
+            Some(format!("{field}[{i}]: cannot decode the image: {reason}"))
         }
-        _ => library_error(e),
+        _ => None,
+    };
+    let mut answer = library_error(e);
+    if let Some(message) = named {
+        answer.message = message;
     }
+    answer
 }
 
 pub(crate) fn unexpected() -> ApiError {

@@ -66,9 +66,40 @@ pub enum Error {
     #[error("model {model:?}: {reason}")]
     ModelMismatch { model: String, reason: String },
 
-    /// Tokenizer construction or encoding failed.
+    /// Tokenizer construction or encoding failed (embedkit's own check).
     #[error("tokenizer error: {0}")]
     Tokenizer(String),
+
+    /// The `tokenizers` crate failed to configure a tokenizer or encode a text; its own
+    /// error is the source.
+    #[error("tokenizer error: {source}")]
+    TokenizerFailed {
+        #[source]
+        source: tokenizers::Error,
+    },
+
+    /// The ONNX Runtime library was found but could not be loaded; its own error is the
+    /// source.
+    #[error(
+        "could not load ONNX Runtime from {}: {source}. It needs ONNX Runtime >= 1.17 \
+         built for this platform (glibc >= 2.28 on Linux); `make setup` fetches a \
+         known-good one.",
+        path.display()
+    )]
+    RuntimeLoad {
+        path: PathBuf,
+        #[source]
+        source: ort::LoadDynamicError,
+    },
+
+    /// A graph's output is not the tensor type the family reads.
+    #[error("output {output:?} of {} is not a float32 tensor: {source}", path.display())]
+    OutputType {
+        output: String,
+        path: PathBuf,
+        #[source]
+        source: ort::Error,
+    },
 
     /// An argument is out of range or inconsistent.
     #[error("invalid argument: {0}")]
@@ -150,6 +181,12 @@ impl Error {
     }
 }
 
+impl From<tokenizers::Error> for Error {
+    fn from(source: tokenizers::Error) -> Self {
+        Error::TokenizerFailed { source }
+    }
+}
+
 impl From<ort::Error> for Error {
     fn from(e: ort::Error) -> Self {
         Error::Ort(e)
@@ -197,7 +234,8 @@ impl Error {
             | Error::InputRow { .. }
             | Error::Image { .. }
             | Error::DuplicateModel(_)
-            | Error::Tokenizer(_) => K::InvalidInput,
+            | Error::Tokenizer(_)
+            | Error::TokenizerFailed { .. } => K::InvalidInput,
             Error::UnknownModel { .. } => K::UnknownModel,
             Error::Unsupported(_) => K::Unsupported,
             Error::NotCached(_) | Error::Download(_) | Error::UnsafeArchive { .. } => {
@@ -206,8 +244,12 @@ impl Error {
             Error::ModelMismatch { .. }
             | Error::InvalidModel { .. }
             | Error::UnloadableModel { .. }
-            | Error::MissingFile { .. } => K::ModelMismatch,
-            Error::RuntimeNotFound(_) | Error::Device(_) | Error::Io { .. } => K::Environment,
+            | Error::MissingFile { .. }
+            | Error::OutputType { .. } => K::ModelMismatch,
+            Error::RuntimeNotFound(_)
+            | Error::RuntimeLoad { .. }
+            | Error::Device(_)
+            | Error::Io { .. } => K::Environment,
             Error::Ort(_) => K::Runtime,
             Error::Internal(_) => K::Internal,
         }

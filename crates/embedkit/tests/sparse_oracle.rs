@@ -5,6 +5,7 @@ use crate::common;
 
 use std::collections::BTreeMap;
 
+use embedkit::registry::SparseKind;
 use embedkit::sparse::{Bm25Options, MinicoilOptions};
 use embedkit::{SparseEmbedding, SparseTextEmbedding};
 use serde_json::Value;
@@ -87,6 +88,15 @@ fn bm25_options(options: Option<&Value>) -> Bm25Options {
     o
 }
 
+/// The registry's kind of a sparse model.
+fn kind_of(name: &str) -> SparseKind {
+    SparseTextEmbedding::list_supported_models()
+        .into_iter()
+        .find(|d| d.core.model.eq_ignore_ascii_case(name))
+        .unwrap_or_else(|| panic!("{name} is not a sparse model"))
+        .kind
+}
+
 #[test]
 fn sparse_models_match_fastembed() {
     let all = sparse_cases();
@@ -96,18 +106,22 @@ fn sparse_models_match_fastembed() {
         let dir = checked_model_dir(case);
         let texts = case_inputs(case["inputs"].as_str().unwrap());
         for batch_size in [256, 3] {
-            let model = SparseTextEmbedding::builder(case["model"].as_str().unwrap())
+            let name = case["model"].as_str().unwrap();
+            let builder = SparseTextEmbedding::builder(name)
                 .specific_model_path(&dir)
                 .threads(2)
-                .batch_size(batch_size)
-                .bm25(bm25_options(case.get("options")))
-                .minicoil(minicoil_options(case.get("options")))
-                .alpha(
-                    case.get("options")
-                        .and_then(|o| o.get("alpha"))
-                        .and_then(Value::as_f64)
-                        .unwrap_or(0.5),
-                )
+                .batch_size(batch_size);
+            // fastembed's keyword arguments of the case, given to the kind that takes
+            // them (another kind refuses them).
+            let options = case.get("options").filter(|o| !o.is_null());
+            let builder = match (options, kind_of(name)) {
+                (None, _) => builder,
+                (Some(o), SparseKind::Bm25) => builder.bm25(bm25_options(Some(o))),
+                (Some(o), SparseKind::Minicoil) => builder.minicoil(minicoil_options(Some(o))),
+                (Some(o), SparseKind::Bm42) => builder.alpha(o["alpha"].as_f64().unwrap()),
+                (Some(o), kind) => panic!("{name}: options {o} for {kind:?}"),
+            };
+            let model = builder
                 .build()
                 .unwrap_or_else(|e| panic!("{}: {e}", case["name"]));
             let got = match case["method"].as_str().unwrap() {
@@ -192,6 +206,28 @@ fn bm25_refuses_unknown_languages_and_reads_no_files_it_does_not_need() {
     let v = model.query_embed(&["the the cats"], None).unwrap();
     assert_eq!(v[0].len(), 2);
     assert!(v[0].values.iter().all(|&x| x == 1.0));
+    // A setting BM25 does not read is refused, not ignored (fastembed ignores it).
+    let err = SparseTextEmbedding::builder("Qdrant/bm25")
+        .specific_model_path(&dir)
+        .alpha(0.8)
+        .build()
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("alpha") && msg.contains("language"), "{msg}");
+    let err = embedkit::EmbeddingModel::load_with(
+        "Qdrant/bm25",
+        embedkit::LoadOptions {
+            cache: embedkit::CacheOptions {
+                specific_model_path: Some(dir.to_path_buf()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        &serde_json::json!({"language": "german", "alpha": 0.5}),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(err.kind(), embedkit::ErrorKind::InvalidInput, "{err}");
 }
 
 #[test]

@@ -57,7 +57,7 @@ impl Colbert {
                 let encoding = tokenizer
                     .inner()
                     .encode(c.to_string(), false)
-                    .map_err(|e| Error::Tokenizer(e.to_string()))?;
+                    .map_err(Error::from)?;
                 // The first token of the character, which for SentencePiece vocabularies
                 // can be the word-start piece, exactly as fastembed takes it.
                 if let Some(&id) = encoding.get_ids().first() {

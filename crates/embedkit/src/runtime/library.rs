@@ -253,12 +253,9 @@ pub fn environment(explicit_library: Option<&Path>) -> Result<&'static Environme
     }
     let (path, source) = find_library(explicit_library)?;
     tracing::info!(path = %path.display(), ?source, "loading ONNX Runtime");
-    let builder = ort::init_from(&path).map_err(|e| {
-        Error::RuntimeNotFound(format!(
-            "could not load ONNX Runtime from {}: {e}. It needs ONNX Runtime >= 1.17 built for \
-             this platform (glibc >= 2.28 on Linux); `make setup` fetches a known-good one.",
-            path.display()
-        ))
+    let builder = ort::init_from(&path).map_err(|source| Error::RuntimeLoad {
+        path: path.clone(),
+        source,
     })?;
     let env = builder.with_name("embedkit").build()?;
     let _ = RUNTIME.set(LoadedRuntime { env, path, source });

@@ -410,12 +410,14 @@ impl OnnxModel {
                 let value = outputs.get(output.as_str()).ok_or_else(|| {
                     Error::Internal(format!("the model produced no output named {output:?}"))
                 })?;
-                let array = value.try_extract_array::<f32>().map_err(|e| {
-                    Error::Unsupported(format!(
-                        "output {output:?} of {} is not a float32 tensor ({e}); only float32 outputs are supported",
-                        self.path.display()
-                    ))
-                })?;
+                let array =
+                    value
+                        .try_extract_array::<f32>()
+                        .map_err(|source| Error::OutputType {
+                            output: output.clone(),
+                            path: self.path.clone(),
+                            source,
+                        })?;
                 Ok(array)
             })
             .collect::<Result<Vec<_>>>()?;

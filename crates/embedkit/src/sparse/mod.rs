@@ -155,23 +155,98 @@ pub type SparseTextEmbedding = Model<Sparse>;
 /// Builder of a [`SparseTextEmbedding`].
 pub type SparseTextEmbeddingBuilder = Builder<Sparse>;
 
-/// Builder settings of the sparse family (as a JSON object for
-/// [`EmbeddingModel::load_with`](crate::EmbeddingModel::load_with): `alpha`, `bm25`,
-/// `minicoil`).
-#[derive(Debug, Clone, Deserialize)]
+/// Builder settings of the sparse family. As a JSON object (for
+/// [`EmbeddingModel::load_with`](crate::EmbeddingModel::load_with)) they are fastembed's
+/// keyword arguments: `k`, `b`, `avg_len` (BM25 and MiniCOIL), `language`,
+/// `token_max_length`, `disable_stemmer` (BM25), `alpha` (BM42). A setting the model's
+/// kind does not take is refused at load, not ignored.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SparseSettings {
-    bm25: Bm25Options,
-    minicoil: MinicoilOptions,
-    alpha: f64,
+    k: Option<f64>,
+    b: Option<f64>,
+    avg_len: Option<f64>,
+    language: Option<String>,
+    token_max_length: Option<usize>,
+    disable_stemmer: Option<bool>,
+    alpha: Option<f64>,
+    #[serde(skip)]
+    stopwords: Option<Option<std::collections::HashSet<String>>>,
 }
 
-impl Default for SparseSettings {
-    fn default() -> Self {
-        SparseSettings {
-            bm25: Bm25Options::default(),
-            minicoil: MinicoilOptions::default(),
-            alpha: 0.5,
+impl SparseSettings {
+    /// The names of the settings given.
+    fn given(&self) -> Vec<&'static str> {
+        let s = self;
+        [
+            ("k", s.k.is_some()),
+            ("b", s.b.is_some()),
+            ("avg_len", s.avg_len.is_some()),
+            ("language", s.language.is_some()),
+            ("token_max_length", s.token_max_length.is_some()),
+            ("disable_stemmer", s.disable_stemmer.is_some()),
+            ("stopwords", s.stopwords.is_some()),
+            ("alpha", s.alpha.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+    }
+
+    /// Refuses a setting that `kind` does not read (it would be silently ignored).
+    fn check(&self, kind: SparseKind, model: &str) -> Result<()> {
+        let takes: &[&str] = match kind {
+            SparseKind::Bm25 => &[
+                "k",
+                "b",
+                "avg_len",
+                "language",
+                "token_max_length",
+                "disable_stemmer",
+                "stopwords",
+            ],
+            SparseKind::Minicoil => &["k", "b", "avg_len"],
+            SparseKind::Bm42 => &["alpha"],
+            SparseKind::Splade | SparseKind::IfSplade => &[],
+        };
+        let foreign: Vec<&str> = self
+            .given()
+            .into_iter()
+            .filter(|g| !takes.contains(g))
+            .collect();
+        if foreign.is_empty() {
+            return Ok(());
+        }
+        let takes = if takes.is_empty() {
+            "none".to_string()
+        } else {
+            takes.join(", ")
+        };
+        Err(Error::InvalidArgument(format!(
+            "{model} does not take the setting(s) {}; it takes {takes}",
+            foreign.join(", ")
+        )))
+    }
+
+    fn bm25(&self) -> Bm25Options {
+        let d = Bm25Options::default();
+        Bm25Options {
+            k: self.k.unwrap_or(d.k),
+            b: self.b.unwrap_or(d.b),
+            avg_len: self.avg_len.unwrap_or(d.avg_len),
+            language: self.language.clone().unwrap_or(d.language),
+            token_max_length: self.token_max_length.unwrap_or(d.token_max_length),
+            disable_stemmer: self.disable_stemmer.unwrap_or(d.disable_stemmer),
+            stopwords: self.stopwords.clone().unwrap_or(d.stopwords),
+        }
+    }
+
+    fn minicoil(&self) -> MinicoilOptions {
+        let d = MinicoilOptions::default();
+        MinicoilOptions {
+            k: self.k.unwrap_or(d.k),
+            b: self.b.unwrap_or(d.b),
+            avg_len: self.avg_len.unwrap_or(d.avg_len),
         }
     }
 }
@@ -179,19 +254,31 @@ impl Default for SparseSettings {
 impl Builder<Sparse> {
     /// BM42's `alpha`: weights become `ln(1 + attention)^alpha` (default 0.5).
     pub fn alpha(mut self, alpha: f64) -> Self {
-        self.settings.alpha = alpha;
+        self.settings.alpha = Some(alpha);
         self
     }
 
-    /// BM25's parameters (k, b, avg_len, language, stopwords, ...), for `Qdrant/bm25`.
+    /// BM25's parameters (k, b, avg_len, language, stopwords, ...), for `Qdrant/bm25`;
+    /// another model refuses them at `build`.
     pub fn bm25(mut self, opts: Bm25Options) -> Self {
-        self.settings.bm25 = opts;
+        let s = &mut self.settings;
+        s.k = Some(opts.k);
+        s.b = Some(opts.b);
+        s.avg_len = Some(opts.avg_len);
+        s.language = Some(opts.language);
+        s.token_max_length = Some(opts.token_max_length);
+        s.disable_stemmer = Some(opts.disable_stemmer);
+        s.stopwords = Some(opts.stopwords);
         self
     }
 
-    /// MiniCOIL's BM25 parameters (k, b, avg_len), for `Qdrant/minicoil-v1`.
+    /// MiniCOIL's BM25 parameters (k, b, avg_len), for `Qdrant/minicoil-v1`; another
+    /// model refuses them at `build`.
     pub fn minicoil(mut self, opts: MinicoilOptions) -> Self {
-        self.settings.minicoil = opts;
+        let s = &mut self.settings;
+        s.k = Some(opts.k);
+        s.b = Some(opts.b);
+        s.avg_len = Some(opts.avg_len);
         self
     }
 }
@@ -212,19 +299,23 @@ impl Family for Sparse {
             runtime,
             settings,
         } = at;
+        settings.check(desc.kind, &desc.core.model)?;
         let backend: Box<dyn SparseBackend> = match desc.kind {
             SparseKind::Splade | SparseKind::IfSplade => {
                 Box::new(splade::SpladeBackend::load(desc, dir, runtime)?)
             }
-            SparseKind::Bm25 => Box::new(bm25::Bm25Backend::load(dir, settings.bm25.clone())?),
-            SparseKind::Bm42 => {
-                Box::new(bm42::Bm42Backend::load(desc, dir, runtime, settings.alpha)?)
-            }
+            SparseKind::Bm25 => Box::new(bm25::Bm25Backend::load(dir, settings.bm25())?),
+            SparseKind::Bm42 => Box::new(bm42::Bm42Backend::load(
+                desc,
+                dir,
+                runtime,
+                settings.alpha.unwrap_or(0.5),
+            )?),
             SparseKind::Minicoil => Box::new(minicoil::MinicoilBackend::load(
                 desc,
                 dir,
                 runtime,
-                settings.minicoil.clone(),
+                settings.minicoil(),
             )?),
         };
         Ok(Sparse { backend })

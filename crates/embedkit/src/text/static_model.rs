@@ -72,7 +72,7 @@ impl StaticBackend {
                 max_length: MAX_LENGTH,
                 ..Default::default()
             }))
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+            .map_err(Error::from)?;
         tokenizer.with_padding(None);
         let unk_id = unknown_token_id(&tok_path)?;
         Ok(StaticBackend {
@@ -164,7 +164,7 @@ impl DenseBackend for StaticBackend {
     fn tokenize(&self, texts: &[&str], side: Option<TruncationSide>) -> Result<Vec<Vec<u32>>> {
         let enc = truncating_at(&self.tokenizer, &self.other_side, side)?
             .encode_batch_fast(texts.to_vec(), false)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+            .map_err(Error::from)?;
         Ok(enc.into_iter().map(|e| e.get_ids().to_vec()).collect())
     }
 
@@ -181,7 +181,7 @@ impl DenseBackend for StaticBackend {
         let enc = self
             .tokenizer
             .encode_batch_fast(texts.to_vec(), false)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+            .map_err(Error::from)?;
         Ok(enc
             .iter()
             .map(|e| !e.get_overflowing().is_empty())
@@ -199,9 +199,7 @@ impl DenseBackend for StaticBackend {
     fn spans(&self, texts: &[&str], _add_special: bool) -> Result<Vec<Vec<TokenSpan>>> {
         // Untruncated: a copy without the limit (only for this rarely called method).
         let mut whole = self.tokenizer.clone();
-        whole
-            .with_truncation(None)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        whole.with_truncation(None).map_err(Error::from)?;
         // The model adds no special tokens (see `tokenize`), whatever tokenizer.json says.
         spans_with(&whole, texts, false)
     }

@@ -106,7 +106,7 @@ pub(crate) fn truncating_at<'a>(
         direction,
         ..params.clone()
     }))
-    .map_err(|e| Error::Tokenizer(e.to_string()))?;
+    .map_err(Error::from)?;
     Ok(other.get_or_init(|| copy))
 }
 
@@ -239,7 +239,7 @@ impl TextTokenizer {
                 strategy: TruncationStrategy::LongestFirst,
                 stride: 0,
             }))
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+            .map_err(Error::from)?;
 
         // Special tokens are registered before the pad token is resolved: the map may
         // name a pad token that only gets an id once added.
@@ -314,9 +314,7 @@ impl TextTokenizer {
             .collect();
 
         let mut untruncated = tokenizer.clone();
-        untruncated
-            .with_truncation(None)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        untruncated.with_truncation(None).map_err(Error::from)?;
         Ok(TextTokenizer {
             tokenizer,
             untruncated,
@@ -348,7 +346,7 @@ impl TextTokenizer {
             .collect();
         let encodings = tokenizer
             .encode_batch_fast(inputs, true)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+            .map_err(Error::from)?;
         Ok(encodings
             .into_iter()
             .map(|e| e.get_ids().to_vec())
@@ -387,10 +385,7 @@ impl TextTokenizer {
                 if self.cut_long(t, true).len() < t.len() {
                     return Ok(true);
                 }
-                let encoding = self
-                    .untruncated
-                    .encode_fast(t, true)
-                    .map_err(|e| Error::Tokenizer(e.to_string()))?;
+                let encoding = self.untruncated.encode_fast(t, true).map_err(Error::from)?;
                 Ok(encoding.len() > self.max_length)
             })
             .collect()
@@ -446,7 +441,7 @@ impl TextTokenizer {
                 strategy: TruncationStrategy::LongestFirst,
                 stride: 0,
             }))
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+            .map_err(Error::from)?;
         self.max_length = max_length;
         Ok(self)
     }

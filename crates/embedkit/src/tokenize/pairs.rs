@@ -15,7 +15,7 @@ impl TextTokenizer {
         pairs: &[(A, B)],
         side: Option<TruncationSide>,
     ) -> Result<Vec<(Vec<u32>, Vec<u32>)>> {
-        let err = |e: tokenizers::Error| Error::Tokenizer(e.to_string());
+        let err = Error::from;
         let added = self
             .tokenizer
             .get_post_processor()

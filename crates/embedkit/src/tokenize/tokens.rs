@@ -24,7 +24,7 @@ pub(crate) fn decode_with(
     let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
     tokenizer
         .decode_batch(&refs, skip_special)
-        .map_err(|e| Error::Tokenizer(e.to_string()))
+        .map_err(Error::from)
 }
 
 /// One token as a model sees it: its id, its text in the vocabulary, and whether it
@@ -59,9 +59,7 @@ pub(crate) fn spans_with<S: AsRef<str>>(
         .map(|text| {
             let text = text.as_ref();
             // `encode` (not `encode_fast`): the offsets are the point.
-            let e = tokenizer
-                .encode(text, add_special)
-                .map_err(|e| Error::Tokenizer(e.to_string()))?;
+            let e = tokenizer.encode(text, add_special).map_err(Error::from)?;
             let pieces = e
                 .get_ids()
                 .iter()
