@@ -7,6 +7,7 @@ Switching from fastembed is one import line::
 
 from ._core import (
     BgeM3Embedding,
+    EmbeddingModel,
     DownloadError,
     EmbedkitError,
     InvalidInputError,
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BgeM3Embedding",
+    "EmbeddingModel",
     "DownloadError",
     "EmbedkitError",
     "InvalidInputError",

@@ -364,7 +364,7 @@ class ImageEmbedding(_Model):
 class LateInteractionMultimodalEmbedding(_Model):
     """ColPali / ColModernVBert, as fastembed's."""
 
-    _kind = "multimodal"
+    _kind = "late_interaction_multimodal"
     _wanted = ("multi_vector_text", "multi_vector_image")
 
     @property
@@ -478,8 +478,92 @@ class BgeM3Embedding(_Model):
         return sum(self._model.token_count(c) for c in _chunks(_texts(texts), batch_size))
 
 
+class EmbeddingModel(_Model):
+    """Any model of the registry, by what it can compute (the library's capability
+    handle): `capabilities` lists its operations, and an operation it lacks raises
+    `UnsupportedError`. A model family added to the engine is usable here with no edit
+    to this package. Vectors come as fastembed's classes give them."""
+
+    _wanted = ()
+
+    @classmethod
+    def list_supported_models(cls) -> list[dict[str, Any]]:
+        """Every family's models, each with its registry key as `kind`."""
+        out = []
+        for kind in _embedkit.model_kinds():
+            out.extend(dict(m, kind=kind) for m in _models(_embedkit.list_supported_models(kind)))
+        return out
+
+    @property
+    def embedding_size(self) -> int | None:
+        return self._model.embedding_size
+
+    def embed(self, texts: str | Iterable[str], batch_size: int | None = None, purpose: str = "document",
+              dimensions: int | None = None, normalize: bool = False,
+              truncation_side: str | None = None) -> Iterator[np.ndarray]:
+        """One dense vector per text (`dense_text`)."""
+        for chunk in _chunks(_texts(texts), max(TEXT_CHUNK, batch_size or 0)):
+            yield from self._model.dense(chunk, batch_size, purpose, dimensions, normalize,
+                                         truncation_side=truncation_side)
+
+    def embed_sparse(self, texts: str | Iterable[str], batch_size: int | None = None,
+                     purpose: str = "document", top_k: int | None = None, min_weight: float | None = None,
+                     truncation_side: str | None = None) -> Iterator[SparseEmbedding]:
+        """One sparse vector per text (`sparse_text`)."""
+        for chunk in _chunks(_texts(texts), max(TEXT_CHUNK, batch_size or 0)):
+            for indices, values in self._model.sparse(chunk, batch_size, purpose, top_k, min_weight,
+                                                      truncation_side=truncation_side):
+                yield SparseEmbedding(values=values, indices=indices)
+
+    def embed_multi(self, texts: str | Iterable[str], batch_size: int | None = None,
+                    purpose: str = "document", truncation_side: str | None = None) -> Iterator[np.ndarray]:
+        """One (tokens, dim) matrix per text (`multi_vector_text`)."""
+        for chunk in _chunks(_texts(texts), max(TEXT_CHUNK, batch_size or 0)):
+            yield from self._model.multi(chunk, batch_size, purpose, truncation_side=truncation_side)
+
+    def embed_images(self, images: ImageInput | Iterable[ImageInput], batch_size: int | None = None,
+                     dimensions: int | None = None, normalize: bool = False) -> Iterator[np.ndarray]:
+        """One dense vector per image (`dense_image`)."""
+        for chunk in _chunks(_images(images), max(64, batch_size or 0)):
+            yield from self._model.dense_images([_image_item(i) for i in chunk], batch_size,
+                                                dimensions, normalize)
+
+    def embed_images_multi(self, images: ImageInput | Iterable[ImageInput],
+                           batch_size: int | None = None) -> Iterator[np.ndarray]:
+        """One (patches, dim) matrix per image (`multi_vector_image`)."""
+        for chunk in _chunks(_images(images), max(64, batch_size or 0)):
+            yield from self._model.multi_images([_image_item(i) for i in chunk], batch_size)
+
+    def score_pairs(self, pairs: Iterable[tuple[str, str]], batch_size: int | None = None,
+                    truncation_side: str | None = None) -> Iterator[float]:
+        """One relevance score per (query, document) pair (`pair_scores`)."""
+        for chunk in _chunks(pairs, max(TEXT_CHUNK, batch_size or 0)):
+            yield from self._model.scores([(q, d) for q, d in chunk], batch_size,
+                                          truncation_side=truncation_side)
+
+    def embed_all(self, texts: str | Iterable[str], outputs: Sequence[str], batch_size: int | None = None,
+                  purpose: str = "document", truncation_side: str | None = None) -> Iterator[dict[str, Any]]:
+        """Several outputs of each text from one pass of a model that computes them
+        together (`outputs`: capability names such as `dense_text`, `sparse_text`,
+        `multi_vector_text`): one dict per text, keyed by capability."""
+        wanted = list(outputs)
+        for chunk in _chunks(_texts(texts), max(TEXT_CHUNK, batch_size or 0)):
+            dense, sparse, multi = self._model.outputs(chunk, wanted, batch_size, purpose,
+                                                       truncation_side=truncation_side)
+            for i in range(len(chunk)):
+                row: dict[str, Any] = {}
+                if dense is not None:
+                    row["dense_text"] = dense[i]
+                if sparse is not None:
+                    indices, values = sparse[i]
+                    row["sparse_text"] = SparseEmbedding(values=values, indices=indices)
+                if multi is not None:
+                    row["multi_vector_text"] = multi[i]
+                yield row
+
+
 __all__ = [
-    "BgeM3Embedding", "EmbedkitError", "ImageEmbedding", "LateInteractionMultimodalEmbedding",
+    "BgeM3Embedding", "EmbeddingModel", "EmbedkitError", "ImageEmbedding", "LateInteractionMultimodalEmbedding",
     "LateInteractionTextEmbedding", "SparseEmbedding", "SparseTextEmbedding",
     "TextCrossEncoder", "TextEmbedding",
 ]

@@ -95,3 +95,32 @@ def test_fastembed_classes_take_it_by_name():
     # A class whose output the model lacks refuses it before loading anything.
     with pytest.raises(embedkit.UnsupportedError):
         embedkit.TextCrossEncoder("BAAI/bge-m3", specific_model_path=path)
+
+
+def test_one_class_serves_any_model_by_its_capabilities():
+    path = model_dir("tiny", "bge-m3")
+    model = embedkit.EmbeddingModel("BAAI/bge-m3", specific_model_path=path)
+    assert {"dense_text", "sparse_text", "multi_vector_text"} <= set(model.capabilities)
+    assert model.embedding_size == EXPECTED["dim"]
+    # Each output alone, and all three from one pass, against FlagEmbedding's.
+    check_dense(list(model.embed(TEXTS, batch_size=5)))
+    lexical = [{str(int(i)): float(v) for i, v in zip(e.indices, e.values)}
+               for e in model.embed_sparse(TEXTS)]
+    check_lexical(lexical)
+    check_colbert(list(model.embed_multi(TEXTS)))
+    rows = list(model.embed_all(TEXTS, ["dense_text", "sparse_text", "multi_vector_text"]))
+    assert len(rows) == len(TEXTS)
+    check_dense([r["dense_text"] for r in rows])
+    check_lexical([{str(int(i)): float(v) for i, v in zip(r["sparse_text"].indices, r["sparse_text"].values)}
+                   for r in rows])
+    check_colbert([r["multi_vector_text"] for r in rows])
+    # What it does not compute is refused, not guessed.
+    with pytest.raises(embedkit.UnsupportedError):
+        list(model.score_pairs([("a query", "a document")]))
+    with pytest.raises(embedkit.UnsupportedError):
+        list(model.embed_images([b"not an image"]))
+    # Its listing covers every family, each model tagged with its registry key.
+    listed = {(m["kind"], m["model"]) for m in embedkit.EmbeddingModel.list_supported_models()}
+    assert ("bge_m3", "BAAI/bge-m3") in listed
+    assert ("dense", "BAAI/bge-small-en-v1.5") in listed
+    assert ("late_interaction_multimodal", "Qdrant/colpali-v1.3-fp16") in listed

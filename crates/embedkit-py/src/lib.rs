@@ -397,26 +397,27 @@ impl Model {
     }
 }
 
-/// Every supported model of a family (`dense`, `sparse`, `late_interaction`, `rerank`,
-/// `image`, `multimodal`, `bge_m3`) as JSON: built-in, then the custom ones.
+/// The registry's family keys, in lookup order (what `list_supported_models` takes).
+#[pyfunction]
+fn model_kinds() -> Vec<&'static str> {
+    embedkit::registry::LISTINGS.iter().map(|l| l.key).collect()
+}
+
+/// Every supported model of a family, by its registry key (`dense`, `sparse`,
+/// `late_interaction`, `rerank`, `image`, `late_interaction_multimodal`, `bge_m3`, or a
+/// family added since) as JSON: built-in, then the custom ones.
 #[pyfunction]
 fn list_supported_models(kind: &str) -> PyResult<String> {
-    use embedkit::registry::Describe;
-    fn all<T: Describe>() -> PyResult<String> {
-        serde_json::to_string(&T::table().all()).map_err(json_err)
-    }
-    match kind {
-        "dense" => all::<embedkit::DenseModelDescription>(),
-        "sparse" => all::<embedkit::SparseModelDescription>(),
-        "late_interaction" => all::<embedkit::LateInteractionModelDescription>(),
-        "rerank" => all::<embedkit::RerankerModelDescription>(),
-        "image" => all::<embedkit::ImageModelDescription>(),
-        "multimodal" => all::<embedkit::MultimodalModelDescription>(),
-        "bge_m3" => all::<embedkit::BgeM3ModelDescription>(),
-        other => Err(InvalidInputError::new_err(format!(
-            "unknown model kind {other:?}"
-        ))),
-    }
+    use embedkit::registry::LISTINGS;
+    let Some(listing) = LISTINGS.iter().find(|l| l.key == kind) else {
+        let keys: Vec<&str> = LISTINGS.iter().map(|l| l.key).collect();
+        return Err(InvalidInputError::new_err(format!(
+            "unknown model kind {kind:?}; the kinds are {}",
+            keys.join(", ")
+        )));
+    };
+    let all = listing.to_json().map_err(err)?;
+    serde_json::to_string(&all).map_err(json_err)
 }
 
 /// The arguments both `add_custom_model`s take besides their own.
@@ -536,6 +537,7 @@ fn _embedkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Model>()?;
     m.add_class::<MuveraCore>()?;
     m.add_function(wrap_pyfunction!(list_supported_models, m)?)?;
+    m.add_function(wrap_pyfunction!(model_kinds, m)?)?;
     m.add_function(wrap_pyfunction!(add_custom_text_model, m)?)?;
     m.add_function(wrap_pyfunction!(add_custom_reranker, m)?)?;
     m.add_function(wrap_pyfunction!(loaded_runtime_library, m)?)?;

@@ -297,6 +297,8 @@ fn route_of(c: Capability) -> &'static str {
         Capability::TokenVectors => "/embed_all",
         Capability::PairScores => "/rerank",
         Capability::Tokens => "/tokenize",
+        // A capability newer than the server's routes.
+        _ => "no route of this server",
     }
 }
 

@@ -227,6 +227,7 @@ fn each_family_states_its_capabilities_and_refuses_the_rest() {
                 C::TokenVectors => m.embed_token_vectors(&["a"], &o).err(),
                 C::PairScores => m.score_pairs(&[("a", "b")], &o).err(),
                 C::Tokens => m.tokens(&["a"]).err(),
+                other => panic!("{other}: add its operation to this table"),
             };
             match refused {
                 Some(e) if !offered => lacking(unsupported(Err::<(), _>(e))),

@@ -217,7 +217,7 @@ pub struct EmbedRequest {
     /// TEI's: a prompt from the model's `config_sentence_transformers.json`, put before
     /// each text.
     pub prompt_name: Option<String>,
-    /// TEI's: `right` (the default); `left` is refused rather than ignored.
+    /// TEI's: `right` (the default) or `left`: which end of an over-long input is cut.
     pub truncation_direction: Option<String>,
     pub model: Option<String>,
 }
@@ -231,7 +231,7 @@ pub struct EmbedAllRequest {
     /// TEI's: a prompt from the model's `config_sentence_transformers.json`, put before
     /// each text.
     pub prompt_name: Option<String>,
-    /// TEI's: `right` (the default); `left` is refused rather than ignored.
+    /// TEI's: `right` (the default) or `left`: which end of an over-long input is cut.
     pub truncation_direction: Option<String>,
     pub model: Option<String>,
 }
@@ -244,7 +244,7 @@ pub struct SparseRequest {
     /// TEI's: a prompt from the model's `config_sentence_transformers.json`, put before
     /// each text.
     pub prompt_name: Option<String>,
-    /// TEI's: `right` (the default); `left` is refused rather than ignored.
+    /// TEI's: `right` (the default) or `left`: which end of an over-long input is cut.
     pub truncation_direction: Option<String>,
     pub model: Option<String>,
 }
@@ -269,7 +269,7 @@ pub struct LateRequest {
     /// TEI's: a prompt from the model's `config_sentence_transformers.json`, put before
     /// each text.
     pub prompt_name: Option<String>,
-    /// TEI's: `right` (the default); `left` is refused rather than ignored.
+    /// TEI's: `right` (the default) or `left`: which end of an over-long input is cut.
     pub truncation_direction: Option<String>,
     pub model: Option<String>,
 }
@@ -292,7 +292,7 @@ pub struct HybridRequest {
     /// TEI's: a prompt from the model's `config_sentence_transformers.json`, put before
     /// each text.
     pub prompt_name: Option<String>,
-    /// TEI's: `right` (the default); `left` is refused rather than ignored.
+    /// TEI's: `right` (the default) or `left`: which end of an over-long input is cut.
     pub truncation_direction: Option<String>,
     pub model: Option<String>,
 }
@@ -492,12 +492,13 @@ pub struct ModelCard {
     pub object: &'static str,
     pub created: u64,
     pub owned_by: String,
-    /// embedkit's family: dense, sparse, late_interaction, rerank, image, multimodal.
+    /// embedkit's family: dense, sparse, late_interaction, rerank, image, multimodal,
+    /// bge_m3 (`embedkit::ModelKind`; routes follow `capabilities`, not this).
     #[schema(value_type = String)]
     pub kind: embedkit::ModelKind,
     /// What the model computes, and so the routes it answers: dense_text,
     /// dense_token_ids, dense_image, sparse_text, multi_vector_text, multi_vector_image,
-    /// pair_scores, tokens.
+    /// token_vectors, pair_scores, tokens (`embedkit::Capability`).
     #[schema(value_type = Vec<String>)]
     pub capabilities: Vec<embedkit::Capability>,
     /// Vector size, for the families that have one.

@@ -8,9 +8,10 @@ use crate::sparse::SparseEmbedding;
 use crate::text::Embedding;
 use crate::tokenize::TruncationSide;
 
-/// What a model can compute.
+/// What a model can compute. Non-exhaustive: a new capability is not a breaking change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Capability {
     /// One dense vector per text.
     DenseText,

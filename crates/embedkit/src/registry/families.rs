@@ -318,6 +318,14 @@ macro_rules! describe {
 }
 
 describe!(DenseModelDescription, DENSE {
+    fn dim(&self) -> Option<usize> {
+        Some(self.dim)
+    }
+    fn detail(&self) -> String {
+        let pooling = format!("{:?}", self.pipeline.pooling).to_lowercase();
+        let norm = if self.pipeline.normalize { ", normalized" } else { "" };
+        format!("{pooling}{norm}")
+    }
     fn files(&self) -> ModelFiles {
         // model2vec tables have no tokenizer_config.json.
         let extra: &[&str] = match self.pipeline.kind {
@@ -332,6 +340,13 @@ describe!(DenseModelDescription, DENSE {
 });
 
 describe!(SparseModelDescription, SPARSE {
+    fn detail(&self) -> String {
+        let kind = format!("{:?}", self.kind).to_lowercase();
+        match self.vocab_size {
+            Some(v) => format!("{kind}, vocabulary {v}"),
+            None => kind,
+        }
+    }
     fn files(&self) -> ModelFiles {
         let mut required = vec![self.core.model_file.clone()];
         let mut optional: Vec<String> = Vec::new();
@@ -352,6 +367,12 @@ describe!(SparseModelDescription, SPARSE {
 });
 
 describe!(LateInteractionModelDescription, LATE_INTERACTION {
+    fn dim(&self) -> Option<usize> {
+        Some(self.dim)
+    }
+    fn detail(&self) -> String {
+        format!("{:?}", self.colbert.style).to_lowercase()
+    }
     fn check(&self) -> Result<()> {
         positive_dim(&self.core, self.dim)
     }
@@ -364,6 +385,9 @@ describe!(RerankerModelDescription, RERANK {
 });
 
 describe!(ImageModelDescription, IMAGE {
+    fn dim(&self) -> Option<usize> {
+        Some(self.dim)
+    }
     fn files(&self) -> ModelFiles {
         // Only config.json beside the preprocessor's: image repos have no tokenizer.
         ModelFiles {
@@ -382,6 +406,12 @@ describe!(ImageModelDescription, IMAGE {
 });
 
 describe!(MultimodalModelDescription, MULTIMODAL {
+    fn dim(&self) -> Option<usize> {
+        Some(self.dim)
+    }
+    fn detail(&self) -> String {
+        format!("{:?}", self.kind).to_lowercase()
+    }
     fn files(&self) -> ModelFiles {
         let mut extra = vec!["tokenizer.json", "tokenizer_config.json", "preprocessor_config.json"];
         if self.kind == MultimodalKind::Colmodernvbert {
@@ -395,6 +425,9 @@ describe!(MultimodalModelDescription, MULTIMODAL {
 });
 
 describe!(BgeM3ModelDescription, BGE_M3 {
+    fn dim(&self) -> Option<usize> {
+        Some(self.dim)
+    }
     fn files(&self) -> ModelFiles {
         let mut required = self.core.required_files(&["tokenizer.json", "tokenizer_config.json"]);
         if let M3Layout::HiddenState { sparse_head, colbert_head } = &self.layout {

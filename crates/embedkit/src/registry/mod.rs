@@ -224,7 +224,109 @@ pub trait Describe:
     fn name(&self) -> &str {
         &self.core().model
     }
+    /// The size of its vectors, where it has one (for listings).
+    fn dim(&self) -> Option<usize> {
+        None
+    }
+    /// What sets it apart within its family (pooling, kind, style), for listings.
+    fn detail(&self) -> String {
+        String::new()
+    }
 }
+
+/// One family's table behind one interface: what listings, lookups by name and the
+/// front ends (`embedkit models`, Python's `list_supported_models`) iterate, so that a
+/// new family is one line in [`LISTINGS`], not one in each of them.
+pub struct Listing {
+    pub kind: Kind,
+    /// Its name in listings (JSON keys, Python's `list_supported_models(kind)`).
+    pub key: &'static str,
+    /// Its section title in tables.
+    pub title: &'static str,
+    rows: fn() -> Vec<ListedModel>,
+    json: fn() -> serde_json::Result<serde_json::Value>,
+    files: fn(&str) -> Option<ModelFiles>,
+}
+
+/// One model of a listing, as a table row shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedModel {
+    pub model: String,
+    pub dim: Option<usize>,
+    pub size_in_gb: f64,
+    pub detail: String,
+    pub license: String,
+}
+
+impl Listing {
+    const fn of<T: Describe>(kind: Kind, key: &'static str, title: &'static str) -> Listing {
+        fn rows<T: Describe>() -> Vec<ListedModel> {
+            T::table()
+                .all()
+                .iter()
+                .map(|d| ListedModel {
+                    model: d.name().to_string(),
+                    dim: d.dim(),
+                    size_in_gb: d.core().size_in_gb,
+                    detail: d.detail(),
+                    license: d.core().license.clone(),
+                })
+                .collect()
+        }
+        fn json<T: Describe>() -> serde_json::Result<serde_json::Value> {
+            serde_json::to_value(T::table().all())
+        }
+        fn files<T: Describe>(name: &str) -> Option<ModelFiles> {
+            T::table().get(name).ok().map(|d| d.files())
+        }
+        Listing {
+            kind,
+            key,
+            title,
+            rows: rows::<T>,
+            json: json::<T>,
+            files: files::<T>,
+        }
+    }
+
+    /// Its models, built-in then registered, as table rows.
+    pub fn models(&self) -> Vec<ListedModel> {
+        (self.rows)()
+    }
+
+    /// Its full descriptions, built-in then registered, as JSON.
+    pub fn to_json(&self) -> Result<serde_json::Value> {
+        (self.json)().map_err(|e| Error::Internal(format!("listing {}: {e}", self.key)))
+    }
+
+    /// The files of `name`, when it is one of its models.
+    pub fn files_of(&self, name: &str) -> Option<ModelFiles> {
+        (self.files)(name)
+    }
+}
+
+/// Every family's table, in the order names are looked up.
+pub static LISTINGS: [Listing; 7] = [
+    Listing::of::<DenseModelDescription>(Kind::Dense, "dense", "DENSE MODEL"),
+    Listing::of::<SparseModelDescription>(Kind::Sparse, "sparse", "SPARSE MODEL"),
+    Listing::of::<LateInteractionModelDescription>(
+        Kind::LateInteraction,
+        "late_interaction",
+        "LATE-INTERACTION MODEL",
+    ),
+    Listing::of::<RerankerModelDescription>(Kind::Rerank, "rerank", "RERANKER"),
+    Listing::of::<ImageModelDescription>(Kind::Image, "image", "IMAGE MODEL"),
+    Listing::of::<MultimodalModelDescription>(
+        Kind::Multimodal,
+        "late_interaction_multimodal",
+        "MULTIMODAL LATE-INTERACTION MODEL",
+    ),
+    Listing::of::<BgeM3ModelDescription>(
+        Kind::BgeM3,
+        "bge_m3",
+        "DENSE + SPARSE + MULTI-VECTOR MODEL",
+    ),
+];
 
 /// One family's models: the built-in table, then models registered at run time.
 pub struct Table<T> {
@@ -300,9 +402,11 @@ fn parse_table<T: DeserializeOwned>(json: &str, file: &str) -> Vec<T> {
     serde_json::from_str(json).unwrap_or_else(|e| panic!("registry/{file} is invalid: {e}"))
 }
 
-/// The family a model belongs to: which class of the API loads it.
+/// The family a model belongs to: which class of the API loads it. Non-exhaustive: a
+/// new family is not a breaking change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Kind {
     /// `TextEmbedding`.
     Dense,
@@ -321,49 +425,26 @@ pub enum Kind {
     BgeM3,
 }
 
-/// The family of the model `name` (built-in or registered), searched in the order
-/// [`files_of`] uses; an unknown name is an error listing the closest ones.
+/// The family of the model `name` (built-in or registered), searched in the order of
+/// [`LISTINGS`]; an unknown name is an error listing the closest ones.
 pub fn kind_of(name: &str) -> Result<Kind> {
-    let found = [
-        (DENSE.contains(name), Kind::Dense),
-        (SPARSE.contains(name), Kind::Sparse),
-        (LATE_INTERACTION.contains(name), Kind::LateInteraction),
-        (RERANK.contains(name), Kind::Rerank),
-        (IMAGE.contains(name), Kind::Image),
-        (MULTIMODAL.contains(name), Kind::Multimodal),
-        (BGE_M3.contains(name), Kind::BgeM3),
-    ];
-    match found.iter().find(|(known, _)| *known) {
-        Some((_, kind)) => Ok(*kind),
-        // files_of builds the error with the closest names.
-        None => files_of(name).map(|_| Kind::Dense),
-    }
+    found(name).map(|(listing, _)| listing.kind)
 }
 
 /// The files of the model `name` of any family, for `download` and `cache remove`.
 pub fn files_of(name: &str) -> Result<ModelFiles> {
-    fn files<T: Describe>(table: &Table<T>, name: &str) -> Option<ModelFiles> {
-        table.get(name).ok().map(|d| d.files())
-    }
-    files(&DENSE, name)
-        .or_else(|| files(&SPARSE, name))
-        .or_else(|| files(&LATE_INTERACTION, name))
-        .or_else(|| files(&RERANK, name))
-        .or_else(|| files(&IMAGE, name))
-        .or_else(|| files(&MULTIMODAL, name))
-        .or_else(|| files(&BGE_M3, name))
+    found(name).map(|(_, files)| files)
+}
+
+fn found(name: &str) -> Result<(&'static Listing, ModelFiles)> {
+    LISTINGS
+        .iter()
+        .find_map(|l| l.files_of(name).map(|files| (l, files)))
         .ok_or_else(|| {
-            let mut names: Vec<String> = Vec::new();
-            fn names_of<T: Describe>(table: &Table<T>, out: &mut Vec<String>) {
-                out.extend(table.all().iter().map(|d| d.name().to_string()));
-            }
-            names_of(&DENSE, &mut names);
-            names_of(&SPARSE, &mut names);
-            names_of(&LATE_INTERACTION, &mut names);
-            names_of(&RERANK, &mut names);
-            names_of(&IMAGE, &mut names);
-            names_of(&MULTIMODAL, &mut names);
-            names_of(&BGE_M3, &mut names);
+            let names: Vec<String> = LISTINGS
+                .iter()
+                .flat_map(|l| l.models().into_iter().map(|m| m.model))
+                .collect();
             Error::UnknownModel {
                 name: name.to_string(),
                 close: closest(name, names.iter().map(String::as_str)),
@@ -435,6 +516,32 @@ mod tests {
             let json = serde_json::to_string(d).unwrap();
             assert_eq!(&serde_json::from_str::<T>(&json).unwrap(), d);
         }
+    }
+
+    #[test]
+    fn every_family_is_listed_once_and_names_resolve_to_it() {
+        let mut kinds: Vec<Kind> = LISTINGS.iter().map(|l| l.kind).collect();
+        let mut keys: Vec<&str> = LISTINGS.iter().map(|l| l.key).collect();
+        kinds.dedup();
+        keys.sort();
+        keys.dedup();
+        assert_eq!((kinds.len(), keys.len()), (LISTINGS.len(), LISTINGS.len()));
+        for (at, listing) in LISTINGS.iter().enumerate() {
+            let models = listing.models();
+            assert!(!models.is_empty(), "{}", listing.key);
+            let json = listing.to_json().unwrap();
+            assert_eq!(json.as_array().map(Vec::len), Some(models.len()));
+            for m in &models {
+                // A name in two tables (jina-clip-v1: its text and image halves, as in
+                // fastembed) resolves to the first.
+                let kind = kind_of(&m.model).unwrap();
+                let first = LISTINGS.iter().position(|l| l.kind == kind).unwrap();
+                assert!(first <= at, "{}", m.model);
+                assert!(LISTINGS[first].files_of(&m.model).is_some(), "{}", m.model);
+            }
+        }
+        let e = kind_of("BAAI/bge-smal-en-v1.5").unwrap_err();
+        assert!(e.to_string().contains("BAAI/bge-small-en-v1.5"), "{e}");
     }
 
     #[test]
