@@ -299,21 +299,18 @@ fn search_ranks_documents_as_fastembeds_vectors_do() {
         .collect();
     let (query, docs) = (picked[0], &picked[1..]);
     let input: String = docs.iter().map(|&i| format!("{}\n", texts[i])).collect();
-    let out = embedkit(
-        &[
-            "search",
-            "--model",
-            MINILM,
-            "--model-path",
-            dir.to_str().unwrap(),
-            "--query",
-            &texts[query],
-            "--top-k",
-            "5",
-            "--json",
-        ],
-        input.as_bytes(),
-    );
+    let search = [
+        "search",
+        "--model",
+        MINILM,
+        "--model-path",
+        dir.to_str().unwrap(),
+        "--query",
+        &texts[query],
+        "--top-k",
+        "5",
+    ];
+    let out = embedkit(&[&search[..], &["--json"]].concat(), input.as_bytes());
     assert!(
         out.status.success(),
         "{}",
@@ -341,19 +338,8 @@ fn search_ranks_documents_as_fastembeds_vectors_do() {
         assert!((s - score).abs() < 1e-5, "{s} vs {score}");
     }
     // --output-format without --output: the same records on stdout, in that format.
-    let mut args = vec![
-        "search",
-        "--model",
-        MINILM,
-        "--model-path",
-        dir.to_str().unwrap(),
-        "--query",
-        &texts[query],
-        "--top-k",
-        "5",
-    ];
-    args.extend(["--output-format", "jsonl"]);
-    let again = embedkit(&args, input.as_bytes());
+    let formatted = [&search[..], &["--output-format", "jsonl"]].concat();
+    let again = embedkit(&formatted, input.as_bytes());
     assert!(again.status.success());
     assert_eq!(again.stdout, out.stdout);
 }
