@@ -60,6 +60,7 @@ $(TEST_MODELS)/manifest.json: scripts/oracle/make_models.py scripts/oracle/make_
 ## Regenerate the expected outputs (tests/expected) with fastembed 0.9.1.
 oracle: setup test-models
 	$(ORACLE_VENV)/bin/python scripts/oracle/make_inputs.py --out tests/data
+	$(ORACLE_VENV)/bin/python scripts/oracle/gen_twin.py --model $(TEST_MODELS)/twin-64 --data tests/data --out tests/expected
 	$(ORACLE_VENV)/bin/python scripts/oracle/gen_expected.py --shared $(SHARED_MODELS) \
 	  --setup $(EMBEDKIT_HOME)/models --tiny $(TEST_MODELS) --data tests/data --out tests/expected
 

@@ -144,6 +144,24 @@ def build(variant: dict, seed: int) -> onnx.ModelProto:
             mean = g.op("Div", [summed, count])
             g.named("LpNormalization", [mean], "sentence_embedding", axis=-1, p=2)
             outputs.append(helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", dim]))
+        elif out == "dense":
+            # the test family's first output: mean over real tokens, L2-normalized
+            m = g.op("Unsqueeze", [g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT),
+                                   g.const("axis2d", np.array([2], dtype=np.int64))])
+            summed = g.op("ReduceSum", [g.op("Mul", [hidden, m]), g.const("axes1d", np.array([1], dtype=np.int64))], keepdims=0)
+            count = g.op("ReduceSum", [m, g.const("axes1e", np.array([1], dtype=np.int64))], keepdims=0)
+            g.named("LpNormalization", [g.op("Div", [summed, count])], "dense", axis=-1, p=2)
+            outputs.append(helper.make_tensor_value_info("dense", TensorProto.FLOAT, ["batch", dim]))
+        elif out == "sparse":
+            # its second: relu(vocabulary logits - 5), max over real tokens (a few hundred
+            # positive weights a text, like a SPLADE vector)
+            logits = g.op("Add", [g.op("MatMul", [hidden, g.weight("w_vocab", (dim, VOCAB))]),
+                                  g.const("vocab_bias", np.array(-5.0, dtype=np.float32))])
+            m = g.op("Unsqueeze", [g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT),
+                                   g.const("axis2s", np.array([2], dtype=np.int64))])
+            weights = g.op("Mul", [g.op("Relu", [logits]), m])
+            g.named("ReduceMax", [weights], "sparse", axes=[1], keepdims=0)
+            outputs.append(helper.make_tensor_value_info("sparse", TensorProto.FLOAT, ["batch", VOCAB]))
         else:
             raise ValueError(out)
 
@@ -199,6 +217,9 @@ VARIANTS = [
          model_file="onnx/model.onnx", external_data="model.onnx_data"),
     dict(name="rerank-trunc64", dim=64, outputs=["rank_logits"], model_file="onnx/model_int8.onnx",
          tokenizer_config={"model_max_length": 64}),
+    # the test family (feature `test-family`): a dense and a sparse output from one pass
+    dict(name="twin-64", dim=64, outputs=["dense", "sparse"], model_file="model.onnx",
+         tokenizer_config={"model_max_length": 128}),
 ]
 
 STATIC_VARIANTS = [

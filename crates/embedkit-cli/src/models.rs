@@ -19,7 +19,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if args.json {
         let mut all = serde_json::Map::new();
-        for listing in &LISTINGS {
+        for listing in LISTINGS {
             all.insert(listing.key.into(), listing.to_json()?);
         }
         serde_json::to_writer_pretty(&mut out, &all)?;

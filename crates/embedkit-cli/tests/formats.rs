@@ -185,6 +185,52 @@ fn every_command_writes_every_format_that_fits_and_refuses_the_rest_before_work(
             npy_fits: true,
             fields: &["embedding"],
         },
+        // The test family (a dense and a sparse output from one pass), which this crate
+        // knows nothing of: each command whose capability it offers writes it.
+        Case {
+            name: "twin-embed",
+            args: s(&[
+                "embed",
+                "-m",
+                "embedkit/test-twin",
+                "--model-path",
+                &tiny("twin-64"),
+            ]),
+            stdin: stdin.clone(),
+            ids: line_ids.clone(),
+            npy_fits: true,
+            fields: &["embedding"],
+        },
+        Case {
+            name: "twin-sparse",
+            args: s(&[
+                "sparse",
+                "-m",
+                "embedkit/test-twin",
+                "--model-path",
+                &tiny("twin-64"),
+            ]),
+            stdin: stdin.clone(),
+            ids: line_ids.clone(),
+            npy_fits: false,
+            fields: &["indices", "values"],
+        },
+        Case {
+            name: "twin-hybrid",
+            args: s(&[
+                "hybrid",
+                "-m",
+                "embedkit/test-twin",
+                "--model-path",
+                &tiny("twin-64"),
+                "--outputs",
+                "dense,sparse",
+            ]),
+            stdin: stdin.clone(),
+            ids: line_ids.clone(),
+            npy_fits: false,
+            fields: &["embedding", "indices", "values"],
+        },
         Case {
             name: "late-muvera",
             args: s(&[

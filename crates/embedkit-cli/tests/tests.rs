@@ -20,6 +20,7 @@ mod serve_config;
 mod serve_families;
 mod serve_http;
 mod serve_safety;
+mod twin;
 
 /// Every file beside this one is one of its modules: with `autotests = false` cargo builds
 /// no test file on its own, so a file left out of the list above would never run.

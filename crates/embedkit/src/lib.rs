@@ -61,6 +61,8 @@ pub mod text;
 pub mod tokenize;
 #[cfg(not(feature = "internals"))]
 mod tokenize;
+#[cfg(feature = "test-family")]
+pub mod twin;
 
 /// embedkit's machinery, public for its own tools (the CLI's `cache` and `env`
 /// commands), tests and fuzz targets: the hub client and cache layout, and the ONNX

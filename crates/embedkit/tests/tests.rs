@@ -19,6 +19,7 @@ mod rerank_oracle;
 mod resource_bounds;
 mod sparse_oracle;
 mod text_api;
+mod twin_oracle;
 
 /// Every file beside this one is one of its modules: with `autotests = false` cargo builds
 /// no test file on its own, so a file left out of the list above would never run.

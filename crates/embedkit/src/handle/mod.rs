@@ -153,6 +153,8 @@ impl EmbeddingModel {
                 build::<late_interaction_multimodal::Multimodal>(name, load, settings)
             }
             Kind::BgeM3 => build::<bge_m3::BgeM3>(name, load, settings),
+            #[cfg(feature = "test-family")]
+            Kind::Twin => build::<crate::twin::Twin>(name, load, settings),
         }
     }
 

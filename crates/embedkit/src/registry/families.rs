@@ -264,6 +264,16 @@ pub struct BgeM3ModelDescription {
     pub layout: M3Layout,
 }
 
+/// The test family's model (cargo feature `test-family`): a dense and a sparse output.
+#[cfg(feature = "test-family")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TwinModelDescription {
+    #[serde(flatten)]
+    pub core: ModelCore,
+    /// Dimensions of the dense vector.
+    pub dim: usize,
+}
+
 /// The families' tables, each parsed from its compiled-in JSON file on first use.
 macro_rules! tables {
     ($($(#[$doc:meta])* $name:ident: $t:ty = $file:literal;)*) => {$(
@@ -287,6 +297,9 @@ tables! {
     MULTIMODAL: MultimodalModelDescription = "late_interaction_multimodal.json";
     /// Dense + sparse + multi-vector models (`registry/bge_m3.json`).
     BGE_M3: BgeM3ModelDescription = "bge_m3.json";
+    /// The test family (`registry/twin.json`, cargo feature `test-family`).
+    #[cfg(feature = "test-family")]
+    TWIN: TwinModelDescription = "twin.json";
 }
 
 fn positive_dim(core: &ModelCore, dim: usize) -> Result<()> {
@@ -438,6 +451,16 @@ describe!(BgeM3ModelDescription, BGE_M3 {
             }
         }
         ModelFiles::new(&self.core, required, Vec::new())
+    }
+    fn check(&self) -> Result<()> {
+        positive_dim(&self.core, self.dim)
+    }
+});
+
+#[cfg(feature = "test-family")]
+describe!(TwinModelDescription, TWIN {
+    fn dim(&self) -> Option<usize> {
+        Some(self.dim)
     }
     fn check(&self) -> Result<()> {
         positive_dim(&self.core, self.dim)

@@ -306,7 +306,7 @@ impl Listing {
 }
 
 /// Every family's table, in the order names are looked up.
-pub static LISTINGS: [Listing; 7] = [
+pub static LISTINGS: &[Listing] = &[
     Listing::of::<DenseModelDescription>(Kind::Dense, "dense", "DENSE MODEL"),
     Listing::of::<SparseModelDescription>(Kind::Sparse, "sparse", "SPARSE MODEL"),
     Listing::of::<LateInteractionModelDescription>(
@@ -326,6 +326,8 @@ pub static LISTINGS: [Listing; 7] = [
         "bge_m3",
         "DENSE + SPARSE + MULTI-VECTOR MODEL",
     ),
+    #[cfg(feature = "test-family")]
+    Listing::of::<TwinModelDescription>(Kind::Twin, "twin", "TEST FAMILY (DENSE + SPARSE)"),
 ];
 
 /// One family's models: the built-in table, then models registered at run time.
@@ -423,6 +425,9 @@ pub enum Kind {
     /// `BgeM3Embedding`: dense, sparse and multi-vector from one pass (no fastembed
     /// class; FlagEmbedding's `BGEM3FlagModel`).
     BgeM3,
+    /// The test family (cargo feature `test-family`): dense and sparse from one pass.
+    #[cfg(feature = "test-family")]
+    Twin,
 }
 
 /// The family of the model `name` (built-in or registered), searched in the order of
