@@ -125,3 +125,44 @@ impl TextGraph {
         self.model.parallelism()
     }
 }
+
+/// [`TextPipeline`](crate::pipeline::TextPipeline) for a family that gives its graph the
+/// texts' tokens as they are (no prefix, no marker): every method is its `graph`'s
+/// tokenizer's.
+macro_rules! text_pipeline_of_graph {
+    ($family:ty) => {
+        impl crate::pipeline::TextPipeline for $family {
+            fn tokenize(
+                &self,
+                texts: &[&str],
+                side: Option<crate::tokenize::TruncationSide>,
+            ) -> crate::error::Result<Vec<Vec<u32>>> {
+                self.graph.tokenize(texts, side)
+            }
+            fn describe_tokens(&self, ids: &[u32]) -> Vec<crate::tokenize::Token> {
+                self.graph.tokenizer.describe(ids)
+            }
+            fn spans(
+                &self,
+                texts: &[&str],
+                add_special: bool,
+            ) -> crate::error::Result<Vec<Vec<crate::tokenize::TokenSpan>>> {
+                self.graph.tokenizer.spans(texts, add_special)
+            }
+            fn max_length(&self) -> Option<usize> {
+                Some(self.graph.tokenizer.max_length())
+            }
+            fn overlong(&self, texts: &[&str]) -> crate::error::Result<Vec<bool>> {
+                self.graph.tokenizer.overlong(texts)
+            }
+            fn decode(
+                &self,
+                ids: &[Vec<u32>],
+                skip_special: bool,
+            ) -> crate::error::Result<Vec<String>> {
+                self.graph.tokenizer.decode(ids, skip_special)
+            }
+        }
+    };
+}
+pub(crate) use text_pipeline_of_graph;

@@ -24,13 +24,13 @@ use crate::error::{Error, Result};
 use crate::graph::TextGraph;
 use crate::handle::{CallOptions, Capability, Capable, TextOutput, Texts};
 use crate::late_interaction::MultiVector;
-use crate::pipeline::{Family, Load, NoSettings, Pipeline, Prep, Purpose, TextPipeline};
+use crate::pipeline::{Family, Load, NoSettings, Pipeline, Prep, Purpose};
 use crate::postprocess::l2_normalize;
 use crate::registry::{BgeM3ModelDescription, Kind, M3Layout};
 use crate::runtime::Lane;
 use crate::sparse::SparseEmbedding;
 use crate::text::Embedding;
-use crate::tokenize::{Token, TokenSpan, TokenizerOptions, TruncationSide};
+use crate::tokenize::TokenizerOptions;
 
 use heads::Linear;
 
@@ -56,6 +56,16 @@ pub struct M3Output {
     pub dense: Embedding,
     pub sparse: SparseEmbedding,
     pub multi: MultiVector,
+}
+
+impl From<M3Output> for TextOutput {
+    fn from(m: M3Output) -> Self {
+        TextOutput {
+            dense: Some(m.dense),
+            sparse: Some(m.sparse),
+            multi: Some(m.multi),
+        }
+    }
 }
 
 /// Where the outputs come from.
@@ -313,31 +323,7 @@ impl Pipeline for BgeM3 {
     }
 }
 
-impl TextPipeline for BgeM3 {
-    fn tokenize(&self, texts: &[&str], side: Option<TruncationSide>) -> Result<Vec<Vec<u32>>> {
-        self.graph.tokenize(texts, side)
-    }
-
-    fn describe_tokens(&self, ids: &[u32]) -> Vec<Token> {
-        self.graph.tokenizer.describe(ids)
-    }
-
-    fn spans(&self, texts: &[&str], add_special: bool) -> Result<Vec<Vec<TokenSpan>>> {
-        self.graph.tokenizer.spans(texts, add_special)
-    }
-
-    fn max_length(&self) -> Option<usize> {
-        Some(self.graph.tokenizer.max_length())
-    }
-
-    fn overlong(&self, texts: &[&str]) -> Result<Vec<bool>> {
-        self.graph.tokenizer.overlong(texts)
-    }
-
-    fn decode(&self, ids: &[Vec<u32>], skip_special: bool) -> Result<Vec<String>> {
-        self.graph.tokenizer.decode(ids, skip_special)
-    }
-}
+crate::graph::text_pipeline_of_graph!(BgeM3);
 
 impl Model<BgeM3> {
     /// Dimensions of the dense vector and of each multi-vector row.
@@ -385,28 +371,7 @@ impl Capable for Model<BgeM3> {
     fn multi_stream<'a>(&'a self, texts: Texts<'a>, o: &CallOptions) -> Stream<'a, MultiVector> {
         self.part(texts, o, |m| m.multi)
     }
-    /// One pass for every output wanted.
-    fn all_stream<'a>(
-        &'a self,
-        texts: Texts<'a>,
-        wanted: &[Capability],
-        o: &CallOptions,
-    ) -> Stream<'a, TextOutput> {
-        let want = |c| wanted.contains(&c);
-        let (dense, sparse, multi) = (
-            want(Capability::DenseText),
-            want(Capability::SparseText),
-            want(Capability::MultiVectorText),
-        );
-        let all = self.try_embed_iter(texts, o.batch_size, o.prep());
-        Stream::from_iter(all.map(move |r| {
-            r.map(|m| TextOutput {
-                dense: dense.then_some(m.dense),
-                sparse: sparse.then_some(m.sparse),
-                multi: multi.then_some(m.multi),
-            })
-        }))
-    }
+    crate::handle::one_pass_outputs!();
     crate::handle::text_tokens!(count);
 }
 

@@ -147,6 +147,18 @@ pub struct TextOutput {
     pub multi: Option<MultiVector>,
 }
 
+impl TextOutput {
+    /// Only the outputs in `wanted`.
+    pub fn keep(self, wanted: &[Capability]) -> TextOutput {
+        let want = |c| wanted.contains(&c);
+        TextOutput {
+            dense: self.dense.filter(|_| want(Capability::DenseText)),
+            sparse: self.sparse.filter(|_| want(Capability::SparseText)),
+            multi: self.multi.filter(|_| want(Capability::MultiVectorText)),
+        }
+    }
+}
+
 /// The outputs a text can have, which `embed_all` may ask for.
 pub const TEXT_OUTPUTS: [Capability; 3] = [
     Capability::DenseText,

@@ -250,6 +250,24 @@ pub(crate) fn lacks(model: &str, c: Capability) -> Error {
     Error::Unsupported(format!("model {model} does not offer {c}"))
 }
 
+/// `all_stream` of a family whose one pass computes all its text outputs (its
+/// `Pipeline::Output` converts into a [`TextOutput`]): one pass, the unwanted dropped.
+macro_rules! one_pass_outputs {
+    () => {
+        fn all_stream<'a>(
+            &'a self,
+            texts: crate::handle::Texts<'a>,
+            wanted: &[Capability],
+            o: &CallOptions,
+        ) -> Stream<'a, TextOutput> {
+            let wanted = wanted.to_vec();
+            let all = self.try_embed_iter(texts, o.batch_size, o.prep());
+            Stream::from_iter(all.map(move |r| r.map(|out| TextOutput::from(out).keep(&wanted))))
+        }
+    };
+}
+pub(crate) use one_pass_outputs;
+
 /// The token methods of a text family's `Capable` impl: the engine's, as they are.
 macro_rules! text_tokens {
     (count) => {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 pub use call::{CallOptions, Capability, TextOutput, TextOutputs, TEXT_OUTPUTS};
-pub(crate) use capable::{lacks, text_tokens, texts_of};
+pub(crate) use capable::{lacks, one_pass_outputs, text_tokens, texts_of};
 pub use capable::{Capable, Images, Loaded, Pairs, Texts};
 
 use crate::engine::{Model, Stream};

@@ -14,12 +14,12 @@ use crate::engine::{Builder, Model, Stream};
 use crate::error::{Error, Result};
 use crate::graph::TextGraph;
 use crate::handle::{CallOptions, Capability, Capable, TextOutput, Texts};
-use crate::pipeline::{Family, Load, NoSettings, Pipeline, Prep, Purpose, TextPipeline};
+use crate::pipeline::{Family, Load, NoSettings, Pipeline, Prep, Purpose};
 use crate::registry::{Kind, TwinModelDescription};
 use crate::runtime::Lane;
 use crate::sparse::SparseEmbedding;
 use crate::text::Embedding;
-use crate::tokenize::{Token, TokenSpan, TokenizerOptions, TruncationSide};
+use crate::tokenize::TokenizerOptions;
 
 /// The test family's model type.
 pub type TwinEmbedding = Model<Twin>;
@@ -31,6 +31,16 @@ pub type TwinEmbeddingBuilder = Builder<Twin>;
 pub struct TwinOutput {
     pub dense: Embedding,
     pub sparse: SparseEmbedding,
+}
+
+impl From<TwinOutput> for TextOutput {
+    fn from(t: TwinOutput) -> Self {
+        TextOutput {
+            dense: Some(t.dense),
+            sparse: Some(t.sparse),
+            multi: None,
+        }
+    }
 }
 
 /// A loaded test-family model.
@@ -123,31 +133,7 @@ impl Pipeline for Twin {
     }
 }
 
-impl TextPipeline for Twin {
-    fn tokenize(&self, texts: &[&str], side: Option<TruncationSide>) -> Result<Vec<Vec<u32>>> {
-        self.graph.tokenize(texts, side)
-    }
-
-    fn describe_tokens(&self, ids: &[u32]) -> Vec<Token> {
-        self.graph.tokenizer.describe(ids)
-    }
-
-    fn spans(&self, texts: &[&str], add_special: bool) -> Result<Vec<Vec<TokenSpan>>> {
-        self.graph.tokenizer.spans(texts, add_special)
-    }
-
-    fn max_length(&self) -> Option<usize> {
-        Some(self.graph.tokenizer.max_length())
-    }
-
-    fn overlong(&self, texts: &[&str]) -> Result<Vec<bool>> {
-        self.graph.tokenizer.overlong(texts)
-    }
-
-    fn decode(&self, ids: &[Vec<u32>], skip_special: bool) -> Result<Vec<String>> {
-        self.graph.tokenizer.decode(ids, skip_special)
-    }
-}
+crate::graph::text_pipeline_of_graph!(Twin);
 
 impl Model<Twin> {
     /// Both outputs of each text, then one of them picked.
@@ -186,23 +172,6 @@ impl Capable for Model<Twin> {
     ) -> Stream<'a, SparseEmbedding> {
         self.part(texts, o, |t| t.sparse)
     }
-    /// One pass for both outputs.
-    fn all_stream<'a>(
-        &'a self,
-        texts: Texts<'a>,
-        wanted: &[Capability],
-        o: &CallOptions,
-    ) -> Stream<'a, TextOutput> {
-        let dense = wanted.contains(&Capability::DenseText);
-        let sparse = wanted.contains(&Capability::SparseText);
-        let all = self.try_embed_iter(texts, o.batch_size, o.prep());
-        Stream::from_iter(all.map(move |r| {
-            r.map(|t| TextOutput {
-                dense: dense.then_some(t.dense),
-                sparse: sparse.then_some(t.sparse),
-                multi: None,
-            })
-        }))
-    }
+    crate::handle::one_pass_outputs!();
     crate::handle::text_tokens!(count);
 }
