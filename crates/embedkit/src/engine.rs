@@ -460,6 +460,18 @@ impl<F: Family + TextPipeline> Model<F> {
         self.stream(texts.into_iter(), batch_size, call, as_text::<S>)
     }
 
+    /// One part of each text's output (a family whose one pass computes several hands
+    /// each out alone with this).
+    pub(crate) fn each_output<'a, T: 'a>(
+        &'a self,
+        texts: crate::handle::Texts<'a>,
+        o: &crate::handle::CallOptions,
+        pick: fn(Output<F>) -> T,
+    ) -> Stream<'a, T> {
+        let all = self.try_embed_iter(texts, o.batch_size, o.prep());
+        Stream::from_iter(all.map(move |r| r.map(pick)))
+    }
+
     /// Token ids of each text as the model gets it (truncated, special tokens included,
     /// no padding).
     pub fn tokenize<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<u32>>> {

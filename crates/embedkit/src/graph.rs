@@ -166,3 +166,24 @@ macro_rules! text_pipeline_of_graph {
     };
 }
 pub(crate) use text_pipeline_of_graph;
+
+/// The `Pipeline` items of a family whose items are its graph's token ids (`Item =
+/// Vec<u32>`): tokenized at the call's truncation side, costed by length.
+macro_rules! token_items {
+    () => {
+        fn prepare(
+            &self,
+            texts: &[&str],
+            call: crate::pipeline::Prep,
+        ) -> crate::error::Result<Vec<Vec<u32>>> {
+            self.graph.tokenize(texts, call.truncation)
+        }
+        fn cost(&self, item: &Vec<u32>, _: crate::pipeline::Purpose) -> usize {
+            item.len()
+        }
+        fn parallelism(&self) -> usize {
+            self.graph.parallelism()
+        }
+    };
+}
+pub(crate) use token_items;

@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::graph::TextGraph;
 use crate::handle::{CallOptions, Capability, Capable, TextOutput, Texts};
 use crate::late_interaction::MultiVector;
-use crate::pipeline::{Family, Load, NoSettings, Pipeline, Prep, Purpose};
+use crate::pipeline::{Family, Load, NoSettings, Pipeline, Purpose};
 use crate::postprocess::l2_normalize;
 use crate::registry::{BgeM3ModelDescription, Kind, M3Layout};
 use crate::runtime::Lane;
@@ -305,17 +305,7 @@ impl Pipeline for BgeM3 {
     type Output = M3Output;
 
     // Queries are embedded as documents: no instruction, no query marker.
-    fn prepare(&self, texts: &[&str], call: Prep) -> Result<Vec<Vec<u32>>> {
-        self.graph.tokenize(texts, call.truncation)
-    }
-
-    fn cost(&self, item: &Vec<u32>, _: Purpose) -> usize {
-        item.len()
-    }
-
-    fn parallelism(&self) -> usize {
-        self.graph.parallelism()
-    }
+    crate::graph::token_items!();
 
     fn run(&self, batch: &[&Vec<u32>], _: Purpose, lane: Lane) -> Result<Vec<M3Output>> {
         let seqs: Vec<&[u32]> = batch.iter().map(|s| s.as_slice()).collect();
@@ -329,17 +319,6 @@ impl Model<BgeM3> {
     /// Dimensions of the dense vector and of each multi-vector row.
     pub fn embedding_size(&self) -> usize {
         self.description().dim
-    }
-
-    /// One output of each text (the pass computes all three).
-    fn part<'a, T: 'a>(
-        &'a self,
-        texts: Texts<'a>,
-        o: &CallOptions,
-        pick: fn(M3Output) -> T,
-    ) -> Stream<'a, T> {
-        let all = self.try_embed_iter(texts, o.batch_size, o.prep());
-        Stream::from_iter(all.map(move |r| r.map(pick)))
     }
 }
 
@@ -359,17 +338,17 @@ impl Capable for Model<BgeM3> {
         Some(self.embedding_size())
     }
     fn dense_stream<'a>(&'a self, texts: Texts<'a>, o: &CallOptions) -> Stream<'a, Embedding> {
-        self.part(texts, o, |m| m.dense)
+        self.each_output(texts, o, |m| m.dense)
     }
     fn sparse_stream<'a>(
         &'a self,
         texts: Texts<'a>,
         o: &CallOptions,
     ) -> Stream<'a, SparseEmbedding> {
-        self.part(texts, o, |m| m.sparse)
+        self.each_output(texts, o, |m| m.sparse)
     }
     fn multi_stream<'a>(&'a self, texts: Texts<'a>, o: &CallOptions) -> Stream<'a, MultiVector> {
-        self.part(texts, o, |m| m.multi)
+        self.each_output(texts, o, |m| m.multi)
     }
     crate::handle::one_pass_outputs!();
     crate::handle::text_tokens!(count);

@@ -14,7 +14,7 @@ use crate::engine::{Builder, Model, Stream};
 use crate::error::{Error, Result};
 use crate::graph::TextGraph;
 use crate::handle::{CallOptions, Capability, Capable, TextOutput, Texts};
-use crate::pipeline::{Family, Load, NoSettings, Pipeline, Prep, Purpose};
+use crate::pipeline::{Family, Load, NoSettings, Pipeline, Purpose};
 use crate::registry::{Kind, TwinModelDescription};
 use crate::runtime::Lane;
 use crate::sparse::SparseEmbedding;
@@ -83,17 +83,7 @@ impl Pipeline for Twin {
     type Item = Vec<u32>;
     type Output = TwinOutput;
 
-    fn prepare(&self, texts: &[&str], call: Prep) -> Result<Vec<Vec<u32>>> {
-        self.graph.tokenize(texts, call.truncation)
-    }
-
-    fn cost(&self, item: &Vec<u32>, _: Purpose) -> usize {
-        item.len()
-    }
-
-    fn parallelism(&self) -> usize {
-        self.graph.parallelism()
-    }
+    crate::graph::token_items!();
 
     fn run(&self, batch: &[&Vec<u32>], _: Purpose, lane: Lane) -> Result<Vec<TwinOutput>> {
         let seqs: Vec<&[u32]> = batch.iter().map(|s| s.as_slice()).collect();
@@ -135,19 +125,6 @@ impl Pipeline for Twin {
 
 crate::graph::text_pipeline_of_graph!(Twin);
 
-impl Model<Twin> {
-    /// Both outputs of each text, then one of them picked.
-    fn part<'a, T: 'a>(
-        &'a self,
-        texts: Texts<'a>,
-        o: &CallOptions,
-        pick: fn(TwinOutput) -> T,
-    ) -> Stream<'a, T> {
-        let all = self.try_embed_iter(texts, o.batch_size, o.prep());
-        Stream::from_iter(all.map(move |r| r.map(pick)))
-    }
-}
-
 impl Capable for Model<Twin> {
     fn kind(&self) -> Kind {
         Kind::Twin
@@ -163,14 +140,14 @@ impl Capable for Model<Twin> {
         Some(self.description().dim)
     }
     fn dense_stream<'a>(&'a self, texts: Texts<'a>, o: &CallOptions) -> Stream<'a, Embedding> {
-        self.part(texts, o, |t| t.dense)
+        self.each_output(texts, o, |t| t.dense)
     }
     fn sparse_stream<'a>(
         &'a self,
         texts: Texts<'a>,
         o: &CallOptions,
     ) -> Stream<'a, SparseEmbedding> {
-        self.part(texts, o, |t| t.sparse)
+        self.each_output(texts, o, |t| t.sparse)
     }
     crate::handle::one_pass_outputs!();
     crate::handle::text_tokens!(count);
