@@ -199,15 +199,17 @@ class TextEmbedding(_Model):
     def _stream(self, documents: Iterable[str], batch_size: int | None, purpose: str,
                 kwargs: dict) -> Iterator[np.ndarray]:
         dimensions, normalize = kwargs.get("dimensions"), bool(kwargs.get("normalize", False))
-        side = kwargs.get("truncation_side")
+        side, dtype = kwargs.get("truncation_side"), kwargs.get("output_dtype")
         for chunk in _chunks(documents, max(TEXT_CHUNK, batch_size or 0)):
             yield from self._model.dense(chunk, batch_size, purpose, dimensions, normalize,
-                                         truncation_side=side)
+                                         truncation_side=side, output_dtype=dtype)
 
     def embed(self, documents: str | Iterable[str], batch_size: int = 256, parallel: int | None = None,
               **kwargs: Any) -> Iterator[np.ndarray]:
         """One vector per document, lazily. `dimensions=N` shortens the vectors of
-        models trained for it (Matryoshka) and `normalize=True` L2-normalizes them.
+        models trained for it (Matryoshka) and `normalize=True` L2-normalizes them;
+        `output_dtype="int8"` scales each to int8 (±127) and `"binary"` packs its sign
+        bits into uint8 (numpy's `packbits`), the last steps.
         `truncation_side="left"` keeps the end of an over-long text ("right", its start;
         default: where the model's tokenizer configuration says).
         `parallel` is accepted for fastembed's signature; the engine's sessions are set
@@ -358,7 +360,7 @@ class ImageEmbedding(_Model):
         dimensions, normalize = kwargs.get("dimensions"), bool(kwargs.get("normalize", False))
         for chunk in _chunks(_images(images), max(64, batch_size)):
             yield from self._model.dense_images([_image_item(i) for i in chunk], batch_size,
-                                                dimensions, normalize)
+                                                dimensions, normalize, output_dtype=kwargs.get("output_dtype"))
 
 
 class LateInteractionMultimodalEmbedding(_Model):
@@ -500,11 +502,11 @@ class EmbeddingModel(_Model):
 
     def embed(self, texts: str | Iterable[str], batch_size: int | None = None, purpose: str = "document",
               dimensions: int | None = None, normalize: bool = False,
-              truncation_side: str | None = None) -> Iterator[np.ndarray]:
-        """One dense vector per text (`dense_text`)."""
+              truncation_side: str | None = None, output_dtype: str | None = None) -> Iterator[np.ndarray]:
+        """One dense vector per text (`dense_text`); `output_dtype`: float32, int8 or binary."""
         for chunk in _chunks(_texts(texts), max(TEXT_CHUNK, batch_size or 0)):
             yield from self._model.dense(chunk, batch_size, purpose, dimensions, normalize,
-                                         truncation_side=truncation_side)
+                                         truncation_side=truncation_side, output_dtype=output_dtype)
 
     def embed_sparse(self, texts: str | Iterable[str], batch_size: int | None = None,
                      purpose: str = "document", top_k: int | None = None, min_weight: float | None = None,
@@ -522,11 +524,12 @@ class EmbeddingModel(_Model):
             yield from self._model.multi(chunk, batch_size, purpose, truncation_side=truncation_side)
 
     def embed_images(self, images: ImageInput | Iterable[ImageInput], batch_size: int | None = None,
-                     dimensions: int | None = None, normalize: bool = False) -> Iterator[np.ndarray]:
+                     dimensions: int | None = None, normalize: bool = False,
+                     output_dtype: str | None = None) -> Iterator[np.ndarray]:
         """One dense vector per image (`dense_image`)."""
         for chunk in _chunks(_images(images), max(64, batch_size or 0)):
             yield from self._model.dense_images([_image_item(i) for i in chunk], batch_size,
-                                                dimensions, normalize)
+                                                dimensions, normalize, output_dtype=output_dtype)
 
     def embed_images_multi(self, images: ImageInput | Iterable[ImageInput],
                            batch_size: int | None = None) -> Iterator[np.ndarray]:

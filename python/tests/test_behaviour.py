@@ -181,6 +181,16 @@ def test_one_engine_class_with_capabilities_and_per_call_options():
     assert np.abs(unit - full / np.linalg.norm(full, axis=1, keepdims=True)).max() < 1e-5
     with pytest.raises(embedkit.InvalidInputError, match="dimensions"):
         list(nomic.embed(texts, dimensions=0))
+    # Output types, the last step, against numpy's own rounding and packbits.
+    q = np.stack(list(nomic.embed(texts, dimensions=64, output_dtype="int8")))
+    assert q.dtype == np.int8 and q.shape == (2, 64)
+    scaled = np.round(short * (127.0 / np.abs(short).max(axis=1, keepdims=True)))
+    assert np.abs(q.astype(np.int32) - scaled).max() <= 1
+    bits = np.stack(list(nomic.embed(texts, output_dtype="binary")))
+    assert bits.dtype == np.uint8 and bits.shape == (2, 96)
+    assert (bits == np.packbits(full > 0, axis=1)).all()
+    with pytest.raises(embedkit.InvalidInputError, match="int4"):
+        list(nomic.embed(texts, output_dtype="int4"))
 
     minilm = embedkit.TextEmbedding(MINILM, specific_model_path=model_dir("setup", "all-MiniLM-L6-v2-int8"))
     with pytest.raises(embedkit.InvalidInputError, match="Matryoshka"):

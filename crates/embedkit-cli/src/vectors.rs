@@ -14,7 +14,7 @@ use arrow_array::ArrowPrimitiveType;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use clap::{Args, ValueEnum};
-use embedkit::postprocess::{self, VectorType};
+use embedkit::postprocess::{TypedVector, VectorType};
 use embedkit::{CallOptions, EmbeddingModel};
 use ndarray::Array2;
 use serde_json::json;
@@ -120,10 +120,10 @@ impl DenseArgs {
 
     /// One vector in the output type.
     pub fn convert(&self, v: Vec<f32>) -> Vector {
-        match self.output_dtype {
-            VectorType::Float32 => Vector::Dense(v),
-            VectorType::Int8 => Vector::Int8(postprocess::to_int8(&v)),
-            VectorType::Binary => Vector::Binary(postprocess::to_binary(&v)),
+        match self.output_dtype.apply(v) {
+            TypedVector::Float32(v) => Vector::Dense(v),
+            TypedVector::Int8(v) => Vector::Int8(v),
+            TypedVector::Binary(v) => Vector::Binary(v),
         }
     }
 }

@@ -232,6 +232,60 @@ fn dimensions_shorten_the_vectors_of_matryoshka_models() {
         json!({"input": "hello world", "dimensions": 0}),
     );
     assert_eq!(status, 422);
+
+    // Output types, the last step: int8 scaled to ±127, bits packed first-value-highest.
+    let scaled: Vec<i64> = {
+        let max = short.iter().fold(0f32, |m, x| m.max(x.abs()));
+        short
+            .iter()
+            .map(|x| (x * 127.0 / max).round() as i64)
+            .collect()
+    };
+    let packed: Vec<u64> = full
+        .chunks(8)
+        .map(|c| {
+            c.iter()
+                .enumerate()
+                .map(|(i, &x)| u64::from(x > 0.0) << (7 - i))
+                .sum()
+        })
+        .collect();
+    let (status, q) = post(
+        server.port,
+        "/embed",
+        json!({"inputs": ["hello world"], "dimensions": 64, "output_dtype": "int8"}),
+    );
+    assert_eq!(status, 200, "{q}");
+    let q: Vec<i64> = serde_json::from_value(q[0].clone()).unwrap();
+    assert_eq!(q, scaled);
+    let (status, b) = post(
+        server.port,
+        "/v1/embeddings",
+        json!({"input": "hello world", "output_dtype": "binary"}),
+    );
+    assert_eq!(status, 200, "{b}");
+    let b: Vec<u64> = serde_json::from_value(b["data"][0]["embedding"].clone()).unwrap();
+    assert_eq!(b, packed);
+    // base64 carries the bytes: the int8 values as two's complement.
+    let (status, e) = post(
+        server.port,
+        "/v1/embeddings",
+        json!({"input": "hello world", "dimensions": 64, "output_dtype": "int8",
+               "encoding_format": "base64"}),
+    );
+    assert_eq!(status, 200, "{e}");
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(e["data"][0]["embedding"].as_str().unwrap())
+        .unwrap();
+    let decoded: Vec<i64> = bytes.iter().map(|&x| x as i8 as i64).collect();
+    assert_eq!(decoded, scaled);
+    let (status, _) = post(
+        server.port,
+        "/embed",
+        json!({"inputs": ["x"], "output_dtype": "int4"}),
+    );
+    assert_eq!(status, 422);
 }
 
 #[test]

@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 
+use embedkit::postprocess::{self, VectorType};
 use embedkit::registry::ModelSource;
 use embedkit::{
     CallOptions, Capability, CustomReranker, EmbeddingModel, ImageInput, LoadOptions, Purpose,
@@ -101,11 +102,43 @@ fn rows<'py>(
     vectors: Vec<Vec<f32>>,
     dim: usize,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    array2(py, vectors, dim)
+}
+
+fn array2<'py, T: numpy::Element>(
+    py: Python<'py>,
+    vectors: Vec<Vec<T>>,
+    dim: usize,
+) -> PyResult<Bound<'py, PyArray2<T>>> {
     let n = vectors.len();
-    let flat: Vec<f32> = vectors.into_iter().flatten().collect();
+    let flat: Vec<T> = vectors.into_iter().flatten().collect();
     let array = ndarray::Array2::from_shape_vec((n, dim), flat)
         .map_err(|e| EmbedkitError::new_err(format!("vectors of uneven length: {e}")))?;
     Ok(array.into_pyarray(py))
+}
+
+/// Dense vectors as an (n, width) array of `dtype`: float32, int8 (each vector scaled to
+/// ±127) or binary (uint8, sign bits packed eight to a byte).
+fn typed_rows<'py>(
+    py: Python<'py>,
+    vectors: Vec<Vec<f32>>,
+    dim: usize,
+    dtype: Option<&str>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let dtype = dtype.map(VectorType::parse).transpose().map_err(err)?;
+    let dtype = dtype.unwrap_or_default();
+    let width = dtype.width(dim);
+    Ok(match dtype {
+        VectorType::Float32 => rows(py, vectors, width)?.into_any(),
+        VectorType::Int8 => {
+            let v = vectors.iter().map(|v| postprocess::to_int8(v)).collect();
+            array2(py, v, width)?.into_any()
+        }
+        VectorType::Binary => {
+            let v = vectors.iter().map(|v| postprocess::to_binary(v)).collect();
+            array2(py, v, width)?.into_any()
+        }
+    })
 }
 
 fn multi<'py>(
@@ -224,7 +257,7 @@ impl Model {
     }
 
     /// Texts → an (n, dim) float32 array; `dimensions` and `normalize` as the library's.
-    #[pyo3(signature = (texts, batch_size=None, purpose="document", dimensions=None, normalize=false, *, truncation_side=None))]
+    #[pyo3(signature = (texts, batch_size=None, purpose="document", dimensions=None, normalize=false, *, truncation_side=None, output_dtype=None))]
     #[allow(clippy::too_many_arguments)]
     fn dense<'py>(
         &self,
@@ -235,18 +268,19 @@ impl Model {
         dimensions: Option<usize>,
         normalize: bool,
         truncation_side: Option<&str>,
-    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        output_dtype: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let o =
             call(batch_size, purpose, dimensions, normalize)?.truncation(side_of(truncation_side)?);
         let width = self.width(dimensions)?;
         let vectors = py
             .detach(|| self.inner.embed_dense(&texts, &o))
             .map_err(err)?;
-        rows(py, vectors, width)
+        typed_rows(py, vectors, width, output_dtype)
     }
 
     /// Images (paths or file bytes) → an (n, dim) float32 array.
-    #[pyo3(signature = (images, batch_size=None, dimensions=None, normalize=false))]
+    #[pyo3(signature = (images, batch_size=None, dimensions=None, normalize=false, *, output_dtype=None))]
     fn dense_images<'py>(
         &self,
         py: Python<'py>,
@@ -254,14 +288,15 @@ impl Model {
         batch_size: Option<usize>,
         dimensions: Option<usize>,
         normalize: bool,
-    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        output_dtype: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let o = call(batch_size, "document", dimensions, normalize)?;
         let width = self.width(dimensions)?;
         let images: Vec<ImageInput> = images.into_iter().map(ImageInput::from).collect();
         let vectors = py
             .detach(|| self.inner.embed_images(&images, &o))
             .map_err(err)?;
-        rows(py, vectors, width)
+        typed_rows(py, vectors, width, output_dtype)
     }
 
     /// Texts → a list of (indices int64, values float32), pruned when asked.

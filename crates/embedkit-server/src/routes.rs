@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
+use embedkit::postprocess::TypedVector;
 use embedkit::{CallOptions, Capability, Purpose, TruncationSide};
 use tokio::sync::oneshot;
 
@@ -261,15 +262,17 @@ pub(crate) async fn openai_embeddings(
         }
         let (vectors, tokens) = dense(&state, model, input, "input", None, deadline).await?;
         let vectors = finish(&state, model, vectors, &CallOptions::new().dimensions(dims))?;
+        let dtype = req.output_dtype.unwrap_or_default();
         let data = vectors
             .into_iter()
             .enumerate()
             .map(|(index, v)| {
+                let v = dtype.apply(v);
                 let embedding = if base64 {
-                    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    let bytes = v.to_bytes();
                     EmbeddingValue::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
                 } else {
-                    EmbeddingValue::Float(v)
+                    EmbeddingValue::Numbers(v)
                 };
                 OpenAiEmbedding {
                     object: "embedding",
@@ -300,7 +303,7 @@ pub(crate) async fn embed(
     State(state): State<Arc<AppState>>,
     axum::Extension(deadline): axum::Extension<Deadline>,
     JsonBody(req): JsonBody<EmbedRequest>,
-) -> Answer<Json<Vec<Vec<f32>>>> {
+) -> Answer<Json<Vec<TypedVector>>> {
     let model = state.models.pick(
         req.model.as_deref(),
         dense_wanted(all_images(&req.inputs.0)),
@@ -332,7 +335,9 @@ pub(crate) async fn embed(
     )
     .await?;
     let o = CallOptions::new().dimensions(dims).normalize(normalize);
-    Ok(Json(finish(&state, model, vectors, &o)?))
+    let dtype = req.output_dtype.unwrap_or_default();
+    let vectors = finish(&state, model, vectors, &o)?;
+    Ok(Json(vectors.into_iter().map(|v| dtype.apply(v)).collect()))
 }
 
 #[utoipa::path(post, path = "/embed_sparse", tag = "tei", request_body = SparseRequest,

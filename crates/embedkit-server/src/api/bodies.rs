@@ -171,6 +171,11 @@ pub struct OpenAiEmbeddingRequest {
     pub encoding_format: Option<EncodingFormat>,
     /// Shorter vectors, for models trained for it (Matryoshka).
     pub dimensions: Option<u64>,
+    /// embedkit's: `float32` (default), `int8` (each vector scaled to ±127) or `binary`
+    /// (sign bits packed eight to a byte, first value highest); base64 carries their
+    /// bytes.
+    #[schema(value_type = Option<String>)]
+    pub output_dtype: Option<embedkit::postprocess::VectorType>,
     /// Accepted and ignored, as a client may send it.
     pub user: Option<String>,
 }
@@ -178,7 +183,8 @@ pub struct OpenAiEmbeddingRequest {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum EmbeddingValue {
-    Float(Vec<f32>),
+    #[schema(value_type = Vec<f32>)]
+    Numbers(embedkit::postprocess::TypedVector),
     Base64(String),
 }
 
@@ -211,6 +217,10 @@ pub struct EmbedRequest {
     /// Unit-length vectors (default true).
     pub normalize: Option<bool>,
     pub dimensions: Option<u64>,
+    /// embedkit's: `float32` (default), `int8` (each vector scaled to ±127) or `binary`
+    /// (sign bits packed eight to a byte, first value highest), after `normalize`.
+    #[schema(value_type = Option<String>)]
+    pub output_dtype: Option<embedkit::postprocess::VectorType>,
     /// TEI's: false refuses an input longer than the model takes (413, naming it);
     /// absent or true truncates it, as fastembed does.
     pub truncate: Option<bool>,

@@ -100,6 +100,59 @@ pub fn to_binary(v: &[f32]) -> Vec<u8> {
         .collect()
 }
 
+/// A dense vector in an output type ([`VectorType::apply`]); as JSON, an array of its
+/// numbers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum TypedVector {
+    Float32(Vec<f32>),
+    Int8(Vec<i8>),
+    Binary(Vec<u8>),
+}
+
+impl TypedVector {
+    /// Its bytes as a file or base64 carries them: little-endian floats, the int8 values,
+    /// or the packed bits.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            TypedVector::Float32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TypedVector::Int8(v) => v.iter().map(|&x| x as u8).collect(),
+            TypedVector::Binary(v) => v.clone(),
+        }
+    }
+}
+
+impl VectorType {
+    /// The last step of a dense vector: `v` in this type.
+    pub fn apply(self, v: Vec<f32>) -> TypedVector {
+        match self {
+            VectorType::Float32 => TypedVector::Float32(v),
+            VectorType::Int8 => TypedVector::Int8(to_int8(&v)),
+            VectorType::Binary => TypedVector::Binary(to_binary(&v)),
+        }
+    }
+
+    /// Numbers in a vector of `dim` dimensions of this type.
+    pub fn width(self, dim: usize) -> usize {
+        match self {
+            VectorType::Float32 | VectorType::Int8 => dim,
+            VectorType::Binary => dim.div_ceil(8),
+        }
+    }
+
+    /// By its name: `float32`, `int8` or `binary`.
+    pub fn parse(name: &str) -> crate::Result<VectorType> {
+        match name {
+            "float32" => Ok(VectorType::Float32),
+            "int8" => Ok(VectorType::Int8),
+            "binary" => Ok(VectorType::Binary),
+            other => Err(crate::Error::InvalidArgument(format!(
+                "unknown output type {other:?}; expected float32, int8 or binary"
+            ))),
+        }
+    }
+}
+
 /// Sparse pruning: drops weights below `min_weight`, then keeps the `top_k` largest
 /// (ties: the lower index); indices stay ascending.
 pub fn prune_sparse(
