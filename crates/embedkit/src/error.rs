@@ -92,6 +92,11 @@ pub enum Error {
         source: ort::LoadDynamicError,
     },
 
+    /// A graph's output does not have the shape the family reads (a model that is not
+    /// what its description says).
+    #[error("unexpected model output: {0}")]
+    OutputShape(String),
+
     /// A graph's output is not the tensor type the family reads.
     #[error("output {output:?} of {} is not a float32 tensor: {source}", path.display())]
     OutputType {
@@ -245,7 +250,8 @@ impl Error {
             | Error::InvalidModel { .. }
             | Error::UnloadableModel { .. }
             | Error::MissingFile { .. }
-            | Error::OutputType { .. } => K::ModelMismatch,
+            | Error::OutputType { .. }
+            | Error::OutputShape(_) => K::ModelMismatch,
             Error::RuntimeNotFound(_)
             | Error::RuntimeLoad { .. }
             | Error::Device(_)

@@ -98,8 +98,8 @@ fn mean(tokens: ArrayView2<'_, f32>, mask: ArrayView1<'_, i64>) -> Vec<f64> {
 
 fn check_mask(shape: &[usize], mask: &Array2<i64>) -> Result<()> {
     if mask.dim() != (shape[0], shape[1]) {
-        return Err(Error::Unsupported(format!(
-            "model output {shape:?} does not match the input batch {:?}",
+        return Err(Error::OutputShape(format!(
+            "{shape:?} does not match the input batch {:?}",
             mask.dim()
         )));
     }
@@ -107,7 +107,7 @@ fn check_mask(shape: &[usize], mask: &Array2<i64>) -> Result<()> {
 }
 
 fn shape_err(e: ndarray::ShapeError) -> Error {
-    Error::Unsupported(format!("unexpected output shape: {e}"))
+    Error::OutputShape(e.to_string())
 }
 
 /// Scales `v` to unit length (a zero vector stays zero).
