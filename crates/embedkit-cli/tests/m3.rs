@@ -196,23 +196,9 @@ fn embed_sparse_and_late_take_bge_m3_as_any_model_of_their_kind() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("alpha"));
 }
 
-/// TEI's sparse answer `[{index, value}, ...]` as (indices, values).
-fn tei_sparse(v: &Value) -> (Vec<u32>, Vec<f32>) {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["index"].as_u64().unwrap() as u32,
-                p["value"].as_f64().unwrap() as f32,
-            )
-        })
-        .unzip()
-}
-
 #[test]
 fn one_served_bge_m3_answers_every_route_its_outputs_allow() {
-    use crate::common::server::{post, start_model};
+    use crate::common::server::{post, start_model, tei_sparse};
     let want = m3_expected(&repo_root());
     let texts: Vec<String> = want.texts[..10].to_vec();
     let n = texts.len();

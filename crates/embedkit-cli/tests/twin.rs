@@ -9,7 +9,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::common::server::{post, request, start_model, tiny};
+use crate::common::server::{post, request, start_model, tei_sparse, tiny};
 use crate::common::{repo_root, tmpdir};
 
 const NAME: &str = "embedkit/test-twin";
@@ -74,18 +74,10 @@ fn floats(v: &Value) -> Vec<f32> {
     serde_json::from_value(v.clone()).unwrap()
 }
 
-/// TEI's sparse answer `[{index, value}, ...]`.
-fn tei_sparse(v: &Value) -> BTreeMap<u32, f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["index"].as_u64().unwrap() as u32,
-                p["value"].as_f64().unwrap() as f32,
-            )
-        })
-        .collect()
+/// TEI's sparse answer as a map.
+fn tei_map(v: &Value) -> BTreeMap<u32, f32> {
+    let (i, w) = tei_sparse(v);
+    i.into_iter().zip(w).collect()
 }
 
 #[test]
@@ -200,7 +192,7 @@ fn the_server_serves_a_family_it_has_no_code_for_on_every_route_it_allows() {
     check_dense("/v1/embeddings", &dense, &want);
     let (status, body) = post(port, "/embed_sparse", json!({ "inputs": texts }));
     assert_eq!(status, 200, "{body}");
-    let sparse: Vec<_> = body.as_array().unwrap().iter().map(tei_sparse).collect();
+    let sparse: Vec<_> = body.as_array().unwrap().iter().map(tei_map).collect();
     check_sparse("/embed_sparse", &sparse, &want);
     // Both from one pass.
     let (status, body) = post(
@@ -211,7 +203,7 @@ fn the_server_serves_a_family_it_has_no_code_for_on_every_route_it_allows() {
     assert_eq!(status, 200, "{body}");
     let all = body.as_array().unwrap();
     let dense: Vec<Vec<f32>> = all.iter().map(|r| floats(&r["dense"])).collect();
-    let sparse: Vec<_> = all.iter().map(|r| tei_sparse(&r["sparse"])).collect();
+    let sparse: Vec<_> = all.iter().map(|r| tei_map(&r["sparse"])).collect();
     check_dense("/embed_hybrid", &dense, &want);
     check_sparse("/embed_hybrid", &sparse, &want);
     let (status, body) = post(port, "/tokenize", json!({ "inputs": "hello world" }));

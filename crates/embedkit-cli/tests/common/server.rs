@@ -243,3 +243,17 @@ pub fn wait_exit(server: &mut Server, limit: Duration, why: &str) -> std::proces
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// TEI's sparse answer `[{index, value}, ...]` as (indices, values).
+pub fn tei_sparse(v: &Value) -> (Vec<u32>, Vec<f32>) {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["index"].as_u64().unwrap() as u32,
+                p["value"].as_f64().unwrap() as f32,
+            )
+        })
+        .unzip()
+}
