@@ -7,10 +7,20 @@
 
 mod decode;
 mod preprocess;
-pub mod resample;
+pub(crate) mod resample;
 
-pub use decode::{to_rgb, ImageInput, MAX_PIXELS};
+pub use decode::{ImageInput, MAX_PIXELS};
+// Public (hidden) only for the fuzz targets, which drive decoding and preprocessing.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub use decode::to_rgb;
+#[cfg(not(feature = "internals"))]
+pub(crate) use decode::to_rgb;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub use preprocess::Preprocessor;
+#[cfg(not(feature = "internals"))]
+pub(crate) use preprocess::Preprocessor;
 
 use image::RgbImage;
 use ndarray::{ArrayD, Axis, Ix3};

@@ -96,7 +96,7 @@ impl Family for CrossEncoder {
 }
 
 /// A pair's token ids and their type ids.
-pub type EncodedPair = (Vec<u32>, Vec<u32>);
+pub(crate) type EncodedPair = (Vec<u32>, Vec<u32>);
 
 impl Pipeline for CrossEncoder {
     type Input<'a> = (&'a str, &'a str);

@@ -2,16 +2,21 @@
 //! and the [`SparseEmbedding`] a Qdrant sparse vector is made of.
 //!
 //! What the family computes: SPLADE (`splade`) and MiniCOIL (`minicoil`) run a graph
-//! on token batches; BM42 (`bm42`) reads the graph's attention; BM25 ([`bm25`]) and the
+//! on token batches; BM42 (`bm42`) reads the graph's attention; BM25 (`bm25`) and the
 //! query side of BM42 and the inference-free SPLADE models need no graph, so their
 //! vectors are finished while a window is prepared.
 
+// Public (hidden) only for the fuzz targets, which drive its word splitter directly.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod bm25;
+#[cfg(not(feature = "internals"))]
+mod bm25;
 mod bm42;
 mod minicoil;
 mod splade;
 
-pub use bm25::Bm25Options;
+pub use bm25::{Bm25Options, LANGUAGES};
 pub use minicoil::MinicoilOptions;
 
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@
 //! graph and pooling (`onnx`) or a model2vec table (`static_model`).
 
 mod onnx;
-pub mod pooling;
+pub(crate) mod pooling;
 mod static_model;
 
 use crate::engine::Stream;
