@@ -8,6 +8,7 @@ mod cli_families;
 mod cli_surface;
 mod corpus;
 mod corpus_memory;
+mod format_steps;
 mod formats;
 mod gpu_build;
 mod hub_cli;

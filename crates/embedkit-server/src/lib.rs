@@ -23,6 +23,7 @@ pub mod models;
 mod openapi;
 mod queues;
 mod routes;
+mod status;
 mod timing;
 
 pub use batcher::BatchPolicy;
@@ -135,8 +136,8 @@ pub fn router(
     });
     let router = Router::new()
         .route("/v1/embeddings", post(routes::openai_embeddings))
-        .route("/v1/models", get(routes::models))
-        .route("/v1/models/{*id}", get(routes::model))
+        .route("/v1/models", get(status::models))
+        .route("/v1/models/{*id}", get(status::model))
         .route("/embed", post(routes::embed))
         // TEI answers its model's task at the root; huggingface_hub's InferenceClient
         // posts feature extraction there.
@@ -151,12 +152,12 @@ pub fn router(
         .route("/v2/rerank", post(compat::cohere_rerank))
         .route("/rerank", post(routes::rerank))
         .route("/tokenize", post(compat::tokenize))
-        .route("/health", get(routes::health))
-        .route("/info", get(routes::info))
-        .route("/metrics", get(routes::render_metrics))
+        .route("/health", get(status::health))
+        .route("/info", get(status::info))
+        .route("/metrics", get(status::render_metrics))
         .route("/openapi.json", get(openapi::openapi_json))
-        .fallback(routes::not_found)
-        .method_not_allowed_fallback(routes::method_not_allowed)
+        .fallback(status::not_found)
+        .method_not_allowed_fallback(status::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), guard::front))
         .with_state(state);
     Ok((router, fatal))

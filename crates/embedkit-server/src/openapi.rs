@@ -5,15 +5,15 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::*;
-use crate::routes;
+use crate::{routes, status};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "embedkit", description = "Embeddings, sparse vectors, late-interaction token vectors and reranking over OpenAI's and text-embeddings-inference's routes."),
     paths(
         routes::openai_embeddings,
-        routes::models,
-        routes::model,
+        status::models,
+        status::model,
         routes::embed,
         routes::embed_sparse,
         routes::embed_late,
@@ -24,9 +24,9 @@ use crate::routes;
         crate::compat::cohere_rerank,
         routes::rerank,
         crate::compat::tokenize,
-        routes::health,
-        routes::info,
-        routes::render_metrics,
+        status::health,
+        status::info,
+        status::render_metrics,
         openapi_json,
     ),
     components(schemas(ErrorResponse, OpenAiErrorResponse, Strings, OpenAiInput, EncodingFormat)),
