@@ -90,7 +90,9 @@ pub fn run(mut args: HybridArgs) -> anyhow::Result<()> {
     if dense_only {
         let dense = args.dense.clone();
         return job.finish(outputs.map(move |o| {
-            let v = o?.dense.unwrap_or_default();
+            let v = o?.dense.ok_or_else(|| {
+                embedkit::Error::Internal("the model gave no dense vector".into())
+            })?;
             Ok(dense.convert(v))
         }));
     }

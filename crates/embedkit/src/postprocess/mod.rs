@@ -140,16 +140,15 @@ impl VectorType {
         }
     }
 
-    /// By its name: `float32`, `int8` or `binary`.
+    /// By its name: `float32`, `int8` or `binary` (its serde name).
     pub fn parse(name: &str) -> crate::Result<VectorType> {
-        match name {
-            "float32" => Ok(VectorType::Float32),
-            "int8" => Ok(VectorType::Int8),
-            "binary" => Ok(VectorType::Binary),
-            other => Err(crate::Error::InvalidArgument(format!(
-                "unknown output type {other:?}; expected float32, int8 or binary"
-            ))),
-        }
+        use serde::de::{value::Error, IntoDeserializer};
+        use serde::Deserialize;
+        VectorType::deserialize(name.into_deserializer()).map_err(|_: Error| {
+            crate::Error::InvalidArgument(format!(
+                "unknown output type {name:?}; expected float32, int8 or binary"
+            ))
+        })
     }
 }
 
@@ -182,6 +181,20 @@ pub use crate::rerank::top_k;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_types_parse_by_their_serde_names() {
+        for (name, t) in [
+            ("float32", VectorType::Float32),
+            ("int8", VectorType::Int8),
+            ("binary", VectorType::Binary),
+        ] {
+            assert_eq!(VectorType::parse(name).unwrap(), t);
+            assert_eq!(serde_json::to_value(t).unwrap(), name);
+        }
+        let e = VectorType::parse("int4").unwrap_err();
+        assert!(e.to_string().contains("\"int4\""), "{e}");
+    }
 
     #[test]
     fn int8_scales_each_vector_to_127() {

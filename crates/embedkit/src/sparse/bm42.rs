@@ -22,6 +22,9 @@ use crate::registry::SparseModelDescription;
 use crate::runtime::RuntimeOptions;
 use crate::tokenize::TokenizerOptions;
 
+/// fastembed's `alpha` when none is given.
+pub(crate) const DEFAULT_ALPHA: f64 = 0.5;
+
 /// The graph output holding the last layer's attention probabilities.
 const ATTENTION_OUTPUT: &str = "attention_6";
 

@@ -257,7 +257,8 @@ impl SparseSettings {
 }
 
 impl Builder<Sparse> {
-    /// BM42's `alpha`: weights become `ln(1 + attention)^alpha` (default 0.5).
+    /// BM42's `alpha`: weights become `ln(1 + attention)^alpha` (default 0.5, as
+    /// fastembed's).
     pub fn alpha(mut self, alpha: f64) -> Self {
         self.settings.alpha = Some(alpha);
         self
@@ -314,7 +315,7 @@ impl Family for Sparse {
                 desc,
                 dir,
                 runtime,
-                settings.alpha.unwrap_or(0.5),
+                settings.alpha.unwrap_or(bm42::DEFAULT_ALPHA),
             )?),
             SparseKind::Minicoil => Box::new(minicoil::MinicoilBackend::load(
                 desc,
