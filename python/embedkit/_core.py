@@ -117,6 +117,33 @@ def _texts(documents: str | Iterable[str]) -> Iterable[str]:
     return [documents] if isinstance(documents, str) else documents
 
 
+# The per-call option names the engine reads (embedkit::CallOptions: batch_size, purpose,
+# dimensions, normalize, top_k, min_weight, truncation_side, truncate, output_dtype, ...).
+_CALL_NAMES = frozenset(_embedkit.CALL_OPTIONS)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as JSON takes them."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not an option value")
+
+
+def _call(kwargs: dict, strict: bool = False, **given: Any) -> str:
+    """A call's options as the engine's JSON: `given` (the method's own arguments) over
+    the keyword arguments the engine knows. Other keywords are ignored, as fastembed
+    ignores them, unless `strict` (embedkit's own classes), where they raise TypeError.
+    The one place per-call options cross: an option added to the engine needs no code
+    here."""
+    unknown = sorted(set(kwargs) - _CALL_NAMES)
+    if strict and unknown:
+        raise TypeError(f"unknown option(s) {', '.join(unknown)}; the engine takes "
+                        f"{', '.join(sorted(_CALL_NAMES))}")
+    options = {k: v for k, v in kwargs.items() if k in _CALL_NAMES}
+    options.update(given)
+    return json.dumps({k: v for k, v in options.items() if v is not None}, default=_plain)
+
+
 def _models(json_text: str) -> list[dict[str, Any]]:
     return json.loads(json_text)
 
@@ -198,11 +225,9 @@ class TextEmbedding(_Model):
 
     def _stream(self, documents: Iterable[str], batch_size: int | None, purpose: str,
                 kwargs: dict) -> Iterator[np.ndarray]:
-        dimensions, normalize = kwargs.get("dimensions"), bool(kwargs.get("normalize", False))
-        side, dtype = kwargs.get("truncation_side"), kwargs.get("output_dtype")
+        options = _call(kwargs, batch_size=batch_size, purpose=purpose)
         for chunk in _chunks(documents, max(TEXT_CHUNK, batch_size or 0)):
-            yield from self._model.dense(chunk, batch_size, purpose, dimensions, normalize,
-                                         truncation_side=side, output_dtype=dtype)
+            yield from self._model.dense(chunk, options)
 
     def embed(self, documents: str | Iterable[str], batch_size: int = 256, parallel: int | None = None,
               **kwargs: Any) -> Iterator[np.ndarray]:
@@ -211,7 +236,8 @@ class TextEmbedding(_Model):
         `output_dtype="int8"` scales each to int8 (±127) and `"binary"` packs its sign
         bits into uint8 (numpy's `packbits`), the last steps.
         `truncation_side="left"` keeps the end of an over-long text ("right", its start;
-        default: where the model's tokenizer configuration says).
+        default: where the model's tokenizer configuration says); `truncate=False`
+        raises InvalidInputError on an over-long text instead of cutting it.
         `parallel` is accepted for fastembed's signature; the engine's sessions are set
         when the model is built (`parallel=` of the constructor) and already use every
         core by default."""
@@ -269,11 +295,9 @@ class SparseTextEmbedding(_Model):
 
     def _stream(self, documents: Iterable[str], batch_size: int | None, purpose: str,
                 kwargs: dict) -> Iterator[SparseEmbedding]:
-        top_k, min_weight = kwargs.get("top_k"), kwargs.get("min_weight")
-        side = kwargs.get("truncation_side")
+        options = _call(kwargs, batch_size=batch_size, purpose=purpose)
         for chunk in _chunks(documents, max(TEXT_CHUNK, batch_size or 0)):
-            for indices, values in self._model.sparse(chunk, batch_size, purpose, top_k, min_weight,
-                                                      truncation_side=side):
+            for indices, values in self._model.sparse(chunk, options):
                 yield SparseEmbedding(values=values, indices=indices)
 
     def embed(self, documents: str | Iterable[str], batch_size: int = 256, parallel: int | None = None,
@@ -304,9 +328,9 @@ class LateInteractionTextEmbedding(_Model):
 
     def _stream(self, texts: Iterable[str], batch_size: int | None, purpose: str,
                 kwargs: dict) -> Iterator[np.ndarray]:
-        side = kwargs.get("truncation_side")
+        options = _call(kwargs, batch_size=batch_size, purpose=purpose)
         for chunk in _chunks(texts, max(TEXT_CHUNK, batch_size or 0)):
-            yield from self._model.multi(chunk, batch_size, purpose, truncation_side=side)
+            yield from self._model.multi(chunk, options)
 
     def embed(self, documents: str | Iterable[str], batch_size: int = 256, parallel: int | None = None,
               **kwargs: Any) -> Iterator[np.ndarray]:
@@ -357,10 +381,9 @@ class ImageEmbedding(_Model):
 
     def embed(self, images: ImageInput | Iterable[ImageInput], batch_size: int = 16,
               parallel: int | None = None, **kwargs: Any) -> Iterator[np.ndarray]:
-        dimensions, normalize = kwargs.get("dimensions"), bool(kwargs.get("normalize", False))
+        options = _call(kwargs, batch_size=batch_size)
         for chunk in _chunks(_images(images), max(64, batch_size)):
-            yield from self._model.dense_images([_image_item(i) for i in chunk], batch_size,
-                                                dimensions, normalize, output_dtype=kwargs.get("output_dtype"))
+            yield from self._model.dense_images([_image_item(i) for i in chunk], options)
 
 
 class LateInteractionMultimodalEmbedding(_Model):
@@ -377,13 +400,15 @@ class LateInteractionMultimodalEmbedding(_Model):
     # the batches are the ones fastembed forms.
     def embed_text(self, documents: str | Iterable[str], batch_size: int = 256,
                    parallel: int | None = None, **kwargs: Any) -> Iterator[np.ndarray]:
+        options = _call(kwargs, batch_size=batch_size)
         for chunk in _chunks(_texts(documents), batch_size * max(1, TEXT_CHUNK // batch_size)):
-            yield from self._model.multi(chunk, batch_size)
+            yield from self._model.multi(chunk, options)
 
     def embed_image(self, images: ImageInput | Iterable[ImageInput], batch_size: int = 16,
                     parallel: int | None = None, **kwargs: Any) -> Iterator[np.ndarray]:
+        options = _call(kwargs, batch_size=batch_size)
         for chunk in _chunks(_images(images), batch_size * max(1, 64 // batch_size)):
-            yield from self._model.multi_images([_image_item(i) for i in chunk], batch_size)
+            yield from self._model.multi_images([_image_item(i) for i in chunk], options)
 
 
 class TextCrossEncoder(_Model):
@@ -410,9 +435,9 @@ class TextCrossEncoder(_Model):
     def rerank_pairs(self, pairs: Iterable[tuple[str, str]], batch_size: int = 64,
                      parallel: int | None = None, **kwargs: Any) -> Iterator[float]:
         """One score per pair; `truncation_side="left"` cuts over-long texts at the left."""
-        side = kwargs.get("truncation_side")
+        options = _call(kwargs, batch_size=batch_size)
         for chunk in _chunks(pairs, max(TEXT_CHUNK, batch_size)):
-            yield from self._model.scores([(q, d) for q, d in chunk], batch_size, truncation_side=side)
+            yield from self._model.scores([(q, d) for q, d in chunk], options)
 
     def token_count(self, pairs: Iterable[tuple[str, str]], batch_size: int = 1024, **kwargs: Any) -> int:
         return sum(self._model.pair_token_count([(q, d) for q, d in c]) for c in _chunks(pairs, batch_size))
@@ -451,9 +476,9 @@ class BgeM3Embedding(_Model):
         wanted = [c for c, on in (("dense_text", return_dense), ("sparse_text", return_sparse),
                                   ("multi_vector_text", return_colbert_vecs)) if on]
         dense, sparse, colbert = [], [], []
+        options = _call(kwargs, batch_size=batch_size, purpose="document")
         for chunk in _chunks(texts, max(TEXT_CHUNK, batch_size)):
-            d, s, c = self._model.outputs(chunk, wanted, batch_size, "document",
-                                          truncation_side=kwargs.get("truncation_side"))
+            d, s, c = self._model.outputs(chunk, wanted, options)
             if d is not None:
                 dense.append(d)
             if s is not None:
@@ -500,59 +525,57 @@ class EmbeddingModel(_Model):
     def embedding_size(self) -> int | None:
         return self._model.embedding_size
 
-    def embed(self, texts: str | Iterable[str], batch_size: int | None = None, purpose: str = "document",
-              dimensions: int | None = None, normalize: bool = False,
-              truncation_side: str | None = None, output_dtype: str | None = None) -> Iterator[np.ndarray]:
-        """One dense vector per text (`dense_text`); `output_dtype`: float32, int8 or binary."""
-        for chunk in _chunks(_texts(texts), max(TEXT_CHUNK, batch_size or 0)):
-            yield from self._model.dense(chunk, batch_size, purpose, dimensions, normalize,
-                                         truncation_side=truncation_side, output_dtype=output_dtype)
+    # Each method takes the engine's per-call options by name (`embedkit.CALL_OPTIONS`):
+    # batch_size, purpose ("document", "query", "passage"), dimensions, normalize,
+    # top_k / min_weight (sparse pruning), truncation_side ("left", "right"), truncate
+    # (False: an over-long text raises), output_dtype ("float32", "int8", "binary");
+    # an option the call does not use is ignored, an unknown name raises TypeError.
 
-    def embed_sparse(self, texts: str | Iterable[str], batch_size: int | None = None,
-                     purpose: str = "document", top_k: int | None = None, min_weight: float | None = None,
-                     truncation_side: str | None = None) -> Iterator[SparseEmbedding]:
+    def embed(self, texts: str | Iterable[str], **options: Any) -> Iterator[np.ndarray]:
+        """One dense vector per text (`dense_text`), of `output_dtype`."""
+        opts, size = _call(options, strict=True), options.get("batch_size")
+        for chunk in _chunks(_texts(texts), max(TEXT_CHUNK, size or 0)):
+            yield from self._model.dense(chunk, opts)
+
+    def embed_sparse(self, texts: str | Iterable[str], **options: Any) -> Iterator[SparseEmbedding]:
         """One sparse vector per text (`sparse_text`)."""
-        for chunk in _chunks(_texts(texts), max(TEXT_CHUNK, batch_size or 0)):
-            for indices, values in self._model.sparse(chunk, batch_size, purpose, top_k, min_weight,
-                                                      truncation_side=truncation_side):
+        opts, size = _call(options, strict=True), options.get("batch_size")
+        for chunk in _chunks(_texts(texts), max(TEXT_CHUNK, size or 0)):
+            for indices, values in self._model.sparse(chunk, opts):
                 yield SparseEmbedding(values=values, indices=indices)
 
-    def embed_multi(self, texts: str | Iterable[str], batch_size: int | None = None,
-                    purpose: str = "document", truncation_side: str | None = None) -> Iterator[np.ndarray]:
+    def embed_multi(self, texts: str | Iterable[str], **options: Any) -> Iterator[np.ndarray]:
         """One (tokens, dim) matrix per text (`multi_vector_text`)."""
-        for chunk in _chunks(_texts(texts), max(TEXT_CHUNK, batch_size or 0)):
-            yield from self._model.multi(chunk, batch_size, purpose, truncation_side=truncation_side)
+        opts, size = _call(options, strict=True), options.get("batch_size")
+        for chunk in _chunks(_texts(texts), max(TEXT_CHUNK, size or 0)):
+            yield from self._model.multi(chunk, opts)
 
-    def embed_images(self, images: ImageInput | Iterable[ImageInput], batch_size: int | None = None,
-                     dimensions: int | None = None, normalize: bool = False,
-                     output_dtype: str | None = None) -> Iterator[np.ndarray]:
+    def embed_images(self, images: ImageInput | Iterable[ImageInput], **options: Any) -> Iterator[np.ndarray]:
         """One dense vector per image (`dense_image`)."""
-        for chunk in _chunks(_images(images), max(64, batch_size or 0)):
-            yield from self._model.dense_images([_image_item(i) for i in chunk], batch_size,
-                                                dimensions, normalize, output_dtype=output_dtype)
+        opts, size = _call(options, strict=True), options.get("batch_size")
+        for chunk in _chunks(_images(images), max(64, size or 0)):
+            yield from self._model.dense_images([_image_item(i) for i in chunk], opts)
 
-    def embed_images_multi(self, images: ImageInput | Iterable[ImageInput],
-                           batch_size: int | None = None) -> Iterator[np.ndarray]:
+    def embed_images_multi(self, images: ImageInput | Iterable[ImageInput], **options: Any) -> Iterator[np.ndarray]:
         """One (patches, dim) matrix per image (`multi_vector_image`)."""
-        for chunk in _chunks(_images(images), max(64, batch_size or 0)):
-            yield from self._model.multi_images([_image_item(i) for i in chunk], batch_size)
+        opts, size = _call(options, strict=True), options.get("batch_size")
+        for chunk in _chunks(_images(images), max(64, size or 0)):
+            yield from self._model.multi_images([_image_item(i) for i in chunk], opts)
 
-    def score_pairs(self, pairs: Iterable[tuple[str, str]], batch_size: int | None = None,
-                    truncation_side: str | None = None) -> Iterator[float]:
+    def score_pairs(self, pairs: Iterable[tuple[str, str]], **options: Any) -> Iterator[float]:
         """One relevance score per (query, document) pair (`pair_scores`)."""
-        for chunk in _chunks(pairs, max(TEXT_CHUNK, batch_size or 0)):
-            yield from self._model.scores([(q, d) for q, d in chunk], batch_size,
-                                          truncation_side=truncation_side)
+        opts, size = _call(options, strict=True), options.get("batch_size")
+        for chunk in _chunks(pairs, max(TEXT_CHUNK, size or 0)):
+            yield from self._model.scores([(q, d) for q, d in chunk], opts)
 
-    def embed_all(self, texts: str | Iterable[str], outputs: Sequence[str], batch_size: int | None = None,
-                  purpose: str = "document", truncation_side: str | None = None) -> Iterator[dict[str, Any]]:
+    def embed_all(self, texts: str | Iterable[str], outputs: Sequence[str], **options: Any) -> Iterator[dict[str, Any]]:
         """Several outputs of each text from one pass of a model that computes them
         together (`outputs`: capability names such as `dense_text`, `sparse_text`,
         `multi_vector_text`): one dict per text, keyed by capability."""
         wanted = list(outputs)
-        for chunk in _chunks(_texts(texts), max(TEXT_CHUNK, batch_size or 0)):
-            dense, sparse, multi = self._model.outputs(chunk, wanted, batch_size, purpose,
-                                                       truncation_side=truncation_side)
+        opts, size = _call(options, strict=True), options.get("batch_size")
+        for chunk in _chunks(_texts(texts), max(TEXT_CHUNK, size or 0)):
+            dense, sparse, multi = self._model.outputs(chunk, wanted, opts)
             for i in range(len(chunk)):
                 row: dict[str, Any] = {}
                 if dense is not None:

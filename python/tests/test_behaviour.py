@@ -195,6 +195,11 @@ def test_one_engine_class_with_capabilities_and_per_call_options():
     minilm = embedkit.TextEmbedding(MINILM, specific_model_path=model_dir("setup", "all-MiniLM-L6-v2-int8"))
     with pytest.raises(embedkit.InvalidInputError, match="Matryoshka"):
         list(minilm.embed(texts, dimensions=64))
+    # Truncation off: texts that fit are unchanged, an over-long one raises by position.
+    assert np.array_equal(np.stack(list(minilm.embed(texts, truncate=False))),
+                          np.stack(list(minilm.embed(texts))))
+    with pytest.raises(embedkit.InvalidInputError, match="input 1 is longer than the model takes"):
+        list(minilm.embed([texts[0], "word " * 2000], truncate=False))
 
     # A model of another kind is refused by what it offers, not loaded.
     with pytest.raises(embedkit.UnsupportedError, match="sparse_text.*not dense_text"):

@@ -114,6 +114,11 @@ def test_one_class_serves_any_model_by_its_capabilities():
     check_lexical([{str(int(i)): float(v) for i, v in zip(r["sparse_text"].indices, r["sparse_text"].values)}
                    for r in rows])
     check_colbert([r["multi_vector_text"] for r in rows])
+    # Options by the engine's names; a name it does not know is refused, not ignored.
+    with pytest.raises(TypeError, match="dimension"):
+        list(model.embed(TEXTS, dimension=8))
+    with pytest.raises(embedkit.InvalidInputError, match="purpose"):
+        list(model.embed(TEXTS, purpose="queries"))
     # What it does not compute is refused, not guessed.
     with pytest.raises(embedkit.UnsupportedError):
         list(model.score_pairs([("a query", "a document")]))

@@ -13,7 +13,7 @@ pub struct EmbedArgs {
     #[command(flatten)]
     pub dense: DenseArgs,
     #[command(flatten)]
-    pub cut: crate::CutArgs,
+    pub cut: crate::TextCutArgs,
     /// Embed as queries (`query_embed`).
     #[arg(long, conflicts_with = "passage")]
     pub query: bool,

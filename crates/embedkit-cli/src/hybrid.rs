@@ -55,7 +55,7 @@ pub struct HybridArgs {
     #[command(flatten)]
     pub prune: PruneArgs,
     #[command(flatten)]
-    pub cut: crate::CutArgs,
+    pub cut: crate::TextCutArgs,
 }
 
 pub fn run(mut args: HybridArgs) -> anyhow::Result<()> {

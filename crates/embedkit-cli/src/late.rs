@@ -14,7 +14,7 @@ pub struct LateArgs {
     #[command(flatten)]
     pub job: JobArgs,
     #[command(flatten)]
-    pub cut: crate::CutArgs,
+    pub cut: crate::TextCutArgs,
     /// Embed as queries (`query_embed`: query marker and mask expansion).
     #[arg(long)]
     pub query: bool,

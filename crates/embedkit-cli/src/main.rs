@@ -137,6 +137,25 @@ pub struct CutArgs {
     pub truncation_side: Option<Side>,
 }
 
+/// [`CutArgs`], and whether texts are cut at all (for the commands that embed texts:
+/// pairs are always cut).
+#[derive(Args, Debug, Clone, Default)]
+pub struct TextCutArgs {
+    #[command(flatten)]
+    pub cut: CutArgs,
+    /// Fail on a text longer than the model takes, naming its position, instead of
+    /// cutting it.
+    #[arg(long)]
+    pub no_truncate: bool,
+}
+
+impl TextCutArgs {
+    /// `call` with this truncation side, truncating or not.
+    pub fn apply(&self, call: CallOptions) -> CallOptions {
+        self.cut.apply(call).truncate(!self.no_truncate)
+    }
+}
+
 #[derive(clap::ValueEnum, Debug, Clone, Copy)]
 pub enum Side {
     Left,

@@ -24,7 +24,7 @@ pub struct SearchArgs {
     #[command(flatten)]
     pub io: IoArgs,
     #[command(flatten)]
-    pub cut: crate::CutArgs,
+    pub cut: crate::TextCutArgs,
     /// The query the documents are ranked for.
     #[arg(long, short)]
     pub query: String,

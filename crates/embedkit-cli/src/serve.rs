@@ -84,6 +84,12 @@ pub struct ServeArgs {
     /// How long a request waits for others to share its batch, in milliseconds.
     #[arg(long, default_value_t = 2)]
     pub max_wait_ms: u64,
+    /// How long one batch is meant to run while other models or operations have work
+    /// waiting, in milliseconds: compute is shared between them by time, and a batch
+    /// beside others is sized to about this, so short requests never wait behind a
+    /// long batch. 0: batches fill --max-batch-texts / --max-gather-tokens regardless.
+    #[arg(long, default_value_t = server::DEFAULT_TIME_SLICE.as_millis() as u64)]
+    pub time_slice_ms: u64,
     /// Largest request body in bytes (413 beyond).
     #[arg(long, default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -274,6 +280,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_batch_texts: args.max_batch_texts.max(1),
             max_batch_tokens: args.max_gather_tokens.max(1),
             max_wait: Duration::from_millis(args.max_wait_ms),
+            time_slice: Duration::from_millis(args.time_slice_ms),
             // The fault tests' hook (an input that panics inference); unset in use.
             panic_on_input: std::env::var("EMBEDKIT_FAULT_PANIC_ON_INPUT").ok(),
         },

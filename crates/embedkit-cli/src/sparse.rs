@@ -12,7 +12,7 @@ pub struct SparseArgs {
     #[command(flatten)]
     pub job: JobArgs,
     #[command(flatten)]
-    pub cut: crate::CutArgs,
+    pub cut: crate::TextCutArgs,
     /// Embed as queries (`query_embed`).
     #[arg(long)]
     pub query: bool,

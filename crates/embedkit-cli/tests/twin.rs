@@ -10,64 +10,13 @@ use std::process::Command;
 use serde_json::{json, Value};
 
 use crate::common::server::{post, request, start_model, tei_sparse, tiny};
+use crate::common::twin::{self, pairs, Twin};
 use crate::common::{repo_root, tmpdir};
 
 const NAME: &str = "embedkit/test-twin";
 
-struct Expected {
-    texts: Vec<String>,
-    dense: Vec<Vec<f32>>,
-    sparse: Vec<BTreeMap<u32, f32>>,
-    tol: f32,
-}
-
-fn expected() -> Expected {
-    let p = repo_root().join("tests/expected/twin.json");
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
-    let sparse = v["sparse"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| pairs(&s["indices"], &s["values"]))
-        .collect();
-    Expected {
-        texts: serde_json::from_value(v["texts"].clone()).unwrap(),
-        dense: serde_json::from_value(v["dense"].clone()).unwrap(),
-        sparse,
-        tol: v["tolerance"].as_f64().unwrap() as f32,
-    }
-}
-
-fn pairs(indices: &Value, values: &Value) -> BTreeMap<u32, f32> {
-    let i: Vec<u32> = serde_json::from_value(indices.clone()).unwrap();
-    let w: Vec<f32> = serde_json::from_value(values.clone()).unwrap();
-    i.into_iter().zip(w).collect()
-}
-
-fn check_dense(what: &str, got: &[Vec<f32>], want: &Expected) {
-    assert_eq!(got.len(), want.texts.len(), "{what}");
-    for (i, (g, w)) in got.iter().zip(&want.dense).enumerate() {
-        assert_eq!(g.len(), w.len(), "{what} {i}");
-        let gap = g
-            .iter()
-            .zip(w)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
-        assert!(gap <= want.tol, "{what} text {i}: {gap:e}");
-    }
-}
-
-/// An index absent on one side counts as 0 there.
-fn check_sparse(what: &str, got: &[BTreeMap<u32, f32>], want: &Expected) {
-    assert_eq!(got.len(), want.texts.len(), "{what}");
-    for (i, (g, w)) in got.iter().zip(&want.sparse).enumerate() {
-        let gap = g
-            .keys()
-            .chain(w.keys())
-            .map(|k| (g.get(k).unwrap_or(&0.0) - w.get(k).unwrap_or(&0.0)).abs())
-            .fold(0.0, f32::max);
-        assert!(gap <= want.tol, "{what} text {i}: {gap:e}");
-    }
+fn expected() -> Twin {
+    twin::expected(&repo_root())
 }
 
 fn floats(v: &Value) -> Vec<f32> {
@@ -87,16 +36,11 @@ fn the_cli_writes_a_family_it_has_no_code_for() {
     let keep: Vec<usize> = (0..want.texts.len())
         .filter(|&i| !want.texts[i].contains(['\n', '\r']) && !want.texts[i].is_empty())
         .collect();
-    let sub = Expected {
-        texts: keep.iter().map(|&i| want.texts[i].clone()).collect(),
-        dense: keep.iter().map(|&i| want.dense[i].clone()).collect(),
-        sparse: keep.iter().map(|&i| want.sparse[i].clone()).collect(),
-        tol: want.tol,
-    };
+    let sub = want.only(&keep);
     let input = sub.texts.join("\n") + "\n";
     let dir = tmpdir("twin-cli");
     let path = tiny("twin-64");
-    let run = |cmd: &[&str], file: &str| -> Vec<Value> {
+    let run = |cmd: &[&str], file: &str, input: &str| -> Vec<Value> {
         let out = dir.join(file);
         let mut child = Command::new(env!("CARGO_BIN_EXE_embedkit"))
             .args(cmd)
@@ -127,24 +71,63 @@ fn the_cli_writes_a_family_it_has_no_code_for() {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     };
-    let dense: Vec<Vec<f32>> = run(&["embed"], "dense.jsonl")
+    let dense: Vec<Vec<f32>> = run(&["embed"], "dense.jsonl", &input)
         .iter()
         .map(|r| floats(&r["embedding"]))
         .collect();
-    check_dense("embed", &dense, &sub);
-    let sparse: Vec<_> = run(&["sparse"], "sparse.jsonl")
+    sub.check_dense("embed", &dense);
+    let sparse: Vec<_> = run(&["sparse"], "sparse.jsonl", &input)
         .iter()
         .map(|r| pairs(&r["indices"], &r["values"]))
         .collect();
-    check_sparse("sparse", &sparse, &sub);
-    let both = run(&["hybrid", "--outputs", "dense,sparse"], "both.jsonl");
+    sub.check_sparse("sparse", &sparse);
+    let both = run(
+        &["hybrid", "--outputs", "dense,sparse"],
+        "both.jsonl",
+        &input,
+    );
     let dense: Vec<Vec<f32>> = both.iter().map(|r| floats(&r["embedding"])).collect();
     let sparse: Vec<_> = both
         .iter()
         .map(|r| pairs(&r["indices"], &r["values"]))
         .collect();
-    check_dense("hybrid", &dense, &sub);
-    check_sparse("hybrid", &sparse, &sub);
+    sub.check_dense("hybrid", &dense);
+    sub.check_sparse("hybrid", &sparse);
+    // `--no-truncate`: texts that fit give the same vectors; an over-long one fails
+    // the run (exit 2), naming its position.
+    let fit: Vec<usize> = (0..sub.texts.len())
+        .filter(|&i| sub.counts[i] < 128)
+        .collect();
+    let fits = sub.only(&fit);
+    let dense: Vec<Vec<f32>> = run(
+        &["embed", "--no-truncate"],
+        "whole.jsonl",
+        &(fits.texts.join("\n") + "\n"),
+    )
+    .iter()
+    .map(|r| floats(&r["embedding"]))
+    .collect();
+    fits.check_dense("embed --no-truncate", &dense);
+    let long = "word ".repeat(400);
+    let out = Command::new(env!("CARGO_BIN_EXE_embedkit"))
+        .args([
+            "embed",
+            "--no-truncate",
+            "--quiet",
+            "-m",
+            NAME,
+            "--model-path",
+        ])
+        .arg(&path)
+        .args(["short text", long.as_str()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("input 1 is longer than the model takes (128 tokens)"),
+        "{stderr}"
+    );
     // A command whose capability it lacks refuses it before any work.
     let out = Command::new(env!("CARGO_BIN_EXE_embedkit"))
         .args(["late", "-m", NAME, "--model-path"])
@@ -172,10 +155,9 @@ fn the_server_serves_a_family_it_has_no_code_for_on_every_route_it_allows() {
 
     let (status, body) = post(port, "/embed", json!({ "inputs": texts }));
     assert_eq!(status, 200, "{body}");
-    check_dense(
+    want.check_dense(
         "/embed",
         &serde_json::from_value::<Vec<Vec<f32>>>(body).unwrap(),
-        &want,
     );
     let (status, body) = post(
         port,
@@ -189,11 +171,11 @@ fn the_server_serves_a_family_it_has_no_code_for_on_every_route_it_allows() {
         .iter()
         .map(|d| floats(&d["embedding"]))
         .collect();
-    check_dense("/v1/embeddings", &dense, &want);
+    want.check_dense("/v1/embeddings", &dense);
     let (status, body) = post(port, "/embed_sparse", json!({ "inputs": texts }));
     assert_eq!(status, 200, "{body}");
     let sparse: Vec<_> = body.as_array().unwrap().iter().map(tei_map).collect();
-    check_sparse("/embed_sparse", &sparse, &want);
+    want.check_sparse("/embed_sparse", &sparse);
     // Both from one pass.
     let (status, body) = post(
         port,
@@ -204,8 +186,8 @@ fn the_server_serves_a_family_it_has_no_code_for_on_every_route_it_allows() {
     let all = body.as_array().unwrap();
     let dense: Vec<Vec<f32>> = all.iter().map(|r| floats(&r["dense"])).collect();
     let sparse: Vec<_> = all.iter().map(|r| tei_map(&r["sparse"])).collect();
-    check_dense("/embed_hybrid", &dense, &want);
-    check_sparse("/embed_hybrid", &sparse, &want);
+    want.check_dense("/embed_hybrid", &dense);
+    want.check_sparse("/embed_hybrid", &sparse);
     let (status, body) = post(port, "/tokenize", json!({ "inputs": "hello world" }));
     assert_eq!(status, 200, "{body}");
 

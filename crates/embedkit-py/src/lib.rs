@@ -12,7 +12,7 @@ use embedkit::postprocess::{self, VectorType};
 use embedkit::registry::ModelSource;
 use embedkit::{
     CallOptions, Capability, CustomReranker, EmbeddingModel, ImageInput, LoadOptions, Purpose,
-    TextCrossEncoder, TextEmbedding, TruncationSide,
+    TextCrossEncoder, TextEmbedding,
 };
 use numpy::{IntoPyArray, PyArray1, PyArray2};
 use pyo3::exceptions::PyValueError;
@@ -123,10 +123,8 @@ fn typed_rows<'py>(
     py: Python<'py>,
     vectors: Vec<Vec<f32>>,
     dim: usize,
-    dtype: Option<&str>,
+    dtype: VectorType,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let dtype = dtype.map(VectorType::parse).transpose().map_err(err)?;
-    let dtype = dtype.unwrap_or_default();
     let width = dtype.width(dim);
     Ok(match dtype {
         VectorType::Float32 => rows(py, vectors, width)?.into_any(),
@@ -164,31 +162,11 @@ fn capability_of(name: &str) -> PyResult<Capability> {
         .ok_or_else(|| InvalidInputError::new_err(format!("unknown capability {name:?}")))
 }
 
-/// A call's options: the batch size and purpose, and the dense steps.
-fn call(
-    batch_size: Option<usize>,
-    purpose: &str,
-    dimensions: Option<usize>,
-    normalize: bool,
-) -> PyResult<CallOptions> {
-    Ok(CallOptions::new()
-        .batch_size(batch_size)
-        .purpose(purpose_of(purpose)?)
-        .dimensions(dimensions)
-        .normalize(normalize))
-}
-
-/// `truncation_side=`: "left" keeps the end of an over-long text, "right" its start;
-/// None cuts where the model's tokenizer configuration says.
-fn side_of(side: Option<&str>) -> PyResult<Option<TruncationSide>> {
-    match side {
-        None => Ok(None),
-        Some("left") => Ok(Some(TruncationSide::Left)),
-        Some("right") => Ok(Some(TruncationSide::Right)),
-        Some(other) => Err(InvalidInputError::new_err(format!(
-            "truncation_side={other:?}: expected \"left\" or \"right\""
-        ))),
-    }
+/// A call's options from their JSON object (`embedkit::CallOptions`' names: the Python
+/// half forwards a call's keyword arguments so, and a new library option needs no code
+/// here).
+fn call_options(json: &str) -> PyResult<CallOptions> {
+    CallOptions::from_json(json).map_err(err)
 }
 
 fn sparse_rows(py: Python<'_>, out: Vec<embedkit::SparseEmbedding>) -> SparseRows<'_> {
@@ -256,66 +234,49 @@ impl Model {
         self.inner.max_length().map_err(err)
     }
 
-    /// Texts → an (n, dim) float32 array; `dimensions` and `normalize` as the library's.
-    #[pyo3(signature = (texts, batch_size=None, purpose="document", dimensions=None, normalize=false, *, truncation_side=None, output_dtype=None))]
-    #[allow(clippy::too_many_arguments)]
+    /// Texts → an (n, dim) array of the call's `output_type` (float32 by default).
+    /// `options`: the call's options as JSON (the library's `CallOptions`).
+    #[pyo3(signature = (texts, options="{}"))]
     fn dense<'py>(
         &self,
         py: Python<'py>,
         texts: Vec<String>,
-        batch_size: Option<usize>,
-        purpose: &str,
-        dimensions: Option<usize>,
-        normalize: bool,
-        truncation_side: Option<&str>,
-        output_dtype: Option<&str>,
+        options: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let o =
-            call(batch_size, purpose, dimensions, normalize)?.truncation(side_of(truncation_side)?);
-        let width = self.width(dimensions)?;
+        let o = call_options(options)?;
+        let width = self.width(o.dimensions)?;
         let vectors = py
             .detach(|| self.inner.embed_dense(&texts, &o))
             .map_err(err)?;
-        typed_rows(py, vectors, width, output_dtype)
+        typed_rows(py, vectors, width, o.output_type)
     }
 
-    /// Images (paths or file bytes) → an (n, dim) float32 array.
-    #[pyo3(signature = (images, batch_size=None, dimensions=None, normalize=false, *, output_dtype=None))]
+    /// Images (paths or file bytes) → an (n, dim) array, as `dense`.
+    #[pyo3(signature = (images, options="{}"))]
     fn dense_images<'py>(
         &self,
         py: Python<'py>,
         images: Vec<PyImage>,
-        batch_size: Option<usize>,
-        dimensions: Option<usize>,
-        normalize: bool,
-        output_dtype: Option<&str>,
+        options: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let o = call(batch_size, "document", dimensions, normalize)?;
-        let width = self.width(dimensions)?;
+        let o = call_options(options)?;
+        let width = self.width(o.dimensions)?;
         let images: Vec<ImageInput> = images.into_iter().map(ImageInput::from).collect();
         let vectors = py
             .detach(|| self.inner.embed_images(&images, &o))
             .map_err(err)?;
-        typed_rows(py, vectors, width, output_dtype)
+        typed_rows(py, vectors, width, o.output_type)
     }
 
-    /// Texts → a list of (indices int64, values float32), pruned when asked.
-    #[pyo3(signature = (texts, batch_size=None, purpose="document", top_k=None, min_weight=None, *, truncation_side=None))]
-    #[allow(clippy::too_many_arguments)]
+    /// Texts → a list of (indices int64, values float32), pruned as the options ask.
+    #[pyo3(signature = (texts, options="{}"))]
     fn sparse<'py>(
         &self,
         py: Python<'py>,
         texts: Vec<String>,
-        batch_size: Option<usize>,
-        purpose: &str,
-        top_k: Option<usize>,
-        min_weight: Option<f32>,
-        truncation_side: Option<&str>,
+        options: &str,
     ) -> PyResult<SparseRows<'py>> {
-        let o = call(batch_size, purpose, None, false)?
-            .truncation(side_of(truncation_side)?)
-            .sparse_top_k(top_k)
-            .sparse_min_weight(min_weight);
+        let o = call_options(options)?;
         let out = py
             .detach(|| self.inner.embed_sparse(&texts, &o))
             .map_err(err)?;
@@ -323,16 +284,14 @@ impl Model {
     }
 
     /// Texts → one (tokens, dim) float32 array each.
-    #[pyo3(signature = (texts, batch_size=None, purpose="document", *, truncation_side=None))]
+    #[pyo3(signature = (texts, options="{}"))]
     fn multi<'py>(
         &self,
         py: Python<'py>,
         texts: Vec<String>,
-        batch_size: Option<usize>,
-        purpose: &str,
-        truncation_side: Option<&str>,
+        options: &str,
     ) -> PyResult<Vec<Bound<'py, PyArray2<f32>>>> {
-        let o = call(batch_size, purpose, None, false)?.truncation(side_of(truncation_side)?);
+        let o = call_options(options)?;
         let out = py
             .detach(|| self.inner.embed_multi(&texts, &o))
             .map_err(err)?;
@@ -342,17 +301,15 @@ impl Model {
     /// Texts → the outputs `wanted` (`dense_text`, `sparse_text`, `multi_vector_text`)
     /// from one pass where the model computes them together: (dense array or None,
     /// sparse rows or None, multi-vectors or None).
-    #[pyo3(signature = (texts, wanted, batch_size=None, purpose="document", *, truncation_side=None))]
+    #[pyo3(signature = (texts, wanted, options="{}"))]
     fn outputs<'py>(
         &self,
         py: Python<'py>,
         texts: Vec<String>,
         wanted: Vec<String>,
-        batch_size: Option<usize>,
-        purpose: &str,
-        truncation_side: Option<&str>,
+        options: &str,
     ) -> PyResult<AllOutputs<'py>> {
-        let o = call(batch_size, purpose, None, false)?.truncation(side_of(truncation_side)?);
+        let o = call_options(options)?;
         let wanted = wanted
             .iter()
             .map(|w| capability_of(w))
@@ -360,9 +317,8 @@ impl Model {
         let out = py
             .detach(|| self.inner.embed_all(&texts, &wanted, &o))
             .map_err(err)?;
-        let width = self.width(None);
         let dense = match out.dense {
-            Some(d) => Some(rows(py, d, width?)?),
+            Some(d) => Some(rows(py, d, self.width(o.dimensions)?)?),
             None => None,
         };
         Ok((
@@ -373,14 +329,14 @@ impl Model {
     }
 
     /// Images → one (patches, dim) float32 array each.
-    #[pyo3(signature = (images, batch_size=None))]
+    #[pyo3(signature = (images, options="{}"))]
     fn multi_images<'py>(
         &self,
         py: Python<'py>,
         images: Vec<PyImage>,
-        batch_size: Option<usize>,
+        options: &str,
     ) -> PyResult<Vec<Bound<'py, PyArray2<f32>>>> {
-        let o = call(batch_size, "document", None, false)?;
+        let o = call_options(options)?;
         let images: Vec<ImageInput> = images.into_iter().map(ImageInput::from).collect();
         let out = py
             .detach(|| self.inner.embed_images_multi(&images, &o))
@@ -389,15 +345,14 @@ impl Model {
     }
 
     /// (query, document) pairs → one score each.
-    #[pyo3(signature = (pairs, batch_size=None, *, truncation_side=None))]
+    #[pyo3(signature = (pairs, options="{}"))]
     fn scores(
         &self,
         py: Python<'_>,
         pairs: Vec<(String, String)>,
-        batch_size: Option<usize>,
-        truncation_side: Option<&str>,
+        options: &str,
     ) -> PyResult<Vec<f32>> {
-        let o = call(batch_size, "document", None, false)?.truncation(side_of(truncation_side)?);
+        let o = call_options(options)?;
         py.detach(|| self.inner.score_pairs(&pairs, &o))
             .map_err(err)
     }
@@ -570,6 +525,8 @@ fn _embedkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.py().get_type::<ModelMismatchError>(),
     )?;
     m.add_class::<Model>()?;
+    // The per-call option names the engine reads (what `options=` JSON may hold).
+    m.add("CALL_OPTIONS", CallOptions::NAMES.to_vec())?;
     m.add_class::<MuveraCore>()?;
     m.add_function(wrap_pyfunction!(list_supported_models, m)?)?;
     m.add_function(wrap_pyfunction!(model_kinds, m)?)?;

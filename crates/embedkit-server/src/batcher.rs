@@ -23,7 +23,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::metrics::Metrics;
 use crate::models::Models;
-use crate::queues::{Budget, Queues};
+use crate::queues::{Budget, Filling, Queues};
 
 /// What a job computes (a capability of its model, or several outputs of texts from one
 /// pass, for a purpose), on which inputs.
@@ -204,6 +204,11 @@ pub(crate) struct Answered {
     pub inference: Duration,
 }
 
+/// A batch's intended length beside other busy queues. About one call of a small
+/// embedding model on a few texts: shorter slices cost throughput in per-call overhead,
+/// longer ones hold short requests (a rerank, a query) behind long batches.
+pub const DEFAULT_TIME_SLICE: Duration = Duration::from_millis(20);
+
 /// How requests are grouped.
 #[derive(Debug, Clone)]
 pub struct BatchPolicy {
@@ -216,6 +221,10 @@ pub struct BatchPolicy {
     pub max_batch_tokens: usize,
     /// How long the first job of a batch waits for company.
     pub max_wait: Duration,
+    /// How long a batch is meant to run while other queues (models, operations) are
+    /// busy: a stream of short requests then waits at most about this behind a stream
+    /// of long ones. Zero: batches fill their budgets whatever else waits.
+    pub time_slice: Duration,
     /// Fault injection for tests: a job with this input text panics inference.
     #[doc(hidden)]
     pub panic_on_input: Option<String>,
@@ -228,6 +237,7 @@ impl Default for BatchPolicy {
             max_batch_texts: 256,
             max_batch_tokens: 16384,
             max_wait: Duration::from_millis(2),
+            time_slice: DEFAULT_TIME_SLICE,
             panic_on_input: None,
         }
     }
@@ -278,7 +288,7 @@ impl Batcher {
             policy: policy.clone(),
             metrics: metrics.clone(),
             depth: depth.clone(),
-            queues: Queues::default(),
+            queues: Queues::new(Some(policy.time_slice)),
             panic_on: policy.panic_on_input.clone(),
         };
         let thread_alive = alive.clone();
@@ -380,7 +390,7 @@ impl Worker {
 
     /// A batch: the job that has waited longest, and the jobs of its queue that fit the
     /// budgets, waiting up to `max_wait` for company when its queue runs dry.
-    fn gather(&mut self, rx: &Mutex<mpsc::Receiver<Job>>) -> Option<Vec<Job>> {
+    fn gather(&mut self, rx: &Mutex<mpsc::Receiver<Job>>) -> Option<Filling> {
         let budget = Budget {
             max_inputs: self.policy.max_batch_texts,
             max_tokens: self.policy.max_batch_tokens,
@@ -401,6 +411,7 @@ impl Worker {
                 continue;
             };
             let deadline = Instant::now() + self.policy.max_wait;
+            let budget = self.queues.budget(&filling, budget, Instant::now());
             while !self.queues.fill(&mut filling, budget, &mut dropped) {
                 if !self.receive(rx, Some(deadline)) {
                     break;
@@ -409,12 +420,23 @@ impl Worker {
             }
             self.metrics.jobs_dropped.inc_by(dropped);
             self.report_depth();
-            return Some(filling.jobs);
+            return Some(filling);
         }
     }
 
-    /// Runs a batch and answers its jobs; `Err` with the message of a panic.
-    fn run(&mut self, batch: Vec<Job>) -> std::result::Result<(), String> {
+    /// Runs a batch, answers its jobs and charges its queue the time it took; `Err`
+    /// with the message of a panic.
+    fn run(&mut self, batch: Filling) -> std::result::Result<(), String> {
+        let (queue, padded) = batch.account();
+        let started = Instant::now();
+        let ran = self.answer(batch.jobs);
+        self.queues
+            .charge(queue, padded, started.elapsed(), Instant::now());
+        ran
+    }
+
+    /// Runs a batch's jobs as one call and answers each.
+    fn answer(&mut self, batch: Vec<Job>) -> std::result::Result<(), String> {
         // Clients may have left while the batch was gathered.
         let (batch, gone): (Vec<Job>, Vec<Job>) =
             batch.into_iter().partition(|j| !j.reply.is_closed());

@@ -26,7 +26,7 @@ mod routes;
 mod status;
 mod timing;
 
-pub use batcher::BatchPolicy;
+pub use batcher::{BatchPolicy, DEFAULT_TIME_SLICE};
 pub use conn::{serve, Transport};
 pub use models::{DefaultPrompt, Models, Served};
 

@@ -1,13 +1,28 @@
-//! The inference thread's waiting jobs, one queue per model, operation and purpose: the
-//! scheduler gives the next batch to the queue whose first job has waited longest, and
-//! fills it from that queue only, so interleaved traffic for several models (or a dense
-//! and a rerank stream on one model) still runs in full batches and no queue starves
-//! another.
+//! The inference thread's waiting jobs, one queue per model, operation and purpose, and
+//! the scheduler that shares the compute between them by time:
+//!
+//! - Each queue is charged the compute time its batches take; the next batch goes to
+//!   the waiting queue charged least (the oldest first job among equals), so a stream of
+//!   short batches (rerank) gets as much time as a stream of long ones (dense), not as
+//!   many turns. A queue that was idle starts level with the others: idleness earns no
+//!   credit to spend later.
+//! - While other queues are busy (waiting, or served within [`ACTIVE_WINDOW`]), a batch
+//!   is sized to run about one time slice, estimated from its queue's own past batches,
+//!   so a closed-loop client of a short stream is never held behind a long batch; alone,
+//!   a queue's batches fill the whole budget.
+//! - A batch is filled from its queue only, so interleaved traffic for several models
+//!   still runs in full batches.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use crate::batcher::{Job, Op};
 use embedkit::{Purpose, TruncationSide};
+
+/// How long after its last batch a queue still counts as busy: a closed-loop client
+/// sends its next request within a few milliseconds of an answer, and its queue must
+/// not look idle in between, or the next long batch would make it wait.
+pub(crate) const ACTIVE_WINDOW: Duration = Duration::from_millis(250);
 
 /// What jobs must share to run in one call.
 #[derive(Clone, PartialEq)]
@@ -41,6 +56,8 @@ pub(crate) struct Budget {
 /// A batch being filled: its jobs and what they cost so far.
 pub(crate) struct Filling {
     pub jobs: Vec<Job>,
+    /// Its queue (an index into the scheduler's queues, stable for the server's life).
+    queue: usize,
     inputs: usize,
     longest: usize,
     /// Whether jobs may share the call (not for models whose outputs depend on the
@@ -60,47 +77,137 @@ impl Filling {
         n <= budget.max_inputs
             && n.saturating_mul(l) <= budget.max_tokens.max(self.inputs * self.longest)
     }
+
+    /// Its padded tokens, as the budgets count them.
+    fn padded(&self) -> usize {
+        self.inputs.saturating_mul(self.longest)
+    }
 }
 
-#[derive(Default)]
+/// One queue and its account.
+struct Queue {
+    key: Key,
+    jobs: VecDeque<Job>,
+    /// Compute time charged, on the scheduler's clock (see [`Queues::clock`]).
+    used: Duration,
+    /// When a job last arrived or a batch last finished.
+    active: Instant,
+    /// Seconds per padded token of its batches (a moving average), once one has run.
+    cost: Option<f64>,
+}
+
 pub(crate) struct Queues {
-    queues: Vec<(Key, VecDeque<Job>)>,
+    /// Every queue seen: bounded by models × operations × purposes × truncation sides.
+    queues: Vec<Queue>,
+    /// The charge of the queue last given a batch: a queue that becomes busy again
+    /// starts here, not below.
+    clock: Duration,
+    /// A batch's intended length while other queues are busy; `None`: batches fill
+    /// their budget whatever else waits.
+    slice: Option<Duration>,
+}
+
+impl Default for Queues {
+    fn default() -> Self {
+        Queues::new(None)
+    }
 }
 
 impl Queues {
+    pub fn new(slice: Option<Duration>) -> Self {
+        Queues {
+            queues: Vec::new(),
+            clock: Duration::ZERO,
+            slice: slice.filter(|s| !s.is_zero()),
+        }
+    }
+
     /// Jobs waiting.
     pub fn len(&self) -> usize {
-        self.queues.iter().map(|(_, q)| q.len()).sum()
+        self.queues.iter().map(|q| q.jobs.len()).sum()
     }
 
     /// Files a job behind those it may share a call with.
     pub fn push(&mut self, job: Job) {
         let key = Key::of(&job);
-        match self.queues.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, q)) => q.push_back(job),
-            None => self.queues.push((key, VecDeque::from([job]))),
+        let now = Instant::now();
+        let clock = self.clock;
+        match self.queues.iter_mut().find(|q| q.key == key) {
+            Some(q) => {
+                if q.jobs.is_empty() {
+                    q.used = q.used.max(clock);
+                }
+                q.active = now;
+                q.jobs.push_back(job);
+            }
+            None => self.queues.push(Queue {
+                key,
+                jobs: VecDeque::from([job]),
+                used: clock,
+                active: now,
+                cost: None,
+            }),
         }
     }
 
-    /// Starts a batch with the job that has waited longest (of any queue); jobs whose
-    /// client has gone are dropped on the way and counted in `dropped`.
+    /// Starts a batch with the first job of the waiting queue charged least (of equals,
+    /// the one whose first job has waited longest); jobs whose client has gone are
+    /// dropped on the way and counted in `dropped`.
     pub fn start(&mut self, shares: impl Fn(usize) -> bool, dropped: &mut u64) -> Option<Filling> {
         self.prune(dropped);
         let (i, _) = self
             .queues
             .iter()
             .enumerate()
-            .filter_map(|(i, (_, q))| q.front().map(|j| (i, j.queued)))
-            .min_by_key(|&(_, queued)| queued)?;
-        let job = self.queues[i].1.pop_front()?;
-        let filling = Filling {
+            .filter_map(|(i, q)| q.jobs.front().map(|j| (i, (q.used, j.queued))))
+            .min_by_key(|&(_, rank)| rank)?;
+        let q = &mut self.queues[i];
+        let job = q.jobs.pop_front()?;
+        self.clock = self.clock.max(q.used);
+        Some(Filling {
+            queue: i,
             inputs: job.work.len(),
             longest: job.longest,
             shares: shares(job.model),
             jobs: vec![job],
+        })
+    }
+
+    /// `budget` for `filling`'s batch: while another queue is busy, its padded tokens
+    /// are cut to what its queue's past batches ran in one time slice.
+    pub fn budget(&self, filling: &Filling, budget: Budget, now: Instant) -> Budget {
+        let (Some(slice), Some(cost)) = (self.slice, self.queues[filling.queue].cost) else {
+            return budget;
         };
-        self.queues.retain(|(_, q)| !q.is_empty());
-        Some(filling)
+        let contended = self.queues.iter().enumerate().any(|(i, q)| {
+            i != filling.queue
+                && (!q.jobs.is_empty() || now.saturating_duration_since(q.active) < ACTIVE_WINDOW)
+        });
+        if !contended {
+            return budget;
+        }
+        let tokens = (slice.as_secs_f64() / cost.max(1e-12)).min(usize::MAX as f64) as usize;
+        Budget {
+            max_tokens: budget.max_tokens.min(tokens.max(1)),
+            ..budget
+        }
+    }
+
+    /// Charges a batch's queue the compute time the batch took (it ended at `now`), and
+    /// learns the queue's cost per padded token from it.
+    pub fn charge(&mut self, queue: usize, padded: usize, took: Duration, now: Instant) {
+        let Some(q) = self.queues.get_mut(queue) else {
+            return;
+        };
+        q.used += took;
+        q.active = now;
+        if padded > 0 {
+            let sample = took.as_secs_f64() / padded as f64;
+            q.cost = Some(match q.cost {
+                Some(c) => 0.7 * c + 0.3 * sample,
+                None => sample,
+            });
+        }
     }
 
     /// Moves jobs that share `filling`'s call into it while they fit; true when the
@@ -109,12 +216,7 @@ impl Queues {
         if filling.is_full(budget) {
             return true;
         }
-        let key = Key::of(&filling.jobs[0]);
-        let Some(pos) = self.queues.iter().position(|(k, _)| *k == key) else {
-            return false;
-        };
-        let queue = &mut self.queues[pos].1;
-        let mut stopped = false;
+        let queue = &mut self.queues[filling.queue].jobs;
         while let Some(job) = queue.front() {
             if job.reply.is_closed() {
                 queue.pop_front();
@@ -122,29 +224,32 @@ impl Queues {
                 continue;
             }
             if !filling.fits(job, budget) {
-                stopped = true;
-                break;
+                return true;
             }
             let Some(job) = queue.pop_front() else { break };
             filling.inputs += job.work.len();
             filling.longest = filling.longest.max(job.longest);
             filling.jobs.push(job);
             if filling.is_full(budget) {
-                stopped = true;
-                break;
+                return true;
             }
         }
-        self.queues.retain(|(_, q)| !q.is_empty());
-        stopped
+        false
     }
 
     fn prune(&mut self, dropped: &mut u64) {
-        for (_, q) in &mut self.queues {
-            let before = q.len();
-            q.retain(|j| !j.reply.is_closed());
-            *dropped += (before - q.len()) as u64;
+        for q in &mut self.queues {
+            let before = q.jobs.len();
+            q.jobs.retain(|j| !j.reply.is_closed());
+            *dropped += (before - q.jobs.len()) as u64;
         }
-        self.queues.retain(|(_, q)| !q.is_empty());
+    }
+}
+
+impl Filling {
+    /// Its queue and padded tokens, to charge it once run.
+    pub fn account(&self) -> (usize, usize) {
+        (self.queue, self.padded())
     }
 }
 
@@ -219,6 +324,110 @@ mod tests {
         let mut b = q.start(|_| true, &mut dropped).unwrap();
         q.fill(&mut b, BUDGET, &mut dropped);
         assert_eq!(b.jobs.len(), 2, "both rerank jobs together");
+    }
+
+    /// Starts and fills the next batch with `budget` as the scheduler cuts it at `now`.
+    fn next(q: &mut Queues, dropped: &mut u64, now: Instant) -> Filling {
+        let mut b = q.start(|_| true, dropped).unwrap();
+        let budget = q.budget(&b, BUDGET, now);
+        q.fill(&mut b, budget, dropped);
+        b
+    }
+
+    #[test]
+    fn compute_is_shared_by_time_not_by_turns() {
+        let (t0, mut keep, mut dropped) = (Instant::now(), Vec::new(), 0);
+        let mut q = Queues::new(None);
+        // Model 0's batches take 60 ms, model 1's 10 ms; both always have work.
+        for i in 0..20 {
+            q.push(job(0, Capability::DenseText, 1000 - i, t0, &mut keep));
+            q.push(job(1, Capability::PairScores, 1000 - i, t0, &mut keep));
+        }
+        let mut turns = [0, 0];
+        let mut time = [Duration::ZERO; 2];
+        for _ in 0..14 {
+            let mut b = q.start(|_| false, &mut dropped).unwrap();
+            q.fill(&mut b, BUDGET, &mut dropped);
+            let m = b.jobs[0].model;
+            let took = Duration::from_millis([60, 10][m]);
+            let (queue, padded) = b.account();
+            q.charge(queue, padded, took, t0);
+            turns[m] += 1;
+            time[m] += took;
+        }
+        // Equal time: six short batches for each long one.
+        assert_eq!(turns, [2, 12], "batches per model");
+        assert_eq!(time[0], time[1]);
+    }
+
+    #[test]
+    fn a_queue_that_was_idle_earns_no_credit() {
+        let (t0, mut keep, mut dropped) = (Instant::now(), Vec::new(), 0);
+        let mut q = Queues::new(None);
+        // Model 0 runs alone for a second of compute.
+        for i in 0..10 {
+            q.push(job(0, Capability::DenseText, 100 - i, t0, &mut keep));
+            let mut b = q.start(|_| false, &mut dropped).unwrap();
+            q.fill(&mut b, BUDGET, &mut dropped);
+            let (queue, padded) = b.account();
+            q.charge(queue, padded, Duration::from_millis(100), t0);
+        }
+        // Then model 1 arrives beside it: it starts level with model 0's last batch,
+        // so they alternate instead of model 1 running for a second while model 0 waits.
+        for i in 0..4 {
+            q.push(job(0, Capability::DenseText, 50 - i, t0, &mut keep));
+            q.push(job(1, Capability::DenseText, 50 - i, t0, &mut keep));
+        }
+        let mut order = Vec::new();
+        for _ in 0..6 {
+            let mut b = q.start(|_| false, &mut dropped).unwrap();
+            q.fill(&mut b, BUDGET, &mut dropped);
+            order.push(b.jobs[0].model);
+            let (queue, padded) = b.account();
+            q.charge(queue, padded, Duration::from_millis(100), t0);
+        }
+        assert_eq!(order, [1, 0, 1, 0, 1, 0]);
+    }
+
+    #[test]
+    fn a_batch_beside_busy_queues_runs_about_one_slice() {
+        let (t0, mut keep, mut dropped) = (Instant::now(), Vec::new(), 0);
+        let mut q = Queues::new(Some(Duration::from_millis(20)));
+        for i in 0..40 {
+            q.push(job(0, Capability::DenseText, 1000 - i, t0, &mut keep));
+        }
+        // Alone, and before any cost is known, a batch takes the whole budget.
+        let b = next(&mut q, &mut dropped, t0);
+        assert_eq!(b.jobs.len(), 40);
+        // It ran 40 texts of 8 tokens in 400 ms: 1.25 ms a padded token.
+        let (queue, padded) = b.account();
+        q.charge(queue, padded, Duration::from_millis(400), t0);
+        for i in 0..40 {
+            q.push(job(0, Capability::DenseText, 500 - i, t0, &mut keep));
+        }
+        // Still alone: the whole budget again.
+        let b = next(&mut q, &mut dropped, t0);
+        assert_eq!(b.jobs.len(), 40);
+        let (queue, padded) = b.account();
+        q.charge(queue, padded, Duration::from_millis(400), t0);
+        for i in 0..40 {
+            q.push(job(0, Capability::DenseText, 300 - i, t0, &mut keep));
+        }
+        // A rerank arrives: charged least, it goes first.
+        q.push(job(1, Capability::PairScores, 0, t0, &mut keep));
+        let b = next(&mut q, &mut dropped, t0);
+        assert_eq!(models(&b), [1]);
+        let (queue, padded) = b.account();
+        let done = Instant::now();
+        q.charge(queue, padded, Duration::from_millis(1), done);
+        // Its queue is empty now but counts as busy for a while, so that its client's
+        // next request does not find a long batch in the way: 16 padded tokens (20 ms),
+        // two texts.
+        let b = next(&mut q, &mut dropped, done + ACTIVE_WINDOW / 2);
+        assert_eq!(models(&b), [0, 0]);
+        // Once it has been idle longer, batches fill the budget again.
+        let b = next(&mut q, &mut dropped, done + ACTIVE_WINDOW * 2);
+        assert_eq!(b.jobs.len(), 38);
     }
 
     #[test]

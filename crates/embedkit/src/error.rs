@@ -127,6 +127,11 @@ pub enum Error {
         input: Option<usize>,
     },
 
+    /// A text is longer than the model takes and the call asked not to cut it
+    /// (`CallOptions::truncate` false); `input` is its position in the call.
+    #[error("input {input} is longer than the model takes ({}) and truncation is off", .max.map_or_else(|| "its maximum".to_string(), |m| format!("{m} tokens")))]
+    TooLong { input: usize, max: Option<usize> },
+
     /// The operation is known but not implemented for this model family yet.
     #[error("{0}")]
     Unsupported(String),
@@ -237,6 +242,7 @@ impl Error {
             Error::InvalidArgument(_)
             | Error::Input { .. }
             | Error::InputRow { .. }
+            | Error::TooLong { .. }
             | Error::Image { .. }
             | Error::DuplicateModel(_)
             | Error::Tokenizer(_)

@@ -19,7 +19,8 @@ use crate::tokenize::{Token, TokenSpan, TruncationSide};
 /// What a call embeds. It picks the query or passage prefix (when switched on), the
 /// task of multi-task models, and, for families that treat queries differently (ColBERT
 /// query expansion, inference-free sparse queries), the query path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Purpose {
     /// Plain `embed`: documents, no prefix.
     #[default]

@@ -21,4 +21,7 @@ pub mod server;
 pub mod m3;
 #[path = "../../../embedkit/tests/common/tmp.rs"]
 pub mod tmp;
+/// The test family's oracle outputs and checks, shared with the library's tests.
+#[path = "../../../embedkit/tests/common/twin.rs"]
+pub mod twin;
 pub use tmp::TmpDir;

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::late_interaction::MultiVector;
 use crate::pipeline::{Prep, Purpose};
+use crate::postprocess::VectorType;
 use crate::sparse::SparseEmbedding;
 use crate::text::Embedding;
 use crate::tokenize::TruncationSide;
@@ -72,7 +73,12 @@ impl std::fmt::Display for Capability {
 /// Options of one call, the same for every operation and front end. Fields a call's
 /// operation does not use are ignored, except `dimensions`, which is refused where there
 /// is no dense vector to shorten.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// It reads from JSON by its field names ([`CallOptions::from_json`]; the Python
+/// package forwards its keyword arguments so), so a new option is one field here and its
+/// step in the handle.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct CallOptions {
     /// Inputs per batch; default: the model's.
@@ -85,17 +91,91 @@ pub struct CallOptions {
     /// L2-normalize each dense vector once more, last (TEI's `normalize`).
     pub normalize: bool,
     /// Sparse vectors keep only their `sparse_top_k` largest weights.
+    #[serde(alias = "top_k")]
     pub sparse_top_k: Option<usize>,
     /// Sparse vectors drop weights below this.
+    #[serde(alias = "min_weight")]
     pub sparse_min_weight: Option<f32>,
     /// Where an over-long text is cut (TEI's `truncation_direction`); `None`: where the
     /// model's tokenizer configuration says.
+    #[serde(alias = "truncation_side")]
     pub truncation: Option<TruncationSide>,
+    /// False: a text longer than the model takes is an `InvalidInput` error naming its
+    /// position (TEI's `truncate: false`) instead of being cut. Default true.
+    pub truncate: bool,
+    /// How dense vectors are handed out: float32, int8 or binary (a front end's last
+    /// step: [`VectorType::apply`]).
+    #[serde(alias = "output_dtype")]
+    pub output_type: VectorType,
+}
+
+impl Default for CallOptions {
+    fn default() -> Self {
+        CallOptions {
+            batch_size: None,
+            purpose: Purpose::default(),
+            dimensions: None,
+            normalize: false,
+            sparse_top_k: None,
+            sparse_min_weight: None,
+            truncation: None,
+            truncate: true,
+            output_type: VectorType::default(),
+        }
+    }
 }
 
 impl CallOptions {
+    /// The names [`from_json`](Self::from_json) takes (fields, then aliases).
+    pub const NAMES: &'static [&'static str] = &[
+        "batch_size",
+        "purpose",
+        "dimensions",
+        "normalize",
+        "sparse_top_k",
+        "sparse_min_weight",
+        "truncation",
+        "truncate",
+        "output_type",
+        "top_k",
+        "min_weight",
+        "truncation_side",
+        "output_dtype",
+    ];
+
+    /// Options from a JSON object of [`NAMES`](Self::NAMES) (`null` is the default of
+    /// an optional field); an unknown name or a bad value is `InvalidArgument`.
+    pub fn from_json(json: &str) -> crate::Result<Self> {
+        let bad = |e: String| crate::Error::InvalidArgument(format!("call options: {e}"));
+        let given: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+        // One option at a time first, so that an error names the option it is about.
+        for (name, value) in &given {
+            if !Self::NAMES.contains(&name.as_str()) {
+                return Err(bad(format!(
+                    "unknown option `{name}`; expected one of {}",
+                    Self::NAMES.join(", ")
+                )));
+            }
+            let one =
+                serde_json::Value::Object([(name.clone(), value.clone())].into_iter().collect());
+            if let Err(e) = serde_json::from_value::<CallOptions>(one) {
+                return Err(bad(format!("{name}: {e}")));
+            }
+        }
+        serde_json::from_value(serde_json::Value::Object(given)).map_err(|e| bad(e.to_string()))
+    }
+
     pub fn new() -> Self {
         Self::default()
+    }
+    pub fn truncate(mut self, yes: bool) -> Self {
+        self.truncate = yes;
+        self
+    }
+    pub fn output_type(mut self, t: VectorType) -> Self {
+        self.output_type = t;
+        self
     }
     pub fn batch_size(mut self, n: Option<usize>) -> Self {
         self.batch_size = n;
@@ -189,5 +269,63 @@ impl TextOutputs {
         put(&mut self.dense, one.dense);
         put(&mut self.sparse, one.sparse);
         put(&mut self.multi, one.multi);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_is_read_and_nothing_else() {
+        // Each name is accepted (a wrong value's error is about the value, never an
+        // unknown field), and what is not a name is refused.
+        for name in CallOptions::NAMES {
+            let e = CallOptions::from_json(&format!("{{\"{name}\": {{}}}}")).unwrap_err();
+            assert!(!e.to_string().contains("unknown"), "{name}: {e}");
+        }
+        let e = CallOptions::from_json(r#"{"dimension": 8}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown option `dimension`"), "{e}");
+        // A bad value names its option.
+        let e = CallOptions::from_json(r#"{"truncation_side": "middle"}"#).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("truncation_side: unknown variant `middle`"),
+            "{e}"
+        );
+        let e = CallOptions::from_json(r#"{"output_dtype": "int4"}"#).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("output_dtype: unknown variant `int4`"),
+            "{e}"
+        );
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn json_reads_as_the_builder_builds() {
+        let o = CallOptions::from_json(
+            r#"{"batch_size": 4, "purpose": "query", "dimensions": 64, "normalize": true,
+                "top_k": 10, "min_weight": 0.5, "truncation_side": "left",
+                "truncate": false, "output_dtype": "binary"}"#,
+        )
+        .unwrap();
+        let built = CallOptions::new()
+            .batch_size(Some(4))
+            .purpose(Purpose::Query)
+            .dimensions(Some(64))
+            .normalize(true)
+            .sparse_top_k(Some(10))
+            .sparse_min_weight(Some(0.5))
+            .truncation(Some(TruncationSide::Left))
+            .truncate(false)
+            .output_type(VectorType::Binary);
+        assert_eq!(o, built);
+        // Nothing given, or nulls: the defaults (truncation on, float32).
+        assert_eq!(CallOptions::from_json("{}").unwrap(), CallOptions::new());
+        let nulls = r#"{"batch_size": null, "dimensions": null, "truncation": null}"#;
+        assert_eq!(CallOptions::from_json(nulls).unwrap(), CallOptions::new());
+        assert!(CallOptions::new().truncate);
+        assert!(CallOptions::from_json(r#"{"purpose": "queries"}"#).is_err());
     }
 }

@@ -244,6 +244,12 @@ impl EmbeddingModel {
     /// (dense calls only); `Some(d)` is the size to shorten to.
     fn start(&self, c: Capability, o: &CallOptions) -> Result<Option<usize>> {
         self.require(c)?;
+        if !o.truncate && c == Capability::PairScores {
+            // Not ignored: pairs are cut, so the call would not do what it asks.
+            return Err(Error::Unsupported(
+                "`truncate: false` is for texts; pairs longer than the model takes are cut".into(),
+            ));
+        }
         match c {
             Capability::DenseText | Capability::DenseTokenIds | Capability::DenseImage => {
                 self.check_dimensions(o.dimensions)
@@ -253,6 +259,22 @@ impl EmbeddingModel {
             )),
             _ => Ok(None),
         }
+    }
+
+    /// `texts` as a call takes them: with `truncate` off, a text longer than the model
+    /// takes fails the call at its position (each text is tokenized once more to know).
+    fn cut_or_refuse<'a>(&'a self, texts: Texts<'a>, o: &CallOptions) -> Texts<'a> {
+        if o.truncate {
+            return texts;
+        }
+        let max = self.max_length().ok().flatten();
+        Box::new(texts.enumerate().map(move |(input, text)| {
+            let text = text?;
+            if self.inner.overlong(&[text.as_ref()])?.first() == Some(&true) {
+                return Err(Error::TooLong { input, max });
+            }
+            Ok(text)
+        }))
     }
 
     /// One dense vector per text.
@@ -277,7 +299,9 @@ impl EmbeddingModel {
             Ok(d) => d,
             Err(e) => return Stream::failed(e),
         };
-        let stream = self.inner.dense_stream(texts_of(texts), o);
+        let stream = self
+            .inner
+            .dense_stream(self.cut_or_refuse(texts_of(texts), o), o);
         finished(stream, dims, o.normalize)
     }
 
@@ -340,7 +364,9 @@ impl EmbeddingModel {
             return Stream::failed(e);
         }
         let (top_k, min_weight) = (o.sparse_top_k, o.sparse_min_weight);
-        let stream = self.inner.sparse_stream(texts_of(texts), o);
+        let stream = self
+            .inner
+            .sparse_stream(self.cut_or_refuse(texts_of(texts), o), o);
         Stream::from_iter(stream.map(move |v| {
             v.map(|mut v| {
                 prune(&mut v, top_k, min_weight);
@@ -373,7 +399,9 @@ impl EmbeddingModel {
         S: Into<Cow<'a, str>>,
     {
         match self.start(Capability::TokenVectors, o) {
-            Ok(_) => self.inner.token_vector_stream(texts_of(texts), o),
+            Ok(_) => self
+                .inner
+                .token_vector_stream(self.cut_or_refuse(texts_of(texts), o), o),
             Err(e) => Stream::failed(e),
         }
     }
@@ -400,7 +428,9 @@ impl EmbeddingModel {
         S: Into<Cow<'a, str>>,
     {
         match self.start(Capability::MultiVectorText, o) {
-            Ok(_) => self.inner.multi_stream(texts_of(texts), o),
+            Ok(_) => self
+                .inner
+                .multi_stream(self.cut_or_refuse(texts_of(texts), o), o),
             Err(e) => Stream::failed(e),
         }
     }
@@ -496,7 +526,9 @@ impl EmbeddingModel {
             Err(e) => return Stream::failed(e),
         };
         let (normalize, top_k, min_weight) = (o.normalize, o.sparse_top_k, o.sparse_min_weight);
-        let stream = self.inner.all_stream(texts_of(texts), wanted, o);
+        let stream = self
+            .inner
+            .all_stream(self.cut_or_refuse(texts_of(texts), o), wanted, o);
         Stream::from_iter(stream.map(move |one| {
             one.map(|mut one| {
                 if let Some(v) = one.dense.as_mut() {

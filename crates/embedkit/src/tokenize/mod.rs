@@ -27,7 +27,8 @@ pub use tokens::{Token, TokenSpan};
 /// Which end of a text longer than the model takes is cut (TEI's
 /// `truncation_direction`). Calls that name none cut where the model's tokenizer
 /// configuration says (the right, for almost every model).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TruncationSide {
     /// Keep the start of the text.
     Right,

@@ -4,6 +4,7 @@
 pub mod hub_server;
 pub mod m3;
 pub mod tmp;
+pub mod twin;
 pub use tmp::TmpDir;
 
 use std::path::{Path, PathBuf};
