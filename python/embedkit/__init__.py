@@ -22,13 +22,14 @@ from ._core import (
     TextCrossEncoder,
     TextEmbedding,
 )
-from ._embedkit import loaded_runtime_library
+from ._embedkit import CALL_OPTIONS, loaded_runtime_library
 from ._fastembed import install_as_fastembed
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BgeM3Embedding",
+    "CALL_OPTIONS",
     "EmbeddingModel",
     "DownloadError",
     "EmbedkitError",

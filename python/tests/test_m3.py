@@ -115,6 +115,7 @@ def test_one_class_serves_any_model_by_its_capabilities():
                    for r in rows])
     check_colbert([r["multi_vector_text"] for r in rows])
     # Options by the engine's names; a name it does not know is refused, not ignored.
+    assert {"dimensions", "truncate", "output_dtype", "top_k"} <= set(embedkit.CALL_OPTIONS)
     with pytest.raises(TypeError, match="dimension"):
         list(model.embed(TEXTS, dimension=8))
     with pytest.raises(embedkit.InvalidInputError, match="purpose"):

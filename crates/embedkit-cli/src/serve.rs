@@ -84,6 +84,11 @@ pub struct ServeArgs {
     /// How long a request waits for others to share its batch, in milliseconds.
     #[arg(long, default_value_t = 2)]
     pub max_wait_ms: u64,
+    /// Batches that may run at once, each on one single-threaded session of its model
+    /// (a lone batch with nothing else waiting still takes every core). Default: the
+    /// --threads value, else one per core.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub workers: Option<u64>,
     /// How long one batch is meant to run while other models or operations have work
     /// waiting, in milliseconds: compute is shared between them by time, and a batch
     /// beside others is sized to about this, so short requests never wait behind a
@@ -281,6 +286,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_batch_tokens: args.max_gather_tokens.max(1),
             max_wait: Duration::from_millis(args.max_wait_ms),
             time_slice: Duration::from_millis(args.time_slice_ms),
+            workers: args
+                .workers
+                .and_then(|n| usize::try_from(n).ok())
+                .or(args.load.runtime.threads)
+                .unwrap_or(0),
             // The fault tests' hook (an input that panics inference); unset in use.
             panic_on_input: std::env::var("EMBEDKIT_FAULT_PANIC_ON_INPUT").ok(),
         },

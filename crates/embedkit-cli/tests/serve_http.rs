@@ -172,6 +172,7 @@ fn busy_request(port: u16) -> std::thread::JoinHandle<(u16, String, Vec<u8>)> {
 
 #[test]
 fn a_full_queue_answers_503_with_retry_after() {
+    // One worker: A in progress holds the compute, so B has to wait in the queue.
     let server = start(&[
         "--queue-size",
         "1",
@@ -179,9 +180,11 @@ fn a_full_queue_answers_503_with_retry_after() {
         "256",
         "--max-wait-ms",
         "0",
+        "--workers",
+        "1",
     ]);
     let port = server.port;
-    // A: taken by the inference thread (in progress, nothing queued).
+    // A: taken by the inference worker (in progress, nothing queued).
     let a = busy_request(port);
     wait_until("A is being computed", Duration::from_secs(60), || {
         server.metric("embedkit_batch_size_count") >= 1.0

@@ -1,7 +1,15 @@
-//! Dynamic batching across requests: handlers queue jobs on a bounded channel; one
-//! inference thread takes a job, gathers more for the same model and operation until a
-//! text count or padded-token budget is reached or a short wait runs out, runs them as
-//! one call and answers each job.
+//! Dynamic batching across requests: handlers queue jobs on a bounded channel; inference
+//! workers take turns at the gate: the one there takes a job, gathers more for the same
+//! model and operation until a text count or padded-token budget is reached or a short
+//! wait runs out, leaves the gate and runs them as one call while the next worker
+//! gathers the next batch, and answers each job.
+//!
+//! - The cores are leased to batches: `workers` units, one per single-threaded session
+//!   of a model's pool. A batch with nothing else waiting and no other batch running
+//!   takes them all (the library spreads it over every session, as when called alone);
+//!   otherwise it takes one and runs on one session, so that batches run side by side
+//!   and a core never waits for the next request to arrive. While units are free, a
+//!   batch leaves the work of its queue for them (it takes its share, not all).
 //!
 //! - A full queue is refused at once (backpressure), never buffered.
 //! - A job whose client has gone (timed out, disconnected) is dropped before inference.
@@ -10,9 +18,9 @@
 //!   itself unhealthy and shuts down so that it exits non-zero (an orchestrator restarts it).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use embedkit::{
@@ -225,6 +233,9 @@ pub struct BatchPolicy {
     /// busy: a stream of short requests then waits at most about this behind a stream
     /// of long ones. Zero: batches fill their budgets whatever else waits.
     pub time_slice: Duration,
+    /// Inference workers: batches that may run at once, each on one single-threaded
+    /// session (a lone batch takes every core). 0: one per core.
+    pub workers: usize,
     /// Fault injection for tests: a job with this input text panics inference.
     #[doc(hidden)]
     pub panic_on_input: Option<String>,
@@ -238,6 +249,7 @@ impl Default for BatchPolicy {
             max_batch_tokens: 16384,
             max_wait: Duration::from_millis(2),
             time_slice: DEFAULT_TIME_SLICE,
+            workers: 0,
             panic_on_input: None,
         }
     }
@@ -260,20 +272,90 @@ pub(crate) enum Refused {
     Stopped,
 }
 
-/// The inference thread's state.
+/// The channel's far end and the queues: one worker at a time gathers a batch here.
+struct Gate {
+    rx: mpsc::Receiver<Job>,
+    queues: Queues,
+}
+
+/// A batch's compute time, to be charged to its queue by the next gatherer.
+struct Charge {
+    queue: usize,
+    padded: usize,
+    took: Duration,
+    at: Instant,
+}
+
+/// The cores, as units leased to running batches (see the module's notes).
+struct Lease {
+    units: usize,
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// Units held by a running batch, given back when dropped (a panic included).
+struct Held<'a> {
+    lease: &'a Lease,
+    n: usize,
+}
+
+impl Lease {
+    fn new(units: usize) -> Lease {
+        Lease {
+            units,
+            free: Mutex::new(units),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, usize> {
+        self.free.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn free(&self) -> usize {
+        *self.lock()
+    }
+
+    /// Waits until `n` units are free and takes them.
+    fn take(&self, n: usize) -> Held<'_> {
+        let n = n.clamp(1, self.units);
+        let mut free = self.lock();
+        while *free < n {
+            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= n;
+        Held { lease: self, n }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        *self.lease.lock() += self.n;
+        self.lease.freed.notify_all();
+    }
+}
+
+/// What the workers share.
+struct Shared {
+    gate: Mutex<Gate>,
+    /// Batches run since the gatherer last charged them.
+    charges: Mutex<Vec<Charge>>,
+    lease: Lease,
+}
+
+/// One inference worker's state.
 struct Worker {
     models: Arc<Models>,
     policy: BatchPolicy,
     metrics: Arc<Metrics>,
     depth: Arc<AtomicI64>,
-    /// Jobs taken from the channel, by model, operation and purpose.
-    queues: Queues,
+    shared: Arc<Shared>,
     /// Test hook for the fault tests: an input equal to this text panics inference.
     panic_on: Option<String>,
 }
 
 impl Batcher {
-    /// Starts the inference thread.
+    /// Starts the inference workers.
     pub fn start(
         models: Arc<Models>,
         policy: BatchPolicy,
@@ -283,33 +365,48 @@ impl Batcher {
         let alive = Arc::new(AtomicBool::new(true));
         let depth = Arc::new(AtomicI64::new(0));
         let (fatal_tx, fatal) = watch::channel(None);
-        let mut worker = Worker {
-            models,
-            policy: policy.clone(),
-            metrics: metrics.clone(),
-            depth: depth.clone(),
-            queues: Queues::new(Some(policy.time_slice)),
-            panic_on: policy.panic_on_input.clone(),
+        let fatal_tx = Arc::new(fatal_tx);
+        let workers = match policy.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         };
-        let thread_alive = alive.clone();
-        std::thread::Builder::new()
-            .name("embedkit-inference".into())
-            .spawn(move || {
-                let rx = Mutex::new(rx);
-                while let Some(batch) = worker.gather(&rx) {
-                    if let Err(message) = worker.run(batch) {
-                        thread_alive.store(false, Ordering::SeqCst);
+        let shared = Arc::new(Shared {
+            gate: Mutex::new(Gate {
+                rx,
+                queues: Queues::new(Some(policy.time_slice)),
+            }),
+            charges: Mutex::new(Vec::new()),
+            lease: Lease::new(workers),
+        });
+        let running = Arc::new(AtomicUsize::new(workers));
+        for i in 0..workers {
+            let worker = Worker {
+                models: models.clone(),
+                policy: policy.clone(),
+                metrics: metrics.clone(),
+                depth: depth.clone(),
+                shared: shared.clone(),
+                panic_on: policy.panic_on_input.clone(),
+            };
+            let (alive, running, fatal_tx) = (alive.clone(), running.clone(), fatal_tx.clone());
+            std::thread::Builder::new()
+                .name(format!("embedkit-inference-{i}"))
+                .spawn(move || {
+                    if let Err(message) = worker.serve() {
+                        alive.store(false, Ordering::SeqCst);
                         tracing::error!(panic = ?message, "inference panicked; shutting down");
                         let _ = fatal_tx.send(Some(message));
-                        return;
                     }
-                }
-                thread_alive.store(false, Ordering::SeqCst);
-            })
-            .map_err(|source| crate::ServerError::Start {
-                what: "inference thread",
-                source,
-            })?;
+                    // The last worker out (the channel closed: the server is stopping).
+                    if running.fetch_sub(1, Ordering::SeqCst) == 1 {
+                        alive.store(false, Ordering::SeqCst);
+                    }
+                })
+                .map_err(|source| crate::ServerError::Start {
+                    what: "inference thread",
+                    source,
+                })?;
+        }
         Ok(Batcher {
             tx,
             metrics,
@@ -353,90 +450,151 @@ impl Batcher {
 }
 
 impl Worker {
+    /// Gathers and runs batches until the channel closes; `Err` with the message of a
+    /// panic in inference.
+    fn serve(&self) -> std::result::Result<(), String> {
+        let units = self.shared.lease.units;
+        loop {
+            let (batch, alone) = {
+                let mut gate = self.shared.gate.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(batch) = self.gather(&mut gate) else {
+                    return Ok(());
+                };
+                // Every core for a batch only when nothing else waits, no other batch
+                // runs and no other stream was served lately (its next request is
+                // probably on its way): a batch on all cores makes everything wait.
+                let alone = gate.queues.len() == 0
+                    && self.shared.lease.free() == units
+                    && !gate.queues.others_busy(&batch, Instant::now());
+                (batch, alone)
+            };
+            let (queue, padded) = batch.account();
+            let held = self.shared.lease.take(if alone { units } else { 1 });
+            let started = Instant::now();
+            let ran = if held.n < units {
+                embedkit::unstable::on_one_session(|| self.run(batch.jobs))
+            } else {
+                self.run(batch.jobs)
+            };
+            drop(held);
+            let at = Instant::now();
+            self.shared
+                .charges
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Charge {
+                    queue,
+                    padded,
+                    took: at - started,
+                    at,
+                });
+            ran?;
+        }
+    }
+
     /// One job from the channel into its queue, waiting until `until` (for good when
     /// `None`); false when none came (timeout, or the server is stopping).
-    fn receive(&mut self, rx: &Mutex<mpsc::Receiver<Job>>, until: Option<Instant>) -> bool {
-        let job = {
-            let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
-            match until {
-                None => rx.recv().ok(),
-                Some(t) => rx
-                    .recv_timeout(t.saturating_duration_since(Instant::now()))
-                    .ok(),
-            }
+    fn receive(&self, gate: &mut Gate, until: Option<Instant>) -> bool {
+        let job = match until {
+            None => gate.rx.recv().ok(),
+            Some(t) => gate
+                .rx
+                .recv_timeout(t.saturating_duration_since(Instant::now()))
+                .ok(),
         };
         let Some(job) = job else { return false };
         self.depth.fetch_sub(1, Ordering::Relaxed);
-        self.queues.push(job);
+        gate.queues.push(job);
         true
     }
 
     /// Jobs waiting, in the channel and in the queues.
-    fn report_depth(&self) {
+    fn report_depth(&self, gate: &Gate) {
         self.metrics
             .queue_depth
-            .set(self.depth.load(Ordering::Relaxed) + self.queues.len() as i64);
+            .set(self.depth.load(Ordering::Relaxed) + gate.queues.len() as i64);
     }
 
     /// Every job already in the channel into its queue.
-    fn drain(&mut self, rx: &Mutex<mpsc::Receiver<Job>>) {
-        loop {
-            let job = rx.lock().unwrap_or_else(|e| e.into_inner()).try_recv();
-            let Ok(job) = job else { return };
+    fn drain(&self, gate: &mut Gate) {
+        while let Ok(job) = gate.rx.try_recv() {
             self.depth.fetch_sub(1, Ordering::Relaxed);
-            self.queues.push(job);
+            gate.queues.push(job);
         }
     }
 
-    /// A batch: the job that has waited longest, and the jobs of its queue that fit the
-    /// budgets, waiting up to `max_wait` for company when its queue runs dry.
-    fn gather(&mut self, rx: &Mutex<mpsc::Receiver<Job>>) -> Option<Filling> {
-        let budget = Budget {
-            max_inputs: self.policy.max_batch_texts,
-            max_tokens: self.policy.max_batch_tokens,
-        };
+    /// A batch: the next job as the scheduler picks it, and the jobs of its queue that
+    /// fit the budgets, waiting up to `max_wait` for company when its queue runs dry.
+    fn gather(&self, gate: &mut Gate) -> Option<Filling> {
         let models = self.models.clone();
         let shares = |m: usize| models.get(m).model.shares_batches();
+        // How long this batch may wait for a queue that is owed compute.
+        let mut owed_until: Option<Instant> = None;
         loop {
-            if self.queues.len() == 0 && !self.receive(rx, None) {
+            if gate.queues.len() == 0 && !self.receive(gate, None) {
                 return None;
             }
-            self.drain(rx);
+            self.drain(gate);
+            let charges = std::mem::take(
+                &mut *self
+                    .shared
+                    .charges
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
+            for c in charges {
+                gate.queues.charge(c.queue, c.padded, c.took, c.at);
+            }
+            let now = Instant::now();
+            let slice = self.policy.time_slice;
+            if !slice.is_zero() && gate.queues.owed(now, slice) {
+                let until = *owed_until.get_or_insert(now + slice / 2);
+                if now < until {
+                    self.receive(gate, Some(until));
+                    continue;
+                }
+            }
             let mut dropped = 0;
-            let started = self.queues.start(shares, &mut dropped);
+            let started = gate.queues.start(shares, &mut dropped);
             let Some(mut filling) = started else {
                 // Only jobs whose clients had gone.
                 self.metrics.jobs_dropped.inc_by(dropped);
-                self.report_depth();
+                self.report_depth(gate);
                 continue;
             };
             let deadline = Instant::now() + self.policy.max_wait;
-            let budget = self.queues.budget(&filling, budget, Instant::now());
-            while !self.queues.fill(&mut filling, budget, &mut dropped) {
-                if !self.receive(rx, Some(deadline)) {
+            let budget = gate.queues.budget(
+                &filling,
+                Budget {
+                    max_inputs: self.policy.max_batch_texts,
+                    max_tokens: self.policy.max_batch_tokens,
+                },
+                Instant::now(),
+            );
+            // Free units get their share of what waits: the batch takes its part only.
+            let free = self.shared.lease.free().max(1);
+            let budget = Budget {
+                max_inputs: budget
+                    .max_inputs
+                    .min(gate.queues.inputs_beside(&filling).div_ceil(free))
+                    .max(1),
+                ..budget
+            };
+            while !gate.queues.fill(&mut filling, budget, &mut dropped) {
+                if !self.receive(gate, Some(deadline)) {
                     break;
                 }
-                self.drain(rx);
+                self.drain(gate);
             }
             self.metrics.jobs_dropped.inc_by(dropped);
-            self.report_depth();
+            self.report_depth(gate);
             return Some(filling);
         }
     }
 
-    /// Runs a batch, answers its jobs and charges its queue the time it took; `Err`
-    /// with the message of a panic.
-    fn run(&mut self, batch: Filling) -> std::result::Result<(), String> {
-        let (queue, padded) = batch.account();
-        let started = Instant::now();
-        let ran = self.answer(batch.jobs);
-        self.queues
-            .charge(queue, padded, started.elapsed(), Instant::now());
-        ran
-    }
-
-    /// Runs a batch's jobs as one call and answers each.
-    fn answer(&mut self, batch: Vec<Job>) -> std::result::Result<(), String> {
+    /// Runs a batch's jobs as one call and answers each; `Err` with the message of a
+    /// panic.
+    fn run(&self, batch: Vec<Job>) -> std::result::Result<(), String> {
         // Clients may have left while the batch was gathered.
         let (batch, gone): (Vec<Job>, Vec<Job>) =
             batch.into_iter().partition(|j| !j.reply.is_closed());

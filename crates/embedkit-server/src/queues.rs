@@ -179,11 +179,7 @@ impl Queues {
         let (Some(slice), Some(cost)) = (self.slice, self.queues[filling.queue].cost) else {
             return budget;
         };
-        let contended = self.queues.iter().enumerate().any(|(i, q)| {
-            i != filling.queue
-                && (!q.jobs.is_empty() || now.saturating_duration_since(q.active) < ACTIVE_WINDOW)
-        });
-        if !contended {
+        if !self.others_busy(filling, now) {
             return budget;
         }
         let tokens = (slice.as_secs_f64() / cost.max(1e-12)).min(usize::MAX as f64) as usize;
@@ -191,6 +187,36 @@ impl Queues {
             max_tokens: budget.max_tokens.min(tokens.max(1)),
             ..budget
         }
+    }
+
+    /// Whether the next batch should wait a moment: another queue is owed compute (it
+    /// was charged at least `slack` less than the queue the scheduler would pick now) and
+    /// is busy but empty this instant (a closed-loop client between an answer and its
+    /// next request). Without the wait the owed queue's share goes to whoever has work
+    /// queued all the time, and a stream of short requests never gets its share.
+    pub fn owed(&self, now: Instant, slack: Duration) -> bool {
+        let Some(pick) = self
+            .queues
+            .iter()
+            .filter_map(|q| q.jobs.front().map(|j| (q.used, j.queued)))
+            .min()
+        else {
+            return false;
+        };
+        self.queues.iter().any(|q| {
+            q.jobs.is_empty()
+                && now.saturating_duration_since(q.active) < ACTIVE_WINDOW
+                && q.used + slack < pick.0
+        })
+    }
+
+    /// Whether a queue other than `filling`'s has jobs waiting or was served within
+    /// [`ACTIVE_WINDOW`] of `now`.
+    pub fn others_busy(&self, filling: &Filling, now: Instant) -> bool {
+        self.queues.iter().enumerate().any(|(i, q)| {
+            i != filling.queue
+                && (!q.jobs.is_empty() || now.saturating_duration_since(q.active) < ACTIVE_WINDOW)
+        })
     }
 
     /// Charges a batch's queue the compute time the batch took (it ended at `now`), and
@@ -208,6 +234,16 @@ impl Queues {
                 None => sample,
             });
         }
+    }
+
+    /// The inputs of `filling` and of the jobs still waiting in its queue.
+    pub fn inputs_beside(&self, filling: &Filling) -> usize {
+        let waiting: usize = self.queues[filling.queue]
+            .jobs
+            .iter()
+            .map(|j| j.work.len())
+            .sum();
+        filling.inputs + waiting
     }
 
     /// Moves jobs that share `filling`'s call into it while they fit; true when the
@@ -428,6 +464,32 @@ mod tests {
         // Once it has been idle longer, batches fill the budget again.
         let b = next(&mut q, &mut dropped, done + ACTIVE_WINDOW * 2);
         assert_eq!(b.jobs.len(), 38);
+    }
+
+    #[test]
+    fn a_queue_owed_compute_is_waited_for_while_its_client_is_between_requests() {
+        let (t0, mut keep, mut dropped) = (Instant::now(), Vec::new(), 0);
+        let mut q = Queues::new(None);
+        let slack = Duration::from_millis(20);
+        // Dense has had 200 ms, rerank 10 ms; rerank's queue is empty, dense's is not.
+        q.push(job(0, Capability::DenseText, 10, t0, &mut keep));
+        q.push(job(1, Capability::PairScores, 10, t0, &mut keep));
+        for (took, model) in [(200, 0), (10, 1)] {
+            let b = next(&mut q, &mut dropped, t0);
+            assert_eq!(b.jobs[0].model, model);
+            let (queue, padded) = b.account();
+            q.charge(queue, padded, Duration::from_millis(took), t0);
+        }
+        q.push(job(0, Capability::DenseText, 0, t0, &mut keep));
+        // Rerank was served just now: wait for its next request.
+        assert!(q.owed(t0 + Duration::from_millis(1), slack));
+        // Not once it has been idle a while, nor when it is owed less than the slack.
+        assert!(!q.owed(t0 + ACTIVE_WINDOW * 2, slack));
+        assert!(!q.owed(t0, Duration::from_millis(500)));
+        // Once its request is in, it is picked, no wait.
+        q.push(job(1, Capability::PairScores, 0, t0, &mut keep));
+        assert!(!q.owed(t0, slack));
+        assert_eq!(next(&mut q, &mut dropped, t0).jobs[0].model, 1);
     }
 
     #[test]

@@ -120,6 +120,27 @@ impl<T> Ran<T> {
     }
 }
 
+thread_local! {
+    /// Set by [`on_one_session`] for the calls of this thread.
+    static ONE_SESSION: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every model call it makes on this thread running its batches one after
+/// another on one single-threaded session of the model's pool ([`Lane::Pool`]) instead
+/// of spreading them over all the sessions (or all the threads): for a caller that runs
+/// several calls side by side, one per core (the server's inference workers), so that
+/// the calls share the cores instead of each taking them all. Results are the same.
+pub fn on_one_session<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ONE_SESSION.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(ONE_SESSION.with(|c| c.replace(true)));
+    f()
+}
+
 /// Runs `run` on each batch of item indices and returns the results in item order
 /// (`items` in all). With `workers > 1` and more than one batch, that many threads take
 /// batches in turn, each on a pool session ([`Lane::Pool`]); otherwise batches run one
@@ -170,7 +191,13 @@ pub fn run_batches<T: Send>(
         }
     };
     let workers = workers.clamp(1, batches.len().max(1));
-    if workers == 1 {
+    if ONE_SESSION.with(|c| c.get()) {
+        for batch in batches {
+            if let Some(results) = run_one(batch, Lane::Pool) {
+                place(batch, results);
+            }
+        }
+    } else if workers == 1 {
         for batch in batches {
             if let Some(results) = run_one(batch, Lane::Solo) {
                 place(batch, results);
@@ -346,6 +373,34 @@ impl<'a, S: 'a, T: 'a> Iterator for WindowStream<'a, S, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_session_runs_every_batch_on_the_pool_on_the_calling_thread() {
+        let batches = vec![vec![0, 1], vec![2], vec![3, 4]];
+        let lanes = Mutex::new(Vec::new());
+        let caller = std::thread::current().id();
+        let run = |batch: &[usize], lane: Lane| {
+            lanes
+                .lock()
+                .unwrap()
+                .push((lane, std::thread::current().id()));
+            Ok(batch.to_vec())
+        };
+        let ran = on_one_session(|| run_batches(5, &batches, 2, run));
+        assert_eq!(ran.into_result().unwrap(), [0, 1, 2, 3, 4]);
+        let seen = std::mem::take(&mut *lanes.lock().unwrap());
+        assert_eq!(seen, vec![(Lane::Pool, caller); 3]);
+        // Outside the scope, two workers take the batches on pool sessions, and a lone
+        // worker takes them on the all-threads session.
+        run_batches(5, &batches, 2, run).into_result().unwrap();
+        let seen = std::mem::take(&mut *lanes.lock().unwrap());
+        assert!(seen
+            .iter()
+            .all(|&(lane, t)| lane == Lane::Pool && t != caller));
+        run_batches(5, &batches, 1, run).into_result().unwrap();
+        let seen = std::mem::take(&mut *lanes.lock().unwrap());
+        assert_eq!(seen, vec![(Lane::Solo, caller); 3]);
+    }
 
     #[test]
     fn an_input_error_is_numbered_within_the_whole_stream() {

@@ -78,6 +78,7 @@ pub mod unstable {
     pub mod runtime {
         pub use crate::runtime::*;
     }
+    pub use crate::batching::on_one_session;
 }
 
 pub use batching::DEFAULT_MAX_BATCH_TOKENS;

@@ -21,7 +21,8 @@
 //! are left out without it), `--onnx-dir DIR` and `--torch-dir DIR` (infinity's copies of
 //! the model: it writes its optimized graph into the first; the second holds the
 //! safetensors weights), `--texts FILE` (one text per line; the first 2000), `--threads N`
-//! (2), `--seconds N` per cell (15), `--parts calls,peers,families,mixed`.
+//! (2), `--seconds N` per cell (15), `--parts calls,peers,families,mixed`, `--variants`
+//! (serve flags for the mixed part, `;` between variants: `--workers 1;--workers 2`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -48,8 +49,19 @@ fn free_port() -> u16 {
 
 /// `embedkit serve` with `models`, on the port it reports.
 fn start_embedkit(bin: &str, threads: usize, models: &[(&str, &Path)]) -> (Server, u16) {
+    start_embedkit_with(bin, threads, models, &[])
+}
+
+/// As `start_embedkit`, with more `serve` flags.
+fn start_embedkit_with(
+    bin: &str,
+    threads: usize,
+    models: &[(&str, &Path)],
+    flags: &[&str],
+) -> (Server, u16) {
     let mut cmd = Command::new(bin);
     cmd.args(["serve", "--port", "0", "--threads", &threads.to_string()])
+        .args(flags)
         .args(["--max-concurrent-requests", "1024"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -227,7 +239,11 @@ fn main() {
         families_table(&bin, threads, secs, &docs, &rt);
     }
     if parts.contains("mixed") {
-        mixed(&bin, threads, secs, &docs, &rt);
+        // `--variants "--workers 1 --time-slice-ms 0;--workers 2"`: serve flags to compare.
+        for flags in arg("--variants", "").split(';') {
+            let flags: Vec<&str> = flags.split_whitespace().collect();
+            mixed(&bin, threads, secs, &flags, &docs, &rt);
+        }
     }
 }
 
@@ -439,10 +455,12 @@ fn families_table(
 }
 
 /// Part 3: streams for three models on one server, alone and together.
+/// Part 3, the server started with `flags` besides the usual ones.
 fn mixed(
     bin: &str,
     threads: usize,
     secs: f64,
+    flags: &[&str],
     docs: &Arc<Vec<String>>,
     rt: &tokio::runtime::Runtime,
 ) {
@@ -459,7 +477,7 @@ fn mixed(
         return;
     }
     let models: Vec<(&str, &Path)> = picked.iter().map(|r| (r.model, r.dir.as_path())).collect();
-    let (server, port) = start_embedkit(bin, threads, &models);
+    let (server, port) = start_embedkit_with(bin, threads, &models, flags);
     let streams: Vec<Stream> = picked
         .iter()
         .map(|r| Stream::new(r.path, r.model, 8, 8))
@@ -473,7 +491,8 @@ fn mixed(
     let mut pair = go(&streams[..2]);
     let mut three = go(&streams);
     println!(
-        "### Mixed traffic: one server, three models, a stream of 8 clients × 8 texts per route\n"
+        "### Mixed traffic: one server, three models, a stream of 8 clients × 8 texts per route{}\n",
+        if flags.is_empty() { String::new() } else { format!(", `{}`", flags.join(" ")) }
     );
     println!("Fair share: a stream's docs/s alone ÷ the streams running. Dense p99 beside rerank ÷ alone: **{:.2}**.\n", pair.p(0, 0.99) / alone[0].p(0, 0.99));
     println!(

@@ -302,6 +302,60 @@ mod tests {
         assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
     }
 
+    /// The field names serde's derive hands to a deserializer of the struct.
+    fn serde_fields() -> &'static [&'static str] {
+        use serde::de::{self, Visitor};
+        struct Capture;
+        #[derive(Debug)]
+        struct Fields(&'static [&'static str]);
+        impl std::fmt::Display for Fields {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{:?}", self.0)
+            }
+        }
+        impl std::error::Error for Fields {}
+        impl de::Error for Fields {
+            fn custom<T: std::fmt::Display>(_: T) -> Self {
+                Fields(&[])
+            }
+        }
+        impl<'de> de::Deserializer<'de> for Capture {
+            type Error = Fields;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Fields> {
+                Err(Fields(&[]))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Fields> {
+                Err(Fields(fields))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+                bytes byte_buf option unit unit_struct newtype_struct seq tuple
+                tuple_struct map enum identifier ignored_any
+            }
+        }
+        match <CallOptions as serde::Deserialize>::deserialize(Capture) {
+            Err(Fields(fields)) => fields,
+            Ok(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn names_list_every_field() {
+        let fields = serde_fields();
+        assert!(fields.contains(&"batch_size"), "{fields:?}");
+        for f in fields {
+            assert!(
+                CallOptions::NAMES.contains(f),
+                "{f} is missing from CallOptions::NAMES"
+            );
+        }
+    }
+
     #[test]
     fn json_reads_as_the_builder_builds() {
         let o = CallOptions::from_json(
