@@ -25,6 +25,7 @@ mod queues;
 mod routes;
 mod status;
 mod timing;
+mod work;
 
 pub use batcher::{BatchPolicy, DEFAULT_TIME_SLICE};
 pub use conn::{serve, Transport};
