@@ -126,7 +126,7 @@ thread_local! {
 }
 
 /// Runs `f` with every model call it makes on this thread running its batches one after
-/// another on one single-threaded session of the model's pool ([`Lane::Pool`]) instead
+/// another on one single-threaded session of the model's pool (`Lane::Pool`) instead
 /// of spreading them over all the sessions (or all the threads): for a caller that runs
 /// several calls side by side, one per core (the server's inference workers), so that
 /// the calls share the cores instead of each taking them all. Results are the same.
