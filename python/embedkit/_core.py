@@ -531,41 +531,47 @@ class EmbeddingModel(_Model):
     # (False: an over-long text raises), output_dtype ("float32", "int8", "binary");
     # an option the call does not use is ignored, an unknown name raises TypeError.
 
+    @staticmethod
+    def _calls(items: Iterable[Any], options: dict, least: int = TEXT_CHUNK) -> tuple[str, Iterator[list]]:
+        """A call's options as the engine's JSON (an unknown name raises TypeError) and its
+        inputs in chunks of at least `least`, or of the batch size when larger."""
+        return _call(options, strict=True), _chunks(items, max(least, options.get("batch_size") or 0))
+
     def embed(self, texts: str | Iterable[str], **options: Any) -> Iterator[np.ndarray]:
         """One dense vector per text (`dense_text`), of `output_dtype`."""
-        opts, size = _call(options, strict=True), options.get("batch_size")
-        for chunk in _chunks(_texts(texts), max(TEXT_CHUNK, size or 0)):
+        opts, chunks = self._calls(_texts(texts), options)
+        for chunk in chunks:
             yield from self._model.dense(chunk, opts)
 
     def embed_sparse(self, texts: str | Iterable[str], **options: Any) -> Iterator[SparseEmbedding]:
         """One sparse vector per text (`sparse_text`)."""
-        opts, size = _call(options, strict=True), options.get("batch_size")
-        for chunk in _chunks(_texts(texts), max(TEXT_CHUNK, size or 0)):
+        opts, chunks = self._calls(_texts(texts), options)
+        for chunk in chunks:
             for indices, values in self._model.sparse(chunk, opts):
                 yield SparseEmbedding(values=values, indices=indices)
 
     def embed_multi(self, texts: str | Iterable[str], **options: Any) -> Iterator[np.ndarray]:
         """One (tokens, dim) matrix per text (`multi_vector_text`)."""
-        opts, size = _call(options, strict=True), options.get("batch_size")
-        for chunk in _chunks(_texts(texts), max(TEXT_CHUNK, size or 0)):
+        opts, chunks = self._calls(_texts(texts), options)
+        for chunk in chunks:
             yield from self._model.multi(chunk, opts)
 
     def embed_images(self, images: ImageInput | Iterable[ImageInput], **options: Any) -> Iterator[np.ndarray]:
         """One dense vector per image (`dense_image`)."""
-        opts, size = _call(options, strict=True), options.get("batch_size")
-        for chunk in _chunks(_images(images), max(64, size or 0)):
+        opts, chunks = self._calls(_images(images), options, 64)
+        for chunk in chunks:
             yield from self._model.dense_images([_image_item(i) for i in chunk], opts)
 
     def embed_images_multi(self, images: ImageInput | Iterable[ImageInput], **options: Any) -> Iterator[np.ndarray]:
         """One (patches, dim) matrix per image (`multi_vector_image`)."""
-        opts, size = _call(options, strict=True), options.get("batch_size")
-        for chunk in _chunks(_images(images), max(64, size or 0)):
+        opts, chunks = self._calls(_images(images), options, 64)
+        for chunk in chunks:
             yield from self._model.multi_images([_image_item(i) for i in chunk], opts)
 
     def score_pairs(self, pairs: Iterable[tuple[str, str]], **options: Any) -> Iterator[float]:
         """One relevance score per (query, document) pair (`pair_scores`)."""
-        opts, size = _call(options, strict=True), options.get("batch_size")
-        for chunk in _chunks(pairs, max(TEXT_CHUNK, size or 0)):
+        opts, chunks = self._calls(pairs, options)
+        for chunk in chunks:
             yield from self._model.scores([(q, d) for q, d in chunk], opts)
 
     def embed_all(self, texts: str | Iterable[str], outputs: Sequence[str], **options: Any) -> Iterator[dict[str, Any]]:
@@ -573,8 +579,8 @@ class EmbeddingModel(_Model):
         together (`outputs`: capability names such as `dense_text`, `sparse_text`,
         `multi_vector_text`): one dict per text, keyed by capability."""
         wanted = list(outputs)
-        opts, size = _call(options, strict=True), options.get("batch_size")
-        for chunk in _chunks(_texts(texts), max(TEXT_CHUNK, size or 0)):
+        opts, chunks = self._calls(_texts(texts), options)
+        for chunk in chunks:
             dense, sparse, multi = self._model.outputs(chunk, wanted, opts)
             for i in range(len(chunk)):
                 row: dict[str, Any] = {}

@@ -323,9 +323,14 @@ impl Worker {
                 .ok(),
         };
         let Some(job) = job else { return false };
+        self.admit(gate, job);
+        true
+    }
+
+    /// A job taken from the channel into its queue.
+    fn admit(&self, gate: &mut Gate, job: Job) {
         self.depth.fetch_sub(1, Ordering::Relaxed);
         gate.queues.push(job);
-        true
     }
 
     /// Jobs waiting, in the channel and in the queues.
@@ -338,8 +343,7 @@ impl Worker {
     /// Every job already in the channel into its queue.
     fn drain(&self, gate: &mut Gate) {
         while let Ok(job) = gate.rx.try_recv() {
-            self.depth.fetch_sub(1, Ordering::Relaxed);
-            gate.queues.push(job);
+            self.admit(gate, job);
         }
     }
 

@@ -78,9 +78,9 @@ impl Filling {
             && n.saturating_mul(l) <= budget.max_tokens.max(self.inputs * self.longest)
     }
 
-    /// Its padded tokens, as the budgets count them.
-    fn padded(&self) -> usize {
-        self.inputs.saturating_mul(self.longest)
+    /// Its queue and padded tokens (as the budgets count them), to charge it once run.
+    pub fn account(&self) -> (usize, usize) {
+        (self.queue, self.inputs.saturating_mul(self.longest))
     }
 }
 
@@ -94,6 +94,13 @@ struct Queue {
     active: Instant,
     /// Seconds per padded token of its batches (a moving average), once one has run.
     cost: Option<f64>,
+}
+
+impl Queue {
+    /// Whether a job arrived or a batch finished within [`ACTIVE_WINDOW`] of `now`.
+    fn recently_active(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.active) < ACTIVE_WINDOW
+    }
 }
 
 pub(crate) struct Queues {
@@ -155,12 +162,7 @@ impl Queues {
     /// dropped on the way and counted in `dropped`.
     pub fn start(&mut self, shares: impl Fn(usize) -> bool, dropped: &mut u64) -> Option<Filling> {
         self.prune(dropped);
-        let (i, _) = self
-            .queues
-            .iter()
-            .enumerate()
-            .filter_map(|(i, q)| q.jobs.front().map(|j| (i, (q.used, j.queued))))
-            .min_by_key(|&(_, rank)| rank)?;
+        let i = self.pick()?;
         let q = &mut self.queues[i];
         let job = q.jobs.pop_front()?;
         self.clock = self.clock.max(q.used);
@@ -171,6 +173,17 @@ impl Queues {
             shares: shares(job.model),
             jobs: vec![job],
         })
+    }
+
+    /// The waiting queue charged least (of equals, the one whose first job has waited
+    /// longest).
+    fn pick(&self) -> Option<usize> {
+        self.queues
+            .iter()
+            .enumerate()
+            .filter_map(|(i, q)| q.jobs.front().map(|j| (i, (q.used, j.queued))))
+            .min_by_key(|&(_, rank)| rank)
+            .map(|(i, _)| i)
     }
 
     /// `budget` for `filling`'s batch: while another queue is busy, its padded tokens
@@ -195,28 +208,22 @@ impl Queues {
     /// next request). Without the wait the owed queue's share goes to whoever has work
     /// queued all the time, and a stream of short requests never gets its share.
     pub fn owed(&self, now: Instant, slack: Duration) -> bool {
-        let Some(pick) = self
-            .queues
-            .iter()
-            .filter_map(|q| q.jobs.front().map(|j| (q.used, j.queued)))
-            .min()
-        else {
+        let Some(pick) = self.pick() else {
             return false;
         };
-        self.queues.iter().any(|q| {
-            q.jobs.is_empty()
-                && now.saturating_duration_since(q.active) < ACTIVE_WINDOW
-                && q.used + slack < pick.0
-        })
+        let picked = self.queues[pick].used;
+        self.queues
+            .iter()
+            .any(|q| q.jobs.is_empty() && q.recently_active(now) && q.used + slack < picked)
     }
 
     /// Whether a queue other than `filling`'s has jobs waiting or was served within
     /// [`ACTIVE_WINDOW`] of `now`.
     pub fn others_busy(&self, filling: &Filling, now: Instant) -> bool {
-        self.queues.iter().enumerate().any(|(i, q)| {
-            i != filling.queue
-                && (!q.jobs.is_empty() || now.saturating_duration_since(q.active) < ACTIVE_WINDOW)
-        })
+        self.queues
+            .iter()
+            .enumerate()
+            .any(|(i, q)| i != filling.queue && (!q.jobs.is_empty() || q.recently_active(now)))
     }
 
     /// Charges a batch's queue the compute time the batch took (it ended at `now`), and
@@ -279,13 +286,6 @@ impl Queues {
             q.jobs.retain(|j| !j.reply.is_closed());
             *dropped += (before - q.jobs.len()) as u64;
         }
-    }
-}
-
-impl Filling {
-    /// Its queue and padded tokens, to charge it once run.
-    pub fn account(&self) -> (usize, usize) {
-        (self.queue, self.padded())
     }
 }
 
