@@ -1,7 +1,7 @@
 //! `embedkit embed`: documents in, JSON Lines of vectors out, in input order.
 
 use clap::Args;
-use embedkit::{Capability, Purpose};
+use embedkit::{Capability, Operations, Purpose};
 
 use crate::vectors::DenseArgs;
 use crate::{job, JobArgs};

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use embedkit::{Capability, ImageInput};
+use embedkit::{Capability, ImageInput, Operations};
 
 use crate::corpus::Id;
 use crate::job::Output;

@@ -4,7 +4,7 @@
 //! `embeddings`).
 
 use clap::{Args, ValueEnum};
-use embedkit::{Capability, Purpose};
+use embedkit::{Capability, Operations, Purpose};
 
 use embedkit::postprocess::VectorType;
 

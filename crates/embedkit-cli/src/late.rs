@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use embedkit::{CallOptions, Capability, Muvera, MuveraOptions, Purpose};
+use embedkit::{CallOptions, Capability, Muvera, MuveraOptions, Operations, Purpose};
 
 use crate::vectors::{Shape, Vector};
 use crate::{job, JobArgs};

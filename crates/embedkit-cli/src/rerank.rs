@@ -4,7 +4,7 @@
 
 use clap::Args;
 use embedkit::rerank::top_k;
-use embedkit::{CallOptions, Capability};
+use embedkit::{CallOptions, Capability, Operations};
 
 use crate::vectors::{Shape, Vector};
 use crate::{job, JobArgs};

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use anyhow::Context;
 use clap::Args;
 use embedkit::postprocess::cosine;
-use embedkit::{CallOptions, Capability, Purpose};
+use embedkit::{CallOptions, Capability, Operations, Purpose};
 
 use crate::corpus::Id;
 use crate::job::Output;

@@ -1,6 +1,7 @@
 //! `embedkit serve`: a thin call into `embedkit-server` with the models and limits
 //! given on the command line.
 
+use embedkit::Operations;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;

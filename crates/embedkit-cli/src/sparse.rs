@@ -2,7 +2,7 @@
 //! (SPLADE, BM25 with its parameters, BM42, MiniCOIL).
 
 use clap::Args;
-use embedkit::{CallOptions, Capability, Purpose};
+use embedkit::{CallOptions, Capability, Operations, Purpose};
 
 use crate::vectors::{PruneArgs, Shape, Vector};
 use crate::{job, JobArgs};

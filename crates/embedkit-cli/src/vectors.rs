@@ -15,7 +15,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use clap::{Args, ValueEnum};
 use embedkit::postprocess::{TypedVector, VectorType};
-use embedkit::{CallOptions, EmbeddingModel};
+use embedkit::{CallOptions, EmbeddingModel, Operations};
 use ndarray::Array2;
 use serde_json::json;
 

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use embedkit::postprocess::{self, VectorType};
 use embedkit::registry::ModelSource;
 use embedkit::{
-    CallOptions, Capability, CustomReranker, EmbeddingModel, ImageInput, LoadOptions, Purpose,
-    TextCrossEncoder, TextEmbedding,
+    CallOptions, Capability, CustomReranker, EmbeddingModel, ImageInput, LoadOptions, Operations,
+    Purpose, TextCrossEncoder, TextEmbedding,
 };
 use numpy::{IntoPyArray, PyArray1, PyArray2};
 use pyo3::exceptions::PyValueError;

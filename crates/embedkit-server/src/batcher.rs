@@ -23,7 +23,7 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use embedkit::{CallOptions, Capability, EmbeddingModel, Error, Purpose, Result};
+use embedkit::{CallOptions, Capability, EmbeddingModel, Error, Operations, Purpose, Result};
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;

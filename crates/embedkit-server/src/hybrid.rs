@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
-use embedkit::{CallOptions, Capability, Purpose};
+use embedkit::{CallOptions, Capability, Operations, Purpose};
 
 use crate::api::*;
 use crate::batcher::{Inputs, Op, Output, Work};

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
-use embedkit::{Capability, EmbeddingModel, LoadOptions, ModelKind, Result};
+use embedkit::{Capability, EmbeddingModel, LoadOptions, ModelKind, Operations, Result};
 
 use crate::ServerError;
 

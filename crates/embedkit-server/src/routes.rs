@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use embedkit::postprocess::TypedVector;
-use embedkit::{CallOptions, Capability, Purpose, TruncationSide};
+use embedkit::{CallOptions, Capability, Operations, Purpose, TruncationSide};
 use tokio::sync::oneshot;
 
 use crate::api::*;

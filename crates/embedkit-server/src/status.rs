@@ -1,6 +1,7 @@
 //! What the server says about itself: health, the served models, limits, metrics, and
 //! the JSON answers for unknown paths and methods.
 
+use embedkit::Operations;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};

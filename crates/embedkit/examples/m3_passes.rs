@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use embedkit::{CallOptions, Capability, EmbeddingModel, LoadOptions};
+use embedkit::{CallOptions, Capability, EmbeddingModel, LoadOptions, Operations};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

@@ -85,7 +85,9 @@ pub use batching::DEFAULT_MAX_BATCH_TOKENS;
 pub use bge_m3::{BgeM3Embedding, BgeM3EmbeddingBuilder, M3Output};
 pub use engine::{Builder, Model, Stream};
 pub use error::{Error, ErrorKind, Result};
-pub use handle::{CallOptions, Capability, Capable, EmbeddingModel, TextOutput, TextOutputs};
+pub use handle::{
+    CallOptions, Capability, Capable, EmbeddingModel, Operations, TextOutput, TextOutputs,
+};
 pub use hub::{CacheOptions, Fetcher, HubOptions};
 pub use image::{ImageEmbedding, ImageEmbeddingBuilder, ImageInput};
 pub use late_interaction::{

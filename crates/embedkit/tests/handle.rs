@@ -6,7 +6,8 @@
 use crate::common;
 
 use embedkit::{
-    CallOptions, Capability, EmbeddingModel, Error, ImageInput, LoadOptions, ModelKind, Purpose,
+    CallOptions, Capability, EmbeddingModel, Error, ImageInput, LoadOptions, ModelKind, Operations,
+    Purpose,
 };
 use serde_json::Value;
 
@@ -293,6 +294,40 @@ fn dimensions_shorten_matryoshka_models_only() {
         .embed_sparse(&["a"], &CallOptions::new().dimensions(Some(8)))
         .unwrap_err();
     assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+}
+
+#[test]
+fn a_family_model_takes_the_same_call_options() {
+    // `TextEmbedding` itself (no handle): the operations and their options are the same.
+    let c = case("cases.json", "mean-nomic");
+    let m = embedkit::TextEmbedding::builder(c["model"].as_str().unwrap())
+        .specific_model_path(checked_model_dir(&c))
+        .threads(2)
+        .device(device())
+        .build()
+        .unwrap();
+    let texts = inputs(c["inputs"].as_str().unwrap());
+    let full = expected(&c);
+    let got = m
+        .embed_dense(
+            &texts,
+            &CallOptions::new().dimensions(Some(64)).batch_size(Some(2)),
+        )
+        .unwrap();
+    assert_eq!(got.len(), full.len());
+    for (g, w) in got.iter().zip(&full) {
+        let norm: f32 = w[..64].iter().map(|x| x * x).sum::<f32>().sqrt();
+        let want: Vec<f32> = w[..64].iter().map(|x| x / norm).collect();
+        let (d, _, _) = max_abs_diff(std::slice::from_ref(g), &[want]);
+        assert!(d <= 1e-4, "{d}");
+    }
+    // fastembed's own method is unchanged beside it.
+    let plain = m.embed(&texts, None).unwrap();
+    let (d, _, _) = max_abs_diff(&plain, &full);
+    assert!(d <= 1e-4, "{d}");
+    // What the family lacks is refused as the handle refuses it.
+    assert!(unsupported(m.embed_sparse(&["a"], &CallOptions::new())).contains("sparse"));
+    assert!(unsupported(m.score_pairs(&[("q", "d")], &CallOptions::new())).contains("pair"));
 }
 
 #[test]

@@ -9,7 +9,7 @@ use crate::common;
 
 use embedkit::{
     BgeM3Embedding, CallOptions, Capability, EmbeddingModel, LoadOptions, ModelKind, MultiVector,
-    Purpose, SparseEmbedding,
+    Operations, Purpose, SparseEmbedding,
 };
 
 use common::m3::{self, M3Expected};

@@ -6,8 +6,8 @@
 use crate::common;
 
 use embedkit::{
-    CallOptions, CustomReranker, EmbeddingModel, LoadOptions, ModelSource, TextCrossEncoder,
-    TruncationSide,
+    CallOptions, CustomReranker, EmbeddingModel, LoadOptions, ModelSource, Operations,
+    TextCrossEncoder, TruncationSide,
 };
 use serde_json::Value;
 

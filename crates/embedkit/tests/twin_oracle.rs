@@ -7,7 +7,9 @@ use crate::common;
 
 use std::collections::BTreeMap;
 
-use embedkit::{CacheOptions, CallOptions, Capability, EmbeddingModel, LoadOptions, ModelKind};
+use embedkit::{
+    CacheOptions, CallOptions, Capability, EmbeddingModel, LoadOptions, ModelKind, Operations,
+};
 
 use common::*;
 

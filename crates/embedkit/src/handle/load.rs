@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{Capability, Capable, EmbeddingModel};
+use super::{Capability, Capable, EmbeddingModel, Operations};
 use crate::engine::Model;
 use crate::error::{Error, Result};
 use crate::options::LoadOptions;

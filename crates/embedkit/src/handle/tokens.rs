@@ -18,13 +18,13 @@ impl EmbeddingModel {
         texts: &[S],
         side: Option<TruncationSide>,
     ) -> Result<Vec<Vec<u32>>> {
-        self.require(Capability::Tokens)?;
+        super::ops::require(&*self.inner, Capability::Tokens)?;
         self.inner.tokenize(&refs(texts), side)
     }
 
     /// Each text's tokens as the model gets them.
     pub fn tokens<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<Token>>> {
-        self.require(Capability::Tokens)?;
+        super::ops::require(&*self.inner, Capability::Tokens)?;
         self.inner.tokens(&refs(texts))
     }
 
@@ -35,20 +35,20 @@ impl EmbeddingModel {
         texts: &[S],
         add_special: bool,
     ) -> Result<Vec<Vec<TokenSpan>>> {
-        self.require(Capability::Tokens)?;
+        super::ops::require(&*self.inner, Capability::Tokens)?;
         self.inner.token_spans(&refs(texts), add_special)
     }
 
     /// The text of each token-id sequence (special tokens dropped when `skip_special`).
     pub fn decode(&self, ids: &[Vec<u32>], skip_special: bool) -> Result<Vec<String>> {
-        self.require(Capability::Tokens)?;
+        super::ops::require(&*self.inner, Capability::Tokens)?;
         self.inner.decode(ids, skip_special)
     }
 
     /// The position of the first text longer than the model takes (which embedding would
     /// truncate), if any: for callers that refuse rather than truncate.
     pub fn first_overlong<S: AsRef<str>>(&self, texts: &[S]) -> Result<Option<usize>> {
-        self.require(Capability::Tokens)?;
+        super::ops::require(&*self.inner, Capability::Tokens)?;
         Ok(self
             .inner
             .overlong(&refs(texts))?
