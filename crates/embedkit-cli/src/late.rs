@@ -1,9 +1,8 @@
 //! `embedkit late`: documents or queries in, JSON Lines of token-vector matrices out (or
 //! their fixed-size MUVERA encodings), in input order.
 
-use anyhow::Context;
 use clap::Args;
-use embedkit::{CallOptions, Capability, Muvera, MuveraOptions, Operations, Purpose};
+use embedkit::{CallOptions, Capability, MuveraOptions, Operations, Purpose};
 
 use crate::vectors::{Shape, Vector};
 use crate::{job, JobArgs};
@@ -55,30 +54,19 @@ pub fn run(mut args: LateArgs) -> anyhow::Result<()> {
         Purpose::Document
     };
     let call = args.cut.apply(CallOptions::new().purpose(purpose));
-    let matrices = model.embed_multi_iter(docs, &call);
     if !args.muvera {
+        let matrices = model.embed_multi_iter(docs, &call);
         return job.finish(matrices.map(|m| m.map(Vector::Multi)));
     }
-    let dim = model
-        .dim()
-        .context("the model does not say the size of its token vectors")?;
-    let muvera = Muvera::new(
-        dim,
-        MuveraOptions {
-            k_sim: args.k_sim,
-            dim_proj: args.dim_proj,
-            r_reps: args.r_reps,
-            random_seed: args.seed,
-        },
-    )?;
-    let query = args.query;
-    job.finish(matrices.map(|m| {
-        let m = m?;
-        let v = if query {
-            muvera.process_query(m.view())?
-        } else {
-            muvera.process_document(m.view())?
-        };
-        Ok(Vector::Dense(v.into_iter().map(|x| x as f32).collect()))
-    }))
+    let call = call.muvera(Some(MuveraOptions {
+        k_sim: args.k_sim,
+        dim_proj: args.dim_proj,
+        r_reps: args.r_reps,
+        random_seed: args.seed,
+    }));
+    job.finish(
+        model
+            .embed_muvera_iter(docs, &call)
+            .map(|v| v.map(Vector::Dense)),
+    )
 }

@@ -243,12 +243,8 @@ impl Model {
         texts: Vec<String>,
         options: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let o = call_options(options)?;
-        let width = self.width(o.dimensions)?;
-        let vectors = py
-            .detach(|| self.inner.embed_dense(&texts, &o))
-            .map_err(err)?;
-        typed_rows(py, vectors, width, o.output_type)
+        let (vectors, o) = self.call(py, options, |m, o| m.embed_dense(&texts, o))?;
+        typed_rows(py, vectors, self.width(o.dimensions)?, o.output_type)
     }
 
     /// Images (paths or file bytes) → an (n, dim) array, as `dense`.
@@ -259,13 +255,9 @@ impl Model {
         images: Vec<PyImage>,
         options: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let o = call_options(options)?;
-        let width = self.width(o.dimensions)?;
         let images: Vec<ImageInput> = images.into_iter().map(ImageInput::from).collect();
-        let vectors = py
-            .detach(|| self.inner.embed_images(&images, &o))
-            .map_err(err)?;
-        typed_rows(py, vectors, width, o.output_type)
+        let (vectors, o) = self.call(py, options, |m, o| m.embed_images(&images, o))?;
+        typed_rows(py, vectors, self.width(o.dimensions)?, o.output_type)
     }
 
     /// Texts → a list of (indices int64, values float32), pruned as the options ask.
@@ -276,10 +268,7 @@ impl Model {
         texts: Vec<String>,
         options: &str,
     ) -> PyResult<SparseRows<'py>> {
-        let o = call_options(options)?;
-        let out = py
-            .detach(|| self.inner.embed_sparse(&texts, &o))
-            .map_err(err)?;
+        let (out, _) = self.call(py, options, |m, o| m.embed_sparse(&texts, o))?;
         Ok(sparse_rows(py, out))
     }
 
@@ -291,11 +280,38 @@ impl Model {
         texts: Vec<String>,
         options: &str,
     ) -> PyResult<Vec<Bound<'py, PyArray2<f32>>>> {
-        let o = call_options(options)?;
-        let out = py
-            .detach(|| self.inner.embed_multi(&texts, &o))
-            .map_err(err)?;
+        let (out, _) = self.call(py, options, |m, o| m.embed_multi(&texts, o))?;
         Ok(multi(py, out))
+    }
+
+    /// Texts → an (n, size) array of MUVERA encodings, of the call's `output_type` (the options' `muvera`
+    /// parameters; a query's encoding when `purpose` is "query").
+    #[pyo3(signature = (texts, options="{}"))]
+    fn muvera<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<String>,
+        options: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (vectors, o) = self.call(py, options, |m, o| m.embed_muvera(&texts, o))?;
+        let width = vectors.first().map_or(0, Vec::len);
+        typed_rows(py, vectors, width, o.output_type)
+    }
+
+    /// A query and documents → `(index, score)` of each document, best first (the
+    /// options' `top_n`: only the best N).
+    #[pyo3(signature = (query, documents, options="{}"))]
+    fn rank(
+        &self,
+        py: Python<'_>,
+        query: &str,
+        documents: Vec<String>,
+        options: &str,
+    ) -> PyResult<Vec<(usize, f32)>> {
+        let (ranked, _) = self.call(py, options, |m, o| {
+            m.rank(query, documents.iter().map(|d| Ok(d.as_str())), o)
+        })?;
+        Ok(ranked.into_iter().map(|r| (r.index, r.score)).collect())
     }
 
     /// Texts → the outputs `wanted` (`dense_text`, `sparse_text`, `multi_vector_text`)
@@ -309,14 +325,11 @@ impl Model {
         wanted: Vec<String>,
         options: &str,
     ) -> PyResult<AllOutputs<'py>> {
-        let o = call_options(options)?;
         let wanted = wanted
             .iter()
             .map(|w| capability_of(w))
             .collect::<PyResult<Vec<_>>>()?;
-        let out = py
-            .detach(|| self.inner.embed_all(&texts, &wanted, &o))
-            .map_err(err)?;
+        let (out, o) = self.call(py, options, |m, o| m.embed_all(&texts, &wanted, o))?;
         let dense = match out.dense {
             Some(d) => Some(rows(py, d, self.width(o.dimensions)?)?),
             None => None,
@@ -336,11 +349,8 @@ impl Model {
         images: Vec<PyImage>,
         options: &str,
     ) -> PyResult<Vec<Bound<'py, PyArray2<f32>>>> {
-        let o = call_options(options)?;
         let images: Vec<ImageInput> = images.into_iter().map(ImageInput::from).collect();
-        let out = py
-            .detach(|| self.inner.embed_images_multi(&images, &o))
-            .map_err(err)?;
+        let (out, _) = self.call(py, options, |m, o| m.embed_images_multi(&images, o))?;
         Ok(multi(py, out))
     }
 
@@ -352,9 +362,8 @@ impl Model {
         pairs: Vec<(String, String)>,
         options: &str,
     ) -> PyResult<Vec<f32>> {
-        let o = call_options(options)?;
-        py.detach(|| self.inner.score_pairs(&pairs, &o))
-            .map_err(err)
+        let (scores, _) = self.call(py, options, |m, o| m.score_pairs(&pairs, o))?;
+        Ok(scores)
     }
 
     /// fastembed's `token_count` of texts.
@@ -379,6 +388,19 @@ impl Model {
 }
 
 impl Model {
+    /// One call with the GIL released: its options from their JSON, then `f` on the
+    /// model; the options come back for the conversion of the result.
+    fn call<T: Send>(
+        &self,
+        py: Python<'_>,
+        options: &str,
+        f: impl FnOnce(&EmbeddingModel, &CallOptions) -> embedkit::Result<T> + Send,
+    ) -> PyResult<(T, CallOptions)> {
+        let o = call_options(options)?;
+        let out = py.detach(|| f(&self.inner, &o)).map_err(err)?;
+        Ok((out, o))
+    }
+
     /// The width of a call's dense rows.
     fn width(&self, dimensions: Option<usize>) -> PyResult<usize> {
         let dims = self.inner.check_dimensions(dimensions).map_err(err)?;

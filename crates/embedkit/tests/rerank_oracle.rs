@@ -130,6 +130,33 @@ fn top_k_sorts_the_oracles_scores() {
     let got: Vec<usize> = top.iter().map(|r| r.index).collect();
     let expect: Vec<usize> = want.iter().take(5).map(|w| w.0).collect();
     assert_eq!(got, expect);
+
+    // The same ranking as a per-call option (`top_n`) of the operations, streamed: the
+    // best 5, and without `top_n` every document, best first.
+    let query = case["query"].as_str().unwrap();
+    let docs_in = || docs.iter().map(|d| Ok(d.as_str()));
+    let ranked = model
+        .rank(query, docs_in(), &CallOptions::new().top_n(Some(5)))
+        .unwrap();
+    assert_eq!(ranked.iter().map(|r| r.index).collect::<Vec<_>>(), expect);
+    for (r, w) in ranked.iter().zip(&want) {
+        assert!(
+            (r.score as f64 - w.1).abs() <= 1e-4,
+            "{} vs {}",
+            r.score,
+            w.1
+        );
+    }
+    let all_ranked = model.rank(query, docs_in(), &CallOptions::new()).unwrap();
+    let every: Vec<usize> = want.iter().map(|w| w.0).collect();
+    assert_eq!(
+        all_ranked.iter().map(|r| r.index).collect::<Vec<_>>(),
+        every
+    );
+    assert!(model
+        .rank(query, docs_in(), &CallOptions::new().top_n(Some(0)))
+        .unwrap()
+        .is_empty());
 }
 
 #[test]

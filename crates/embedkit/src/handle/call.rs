@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::late_interaction::MultiVector;
 use crate::pipeline::{Prep, Purpose};
-use crate::postprocess::VectorType;
+use crate::postprocess::{MuveraOptions, VectorType};
 use crate::sparse::SparseEmbedding;
 use crate::text::Embedding;
 use crate::tokenize::TruncationSide;
@@ -107,6 +107,13 @@ pub struct CallOptions {
     /// step: [`VectorType::apply`]).
     #[serde(alias = "output_dtype")]
     pub output_type: VectorType,
+    /// MUVERA's parameters for the fixed-size encodings of multi-vectors
+    /// ([`Operations::embed_muvera`](super::Operations::embed_muvera)); `None`: fastembed's
+    /// defaults.
+    pub muvera: Option<MuveraOptions>,
+    /// A ranking keeps only its `top_n` best (Cohere's and TEI's `top_n`;
+    /// [`Operations::rank`](super::Operations::rank)), in memory for `top_n` only.
+    pub top_n: Option<usize>,
 }
 
 impl Default for CallOptions {
@@ -121,6 +128,8 @@ impl Default for CallOptions {
             truncation: None,
             truncate: true,
             output_type: VectorType::default(),
+            muvera: None,
+            top_n: None,
         }
     }
 }
@@ -137,6 +146,8 @@ impl CallOptions {
         "truncation",
         "truncate",
         "output_type",
+        "muvera",
+        "top_n",
         "top_k",
         "min_weight",
         "truncation_side",
@@ -199,6 +210,14 @@ impl CallOptions {
     }
     pub fn sparse_min_weight(mut self, w: Option<f32>) -> Self {
         self.sparse_min_weight = w;
+        self
+    }
+    pub fn muvera(mut self, m: Option<MuveraOptions>) -> Self {
+        self.muvera = m;
+        self
+    }
+    pub fn top_n(mut self, n: Option<usize>) -> Self {
+        self.top_n = n;
         self
     }
     pub fn truncation(mut self, side: Option<TruncationSide>) -> Self {
@@ -281,8 +300,8 @@ mod tests {
         // Each name is accepted (a wrong value's error is about the value, never an
         // unknown field), and what is not a name is refused.
         for name in CallOptions::NAMES {
-            let e = CallOptions::from_json(&format!("{{\"{name}\": {{}}}}")).unwrap_err();
-            assert!(!e.to_string().contains("unknown"), "{name}: {e}");
+            let e = CallOptions::from_json(&format!("{{\"{name}\": \"?\"}}")).unwrap_err();
+            assert!(!e.to_string().contains("unknown option"), "{name}: {e}");
         }
         let e = CallOptions::from_json(r#"{"dimension": 8}"#).unwrap_err();
         assert!(e.to_string().contains("unknown option `dimension`"), "{e}");
@@ -361,7 +380,8 @@ mod tests {
         let o = CallOptions::from_json(
             r#"{"batch_size": 4, "purpose": "query", "dimensions": 64, "normalize": true,
                 "top_k": 10, "min_weight": 0.5, "truncation_side": "left",
-                "truncate": false, "output_dtype": "binary"}"#,
+                "truncate": false, "output_dtype": "binary", "top_n": 3,
+                "muvera": {"k_sim": 4, "seed": 7}}"#,
         )
         .unwrap();
         let built = CallOptions::new()
@@ -373,7 +393,13 @@ mod tests {
             .sparse_min_weight(Some(0.5))
             .truncation(Some(TruncationSide::Left))
             .truncate(false)
-            .output_type(VectorType::Binary);
+            .output_type(VectorType::Binary)
+            .top_n(Some(3))
+            .muvera(Some(MuveraOptions {
+                k_sim: 4,
+                random_seed: 7,
+                ..MuveraOptions::default()
+            }));
         assert_eq!(o, built);
         // Nothing given, or nulls: the defaults (truncation on, float32).
         assert_eq!(CallOptions::from_json("{}").unwrap(), CallOptions::new());

@@ -12,7 +12,9 @@ use crate::engine::Stream;
 use crate::error::{Error, Result};
 use crate::image::ImageInput;
 use crate::late_interaction::MultiVector;
-use crate::postprocess;
+use crate::pipeline::Purpose;
+use crate::postprocess::{self, Muvera};
+use crate::rerank::{RankedDocument, TopN};
 use crate::sparse::SparseEmbedding;
 use crate::text::Embedding;
 
@@ -253,6 +255,74 @@ pub trait Operations: Capable {
         self.score_stream(pairs, o)
     }
 
+    /// The documents ranked against `query`, best first (NaN scores last, ties in input
+    /// order); `o.top_n` keeps only the best N, holding no more than N in memory.
+    fn rank<'a, I, S>(
+        &'a self,
+        query: &'a str,
+        documents: I,
+        o: &CallOptions,
+    ) -> Result<Vec<RankedDocument>>
+    where
+        I: IntoIterator<Item = Result<S>>,
+        I::IntoIter: 'a,
+        S: Into<Cow<'a, str>>,
+    {
+        let mut best = TopN::new(o.top_n.unwrap_or(usize::MAX));
+        let pairs = documents
+            .into_iter()
+            .map(move |d| d.map(|d| (Cow::Borrowed(query), d.into())));
+        for score in self.score_pairs_iter(pairs, o) {
+            best.push(score?);
+        }
+        Ok(best.into_ranked())
+    }
+
+    /// MUVERA's fixed-size encoding of each text's multi-vector (`o.muvera`, or
+    /// fastembed's defaults): a query's when `o.purpose` is a query, else a document's,
+    /// as fastembed's `Muvera.process_query` / `process_document`.
+    fn embed_muvera<S: AsRef<str>>(&self, texts: &[S], o: &CallOptions) -> Result<Vec<Embedding>> {
+        self.embed_muvera_iter(texts.iter().map(|t| Ok(t.as_ref())), o)
+            .collect()
+    }
+
+    /// [`embed_muvera`](Self::embed_muvera) of any iterator of texts, streamed in order.
+    fn embed_muvera_iter<'a, I, S>(&'a self, texts: I, o: &CallOptions) -> Stream<'a, Embedding>
+    where
+        I: IntoIterator<Item = Result<S>>,
+        I::IntoIter: 'a,
+        S: Into<Cow<'a, str>>,
+    {
+        let muvera = match start(self, Capability::MultiVectorText, o).and_then(|_| muvera(self, o))
+        {
+            Ok(m) => m,
+            Err(e) => return Stream::failed(e),
+        };
+        let query = o.purpose == Purpose::Query;
+        let stream = self.multi_stream(cut_or_refuse(self, texts_of(texts), o), o);
+        encoded(stream, muvera, query)
+    }
+
+    /// MUVERA's document encoding of each image's multi-vector (`o.muvera`, or
+    /// fastembed's defaults), streamed in order.
+    fn embed_images_muvera_iter<'a, I>(
+        &'a self,
+        images: I,
+        o: &CallOptions,
+    ) -> Stream<'a, Embedding>
+    where
+        I: IntoIterator<Item = Result<ImageInput>>,
+        I::IntoIter: 'a,
+    {
+        let muvera =
+            match start(self, Capability::MultiVectorImage, o).and_then(|_| muvera(self, o)) {
+                Ok(m) => m,
+                Err(e) => return Stream::failed(e),
+            };
+        let stream = self.multi_image_stream(Box::new(images.into_iter()), o);
+        encoded(stream, muvera, false)
+    }
+
     /// Several text outputs at once (any of dense, sparse and multi-vector the model
     /// offers), from one pass where the family computes them together.
     fn embed_all<S: AsRef<str>>(
@@ -380,6 +450,30 @@ fn start_all<M: Capable + ?Sized>(
         wanted[0]
     };
     start(m, first, o)
+}
+
+/// The MUVERA encoder a call asks for, for the model's vectors.
+fn muvera<M: Capable + ?Sized>(m: &M, o: &CallOptions) -> Result<Muvera> {
+    let dim = m.dim().ok_or_else(|| {
+        Error::Unsupported(format!(
+            "model {} does not say the size of its vectors, which MUVERA needs",
+            m.name()
+        ))
+    })?;
+    Muvera::new(dim, o.muvera.unwrap_or_default())
+}
+
+/// Multi-vectors encoded by MUVERA, in the stream.
+fn encoded(stream: Stream<'_, MultiVector>, muvera: Muvera, query: bool) -> Stream<'_, Embedding> {
+    Stream::from_iter(stream.map(move |m| {
+        let m = m?;
+        let v = if query {
+            muvera.process_query(m.view())?
+        } else {
+            muvera.process_document(m.view())?
+        };
+        Ok(v.into_iter().map(|x| x as f32).collect())
+    }))
 }
 
 /// A dense stream with a call's post-processing applied to each vector.

@@ -27,8 +27,10 @@ impl MultiVectorModel for LateInteractionTextEmbedding {
     }
 }
 
-/// MUVERA's parameters, with fastembed's defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// MUVERA's parameters, with fastembed's defaults (and, as a per-call option, by these
+/// names in JSON; `seed` is `random_seed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MuveraOptions {
     /// SimHash hyperplanes per repetition: `2^k_sim` clusters.
     pub k_sim: u32,
@@ -36,6 +38,7 @@ pub struct MuveraOptions {
     pub dim_proj: usize,
     /// Independent repetitions, concatenated.
     pub r_reps: usize,
+    #[serde(alias = "seed")]
     pub random_seed: u64,
 }
 

@@ -242,20 +242,81 @@ impl Model<CrossEncoder> {
     }
 }
 
-/// Indices of the `k` highest scores, best first; NaN scores rank last.
+/// Indices of the `k` highest scores, best first; NaN scores rank last, ties keep input
+/// order.
 pub fn top_k(scores: &[f32], k: usize) -> Vec<RankedDocument> {
-    let mut ranked: Vec<RankedDocument> = scores
-        .iter()
-        .enumerate()
-        .map(|(index, &score)| RankedDocument { index, score })
-        .collect();
-    ranked.sort_by(|a, b| {
-        let key = |s: f32| if s.is_nan() { f32::NEG_INFINITY } else { s };
-        key(b.score).total_cmp(&key(a.score))
-    });
-    ranked.truncate(k);
-    ranked
+    let mut best = TopN::new(k);
+    for &s in scores {
+        best.push(s);
+    }
+    best.into_ranked()
 }
+
+/// The `k` best of scores streamed in, kept in memory for `k` only: the ranking step of
+/// [`top_k`] and of [`Operations::rank`](crate::Operations::rank).
+#[derive(Debug)]
+pub struct TopN {
+    k: usize,
+    seen: usize,
+    /// The kept, worst on top (so the one to drop is at hand).
+    kept: std::collections::BinaryHeap<Worse>,
+}
+
+impl TopN {
+    pub fn new(k: usize) -> Self {
+        TopN {
+            k,
+            seen: 0,
+            kept: std::collections::BinaryHeap::new(),
+        }
+    }
+
+    /// The score of the next document (its index: how many came before).
+    pub fn push(&mut self, score: f32) {
+        let index = self.seen;
+        self.seen += 1;
+        if self.k == 0 {
+            return;
+        }
+        self.kept.push(Worse(RankedDocument { index, score }));
+        if self.kept.len() > self.k {
+            self.kept.pop();
+        }
+    }
+
+    /// The kept, best first.
+    pub fn into_ranked(self) -> Vec<RankedDocument> {
+        self.kept
+            .into_sorted_vec()
+            .into_iter()
+            .map(|w| w.0)
+            .collect()
+    }
+}
+
+/// Orders ranked documents worst first: lower score (NaN lowest), then later input.
+#[derive(Debug)]
+struct Worse(RankedDocument);
+
+impl Ord for Worse {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let key = |s: f32| if s.is_nan() { f32::NEG_INFINITY } else { s };
+        key(other.0.score)
+            .total_cmp(&key(self.0.score))
+            .then(self.0.index.cmp(&other.0.index))
+    }
+}
+impl PartialOrd for Worse {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for Worse {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+impl Eq for Worse {}
 
 impl Capable for Model<CrossEncoder> {
     fn count_pair_tokens(&self, pairs: &[(&str, &str)]) -> Result<usize> {
