@@ -148,14 +148,199 @@ def _models(json_text: str) -> list[dict[str, Any]]:
     return json.loads(json_text)
 
 
+class SparseEmbedding:
+    """A sparse vector: `indices` (int64) and `values` (float32) numpy arrays."""
+
+    __slots__ = ("values", "indices")
+
+    def __init__(self, values: np.ndarray, indices: np.ndarray):
+        self.values = values
+        self.indices = indices
+
+    def as_object(self) -> dict[str, np.ndarray]:
+        return {"values": self.values, "indices": self.indices}
+
+    def as_dict(self) -> dict[int, float]:
+        return {int(i): float(v) for i, v in zip(self.indices, self.values)}
+
+    @classmethod
+    def from_dict(cls, data: dict[int, float]) -> "SparseEmbedding":
+        if not data:
+            return cls(values=np.array([]), indices=np.array([], dtype=np.int64))
+        indices, values = zip(*data.items())
+        return cls(values=np.array(values), indices=np.array(indices))
+
+    def __repr__(self) -> str:
+        return f"SparseEmbedding(values={self.values!r}, indices={self.indices!r})"
+
+
+def _image_item(image: ImageInput) -> Any:
+    """A path or file bytes for the engine; an in-memory Pillow image is passed as PNG
+    (lossless, mode kept)."""
+    if isinstance(image, (bytes, bytearray)):
+        return bytes(image)
+    if isinstance(image, (str, os.PathLike)):
+        return os.fspath(image)
+    if hasattr(image, "save") and hasattr(image, "mode"):
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        return buf.getvalue()
+    raise TypeError(f"unsupported image input {type(image).__name__}: give a path, bytes or a PIL image")
+
+
+def _images(images: ImageInput | Iterable[ImageInput]) -> Iterable[ImageInput]:
+    if isinstance(images, (str, bytes, bytearray, os.PathLike)) or hasattr(images, "mode"):
+        return [images]
+    return images
+
+
+
+# --- What the classes compute: one table -------------------------------------------
+#
+# Every streaming method of every class is made by `_method` from a row of `_METHODS`:
+# which engine call it makes (`_OPS`: the call of `embedkit._embedkit.Model` and how its
+# items become fastembed's), what its inputs are (`_INPUTS`), its purpose, and its
+# default batch size. A class is its registry table, the capabilities it needs and its
+# rows; what is left by hand below is fastembed's API around the engine
+# (`add_custom_model`, `embedding_size`, BGE-M3's `encode`, ...).
+
+# engine call -> how each item it returns becomes fastembed's value
+_OPS: dict[str, Any] = {
+    "dense": None,
+    "sparse": lambda row: SparseEmbedding(values=row[1], indices=row[0]),
+    "multi": None,
+    "muvera": None,
+    "dense_images": None,
+    "multi_images": None,
+    "scores": None,
+}
+
+# input kind -> (one argument as an iterable, one item as the engine takes it, the
+# smallest chunk, whether chunks are whole batches: graphs whose outputs depend on the
+# batch must get fastembed's batches)
+_INPUTS: dict[str, tuple[Any, Any, int, bool]] = {
+    "texts": (_texts, None, TEXT_CHUNK, False),
+    "images": (_images, _image_item, 64, False),
+    "pairs": (lambda pairs: pairs, tuple, TEXT_CHUNK, False),
+    "batched_texts": (_texts, None, TEXT_CHUNK, True),
+    "batched_images": (_images, _image_item, 64, True),
+}
+
+
+def _method(name: str, op: str, inputs: str, purpose: str | None, batch: int | None,
+            doc: str, strict: bool = False) -> Any:
+    """A streaming method from its row: fastembed's signature (`batch` given: `(items,
+    batch_size=batch, parallel=None, **kwargs)`, else `(items, **kwargs)`, where a
+    `batch_size` keyword is still read), the engine call per chunk, fastembed's values
+    out. `strict` (embedkit's own `EmbeddingModel`): an unknown keyword raises TypeError."""
+    as_items, as_engine, least, whole = _INPUTS[inputs]
+    wrap = _OPS[op]
+
+    def stream(self: Any, items: Any, batch_size: int | None, kwargs: dict) -> Iterator[Any]:
+        given = {"batch_size": batch_size}
+        if purpose is not None:
+            given["purpose"] = purpose
+        options = _call(kwargs, strict, **given)
+        size = (batch_size * max(1, least // batch_size) if whole and batch_size
+                else max(least, batch_size or 0))
+        call = getattr(self._model, op)
+        for chunk in _chunks(as_items(items), size):
+            out = call(chunk if as_engine is None else [as_engine(i) for i in chunk], options)
+            yield from (out if wrap is None else map(wrap, out))
+
+    if batch is None:
+        def method(self: Any, items: Any, **kwargs: Any) -> Iterator[Any]:
+            return stream(self, items, kwargs.pop("batch_size", None), kwargs)
+    else:
+        def method(self: Any, items: Any, batch_size: int = batch, parallel: int | None = None,
+                   **kwargs: Any) -> Iterator[Any]:
+            return stream(self, items, batch_size, kwargs)
+    method.__name__ = name
+    method.__doc__ = doc
+    return method
+
+
+_EMBED_DOC = ("One {what} per input, lazily. Per-call options are the engine's "
+              "(`embedkit.CALL_OPTIONS`): {options}; other keywords are ignored, as "
+              "fastembed ignores them. `parallel` is accepted for fastembed's signature: the "
+              "engine's sessions are set when the model is built and use every core.")
+_TEXT_OPTIONS = ('`truncation_side="left"` keeps the end of an over-long text; `truncate=False` '
+                 "raises InvalidInputError on one instead of cutting it")
+_DENSE_OPTIONS = ("`dimensions=N` shortens the vectors of models trained for it (Matryoshka), "
+                  '`normalize=True` L2-normalizes them, `output_dtype="int8"` scales them to '
+                  'int8 and `"binary"` packs their sign bits (numpy\'s `packbits`); ' + _TEXT_OPTIONS)
+_SPARSE_OPTIONS = "`top_k=K` keeps the K largest weights, `min_weight=W` drops those below W; " + _TEXT_OPTIONS
+
+
+def _text_rows(op: str, what: str, options: str, passage: str) -> list[tuple]:
+    """embed / query_embed / passage_embed of a text family."""
+    doc = _EMBED_DOC.format(what=what, options=options)
+    return [("embed", op, "texts", "document", 256, doc),
+            ("query_embed", op, "texts", "query", None, doc + " Embedded as queries."),
+            ("passage_embed", op, "texts", passage, None, doc + " Embedded as passages.")]
+
+
+# class -> (registry table, capabilities one of which it needs, its streaming methods)
+_METHODS: dict[str, tuple[str, tuple[str, ...], list[tuple]]] = {
+    "TextEmbedding": ("dense", ("dense_text",),
+                      _text_rows("dense", "dense vector", _DENSE_OPTIONS, "passage")),
+    "SparseTextEmbedding": ("sparse", ("sparse_text",),
+                            _text_rows("sparse", "sparse vector", _SPARSE_OPTIONS, "document")),
+    "LateInteractionTextEmbedding": ("late_interaction", ("multi_vector_text",),
+                                     _text_rows("multi", "(tokens, dim) matrix", _TEXT_OPTIONS, "document")),
+    "ImageEmbedding": ("image", ("dense_image",), [
+        ("embed", "dense_images", "images", None, 16,
+         _EMBED_DOC.format(what="dense vector", options='`output_dtype="int8"` or `"binary"`'))]),
+    "LateInteractionMultimodalEmbedding": (
+        "late_interaction_multimodal", ("multi_vector_text", "multi_vector_image"), [
+            ("embed_text", "multi", "batched_texts", None, 256,
+             _EMBED_DOC.format(what="(tokens, dim) matrix", options=_TEXT_OPTIONS)),
+            ("embed_image", "multi_images", "batched_images", None, 16,
+             _EMBED_DOC.format(what="(patches, dim) matrix", options="none"))]),
+    "TextCrossEncoder": ("rerank", ("pair_scores",), [
+        ("rerank_pairs", "scores", "pairs", None, 64,
+         _EMBED_DOC.format(what="score of a (query, document) pair", options=_TEXT_OPTIONS))]),
+    "BgeM3Embedding": ("bge_m3", ("dense_text", "sparse_text", "multi_vector_text"), []),
+}
+
+_STRICT_DOC = ("{what}. Options are the engine's per-call options by name "
+               "(`embedkit.CALL_OPTIONS`: batch_size, purpose, dimensions, normalize, top_k, "
+               "min_weight, truncation_side, truncate, output_dtype, muvera, top_n); an option "
+               "the call does not use is ignored, an unknown name raises TypeError.")
+
+# EmbeddingModel's methods: one per capability, strict about option names.
+_HANDLE_METHODS = [
+    ("embed", "dense", "texts", "One dense vector per text (`dense_text`), of `output_dtype`"),
+    ("embed_sparse", "sparse", "texts", "One sparse vector per text (`sparse_text`)"),
+    ("embed_multi", "multi", "texts", "One (tokens, dim) matrix per text (`multi_vector_text`)"),
+    ("embed_muvera", "muvera", "texts",
+     "One MUVERA encoding per text (from `multi_vector_text`), as fastembed's "
+     "`Muvera.process_document` gives it, or `process_query` with `purpose=\"query\"`; "
+     "`muvera={\"k_sim\": 5, \"dim_proj\": 16, \"r_reps\": 20, \"random_seed\": 42}` sets its "
+     "parameters (these are the defaults)"),
+    ("embed_images", "dense_images", "images", "One dense vector per image (`dense_image`)"),
+    ("embed_images_multi", "multi_images", "images",
+     "One (patches, dim) matrix per image (`multi_vector_image`)"),
+    ("score_pairs", "scores", "pairs", "One relevance score per (query, document) pair (`pair_scores`)"),
+]
+
+
 class _Model:
     """What every class shares: fastembed's constructor arguments, the one engine class
     they build (`embedkit._embedkit.Model`, the library's capability handle), and
-    `list_supported_models`. A class says only which registry table it lists (`_kind`),
-    which capabilities it needs (`_wanted`: one of them) and its builder settings."""
+    `list_supported_models`. A class's table and capabilities come from `_METHODS`."""
 
     _kind: str  # the registry table listed by list_supported_models
     _wanted: tuple[str, ...]  # capabilities, one of which the model must offer
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        row = _METHODS.get(cls.__name__)
+        if row is None:
+            return
+        cls._kind, cls._wanted, methods = row
+        for name, op, inputs, purpose, batch, doc in methods:
+            setattr(cls, name, _method(name, op, inputs, purpose, batch, doc))
 
     def __init__(self, model_name: str, cache_dir: str | None = None, threads: int | None = None,
                  providers: Sequence[Any] | None = None, cuda: Any = False,
@@ -181,16 +366,20 @@ class _Model:
         """What the model computes (`dense_text`, `sparse_text`, ...)."""
         return self._model.capabilities
 
+    @property
+    def embedding_size(self) -> int | None:
+        return self._model.embedding_size
+
     @classmethod
     def list_supported_models(cls) -> list[dict[str, Any]]:
         return _models(_embedkit.list_supported_models(cls._kind))
 
+    def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, **kwargs: Any) -> int:
+        return sum(self._model.token_count(c) for c in _chunks(_texts(texts), batch_size))
+
 
 class TextEmbedding(_Model):
     """Dense text embeddings, as fastembed's `TextEmbedding`."""
-
-    _kind = "dense"
-    _wanted = ("dense_text",)
 
     def __init__(self, model_name: str = "BAAI/bge-small-en-v1.5", *args: Any, **kwargs: Any):
         super().__init__(model_name, *args, **kwargs)
@@ -219,71 +408,9 @@ class TextEmbedding(_Model):
         raise ValueError(f"Embedding size for model {model_name} was None. Available models: "
                          f"{[m['model'] for m in cls.list_supported_models()]}")
 
-    @property
-    def embedding_size(self) -> int:
-        return self._model.embedding_size
-
-    def _stream(self, documents: Iterable[str], batch_size: int | None, purpose: str,
-                kwargs: dict) -> Iterator[np.ndarray]:
-        options = _call(kwargs, batch_size=batch_size, purpose=purpose)
-        for chunk in _chunks(documents, max(TEXT_CHUNK, batch_size or 0)):
-            yield from self._model.dense(chunk, options)
-
-    def embed(self, documents: str | Iterable[str], batch_size: int = 256, parallel: int | None = None,
-              **kwargs: Any) -> Iterator[np.ndarray]:
-        """One vector per document, lazily. `dimensions=N` shortens the vectors of
-        models trained for it (Matryoshka) and `normalize=True` L2-normalizes them;
-        `output_dtype="int8"` scales each to int8 (±127) and `"binary"` packs its sign
-        bits into uint8 (numpy's `packbits`), the last steps.
-        `truncation_side="left"` keeps the end of an over-long text ("right", its start;
-        default: where the model's tokenizer configuration says); `truncate=False`
-        raises InvalidInputError on an over-long text instead of cutting it.
-        `parallel` is accepted for fastembed's signature; the engine's sessions are set
-        when the model is built (`parallel=` of the constructor) and already use every
-        core by default."""
-        return self._stream(_texts(documents), batch_size, "document", kwargs)
-
-    def query_embed(self, query: str | Iterable[str], **kwargs: Any) -> Iterator[np.ndarray]:
-        return self._stream(_texts(query), kwargs.get("batch_size"), "query", kwargs)
-
-    def passage_embed(self, texts: Iterable[str], **kwargs: Any) -> Iterator[np.ndarray]:
-        return self._stream(_texts(texts), kwargs.get("batch_size"), "passage", kwargs)
-
-    def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, **kwargs: Any) -> int:
-        return sum(self._model.token_count(c) for c in _chunks(_texts(texts), batch_size))
-
-
-class SparseEmbedding:
-    """A sparse vector: `indices` (int64) and `values` (float32) numpy arrays."""
-
-    __slots__ = ("values", "indices")
-
-    def __init__(self, values: np.ndarray, indices: np.ndarray):
-        self.values = values
-        self.indices = indices
-
-    def as_object(self) -> dict[str, np.ndarray]:
-        return {"values": self.values, "indices": self.indices}
-
-    def as_dict(self) -> dict[int, float]:
-        return {int(i): float(v) for i, v in zip(self.indices, self.values)}
-
-    @classmethod
-    def from_dict(cls, data: dict[int, float]) -> "SparseEmbedding":
-        if not data:
-            return cls(values=np.array([]), indices=np.array([], dtype=np.int64))
-        indices, values = zip(*data.items())
-        return cls(values=np.array(values), indices=np.array(indices))
-
-    def __repr__(self) -> str:
-        return f"SparseEmbedding(values={self.values!r}, indices={self.indices!r})"
-
 
 class SparseTextEmbedding(_Model):
     """Sparse text embeddings (SPLADE, BM25, BM42, MiniCOIL), as fastembed's."""
-
-    _kind = "sparse"
-    _wanted = ("sparse_text",)
 
     # fastembed's keyword arguments of the sparse kinds (BM25, MiniCOIL, BM42); a model
     # refuses one its kind does not read instead of ignoring it.
@@ -293,54 +420,9 @@ class SparseTextEmbedding(_Model):
         given = {k: kwargs.pop(k) for k in self._SETTINGS if kwargs.get(k) is not None}
         return given or None
 
-    def _stream(self, documents: Iterable[str], batch_size: int | None, purpose: str,
-                kwargs: dict) -> Iterator[SparseEmbedding]:
-        options = _call(kwargs, batch_size=batch_size, purpose=purpose)
-        for chunk in _chunks(documents, max(TEXT_CHUNK, batch_size or 0)):
-            for indices, values in self._model.sparse(chunk, options):
-                yield SparseEmbedding(values=values, indices=indices)
-
-    def embed(self, documents: str | Iterable[str], batch_size: int = 256, parallel: int | None = None,
-              **kwargs: Any) -> Iterator[SparseEmbedding]:
-        """One sparse vector per document; `top_k=K` keeps the K largest weights and
-        `min_weight=W` drops those below W."""
-        return self._stream(_texts(documents), batch_size, "document", kwargs)
-
-    def query_embed(self, query: str | Iterable[str], **kwargs: Any) -> Iterator[SparseEmbedding]:
-        return self._stream(_texts(query), None, "query", kwargs)
-
-    def passage_embed(self, texts: Iterable[str], **kwargs: Any) -> Iterator[SparseEmbedding]:
-        return self._stream(_texts(texts), kwargs.get("batch_size"), "document", kwargs)
-
-    def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, **kwargs: Any) -> int:
-        return sum(self._model.token_count(c) for c in _chunks(_texts(texts), batch_size))
-
 
 class LateInteractionTextEmbedding(_Model):
     """ColBERT-family token vectors, as fastembed's."""
-
-    _kind = "late_interaction"
-    _wanted = ("multi_vector_text",)
-
-    @property
-    def embedding_size(self) -> int:
-        return self._model.embedding_size
-
-    def _stream(self, texts: Iterable[str], batch_size: int | None, purpose: str,
-                kwargs: dict) -> Iterator[np.ndarray]:
-        options = _call(kwargs, batch_size=batch_size, purpose=purpose)
-        for chunk in _chunks(texts, max(TEXT_CHUNK, batch_size or 0)):
-            yield from self._model.multi(chunk, options)
-
-    def embed(self, documents: str | Iterable[str], batch_size: int = 256, parallel: int | None = None,
-              **kwargs: Any) -> Iterator[np.ndarray]:
-        return self._stream(_texts(documents), batch_size, "document", kwargs)
-
-    def query_embed(self, query: str | Iterable[str], **kwargs: Any) -> Iterator[np.ndarray]:
-        return self._stream(_texts(query), None, "query", kwargs)
-
-    def passage_embed(self, texts: Iterable[str], **kwargs: Any) -> Iterator[np.ndarray]:
-        return self._stream(_texts(texts), kwargs.get("batch_size"), "document", kwargs)
 
     def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, is_doc: bool = True,
                     include_extension: bool = False, **kwargs: Any) -> int:
@@ -349,73 +431,16 @@ class LateInteractionTextEmbedding(_Model):
                    for c in _chunks(_texts(texts), batch_size))
 
 
-def _image_item(image: ImageInput) -> Any:
-    """A path or file bytes for the engine; an in-memory Pillow image is passed as PNG
-    (lossless, mode kept)."""
-    if isinstance(image, (bytes, bytearray)):
-        return bytes(image)
-    if isinstance(image, (str, os.PathLike)):
-        return os.fspath(image)
-    if hasattr(image, "save") and hasattr(image, "mode"):
-        buf = io.BytesIO()
-        image.save(buf, format="PNG")
-        return buf.getvalue()
-    raise TypeError(f"unsupported image input {type(image).__name__}: give a path, bytes or a PIL image")
-
-
-def _images(images: ImageInput | Iterable[ImageInput]) -> Iterable[ImageInput]:
-    if isinstance(images, (str, bytes, bytearray, os.PathLike)) or hasattr(images, "mode"):
-        return [images]
-    return images
-
-
 class ImageEmbedding(_Model):
     """Dense image embeddings, as fastembed's `ImageEmbedding`."""
-
-    _kind = "image"
-    _wanted = ("dense_image",)
-
-    @property
-    def embedding_size(self) -> int:
-        return self._model.embedding_size
-
-    def embed(self, images: ImageInput | Iterable[ImageInput], batch_size: int = 16,
-              parallel: int | None = None, **kwargs: Any) -> Iterator[np.ndarray]:
-        options = _call(kwargs, batch_size=batch_size)
-        for chunk in _chunks(_images(images), max(64, batch_size)):
-            yield from self._model.dense_images([_image_item(i) for i in chunk], options)
 
 
 class LateInteractionMultimodalEmbedding(_Model):
     """ColPali / ColModernVBert, as fastembed's."""
 
-    _kind = "late_interaction_multimodal"
-    _wanted = ("multi_vector_text", "multi_vector_image")
-
-    @property
-    def embedding_size(self) -> int:
-        return self._model.embedding_size
-
-    # These graphs' outputs depend on the batch, so chunks are whole multiples of it and
-    # the batches are the ones fastembed forms.
-    def embed_text(self, documents: str | Iterable[str], batch_size: int = 256,
-                   parallel: int | None = None, **kwargs: Any) -> Iterator[np.ndarray]:
-        options = _call(kwargs, batch_size=batch_size)
-        for chunk in _chunks(_texts(documents), batch_size * max(1, TEXT_CHUNK // batch_size)):
-            yield from self._model.multi(chunk, options)
-
-    def embed_image(self, images: ImageInput | Iterable[ImageInput], batch_size: int = 16,
-                    parallel: int | None = None, **kwargs: Any) -> Iterator[np.ndarray]:
-        options = _call(kwargs, batch_size=batch_size)
-        for chunk in _chunks(_images(images), batch_size * max(1, 64 // batch_size)):
-            yield from self._model.multi_images([_image_item(i) for i in chunk], options)
-
 
 class TextCrossEncoder(_Model):
     """Cross-encoder reranking, as fastembed's `TextCrossEncoder`."""
-
-    _kind = "rerank"
-    _wanted = ("pair_scores",)
 
     @classmethod
     def add_custom_model(cls, model: str, sources: Any, model_file: str = "onnx/model.onnx",
@@ -430,14 +455,8 @@ class TextCrossEncoder(_Model):
 
     def rerank(self, query: str, documents: Iterable[str], batch_size: int = 64,
                parallel: int | None = None, **kwargs: Any) -> Iterator[float]:
+        """One score per document against `query`, in input order."""
         return self.rerank_pairs(((query, d) for d in _texts(documents)), batch_size, **kwargs)
-
-    def rerank_pairs(self, pairs: Iterable[tuple[str, str]], batch_size: int = 64,
-                     parallel: int | None = None, **kwargs: Any) -> Iterator[float]:
-        """One score per pair; `truncation_side="left"` cuts over-long texts at the left."""
-        options = _call(kwargs, batch_size=batch_size)
-        for chunk in _chunks(pairs, max(TEXT_CHUNK, batch_size)):
-            yield from self._model.scores([(q, d) for q, d in chunk], options)
 
     def token_count(self, pairs: Iterable[tuple[str, str]], batch_size: int = 1024, **kwargs: Any) -> int:
         return sum(self._model.pair_token_count([(q, d) for q, d in c]) for c in _chunks(pairs, batch_size))
@@ -448,15 +467,8 @@ class BgeM3Embedding(_Model):
     (sparse) weights and ColBERT multi-vectors. `encode` has the shape of FlagEmbedding's
     `BGEM3FlagModel.encode`; queries are embedded exactly as documents."""
 
-    _kind = "bge_m3"
-    _wanted = ("dense_text", "sparse_text", "multi_vector_text")
-
     def __init__(self, model_name: str = "BAAI/bge-m3", *args: Any, **kwargs: Any):
         super().__init__(model_name, *args, **kwargs)
-
-    @property
-    def embedding_size(self) -> int:
-        return self._model.embedding_size
 
     def encode(self, sentences: str | list[str], batch_size: int = 256, max_length: int | None = None,
                return_dense: bool = True, return_sparse: bool = False, return_colbert_vecs: bool = False,
@@ -501,9 +513,6 @@ class BgeM3Embedding(_Model):
     def encode_corpus(self, corpus: str | list[str], **kwargs: Any) -> dict[str, Any]:
         return self.encode(corpus, **kwargs)
 
-    def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, **kwargs: Any) -> int:
-        return sum(self._model.token_count(c) for c in _chunks(_texts(texts), batch_size))
-
 
 class EmbeddingModel(_Model):
     """Any model of the registry, by what it can compute (the library's capability
@@ -521,66 +530,19 @@ class EmbeddingModel(_Model):
             out.extend(dict(m, kind=kind) for m in _models(_embedkit.list_supported_models(kind)))
         return out
 
-    @property
-    def embedding_size(self) -> int | None:
-        return self._model.embedding_size
-
-    # Each method takes the engine's per-call options by name (`embedkit.CALL_OPTIONS`):
-    # batch_size, purpose ("document", "query", "passage"), dimensions, normalize,
-    # top_k / min_weight (sparse pruning), truncation_side ("left", "right"), truncate
-    # (False: an over-long text raises), output_dtype ("float32", "int8", "binary");
-    # an option the call does not use is ignored, an unknown name raises TypeError.
-
-    @staticmethod
-    def _calls(items: Iterable[Any], options: dict, least: int = TEXT_CHUNK) -> tuple[str, Iterator[list]]:
-        """A call's options as the engine's JSON (an unknown name raises TypeError) and its
-        inputs in chunks of at least `least`, or of the batch size when larger."""
-        return _call(options, strict=True), _chunks(items, max(least, options.get("batch_size") or 0))
-
-    def embed(self, texts: str | Iterable[str], **options: Any) -> Iterator[np.ndarray]:
-        """One dense vector per text (`dense_text`), of `output_dtype`."""
-        opts, chunks = self._calls(_texts(texts), options)
-        for chunk in chunks:
-            yield from self._model.dense(chunk, opts)
-
-    def embed_sparse(self, texts: str | Iterable[str], **options: Any) -> Iterator[SparseEmbedding]:
-        """One sparse vector per text (`sparse_text`)."""
-        opts, chunks = self._calls(_texts(texts), options)
-        for chunk in chunks:
-            for indices, values in self._model.sparse(chunk, opts):
-                yield SparseEmbedding(values=values, indices=indices)
-
-    def embed_multi(self, texts: str | Iterable[str], **options: Any) -> Iterator[np.ndarray]:
-        """One (tokens, dim) matrix per text (`multi_vector_text`)."""
-        opts, chunks = self._calls(_texts(texts), options)
-        for chunk in chunks:
-            yield from self._model.multi(chunk, opts)
-
-    def embed_images(self, images: ImageInput | Iterable[ImageInput], **options: Any) -> Iterator[np.ndarray]:
-        """One dense vector per image (`dense_image`)."""
-        opts, chunks = self._calls(_images(images), options, 64)
-        for chunk in chunks:
-            yield from self._model.dense_images([_image_item(i) for i in chunk], opts)
-
-    def embed_images_multi(self, images: ImageInput | Iterable[ImageInput], **options: Any) -> Iterator[np.ndarray]:
-        """One (patches, dim) matrix per image (`multi_vector_image`)."""
-        opts, chunks = self._calls(_images(images), options, 64)
-        for chunk in chunks:
-            yield from self._model.multi_images([_image_item(i) for i in chunk], opts)
-
-    def score_pairs(self, pairs: Iterable[tuple[str, str]], **options: Any) -> Iterator[float]:
-        """One relevance score per (query, document) pair (`pair_scores`)."""
-        opts, chunks = self._calls(pairs, options)
-        for chunk in chunks:
-            yield from self._model.scores([(q, d) for q, d in chunk], opts)
+    def rank(self, query: str, documents: Iterable[str], **options: Any) -> list[dict[str, Any]]:
+        """The documents ranked against `query` (`pair_scores`), best first, as
+        `{"index", "score"}`; `top_n=N` keeps the best N."""
+        opts = _call(options, strict=True)
+        return [{"index": i, "score": s} for i, s in self._model.rank(query, list(_texts(documents)), opts)]
 
     def embed_all(self, texts: str | Iterable[str], outputs: Sequence[str], **options: Any) -> Iterator[dict[str, Any]]:
         """Several outputs of each text from one pass of a model that computes them
         together (`outputs`: capability names such as `dense_text`, `sparse_text`,
         `multi_vector_text`): one dict per text, keyed by capability."""
         wanted = list(outputs)
-        opts, chunks = self._calls(_texts(texts), options)
-        for chunk in chunks:
+        opts = _call(options, strict=True)
+        for chunk in _chunks(_texts(texts), max(TEXT_CHUNK, options.get("batch_size") or 0)):
             dense, sparse, multi = self._model.outputs(chunk, wanted, opts)
             for i in range(len(chunk)):
                 row: dict[str, Any] = {}
@@ -593,6 +555,11 @@ class EmbeddingModel(_Model):
                     row["multi_vector_text"] = multi[i]
                 yield row
 
+
+for _name, _op, _inputs, _what in _HANDLE_METHODS:
+    setattr(EmbeddingModel, _name,
+            _method(_name, _op, _inputs, None, None, _STRICT_DOC.format(what=_what), strict=True))
+del _name, _op, _inputs, _what
 
 __all__ = [
     "BgeM3Embedding", "EmbeddingModel", "EmbedkitError", "ImageEmbedding", "LateInteractionMultimodalEmbedding",

@@ -108,6 +108,19 @@ def test_late_interaction_and_muvera(name, folder, edge_inputs, corpus):
     for q in queries[3:8]:
         close([m.process_query(q)], [t.process_query(q)], 1e-9)
 
+    # MUVERA as a per-call option of the capability handle: fastembed's Muvera on
+    # fastembed's own vectors.
+    handle = embedkit.EmbeddingModel(name, specific_model_path=path)
+    params = dict(k_sim=4, dim_proj=16, r_reps=8, random_seed=7)
+    for purpose, embed, process in (("document", theirs.embed, t.process_document),
+                                    ("query", theirs.query_embed, t.process_query)):
+        got = list(handle.embed_muvera(texts[3:8], muvera=params, purpose=purpose, batch_size=8))
+        want = [process(v) for v in embed(texts[3:8], batch_size=8)]
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert g.shape == (t.embedding_size,)
+            assert np.abs(g - w).max() <= 1e-5 * max(1.0, np.abs(w).max()), purpose
+
 
 def test_image(images):
     import fastembed
@@ -152,6 +165,17 @@ def test_rerank(corpus):
           [list(theirs.rerank("what is a vector", corpus[:40], batch_size=8))])
     pairs = list(zip(corpus[:10], corpus[10:20]))
     close([list(ours.rerank_pairs(pairs))], [list(theirs.rerank_pairs(pairs))])
+
+    # A ranking through the capability handle: fastembed's scores, best first.
+    handle = embedkit.EmbeddingModel(name, specific_model_path=path)
+    scores = list(theirs.rerank("what is a vector", corpus[:40]))
+    best = sorted(range(40), key=lambda i: -scores[i])
+    top = handle.rank("what is a vector", corpus[:40], top_n=5, batch_size=8)
+    assert [r["index"] for r in top] == best[:5]
+    close([[r["score"] for r in top]], [[scores[i] for i in best[:5]]])
+    assert len(handle.rank("what is a vector", corpus[:40])) == 40
+    with pytest.raises(TypeError):
+        handle.rank("q", ["d"], top=3)
 
 
 @pytest.mark.parametrize("ours,theirs", [
