@@ -230,8 +230,11 @@ bench-serve: setup test-models $(SERVE_VENV)/.done
 	$(PYTHON) scripts/bench/make_corpus.py --out target/bench
 	$(SERVE_VENV)/bin/python scripts/bench/serve_models.py \
 	  --minilm $(SHARED_MODELS)/all-MiniLM-L6-v2-fp32 --out target/bench/serve
+	$(SERVE_VENV)/bin/python scripts/bench/family_models.py \
+	  --minilm $(SHARED_MODELS)/all-MiniLM-L6-v2-fp32 --out target/bench/models
 	cargo build --profile dist -q -p embedkit-cli
 	cargo run --profile dist -q -p embedkit-server --example bench_serve -- --bin target/dist/embedkit \
+	  --family-models target/bench/models \
 	  --model-dir target/bench/serve/minilm-onnx --onnx-dir target/bench/serve/minilm-onnx-infinity \
 	  --torch-dir target/bench/serve/minilm-torch --infinity $(SERVE_VENV)/bin/infinity_emb \
 	  --texts target/bench/corpus.txt $(BENCH_SERVE_ARGS) | tee target/bench/serve.md

@@ -123,7 +123,7 @@ fn main() {
         .collect();
     // `--only /embed,/rerank`: a subset of the routes (their models alone are served).
     let only = arg("--only", "");
-    let routes: Vec<Route> = routes()
+    let routes: Vec<Route> = routes(None)
         .into_iter()
         .filter(|r| only.is_empty() || only.split(',').any(|p| p == r.path))
         .collect();

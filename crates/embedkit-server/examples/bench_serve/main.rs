@@ -22,7 +22,9 @@
 //! the model: it writes its optimized graph into the first; the second holds the
 //! safetensors weights), `--texts FILE` (one text per line; the first 2000), `--threads N`
 //! (2), `--seconds N` per cell (15), `--parts calls,peers,families,mixed`, `--variants`
-//! (serve flags for the mixed part, `;` between variants: `--workers 1;--workers 2`).
+//! (serve flags for the mixed part, `;` between variants: `--workers 1;--workers 2`),
+//! `--family-models DIR` (the MiniLM-sized ColBERT and reranker of
+//! `scripts/bench/family_models.py` for parts 2 and 3; without it, the tiny test models).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -247,6 +249,13 @@ fn main() {
     }
 }
 
+/// `--family-models DIR`: the MiniLM-sized late-interaction and rerank models
+/// (`scripts/bench/family_models.py`) instead of the tiny test models.
+fn sized() -> Option<PathBuf> {
+    let dir = arg("--family-models", "");
+    (!dir.is_empty()).then(|| PathBuf::from(dir))
+}
+
 /// Part 0: the library alone, called with a few texts at a time as a server calls it
 /// (a batch of whatever requests arrived together) and with all of them at once.
 fn calls(threads: usize, docs: &[String]) {
@@ -414,7 +423,7 @@ fn families_table(
     docs: &Arc<Vec<String>>,
     rt: &tokio::runtime::Runtime,
 ) {
-    let routes: Vec<Route> = routes();
+    let routes: Vec<Route> = routes(sized().as_deref());
     println!("### Families: embedkit serve ÷ the library (docs/s; rerank: pairs/s)\n");
     println!("| route | model | library | 1 text × 8 | 8 texts × 8 | 1 text × 32 | 8 texts × 32 |");
     println!("|---|---|---|---|---|---|---|");
@@ -464,7 +473,7 @@ fn mixed(
     docs: &Arc<Vec<String>>,
     rt: &tokio::runtime::Runtime,
 ) {
-    let all = routes();
+    let all = routes(sized().as_deref());
     let picked: Vec<&Route> = ["/embed", "/rerank", "/embed_late"]
         .iter()
         .filter_map(|p| all.iter().find(|r| r.path == *p))

@@ -21,10 +21,21 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Dense and sparse are real models (../shared/models); late interaction and rerank are
-/// the seeded test models (`make test-models`), as no package carries real ones.
-pub fn routes() -> Vec<Route> {
+/// Dense and sparse are real models (../shared/models). Late interaction and rerank are
+/// seeded, as no package carries real ones: with `sized` (the folder
+/// `scripts/bench/family_models.py` writes), all-MiniLM-L6-v2's real encoder under a
+/// seeded ColBERT projection or rerank head, so that they cost what a small model of
+/// their family costs; otherwise the tiny test models (`make test-models`), whose compute
+/// is too small for a server-versus-library ratio to mean anything.
+pub fn routes(sized: Option<&Path>) -> Vec<Route> {
     let r = root();
+    let (late, rerank) = match sized {
+        Some(dir) => (dir.join("colbert-minilm"), dir.join("rerank-minilm")),
+        None => (
+            r.join("target/test-models/colbert-128"),
+            r.join("target/test-models/rerank-bert"),
+        ),
+    };
     vec![
         Route {
             path: "/embed",
@@ -39,12 +50,12 @@ pub fn routes() -> Vec<Route> {
         Route {
             path: "/embed_late",
             model: "colbert-ir/colbertv2.0",
-            dir: r.join("target/test-models/colbert-128"),
+            dir: late,
         },
         Route {
             path: "/rerank",
             model: "Xenova/ms-marco-MiniLM-L-6-v2",
-            dir: r.join("target/test-models/rerank-bert"),
+            dir: rerank,
         },
     ]
 }
