@@ -378,6 +378,11 @@ impl Worker {
                     continue;
                 }
             }
+            // Free units get their share of what waits: the batch takes its part only.
+            let free = self.shared.lease.free().max(1);
+            if free > 1 {
+                gate.queues.group_by_length(now);
+            }
             let mut dropped = 0;
             let started = gate.queues.start(shares, &mut dropped);
             let Some(mut filling) = started else {
@@ -395,8 +400,6 @@ impl Worker {
                 },
                 Instant::now(),
             );
-            // Free units get their share of what waits: the batch takes its part only.
-            let free = self.shared.lease.free().max(1);
             let budget = Budget {
                 max_inputs: budget
                     .max_inputs

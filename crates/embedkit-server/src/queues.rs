@@ -175,6 +175,20 @@ impl Queues {
         })
     }
 
+    /// Orders the jobs of the queue the scheduler would pick now by their longest input,
+    /// when its jobs are about to be split between several free workers: each batch then
+    /// holds inputs of like length and pads less (the library sorts its windows for the
+    /// same reason). Only while its oldest job is younger than [`ACTIVE_WINDOW`], so that
+    /// a long job passed over by shorter ones goes first in arrival order after that.
+    pub fn group_by_length(&mut self, now: Instant) {
+        let Some(i) = self.pick() else { return };
+        let jobs = &mut self.queues[i].jobs;
+        let oldest = jobs.iter().map(|j| j.queued).min();
+        if oldest.is_some_and(|t| now.saturating_duration_since(t) < ACTIVE_WINDOW) {
+            jobs.make_contiguous().sort_by_key(|j| j.longest);
+        }
+    }
+
     /// The waiting queue charged least (of equals, the one whose first job has waited
     /// longest).
     fn pick(&self) -> Option<usize> {
@@ -490,6 +504,40 @@ mod tests {
         q.push(job(1, Capability::PairScores, 0, t0, &mut keep));
         assert!(!q.owed(t0, slack));
         assert_eq!(next(&mut q, &mut dropped, t0).jobs[0].model, 1);
+    }
+
+    #[test]
+    fn jobs_split_between_workers_are_grouped_by_length_while_young() {
+        let (t0, mut keep, mut dropped) = (Instant::now(), Vec::new(), 0);
+        let mut q = Queues::default();
+        let mut push = |q: &mut Queues, longest: usize, age: u64| {
+            let mut j = job(0, Capability::DenseText, age, t0, &mut keep);
+            j.longest = longest;
+            q.push(j);
+        };
+        for (i, longest) in [50, 10, 60, 12].into_iter().enumerate() {
+            push(&mut q, longest, 10 - i as u64);
+        }
+        let half = Budget {
+            max_inputs: 2,
+            max_tokens: usize::MAX,
+        };
+        let lengths = |b: &Filling| b.jobs.iter().map(|j| j.longest).collect::<Vec<_>>();
+        q.group_by_length(t0);
+        let mut b = q.start(|_| true, &mut dropped).unwrap();
+        q.fill(&mut b, half, &mut dropped);
+        assert_eq!(lengths(&b), [10, 12]);
+        let mut b = q.start(|_| true, &mut dropped).unwrap();
+        q.fill(&mut b, half, &mut dropped);
+        assert_eq!(lengths(&b), [50, 60]);
+
+        // Once the oldest job has waited the active window, arrival order holds.
+        push(&mut q, 50, 300);
+        push(&mut q, 10, 200);
+        q.group_by_length(t0);
+        let mut b = q.start(|_| true, &mut dropped).unwrap();
+        q.fill(&mut b, half, &mut dropped);
+        assert_eq!(lengths(&b), [50, 10]);
     }
 
     #[test]
