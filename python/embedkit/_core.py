@@ -8,6 +8,7 @@ embedded in constant memory and Ctrl-C is seen between chunks.
 from __future__ import annotations
 
 import glob
+import inspect
 import importlib.util
 import io
 import itertools
@@ -227,14 +228,21 @@ _INPUTS: dict[str, tuple[Any, Any, int, bool]] = {
 }
 
 
-def _method(name: str, op: str, inputs: str, purpose: str | None, batch: int | None,
+def _method(name: str, arg: str, op: str, inputs: str, purpose: str | None, batch: int | None,
             doc: str, strict: bool = False) -> Any:
-    """A streaming method from its row: fastembed's signature (`batch` given: `(items,
-    batch_size=batch, parallel=None, **kwargs)`, else `(items, **kwargs)`, where a
-    `batch_size` keyword is still read), the engine call per chunk, fastembed's values
+    """A streaming method from its row, with fastembed's signature: `(arg, batch_size=batch,
+    parallel=None, **kwargs)` when `batch` is given, else `(arg, **kwargs)` (where a
+    `batch_size` keyword is still read); the engine call per chunk; fastembed's values
     out. `strict` (embedkit's own `EmbeddingModel`): an unknown keyword raises TypeError."""
     as_items, as_engine, least, whole = _INPUTS[inputs]
     wrap = _OPS[op]
+    P = inspect.Parameter
+    params = [P("self", P.POSITIONAL_OR_KEYWORD), P(arg, P.POSITIONAL_OR_KEYWORD)]
+    if batch is not None:
+        params += [P("batch_size", P.POSITIONAL_OR_KEYWORD, default=batch),
+                   P("parallel", P.POSITIONAL_OR_KEYWORD, default=None)]
+    params.append(P("kwargs", P.VAR_KEYWORD))
+    signature = inspect.Signature(params)
 
     def stream(self: Any, items: Any, batch_size: int | None, kwargs: dict) -> Iterator[Any]:
         given = {"batch_size": batch_size}
@@ -248,15 +256,15 @@ def _method(name: str, op: str, inputs: str, purpose: str | None, batch: int | N
             out = call(chunk if as_engine is None else [as_engine(i) for i in chunk], options)
             yield from (out if wrap is None else map(wrap, out))
 
-    if batch is None:
-        def method(self: Any, items: Any, **kwargs: Any) -> Iterator[Any]:
-            return stream(self, items, kwargs.pop("batch_size", None), kwargs)
-    else:
-        def method(self: Any, items: Any, batch_size: int = batch, parallel: int | None = None,
-                   **kwargs: Any) -> Iterator[Any]:
-            return stream(self, items, batch_size, kwargs)
+    def method(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        given = signature.bind(*args, **kwargs).arguments
+        extra = dict(given.get("kwargs", {}))
+        batch_size = given.get("batch_size", batch) if batch is not None else extra.pop("batch_size", None)
+        return stream(given["self"], given[arg], batch_size, extra)
+
     method.__name__ = name
     method.__doc__ = doc
+    method.__signature__ = signature
     return method
 
 
@@ -275,9 +283,9 @@ _SPARSE_OPTIONS = "`top_k=K` keeps the K largest weights, `min_weight=W` drops t
 def _text_rows(op: str, what: str, options: str, passage: str) -> list[tuple]:
     """embed / query_embed / passage_embed of a text family."""
     doc = _EMBED_DOC.format(what=what, options=options)
-    return [("embed", op, "texts", "document", 256, doc),
-            ("query_embed", op, "texts", "query", None, doc + " Embedded as queries."),
-            ("passage_embed", op, "texts", passage, None, doc + " Embedded as passages.")]
+    return [("embed", "documents", op, "texts", "document", 256, doc),
+            ("query_embed", "query", op, "texts", "query", None, doc + " Embedded as queries."),
+            ("passage_embed", "texts", op, "texts", passage, None, doc + " Embedded as passages.")]
 
 
 # class -> (registry table, capabilities one of which it needs, its streaming methods)
@@ -289,16 +297,16 @@ _METHODS: dict[str, tuple[str, tuple[str, ...], list[tuple]]] = {
     "LateInteractionTextEmbedding": ("late_interaction", ("multi_vector_text",),
                                      _text_rows("multi", "(tokens, dim) matrix", _TEXT_OPTIONS, "document")),
     "ImageEmbedding": ("image", ("dense_image",), [
-        ("embed", "dense_images", "images", None, 16,
+        ("embed", "images", "dense_images", "images", None, 16,
          _EMBED_DOC.format(what="dense vector", options='`output_dtype="int8"` or `"binary"`'))]),
     "LateInteractionMultimodalEmbedding": (
         "late_interaction_multimodal", ("multi_vector_text", "multi_vector_image"), [
-            ("embed_text", "multi", "batched_texts", None, 256,
+            ("embed_text", "documents", "multi", "batched_texts", None, 256,
              _EMBED_DOC.format(what="(tokens, dim) matrix", options=_TEXT_OPTIONS)),
-            ("embed_image", "multi_images", "batched_images", None, 16,
+            ("embed_image", "images", "multi_images", "batched_images", None, 2,
              _EMBED_DOC.format(what="(patches, dim) matrix", options="none"))]),
     "TextCrossEncoder": ("rerank", ("pair_scores",), [
-        ("rerank_pairs", "scores", "pairs", None, 64,
+        ("rerank_pairs", "pairs", "scores", "pairs", None, 64,
          _EMBED_DOC.format(what="score of a (query, document) pair", options=_TEXT_OPTIONS))]),
     "BgeM3Embedding": ("bge_m3", ("dense_text", "sparse_text", "multi_vector_text"), []),
 }
@@ -339,8 +347,8 @@ class _Model:
         if row is None:
             return
         cls._kind, cls._wanted, methods = row
-        for name, op, inputs, purpose, batch, doc in methods:
-            setattr(cls, name, _method(name, op, inputs, purpose, batch, doc))
+        for name, arg, op, inputs, purpose, batch, doc in methods:
+            setattr(cls, name, _method(name, arg, op, inputs, purpose, batch, doc))
 
     def __init__(self, model_name: str, cache_dir: str | None = None, threads: int | None = None,
                  providers: Sequence[Any] | None = None, cuda: Any = False,
@@ -366,19 +374,35 @@ class _Model:
         """What the model computes (`dense_text`, `sparse_text`, ...)."""
         return self._model.capabilities
 
+    @classmethod
+    def list_supported_models(cls) -> list[dict[str, Any]]:
+        return _models(_embedkit.list_supported_models(cls._kind))
+
+
+class _Sized:
+    """fastembed's `embedding_size` and `get_embedding_size`, for the classes that have them."""
+
     @property
     def embedding_size(self) -> int | None:
         return self._model.embedding_size
 
     @classmethod
-    def list_supported_models(cls) -> list[dict[str, Any]]:
-        return _models(_embedkit.list_supported_models(cls._kind))
+    def get_embedding_size(cls, model_name: str) -> int:
+        for m in cls.list_supported_models():
+            if m["model"].lower() == model_name.lower():
+                return m["dim"]
+        raise ValueError(f"Embedding size for model {model_name} was None. Available models: "
+                         f"{[m['model'] for m in cls.list_supported_models()]}")
+
+
+class _Counted:
+    """fastembed's `token_count` of texts."""
 
     def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, **kwargs: Any) -> int:
         return sum(self._model.token_count(c) for c in _chunks(_texts(texts), batch_size))
 
 
-class TextEmbedding(_Model):
+class TextEmbedding(_Sized, _Counted, _Model):
     """Dense text embeddings, as fastembed's `TextEmbedding`."""
 
     def __init__(self, model_name: str = "BAAI/bge-small-en-v1.5", *args: Any, **kwargs: Any):
@@ -391,25 +415,19 @@ class TextEmbedding(_Model):
     @classmethod
     def add_custom_model(cls, model: str, pooling: Any, normalization: bool, sources: Any, dim: int,
                          model_file: str = "onnx/model.onnx", description: str = "", license: str = "",
-                         size_in_gb: float = 0.0, additional_files: list[str] | None = None) -> None:
+                         size_in_gb: float = 0.0, additional_files: list[str] | None = None,
+                         output_name: str | None = None) -> None:
         from .common import _pooling_name, _sources_dict
 
         _embedkit.add_custom_text_model(json.dumps({
             "model": model, "pooling": _pooling_name(pooling), "normalization": normalization,
             "sources": _sources_dict(sources), "dim": dim, "model_file": model_file,
             "description": description, "license": license, "size_in_gb": size_in_gb,
-            "additional_files": additional_files or []}))
-
-    @classmethod
-    def get_embedding_size(cls, model_name: str) -> int:
-        for m in cls.list_supported_models():
-            if m["model"].lower() == model_name.lower():
-                return m["dim"]
-        raise ValueError(f"Embedding size for model {model_name} was None. Available models: "
-                         f"{[m['model'] for m in cls.list_supported_models()]}")
+            "additional_files": additional_files or [], "output_name": output_name}))
 
 
-class SparseTextEmbedding(_Model):
+
+class SparseTextEmbedding(_Counted, _Model):
     """Sparse text embeddings (SPLADE, BM25, BM42, MiniCOIL), as fastembed's."""
 
     # fastembed's keyword arguments of the sparse kinds (BM25, MiniCOIL, BM42); a model
@@ -421,7 +439,7 @@ class SparseTextEmbedding(_Model):
         return given or None
 
 
-class LateInteractionTextEmbedding(_Model):
+class LateInteractionTextEmbedding(_Sized, _Model):
     """ColBERT-family token vectors, as fastembed's."""
 
     def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, is_doc: bool = True,
@@ -431,12 +449,17 @@ class LateInteractionTextEmbedding(_Model):
                    for c in _chunks(_texts(texts), batch_size))
 
 
-class ImageEmbedding(_Model):
+class ImageEmbedding(_Sized, _Model):
     """Dense image embeddings, as fastembed's `ImageEmbedding`."""
 
 
-class LateInteractionMultimodalEmbedding(_Model):
+class LateInteractionMultimodalEmbedding(_Sized, _Model):
     """ColPali / ColModernVBert, as fastembed's."""
+
+    def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, include_extension: bool = False,
+                    **kwargs: Any) -> int:
+        return sum(self._model.token_count(c, "document", include_extension)
+                   for c in _chunks(_texts(texts), batch_size))
 
 
 class TextCrossEncoder(_Model):
@@ -462,7 +485,7 @@ class TextCrossEncoder(_Model):
         return sum(self._model.pair_token_count([(q, d) for q, d in c]) for c in _chunks(pairs, batch_size))
 
 
-class BgeM3Embedding(_Model):
+class BgeM3Embedding(_Sized, _Counted, _Model):
     """BGE-M3's three embeddings of each text from one pass: dense vectors, lexical
     (sparse) weights and ColBERT multi-vectors. `encode` has the shape of FlagEmbedding's
     `BGEM3FlagModel.encode`; queries are embedded exactly as documents."""
@@ -514,7 +537,7 @@ class BgeM3Embedding(_Model):
         return self.encode(corpus, **kwargs)
 
 
-class EmbeddingModel(_Model):
+class EmbeddingModel(_Sized, _Counted, _Model):
     """Any model of the registry, by what it can compute (the library's capability
     handle): `capabilities` lists its operations, and an operation it lacks raises
     `UnsupportedError`. A model family added to the engine is usable here with no edit
@@ -558,7 +581,7 @@ class EmbeddingModel(_Model):
 
 for _name, _op, _inputs, _what in _HANDLE_METHODS:
     setattr(EmbeddingModel, _name,
-            _method(_name, _op, _inputs, None, None, _STRICT_DOC.format(what=_what), strict=True))
+            _method(_name, _inputs, _op, _inputs, None, None, _STRICT_DOC.format(what=_what), strict=True))
 del _name, _op, _inputs, _what
 
 __all__ = [

@@ -243,6 +243,16 @@ def test_custom_model(edge_inputs):
     theirs = fastembed.TextEmbedding("embedkit-py-test/custom-mean", specific_model_path=path)
     close(ours.embed(edge_inputs), theirs.embed(edge_inputs))
 
+    # `output_name`: the graph output to take (here its second, already pooled).
+    path = model_dir("tiny", "builtin-384")
+    for register, pooling, source in ((embedkit.TextEmbedding.add_custom_model, PoolingType.DISABLED, ModelSource),
+                                      (fastembed.TextEmbedding.add_custom_model, TheirPooling.DISABLED, TheirSource)):
+        register("embedkit-py-test/custom-output", pooling=pooling, normalization=False, sources=source(hf="x/z"),
+                 dim=384, additional_files=["onnx/model.onnx_data"], output_name="sentence_embedding")
+    ours = embedkit.TextEmbedding("embedkit-py-test/custom-output", specific_model_path=path)
+    theirs = fastembed.TextEmbedding("embedkit-py-test/custom-output", specific_model_path=path)
+    close(ours.embed(edge_inputs), theirs.embed(edge_inputs))
+
 
 def test_int8_precision(tmp_path, corpus):
     """`precision="int8"`: close to fastembed's fp32 vectors but not equal, and the rewritten
@@ -265,3 +275,37 @@ def test_int8_precision(tmp_path, corpus):
     assert len(list(path.glob("model.int8-*.onnx"))) == 1
     with pytest.raises(Exception, match="expected exact or int8"):
         embedkit.TextEmbedding(name, specific_model_path=str(path), precision="int4")
+
+
+# fastembed methods embedkit does not offer yet (registering custom models of these kinds).
+NOT_YET = {("SparseTextEmbedding", "add_custom_model"), ("LateInteractionTextEmbedding", "add_custom_model"),
+           ("ImageEmbedding", "add_custom_model"), ("LateInteractionMultimodalEmbedding", "add_custom_model")}
+
+
+@pytest.mark.parametrize("name", ["TextEmbedding", "SparseTextEmbedding", "LateInteractionTextEmbedding",
+                                  "ImageEmbedding", "LateInteractionMultimodalEmbedding", "TextCrossEncoder"])
+def test_methods_have_fastembeds_signatures(name):
+    """Each class, made from the method table, has fastembed's public methods with their
+    parameter names and defaults (a caller passing `documents=` or `batch_size` by
+    position gets what fastembed gives)."""
+    import inspect
+
+    import fastembed
+    import fastembed.rerank.cross_encoder as rerank
+
+    theirs = getattr(rerank if name == "TextCrossEncoder" else fastembed, name)
+    ours = getattr(embedkit, name)
+    methods = ["embed", "query_embed", "passage_embed", "embed_text", "embed_image", "rerank",
+               "rerank_pairs", "token_count", "list_supported_models", "get_embedding_size",
+               "add_custom_model"]
+    for method in methods:
+        if not hasattr(theirs, method) or (name, method) in NOT_YET:
+            continue
+        assert hasattr(ours, method), f"{name}.{method}"
+        want = [(p.name, p.default) for p in inspect.signature(getattr(theirs, method)).parameters.values()
+                if p.kind is not p.VAR_KEYWORD]
+        got = [(p.name, p.default) for p in inspect.signature(getattr(ours, method)).parameters.values()
+               if p.kind is not p.VAR_KEYWORD]
+        assert got[:len(want)] == want, f"{name}.{method}: {got} != {want}"
+    for attr in ("embedding_size", "token_count"):
+        assert hasattr(ours, attr) == hasattr(theirs, attr), f"{name}.{attr}"

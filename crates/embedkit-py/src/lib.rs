@@ -472,12 +472,16 @@ fn add_custom_text_model(spec: &str) -> PyResult<()> {
         normalization: bool,
         sources: ModelSource,
         dim: usize,
+        /// The graph output to pool (fastembed's `output_name`); default: the first.
+        #[serde(default)]
+        output_name: Option<String>,
         #[serde(flatten)]
         common: CustomCommon,
     }
     let s: Spec = serde_json::from_str(spec).map_err(json_err)?;
     let mut m =
         embedkit::CustomTextModel::new(s.model, s.pooling, s.normalization, s.sources, s.dim);
+    m.output_name = s.output_name;
     s.common.apply(
         &mut m.model_file,
         &mut m.description,
