@@ -205,10 +205,16 @@ def _images(images: ImageInput | Iterable[ImageInput]) -> Iterable[ImageInput]:
 # rows; what is left by hand below is fastembed's API around the engine
 # (`add_custom_model`, `embedding_size`, BGE-M3's `encode`, ...).
 
+def _sparse(row: tuple[np.ndarray, np.ndarray]) -> SparseEmbedding:
+    """The engine's (indices, values) of one text as fastembed's SparseEmbedding."""
+    indices, values = row
+    return SparseEmbedding(values=values, indices=indices)
+
+
 # engine call -> how each item it returns becomes fastembed's value
 _OPS: dict[str, Any] = {
     "dense": None,
-    "sparse": lambda row: SparseEmbedding(values=row[1], indices=row[0]),
+    "sparse": _sparse,
     "multi": None,
     "muvera": None,
     "dense_images": None,
@@ -288,6 +294,29 @@ def _text_rows(op: str, what: str, options: str, passage: str) -> list[tuple]:
             ("passage_embed", "texts", op, "texts", passage, None, doc + " Embedded as passages.")]
 
 
+_STRICT_DOC = ("{what}. Options are the engine's per-call options by name "
+               "(`embedkit.CALL_OPTIONS`: batch_size, purpose, dimensions, normalize, top_k, "
+               "min_weight, truncation_side, truncate, output_dtype, muvera, top_n); an option "
+               "the call does not use is ignored, an unknown name raises TypeError.")
+
+# EmbeddingModel's methods, one per capability: (name, engine call, inputs, what it gives);
+# its row of `_METHODS` makes them, strict about option names.
+_HANDLE_ROWS = [
+    ("embed", "dense", "texts", "One dense vector per text (`dense_text`), of `output_dtype`"),
+    ("embed_sparse", "sparse", "texts", "One sparse vector per text (`sparse_text`)"),
+    ("embed_multi", "multi", "texts", "One (tokens, dim) matrix per text (`multi_vector_text`)"),
+    ("embed_muvera", "muvera", "texts",
+     "One MUVERA encoding per text (from `multi_vector_text`), as fastembed's "
+     "`Muvera.process_document` gives it, or `process_query` with `purpose=\"query\"`; "
+     "`muvera={\"k_sim\": 5, \"dim_proj\": 16, \"r_reps\": 20, \"random_seed\": 42}` sets its "
+     "parameters (these are the defaults)"),
+    ("embed_images", "dense_images", "images", "One dense vector per image (`dense_image`)"),
+    ("embed_images_multi", "multi_images", "images",
+     "One (patches, dim) matrix per image (`multi_vector_image`)"),
+    ("score_pairs", "scores", "pairs", "One relevance score per (query, document) pair (`pair_scores`)"),
+]
+
+
 # class -> (registry table, capabilities one of which it needs, its streaming methods)
 _METHODS: dict[str, tuple[str, tuple[str, ...], list[tuple]]] = {
     "TextEmbedding": ("dense", ("dense_text",),
@@ -309,28 +338,10 @@ _METHODS: dict[str, tuple[str, tuple[str, ...], list[tuple]]] = {
         ("rerank_pairs", "pairs", "scores", "pairs", None, 64,
          _EMBED_DOC.format(what="score of a (query, document) pair", options=_TEXT_OPTIONS))]),
     "BgeM3Embedding": ("bge_m3", ("dense_text", "sparse_text", "multi_vector_text"), []),
+    # any registry model (its own list_supported_models), no capability required
+    "EmbeddingModel": ("", (), [(name, inputs, op, inputs, None, None, _STRICT_DOC.format(what=what))
+                                for name, op, inputs, what in _HANDLE_ROWS]),
 }
-
-_STRICT_DOC = ("{what}. Options are the engine's per-call options by name "
-               "(`embedkit.CALL_OPTIONS`: batch_size, purpose, dimensions, normalize, top_k, "
-               "min_weight, truncation_side, truncate, output_dtype, muvera, top_n); an option "
-               "the call does not use is ignored, an unknown name raises TypeError.")
-
-# EmbeddingModel's methods: one per capability, strict about option names.
-_HANDLE_METHODS = [
-    ("embed", "dense", "texts", "One dense vector per text (`dense_text`), of `output_dtype`"),
-    ("embed_sparse", "sparse", "texts", "One sparse vector per text (`sparse_text`)"),
-    ("embed_multi", "multi", "texts", "One (tokens, dim) matrix per text (`multi_vector_text`)"),
-    ("embed_muvera", "muvera", "texts",
-     "One MUVERA encoding per text (from `multi_vector_text`), as fastembed's "
-     "`Muvera.process_document` gives it, or `process_query` with `purpose=\"query\"`; "
-     "`muvera={\"k_sim\": 5, \"dim_proj\": 16, \"r_reps\": 20, \"random_seed\": 42}` sets its "
-     "parameters (these are the defaults)"),
-    ("embed_images", "dense_images", "images", "One dense vector per image (`dense_image`)"),
-    ("embed_images_multi", "multi_images", "images",
-     "One (patches, dim) matrix per image (`multi_vector_image`)"),
-    ("score_pairs", "scores", "pairs", "One relevance score per (query, document) pair (`pair_scores`)"),
-]
 
 
 class _Model:
@@ -340,6 +351,7 @@ class _Model:
 
     _kind: str  # the registry table listed by list_supported_models
     _wanted: tuple[str, ...]  # capabilities, one of which the model must offer
+    _strict = False  # whether its methods raise TypeError on an unknown keyword
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -348,7 +360,7 @@ class _Model:
             return
         cls._kind, cls._wanted, methods = row
         for name, arg, op, inputs, purpose, batch, doc in methods:
-            setattr(cls, name, _method(name, arg, op, inputs, purpose, batch, doc))
+            setattr(cls, name, _method(name, arg, op, inputs, purpose, batch, doc, cls._strict))
 
     def __init__(self, model_name: str, cache_dir: str | None = None, threads: int | None = None,
                  providers: Sequence[Any] | None = None, cuda: Any = False,
@@ -543,7 +555,7 @@ class EmbeddingModel(_Sized, _Counted, _Model):
     `UnsupportedError`. A model family added to the engine is usable here with no edit
     to this package. Vectors come as fastembed's classes give them."""
 
-    _wanted = ()
+    _strict = True
 
     @classmethod
     def list_supported_models(cls) -> list[dict[str, Any]]:
@@ -572,17 +584,11 @@ class EmbeddingModel(_Sized, _Counted, _Model):
                 if dense is not None:
                     row["dense_text"] = dense[i]
                 if sparse is not None:
-                    indices, values = sparse[i]
-                    row["sparse_text"] = SparseEmbedding(values=values, indices=indices)
+                    row["sparse_text"] = _sparse(sparse[i])
                 if multi is not None:
                     row["multi_vector_text"] = multi[i]
                 yield row
 
-
-for _name, _op, _inputs, _what in _HANDLE_METHODS:
-    setattr(EmbeddingModel, _name,
-            _method(_name, _inputs, _op, _inputs, None, None, _STRICT_DOC.format(what=_what), strict=True))
-del _name, _op, _inputs, _what
 
 __all__ = [
     "BgeM3Embedding", "EmbeddingModel", "EmbedkitError", "ImageEmbedding", "LateInteractionMultimodalEmbedding",

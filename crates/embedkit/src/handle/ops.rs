@@ -375,7 +375,7 @@ pub trait Operations: Capable {
 impl<T: Capable + ?Sized> Operations for T {}
 
 pub(super) fn require<M: Capable + ?Sized>(m: &M, c: Capability) -> Result<()> {
-    if m.capabilities().contains(&c) {
+    if m.can(c) {
         Ok(())
     } else {
         Err(lacks(m.name(), c))

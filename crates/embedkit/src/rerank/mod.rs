@@ -294,7 +294,8 @@ impl TopN {
     }
 }
 
-/// Orders ranked documents worst first: lower score (NaN lowest), then later input.
+/// Orders ranked documents so that the worse is the greater: lower score (NaN lowest),
+/// then later input. A max-heap of these keeps the worst on top; sorted, best come first.
 #[derive(Debug)]
 struct Worse(RankedDocument);
 
