@@ -306,3 +306,70 @@ fn embed_all_gives_the_token_vectors_of_fastembed() {
         "{minilm}"
     );
 }
+
+/// Multi-vector images make answers of gigabytes from small requests (ColPali gives
+/// 1030 vectors of 128 for any image, a 1×1 PNG too): `--max-output-numbers` refuses a
+/// request whose images could give more, with 413 and the number of images that fit,
+/// before decoding any (bad images are refused for size, not as bad), for ColPali and
+/// for ColModernVBert, whose vectors grow with an image's tiles.
+#[test]
+fn answers_of_image_vectors_are_bounded_before_decoding() {
+    let colpali = "Qdrant/colpali-v1.3-fp16";
+    let vbert = "Qdrant/colmodernvbert";
+    let limit = 300_000;
+    let server = start_args(
+        &[
+            "--model".into(),
+            model_arg(colpali, &tiny("colpali")),
+            "--model".into(),
+            model_arg(vbert, &tiny("colmodernvbert")),
+            "--max-output-numbers".into(),
+            limit.to_string(),
+        ],
+        &[],
+    );
+    let port = server.port;
+    let photo = data_uri("photo.jpg");
+    let tiny_png = data_uri("tiny_1x1.png");
+    for (model, case) in [
+        (colpali, "colpali-image"),
+        (vbert, "colmodernvbert-image-b1"),
+    ] {
+        // The most vectors fastembed gave one of the oracle's images.
+        let most = *rows_of(&oracle_case("multimodal_cases.json", case))
+            .iter()
+            .max()
+            .unwrap();
+        let fit = limit / (most * 128);
+        let (status, v) = post(
+            port,
+            "/embed_late",
+            json!({"images": vec![tiny_png.clone(); fit + 1], "model": model}),
+        );
+        assert_eq!(status, 413, "{model}: {v}");
+        let said = v["error"].as_str().unwrap();
+        assert!(said.contains("max_output_numbers"), "{said}");
+        assert!(
+            said.contains(&format!("send at most {fit} images")),
+            "{model}: {said}"
+        );
+        let (status, v) = post(
+            port,
+            "/embed_late",
+            json!({"images": vec!["not an image"; fit + 1], "model": model}),
+        );
+        assert_eq!(status, 413, "{model}: {v}");
+        // As many as fit are answered; a photo gives the most vectors.
+        let mut images = vec![tiny_png.clone(); fit];
+        images[0] = photo.clone();
+        let (status, v) = post(
+            port,
+            "/embed_late",
+            json!({"images": images, "model": model}),
+        );
+        assert_eq!(status, 200, "{model}: {v}");
+        let answers = v.as_array().unwrap();
+        assert_eq!(answers.len(), fit);
+        assert_eq!(answers[0].as_array().unwrap().len(), most, "{model}");
+    }
+}

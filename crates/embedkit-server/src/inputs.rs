@@ -138,6 +138,38 @@ pub(crate) async fn refuse_large_answer(
     Ok(())
 }
 
+/// A request for the vectors of `images` whose answer could hold more numbers than
+/// `max_output_numbers` is refused (413) before any image is decoded, by the model's
+/// bound on one image's vectors (its largest tile grid): 512 pages of ColPali are
+/// 67 million numbers, a request of 50 kB of tiny images.
+pub(crate) fn refuse_large_image_answer(
+    state: &AppState,
+    model: usize,
+    images: usize,
+) -> Answer<()> {
+    let Some(per_image) = state.image_vectors[model] else {
+        return Ok(());
+    };
+    let width = state.models.get(model).dim().unwrap_or(1).max(1);
+    let limit = state.limits.max_output_numbers;
+    let each = per_image.saturating_mul(width);
+    let numbers = images.saturating_mul(each);
+    if numbers <= limit {
+        return Ok(());
+    }
+    let advice = match limit / each.max(1) {
+        0 => "one image is over it: the server's --max-output-numbers must be raised".into(),
+        n => format!("send at most {n} images per request"),
+    };
+    let mut e = ApiError::validation(format!(
+        "the answer could hold {numbers} numbers ({images} images of up to {per_image} \
+         vectors of {width}), more than the limit of {limit} per request \
+         (max_output_numbers): {advice}"
+    ));
+    e.status = StatusCode::PAYLOAD_TOO_LARGE;
+    Err(e)
+}
+
 /// With TEI's `truncate: false`, the first text longer than the model takes is refused
 /// (413, as TEI), naming its position; otherwise texts are truncated.
 pub(crate) async fn refuse_overlong(

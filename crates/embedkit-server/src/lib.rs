@@ -59,8 +59,8 @@ pub struct Limits {
     /// Requests with work (POST) in progress at once, counted before their bodies are
     /// read; beyond, 503. Memory for bodies is at most this × `max_body_bytes`.
     pub max_concurrent_requests: usize,
-    /// Numbers in one answer of vectors per token (`/embed_all`, `/embed_late`,
-    /// `/embed_hybrid`'s multi-vectors), bounded before any work (413).
+    /// Numbers in one answer of vectors per token (`/embed_all`, `/embed_late` for texts
+    /// and images, `/embed_hybrid`'s multi-vectors), bounded before any work (413).
     pub max_output_numbers: usize,
 }
 
@@ -103,6 +103,8 @@ pub(crate) struct AppState {
     pub models: Arc<Models>,
     /// Each model's longest token sequence, where it has one.
     pub max_lengths: Vec<Option<usize>>,
+    /// Each model's most vectors per image, for models of multi-vector images.
+    pub image_vectors: Vec<Option<usize>>,
     pub batcher: Batcher,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
@@ -121,6 +123,10 @@ pub fn router(
         .iter()
         .map(Served::max_length)
         .collect::<embedkit::Result<Vec<_>>>()?;
+    let image_vectors = models
+        .iter()
+        .map(Served::image_vectors_at_most)
+        .collect::<embedkit::Result<Vec<_>>>()?;
     let metrics = Arc::new(Metrics::new()?);
     let models = Arc::new(models);
     let batcher = Batcher::start(models.clone(), config.policy.clone(), metrics.clone())?;
@@ -128,6 +134,7 @@ pub fn router(
     let state = Arc::new(AppState {
         models,
         max_lengths,
+        image_vectors,
         batcher,
         metrics,
         limits: config.limits,

@@ -97,6 +97,11 @@ impl Served {
         self.model.max_length()
     }
 
+    /// The most vectors one image gives, for models of multi-vector images.
+    pub fn image_vectors_at_most(&self) -> Result<Option<usize>> {
+        self.model.image_vectors_at_most()
+    }
+
     pub fn card(&self) -> ModelCard {
         ModelCard {
             id: self.name.clone(),

@@ -430,6 +430,7 @@ pub(crate) async fn embed_late(
                 ));
             }
             check_images(&images.0, "images", &state)?;
+            refuse_large_image_answer(&state, model, images.0.len())?;
             let bytes = image_bytes(&images.0, "images")?;
             (Work::new(C::MultiVectorImage, Inputs::images(bytes)), 0)
         }

@@ -148,3 +148,44 @@ fn multimodal_registry_matches_fastembeds_listing() {
         assert_eq!(files, d.core.additional_files, "{}", d.core.model);
     }
 }
+
+/// `image_vectors_at_most` (what a server bounds an answer by before decoding images)
+/// holds every matrix fastembed gave for the oracle's images and is the largest of them
+/// (the oracle's photos split into the most tiles; all ColPali images give the same
+/// rows), and a square larger than the model's longest edge reaches it.
+#[test]
+fn image_vectors_at_most_bounds_every_image() {
+    let all = cases();
+    let mut checked = 0;
+    for case in all["cases"].as_array().unwrap() {
+        if case["method"] != "embed_image" {
+            continue;
+        }
+        let name = case["name"].as_str().unwrap();
+        let model = LateInteractionMultimodalEmbedding::builder(case["model"].as_str().unwrap())
+            .specific_model_path(checked_model_dir(case))
+            .build()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let bound = model
+            .image_vectors_at_most()
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name}: no bound"));
+        let rows: Vec<usize> = case["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(rows.iter().max(), Some(&bound), "{name}: {rows:?}");
+        let square = image::DynamicImage::new_rgb8(1000, 1000);
+        let got = model
+            .embed_image([embedkit::ImageInput::Image(square)], Some(1))
+            .unwrap();
+        assert_eq!(got[0].nrows(), bound, "{name}: the largest image");
+        checked += 1;
+    }
+    assert!(
+        checked >= 2,
+        "the oracle has images for both multimodal models"
+    );
+}

@@ -30,6 +30,11 @@ pub trait Capable: Loaded + Send + Sync {
     fn dim(&self) -> Option<usize> {
         None
     }
+    /// The most vectors one image's multi-vector can have (`None`: no such bound, or
+    /// no multi-vector images).
+    fn image_vectors_at_most(&self) -> Result<Option<usize>> {
+        Ok(None)
+    }
     /// Whether its dense vectors may be shortened (Matryoshka training).
     fn matryoshka(&self) -> bool {
         false

@@ -299,6 +299,29 @@ impl Preprocessor {
         self.apply_inner(image)
     }
 
+    /// The largest tile grid [`Preprocessor::apply_tiles`] can give, `(0, 0)` when no
+    /// image is split, or `None` when no step bounds an image's size (a tile count, and
+    /// so an answer's size, known before any image is decoded).
+    pub fn tile_grid_at_most(&self) -> Option<(usize, usize)> {
+        let Some(tiling) = self.tiling.as_ref().filter(|t| t.split) else {
+            return Some((0, 0));
+        };
+        // The longest edge after the geometric steps (as `geometric` runs them).
+        let mut edge: Option<u32> = None;
+        for step in &self.steps {
+            edge = match *step {
+                Step::Resize(Size::Exact(h, w), _) => Some(h.max(w)),
+                Step::Resize(Size::Shortest(_), _) => None,
+                // Rounded up to even, as the step rounds.
+                Step::ResizeLongestEdge(e, _) => Some(e.saturating_add(e % 2)),
+                Step::PadToSquare { size, .. } => Some(size),
+                Step::CenterCrop { .. } => edge,
+            };
+        }
+        let n = edge?.div_ceil(tiling.max_size.max(1)) as usize;
+        Some(if n > 1 { (n, n) } else { (0, 0) })
+    }
+
     /// The tiles of one image (Idefics3: the grid's tiles row by row, then the global
     /// view) and the grid `(rows, cols)`, `(0, 0)` when the image is not split. Without
     /// tiling, the one image of [`Self::apply`].

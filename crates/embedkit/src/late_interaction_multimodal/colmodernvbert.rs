@@ -157,6 +157,18 @@ impl MultimodalBackend for ColModernVBert {
         p.embed(batch.input_ids, batch.attention_mask, pixels, true, lane)
     }
 
+    // An image's rows are its prompt's tokens, which grow with its tile grid.
+    fn image_vectors_at_most(&self) -> Result<Option<usize>> {
+        let Some((rows, cols)) = self.parts.preprocessor.tile_grid_at_most() else {
+            return Ok(None);
+        };
+        let encoded = self
+            .parts
+            .tokenizer
+            .encode_batch(&[self.image_prompt(rows, cols)])?;
+        Ok(encoded.first().map(Vec::len))
+    }
+
     fn token_count(&self, texts: &[&str], include_extension: bool) -> Result<usize> {
         self.parts
             .token_count(texts, include_extension, Self::prompts)

@@ -77,6 +77,11 @@ impl MultimodalBackend for ColPali {
         p.embed(ids, mask, pixels, false, lane)
     }
 
+    // Every image gives the same rows: its image tokens and the prompt.
+    fn image_vectors_at_most(&self) -> Result<Option<usize>> {
+        Ok(Some(IMAGE_TOKENS + IMAGE_PROMPT.len()))
+    }
+
     fn token_count(&self, texts: &[&str], include_extension: bool) -> Result<usize> {
         self.parts
             .token_count(texts, include_extension, Self::prompts)

@@ -37,6 +37,8 @@ trait MultimodalBackend: Send + Sync {
     /// Tokens of the texts; with `include_extension`, of the prompts built from them.
     fn token_count(&self, texts: &[&str], include_extension: bool) -> Result<usize>;
     fn parallelism(&self) -> usize;
+    /// The most vectors one image can give; `None`: not bounded by the model.
+    fn image_vectors_at_most(&self) -> Result<Option<usize>>;
 }
 
 /// ColPali and ColModernVBert: texts and images into token-vector matrices.
@@ -242,6 +244,13 @@ impl Model<Multimodal> {
             .backend
             .token_count(&refs, include_extension)
     }
+
+    /// The most vectors (rows) one image's matrix can have, whatever the image: a server
+    /// bounds its answer by it before decoding any image. `None` when the model's
+    /// preprocessing leaves the image's size, and so its tile count, unbounded.
+    pub fn image_vectors_at_most(&self) -> Result<Option<usize>> {
+        self.pipeline()?.backend.image_vectors_at_most()
+    }
 }
 
 impl MultiVectorModel for LateInteractionMultimodalEmbedding {
@@ -443,5 +452,8 @@ impl Capable for Model<Multimodal> {
         o: &CallOptions,
     ) -> Stream<'a, MultiVector> {
         self.embed_image_iter(images, o.batch_size)
+    }
+    fn image_vectors_at_most(&self) -> Result<Option<usize>> {
+        Model::<Multimodal>::image_vectors_at_most(self)
     }
 }
