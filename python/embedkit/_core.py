@@ -407,6 +407,17 @@ class _Sized:
                          f"{[m['model'] for m in cls.list_supported_models()]}")
 
 
+class _NoCustomModels:
+    """fastembed 0.9.1 declares `add_custom_model` on these classes and raises
+    NotImplementedError; so does embedkit, with the same signature."""
+
+    @classmethod
+    def add_custom_model(cls, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError(
+            f"{cls.__name__}.add_custom_model: custom models are for TextEmbedding and "
+            "TextCrossEncoder (as in fastembed 0.9.1)")
+
+
 class _Counted:
     """fastembed's `token_count` of texts."""
 
@@ -439,7 +450,7 @@ class TextEmbedding(_Sized, _Counted, _Model):
 
 
 
-class SparseTextEmbedding(_Counted, _Model):
+class SparseTextEmbedding(_Counted, _NoCustomModels, _Model):
     """Sparse text embeddings (SPLADE, BM25, BM42, MiniCOIL), as fastembed's."""
 
     # fastembed's keyword arguments of the sparse kinds (BM25, MiniCOIL, BM42); a model
@@ -451,7 +462,7 @@ class SparseTextEmbedding(_Counted, _Model):
         return given or None
 
 
-class LateInteractionTextEmbedding(_Sized, _Model):
+class LateInteractionTextEmbedding(_Sized, _NoCustomModels, _Model):
     """ColBERT-family token vectors, as fastembed's."""
 
     def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, is_doc: bool = True,
@@ -461,11 +472,11 @@ class LateInteractionTextEmbedding(_Sized, _Model):
                    for c in _chunks(_texts(texts), batch_size))
 
 
-class ImageEmbedding(_Sized, _Model):
+class ImageEmbedding(_Sized, _NoCustomModels, _Model):
     """Dense image embeddings, as fastembed's `ImageEmbedding`."""
 
 
-class LateInteractionMultimodalEmbedding(_Sized, _Model):
+class LateInteractionMultimodalEmbedding(_Sized, _NoCustomModels, _Model):
     """ColPali / ColModernVBert, as fastembed's."""
 
     def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, include_extension: bool = False,
