@@ -2,8 +2,10 @@
 //! (`infinity-emb` from PyPI, its ONNX engine and its torch engine), one server at a time,
 //! one load generator (this process, one thread, on the same machine).
 //!
-//! 0. **Calls**: the library on the dense model, called with 1, 8 or 32 texts at a time
-//!    (as a server batch holds the requests that arrived together) and with all at once.
+//! 0. **Calls**: the library per family, called with 1, 8 or 32 texts at a time (as a
+//!    server batch holds the requests that arrived together), by two threads taking 1, 4
+//!    or 16 texts at a time on one single-threaded session each (the server's workers
+//!    without HTTP: its ceiling when that few texts wait) and with all at once.
 //! 1. **Peers**, all-MiniLM-L6-v2 fp32 (the same weights for every server): docs/s, p50 and
 //!    p99 request latency and the cores the server used, at 1, 8 and 32 closed-loop clients
 //!    sending 1, 8 or 32 texts per request, OpenAI's `/embeddings` body for every server;
@@ -256,31 +258,56 @@ fn sized() -> Option<PathBuf> {
     (!dir.is_empty()).then(|| PathBuf::from(dir))
 }
 
-/// Part 0: the library alone, called with a few texts at a time as a server calls it
-/// (a batch of whatever requests arrived together) and with all of them at once.
+/// Part 0: the library alone, per family, on all texts at once (what the server is
+/// divided by) and as a server can call it: one call per k texts in order (the requests
+/// that arrived together), and two threads taking k texts at a time, each on one
+/// single-threaded session (the server's two workers with 8 or 32 clients' texts in
+/// flight, without HTTP): the most a server can give when only that many texts wait.
 fn calls(threads: usize, docs: &[String]) {
-    let model_dir = PathBuf::from(arg("--model-dir", ""));
-    let model = TextEmbedding::builder(DENSE)
-        .load_options(load(&model_dir, threads))
-        .build()
-        .expect("--model-dir holds the dense model");
     let docs = &docs[..docs.len().min(1000)];
-    model.embed(&docs[..docs.len().min(64)], None).unwrap(); // warm
     println!(
-        "### The library, called k texts at a time ({} texts in order)\n",
+        "### The library, called k texts at a time ({} texts in order; docs/s, ÷ all at once)\n",
         docs.len()
     );
-    println!("| k | 1 | 8 | 32 | all |");
-    println!("|---|---|---|---|---|");
-    let mut row = "| docs/s |".to_string();
-    for k in [1, 8, 32, docs.len()] {
-        let t = Instant::now();
-        for chunk in docs.chunks(k) {
-            model.embed(chunk, None).unwrap();
+    println!("| route | all at once | one call per 1 | per 8 | per 32 | two workers, 1 per call | 4 per call | 16 per call |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for route in routes(sized().as_deref()) {
+        let run = families::embedder(&route, threads);
+        let all = families::best_rate(docs.len(), || run(docs));
+        let mut row = format!("| `{}` | {all:.0} |", route.path);
+        for k in [1, 8, 32] {
+            let rate = families::best_rate(docs.len(), || {
+                docs.chunks(k).for_each(&run);
+            });
+            row += &format!(" {rate:.0} ({:.2}) |", rate / all);
         }
-        row += &format!(" {:.0} |", docs.len() as f64 / t.elapsed().as_secs_f64());
+        for k in [1, 4, 16] {
+            let rate = families::best_rate(docs.len(), || two_workers(&run, docs, k));
+            row += &format!(" {rate:.0} ({:.2}) |", rate / all);
+        }
+        println!("{row}");
     }
-    println!("{row}\n");
+    println!();
+}
+
+/// Two threads taking `k` texts at a time in order, each call on one single-threaded
+/// session, as the server's workers run batches side by side.
+fn two_workers(run: &families::Embedder, docs: &[String], k: usize) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(k, std::sync::atomic::Ordering::Relaxed);
+                let Some(chunk) = docs.get(i..(i + k).min(docs.len())) else {
+                    break;
+                };
+                if chunk.is_empty() {
+                    break;
+                }
+                embedkit::unstable::on_one_session(|| run(chunk));
+            });
+        }
+    });
 }
 
 /// Part 1: embedkit and infinity's engines on the same dense model.

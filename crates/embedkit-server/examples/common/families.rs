@@ -79,46 +79,60 @@ pub fn load(dir: &Path, threads: usize) -> LoadOptions {
     l
 }
 
-/// The library's docs/s for `route`'s family on `docs` (its default batch size; the best
-/// of 3 runs after a warm-up).
-pub fn library_rate(route: &Route, docs: &[String], threads: usize) -> f64 {
+/// A call of the library on `route`'s model: it embeds (or, for rerank, scores against
+/// [`QUERY`]) the texts it is given.
+pub type Embedder = Box<dyn Fn(&[String]) + Sync>;
+
+/// `route`'s model loaded in this process, as an [`Embedder`].
+pub fn embedder(route: &Route, threads: usize) -> Embedder {
     let opts = load(&route.dir, threads);
-    let run: Box<dyn Fn()> = match route.path {
+    match route.path {
         "/embed" | "/embeddings" | "/v1/embeddings" => {
             let m = TextEmbedding::builder(route.model)
                 .load_options(opts)
                 .build()
                 .unwrap();
-            Box::new(move || drop(m.embed(docs, None).unwrap()))
+            Box::new(move |docs| drop(m.embed(docs, None).unwrap()))
         }
         "/embed_sparse" => {
             let m = SparseTextEmbedding::builder(route.model)
                 .load_options(opts)
                 .build()
                 .unwrap();
-            Box::new(move || drop(m.embed(docs, None).unwrap()))
+            Box::new(move |docs| drop(m.embed(docs, None).unwrap()))
         }
         "/embed_late" => {
             let m = embedkit::LateInteractionTextEmbedding::builder(route.model)
                 .load_options(opts)
                 .build()
                 .unwrap();
-            Box::new(move || drop(m.embed(docs, None).unwrap()))
+            Box::new(move |docs| drop(m.embed(docs, None).unwrap()))
         }
         _ => {
             let m = TextCrossEncoder::builder(route.model)
                 .load_options(opts)
                 .build()
                 .unwrap();
-            Box::new(move || drop(m.rerank(QUERY, docs, None).unwrap()))
+            Box::new(move |docs| drop(m.rerank(QUERY, docs, None).unwrap()))
         }
-    };
+    }
+}
+
+/// The best of 3 timed runs of `run` (after a warm-up), as `docs` per second.
+pub fn best_rate(docs: usize, run: impl Fn()) -> f64 {
     run(); // warm
     (0..3)
         .map(|_| {
             let t = Instant::now();
             run();
-            docs.len() as f64 / t.elapsed().as_secs_f64()
+            docs as f64 / t.elapsed().as_secs_f64()
         })
         .fold(0.0, f64::max)
+}
+
+/// The library's docs/s for `route`'s family on `docs` (its default batch size; the best
+/// of 3 runs after a warm-up).
+pub fn library_rate(route: &Route, docs: &[String], threads: usize) -> f64 {
+    let run = embedder(route, threads);
+    best_rate(docs.len(), || run(docs))
 }
