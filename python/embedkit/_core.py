@@ -19,14 +19,8 @@ from typing import Any, Iterable, Iterator, Sequence, Union
 import numpy as np
 
 from . import _embedkit
-from ._embedkit import (
-    DownloadError,
-    EmbedkitError,
-    InvalidInputError,
-    ModelMismatchError,
-    UnknownModelError,
-    UnsupportedError,
-)
+from ._embedkit import (DownloadError, EmbedkitError, InvalidInputError, ModelMismatchError,
+                        UnknownModelError, UnsupportedError)
 
 # Texts per engine call: large enough to sort by length and fill every session, small
 # enough that Ctrl-C and the first vector come quickly.
@@ -408,14 +402,12 @@ class _Sized:
 
 
 class _NoCustomModels:
-    """fastembed 0.9.1 declares `add_custom_model` on these classes and raises
-    NotImplementedError; so does embedkit, with the same signature."""
+    """fastembed 0.9.1 declares `add_custom_model` here and raises; so does embedkit."""
 
     @classmethod
     def add_custom_model(cls, *args: Any, **kwargs: Any) -> None:
-        raise NotImplementedError(
-            f"{cls.__name__}.add_custom_model: custom models are for TextEmbedding and "
-            "TextCrossEncoder (as in fastembed 0.9.1)")
+        raise NotImplementedError(f"{cls.__name__}.add_custom_model: custom models are for "
+                                  "TextEmbedding and TextCrossEncoder (as in fastembed 0.9.1)")
 
 
 class _Counted:
