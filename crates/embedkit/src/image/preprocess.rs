@@ -44,6 +44,10 @@ struct Tiling {
     split: bool,
 }
 
+/// Tiles one image may be cut into. Idefics3-style models cut into 4×4 or so; a
+/// configuration allowing more asks for images of gigabytes and prompts to match.
+const MAX_TILES: usize = 1024;
+
 /// An image's tiles and their grid `(rows, cols)`.
 pub type Tiles = (Vec<Array3<f32>>, (usize, usize));
 
@@ -281,12 +285,24 @@ impl Preprocessor {
         } else {
             None
         };
-        Ok(Preprocessor {
+        let pre = Preprocessor {
             steps,
             tiling,
             rescale,
             normalize,
-        })
+        };
+        if let Some((rows, cols)) = pre.tile_grid_at_most() {
+            if rows.saturating_mul(cols) > MAX_TILES {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "size and max_image_size cut an image into up to {rows}×{cols} tiles; \
+                         at most {MAX_TILES} are taken"
+                    ),
+                ));
+            }
+        }
+        Ok(pre)
     }
 
     /// The model input of one image, `[3, height, width]`.
@@ -525,4 +541,55 @@ fn pad_to_square(image: &RgbImage, size: u32, fill: [u8; 3]) -> RgbImage {
         }
     }
     canvas
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn idefics3(longest: u64, tile: u64, split: bool) -> Result<Preprocessor> {
+        let config = json!({
+            "image_processor_type": "Idefics3ImageProcessor",
+            "do_resize": true,
+            "size": {"longest_edge": longest},
+            "max_image_size": {"longest_edge": tile},
+            "do_image_splitting": split,
+        });
+        Preprocessor::from_config(&config, Path::new("preprocessor_config.json"))
+    }
+
+    /// The bound matches the grid `apply_tiles` cuts the largest images into: a square,
+    /// a long strip, an odd edge (rounded up to even), and no split at all.
+    #[test]
+    fn the_tile_grid_bound_is_the_largest_grid_cut() {
+        for (longest, tile, split, want) in [
+            (160, 64, true, (3, 3)),
+            (128, 64, true, (2, 2)),
+            (129, 64, true, (3, 3)),
+            (64, 64, true, (0, 0)),
+            (160, 64, false, (0, 0)),
+        ] {
+            let p = idefics3(longest, tile, split).unwrap();
+            assert_eq!(
+                p.tile_grid_at_most(),
+                Some(want),
+                "{longest}/{tile}/{split}"
+            );
+            let most = [(1000, 1000), (4000, 100), (100, 4000), (1, 1), (333, 777)]
+                .into_iter()
+                .map(|(w, h)| p.apply_tiles(RgbImage::new(w, h)).unwrap().1)
+                .max()
+                .unwrap();
+            assert_eq!(most, want, "{longest}/{tile}/{split}");
+        }
+    }
+
+    /// A configuration that would cut an image into millions of tiles is refused at load.
+    #[test]
+    fn a_tile_grid_beyond_reason_is_refused() {
+        let e = idefics3(1 << 20, 1, true).unwrap_err().to_string();
+        assert!(e.contains("tiles"), "{e}");
+        assert!(idefics3(2048, 64, true).is_ok());
+    }
 }
