@@ -277,9 +277,6 @@ def test_int8_precision(tmp_path, corpus):
         embedkit.TextEmbedding(name, specific_model_path=str(path), precision="int4")
 
 
-# fastembed methods embedkit does not offer yet (registering custom models of these kinds).
-
-
 @pytest.mark.parametrize("name", ["TextEmbedding", "SparseTextEmbedding", "LateInteractionTextEmbedding",
                                   "ImageEmbedding", "LateInteractionMultimodalEmbedding", "TextCrossEncoder"])
 def test_methods_have_fastembeds_signatures(name):
@@ -313,5 +310,5 @@ def test_methods_have_fastembeds_signatures(name):
     except NotImplementedError:
         with pytest.raises(NotImplementedError):
             ours.add_custom_model(model="someone/model", sources={"hf": "someone/model"}, dim=8)
-    except Exception:
-        pass
+    except TypeError:
+        pass  # a class that takes custom models: these arguments are not its own

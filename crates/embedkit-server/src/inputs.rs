@@ -2,7 +2,6 @@
 //! images, images decoded from data URIs, TEI's text fields (`prompt_name`,
 //! `truncation_direction`, `truncate: false`) and the token bound the batcher gathers by.
 
-use axum::http::StatusCode;
 use base64::Engine;
 use embedkit::TruncationSide;
 
@@ -98,6 +97,11 @@ pub(crate) fn image_bytes(items: &[String], field: &str) -> Answer<Vec<Vec<u8>>>
         .collect()
 }
 
+/// The numbers in one of `model`'s vectors (one when it has no fixed width).
+fn vector_width(state: &AppState, model: usize) -> usize {
+    state.models.get(model).dim().unwrap_or(1).max(1)
+}
+
 /// A request for vectors per token whose answer could hold more numbers than
 /// `max_output_numbers` is refused (413) before any work: 512 texts of 512 tokens of
 /// 1024-wide vectors are a gigabyte of floats and several of JSON. Bounded first from the
@@ -110,7 +114,7 @@ pub(crate) async fn refuse_large_answer(
 ) -> Answer<()> {
     let limit = state.limits.max_output_numbers;
     let served = state.models.get(model);
-    let width = served.dim().unwrap_or(1).max(1);
+    let width = vector_width(state, model);
     let cap = state.max_lengths[model].unwrap_or(usize::MAX);
     let bound = texts
         .iter()
@@ -128,12 +132,10 @@ pub(crate) async fn refuse_large_answer(
     .await?;
     let numbers = tokens.saturating_mul(width);
     if numbers > limit {
-        let mut e = ApiError::validation(format!(
+        return Err(ApiError::too_large(format!(
             "the answer would hold {numbers} numbers ({tokens} vectors of {width}), more than \
              the limit of {limit} per request (max_output_numbers): send fewer or shorter texts"
-        ));
-        e.status = StatusCode::PAYLOAD_TOO_LARGE;
-        return Err(e);
+        )));
     }
     Ok(())
 }
@@ -150,7 +152,7 @@ pub(crate) fn refuse_large_image_answer(
     let Some(per_image) = state.image_vectors[model] else {
         return Ok(());
     };
-    let width = state.models.get(model).dim().unwrap_or(1).max(1);
+    let width = vector_width(state, model);
     let limit = state.limits.max_output_numbers;
     let each = per_image.saturating_mul(width);
     let numbers = images.saturating_mul(each);
@@ -161,13 +163,11 @@ pub(crate) fn refuse_large_image_answer(
         0 => "one image is over it: the server's --max-output-numbers must be raised".into(),
         n => format!("send at most {n} images per request"),
     };
-    let mut e = ApiError::validation(format!(
+    Err(ApiError::too_large(format!(
         "the answer could hold {numbers} numbers ({images} images of up to {per_image} \
          vectors of {width}), more than the limit of {limit} per request \
          (max_output_numbers): {advice}"
-    ));
-    e.status = StatusCode::PAYLOAD_TOO_LARGE;
-    Err(e)
+    )))
 }
 
 /// With TEI's `truncate: false`, the first text longer than the model takes is refused
@@ -187,12 +187,10 @@ pub(crate) async fn refuse_overlong(
     let max = state.max_lengths[model];
     let owned = texts.to_vec();
     if let Some(i) = blocking(deadline, move || m.first_overlong(&owned)).await? {
-        let mut e = ApiError::validation(format!(
+        return Err(ApiError::too_large(format!(
             "{field}[{i}] is longer than the model takes ({} tokens) and `truncate` is false",
             max.map_or_else(|| "its maximum".to_string(), |n| n.to_string())
-        ));
-        e.status = StatusCode::PAYLOAD_TOO_LARGE;
-        return Err(e);
+        )));
     }
     Ok(())
 }

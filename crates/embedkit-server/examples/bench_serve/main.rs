@@ -3,9 +3,9 @@
 //! one load generator (this process, one thread, on the same machine).
 //!
 //! 0. **Calls**: the library per family, called with 1, 8 or 32 texts at a time (as a
-//!    server batch holds the requests that arrived together), by two threads taking 1, 4
-//!    or 16 texts at a time on one single-threaded session each (the server's workers
-//!    without HTTP: its ceiling when that few texts wait) and with all at once.
+//!    server batch holds the requests that arrived together), by `--threads` threads
+//!    taking 1, 4 or 16 texts at a time on one single-threaded session each (the server's
+//!    workers without HTTP: its ceiling when that few texts wait) and with all at once.
 //! 1. **Peers**, all-MiniLM-L6-v2 fp32 (the same weights for every server): docs/s, p50 and
 //!    p99 request latency and the cores the server used, at 1, 8 and 32 closed-loop clients
 //!    sending 1, 8 or 32 texts per request, OpenAI's `/embeddings` body for every server;
@@ -260,16 +260,18 @@ fn sized() -> Option<PathBuf> {
 
 /// Part 0: the library alone, per family, on all texts at once (what the server is
 /// divided by) and as a server can call it: one call per k texts in order (the requests
-/// that arrived together), and two threads taking k texts at a time, each on one
-/// single-threaded session (the server's two workers with 8 or 32 clients' texts in
-/// flight, without HTTP): the most a server can give when only that many texts wait.
+/// that arrived together), and one thread per `threads` taking k texts at a time, each on
+/// one single-threaded session (the server's workers, one per thread by default, with 8
+/// or 32 clients' texts in flight, without HTTP): the most a server can give when only
+/// that many texts wait.
 fn calls(threads: usize, docs: &[String]) {
     let docs = &docs[..docs.len().min(1000)];
     println!(
         "### The library, called k texts at a time ({} texts in order; docs/s, ÷ all at once)\n",
         docs.len()
     );
-    println!("| route | all at once | one call per 1 | per 8 | per 32 | two workers, 1 per call | 4 per call | 16 per call |");
+    // The server's default: one worker per thread.
+    println!("| route | all at once | one call per 1 | per 8 | per 32 | {threads} workers, 1 per call | 4 per call | 16 per call |");
     println!("|---|---|---|---|---|---|---|---|");
     for route in routes(sized().as_deref()) {
         let run = families::embedder(&route, threads);
@@ -282,7 +284,7 @@ fn calls(threads: usize, docs: &[String]) {
             row += &format!(" {rate:.0} ({:.2}) |", rate / all);
         }
         for k in [1, 4, 16] {
-            let rate = families::best_rate(docs.len(), || two_workers(&run, docs, k));
+            let rate = families::best_rate(docs.len(), || side_by_side(&run, docs, k, threads));
             row += &format!(" {rate:.0} ({:.2}) |", rate / all);
         }
         println!("{row}");
@@ -290,20 +292,18 @@ fn calls(threads: usize, docs: &[String]) {
     println!();
 }
 
-/// Two threads taking `k` texts at a time in order, each call on one single-threaded
-/// session, as the server's workers run batches side by side.
-fn two_workers(run: &families::Embedder, docs: &[String], k: usize) {
+/// `workers` threads taking `k` texts at a time in order, each call on one
+/// single-threaded session, as the server's workers run batches side by side.
+fn side_by_side(run: &families::Embedder, docs: &[String], k: usize, workers: usize) {
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
-        for _ in 0..2 {
+        for _ in 0..workers {
             s.spawn(|| loop {
                 let i = next.fetch_add(k, std::sync::atomic::Ordering::Relaxed);
-                let Some(chunk) = docs.get(i..(i + k).min(docs.len())) else {
-                    break;
-                };
-                if chunk.is_empty() {
+                if i >= docs.len() {
                     break;
                 }
+                let chunk = &docs[i..(i + k).min(docs.len())];
                 embedkit::unstable::on_one_session(|| run(chunk));
             });
         }

@@ -49,6 +49,11 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", message)
     }
 
+    /// A request whose answer, or one of whose inputs, is over a limit: 413, as TEI.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "validation", message)
+    }
+
     pub fn backend(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "backend", message)
     }
