@@ -104,7 +104,8 @@ pub struct ServeArgs {
     pub max_inputs: usize,
     /// Numbers in one answer of vectors per token (/embed_all, /embed_late for texts and
     /// images, and /embed_hybrid's multi-vectors): a request that could exceed it is
-    /// refused with 413 before any work. Default 2^24 (64 MiB of floats).
+    /// refused with 413 before any work. /tokenize counts 4 per token, checked before
+    /// its answer is built. Default 2^24 (64 MiB of floats).
     #[arg(long, default_value_t = 1 << 24, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_output_numbers: u64,
     /// Longest input in characters (422 beyond).

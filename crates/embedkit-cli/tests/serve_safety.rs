@@ -550,9 +550,9 @@ fn a_panic_in_inference_stops_the_server_with_an_error() {
 
 /// Vectors per token make answers of gigabytes from a request of kilobytes (512 texts ×
 /// 512 tokens × 1024 numbers): `--max-output-numbers` refuses such a request with 413
-/// before any work, on `/embed_all` and `/embed_late`, saying what to change; a request
-/// whose characters only look long (12 letters, a few tokens) is counted exactly and
-/// answered.
+/// before any work, on `/embed_all` and `/embed_late` (and `/tokenize`, before its answer
+/// is built), saying what to change; a request whose characters only look long (12
+/// letters, a few tokens) is counted exactly and answered.
 #[test]
 fn answers_of_vectors_per_token_are_bounded() {
     let server = start_args(
@@ -595,4 +595,13 @@ fn answers_of_vectors_per_token_are_bounded() {
     );
     assert_eq!(status, 413, "{v}");
     assert!(v["error"].as_str().unwrap().contains("max_output_numbers"));
+
+    // /tokenize cuts nothing, so its answer grows with the text: a token counts 4
+    // numbers (id, start, stop, special). 100 texts of 14 tokens are 5600, one is 56.
+    let (status, v) = post(port, "/tokenize", json!({ "inputs": vec![long; 100] }));
+    assert_eq!(status, 413, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("max_output_numbers"));
+    let (status, v) = post(port, "/tokenize", json!({ "inputs": [long] }));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v[0].as_array().unwrap().len(), 14, "{v}");
 }

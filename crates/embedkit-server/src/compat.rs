@@ -205,6 +205,10 @@ pub(crate) async fn embed_all(
     ))
 }
 
+/// What a token of `/tokenize`'s answer counts against `max_output_numbers`: its id,
+/// start, stop and special flag.
+const TOKEN_NUMBERS: usize = 4;
+
 #[utoipa::path(post, path = "/tokenize", tag = "tei", request_body = TokenizeRequest,
     responses((status = 200, body = Vec<Vec<SimpleToken>>), (status = 422, body = ErrorResponse)))]
 pub(crate) async fn tokenize(
@@ -220,6 +224,7 @@ pub(crate) async fn tokenize(
     truncation_side(req.truncation_direction.as_deref())?;
     put_prompt(&state, model, &mut texts, req.prompt_name.as_deref())?;
     check_texts(&texts, "inputs", &state)?;
+    let limit = state.limits.max_output_numbers;
     let worker = state.clone();
     let add_special = req.add_special_tokens;
     let tokens = blocking(deadline, move || {
@@ -230,6 +235,19 @@ pub(crate) async fn tokenize(
             .token_spans(&texts, add_special)
     })
     .await?;
+    // Nothing is cut here, so the answer grows with the text (each token is a JSON object
+    // of ~60 bytes): bounded as the vector routes' answers are, before it is built.
+    let count = tokens
+        .iter()
+        .map(Vec::len)
+        .fold(0usize, usize::saturating_add);
+    if count.saturating_mul(TOKEN_NUMBERS) > limit {
+        return Err(ApiError::too_large(format!(
+            "the answer would hold {count} tokens ({TOKEN_NUMBERS} numbers each), more than \
+             the limit of {limit} numbers per request (max_output_numbers): send fewer or \
+             shorter texts"
+        )));
+    }
     Ok(Json(
         tokens
             .into_iter()

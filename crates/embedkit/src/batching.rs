@@ -21,46 +21,40 @@ use crate::runtime::Lane;
 /// faster than one at a time. Larger budgets pay off on GPUs; set it there.
 pub const DEFAULT_MAX_BATCH_TOKENS: usize = 512;
 
-/// Padding a sorted batch may carry, in percent of its tokens. Padded positions cost as
-/// much as real ones (attention grows with the square of the padded length), so a batch
-/// of mixed lengths ran slower than its texts one at a time: the library called with 8
-/// random paragraphs at a time (as a server batch holds the requests that arrived
-/// together) ran at 0.45x of a sorted 1000-paragraph call; with this bound at 0.75x, while
-/// large sorted calls, whose neighbours have near-equal lengths, keep their batches
-/// (all-MiniLM-L6-v2 fp32, 2 cores; BENCHMARKS.md, "embedkit serve against infinity").
-pub const MAX_PADDING_PERCENT: usize = 10;
-/// Padding a sorted batch may carry per row whatever the percentage (see [`pads_little`]).
-pub const PADDING_PER_ROW: usize = 8;
+/// What one model call costs besides its rows, in padded tokens: each call reads every
+/// weight matrix once, whatever its rows. all-MiniLM-L6-v2 fp32 on one thread costs
+/// ~2.4 ms a call plus ~0.2 ms a token on an AMD EPYC, ~1.9 ms plus ~0.18 ms on an Intel
+/// Xeon (`scripts/bench/call_cost.py`; BENCHMARKS.md); splade-tiny's call is ~5 tokens.
+/// A padded position costs as much as a real one, so a batch of mixed lengths can cost
+/// more than its texts run apart: [`plan`] weighs the two. One figure for every model:
+/// a wrong one only moves a cut between near-equal costs.
+pub const CALL_COST_TOKENS: usize = 12;
 
 /// How a family's items may share a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Batching {
-    /// Padding does not change an item's result: longest first, batches bounded by
-    /// count, by the padded-token budget and by [`MAX_PADDING_PERCENT`].
+    /// Padding does not change an item's result: longest first, cut into the batches
+    /// that cost least (padded tokens plus [`CALL_COST_TOKENS`] a call) under the count
+    /// and the padded-token budget.
     Sorted,
     /// Only items of equal length share a batch (padding would change their results);
-    /// otherwise as [`Batching::Sorted`].
+    /// batches as full as the count and the budget allow.
     EqualLength,
     /// Consecutive items, exactly `batch_size` a batch, no budget: the batch's
     /// composition is part of each result, so it must be the one fastembed forms.
     InputOrder,
 }
 
-/// Whether `rows` rows padded to `padded` tokens for `real` tokens of text waste little:
-/// at most [`MAX_PADDING_PERCENT`] of the text, or [`PADDING_PER_ROW`] tokens a row
-/// (short texts: a few padded positions cost less than the calls that would run them
-/// apart).
-fn pads_little(padded: usize, real: usize, rows: usize) -> bool {
-    let waste = padded.saturating_sub(real);
-    waste.saturating_mul(100) <= real.saturating_mul(MAX_PADDING_PERCENT)
-        || waste <= rows.saturating_mul(PADDING_PER_ROW)
-}
-
-/// Groups item indices into batches of at most `max_items`. In the sorted modes items
-/// are taken longest first (stable for equal lengths) and a batch grows while its
-/// padded size stays within `max_tokens` and its padding within
-/// [`MAX_PADDING_PERCENT`]; an item over the budget gets a batch of its own. Every item
-/// is in exactly one batch.
+/// Groups item indices into batches of at most `max_items` whose padded size (rows ×
+/// longest) stays within `max_tokens`; an item over the budget gets a batch of its own.
+/// Items are taken longest first (stable for equal lengths). Every item is in exactly
+/// one batch.
+///
+/// In [`Batching::Sorted`] mode the longest-first order is cut where the total cost —
+/// padded tokens plus [`CALL_COST_TOKENS`] per batch — is least (a shortest path over
+/// the cut points, at most `max_items` back from each). A greedy cut with a padding
+/// allowance did well on a large corpus, where neighbours have near-equal lengths, but
+/// on the few dozen texts a server holds it cost 5-10% more than the best cut.
 pub fn plan(
     lengths: &[usize],
     max_items: usize,
@@ -74,31 +68,67 @@ pub fn plan(
     }
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     order.sort_by(|&a, &b| lengths[b].cmp(&lengths[a]));
-    let mut batches: Vec<Vec<usize>> = Vec::new();
-    let mut current: Vec<usize> = Vec::new();
-    let mut longest = 0usize;
-    let mut sum = 0usize;
-    for idx in order {
-        let len = lengths[idx].max(1);
-        let next_longest = longest.max(len);
-        let padded = (current.len() + 1).saturating_mul(next_longest);
-        let fits = current.len() < max_items
-            && padded <= max_tokens
-            && pads_little(padded, sum.saturating_add(len), current.len() + 1)
-            && (mode != Batching::EqualLength || current.is_empty() || len == longest);
-        if !current.is_empty() && !fits {
-            batches.push(std::mem::take(&mut current));
-            longest = 0;
-            sum = 0;
+    let len = |k: usize| lengths[order[k]].max(1);
+    // Rows sharing a batch with `len(first)` as its longest: within the count and budget.
+    let fits = |rows: usize, first: usize| {
+        rows <= max_items && (rows == 1 || rows.saturating_mul(len(first)) <= max_tokens)
+    };
+    let cuts = if mode == Batching::EqualLength {
+        let mut cuts = vec![0];
+        let mut first = 0;
+        for k in 1..order.len() {
+            if len(k) != len(first) || !fits(k - first + 1, first) {
+                cuts.push(k);
+                first = k;
+            }
         }
-        longest = longest.max(len);
-        sum = sum.saturating_add(len);
-        current.push(idx);
+        cuts.push(order.len());
+        cuts
+    } else {
+        cheapest_cuts(order.len(), len, fits)
+    };
+    cuts.windows(2)
+        .filter(|w| w[0] < w[1])
+        .map(|w| order[w[0]..w[1]].to_vec())
+        .collect()
+}
+
+/// The cut points (0 first, `n` last) of `n` items sorted longest first into batches
+/// `fits` allows, at the least total of padded tokens plus [`CALL_COST_TOKENS`] a batch.
+/// Ties go to fewer, larger batches.
+fn cheapest_cuts(
+    n: usize,
+    len: impl Fn(usize) -> usize,
+    fits: impl Fn(usize, usize) -> bool,
+) -> Vec<usize> {
+    // best[j]: the least cost of the first j items; from[j]: where their last batch starts.
+    let mut best = vec![u128::MAX; n + 1];
+    let mut from = vec![0usize; n + 1];
+    best[0] = 0;
+    for j in 1..=n {
+        // Earlier starts make larger batches with longer first items: once one does not
+        // fit, none before it does.
+        for i in (0..j).rev() {
+            let rows = j - i;
+            if !fits(rows, i) {
+                break;
+            }
+            let cost =
+                best[i].saturating_add(CALL_COST_TOKENS as u128 + rows as u128 * len(i) as u128);
+            if cost <= best[j] {
+                best[j] = cost;
+                from[j] = i;
+            }
+        }
     }
-    if !current.is_empty() {
-        batches.push(current);
+    let mut cuts = vec![n];
+    let mut j = n;
+    while j > 0 {
+        j = from[j];
+        cuts.push(j);
     }
-    batches
+    cuts.reverse();
+    cuts
 }
 
 /// What running a window's batches gave: the results of the leading items in input
@@ -449,23 +479,78 @@ mod tests {
         assert_eq!(batches[0], vec![1, 3]);
     }
 
+    /// The cost [`plan`] minimizes, written out: padded tokens plus a call per batch.
+    fn cost(lengths: &[usize], batches: &[Vec<usize>]) -> usize {
+        batches
+            .iter()
+            .map(|b| CALL_COST_TOKENS + b.len() * b.iter().map(|&i| lengths[i]).max().unwrap())
+            .sum()
+    }
+
     #[test]
-    fn sorted_batches_carry_little_padding() {
-        // Mixed lengths, as one request's texts are: a batch only takes what pads little.
+    fn sorted_batches_weigh_padding_against_calls() {
+        // Mixed lengths, as a few requests' texts are. Longest first: 100 98 95 41 40 39
+        // 12 11. [100 98 95] pads 7 tokens, less than a call (12); 41 40 39 with 12 11
+        // would pad 82 (a call is cheaper), 12 with 11 pads 1.
         let lengths = [40, 100, 95, 12, 41, 11, 98, 39];
         let batches = plan(&lengths, 256, 512, Batching::Sorted);
-        for b in &batches {
-            let longest = b.iter().map(|&i| lengths[i]).max().unwrap();
-            let real: usize = b.iter().map(|&i| lengths[i]).sum();
-            assert!(pads_little(b.len() * longest, real, b.len()), "{b:?}");
-        }
-        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
-        // 41, 40, 39 and 12 share 32 padded positions (8 a row); 11 more would be 62.
-        assert_eq!(sizes, [3, 4, 1], "{batches:?}");
-        // Without the bound, [100, 98, 95, 41, 40] would have shared 500 padded tokens.
-        assert!(!pads_little(500, 374, 5));
-        // Equal lengths still fill a batch up to the budget.
+        assert_eq!(
+            batches,
+            vec![vec![1, 6, 2], vec![4, 0, 7], vec![3, 5]],
+            "{batches:?}"
+        );
+        assert_eq!(cost(&lengths, &batches), 3 * 12 + 300 + 123 + 24);
+        // Equal lengths fill a batch up to the budget.
         assert_eq!(plan(&[64; 16], 256, 512, Batching::Sorted).len(), 2);
+        // Lengths 2 apart share a batch (2 padded tokens a row cost less than a call)...
+        assert_eq!(plan(&[30, 28, 26, 24], 256, 512, Batching::Sorted).len(), 1);
+        // ...and lengths far apart do not.
+        assert_eq!(plan(&[200, 20, 2], 256, 512, Batching::Sorted).len(), 3);
+    }
+
+    #[test]
+    fn sorted_batches_cost_no_more_than_any_other_cut() {
+        // Every way to cut the longest-first order into batches within the limits, tried
+        // one by one on small inputs: none costs less than the plan.
+        let mut seed = 7u64;
+        let mut next = move |below: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) % below) as usize
+        };
+        for _ in 0..300 {
+            let n = 1 + next(10);
+            let lengths: Vec<usize> = (0..n).map(|_| 1 + next(120)).collect();
+            let (max_items, max_tokens) = (1 + next(6), 40 + next(400));
+            let planned = plan(&lengths, max_items, max_tokens, Batching::Sorted);
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by(|&a, &b| lengths[b].cmp(&lengths[a]));
+            let mut least = usize::MAX;
+            // Bit k of `mask` set: a batch starts after the k-th item.
+            for mask in 0u32..(1 << (n - 1)) {
+                let mut batches = vec![vec![order[0]]];
+                for (k, &item) in order.iter().enumerate().skip(1) {
+                    if mask & (1 << (k - 1)) != 0 {
+                        batches.push(Vec::new());
+                    }
+                    batches.last_mut().unwrap().push(item);
+                }
+                let within = batches.iter().all(|b| {
+                    let longest = lengths[b[0]];
+                    b.len() <= max_items && (b.len() == 1 || b.len() * longest <= max_tokens)
+                });
+                if within {
+                    least = least.min(cost(&lengths, &batches));
+                }
+            }
+            assert_eq!(cost(&lengths, &planned), least, "{lengths:?} {planned:?}");
+            for b in &planned {
+                let longest = b.iter().map(|&i| lengths[i]).max().unwrap();
+                assert!(b.len() <= max_items);
+                assert!(b.len() == 1 || b.len() * longest <= max_tokens, "{b:?}");
+            }
+        }
     }
 
     #[test]

@@ -258,6 +258,16 @@ fn sized() -> Option<PathBuf> {
     (!dir.is_empty()).then(|| PathBuf::from(dir))
 }
 
+/// The families' routes, or only those `--routes /embed_sparse,/rerank` names (to
+/// re-measure one family without the others' minutes).
+fn picked_routes() -> Vec<Route> {
+    let only = arg("--routes", "");
+    routes(sized().as_deref())
+        .into_iter()
+        .filter(|r| only.is_empty() || only.split(',').any(|p| p.trim() == r.path))
+        .collect()
+}
+
 /// Part 0: the library alone, per family, on all texts at once (what the server is
 /// divided by) and as a server can call it: one call per k texts in order (the requests
 /// that arrived together), and one thread per `threads` taking k texts at a time, each on
@@ -273,7 +283,7 @@ fn calls(threads: usize, docs: &[String]) {
     // The server's default: one worker per thread.
     println!("| route | all at once | one call per 1 | per 8 | per 32 | {threads} workers, 1 per call | 4 per call | 16 per call |");
     println!("|---|---|---|---|---|---|---|---|");
-    for route in routes(sized().as_deref()) {
+    for route in picked_routes() {
         let run = families::embedder(&route, threads);
         let all = families::best_rate(docs.len(), || run(docs));
         let mut row = format!("| `{}` | {all:.0} |", route.path);
@@ -450,7 +460,7 @@ fn families_table(
     docs: &Arc<Vec<String>>,
     rt: &tokio::runtime::Runtime,
 ) {
-    let routes: Vec<Route> = routes(sized().as_deref());
+    let routes: Vec<Route> = picked_routes();
     println!("### Families: embedkit serve ÷ the library (docs/s; rerank: pairs/s)\n");
     println!("| route | model | library | 1 text × 8 | 8 texts × 8 | 1 text × 32 | 8 texts × 32 |");
     println!("|---|---|---|---|---|---|---|");

@@ -88,7 +88,9 @@ impl SpladeBackend {
                     }
                 }
                 let mut out = SparseEmbedding::default();
-                for (id, x) in best.into_iter().enumerate() {
+                // Most of the vocabulary never rises above 0, whose weight is 0: only the
+                // rest pays for the logarithms (30522 of them a text otherwise).
+                for (id, x) in best.into_iter().enumerate().filter(|&(_, x)| x > 0.0) {
                     let w = match self.kind {
                         SparseKind::IfSplade => {
                             if self.special_ids.contains(&(id as u32)) {
