@@ -62,6 +62,9 @@ pub fn plan(
     mode: Batching,
 ) -> Vec<Vec<usize>> {
     let max_items = max_items.max(1);
+    if lengths.is_empty() {
+        return Vec::new();
+    }
     if mode == Batching::InputOrder {
         let all: Vec<usize> = (0..lengths.len()).collect();
         return all.chunks(max_items).map(<[usize]>::to_vec).collect();
@@ -88,7 +91,6 @@ pub fn plan(
         cheapest_cuts(order.len(), len, fits)
     };
     cuts.windows(2)
-        .filter(|w| w[0] < w[1])
         .map(|w| order[w[0]..w[1]].to_vec())
         .collect()
 }
@@ -634,7 +636,13 @@ mod tests {
     fn an_item_over_budget_gets_a_batch_of_its_own() {
         let batches = plan(&[1000, 1000], 8, 10, Batching::Sorted);
         assert_eq!(batches, vec![vec![0], vec![1]]);
-        assert!(plan(&[], 8, 10, Batching::Sorted).is_empty());
+        for mode in [
+            Batching::Sorted,
+            Batching::EqualLength,
+            Batching::InputOrder,
+        ] {
+            assert!(plan(&[], 8, 10, mode).is_empty(), "{mode:?}");
+        }
     }
 
     #[test]

@@ -164,13 +164,12 @@ impl Model<Multimodal> {
         self.description().dim
     }
 
-    /// fastembed's default image batch size for the model: 16 for ColPali, 2 for
-    /// ColModernVBert.
+    /// The default image batch size: 2, as fastembed's
+    /// `LateInteractionMultimodalEmbedding.embed_image` passes to every model (its
+    /// ColPali class alone would take 16). Page images are large: two at a time bound
+    /// the activations' memory.
     pub fn default_image_batch_size(&self) -> usize {
-        match self.description().kind {
-            MultimodalKind::Colpali => 16,
-            MultimodalKind::Colmodernvbert => 2,
-        }
+        2
     }
 
     /// Token vectors of each text (query), in input order; batches of `batch_size`
