@@ -96,6 +96,13 @@ pub struct ServeArgs {
     /// long batch. 0: batches fill --max-batch-texts / --max-gather-tokens regardless.
     #[arg(long, default_value_t = server::DEFAULT_TIME_SLICE.as_millis() as u64)]
     pub time_slice_ms: u64,
+    /// How the batches of a model that alone has work share the cores: side by side,
+    /// one core each (no core waits for another batch's slowest part; the faster way
+    /// where measured), or together, one batch at a time on every core holding all
+    /// that waits (answers in arrival order: a lower p99, for up to a quarter less
+    /// throughput where measured).
+    #[arg(long, value_enum, default_value_t = CoreSharingArg::SideBySide)]
+    pub core_sharing: CoreSharingArg,
     /// Largest request body in bytes (413 beyond).
     #[arg(long, default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -126,6 +133,13 @@ pub struct ServeArgs {
     /// Seconds to wait at shutdown for requests in flight; then the server exits anyway.
     #[arg(long, default_value_t = 20)]
     pub shutdown_timeout_secs: u64,
+}
+
+/// `--core-sharing` (the server's `CoreSharing`, which knows nothing of clap).
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum CoreSharingArg {
+    SideBySide,
+    Together,
 }
 
 /// `--models-config`'s file.
@@ -288,6 +302,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_batch_tokens: args.max_gather_tokens.max(1),
             max_wait: Duration::from_millis(args.max_wait_ms),
             time_slice: Duration::from_millis(args.time_slice_ms),
+            core_sharing: match args.core_sharing {
+                CoreSharingArg::SideBySide => server::CoreSharing::SideBySide,
+                CoreSharingArg::Together => server::CoreSharing::Together,
+            },
             workers: args
                 .workers
                 .and_then(|n| usize::try_from(n).ok())

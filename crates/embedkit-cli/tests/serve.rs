@@ -6,6 +6,7 @@
 use crate::common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::repo_root;
 use common::server::*;
@@ -464,4 +465,53 @@ print(json.dumps([d.embedding for d in out.data]))
         .collect();
     let served: Vec<Vec<f32>> = keep.iter().map(|&i| got[i].clone()).collect();
     assert_eq!(served, cli_vectors);
+}
+
+/// Each edge text as its own request, all at once, while a long request holds both
+/// cores: the burst queues behind it and is batched across requests. Whichever way the
+/// batches share the cores, every answer is fastembed's vector for its own text, and
+/// the batches held the cores as `--core-sharing` says.
+#[test]
+fn batches_share_the_cores_as_asked_and_answer_exactly() {
+    let (texts, want) = oracle_edge();
+    let long = "a longer document that takes a moment to embed on this CPU ".repeat(8);
+    for sharing in ["side-by-side", "together"] {
+        let server = start(&[
+            "--threads",
+            "2",
+            "--workers",
+            "2",
+            "--core-sharing",
+            sharing,
+        ]);
+        let port = server.port;
+        let body = json!({ "inputs": vec![long.clone(); 256] });
+        let busy = std::thread::spawn(move || post(port, "/embed", body).0);
+        wait_until(
+            "the long request is computed",
+            Duration::from_secs(60),
+            || server.metric("embedkit_batch_size_count") >= 1.0,
+        );
+        let burst: Vec<_> = (0..3)
+            .flat_map(|_| texts.clone().into_iter().enumerate())
+            .map(|(i, text)| {
+                std::thread::spawn(move || (i, post(port, "/embed", json!({ "inputs": text }))))
+            })
+            .collect();
+        for handle in burst {
+            let (i, (status, got)) = handle.join().unwrap();
+            assert_eq!(status, 200, "{sharing}, text {i}: {got}");
+            let got: Vec<Vec<f32>> = serde_json::from_value(got).unwrap();
+            let d = max_diff(&got, &want[i..=i]);
+            assert!(d <= 1e-5, "{sharing}, text {i}: max difference {d}");
+        }
+        assert_eq!(busy.join().unwrap(), 200);
+        let all = server.metric("embedkit_batches_total{cores=\"all\"}");
+        let one = server.metric("embedkit_batches_total{cores=\"one\"}");
+        match sharing {
+            // The burst's first batch was gathered while the long one held both cores.
+            "side-by-side" => assert!(one >= 1.0, "{sharing}: all {all}, one {one}"),
+            _ => assert!(one == 0.0 && all >= 2.0, "{sharing}: all {all}, one {one}"),
+        }
+    }
 }

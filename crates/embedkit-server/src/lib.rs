@@ -27,7 +27,7 @@ mod status;
 mod timing;
 mod work;
 
-pub use batcher::{BatchPolicy, DEFAULT_TIME_SLICE};
+pub use batcher::{BatchPolicy, CoreSharing, DEFAULT_TIME_SLICE};
 pub use conn::{serve, Transport};
 pub use models::{DefaultPrompt, Models, Served};
 

@@ -1,5 +1,6 @@
 //! Prometheus metrics of the server: requests by route and status, latency, batch
-//! sizes, inference time, queue depth, texts and tokens processed, jobs dropped.
+//! sizes, batches by the cores they held, inference time, queue depth, texts and
+//! tokens processed, jobs dropped.
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
@@ -11,6 +12,7 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub latency: HistogramVec,
     pub batch_size: Histogram,
+    pub batches: IntCounterVec,
     pub inference_seconds: Histogram,
     pub queue_depth: IntGauge,
     pub texts: IntCounter,
@@ -38,6 +40,13 @@ impl Metrics {
             HistogramOpts::new("embedkit_batch_size", "Texts per inference call")
                 .buckets(prometheus::exponential_buckets(1.0, 2.0, 12)?),
         )?;
+        let batches = IntCounterVec::new(
+            Opts::new(
+                "embedkit_batches_total",
+                "Inference calls by the cores they held: all, or one beside other batches",
+            ),
+            &["cores"],
+        )?;
         let inference_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "embedkit_inference_duration_seconds",
@@ -61,6 +70,7 @@ impl Metrics {
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(batch_size.clone()))?;
+        registry.register(Box::new(batches.clone()))?;
         registry.register(Box::new(inference_seconds.clone()))?;
         registry.register(Box::new(queue_depth.clone()))?;
         registry.register(Box::new(texts.clone()))?;
@@ -70,6 +80,7 @@ impl Metrics {
             requests,
             latency,
             batch_size,
+            batches,
             inference_seconds,
             queue_depth,
             texts,

@@ -234,10 +234,21 @@ impl Queues {
     /// Whether a queue other than `filling`'s has jobs waiting or was served within
     /// [`ACTIVE_WINDOW`] of `now`.
     pub fn others_busy(&self, filling: &Filling, now: Instant) -> bool {
+        self.busy_beside(filling.queue, now)
+    }
+
+    /// Whether a queue other than `queue` has jobs waiting or was served within
+    /// [`ACTIVE_WINDOW`] of `now`.
+    pub fn busy_beside(&self, queue: usize, now: Instant) -> bool {
         self.queues
             .iter()
             .enumerate()
-            .any(|(i, q)| i != filling.queue && (!q.jobs.is_empty() || q.recently_active(now)))
+            .any(|(i, q)| i != queue && (!q.jobs.is_empty() || q.recently_active(now)))
+    }
+
+    /// The queue the next batch would come from.
+    pub fn next(&self) -> Option<usize> {
+        self.pick()
     }
 
     /// Charges a batch's queue the compute time the batch took (it ended at `now`), and

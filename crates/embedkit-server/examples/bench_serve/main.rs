@@ -24,7 +24,8 @@
 //! the model: it writes its optimized graph into the first; the second holds the
 //! safetensors weights), `--texts FILE` (one text per line; the first 2000), `--threads N`
 //! (2), `--seconds N` per cell (15), `--parts calls,peers,families,mixed`, `--variants`
-//! (serve flags for the mixed part, `;` between variants: `--workers 1;--workers 2`),
+//! (serve flags for the families and mixed parts, `;` between variants, a row or table
+//! each: `--core-sharing side-by-side;--core-sharing together`),
 //! `--family-models DIR` (the MiniLM-sized ColBERT and reranker of
 //! `scripts/bench/family_models.py` for parts 2 and 3; without it, the tiny test models).
 
@@ -239,12 +240,13 @@ fn main() {
     if parts.contains("peers") {
         peers(&bin, threads, secs, &docs, &cells, &rt);
     }
+    // `--variants "--workers 1 --time-slice-ms 0;--workers 2"`: serve flags to compare.
+    let variants = arg("--variants", "");
     if parts.contains("families") {
-        families_table(&bin, threads, secs, &docs, &rt);
+        families_table(&bin, threads, secs, &variants, &docs, &rt);
     }
     if parts.contains("mixed") {
-        // `--variants "--workers 1 --time-slice-ms 0;--workers 2"`: serve flags to compare.
-        for flags in arg("--variants", "").split(';') {
+        for flags in variants.split(';') {
             let flags: Vec<&str> = flags.split_whitespace().collect();
             mixed(&bin, threads, secs, &flags, &docs, &rt);
         }
@@ -256,6 +258,13 @@ fn main() {
 fn sized() -> Option<PathBuf> {
     let dir = arg("--family-models", "");
     (!dir.is_empty()).then(|| PathBuf::from(dir))
+}
+
+/// The folder a route's model comes from (two routes may serve one model name).
+fn folder(r: &Route) -> String {
+    r.dir
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
 }
 
 /// The families' routes, or only those `--routes /embed_sparse,/rerank` names (to
@@ -286,7 +295,7 @@ fn calls(threads: usize, docs: &[String]) {
     for route in picked_routes() {
         let run = families::embedder(&route, threads);
         let all = families::best_rate(docs.len(), || run(docs));
-        let mut row = format!("| `{}` | {all:.0} |", route.path);
+        let mut row = format!("| `{}` ({}) | {all:.0} |", route.path, folder(&route));
         for k in [1, 8, 32] {
             let rate = families::best_rate(docs.len(), || {
                 docs.chunks(k).for_each(&run);
@@ -457,17 +466,18 @@ fn families_table(
     bin: &str,
     threads: usize,
     secs: f64,
+    variants: &str,
     docs: &Arc<Vec<String>>,
     rt: &tokio::runtime::Runtime,
 ) {
     let routes: Vec<Route> = picked_routes();
     println!("### Families: embedkit serve ÷ the library (docs/s; rerank: pairs/s)\n");
-    println!("| route | model | library | 1 text × 8 | 8 texts × 8 | 1 text × 32 | 8 texts × 32 |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| route | model | serve flags | library | 1 text × 8 | 8 texts × 8 | 1 text × 32 | 8 texts × 32 |");
+    println!("|---|---|---|---|---|---|---|---|");
     for r in &routes {
         if !r.dir.is_dir() {
             println!(
-                "| `{}` | {} | {} is missing | | | | |",
+                "| `{}` | {} | | {} is missing | | | | |",
                 r.path,
                 r.model,
                 r.dir.display()
@@ -475,27 +485,37 @@ fn families_table(
             continue;
         }
         let library = library_rate(r, docs, threads);
-        let (server, port) = start_embedkit(bin, threads, &[(r.model, &r.dir)]);
-        let stream = |clients, texts| Stream::new(r.path, r.model, clients, texts);
-        warm(rt, port, server.pid(), docs, &[stream(8, 8)]);
-        let mut row = format!("| `{}` | {} | {library:.0} |", r.path, r.model);
-        for (texts, clients) in [(1, 8), (8, 8), (1, 32), (8, 32)] {
-            let mut run = rt.block_on(drive(
-                port,
-                server.pid(),
-                docs.clone(),
-                &[stream(clients, texts)],
-                secs,
-            ));
-            row += &format!(
-                " **{:.2}** ({:.0}; p99 {:.0} ms){} |",
-                run.rate(0) / library,
-                run.rate(0),
-                run.p(0, 0.99),
-                run.failures()
+        // One row per variant, each divided by the same library run.
+        for flags in variants.split(';') {
+            let flags: Vec<&str> = flags.split_whitespace().collect();
+            let (server, port) = start_embedkit_with(bin, threads, &[(r.model, &r.dir)], &flags);
+            let stream = |clients, texts| Stream::new(r.path, r.model, clients, texts);
+            warm(rt, port, server.pid(), docs, &[stream(8, 8)]);
+            let mut row = format!(
+                "| `{}` | {} ({}) | {} | {library:.0} |",
+                r.path,
+                r.model,
+                folder(r),
+                flags.join(" ")
             );
+            for (texts, clients) in [(1, 8), (8, 8), (1, 32), (8, 32)] {
+                let mut run = rt.block_on(drive(
+                    port,
+                    server.pid(),
+                    docs.clone(),
+                    &[stream(clients, texts)],
+                    secs,
+                ));
+                row += &format!(
+                    " **{:.2}** ({:.0}; p99 {:.0} ms){} |",
+                    run.rate(0) / library,
+                    run.rate(0),
+                    run.p(0, 0.99),
+                    run.failures()
+                );
+            }
+            println!("{row}");
         }
-        println!("{row}");
     }
     println!();
 }

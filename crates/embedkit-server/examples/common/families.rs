@@ -26,8 +26,25 @@ pub fn root() -> PathBuf {
 /// `scripts/bench/family_models.py` writes), all-MiniLM-L6-v2's real encoder under a
 /// seeded ColBERT projection or rerank head, so that they cost what a small model of
 /// their family costs; otherwise the tiny test models (`make test-models`), whose compute
-/// is too small for a server-versus-library ratio to mean anything.
+/// is too small for a server-versus-library ratio to mean anything. With `sized`, sparse
+/// is also measured on the encoder under a seeded SPLADE head (splade-tiny's encoder is
+/// tiny beside its vocabulary head, which no real SPLADE model's is).
 pub fn routes(sized: Option<&Path>) -> Vec<Route> {
+    let mut routes = family_routes(sized);
+    if let Some(dir) = sized {
+        routes.insert(
+            2,
+            Route {
+                path: "/embed_sparse",
+                model: "prithivida/Splade_PP_en_v1",
+                dir: dir.join("splade-minilm"),
+            },
+        );
+    }
+    routes
+}
+
+fn family_routes(sized: Option<&Path>) -> Vec<Route> {
     let r = root();
     let (late, rerank) = match sized {
         Some(dir) => (dir.join("colbert-minilm"), dir.join("rerank-minilm")),
