@@ -45,13 +45,12 @@ pub const DEFAULT_TIME_SLICE: Duration = Duration::from_millis(20);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CoreSharing {
     /// Side by side, one core each (a batch with nothing else waiting still takes
-    /// every core): no core waits for another batch's slowest part. The faster way on
-    /// both machine classes measured (BENCHMARKS.md).
+    /// every core): no core waits for another batch's slowest part. The faster way
+    /// where measured (BENCHMARKS.md).
     #[default]
     SideBySide,
     /// One batch at a time on every core, holding all that waits: answers come in
-    /// arrival order, with a lower p99 for up to a quarter less throughput where
-    /// measured.
+    /// arrival order, with a lower p99 for up to 28% less throughput where measured.
     Together,
 }
 
@@ -315,15 +314,11 @@ impl Worker {
                 Some(held) => held,
                 None => self.shared.lease.take(if alone { units } else { 1 }),
             };
-            self.metrics
-                .batches
-                .with_label_values(&[if held.n < units { "one" } else { "all" }])
-                .inc();
             let started = Instant::now();
             let ran = if held.n < units {
-                embedkit::unstable::on_one_session(|| self.run(batch.jobs))
+                embedkit::unstable::on_one_session(|| self.run(batch.jobs, "one"))
             } else {
-                self.run(batch.jobs)
+                self.run(batch.jobs, "all")
             };
             drop(held);
             let at = Instant::now();
@@ -389,16 +384,7 @@ impl Worker {
                 return None;
             }
             self.drain(gate);
-            let charges = std::mem::take(
-                &mut *self
-                    .shared
-                    .charges
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()),
-            );
-            for c in charges {
-                gate.queues.charge(c.queue, c.padded, c.took, c.at);
-            }
+            self.charge(gate);
             let now = Instant::now();
             let slice = self.policy.time_slice;
             if !slice.is_zero() && gate.queues.owed(now, slice) {
@@ -410,14 +396,21 @@ impl Worker {
             }
             // Together, a queue alone with work: wait here for the running batches to
             // end, holding the gate so that none starts beside, then take all that has
-            // come.
+            // come. If another queue got work meanwhile, side by side after all (and
+            // the batches that ran meanwhile are charged first, so it gets its turn).
             let mut held = None;
             let units = self.shared.lease.units;
             if self.policy.core_sharing == CoreSharing::Together && units > 1 {
                 if let Some(queue) = gate.queues.next() {
                     if !gate.queues.busy_beside(queue, now) {
-                        held = Some(self.shared.lease.take(units));
+                        let all = self.shared.lease.take(units);
                         self.drain(gate);
+                        self.charge(gate);
+                        let alone = gate
+                            .queues
+                            .next()
+                            .is_some_and(|q| !gate.queues.busy_beside(q, Instant::now()));
+                        held = alone.then_some(all);
                     }
                 }
             }
@@ -450,8 +443,10 @@ impl Worker {
                     .max(1),
                 ..budget
             };
+            // Holding every core, a batch does not wait for company: all that came
+            // while the cores were busy is in it already.
             while !gate.queues.fill(&mut filling, budget, &mut dropped) {
-                if !self.receive(gate, Some(deadline)) {
+                if held.is_some() || !self.receive(gate, Some(deadline)) {
                     break;
                 }
                 self.drain(gate);
@@ -462,9 +457,23 @@ impl Worker {
         }
     }
 
-    /// Runs a batch's jobs as one call and answers each; `Err` with the message of a
-    /// panic.
-    fn run(&self, batch: Vec<Job>) -> std::result::Result<(), String> {
+    /// Charges their queues the batches that ran since the last gatherer did.
+    fn charge(&self, gate: &mut Gate) {
+        let charges = std::mem::take(
+            &mut *self
+                .shared
+                .charges
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for c in charges {
+            gate.queues.charge(c.queue, c.padded, c.took, c.at);
+        }
+    }
+
+    /// Runs a batch's jobs as one call on `cores` ("all" or "one", as counted) and
+    /// answers each; `Err` with the message of a panic.
+    fn run(&self, batch: Vec<Job>, cores: &str) -> std::result::Result<(), String> {
         // Clients may have left while the batch was gathered.
         let (batch, gone): (Vec<Job>, Vec<Job>) =
             batch.into_iter().partition(|j| !j.reply.is_closed());
@@ -472,6 +481,7 @@ impl Worker {
         if batch.is_empty() {
             return Ok(());
         }
+        self.metrics.batches.with_label_values(&[cores]).inc();
         let model = batch[0].model;
         let lens: Vec<usize> = batch.iter().map(|j| j.work.len()).collect();
         let mut replies = Vec::with_capacity(batch.len());

@@ -71,6 +71,9 @@ impl Metrics {
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(batch_size.clone()))?;
         registry.register(Box::new(batches.clone()))?;
+        // Both series from the start, so that a scrape sees zeros rather than nothing.
+        batches.with_label_values(&["all"]);
+        batches.with_label_values(&["one"]);
         registry.register(Box::new(inference_seconds.clone()))?;
         registry.register(Box::new(queue_depth.clone()))?;
         registry.register(Box::new(texts.clone()))?;
