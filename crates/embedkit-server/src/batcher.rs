@@ -24,12 +24,13 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use embedkit::{CallOptions, Capability, EmbeddingModel, Error, Operations, Purpose, Result};
 use tokio::sync::watch;
 
+use crate::lease::{Held, Lease};
 use crate::metrics::Metrics;
 use crate::models::Models;
 use crate::queues::{Budget, Filling, Queues};
@@ -124,55 +125,6 @@ struct Charge {
     padded: usize,
     took: Duration,
     at: Instant,
-}
-
-/// The cores, as units leased to running batches (see the module's notes).
-struct Lease {
-    units: usize,
-    free: Mutex<usize>,
-    freed: Condvar,
-}
-
-/// Units held by a running batch, given back when dropped (a panic included).
-struct Held<'a> {
-    lease: &'a Lease,
-    n: usize,
-}
-
-impl Lease {
-    fn new(units: usize) -> Lease {
-        Lease {
-            units,
-            free: Mutex::new(units),
-            freed: Condvar::new(),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, usize> {
-        self.free.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn free(&self) -> usize {
-        *self.lock()
-    }
-
-    /// Waits until `n` units are free and takes them.
-    fn take(&self, n: usize) -> Held<'_> {
-        let n = n.clamp(1, self.units);
-        let mut free = self.lock();
-        while *free < n {
-            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
-        }
-        *free -= n;
-        Held { lease: self, n }
-    }
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        *self.lease.lock() += self.n;
-        self.lease.freed.notify_all();
-    }
 }
 
 /// What the workers share.

@@ -7,8 +7,9 @@
 //!
 //! Layout: [`api`] the wire types and body extractor, `routes` the handlers, `guard`
 //! what every request passes first (id, Host, API key, concurrency limit, deadline,
-//! logging), `batcher` cross-request batching on the inference thread, `conn` the
-//! connections (idle rule, HTTP/2 switch, shutdown deadline), [`models`] what is served.
+//! logging), `batcher` cross-request batching on the inference workers (`queues` their
+//! scheduler, `lease` the cores they lease), `conn` the connections (idle rule, HTTP/2
+//! switch, shutdown deadline), [`models`] what is served.
 
 pub mod api;
 mod batcher;
@@ -18,6 +19,7 @@ mod error;
 mod guard;
 mod hybrid;
 mod inputs;
+mod lease;
 mod metrics;
 pub mod models;
 mod openapi;
