@@ -350,21 +350,18 @@ impl Worker {
             // end, holding the gate so that none starts beside, then take all that has
             // come. If another queue got work meanwhile, side by side after all (and
             // the batches that ran meanwhile are charged first, so it gets its turn).
+            let alone = |g: &Gate| {
+                g.queues
+                    .pick()
+                    .is_some_and(|q| !g.queues.busy_beside(q, Instant::now()))
+            };
             let mut held = None;
             let units = self.shared.lease.units;
-            if self.policy.core_sharing == CoreSharing::Together && units > 1 {
-                if let Some(queue) = gate.queues.next() {
-                    if !gate.queues.busy_beside(queue, now) {
-                        let all = self.shared.lease.take(units);
-                        self.drain(gate);
-                        self.charge(gate);
-                        let alone = gate
-                            .queues
-                            .next()
-                            .is_some_and(|q| !gate.queues.busy_beside(q, Instant::now()));
-                        held = alone.then_some(all);
-                    }
-                }
+            if self.policy.core_sharing == CoreSharing::Together && units > 1 && alone(gate) {
+                let all = self.shared.lease.take(units);
+                self.drain(gate);
+                self.charge(gate);
+                held = alone(gate).then_some(all);
             }
             // Free units get their share of what waits: the batch takes its part only.
             let free = self.shared.lease.free().max(1);

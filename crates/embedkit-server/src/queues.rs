@@ -190,8 +190,8 @@ impl Queues {
     }
 
     /// The waiting queue charged least (of equals, the one whose first job has waited
-    /// longest).
-    fn pick(&self) -> Option<usize> {
+    /// longest): where the next batch comes from.
+    pub fn pick(&self) -> Option<usize> {
         self.queues
             .iter()
             .enumerate()
@@ -244,11 +244,6 @@ impl Queues {
             .iter()
             .enumerate()
             .any(|(i, q)| i != queue && (!q.jobs.is_empty() || q.recently_active(now)))
-    }
-
-    /// The queue the next batch would come from.
-    pub fn next(&self) -> Option<usize> {
-        self.pick()
     }
 
     /// Charges a batch's queue the compute time the batch took (it ended at `now`), and

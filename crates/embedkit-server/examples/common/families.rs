@@ -30,21 +30,6 @@ pub fn root() -> PathBuf {
 /// is also measured on the encoder under a seeded SPLADE head (splade-tiny's encoder is
 /// tiny beside its vocabulary head, which no real SPLADE model's is).
 pub fn routes(sized: Option<&Path>) -> Vec<Route> {
-    let mut routes = family_routes(sized);
-    if let Some(dir) = sized {
-        routes.insert(
-            2,
-            Route {
-                path: "/embed_sparse",
-                model: "prithivida/Splade_PP_en_v1",
-                dir: dir.join("splade-minilm"),
-            },
-        );
-    }
-    routes
-}
-
-fn family_routes(sized: Option<&Path>) -> Vec<Route> {
     let r = root();
     let (late, rerank) = match sized {
         Some(dir) => (dir.join("colbert-minilm"), dir.join("rerank-minilm")),
@@ -53,7 +38,7 @@ fn family_routes(sized: Option<&Path>) -> Vec<Route> {
             r.join("target/test-models/rerank-bert"),
         ),
     };
-    vec![
+    let mut routes = vec![
         Route {
             path: "/embed",
             model: "sentence-transformers/all-MiniLM-L6-v2",
@@ -64,6 +49,13 @@ fn family_routes(sized: Option<&Path>) -> Vec<Route> {
             model: "prithivida/Splade_PP_en_v1",
             dir: r.join("../shared/models/splade-tiny"),
         },
+    ];
+    routes.extend(sized.map(|dir| Route {
+        path: "/embed_sparse",
+        model: "prithivida/Splade_PP_en_v1",
+        dir: dir.join("splade-minilm"),
+    }));
+    routes.extend([
         Route {
             path: "/embed_late",
             model: "colbert-ir/colbertv2.0",
@@ -74,7 +66,8 @@ fn family_routes(sized: Option<&Path>) -> Vec<Route> {
             model: "Xenova/ms-marco-MiniLM-L-6-v2",
             dir: rerank,
         },
-    ]
+    ]);
+    routes
 }
 
 /// A request's body on `path` with the `n` texts from `i` on (rerank: `n` texts against
